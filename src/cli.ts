@@ -1,0 +1,93 @@
+/**
+ * The command line: flags -> Options -> Config, then the daemon. Nothing else lives here.
+ */
+import { readFileSync } from 'node:fs'
+import { Command, CommanderError, Option } from 'commander'
+import { ENGINES, type Options, defaults, resolveConfig } from './config.js'
+import { runDaemon } from './daemon.js'
+import { ExitCode, LogmergeError } from './errors.js'
+import { LEVELS, createLogger } from './log.js'
+
+const EXAMPLES = `
+Examples:
+  logmerge '/var/log/app/*.log' -o /var/log/merged.log   follow, write new lines as they come
+  logmerge --once --from start a.log b.log > all.log     merge what is there now, then exit
+  logmerge 'logs/**/*.log' /var/log/syslog -o -           globs pick up files created later
+  logmerge /var/log/nginx/                               a directory: every file in it (not .gz)
+
+Follows files by name like tail -F: rotation (rename + create, copytruncate), truncation,
+deletion and files that do not exist yet. Only whole lines are written; a partial last line
+waits for its newline. Quote globs so the shell does not expand them.
+
+Exit codes:
+  0  done (--once) or stopped by SIGTERM/SIGINT after draining
+  1  internal error (a bug: please report it)
+  2  usage error: unknown flag, bad value, output that is also an input, missing output dir
+  3  --once: some inputs could not be read (the others were merged)
+  4  the output could not be opened or written
+`
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+export function buildProgram(): Command {
+  return new Command('logmerge')
+    .description('Follow many log files and merge their complete lines into one output.')
+    .version(version(), '-V, --version')
+    .argument('<inputs...>', 'files, directories or quoted globs to follow')
+    .option('-o, --output <path>', "output file, appended to ('-' for stdout)", '-')
+    .option('--once', 'read what is there now and exit, instead of following')
+    .addOption(
+      new Option('--from <where>', 'where a file seen for the first time starts (default: end; start with --once)').choices([
+        'start',
+        'end',
+      ]),
+    )
+    .addOption(new Option('--engine <name>', 'how readers and writer are arranged').choices(ENGINES).default('async'))
+    .option('--max-line-bytes <n>', 'split lines longer than this (newline included; k/M suffix)', String(defaults.maxLineBytes))
+    .option('--poll-interval <ms>', 'look at files this often even without a change event', String(defaults.pollIntervalMs))
+    .option('--read-chunk <n>', 'largest single read from an input (k/M suffix)', String(defaults.readChunkBytes))
+    .addOption(new Option('--log-level <level>', 'diagnostics on stderr').choices(LEVELS).default(defaults.logLevel))
+    .addHelpText('after', EXAMPLES)
+    .showHelpAfterError('(run `logmerge --help` for usage)')
+    .exitOverride()
+    .configureOutput({
+      // One line: commander's "error: ..." becomes "logmerge: error: ...".
+      outputError: (text, write) => write(`logmerge: ${text}`),
+    })
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram()
+  try {
+    program.parse(argv)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version'
+      process.exitCode = ok ? ExitCode.ok : ExitCode.usage
+      return
+    }
+    throw err
+  }
+  const opts = program.opts<Omit<Options, 'inputs'>>()
+  try {
+    const config = resolveConfig({ ...opts, inputs: program.args })
+    const log = createLogger(config.logLevel)
+    process.exitCode = await runDaemon(config, log)
+  } catch (err) {
+    process.exitCode = report(err)
+  }
+}
+
+/** Prints a fatal error as one line (plus a hint) and returns the exit code for it. */
+function report(err: unknown): ExitCode {
+  if (err instanceof LogmergeError) {
+    const hint = err.hint ? ` (${err.hint})` : ''
+    process.stderr.write(`logmerge: error: ${err.message}${hint}\n`)
+    return err.exitCode
+  }
+  process.stderr.write(`logmerge: internal error: ${(err as Error)?.stack ?? String(err)}\n`)
+  return ExitCode.internal
+}

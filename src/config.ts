@@ -1,0 +1,105 @@
+/**
+ * The resolved configuration every engine runs from, and the one place options are validated.
+ * The user's options (strings from the command line) are kept apart from the resolved Config.
+ */
+import { availableParallelism } from 'node:os'
+import { resolve } from 'node:path'
+import { errors } from './errors.js'
+import { LEVELS, type Level } from './log.js'
+import { type InputSpec, parseInput } from './tail/inputs.js'
+
+export const ENGINES = ['async'] as const
+export type EngineName = (typeof ENGINES)[number]
+
+/** What the user may give (all optional but the inputs), as commander hands it over. */
+export interface Options {
+  inputs: string[]
+  output?: string
+  once?: boolean
+  from?: string
+  engine?: string
+  maxLineBytes?: string | number
+  pollInterval?: string | number
+  readChunk?: string | number
+  threads?: string | number
+  logLevel?: string
+}
+
+export interface Config {
+  readonly inputs: readonly InputSpec[]
+  /** Absolute path of the output file, or '-' for stdout. */
+  readonly output: string
+  readonly once: boolean
+  readonly from: 'start' | 'end'
+  readonly engine: EngineName
+  /** Longest output line including its newline; longer ones are split. */
+  readonly maxLineBytes: number
+  /** How often a reader looks at its file when no event woke it. */
+  readonly pollIntervalMs: number
+  /** Largest single read from an input. */
+  readonly readChunkBytes: number
+  /** Bytes queued for the output before readers wait. */
+  readonly highWaterBytes: number
+  /** Reads in flight at once (async engine). */
+  readonly readConcurrency: number
+  readonly threads: number
+  readonly logLevel: Level
+}
+
+export const defaults = {
+  maxLineBytes: 1024 * 1024,
+  pollIntervalMs: 1000,
+  readChunkBytes: 1024 * 1024,
+  highWaterBytes: 16 * 1024 * 1024,
+  readConcurrency: 64,
+  logLevel: 'warn' as Level,
+}
+
+export function resolveConfig(options: Options, cwd = process.cwd()): Config {
+  if (options.inputs.length === 0) {
+    throw errors.usage('no input files given', 'name at least one file, directory or glob')
+  }
+  const once = options.once ?? false
+  const output = options.output === undefined || options.output === '-' ? '-' : resolve(cwd, options.output)
+  const maxLineBytes = integerOption('--max-line-bytes', options.maxLineBytes, defaults.maxLineBytes, 1024)
+  return {
+    inputs: options.inputs.map((given) => parseInput(given, cwd)),
+    output,
+    once,
+    from: oneOf('--from', options.from, ['start', 'end'] as const, once ? 'start' : 'end'),
+    engine: oneOf('--engine', options.engine, ENGINES, 'async'),
+    maxLineBytes,
+    pollIntervalMs: integerOption('--poll-interval', options.pollInterval, defaults.pollIntervalMs, 10),
+    readChunkBytes: integerOption('--read-chunk', options.readChunk, defaults.readChunkBytes, 4096),
+    highWaterBytes: Math.max(defaults.highWaterBytes, 4 * maxLineBytes),
+    readConcurrency: defaults.readConcurrency,
+    threads: integerOption('--threads', options.threads, availableParallelism(), 1),
+    logLevel: oneOf('--log-level', options.logLevel, LEVELS, defaults.logLevel),
+  }
+}
+
+function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  const v = value ?? fallback
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw errors.usage(`Expected \`${flag}\` to be one of ${allowed.join(', ')}, got \`${v}\``)
+  }
+  return v as T
+}
+
+/** Parses an integer option; accepts size suffixes k, M, G (powers of 1024) for byte counts. */
+export function integerOption(flag: string, value: string | number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  const n = typeof value === 'number' ? value : parseSize(value)
+  if (!Number.isInteger(n) || n < min) {
+    throw errors.usage(`Expected \`${flag}\` to be an integer >= ${min}, got \`${value}\``)
+  }
+  return n
+}
+
+function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]i?[bB]?)?\s*$/.exec(text)
+  if (m === null) return Number.NaN
+  const unit = (m[2] ?? '').charAt(0).toLowerCase()
+  const scale = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1
+  return Number(m[1]) * scale
+}

@@ -1,0 +1,7 @@
+import type { EngineName } from '../config.js'
+import { runAsync } from './async.js'
+import type { Engine } from './engine.js'
+
+export const engines: Record<EngineName, Engine> = {
+  async: runAsync,
+}

@@ -1,0 +1,101 @@
+/**
+ * Errors with a stable code, and the process exit codes they map to. Every message a user can
+ * see for a fatal condition is built here, so the wording lives in one place.
+ */
+
+/** Process exit codes (documented in --help and docs/exit-codes in README). */
+export const ExitCode = {
+  ok: 0,
+  /** An unexpected internal error (a bug): please report it. */
+  internal: 1,
+  /** Bad command line: unknown flag, bad value, output that is also an input. */
+  usage: 2,
+  /** With --once: some inputs could not be read (missing, unreadable); the rest were merged. */
+  inputs: 3,
+  /** The output could not be opened or written and logmerge could not recover. */
+  io: 4,
+} as const
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
+
+export type ErrorCode =
+  | 'EUSAGE'
+  | 'EOUTPUT_IS_INPUT'
+  | 'EOUTPUT_DIR'
+  | 'EOUTPUT_OPEN'
+  | 'EOUTPUT_WRITE'
+  | 'EINPUT'
+
+const exitFor: Record<ErrorCode, ExitCode> = {
+  EUSAGE: ExitCode.usage,
+  EOUTPUT_IS_INPUT: ExitCode.usage,
+  EOUTPUT_DIR: ExitCode.usage,
+  EOUTPUT_OPEN: ExitCode.io,
+  EOUTPUT_WRITE: ExitCode.io,
+  EINPUT: ExitCode.usage,
+}
+
+export class LogmergeError extends Error {
+  override readonly name = 'LogmergeError'
+  readonly code: ErrorCode
+  /** What the user can do about it, shown after the message. */
+  readonly hint: string | undefined
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; hint?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.hint = options?.hint
+  }
+
+  get exitCode(): ExitCode {
+    return exitFor[this.code]
+  }
+}
+
+export const errors = {
+  usage: (message: string, hint = 'see `logmerge --help`') =>
+    new LogmergeError('EUSAGE', message, { hint }),
+  outputIsInput: (output: string, how: string) =>
+    new LogmergeError('EOUTPUT_IS_INPUT', `output ${output} is also an input (${how})`, {
+      hint: 'write the output outside the inputs, or narrow the input glob',
+    }),
+  outputDir: (output: string, cause: NodeJS.ErrnoException) =>
+    new LogmergeError(
+      'EOUTPUT_DIR',
+      `cannot create output ${output}: ${cause.code === 'ENOENT' ? 'its directory does not exist' : describeErrno(cause)}`,
+      { cause, hint: 'create the directory or choose another --output' },
+    ),
+  outputOpen: (output: string, cause: NodeJS.ErrnoException) =>
+    new LogmergeError('EOUTPUT_OPEN', `cannot open output ${output}: ${describeErrno(cause)}`, {
+      cause,
+      hint:
+        cause.code === 'EISDIR'
+          ? 'give a file path, not a directory, to --output'
+          : 'check the path and its permissions',
+    }),
+  outputWrite: (output: string, cause: NodeJS.ErrnoException) =>
+    new LogmergeError('EOUTPUT_WRITE', `cannot write output ${output}: ${describeErrno(cause)}`, {
+      cause,
+      hint: 'free space or fix permissions, then restart; nothing read was acknowledged as written',
+    }),
+}
+
+/** "permission denied (EACCES)" rather than libuv's "EACCES: permission denied, open '/x'". */
+export function describeErrno(err: NodeJS.ErrnoException): string {
+  const text: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EISDIR: 'is a directory',
+    ENOTDIR: 'a path component is not a directory',
+    ENOSPC: 'no space left on device',
+    EFBIG: 'file too large',
+    EIO: 'input/output error',
+    EMFILE: 'too many open files',
+    EROFS: 'read-only file system',
+  }
+  const code = err.code ?? 'unknown'
+  return `${text[code] ?? err.message} (${code})`
+}
+
+export const isErrno = (err: unknown, ...codes: string[]): err is NodeJS.ErrnoException =>
+  err instanceof Error && codes.includes((err as NodeJS.ErrnoException).code ?? '')

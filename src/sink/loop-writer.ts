@@ -1,0 +1,213 @@
+/**
+ * The event-loop writer: owned by one event loop, so it needs no lock. Blocks are queued and
+ * written in batches with writev; past a byte high-water mark, write() hands readers a promise
+ * so they wait instead of memory growing (the "memory explosion" of the notes' BetterWay55).
+ */
+import { close, fstat, fsync, open, writev } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
+import { describeErrno, errors, isErrno } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { BlockSink, SourceMark } from './sink.js'
+
+const writevAsync = promisify(writev)
+const fsyncAsync = promisify(fsync)
+const closeAsync = promisify(close)
+const fstatAsync = promisify(fstat)
+const openAsync = promisify(open)
+
+/** POSIX IOV_MAX on Linux: more buffers than this in one writev fail with EINVAL. */
+const IOV_MAX = 1024
+/** Errors we wait out (full disk, quota, file size limit, a pipe not ready) instead of dying. */
+const RETRYABLE = ['EAGAIN', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EINTR']
+const STDOUT_FD = 1
+
+export interface LoopWriterOptions {
+  readonly highWaterBytes: number
+  readonly log: Logger
+  /** Called once if the output fails for good; the daemon then exits. */
+  readonly onFatal: (err: Error) => void
+}
+
+export class LoopWriter implements BlockSink {
+  readonly path: string
+  #fd: number
+  #queue: Buffer[] = []
+  /** Parallel to #queue: the source mark of each block, if any. */
+  #marks: (SourceMark | undefined)[] = []
+  #queuedBytes = 0
+  #flushing: Promise<void> | null = null
+  #waiters: (() => void)[] = []
+  #idle: (() => void)[] = []
+  #size: number
+  #written = new Map<string, number>()
+  #closed: Promise<void> | null = null
+  #failed: Error | null = null
+  readonly #opts: LoopWriterOptions
+
+  private constructor(path: string, fd: number, size: number, opts: LoopWriterOptions) {
+    this.path = path
+    this.#fd = fd
+    this.#size = size
+    this.#opts = opts
+  }
+
+  /** Opens `path` for appending ('-' is stdout). */
+  static async open(path: string, opts: LoopWriterOptions): Promise<LoopWriter> {
+    if (path === '-') return new LoopWriter(path, STDOUT_FD, 0, opts)
+    const fd = await openOutput(path)
+    const { size } = await fstatAsync(fd)
+    return new LoopWriter(path, fd, size, opts)
+  }
+
+  /** Bytes in the output file (its size at open plus what we wrote since). */
+  get size(): number {
+    return this.#size
+  }
+
+  /** For each source, the offset up to which its bytes are written (not only queued). */
+  get written(): ReadonlyMap<string, number> {
+    return this.#written
+  }
+
+  get queuedBytes(): number {
+    return this.#queuedBytes
+  }
+
+  write(block: Buffer, mark?: SourceMark): Promise<void> | undefined {
+    if (this.#failed) return Promise.reject(this.#failed)
+    if (block.length === 0) return undefined // an empty writev would never make progress
+    this.#queue.push(block)
+    this.#marks.push(mark)
+    this.#queuedBytes += block.length
+    this.#flushing ??= this.#flushLoop()
+    if (this.#queuedBytes < this.#opts.highWaterBytes) return undefined
+    return new Promise((resolve) => this.#waiters.push(resolve))
+  }
+
+  /** Resolves once everything queued so far is written. */
+  async drain(): Promise<void> {
+    if (this.#flushing === null) return
+    await new Promise<void>((resolve) => this.#idle.push(resolve))
+  }
+
+  /** Writes out the queue and makes the output durable (no-op for stdout and pipes). */
+  async sync(): Promise<void> {
+    await this.drain()
+    if (this.#fd === STDOUT_FD) return
+    try {
+      await fsyncAsync(this.#fd)
+    } catch (err) {
+      if (!isErrno(err, 'EINVAL', 'EROFS')) throw err // not syncable (a pipe, /dev/null)
+    }
+  }
+
+  /**
+   * Opens the output path again and switches to it once the queue is written (logrotate
+   * `create` + SIGHUP). The old fd is closed only once the new one is open.
+   */
+  async reopen(): Promise<void> {
+    if (this.#fd === STDOUT_FD) return
+    const fd = await openOutput(this.path)
+    await this.drain()
+    const old = this.#fd
+    this.#fd = fd
+    this.#size = (await fstatAsync(fd)).size
+    await closeAsync(old)
+  }
+
+  /** Writes what is queued, then closes. Idempotent: every call returns the same promise. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await this.sync()
+      if (this.#fd !== STDOUT_FD) await closeAsync(this.#fd)
+    })()
+    return this.#closed
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  async #flushLoop(): Promise<void> {
+    let backoff = 50
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, IOV_MAX)
+      const marks = this.#marks.splice(0, batch.length)
+      try {
+        await this.#writeAll(batch)
+        backoff = 50
+      } catch (err) {
+        if (isErrno(err, ...RETRYABLE)) {
+          // Nothing is lost: put the unwritten rest back at the front and wait.
+          this.#opts.log.warnOnce(
+            `output:${err.code}`,
+            `cannot write output ${this.path}: ${describeErrno(err)}; retrying, readers paused`,
+          )
+          this.#queue.unshift(...batch)
+          this.#marks.unshift(...marks.slice(marks.length - batch.length))
+          await sleep(backoff)
+          backoff = Math.min(backoff * 2, 5000)
+          continue
+        }
+        this.#fail(errors.outputWrite(this.path, err as NodeJS.ErrnoException))
+        return
+      }
+      this.#opts.log.forget('output:ENOSPC')
+      for (const m of marks) if (m) this.#written.set(m.key, m.offset)
+      if (this.#queuedBytes < this.#opts.highWaterBytes / 2) this.#wakeWaiters()
+    }
+    this.#flushing = null
+    this.#wakeWaiters()
+    for (const resolve of this.#idle.splice(0)) resolve()
+  }
+
+  /** writev until every byte is out; a short write leaves `batch` holding only the unwritten rest. */
+  async #writeAll(batch: Buffer[]): Promise<void> {
+    while (batch.length > 0) {
+      const { bytesWritten: n } = await writevAsync(this.#fd, batch)
+      this.#size += n
+      this.#queuedBytes -= n
+      dropWritten(batch, n)
+    }
+  }
+
+  #wakeWaiters(): void {
+    for (const resolve of this.#waiters.splice(0)) resolve()
+  }
+
+  #fail(err: Error): void {
+    this.#failed = err
+    this.#queue = []
+    this.#queuedBytes = 0
+    this.#flushing = null
+    this.#wakeWaiters()
+    for (const resolve of this.#idle.splice(0)) resolve()
+    this.#opts.onFatal(err)
+  }
+}
+
+/** Removes the first `n` bytes from `batch` in place. */
+function dropWritten(batch: Buffer[], n: number): void {
+  let left = n
+  while (left > 0 && batch.length > 0) {
+    const first = batch[0] as Buffer
+    if (first.length <= left) {
+      left -= first.length
+      batch.shift()
+    } else {
+      batch[0] = first.subarray(left)
+      left = 0
+    }
+  }
+}
+
+async function openOutput(path: string): Promise<number> {
+  try {
+    return await openAsync(path, 'a', 0o644)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw errors.outputDir(path, e)
+    throw errors.outputOpen(path, e)
+  }
+}

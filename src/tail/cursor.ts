@@ -1,0 +1,220 @@
+/**
+ * The reader core: what one open file looks like to logmerge, with no I/O.
+ *
+ * A cursor knows the file's identity (device, inode and the first bytes, so a reused inode is
+ * not mistaken for the old file), the offset of the next unread byte and the partial last line
+ * it holds. The I/O shells (tail-sync, tail-async) feed it stats and chunks; it decides what
+ * happened to the file and frames chunks into blocks of whole lines.
+ */
+
+const NEWLINE = 0x0a
+const NL = Buffer.from([NEWLINE])
+
+/** How many leading bytes identify a file's content (besides device and inode). */
+export const FINGERPRINT_BYTES = 64
+
+export interface Identity {
+  readonly dev: number
+  readonly ino: number
+}
+
+export const identityKey = (id: Identity): string => `${id.dev}:${id.ino}`
+
+export const sameIdentity = (a: Identity, b: Identity): boolean => a.dev === b.dev && a.ino === b.ino
+
+/** What a fresh look at the open file says. */
+export type Change = 'idle' | 'grown' | 'truncated'
+
+export interface CursorInit {
+  readonly identity: Identity
+  /** Offset of the next byte to read. */
+  readonly offset: number
+  /** The file's first bytes as far as known (up to FINGERPRINT_BYTES). */
+  readonly head: Buffer
+  /** Longest output line, newline included; longer lines are split into pieces. */
+  readonly maxLineBytes: number
+}
+
+export class Cursor {
+  readonly identity: Identity
+  readonly maxLineBytes: number
+  #offset: number
+  #head: Buffer
+  #pending: Buffer[] = []
+  #pendingBytes = 0
+  #linesSplit = 0
+  /** The held partial line has already been cut into pieces (count it as split once). */
+  #cutting = false
+
+  constructor(init: CursorInit) {
+    if (!Number.isInteger(init.maxLineBytes) || init.maxLineBytes < 2) {
+      throw new RangeError(`maxLineBytes must be an integer >= 2, got ${init.maxLineBytes}`)
+    }
+    this.identity = init.identity
+    this.maxLineBytes = init.maxLineBytes
+    this.#offset = init.offset
+    this.#head = Buffer.from(init.head.subarray(0, FINGERPRINT_BYTES))
+  }
+
+  /** Offset of the next byte to read from the file. */
+  get offset(): number {
+    return this.#offset
+  }
+
+  /** Offset up to which every byte is in a block already returned: safe to checkpoint. */
+  get committedOffset(): number {
+    return this.#offset - this.#pendingBytes
+  }
+
+  /** Bytes of a partial last line held until its newline arrives. */
+  get pendingBytes(): number {
+    return this.#pendingBytes
+  }
+
+  /** Lines that were longer than maxLineBytes and so were split. */
+  get linesSplit(): number {
+    return this.#linesSplit
+  }
+
+  get head(): Buffer {
+    return this.#head
+  }
+
+  /** True while the fingerprint is shorter than it could be (the file was short when read). */
+  get headIncomplete(): boolean {
+    return this.#head.length < FINGERPRINT_BYTES
+  }
+
+  /**
+   * Decides what happened to the file from its current size and, when available, its current
+   * first bytes. A file whose first bytes changed was truncated and written again, even if it is
+   * now longer than our offset.
+   */
+  classify(size: number, headNow?: Buffer): Change {
+    if (size < this.#offset) return 'truncated'
+    if (headNow !== undefined && !this.headMatches(headNow)) return 'truncated'
+    return size > this.#offset ? 'grown' : 'idle'
+  }
+
+  /** True when `headNow` (the file's first bytes now) agrees with what we saw before. */
+  headMatches(headNow: Buffer): boolean {
+    const n = Math.min(this.#head.length, headNow.length)
+    return this.#head.compare(headNow, 0, n, 0, n) === 0
+  }
+
+  /** Learn the file's first bytes (read separately when we did not start at offset 0). */
+  setHead(head: Buffer): void {
+    if (head.length > this.#head.length) {
+      this.#head = Buffer.from(head.subarray(0, FINGERPRINT_BYTES))
+    }
+  }
+
+  /**
+   * Takes the next bytes of the file (read at `this.offset`) and returns the block of complete
+   * lines they finish, or null. The bytes after the last newline are held. A line longer than
+   * maxLineBytes comes out as pieces of at most maxLineBytes bytes, each ending in a newline.
+   * The caller must not reuse `chunk`'s memory afterwards.
+   */
+  frame(chunk: Buffer): Buffer | null {
+    if (chunk.length === 0) return null
+    this.#learnHead(chunk)
+    this.#offset += chunk.length
+    const lastNewline = chunk.lastIndexOf(NEWLINE)
+    if (lastNewline < 0) {
+      this.#hold(chunk)
+      return this.#cutOverlongPending()
+    }
+    const complete = chunk.subarray(0, lastNewline + 1)
+    const block = this.#pendingBytes === 0 ? complete : this.#takePending(complete)
+    const firstAlreadyCut = this.#cutting
+    this.#cutting = false
+    const rest = chunk.subarray(lastNewline + 1)
+    // Copy the remainder: holding a view would keep the whole chunk alive for a few bytes.
+    if (rest.length > 0) this.#hold(Buffer.from(rest))
+    const lines = block.length > this.maxLineBytes ? this.#splitOverlong(block, firstAlreadyCut) : block
+    const pieces = this.#cutOverlongPending()
+    return pieces === null ? lines : Buffer.concat([lines, pieces])
+  }
+
+  /**
+   * Returns the held partial line with a newline added (the file was rotated away, truncated,
+   * deleted, or we are finishing a --once run), or null when nothing is held.
+   */
+  flush(): Buffer | null {
+    this.#cutting = false
+    if (this.#pendingBytes === 0) return null
+    return this.#takePending(NL)
+  }
+
+  /** The file was truncated: returns the flushed partial line and starts again at offset 0. */
+  restart(): Buffer | null {
+    const flushed = this.flush()
+    this.#offset = 0
+    this.#head = Buffer.alloc(0)
+    return flushed
+  }
+
+  #learnHead(chunk: Buffer): void {
+    const have = this.#head.length
+    if (have >= FINGERPRINT_BYTES || this.#offset !== have) return
+    const extra = chunk.subarray(0, FINGERPRINT_BYTES - have)
+    this.#head = Buffer.concat([this.#head, extra])
+  }
+
+  #hold(bytes: Buffer): void {
+    this.#pending.push(bytes)
+    this.#pendingBytes += bytes.length
+  }
+
+  #takePending(tail: Buffer): Buffer {
+    const out = Buffer.concat([...this.#pending, tail], this.#pendingBytes + tail.length)
+    this.#pending = []
+    this.#pendingBytes = 0
+    return out
+  }
+
+  /** A partial line that already cannot fit in one output line is cut into full pieces now. */
+  #cutOverlongPending(): Buffer | null {
+    const room = this.maxLineBytes - 1
+    if (this.#pendingBytes <= room) return null
+    const held = Buffer.concat(this.#pending, this.#pendingBytes)
+    const parts: Buffer[] = []
+    let at = 0
+    // Same cut points as #splitOverlong, so any chunking of the input gives the same pieces.
+    while (held.length - at > room) {
+      parts.push(held.subarray(at, at + room), NL)
+      at += room
+    }
+    if (!this.#cutting) this.#linesSplit++
+    this.#cutting = true
+    const kept = Buffer.from(held.subarray(at))
+    this.#pending = [kept]
+    this.#pendingBytes = kept.length
+    return Buffer.concat(parts)
+  }
+
+  /** Splits the lines of `block` that are longer than maxLineBytes. */
+  #splitOverlong(block: Buffer, firstAlreadyCut: boolean): Buffer {
+    const room = this.maxLineBytes - 1
+    const parts: Buffer[] = []
+    let start = 0
+    let copiedTo = 0
+    while (start < block.length) {
+      const end = block.indexOf(NEWLINE, start) // always found: a block ends in a newline
+      if (end - start > room) {
+        parts.push(block.subarray(copiedTo, start))
+        let at = start
+        while (end - at > room) {
+          parts.push(block.subarray(at, at + room), NL)
+          at += room
+        }
+        copiedTo = at
+        if (start > 0 || !firstAlreadyCut) this.#linesSplit++
+      }
+      start = end + 1
+    }
+    if (copiedTo === 0) return block
+    parts.push(block.subarray(copiedTo))
+    return Buffer.concat(parts)
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Finding input files: a one-time scan at start-up, then chokidar events for what appears,
+ * changes and goes away. Every input is watched through its directory (a literal file through
+ * its parent), so a file that does not exist yet, or is deleted and created again, is seen.
+ */
+import type { Dirent } from 'node:fs'
+import { readdir } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { type FSWatcher, watch } from 'chokidar'
+import type { Logger } from '../log.js'
+import type { InputSpec } from './inputs.js'
+
+export interface DiscoveryEvents {
+  /** A matching path appeared or was removed: look at what it points to now. */
+  readonly changedName: (path: string) => void
+  /** A matching file was written to. */
+  readonly changedData: (path: string) => void
+}
+
+/** True when `path` is wanted by any input (and is not the output). */
+export function makeMatcher(inputs: readonly InputSpec[], exclude?: string): (path: string) => boolean {
+  return (path) => path !== exclude && inputs.some((i) => i.matches(path))
+}
+
+/** Every path the inputs name now: literal files (present or not) and matching files found. */
+export async function scanInputs(inputs: readonly InputSpec[], exclude?: string): Promise<string[]> {
+  const found = new Set<string>()
+  for (const input of inputs) {
+    if (input.kind === 'file') {
+      if (input.root !== exclude) found.add(input.root)
+      continue
+    }
+    for await (const path of walk(input.root, input.depth ?? Number.POSITIVE_INFINITY)) {
+      if (path !== exclude && input.matches(path)) found.add(path)
+    }
+  }
+  return [...found]
+}
+
+async function* walk(dir: string, depth: number): AsyncGenerator<string> {
+  let entries: Dirent[]
+  try {
+    entries = await readdir(dir, { withFileTypes: true })
+  } catch {
+    return // gone or unreadable: discovery's watcher reports what appears later
+  }
+  for (const e of entries) {
+    const path = join(dir, e.name)
+    if (e.isDirectory()) {
+      if (depth > 0) yield* walk(path, depth - 1)
+    } else {
+      yield path // symlinks included: the follower stats through them
+    }
+  }
+}
+
+/** The directories to watch, each with how deep below it files may appear. */
+export function watchRoots(inputs: readonly InputSpec[]): Map<string, number | undefined> {
+  const roots = new Map<string, number | undefined>()
+  for (const input of inputs) {
+    const root = input.kind === 'file' ? dirname(input.root) : input.root
+    const depth = input.kind === 'file' ? 0 : input.depth
+    const had = roots.get(root)
+    const merged = !roots.has(root) ? depth : had === undefined || depth === undefined ? undefined : Math.max(had, depth)
+    roots.set(root, merged)
+  }
+  return roots
+}
+
+export class Discovery {
+  readonly #watchers: FSWatcher[] = []
+  #closed: Promise<void> | null = null
+
+  private constructor() {}
+
+  /** Starts watching; resolves once the watchers have scanned their directories. */
+  static async start(
+    inputs: readonly InputSpec[],
+    events: DiscoveryEvents,
+    opts: { exclude?: string; log: Logger },
+  ): Promise<Discovery> {
+    const wanted = makeMatcher(inputs, opts.exclude)
+    const d = new Discovery()
+    const ready: Promise<void>[] = []
+    for (const [root, depth] of watchRoots(inputs)) {
+      const watcher = watch(root, {
+        depth,
+        ignoreInitial: true,
+        persistent: true,
+        // Rotation must be seen as unlink + add, not folded into one 'change'.
+        atomic: false,
+        followSymlinks: true,
+        // Do not watch files no input wants: each watched file costs an inotify watch.
+        ignored: (path, stats) => path !== root && stats?.isFile() === true && !wanted(path),
+      })
+      watcher.on('add', (p) => wanted(p) && events.changedName(p))
+      watcher.on('unlink', (p) => wanted(p) && events.changedName(p))
+      watcher.on('change', (p) => wanted(p) && events.changedData(p))
+      watcher.on('error', (err) => opts.log.warn(`watching ${root}: ${(err as Error).message}`))
+      ready.push(new Promise((resolve) => watcher.once('ready', resolve)))
+      d.#watchers.push(watcher)
+    }
+    await Promise.all(ready)
+    return d
+  }
+
+  /** Idempotent: every call returns the same promise. */
+  close(): Promise<void> {
+    this.#closed ??= Promise.all(this.#watchers.map((w) => w.close())).then(() => undefined)
+    return this.#closed
+  }
+}
