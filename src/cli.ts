@@ -28,7 +28,9 @@ Exit codes:
 `
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
   return pkg.version
 }
 
@@ -40,16 +42,36 @@ export function buildProgram(): Command {
     .option('-o, --output <path>', "output file, appended to ('-' for stdout)", '-')
     .option('--once', 'read what is there now and exit, instead of following')
     .addOption(
-      new Option('--from <where>', 'where a file seen for the first time starts (default: end; start with --once)').choices([
-        'start',
-        'end',
-      ]),
+      new Option(
+        '--from <where>',
+        'where a file seen for the first time starts (default: end; start with --once)',
+      ).choices(['start', 'end']),
     )
-    .addOption(new Option('--engine <name>', 'how readers and writer are arranged').choices(ENGINES).default('async'))
-    .option('--max-line-bytes <n>', 'split lines longer than this (newline included; k/M suffix)', String(defaults.maxLineBytes))
-    .option('--poll-interval <ms>', 'look at files this often even without a change event', String(defaults.pollIntervalMs))
-    .option('--read-chunk <n>', 'largest single read from an input (k/M suffix)', String(defaults.readChunkBytes))
-    .addOption(new Option('--log-level <level>', 'diagnostics on stderr').choices(LEVELS).default(defaults.logLevel))
+    .addOption(
+      new Option('--engine <name>', 'how readers and writer are arranged')
+        .choices(ENGINES)
+        .default('async'),
+    )
+    .option(
+      '--max-line-bytes <n>',
+      'split lines longer than this (newline included; k/M suffix)',
+      String(defaults.maxLineBytes),
+    )
+    .option(
+      '--poll-interval <ms>',
+      'look at files this often even without a change event',
+      String(defaults.pollIntervalMs),
+    )
+    .option(
+      '--read-chunk <n>',
+      'largest single read from an input (k/M suffix)',
+      String(defaults.readChunkBytes),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'diagnostics on stderr')
+        .choices(LEVELS)
+        .default(defaults.logLevel),
+    )
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError('(run `logmerge --help` for usage)')
     .exitOverride()

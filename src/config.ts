@@ -60,8 +60,14 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
     throw errors.usage('no input files given', 'name at least one file, directory or glob')
   }
   const once = options.once ?? false
-  const output = options.output === undefined || options.output === '-' ? '-' : resolve(cwd, options.output)
-  const maxLineBytes = integerOption('--max-line-bytes', options.maxLineBytes, defaults.maxLineBytes, 1024)
+  const output =
+    options.output === undefined || options.output === '-' ? '-' : resolve(cwd, options.output)
+  const maxLineBytes = integerOption(
+    '--max-line-bytes',
+    options.maxLineBytes,
+    defaults.maxLineBytes,
+    1024,
+  )
   return {
     inputs: options.inputs.map((given) => parseInput(given, cwd)),
     output,
@@ -69,7 +75,12 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
     from: oneOf('--from', options.from, ['start', 'end'] as const, once ? 'start' : 'end'),
     engine: oneOf('--engine', options.engine, ENGINES, 'async'),
     maxLineBytes,
-    pollIntervalMs: integerOption('--poll-interval', options.pollInterval, defaults.pollIntervalMs, 10),
+    pollIntervalMs: integerOption(
+      '--poll-interval',
+      options.pollInterval,
+      defaults.pollIntervalMs,
+      10,
+    ),
     readChunkBytes: integerOption('--read-chunk', options.readChunk, defaults.readChunkBytes, 4096),
     highWaterBytes: Math.max(defaults.highWaterBytes, 4 * maxLineBytes),
     readConcurrency: defaults.readConcurrency,
@@ -78,7 +89,12 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
   }
 }
 
-function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+function oneOf<T extends string>(
+  flag: string,
+  value: string | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T {
   const v = value ?? fallback
   if (!(allowed as readonly string[]).includes(v)) {
     throw errors.usage(`Expected \`${flag}\` to be one of ${allowed.join(', ')}, got \`${v}\``)
@@ -87,7 +103,12 @@ function oneOf<T extends string>(flag: string, value: string | undefined, allowe
 }
 
 /** Parses an integer option; accepts size suffixes k, M, G (powers of 1024) for byte counts. */
-export function integerOption(flag: string, value: string | number | undefined, fallback: number, min: number): number {
+export function integerOption(
+  flag: string,
+  value: string | number | undefined,
+  fallback: number,
+  min: number,
+): number {
   if (value === undefined) return fallback
   const n = typeof value === 'number' ? value : parseSize(value)
   if (!Number.isInteger(n) || n < min) {

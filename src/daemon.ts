@@ -31,7 +31,9 @@ export async function runDaemon(config: Config, log: Logger): Promise<ExitCode> 
   try {
     const result = await engines[config.engine]({ config, log, stop: stop.signal, events })
     if (config.once && result.unreadable.length > 0) {
-      log.error(`could not read ${result.unreadable.length} input(s): ${result.unreadable.join(', ')}`)
+      log.error(
+        `could not read ${result.unreadable.length} input(s): ${result.unreadable.join(', ')}`,
+      )
       return ExitCode.inputs
     }
     return ExitCode.ok

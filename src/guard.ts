@@ -13,7 +13,10 @@ export function checkOutputNotInput(output: string, inputs: readonly InputSpec[]
   const outStat = statSync(output, { throwIfNoEntry: false })
   for (const input of inputs) {
     if (input.matches(output) || input.matches(outReal)) {
-      const how = input.kind === 'file' ? `input ${input.given} is the same path` : `matched by input ${input.given}`
+      const how =
+        input.kind === 'file'
+          ? `input ${input.given} is the same path`
+          : `matched by input ${input.given}`
       throw errors.outputIsInput(output, how)
     }
     if (input.kind !== 'file' || !outStat) continue

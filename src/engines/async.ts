@@ -10,7 +10,12 @@ import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
 
-export async function runAsync({ config, log, stop, events }: EngineContext): Promise<EngineResult> {
+export async function runAsync({
+  config,
+  log,
+  stop,
+  events,
+}: EngineContext): Promise<EngineResult> {
   let fatal: Error | null = null
   const failed = new AbortController()
   const writer = await LoopWriter.open(config.output, {
@@ -44,7 +49,10 @@ export async function runAsync({ config, log, stop, events }: EngineContext): Pr
     } else {
       const discovery = await Discovery.start(
         config.inputs,
-        { changedName: (p) => void follower.resolve(p), changedData: (p) => void follower.changed(p) },
+        {
+          changedName: (p) => void follower.resolve(p),
+          changedData: (p) => void follower.changed(p),
+        },
         { exclude, log },
       )
       try {

@@ -20,7 +20,8 @@ export interface Identity {
 
 export const identityKey = (id: Identity): string => `${id.dev}:${id.ino}`
 
-export const sameIdentity = (a: Identity, b: Identity): boolean => a.dev === b.dev && a.ino === b.ino
+export const sameIdentity = (a: Identity, b: Identity): boolean =>
+  a.dev === b.dev && a.ino === b.ino
 
 /** What a fresh look at the open file says. */
 export type Change = 'idle' | 'grown' | 'truncated'
@@ -131,7 +132,8 @@ export class Cursor {
     const rest = chunk.subarray(lastNewline + 1)
     // Copy the remainder: holding a view would keep the whole chunk alive for a few bytes.
     if (rest.length > 0) this.#hold(Buffer.from(rest))
-    const lines = block.length > this.maxLineBytes ? this.#splitOverlong(block, firstAlreadyCut) : block
+    const lines =
+      block.length > this.maxLineBytes ? this.#splitOverlong(block, firstAlreadyCut) : block
     const pieces = this.#cutOverlongPending()
     return pieces === null ? lines : Buffer.concat([lines, pieces])
   }

@@ -3,9 +3,9 @@
  * changes and goes away. Every input is watched through its directory (a literal file through
  * its parent), so a file that does not exist yet, or is deleted and created again, is seen.
  */
-import type { Dirent } from 'node:fs'
+import { type Dirent, existsSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { dirname, join, relative, sep } from 'node:path'
 import { type FSWatcher, watch } from 'chokidar'
 import type { Logger } from '../log.js'
 import type { InputSpec } from './inputs.js'
@@ -18,12 +18,18 @@ export interface DiscoveryEvents {
 }
 
 /** True when `path` is wanted by any input (and is not the output). */
-export function makeMatcher(inputs: readonly InputSpec[], exclude?: string): (path: string) => boolean {
+export function makeMatcher(
+  inputs: readonly InputSpec[],
+  exclude?: string,
+): (path: string) => boolean {
   return (path) => path !== exclude && inputs.some((i) => i.matches(path))
 }
 
 /** Every path the inputs name now: literal files (present or not) and matching files found. */
-export async function scanInputs(inputs: readonly InputSpec[], exclude?: string): Promise<string[]> {
+export async function scanInputs(
+  inputs: readonly InputSpec[],
+  exclude?: string,
+): Promise<string[]> {
   const found = new Set<string>()
   for (const input of inputs) {
     if (input.kind === 'file') {
@@ -61,10 +67,20 @@ export function watchRoots(inputs: readonly InputSpec[]): Map<string, number | u
     const root = input.kind === 'file' ? dirname(input.root) : input.root
     const depth = input.kind === 'file' ? 0 : input.depth
     const had = roots.get(root)
-    const merged = !roots.has(root) ? depth : had === undefined || depth === undefined ? undefined : Math.max(had, depth)
+    const merged = !roots.has(root)
+      ? depth
+      : had === undefined || depth === undefined
+        ? undefined
+        : Math.max(had, depth)
     roots.set(root, merged)
   }
   return roots
+}
+
+function existingAncestor(dir: string): string {
+  let at = dir
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at)
+  return at
 }
 
 export class Discovery {
@@ -82,7 +98,13 @@ export class Discovery {
     const wanted = makeMatcher(inputs, opts.exclude)
     const d = new Discovery()
     const ready: Promise<void>[] = []
-    for (const [root, depth] of watchRoots(inputs)) {
+    for (const [wantedRoot, wantedDepth] of watchRoots(inputs)) {
+      // A directory that does not exist yet is watched from its nearest existing ancestor.
+      const root = existingAncestor(wantedRoot)
+      const extra = root === wantedRoot ? 0 : relative(root, wantedRoot).split(sep).length
+      const depth = wantedDepth === undefined ? undefined : wantedDepth + extra
+      const onTheWay = (dir: string) =>
+        dir === wantedRoot || wantedRoot.startsWith(dir + sep) || dir.startsWith(wantedRoot + sep)
       const watcher = watch(root, {
         depth,
         ignoreInitial: true,
@@ -90,8 +112,11 @@ export class Discovery {
         // Rotation must be seen as unlink + add, not folded into one 'change'.
         atomic: false,
         followSymlinks: true,
-        // Do not watch files no input wants: each watched file costs an inotify watch.
-        ignored: (path, stats) => path !== root && stats?.isFile() === true && !wanted(path),
+        // Watch only what an input can want: each watched file costs an inotify watch.
+        ignored: (path, stats) => {
+          if (path === root || stats === undefined) return false
+          return stats.isDirectory() ? !onTheWay(path) : !wanted(path)
+        },
       })
       watcher.on('add', (p) => wanted(p) && events.changedName(p))
       watcher.on('unlink', (p) => wanted(p) && events.changedName(p))

@@ -81,7 +81,8 @@ class AsyncFile {
     await this.#running
     if (flush) {
       const rest = this.cursor.flush()
-      if (rest) await this.#opts.sink.write(rest, { key: this.key, offset: this.cursor.committedOffset })
+      if (rest)
+        await this.#opts.sink.write(rest, { key: this.key, offset: this.cursor.committedOffset })
     }
     const fh = this.fh
     this.fh = null
@@ -121,7 +122,10 @@ class AsyncFile {
       }
     } catch (err) {
       // The fd stays valid after rename or unlink; an error here is the device or the fs.
-      log.warnOnce(`read:${this.key}`, `cannot read ${this.path}: ${describeErrno(err as NodeJS.ErrnoException)}; will retry`)
+      log.warnOnce(
+        `read:${this.key}`,
+        `cannot read ${this.path}: ${describeErrno(err as NodeJS.ErrnoException)}; will retry`,
+      )
     }
   }
 }
@@ -193,7 +197,8 @@ export class AsyncFollower {
     for (const [path, key] of this.#names) {
       const st = statSync(path, { throwIfNoEntry: false })
       const file = key ? this.#files.get(key) : undefined
-      if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset) void this.resolve(path)
+      if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset)
+        void this.resolve(path)
     }
     const now = Date.now()
     for (const file of this.#files.values()) {
@@ -229,7 +234,10 @@ export class AsyncFollower {
       st = await stat(path)
     } catch (err) {
       if (!isErrno(err, 'ENOENT', 'ENOTDIR')) {
-        log.warnOnce(`stat:${path}`, `cannot follow ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`)
+        log.warnOnce(
+          `stat:${path}`,
+          `cannot follow ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+        )
       } else if (this.#startupNames.has(path)) {
         const later = this.#opts.follow ? ' yet; it will be followed when it appears' : ''
         log.warnOnce(`missing:${path}`, `${path} does not exist${later}`)
@@ -266,7 +274,10 @@ export class AsyncFollower {
     } catch (err) {
       this.#unreadable.add(path)
       if (!isErrno(err, 'ENOENT')) {
-        this.#opts.log.warnOnce(`open:${path}`, `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`)
+        this.#opts.log.warnOnce(
+          `open:${path}`,
+          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+        )
       }
       return
     }
@@ -287,8 +298,14 @@ export class AsyncFollower {
       return
     } else {
       const atStartup = this.#startupNames.delete(path)
-      const offset = atStartup && this.#opts.from === 'end' ? await lineStartBefore(fh, real.size) : 0
-      cursor = new Cursor({ identity: toIdentity(real), offset, head, maxLineBytes: this.#opts.maxLineBytes })
+      const offset =
+        atStartup && this.#opts.from === 'end' ? await lineStartBefore(fh, real.size) : 0
+      cursor = new Cursor({
+        identity: toIdentity(real),
+        offset,
+        head,
+        maxLineBytes: this.#opts.maxLineBytes,
+      })
       if (!atStartup) this.#opts.log.info(`${path}: following new file`)
     }
     const file = new AsyncFile(path, fh, cursor, this.#opts)

@@ -1,6 +1,12 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Cursor, type CursorInit, FINGERPRINT_BYTES, identityKey, sameIdentity } from '../../../src/tail/cursor.js'
+import {
+  Cursor,
+  type CursorInit,
+  FINGERPRINT_BYTES,
+  identityKey,
+  sameIdentity,
+} from '../../../src/tail/cursor.js'
 
 const NEWLINE = 0x0a
 const ID = { dev: 7, ino: 42 }
@@ -43,7 +49,10 @@ const boundaryInputArb = (maxLineBytes: number): fc.Arbitrary<Buffer> => {
     .tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: -1, max: 1 }))
     .map(([k, d]) => Math.max(0, k * room + d))
   const contentArb = lengthArb.chain((n) =>
-    fc.array(fc.integer({ min: 0, max: 255 }).filter((x) => x !== NEWLINE), { minLength: n, maxLength: n }),
+    fc.array(
+      fc.integer({ min: 0, max: 255 }).filter((x) => x !== NEWLINE),
+      { minLength: n, maxLength: n },
+    ),
   )
   return fc
     .tuple(fc.array(contentArb, { maxLength: 8 }), fc.option(contentArb, { nil: undefined }))
@@ -70,7 +79,11 @@ const chunksOf = (input: Buffer, cuts: readonly number[]): Buffer[] => {
 const bytewise = (input: Buffer): Buffer[] => Array.from(input, (_, i) => input.subarray(i, i + 1))
 
 /** Feeds every chunk; returns the concatenated blocks (before any flush). */
-const feed = (c: Cursor, chunks: readonly Buffer[], afterEach?: (consumed: number, out: Buffer) => void): Buffer => {
+const feed = (
+  c: Cursor,
+  chunks: readonly Buffer[],
+  afterEach?: (consumed: number, out: Buffer) => void,
+): Buffer => {
   const blocks: Buffer[] = []
   let consumed = 0
   for (const chunk of chunks) {
@@ -152,7 +165,12 @@ const streamOracle = (
     line = line.slice(room)
   }
   const pending = Buffer.from(line)
-  return { out: Buffer.from(out), pending, split, flushed: line.length > 0 ? Buffer.from([...line, NEWLINE]) : null }
+  return {
+    out: Buffer.from(out),
+    pending,
+    split,
+    flushed: line.length > 0 ? Buffer.from([...line, NEWLINE]) : null,
+  }
 }
 
 /**
@@ -166,7 +184,10 @@ const unsplit = (output: Buffer, input: Buffer): { restored: Buffer; insertedAft
   let start = 0
   while (start < output.length) {
     const end = output.indexOf(NEWLINE, start)
-    if (end < 0) throw new Error(`output does not end with a newline: ${output.subarray(start).toString('hex')}`)
+    if (end < 0)
+      throw new Error(
+        `output does not end with a newline: ${output.subarray(start).toString('hex')}`,
+      )
     restored.push(...output.subarray(start, end))
     if (input[restored.length] === NEWLINE) {
       restored.push(NEWLINE)
@@ -284,7 +305,9 @@ describe('frame: framing into whole lines', () => {
         const chunked = cursor()
         expect(feed(chunked, chunksOf(input, cuts))).toEqual(complete)
         expect(chunked.pendingBytes).toBe(partial.length)
-        expect(chunked.flush()).toEqual(partial.length > 0 ? Buffer.concat([partial, b('\n')]) : null)
+        expect(chunked.flush()).toEqual(
+          partial.length > 0 ? Buffer.concat([partial, b('\n')]) : null,
+        )
         expect(chunked.linesSplit).toBe(0)
       }),
       RUNS,
@@ -354,7 +377,9 @@ describe('frame: long lines', () => {
 
   it('splits only the overlong lines of a block, keeping the others as they are', () => {
     const c = cursor({ maxLineBytes: 4 })
-    expect(c.frame(b('ab\nabcdefg\n\nxyz\nlonger!\n'))).toEqual(b('ab\nabc\ndef\ng\n\nxyz\nlon\nger\n!\n'))
+    expect(c.frame(b('ab\nabcdefg\n\nxyz\nlonger!\n'))).toEqual(
+      b('ab\nabc\ndef\ng\n\nxyz\nlon\nger\n!\n'),
+    )
     expect(c.linesSplit).toBe(2)
   })
 
@@ -391,7 +416,8 @@ describe('frame: long lines', () => {
       fc.property(maxLineArb, inputArb(1, 500), cutsArb, (maxLineBytes, input, cuts) => {
         const room = maxLineBytes - 1
         const expected = streamOracle(input, maxLineBytes)
-        const expectedAll = expected.flushed === null ? expected.out : Buffer.concat([expected.out, expected.flushed])
+        const expectedAll =
+          expected.flushed === null ? expected.out : Buffer.concat([expected.out, expected.flushed])
 
         for (const chunks of [[input], chunksOf(input, cuts)]) {
           const c = cursor({ maxLineBytes })
@@ -428,7 +454,10 @@ describe('frame: long lines', () => {
           const chunked = cursor({ maxLineBytes })
           const outWhole = feedAndFlush(whole, [input])
           const outChunked = feedAndFlush(chunked, chunksOf(input, cuts))
-          const expectedAll = expected.flushed === null ? expected.out : Buffer.concat([expected.out, expected.flushed])
+          const expectedAll =
+            expected.flushed === null
+              ? expected.out
+              : Buffer.concat([expected.out, expected.flushed])
           expect(outWhole).toEqual(expectedAll)
           expect(outChunked).toEqual(expectedAll)
           expect(whole.linesSplit).toBe(expected.split)
@@ -694,12 +723,17 @@ describe('head learning', () => {
 
   it('learns nothing when started at a non-zero offset until setHead()', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 2 ** 40 }), inputArb(2, 200), cutsArb, (start, input, cuts) => {
-        const c = cursor({ offset: start })
-        feed(c, chunksOf(input, cuts))
-        expect(c.head.length).toBe(0)
-        expect(c.headIncomplete).toBe(true)
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 2 ** 40 }),
+        inputArb(2, 200),
+        cutsArb,
+        (start, input, cuts) => {
+          const c = cursor({ offset: start })
+          feed(c, chunksOf(input, cuts))
+          expect(c.head.length).toBe(0)
+          expect(c.headIncomplete).toBe(true)
+        },
+      ),
       RUNS,
     )
   })
@@ -765,20 +799,26 @@ describe('restart', () => {
 
   it('output before and after a restart is framed independently', () => {
     fc.assert(
-      fc.property(maxLineArb, inputArb(2, 200), inputArb(2, 200), cutsArb, (maxLineBytes, before, after, cuts) => {
-        const c = cursor({ maxLineBytes })
-        const first = feed(c, chunksOf(before, cuts))
-        const flushed = c.restart()
-        const second = feedAndFlush(c, chunksOf(after, cuts))
-        const e1 = streamOracle(before, maxLineBytes)
-        const e2 = streamOracle(after, maxLineBytes)
-        expect(first).toEqual(e1.out)
-        expect(flushed).toEqual(e1.flushed)
-        expect(second).toEqual(e2.flushed === null ? e2.out : Buffer.concat([e2.out, e2.flushed]))
-        expect(c.linesSplit).toBe(e1.split + e2.split)
-        expect(c.head).toEqual(after.subarray(0, FINGERPRINT_BYTES))
-        expect(c.offset).toBe(after.length)
-      }),
+      fc.property(
+        maxLineArb,
+        inputArb(2, 200),
+        inputArb(2, 200),
+        cutsArb,
+        (maxLineBytes, before, after, cuts) => {
+          const c = cursor({ maxLineBytes })
+          const first = feed(c, chunksOf(before, cuts))
+          const flushed = c.restart()
+          const second = feedAndFlush(c, chunksOf(after, cuts))
+          const e1 = streamOracle(before, maxLineBytes)
+          const e2 = streamOracle(after, maxLineBytes)
+          expect(first).toEqual(e1.out)
+          expect(flushed).toEqual(e1.flushed)
+          expect(second).toEqual(e2.flushed === null ? e2.out : Buffer.concat([e2.out, e2.flushed]))
+          expect(c.linesSplit).toBe(e1.split + e2.split)
+          expect(c.head).toEqual(after.subarray(0, FINGERPRINT_BYTES))
+          expect(c.offset).toBe(after.length)
+        },
+      ),
       RUNS,
     )
   })
