@@ -3,10 +3,10 @@
  */
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
-import { ENGINES, type Options, defaults, resolveConfig } from './config.js'
+import { defaults, ENGINES, type Options, resolveConfig } from './config.js'
 import { runDaemon } from './daemon.js'
 import { ExitCode, LogmergeError } from './errors.js'
-import { LEVELS, createLogger } from './log.js'
+import { createLogger, LEVELS } from './log.js'
 
 const EXAMPLES = `
 Examples:

@@ -3,7 +3,7 @@
  * Checked once at start, before anything is opened for writing.
  */
 import { realpathSync, statSync } from 'node:fs'
-import { dirname, basename, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { errors } from './errors.js'
 import type { InputSpec } from './tail/inputs.js'
 

@@ -9,7 +9,7 @@
  * turns up under a matching name (app.log.1 in a directory input) is the same identity and is
  * not read twice.
  */
-import { type Stats, fstatSync, statSync } from 'node:fs'
+import { fstatSync, type Stats, statSync } from 'node:fs'
 import { type FileHandle, open, stat } from 'node:fs/promises'
 import type { LimitFunction } from 'p-limit'
 import { describeErrno, isErrno } from '../errors.js'
