@@ -1,0 +1,155 @@
+/**
+ * Which files we follow and which input names lead to them: pure bookkeeping, no I/O, shared by
+ * the sync and the async shell.
+ *
+ * Files are keyed by identity (device:inode); a name is only a way to reach one. When a name
+ * comes to point to another file (rename rotation, delete and create), the old file loses that
+ * name; a file with no name left is read to its end until it has been quiet for a while, then
+ * its partial line is flushed and its handle closed, so the disk space is freed. A rotated file
+ * that turns up under another matching name (app.log.1 in a directory input) is the same
+ * identity and is not read twice; a file finished earlier and seen again resumes where it was.
+ */
+import { Cursor, type Identity, identityKey } from './cursor.js'
+
+export interface Tracked<H> {
+  readonly key: string
+  cursor: Cursor
+  /** The open handle (an fd or a FileHandle), or null once released. */
+  handle: H | null
+  /** The name it was last seen under, for messages. */
+  path: string
+  /** How many input names point to it now. */
+  names: number
+  /** When it last grew, or lost its last name (ms since epoch). */
+  lastActivity: number
+}
+
+/** What the shell must do after looking at a name. */
+export type NameStep =
+  /** Nothing new about the name: read the file it points to (if any). */
+  | { readonly kind: 'same' }
+  /** The name points to a file we do not have open: open it and call `opened`. */
+  | { readonly kind: 'open' }
+  /** The name leads nowhere now. */
+  | { readonly kind: 'none' }
+
+export interface OpenedFile {
+  readonly identity: Identity
+  readonly size: number
+  /** The file's first bytes now (up to FINGERPRINT_BYTES). */
+  readonly head: Buffer
+}
+
+export class FileTable<H> {
+  readonly maxLineBytes: number
+  readonly files = new Map<string, Tracked<H>>()
+  /** Input name -> identity key of the file it points to now (null: nothing). */
+  readonly names = new Map<string, string | null>()
+  /** Names from the start-up scan, until first opened: they start at `from`; later files at 0. */
+  readonly #startupNames = new Set<string>()
+
+  constructor(maxLineBytes: number) {
+    this.maxLineBytes = maxLineBytes
+  }
+
+  beginStartup(paths: Iterable<string>): void {
+    for (const p of paths) this.#startupNames.add(p)
+  }
+
+  /** After the start-up pass: a name still missing begins at 0 when it appears. */
+  endStartup(): void {
+    this.#startupNames.clear()
+  }
+
+  isStartupName(path: string): boolean {
+    return this.#startupNames.has(path)
+  }
+
+  fileOf(path: string): Tracked<H> | undefined {
+    const key = this.names.get(path)
+    return key ? this.files.get(key) : undefined
+  }
+
+  /**
+   * The name `path` now points to the file with identity `id` (null: to nothing). Returns the
+   * file that lost its last name (to be read to its end), if any, and what to do next.
+   */
+  look(path: string, id: Identity | null): { step: NameStep; orphaned: Tracked<H> | null } {
+    const prevKey = this.names.get(path) ?? null
+    const key = id ? identityKey(id) : null
+    if (key === prevKey) return { step: key ? { kind: 'same' } : { kind: 'none' }, orphaned: null }
+    const orphaned = prevKey ? this.#unname(prevKey) : null
+    this.names.set(path, null)
+    if (!key) return { step: { kind: 'none' }, orphaned }
+    const known = this.files.get(key)
+    if (known?.handle) {
+      known.names++
+      this.names.set(path, key)
+      return { step: { kind: 'same' }, orphaned }
+    }
+    return { step: { kind: 'open' }, orphaned }
+  }
+
+  /**
+   * The shell opened `path` and got `handle` on the file `file` describes (its fd's own stat:
+   * the name may have moved on since `look`). Returns the tracked file, or null when that file is
+   * already open under another name (the shell closes `handle`). `startOffset` is asked only for
+   * a file never seen before that is in the start-up scan.
+   */
+  opened(
+    path: string,
+    handle: H,
+    file: OpenedFile,
+    startAtEnd: boolean,
+    lineStart: number,
+  ): Tracked<H> | null {
+    const key = identityKey(file.identity)
+    const known = this.files.get(key)
+    if (known?.handle) {
+      known.names++
+      this.names.set(path, key)
+      return null
+    }
+    const atStartup = this.#startupNames.delete(path)
+    let cursor: Cursor
+    if (known && known.cursor.headMatches(file.head)) {
+      cursor = known.cursor // finished earlier, seen again under a (new) name: resume
+    } else {
+      const offset = atStartup && startAtEnd ? lineStart : 0
+      cursor = new Cursor({
+        identity: file.identity,
+        offset,
+        head: file.head,
+        maxLineBytes: this.maxLineBytes,
+      })
+    }
+    const tracked: Tracked<H> = { key, cursor, handle, path, names: 1, lastActivity: Date.now() }
+    this.files.set(key, tracked)
+    this.names.set(path, key)
+    return tracked
+  }
+
+  /** Files that lost every name and still have a handle (being read to their end). */
+  *orphans(): Generator<Tracked<H>> {
+    for (const f of this.files.values()) if (f.names === 0 && f.handle !== null) yield f
+  }
+
+  /** Files with an open handle. */
+  *open(): Generator<Tracked<H>> {
+    for (const f of this.files.values()) if (f.handle !== null) yield f
+  }
+
+  /** True when an orphan has been quiet long enough to be closed. */
+  static isQuiet(file: Tracked<unknown>, quietMs: number, now = Date.now()): boolean {
+    return file.names === 0 && now - file.lastActivity >= quietMs
+  }
+
+  #unname(key: string): Tracked<H> | null {
+    const file = this.files.get(key)
+    if (!file) return null
+    file.names--
+    if (file.names > 0) return null
+    file.lastActivity = Date.now()
+    return file
+  }
+}
