@@ -25,6 +25,7 @@ Exit codes:
   2  usage error: unknown flag, bad value, output that is also an input, missing output dir
   3  --once: some inputs could not be read (the others were merged)
   4  the output could not be opened or written
+  5  a reader thread failed (threads, top-down, bottom-up engines; the others were drained)
 `
 
 function version(): string {

@@ -8,7 +8,7 @@ import { errors } from './errors.js'
 import { LEVELS, type Level } from './log.js'
 import { type InputSpec, parseInput } from './tail/inputs.js'
 
-export const ENGINES = ['async'] as const
+export const ENGINES = ['async', 'threads', 'top-down', 'bottom-up'] as const
 export type EngineName = (typeof ENGINES)[number]
 
 /** What the user may give (all optional but the inputs), as commander hands it over. */

@@ -14,6 +14,8 @@ export const ExitCode = {
   inputs: 3,
   /** The output could not be opened or written and logmerge could not recover. */
   io: 4,
+  /** A reader thread failed (the others were drained and stopped). */
+  thread: 5,
 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
@@ -24,6 +26,7 @@ export type ErrorCode =
   | 'EOUTPUT_OPEN'
   | 'EOUTPUT_WRITE'
   | 'EINPUT'
+  | 'ETHREAD'
 
 const exitFor: Record<ErrorCode, ExitCode> = {
   EUSAGE: ExitCode.usage,
@@ -32,6 +35,7 @@ const exitFor: Record<ErrorCode, ExitCode> = {
   EOUTPUT_OPEN: ExitCode.io,
   EOUTPUT_WRITE: ExitCode.io,
   EINPUT: ExitCode.usage,
+  ETHREAD: ExitCode.thread,
 }
 
 export class LogmergeError extends Error {
@@ -99,3 +103,7 @@ export function describeErrno(err: NodeJS.ErrnoException): string {
 
 export const isErrno = (err: unknown, ...codes: string[]): err is NodeJS.ErrnoException =>
   err instanceof Error && codes.includes((err as NodeJS.ErrnoException).code ?? '')
+
+/** An error from the operating system (it has an errno code and a syscall), not a bug. */
+export const isSystemError = (err: unknown): err is NodeJS.ErrnoException =>
+  err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string'

@@ -2,6 +2,7 @@
  * Where `--from end` starts: just after the last newline before the end, so a line that was
  * half-written when we started is not cut in two.
  */
+import { readSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 
 /** How far back we look for that newline; a longer last line starts at the end instead. */
@@ -23,5 +24,13 @@ export async function lineStartBefore(fh: FileHandle, size: number): Promise<num
   const len = Math.min(LOOK_BACK, size)
   const buf = Buffer.allocUnsafe(len)
   const { bytesRead } = await fh.read(buf, 0, len, size - len)
+  return afterLastNewline(buf.subarray(0, bytesRead), size - len + bytesRead)
+}
+
+export function lineStartBeforeSync(fd: number, size: number): number {
+  if (size === 0) return 0
+  const len = Math.min(LOOK_BACK, size)
+  const buf = Buffer.allocUnsafe(len)
+  const bytesRead = readSync(fd, buf, 0, len, size - len)
   return afterLastNewline(buf.subarray(0, bytesRead), size - len + bytesRead)
 }

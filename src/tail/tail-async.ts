@@ -6,7 +6,7 @@
 import { fstatSync, type Stats, statSync } from 'node:fs'
 import { type FileHandle, open, stat } from 'node:fs/promises'
 import type { LimitFunction } from 'p-limit'
-import { describeErrno, isErrno } from '../errors.js'
+import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
@@ -228,10 +228,11 @@ export class AsyncFollower {
         if (bytesRead < want) break
       }
     } catch (err) {
+      if (!isSystemError(err)) throw err // a bug, not the disk: fail loudly
       // The fd stays valid after rename or unlink; an error here is the device or the fs.
       log.warnOnce(
         `read:${file.key}`,
-        `cannot read ${file.path}: ${describeErrno(err as NodeJS.ErrnoException)}; will retry`,
+        `cannot read ${file.path}: ${describeErrno(err)}; will retry`,
       )
     }
   }

@@ -1,0 +1,69 @@
+/**
+ * The closed protocol between the main thread and reader threads. Every message carries a
+ * `code` from a fixed set; an unknown code is a bug and fails loudly. Errors cross the thread
+ * boundary as plain fields (structured clone drops Error subclasses) and are rebuilt.
+ */
+import type { MessagePort } from 'node:worker_threads'
+import type { Level } from '../log.js'
+import type { LockedWriterShare } from '../sink/locked-writer.js'
+import type { SourceMark } from '../sink/sink.js'
+
+/** Main thread -> reader thread. */
+export type ToWorker =
+  /** The input names this thread owns at start-up. */
+  | { readonly code: 'start'; readonly paths: readonly string[] }
+  /** A name appeared or went away (chokidar add/unlink). */
+  | { readonly code: 'resolve'; readonly path: string }
+  /** A file was written to (chokidar change). */
+  | { readonly code: 'changed'; readonly path: string }
+  /** Read what is left and stop; `flush` writes held partial lines (--once). */
+  | { readonly code: 'stop'; readonly flush: boolean }
+
+/** Reader thread -> main thread. */
+export type FromWorker =
+  | { readonly code: 'log'; readonly line: string }
+  /** top-down: a block of whole lines for the main thread's writer. */
+  | { readonly code: 'block'; readonly bytes: Uint8Array; readonly mark: SourceMark | undefined }
+  | { readonly code: 'done'; readonly unreadable: readonly string[] }
+  | { readonly code: 'failed'; readonly error: SerializedError; readonly path: string | null }
+
+export interface SerializedError {
+  readonly name: string
+  readonly message: string
+  readonly code: string | undefined
+  readonly stack: string | undefined
+}
+
+export const serializeError = (err: unknown): SerializedError => {
+  const e = err instanceof Error ? err : new Error(String(err))
+  return { name: e.name, message: e.message, code: (e as NodeJS.ErrnoException).code, stack: e.stack }
+}
+
+export const rebuildError = (s: SerializedError): Error => {
+  const err = new Error(s.message) as NodeJS.ErrnoException
+  err.name = s.name
+  if (s.code !== undefined) err.code = s.code
+  if (s.stack !== undefined) err.stack = s.stack
+  return err
+}
+
+/** The options a reader thread runs with (plain data: workerData is structured-cloned). */
+export interface WorkerInit {
+  readonly id: number
+  /** Which reader shell the thread runs: the blocking one or the event-loop one. */
+  readonly style: 'sync' | 'async'
+  /** Where blocks go: the shared locked writer, or posted to the main thread's writer. */
+  readonly sink:
+    | { readonly kind: 'locked'; readonly share: LockedWriterShare }
+    | { readonly kind: 'post'; readonly inflight: SharedArrayBuffer; readonly highWaterBytes: number }
+  /** Int32 [0]: a wake-up counter the main thread bumps (Atomics.notify) after each message. */
+  readonly control: SharedArrayBuffer
+  readonly port: MessagePort
+  readonly follow: boolean
+  readonly from: 'start' | 'end'
+  readonly maxLineBytes: number
+  readonly readChunkBytes: number
+  readonly pollIntervalMs: number
+  readonly readConcurrency: number
+  readonly logLevel: Level
+}

@@ -1,0 +1,202 @@
+/**
+ * The main thread's side of the three engines with reader threads (threads, top-down,
+ * bottom-up). A fixed number of worker threads from worker-threads-pool (never one per file:
+ * the notes' BetterWay57), each owning a shard of the names. Discovery stays here (chokidar)
+ * and hands names to their thread. A thread that fails is reported with the file it was at,
+ * the others are drained and stopped, and the run ends with an error: never a silent stall.
+ */
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads'
+import Pool from 'worker-threads-pool'
+import { LogmergeError } from '../errors.js'
+import { LockedWriter } from '../sink/locked-writer.js'
+import { LoopWriter } from '../sink/loop-writer.js'
+import { Discovery, scanInputs } from '../tail/discovery.js'
+import type { Engine, EngineContext, EngineResult } from './engine.js'
+import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
+import type { SourceMark } from '../sink/sink.js'
+import { shardOf } from './shard.js'
+
+const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url))
+
+export interface ThreadedShape {
+  /** The reader shell inside each thread. */
+  readonly style: 'sync' | 'async'
+  /** locked: every thread writes under the shared lock; loop: threads post to this thread. */
+  readonly writer: 'locked' | 'loop'
+}
+
+interface Shard {
+  readonly id: number
+  readonly worker: Worker
+  readonly port: MessagePort
+  readonly control: Int32Array
+  readonly done: Promise<readonly string[]>
+  /** Resolves once the thread has exited (terminating it if it has not within a moment). */
+  readonly exited: Promise<void>
+}
+
+export function threadedEngine(shape: ThreadedShape): Engine {
+  return (ctx) => runThreaded(ctx, shape)
+}
+
+async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<EngineResult> {
+  const { config, log, stop, events } = ctx
+  const failed = new AbortController()
+  let failure: Error | null = null
+  const fail = (err: Error) => {
+    if (failure) return
+    failure = err
+    log.error(err.message)
+    failed.abort()
+  }
+
+  const locked = shape.writer === 'locked' ? LockedWriter.open(config.output, (m) => log.warnOnce('output-retry', m)) : null
+  const loop =
+    shape.writer === 'loop'
+      ? await LoopWriter.open(config.output, { highWaterBytes: config.highWaterBytes, log, onFatal: fail })
+      : null
+  const reopen = () => {
+    try {
+      locked?.reopen()
+    } catch (err) {
+      log.error(`reopening ${config.output}: ${(err as Error).message}`)
+    }
+    loop?.reopen().catch((err: Error) => log.error(`reopening ${config.output}: ${err.message}`))
+  }
+  events.on('reopen', reopen)
+
+  const inflight = new SharedArrayBuffer(4)
+  const inflightCells = new Int32Array(inflight)
+  const pool = new Pool({ max: config.threads })
+  const shards: Shard[] = []
+  const send = (shard: Shard, msg: ToWorker) => {
+    shard.port.postMessage(msg)
+    Atomics.add(shard.control, 0, 1)
+    Atomics.notify(shard.control, 0)
+  }
+
+  try {
+    for (let id = 0; id < config.threads; id++) {
+      shards.push(await startShard(id))
+    }
+    const exclude = config.output === '-' ? undefined : config.output
+    const route = (path: string) => shards[shardOf(path, shards.length)] as Shard
+    const discovery = config.once
+      ? null
+      : await Discovery.start(
+          config.inputs,
+          {
+            changedName: (path) => send(route(path), { code: 'resolve', path }),
+            changedData: (path) => send(route(path), { code: 'changed', path }),
+          },
+          { exclude, log },
+        )
+    const byShard = new Map<Shard, string[]>()
+    for (const path of await scanInputs(config.inputs, exclude)) {
+      const shard = route(path)
+      byShard.set(shard, [...(byShard.get(shard) ?? []), path])
+    }
+    for (const shard of shards) send(shard, { code: 'start', paths: byShard.get(shard) ?? [] })
+    if (!config.once) {
+      const ended = AbortSignal.any([stop, failed.signal])
+      if (!ended.aborted) await once(ended, 'abort')
+      await discovery?.close()
+    }
+    for (const shard of shards) send(shard, { code: 'stop', flush: config.once })
+    const unreadable = (await Promise.all(shards.map((s) => s.done.catch(() => [])))).flat()
+    await loop?.drain()
+    if (failure) throw failure
+    return { unreadable }
+  } finally {
+    events.off('reopen', reopen)
+    await loop?.close()
+    locked?.close()
+    // Threads end on their own after 'done'; one that does not (it failed) is terminated.
+    // (pool.destroy would use the deprecated callback form of worker.terminate.)
+    await Promise.all(shards.map((s) => s.exited))
+  }
+
+  async function startShard(id: number): Promise<Shard> {
+    const { port1, port2 } = new MessageChannel()
+    const control = new SharedArrayBuffer(4)
+    const init: WorkerInit = {
+      id,
+      style: shape.style,
+      sink: locked
+        ? { kind: 'locked', share: locked.share }
+        : { kind: 'post', inflight, highWaterBytes: config.highWaterBytes },
+      control,
+      port: port2,
+      follow: !config.once,
+      from: config.from,
+      maxLineBytes: config.maxLineBytes,
+      readChunkBytes: config.readChunkBytes,
+      pollIntervalMs: config.pollIntervalMs,
+      readConcurrency: config.readConcurrency,
+      logLevel: config.logLevel,
+    }
+    const worker = await new Promise<Worker>((resolve, reject) =>
+      pool.acquire(WORKER, { workerData: init, transferList: [port2] }, (err, w) => (err ? reject(err) : resolve(w))),
+    )
+    let finished = false
+    const done = new Promise<readonly string[]>((resolve, reject) => {
+      const die = (err: Error) => {
+        finished = true
+        fail(err)
+        reject(err)
+      }
+      port1.on('message', (msg: FromWorker) => {
+        switch (msg.code) {
+          case 'log':
+            process.stderr.write(msg.line)
+            return
+          case 'block':
+            return accept(msg.bytes, msg.mark)
+          case 'done':
+            finished = true
+            return resolve(msg.unreadable)
+          case 'failed': {
+            const where = msg.path ? ` while reading ${msg.path}` : ''
+            const cause = rebuildError(msg.error)
+            return die(threadFailed(`reader thread ${id} failed${where}: ${cause.message}`, cause))
+          }
+          default:
+            return die(new Error(`reader thread ${id} sent unknown message code ${(msg as { code: string }).code}`))
+        }
+      })
+      worker.on('error', (err) => die(threadFailed(`reader thread ${id} crashed: ${err.message}`, err)))
+      worker.on('exit', (code) => {
+        if (!finished) die(threadFailed(`reader thread ${id} exited (code ${code}) before finishing`))
+      })
+    })
+    done.catch(() => {}) // observed through `failure`
+    const gone = once(worker, 'exit').then(() => undefined)
+    const exited = done
+      .catch(() => undefined)
+      .then(() => Promise.race([gone, sleep(2000, undefined, { ref: false })]))
+      .then(() => worker.terminate())
+      .then(() => port1.close())
+    return { id, worker, port: port1, control: new Int32Array(control), done, exited }
+  }
+
+  /** top-down: a block from a thread goes to this thread's writer; the thread waits while it is behind. */
+  function accept(bytes: Uint8Array, mark: SourceMark | undefined): void {
+    const release = () => {
+      Atomics.sub(inflightCells, 0, bytes.length)
+      Atomics.notify(inflightCells, 0)
+    }
+    const full = loop?.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), mark)
+    if (full) full.then(release, release)
+    else release()
+  }
+}
+
+function threadFailed(message: string, cause?: Error): LogmergeError {
+  return new LogmergeError('ETHREAD', message, {
+    cause,
+    hint: 'the other files were drained; this is a bug or a fault of the disk, see the message',
+  })
+}

@@ -1,0 +1,199 @@
+/**
+ * The blocking reader shell (the notes' `tail_file`): statSync/readSync around the pure Cursor
+ * and FileTable. It runs inside a worker thread, which sleeps with Atomics.wait between looks.
+ * Compare tail-async.ts, the event-loop shell: same steps, same order; only the I/O differs.
+ */
+import { type Stats, closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs'
+import { describeErrno, isErrno, isSystemError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { SourceMark } from '../sink/sink.js'
+import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
+import { FileTable, type Tracked } from './file-table.js'
+import { readSize } from './read-size.js'
+import { lineStartBeforeSync } from './start.js'
+
+/** A writer the blocking shell can call: it returns once the block is taken. */
+export interface SyncSink {
+  write(block: Buffer, mark?: SourceMark): void
+}
+
+export interface SyncFollowOptions {
+  readonly follow: boolean
+  readonly from: 'start' | 'end'
+  readonly maxLineBytes: number
+  readonly readChunkBytes: number
+  readonly quietMs: number
+  readonly sink: SyncSink
+  readonly log: Logger
+}
+
+type File = Tracked<number>
+
+export class SyncFollower {
+  readonly #opts: SyncFollowOptions
+  readonly #table: FileTable<number>
+  readonly #unreadable = new Set<string>()
+  /** The path being worked on, so a thread that fails can say which file it was at. */
+  current: string | null = null
+
+  constructor(opts: SyncFollowOptions) {
+    this.#opts = opts
+    this.#table = new FileTable(opts.maxLineBytes)
+  }
+
+  get unreadable(): readonly string[] {
+    return [...this.#unreadable]
+  }
+
+  start(paths: Iterable<string>): void {
+    const all = [...paths]
+    this.#table.beginStartup(all)
+    for (const p of all) this.resolve(p)
+    this.#table.endStartup()
+  }
+
+  /** Something happened at `path`: look again and read. */
+  resolve(path: string): void {
+    this.current = path
+    const st = this.#statName(path)
+    const { step, orphaned } = this.#table.look(path, st)
+    if (orphaned) {
+      this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
+      this.#readNew(orphaned)
+    }
+    if (step.kind === 'open') this.#open(path)
+    const file = this.#table.fileOf(path)
+    if (file?.handle != null) this.#readNew(file)
+    this.current = null
+  }
+
+  /** A file at `path` was written to: read it. */
+  changed(path: string): void {
+    const file = this.#table.fileOf(path)
+    if (file?.handle == null) return this.resolve(path)
+    this.current = path
+    this.#readNew(file)
+    this.current = null
+  }
+
+  /** The periodic look at every name and every nameless open file. Returns true if any grew. */
+  sweep(): boolean {
+    let grew = false
+    for (const [path, key] of this.#table.names) {
+      const st = statSync(path, { throwIfNoEntry: false })
+      const file = key ? this.#table.files.get(key) : undefined
+      if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset) {
+        const before = file?.cursor.offset
+        this.resolve(path)
+        grew ||= before !== this.#table.fileOf(path)?.cursor.offset
+      }
+    }
+    for (const file of [...this.#table.orphans()]) {
+      if (fstatSync(file.handle as number).size !== file.cursor.offset) {
+        this.#readNew(file)
+        grew = true
+      } else if (FileTable.isQuiet(file, this.#opts.quietMs)) {
+        this.#readNew(file)
+        if (file.names === 0) this.#release(file, true)
+      }
+    }
+    return grew
+  }
+
+  catchUp(): void {
+    for (const p of [...this.#table.names.keys()]) this.resolve(p)
+    for (const f of [...this.#table.open()]) this.#readNew(f)
+  }
+
+  close(flush: boolean): void {
+    for (const f of [...this.#table.open()]) this.#release(f, flush)
+  }
+
+  #statName(path: string): Stats | null {
+    const { log } = this.#opts
+    try {
+      const st = statSync(path)
+      if (st.isFile()) {
+        this.#unreadable.delete(path)
+        return st
+      }
+      log.warnOnce(`type:${path}`, `${path} is not a regular file; skipping it`)
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT', 'ENOTDIR')) {
+        log.warnOnce(`stat:${path}`, `cannot follow ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`)
+      } else if (this.#table.isStartupName(path)) {
+        const later = this.#opts.follow ? ' yet; it will be followed when it appears' : ''
+        log.warnOnce(`missing:${path}`, `${path} does not exist${later}`)
+      }
+    }
+    this.#unreadable.add(path)
+    return null
+  }
+
+  #open(path: string): void {
+    const { log } = this.#opts
+    let fd: number
+    try {
+      fd = openSync(path, 'r')
+    } catch (err) {
+      this.#unreadable.add(path)
+      if (!isErrno(err, 'ENOENT')) {
+        log.warnOnce(`open:${path}`, `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`)
+      }
+      return
+    }
+    log.forget(`open:${path}`)
+    const st = fstatSync(fd)
+    const head = readHead(fd)
+    const atEnd = this.#opts.from === 'end' && this.#table.isStartupName(path)
+    const lineStart = atEnd ? lineStartBeforeSync(fd, st.size) : 0
+    const file = this.#table.opened(path, fd, { identity: st, size: st.size, head }, atEnd, lineStart)
+    if (file === null) closeSync(fd)
+  }
+
+  #readNew(file: File): void {
+    const fd = file.handle
+    if (fd === null) return
+    const { sink, log, readChunkBytes } = this.#opts
+    const cursor = file.cursor
+    try {
+      const { size } = fstatSync(fd)
+      let change = cursor.classify(size)
+      if (change === 'grown' && cursor.head.length > 0) change = cursor.classify(size, readHead(fd))
+      if (change === 'idle') return
+      if (change === 'truncated') {
+        log.info(`${file.path}: truncated; reading it again from the start`)
+        const rest = cursor.restart()
+        if (rest) sink.write(rest, { key: file.key, offset: 0 })
+      }
+      while (true) {
+        const want = readSize(size, cursor.offset, readChunkBytes)
+        const buf = Buffer.allocUnsafe(want)
+        const bytesRead = readSync(fd, buf, 0, want, cursor.offset)
+        if (bytesRead === 0) break
+        file.lastActivity = Date.now()
+        const block = cursor.frame(bytesRead === want ? buf : buf.subarray(0, bytesRead))
+        if (block) sink.write(block, { key: file.key, offset: cursor.committedOffset })
+        if (bytesRead < want) break
+      }
+    } catch (err) {
+      if (!isSystemError(err)) throw err // a bug, not the disk: let the thread fail loudly
+      log.warnOnce(`read:${file.key}`, `cannot read ${file.path}: ${describeErrno(err)}; will retry`)
+    }
+  }
+
+  #release(file: File, flush: boolean): void {
+    const fd = file.handle
+    if (fd === null) return
+    file.handle = null
+    const rest = flush ? file.cursor.flush() : null
+    if (rest) this.#opts.sink.write(rest, { key: file.key, offset: file.cursor.committedOffset })
+    closeSync(fd)
+  }
+}
+
+function readHead(fd: number): Buffer {
+  const buf = Buffer.alloc(FINGERPRINT_BYTES)
+  const bytesRead = readSync(fd, buf, 0, FINGERPRINT_BYTES, 0)
+  return buf.subarray(0, bytesRead)
+}
