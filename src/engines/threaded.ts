@@ -48,8 +48,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
   let failure: Error | null = null
   const fail = (err: Error) => {
     if (failure) return
-    failure = err
-    log.error(err.message)
+    failure = err // reported once, by the daemon, when the run ends
     failed.abort()
   }
 

@@ -65,11 +65,13 @@ function runBlocking(sink: SyncSink): void {
   const control = new Int32Array(init.control)
   const follower = new SyncFollower({ ...init, quietMs, sink, log })
   let nextSweep = Date.now() + init.pollIntervalMs
+  let at: string | null = null
   try {
     for (;;) {
       const seen = Atomics.load(control, 0)
       for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
         const msg = m.message as ToWorker
+        at = 'path' in msg ? msg.path : null
         switch (msg.code) {
           case 'start':
             for (const p of msg.paths) checkFault(p)
@@ -99,7 +101,7 @@ function runBlocking(sink: SyncSink): void {
       Atomics.wait(control, 0, seen, Math.max(1, nextSweep - Date.now()))
     }
   } catch (err) {
-    post({ code: 'failed', error: serializeError(err), path: follower.current })
+    post({ code: 'failed', error: serializeError(err), path: follower.current ?? at })
   }
 }
 
