@@ -3,7 +3,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
-import { defaults, ENGINES, type Options, resolveConfig } from './config.js'
+import { defaults, ENGINES, type Options, ORDERS, resolveConfig } from './config.js'
 import { runDaemon } from './daemon.js'
 import { ExitCode, LogmergeError } from './errors.js'
 import { createLogger, LEVELS } from './log.js'
@@ -49,10 +49,16 @@ export function buildProgram(): Command {
       ).choices(['start', 'end']),
     )
     .addOption(
-      new Option('--engine <name>', 'how readers and writer are arranged')
+      new Option('--engine <name>', 'how readers and writer are arranged (see docs/migration.md)')
         .choices(ENGINES)
         .default('async'),
     )
+    .addOption(
+      new Option('--order <order>', 'arrival: as lines come; time: by their timestamps (not yet)')
+        .choices(ORDERS)
+        .default('arrival'),
+    )
+    .option('--threads <n>', 'reader threads for the thread engines (default: CPU count)')
     .option(
       '--max-line-bytes <n>',
       'split lines longer than this (newline included; k/M suffix)',

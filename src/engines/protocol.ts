@@ -36,7 +36,12 @@ export interface SerializedError {
 
 export const serializeError = (err: unknown): SerializedError => {
   const e = err instanceof Error ? err : new Error(String(err))
-  return { name: e.name, message: e.message, code: (e as NodeJS.ErrnoException).code, stack: e.stack }
+  return {
+    name: e.name,
+    message: e.message,
+    code: (e as NodeJS.ErrnoException).code,
+    stack: e.stack,
+  }
 }
 
 export const rebuildError = (s: SerializedError): Error => {
@@ -55,7 +60,11 @@ export interface WorkerInit {
   /** Where blocks go: the shared locked writer, or posted to the main thread's writer. */
   readonly sink:
     | { readonly kind: 'locked'; readonly share: LockedWriterShare }
-    | { readonly kind: 'post'; readonly inflight: SharedArrayBuffer; readonly highWaterBytes: number }
+    | {
+        readonly kind: 'post'
+        readonly inflight: SharedArrayBuffer
+        readonly highWaterBytes: number
+      }
   /** Int32 [0]: a wake-up counter the main thread bumps (Atomics.notify) after each message. */
   readonly control: SharedArrayBuffer
   readonly port: MessagePort

@@ -13,10 +13,10 @@ import Pool from 'worker-threads-pool'
 import { LogmergeError } from '../errors.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import { LoopWriter } from '../sink/loop-writer.js'
+import type { SourceMark } from '../sink/sink.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
-import type { SourceMark } from '../sink/sink.js'
 import { shardOf } from './shard.js'
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url))
@@ -52,10 +52,17 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     failed.abort()
   }
 
-  const locked = shape.writer === 'locked' ? LockedWriter.open(config.output, (m) => log.warnOnce('output-retry', m)) : null
+  const locked =
+    shape.writer === 'locked'
+      ? LockedWriter.open(config.output, (m) => log.warnOnce('output-retry', m))
+      : null
   const loop =
     shape.writer === 'loop'
-      ? await LoopWriter.open(config.output, { highWaterBytes: config.highWaterBytes, log, onFatal: fail })
+      ? await LoopWriter.open(config.output, {
+          highWaterBytes: config.highWaterBytes,
+          log,
+          onFatal: fail,
+        })
       : null
   const reopen = () => {
     try {
@@ -138,7 +145,9 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       logLevel: config.logLevel,
     }
     const worker = await new Promise<Worker>((resolve, reject) =>
-      pool.acquire(WORKER, { workerData: init, transferList: [port2] }, (err, w) => (err ? reject(err) : resolve(w))),
+      pool.acquire(WORKER, { workerData: init, transferList: [port2] }, (err, w) =>
+        err ? reject(err) : resolve(w),
+      ),
     )
     let finished = false
     const done = new Promise<readonly string[]>((resolve, reject) => {
@@ -163,12 +172,19 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             return die(threadFailed(`reader thread ${id} failed${where}: ${cause.message}`, cause))
           }
           default:
-            return die(new Error(`reader thread ${id} sent unknown message code ${(msg as { code: string }).code}`))
+            return die(
+              new Error(
+                `reader thread ${id} sent unknown message code ${(msg as { code: string }).code}`,
+              ),
+            )
         }
       })
-      worker.on('error', (err) => die(threadFailed(`reader thread ${id} crashed: ${err.message}`, err)))
+      worker.on('error', (err) =>
+        die(threadFailed(`reader thread ${id} crashed: ${err.message}`, err)),
+      )
       worker.on('exit', (code) => {
-        if (!finished) die(threadFailed(`reader thread ${id} exited (code ${code}) before finishing`))
+        if (!finished)
+          die(threadFailed(`reader thread ${id} exited (code ${code}) before finishing`))
       })
     })
     done.catch(() => {}) // observed through `failure`

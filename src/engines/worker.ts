@@ -10,7 +10,7 @@ import { createLogger } from '../log.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import { AsyncFollower } from '../tail/tail-async.js'
-import { type SyncSink, SyncFollower } from '../tail/tail-sync.js'
+import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
 import { type FromWorker, serializeError, type ToWorker, type WorkerInit } from './protocol.js'
 
 const init = workerData as WorkerInit
@@ -24,7 +24,8 @@ const log = createLogger(init.logLevel, (line) => post({ code: 'log', line }))
  */
 const fault = process.env.LOGMERGE_FAULT?.match(/^throw:(.+)$/)?.[1]
 function checkFault(path: string): void {
-  if (fault !== undefined && path.includes(fault)) throw new Error(`injected fault while reading ${path}`)
+  if (fault !== undefined && path.includes(fault))
+    throw new Error(`injected fault while reading ${path}`)
 }
 
 /** top-down: hand each block to the main thread; wait (Atomics.wait) while it is behind. */

@@ -87,7 +87,8 @@ export class LockedWriter implements BlockSink {
           this.#size[0] = (this.#size[0] as number) + n
         }
       } catch (err) {
-        if (!isErrno(err, ...RETRYABLE)) throw errors.outputWrite(this.share.path, err as NodeJS.ErrnoException)
+        if (!isErrno(err, ...RETRYABLE))
+          throw errors.outputWrite(this.share.path, err as NodeJS.ErrnoException)
         failure = err
       } finally {
         this.#mutex.unlock()
@@ -95,7 +96,9 @@ export class LockedWriter implements BlockSink {
       if (failure) {
         // A block is written whole or retried from where it stopped; nothing read is dropped.
         if (failure.code !== 'EAGAIN') {
-          this.#onRetry(`cannot write output ${this.share.path}: ${describeErrno(failure)}; retrying, readers paused`)
+          this.#onRetry(
+            `cannot write output ${this.share.path}: ${describeErrno(failure)}; retrying, readers paused`,
+          )
         }
         sleepSync(failure.code === 'EAGAIN' ? 1 : backoff)
         backoff = Math.min(backoff * 2, 5000)
@@ -130,7 +133,9 @@ function openOutput(path: string): number {
     return openSync(path, 'a', 0o644)
   } catch (err) {
     const e = err as NodeJS.ErrnoException
-    throw e.code === 'ENOENT' || e.code === 'ENOTDIR' ? errors.outputDir(path, e) : errors.outputOpen(path, e)
+    throw e.code === 'ENOENT' || e.code === 'ENOTDIR'
+      ? errors.outputDir(path, e)
+      : errors.outputOpen(path, e)
   }
 }
 

@@ -3,7 +3,7 @@
  * and FileTable. It runs inside a worker thread, which sleeps with Atomics.wait between looks.
  * Compare tail-async.ts, the event-loop shell: same steps, same order; only the I/O differs.
  */
-import { type Stats, closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync, type Stats, statSync } from 'node:fs'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
@@ -120,7 +120,10 @@ export class SyncFollower {
       log.warnOnce(`type:${path}`, `${path} is not a regular file; skipping it`)
     } catch (err) {
       if (!isErrno(err, 'ENOENT', 'ENOTDIR')) {
-        log.warnOnce(`stat:${path}`, `cannot follow ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`)
+        log.warnOnce(
+          `stat:${path}`,
+          `cannot follow ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+        )
       } else if (this.#table.isStartupName(path)) {
         const later = this.#opts.follow ? ' yet; it will be followed when it appears' : ''
         log.warnOnce(`missing:${path}`, `${path} does not exist${later}`)
@@ -138,7 +141,10 @@ export class SyncFollower {
     } catch (err) {
       this.#unreadable.add(path)
       if (!isErrno(err, 'ENOENT')) {
-        log.warnOnce(`open:${path}`, `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`)
+        log.warnOnce(
+          `open:${path}`,
+          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+        )
       }
       return
     }
@@ -147,7 +153,13 @@ export class SyncFollower {
     const head = readHead(fd)
     const atEnd = this.#opts.from === 'end' && this.#table.isStartupName(path)
     const lineStart = atEnd ? lineStartBeforeSync(fd, st.size) : 0
-    const file = this.#table.opened(path, fd, { identity: st, size: st.size, head }, atEnd, lineStart)
+    const file = this.#table.opened(
+      path,
+      fd,
+      { identity: st, size: st.size, head },
+      atEnd,
+      lineStart,
+    )
     if (file === null) closeSync(fd)
   }
 
@@ -178,7 +190,10 @@ export class SyncFollower {
       }
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: let the thread fail loudly
-      log.warnOnce(`read:${file.key}`, `cannot read ${file.path}: ${describeErrno(err)}; will retry`)
+      log.warnOnce(
+        `read:${file.key}`,
+        `cannot read ${file.path}: ${describeErrno(err)}; will retry`,
+      )
     }
   }
 

@@ -4,7 +4,11 @@ declare module 'worker-threads-pool' {
   export default class Pool {
     constructor(options?: { max?: number; maxWaiting?: number })
     readonly size: number
-    acquire(filename: string, options: WorkerOptions, callback: (err: Error | null, worker: Worker) => void): void
+    acquire(
+      filename: string,
+      options: WorkerOptions,
+      callback: (err: Error | null, worker: Worker) => void,
+    ): void
     destroy(callback?: () => void): void
   }
 }
