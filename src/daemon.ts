@@ -29,7 +29,8 @@ export async function runDaemon(config: Config, log: Logger): Promise<ExitCode> 
   process.on('SIGINT', onStop)
   process.on('SIGHUP', onHup)
   try {
-    const result = await engines[config.engine]({ config, log, stop: stop.signal, events })
+    const engine = await engines[config.engine]()
+    const result = await engine({ config, log, stop: stop.signal, events })
     if (config.once && result.unreadable.length > 0) {
       log.error(
         `could not read ${result.unreadable.length} input(s): ${result.unreadable.join(', ')}`,

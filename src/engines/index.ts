@@ -2,20 +2,22 @@
  * The four engines: the two migration paths of the notes' BetterWay62 side by side.
  *   top-down:  threads -> top-down -> async
  *   bottom-up: threads -> bottom-up -> async
- * Each is only an arrangement of the same reader core, shells and writers.
+ * Each is only an arrangement of the same reader core, shells and writers. Loaded on demand,
+ * so a run pays only for the engine it uses.
  */
 import type { EngineName } from '../config.js'
-import { runAsync } from './async.js'
 import type { Engine } from './engine.js'
-import { threadedEngine } from './threaded.js'
 
-export const engines: Record<EngineName, Engine> = {
+const threaded = async (style: 'sync' | 'async', writer: 'locked' | 'loop'): Promise<Engine> =>
+  (await import('./threaded.js')).threadedEngine({ style, writer })
+
+export const engines: Record<EngineName, () => Promise<Engine>> = {
   /** run_threads: blocking readers in threads, writing under a lock. */
-  threads: threadedEngine({ style: 'sync', writer: 'locked' }),
+  threads: () => threaded('sync', 'locked'),
   /** run_tasks_mixed: blocking readers in threads, the async main thread owns the writer. */
-  'top-down': threadedEngine({ style: 'sync', writer: 'loop' }),
+  'top-down': () => threaded('sync', 'loop'),
   /** tail_file wrapping tail_async: the threads unchanged, each running the async reader. */
-  'bottom-up': threadedEngine({ style: 'async', writer: 'locked' }),
+  'bottom-up': () => threaded('async', 'locked'),
   /** run_tasks: one event loop, no threads, no lock. */
-  async: runAsync,
+  async: async () => (await import('./async.js')).runAsync,
 }

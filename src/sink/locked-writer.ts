@@ -119,11 +119,11 @@ export class LockedWriter implements BlockSink {
     })
   }
 
-  /** Syncs and closes the fd: only the owning thread, once every worker has stopped. Idempotent. */
+  /** Closes the fd (no fsync: see LoopWriter.close): only the owning thread, once every worker
+   * has stopped. Idempotent. */
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    this.sync()
     if (this.share.path !== '-') closeSync(this.#fd[0] as number)
   }
 }

@@ -116,10 +116,13 @@ export class LoopWriter implements BlockSink {
     await closeAsync(old)
   }
 
-  /** Writes what is queued, then closes. Idempotent: every call returns the same promise. */
+  /**
+   * Writes what is queued, then closes (without fsync: durability is the checkpoint's job, which
+   * calls sync() first). Idempotent: every call returns the same promise.
+   */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      await this.sync()
+      await this.drain()
       if (this.#fd !== STDOUT_FD) await closeAsync(this.#fd)
     })()
     return this.#closed

@@ -127,15 +127,59 @@ export class Cursor {
     }
     const complete = chunk.subarray(0, lastNewline + 1)
     const block = this.#pendingBytes === 0 ? complete : this.#takePending(complete)
+    return this.#complete(block, chunk.subarray(lastNewline + 1))
+  }
+
+  /**
+   * A buffer for the next read of up to `want` bytes with the held partial line already copied
+   * to its start, so the block of complete lines needs no second copy (the hot path of a
+   * catch-up). Read into `buf` from `start`, then call frameRead.
+   */
+  readBuffer(want: number): { buf: Buffer; start: number } {
+    const start = this.#pendingBytes
+    const buf = Buffer.allocUnsafe(start + want)
+    let at = 0
+    for (const piece of this.#pending) at += piece.copy(buf, at)
+    return { buf, start }
+  }
+
+  /** frame() for a buffer from readBuffer: `bytesRead` new bytes were read into it at `start`. */
+  frameRead(buf: Buffer, start: number, bytesRead: number): Buffer | null {
+    if (start !== this.#pendingBytes)
+      throw new Error('frameRead: the buffer is not from readBuffer')
+    if (bytesRead === 0) return null
+    const chunk = buf.subarray(start, start + bytesRead)
+    this.#learnHead(chunk)
+    this.#offset += bytesRead
+    const lastNewline = chunk.lastIndexOf(NEWLINE)
+    if (lastNewline < 0) {
+      this.#hold(Buffer.from(chunk)) // a copy: the read buffer may be far larger than the line
+      return this.#cutOverlongPending()
+    }
+    this.#pending = []
+    this.#pendingBytes = 0
+    return this.#complete(buf.subarray(0, start + lastNewline + 1), chunk.subarray(lastNewline + 1))
+  }
+
+  /** `block` ends a line; `rest` (after its last newline) is held. */
+  #complete(block: Buffer, rest: Buffer): Buffer {
     const firstAlreadyCut = this.#cutting
     this.#cutting = false
-    const rest = chunk.subarray(lastNewline + 1)
     // Copy the remainder: holding a view would keep the whole chunk alive for a few bytes.
     if (rest.length > 0) this.#hold(Buffer.from(rest))
-    const lines =
-      block.length > this.maxLineBytes ? this.#splitOverlong(block, firstAlreadyCut) : block
+    const lines = this.#mayHaveOverlong(block) ? this.#splitOverlong(block, firstAlreadyCut) : block
     const pieces = this.#cutOverlongPending()
     return pieces === null ? lines : Buffer.concat([lines, pieces])
+  }
+
+  /**
+   * Cheap test before the line-by-line scan: only the first line can be longer than the block
+   * after it, so when the bytes after the first line fit in one output line, only it is checked.
+   */
+  #mayHaveOverlong(block: Buffer): boolean {
+    if (block.length <= this.maxLineBytes) return false
+    const firstEnd = block.indexOf(NEWLINE) + 1
+    return firstEnd > this.maxLineBytes || block.length - firstEnd > this.maxLineBytes
   }
 
   /**

@@ -3,10 +3,10 @@
  * changes and goes away. Every input is watched through its directory (a literal file through
  * its parent), so a file that does not exist yet, or is deleted and created again, is seen.
  */
-import { type Dirent, existsSync } from 'node:fs'
+import { type Dirent, existsSync, type FSWatcher as RawWatcher, watch as watchDir } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { dirname, join, relative, sep } from 'node:path'
-import { type FSWatcher, watch } from 'chokidar'
+import type { FSWatcher } from 'chokidar'
 import type { Logger } from '../log.js'
 import type { InputSpec } from './inputs.js'
 
@@ -83,8 +83,17 @@ function existingAncestor(dir: string): string {
   return at
 }
 
+/**
+ * chokidar drops a 'change' that comes within 50 ms of the one before and sends no trailing
+ * event, so a burst's last write could wait for the sweep. Where chokidar is our only source of
+ * change events we look once more this long after each one.
+ */
+const TRAILING_MS = 60
+
 export class Discovery {
   readonly #watchers: FSWatcher[] = []
+  readonly #raw: RawWatcher[] = []
+  readonly #trailing = new Map<string, NodeJS.Timeout>()
   #closed: Promise<void> | null = null
 
   private constructor() {}
@@ -96,6 +105,7 @@ export class Discovery {
     opts: { exclude?: string; log: Logger },
   ): Promise<Discovery> {
     const wanted = makeMatcher(inputs, opts.exclude)
+    const { watch } = await import('chokidar') // loaded only when following, not for --once
     const d = new Discovery()
     const ready: Promise<void>[] = []
     for (const [wantedRoot, wantedDepth] of watchRoots(inputs)) {
@@ -118,9 +128,15 @@ export class Discovery {
           return stats.isDirectory() ? !onTheWay(path) : !wanted(path)
         },
       })
+      const raw =
+        wantedDepth === 0 && root === wantedRoot ? d.#watchDirectory(root, wanted, events) : false
       watcher.on('add', (p) => wanted(p) && events.changedName(p))
       watcher.on('unlink', (p) => wanted(p) && events.changedName(p))
-      watcher.on('change', (p) => wanted(p) && events.changedData(p))
+      watcher.on('change', (p) => {
+        if (!wanted(p)) return
+        events.changedData(p)
+        if (!raw) d.#trail(p, events)
+      })
       watcher.on('error', (err) => opts.log.warn(`watching ${root}: ${(err as Error).message}`))
       ready.push(new Promise((resolve) => watcher.once('ready', resolve)))
       d.#watchers.push(watcher)
@@ -129,9 +145,45 @@ export class Discovery {
     return d
   }
 
+  /**
+   * Data events for the files directly in `dir` from one plain fs.watch on the directory (one
+   * inotify watch for all its files, and no throttle): the low-latency path. Returns false when
+   * the directory cannot be watched (chokidar's events, with a trailing look, remain).
+   */
+  #watchDirectory(dir: string, wanted: (p: string) => boolean, events: DiscoveryEvents): boolean {
+    try {
+      const w = watchDir(dir, { persistent: false }, (type, name) => {
+        if (!name) return
+        const path = join(dir, name.toString())
+        if (!wanted(path)) return
+        if (type === 'change') events.changedData(path)
+        else events.changedName(path)
+      })
+      w.on('error', () => w.close()) // the directory went away: chokidar still watches
+      this.#raw.push(w)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  #trail(path: string, events: DiscoveryEvents): void {
+    if (this.#trailing.has(path) || this.#closed) return
+    const t = setTimeout(() => {
+      this.#trailing.delete(path)
+      events.changedData(path)
+    }, TRAILING_MS)
+    t.unref()
+    this.#trailing.set(path, t)
+  }
+
   /** Idempotent: every call returns the same promise. */
   close(): Promise<void> {
-    this.#closed ??= Promise.all(this.#watchers.map((w) => w.close())).then(() => undefined)
+    this.#closed ??= (async () => {
+      for (const t of this.#trailing.values()) clearTimeout(t)
+      for (const w of this.#raw) w.close()
+      await Promise.all(this.#watchers.map((w) => w.close()))
+    })()
     return this.#closed
   }
 }

@@ -219,11 +219,11 @@ export class AsyncFollower {
       }
       while (true) {
         const want = readSize(size, cursor.offset, readChunkBytes)
-        const buf = Buffer.allocUnsafe(want)
-        const { bytesRead } = await fh.read(buf, 0, want, cursor.offset)
+        const { buf, start } = cursor.readBuffer(want)
+        const { bytesRead } = await fh.read(buf, start, want, cursor.offset)
         if (bytesRead === 0) break
         file.lastActivity = Date.now()
-        const block = cursor.frame(bytesRead === want ? buf : buf.subarray(0, bytesRead))
+        const block = cursor.frameRead(buf, start, bytesRead)
         if (block) await sink.write(block, { key: file.key, offset: cursor.committedOffset })
         if (bytesRead < want) break
       }

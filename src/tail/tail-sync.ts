@@ -180,11 +180,11 @@ export class SyncFollower {
       }
       while (true) {
         const want = readSize(size, cursor.offset, readChunkBytes)
-        const buf = Buffer.allocUnsafe(want)
-        const bytesRead = readSync(fd, buf, 0, want, cursor.offset)
+        const { buf, start } = cursor.readBuffer(want)
+        const bytesRead = readSync(fd, buf, start, want, cursor.offset)
         if (bytesRead === 0) break
         file.lastActivity = Date.now()
-        const block = cursor.frame(bytesRead === want ? buf : buf.subarray(0, bytesRead))
+        const block = cursor.frameRead(buf, start, bytesRead)
         if (block) sink.write(block, { key: file.key, offset: cursor.committedOffset })
         if (bytesRead < want) break
       }

@@ -823,3 +823,41 @@ describe('restart', () => {
     )
   })
 })
+
+describe('readBuffer + frameRead: the in-place read path', () => {
+  /** Feeds chunks the way the shells do: read into the cursor's own buffer after the partial. */
+  const feedInPlace = (c: Cursor, chunks: readonly Buffer[]): Buffer => {
+    const out: Buffer[] = []
+    for (const chunk of chunks) {
+      const { buf, start } = c.readBuffer(chunk.length + 3) // larger than the read, as in a shell
+      chunk.copy(buf, start)
+      const block = c.frameRead(buf, start, chunk.length)
+      if (block) out.push(Buffer.from(block))
+    }
+    const rest = c.flush()
+    if (rest) out.push(rest)
+    return Buffer.concat(out)
+  }
+
+  it('gives exactly what frame() gives, for any chunking and any line limit', () => {
+    fc.assert(
+      fc.property(maxLineArb, inputArb(1, 500), cutsArb, (maxLineBytes, input, cuts) => {
+        const chunks = chunksOf(input, cuts).filter((ch) => ch.length > 0)
+        const viaFrame = cursor({ maxLineBytes })
+        const viaRead = cursor({ maxLineBytes })
+        const expected = feedAndFlush(viaFrame, chunks)
+        expect(feedInPlace(viaRead, chunks).equals(expected)).toBe(true)
+        expect(viaRead.linesSplit).toBe(viaFrame.linesSplit)
+        expect(viaRead.offset).toBe(viaFrame.offset)
+        expect(viaRead.head.equals(viaFrame.head)).toBe(true)
+      }),
+      RUNS,
+    )
+  })
+
+  it('refuses a buffer that does not start with the held partial line', () => {
+    const c = cursor()
+    c.frame(b('partial'))
+    expect(() => c.frameRead(Buffer.alloc(10), 0, 3)).toThrow(/readBuffer/)
+  })
+})
