@@ -8,7 +8,12 @@
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads'
+import {
+  MessageChannel,
+  type MessagePort,
+  receiveMessageOnPort,
+  type Worker,
+} from 'node:worker_threads'
 import Pool from 'worker-threads-pool'
 import { LogmergeError } from '../errors.js'
 import { LockedWriter } from '../sink/locked-writer.js'
@@ -156,7 +161,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         fail(err)
         reject(err)
       }
-      port1.on('message', (msg: FromWorker) => {
+      const handle = (msg: FromWorker) => {
         switch (msg.code) {
           case 'log':
             process.stderr.write(msg.line)
@@ -178,11 +183,16 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
               ),
             )
         }
-      })
+      }
+      port1.on('message', handle)
       worker.on('error', (err) =>
         die(threadFailed(`reader thread ${id} crashed: ${err.message}`, err)),
       )
       worker.on('exit', (code) => {
+        // 'exit' and the port's messages travel apart: take what is still queued first.
+        for (let m = receiveMessageOnPort(port1); m && !finished; m = receiveMessageOnPort(port1)) {
+          handle(m.message as FromWorker)
+        }
         if (!finished)
           die(threadFailed(`reader thread ${id} exited (code ${code}) before finishing`))
       })
