@@ -74,6 +74,16 @@ export function buildProgram(): Command {
       'largest single read from an input (k/M suffix)',
       String(defaults.readChunkBytes),
     )
+    .option(
+      '--state <path>',
+      'state file for exactly-once restarts (default: beside the output, or in $STATE_DIRECTORY)',
+    )
+    .option('--no-state', 'keep no state: a restart starts per --from (at-least-once at best)')
+    .option(
+      '--checkpoint-interval <ms>',
+      'how often the state is saved',
+      String(defaults.checkpointIntervalMs),
+    )
     .addOption(
       new Option('--log-level <level>', 'diagnostics on stderr')
         .choices(LEVELS)

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { errors } from './errors.js'
 import { LEVELS, type Level } from './log.js'
+import { defaultStatePath } from './state/checkpoint.js'
 import { type InputSpec, parseInput } from './tail/inputs.js'
 
 export const ENGINES = ['async', 'threads', 'top-down', 'bottom-up'] as const
@@ -30,6 +31,9 @@ export interface Options {
   readChunk?: string | number
   threads?: string | number
   logLevel?: string
+  /** A path, or false for --no-state. */
+  state?: string | false
+  checkpointInterval?: string | number
 }
 
 export interface Config {
@@ -52,6 +56,9 @@ export interface Config {
   readonly readConcurrency: number
   readonly threads: number
   readonly logLevel: Level
+  /** The state file for exactly-once restarts, or null (no checkpoints). */
+  readonly statePath: string | null
+  readonly checkpointIntervalMs: number
 }
 
 export const defaults = {
@@ -61,6 +68,7 @@ export const defaults = {
   highWaterBytes: 16 * 1024 * 1024,
   readConcurrency: 64,
   logLevel: 'warn' as Level,
+  checkpointIntervalMs: 1000,
 }
 
 export function resolveConfig(options: Options, cwd = process.cwd()): Config {
@@ -98,7 +106,30 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
     readConcurrency: defaults.readConcurrency,
     threads: integerOption('--threads', options.threads, availableParallelism(), 1),
     logLevel: oneOf('--log-level', options.logLevel, LEVELS, defaults.logLevel),
+    statePath: statePathFor(options.state, output, once, cwd),
+    checkpointIntervalMs: integerOption(
+      '--checkpoint-interval',
+      options.checkpointInterval,
+      defaults.checkpointIntervalMs,
+      10,
+    ),
   }
+}
+
+/**
+ * --state PATH, --no-state, or the default: beside the output (or in $STATE_DIRECTORY) when
+ * following into a file. stdout cannot be truncated on restart and --once is usually a one-off,
+ * so those keep no state unless asked.
+ */
+function statePathFor(
+  given: string | false | undefined,
+  output: string,
+  once: boolean,
+  cwd: string,
+): string | null {
+  if (given === false) return null
+  if (typeof given === 'string') return resolve(cwd, given)
+  return once ? null : defaultStatePath(output)
 }
 
 /** Time order needs one place that sees every line before it is written. */

@@ -6,6 +6,8 @@
 import { once } from 'node:events'
 import pLimit from 'p-limit'
 import { LoopWriter } from '../sink/loop-writer.js'
+import { Checkpointer } from '../state/checkpointer.js'
+import { recover } from '../state/recover.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
@@ -18,6 +20,7 @@ export async function runAsync({
 }: EngineContext): Promise<EngineResult> {
   let fatal: Error | null = null
   const failed = new AbortController()
+  const remembered = config.statePath ? await recover(config.statePath, config.output, log) : []
   const writer = await LoopWriter.open(config.output, {
     highWaterBytes: config.highWaterBytes,
     log,
@@ -26,10 +29,6 @@ export async function runAsync({
       failed.abort()
     },
   })
-  const reopen = () => {
-    writer.reopen().catch((err: Error) => log.error(`reopening ${config.output}: ${err.message}`))
-  }
-  events.on('reopen', reopen)
   const follower = new AsyncFollower({
     follow: !config.once,
     from: config.from,
@@ -40,9 +39,30 @@ export async function runAsync({
     limit: pLimit(config.readConcurrency),
     log,
   })
+  follower.remember(remembered)
+  const checkpoints = config.statePath
+    ? new Checkpointer(
+        config.statePath,
+        config.output,
+        {
+          snapshot: () => writer.snapshot(),
+          sources: (offsets) => follower.checkpoint(offsets),
+          fsync: () => writer.fsync(),
+        },
+        log,
+      )
+    : null
+  const reopen = () => {
+    writer
+      .reopen()
+      .then(() => checkpoints?.save()) // the new file's identity and size, at once
+      .catch((err: Error) => log.error(`reopening ${config.output}: ${err.message}`))
+  }
+  events.on('reopen', reopen)
   const exclude = config.output === '-' ? undefined : config.output
   try {
     if (config.once) {
+      await follower.findRotated()
       await follower.start(await scanInputs(config.inputs, exclude))
       await follower.catchUp()
       await follower.close(true)
@@ -56,7 +76,10 @@ export async function runAsync({
         { exclude, log },
       )
       try {
+        // Files rotated while we were down are finished first, then the names are followed.
+        await follower.findRotated()
         await follower.start(await scanInputs(config.inputs, exclude))
+        checkpoints?.start(config.checkpointIntervalMs)
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
         try {
           const ended = AbortSignal.any([stop, failed.signal])
@@ -70,6 +93,8 @@ export async function runAsync({
       if (!fatal) await follower.catchUp() // drain: what was appended before the signal
       await follower.close(false)
     }
+    await writer.drain()
+    if (!fatal) await checkpoints?.stop()
   } finally {
     events.off('reopen', reopen)
     await writer.close()

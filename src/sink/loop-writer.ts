@@ -3,7 +3,7 @@
  * written in batches with writev; past a byte high-water mark, write() hands readers a promise
  * so they wait instead of memory growing (the "memory explosion" of the notes' BetterWay55).
  */
-import { close, fstat, fsync, open, writev } from 'node:fs'
+import { close, fstat, fstatSync, fsync, open, writev } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { describeErrno, errors, isErrno } from '../errors.js'
@@ -39,8 +39,17 @@ export class LoopWriter implements BlockSink {
   #flushing: Promise<void> | null = null
   #waiters: (() => void)[] = []
   #idle: (() => void)[] = []
+  /** Output size and per-source offsets: changed together, only when a whole batch is out. */
   #size: number
   #written = new Map<string, number>()
+  /** Bytes of a batch that failed part-way, already in the file but not yet in #size. */
+  #partialBytes = 0
+  /** Marks of blocks fully written by a batch that then failed: applied with the retry. */
+  #carriedMarks: (SourceMark | undefined)[] = []
+  /** The output file's identity (null for stdout), for checkpoints. */
+  #identity: { dev: number; ino: number } | null = null
+  /** The error code we are waiting out, if any. */
+  #retrying: string | null = null
   #closed: Promise<void> | null = null
   #failed: Error | null = null
   readonly #opts: LoopWriterOptions
@@ -56,8 +65,10 @@ export class LoopWriter implements BlockSink {
   static async open(path: string, opts: LoopWriterOptions): Promise<LoopWriter> {
     if (path === '-') return new LoopWriter(path, STDOUT_FD, 0, opts)
     const fd = await openOutput(path)
-    const { size } = await fstatAsync(fd)
-    return new LoopWriter(path, fd, size, opts)
+    const { size, dev, ino } = await fstatAsync(fd)
+    const writer = new LoopWriter(path, fd, size, opts)
+    writer.#identity = { dev, ino }
+    return writer
   }
 
   /** Bytes in the output file (its size at open plus what we wrote since). */
@@ -65,9 +76,31 @@ export class LoopWriter implements BlockSink {
     return this.#size
   }
 
-  /** For each source, the offset up to which its bytes are written (not only queued). */
-  get written(): ReadonlyMap<string, number> {
-    return this.#written
+  /**
+   * A consistent pair for a checkpoint: the output size and, for each source, the offset up to
+   * which its bytes are within that size.
+   */
+  snapshot(): {
+    size: number
+    output: { dev: number; ino: number } | null
+    offsets: Map<string, number>
+  } {
+    return { size: this.#size, output: this.#identity, offsets: new Map(this.#written) }
+  }
+
+  /** A source starts at `mark.offset` (nothing of it written yet): record where, if unknown. */
+  note(mark: SourceMark): void {
+    if (!this.#written.has(mark.key)) this.#written.set(mark.key, mark.offset)
+  }
+
+  /** fsync what is written so far (not what is queued): covers every earlier snapshot. */
+  async fsync(): Promise<void> {
+    if (this.#fd === STDOUT_FD) return
+    try {
+      await fsyncAsync(this.#fd)
+    } catch (err) {
+      if (!isErrno(err, 'EINVAL', 'EROFS')) throw err
+    }
   }
 
   get queuedBytes(): number {
@@ -109,10 +142,13 @@ export class LoopWriter implements BlockSink {
   async reopen(): Promise<void> {
     if (this.#fd === STDOUT_FD) return
     const fd = await openOutput(this.path)
-    await this.drain()
+    // Swap only with no batch in flight (checked and swapped without an await in between).
+    while (this.#flushing !== null) await this.drain()
     const old = this.#fd
     this.#fd = fd
-    this.#size = (await fstatAsync(fd)).size
+    const st = fstatSync(fd)
+    this.#size = st.size
+    this.#identity = { dev: st.dev, ino: st.ino }
     await closeAsync(old)
   }
 
@@ -143,12 +179,16 @@ export class LoopWriter implements BlockSink {
       } catch (err) {
         if (isErrno(err, ...RETRYABLE)) {
           // Nothing is lost: put the unwritten rest back at the front and wait.
-          this.#opts.log.warnOnce(
-            `output:${err.code}`,
-            `cannot write output ${this.path}: ${describeErrno(err)}; retrying, readers paused`,
-          )
+          if (this.#retrying === null) {
+            this.#opts.log.warn(
+              `cannot write output ${this.path}: ${describeErrno(err)}; retrying, readers paused`,
+            )
+          }
+          this.#retrying = err.code ?? 'error'
+          const done = marks.length - batch.length
+          this.#carriedMarks.push(...marks.slice(0, done))
           this.#queue.unshift(...batch)
-          this.#marks.unshift(...marks.slice(marks.length - batch.length))
+          this.#marks.unshift(...marks.slice(done))
           await sleep(backoff)
           backoff = Math.min(backoff * 2, 5000)
           continue
@@ -156,7 +196,13 @@ export class LoopWriter implements BlockSink {
         this.#fail(errors.outputWrite(this.path, err as NodeJS.ErrnoException))
         return
       }
-      this.#opts.log.forget('output:ENOSPC')
+      if (this.#retrying !== null) {
+        this.#opts.log.warn(`output ${this.path} is writable again; resumed`)
+        this.#retrying = null
+      }
+      this.#size += this.#partialBytes
+      this.#partialBytes = 0
+      for (const m of this.#carriedMarks.splice(0)) if (m) this.#written.set(m.key, m.offset)
       for (const m of marks) if (m) this.#written.set(m.key, m.offset)
       if (this.#queuedBytes < this.#opts.highWaterBytes / 2) this.#wakeWaiters()
     }
@@ -169,7 +215,7 @@ export class LoopWriter implements BlockSink {
   async #writeAll(batch: Buffer[]): Promise<void> {
     while (batch.length > 0) {
       const { bytesWritten: n } = await writevAsync(this.#fd, batch)
-      this.#size += n
+      this.#partialBytes += n
       this.#queuedBytes -= n
       dropWritten(batch, n)
     }

@@ -12,4 +12,6 @@ export interface BlockSink {
    * over its high-water mark; the reader awaits it before reading more, so memory stays bounded.
    */
   write(block: Buffer, mark?: SourceMark): Promise<void> | undefined
+  /** A source starts at `mark.offset` with nothing written yet (for checkpoints). */
+  note?(mark: SourceMark): void
 }

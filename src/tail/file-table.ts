@@ -9,6 +9,7 @@
  * that turns up under another matching name (app.log.1 in a directory input) is the same
  * identity and is not read twice; a file finished earlier and seen again resumes where it was.
  */
+import type { SourceState } from '../state/checkpoint.js'
 import { Cursor, type Identity, identityKey } from './cursor.js'
 
 export interface Tracked<H> {
@@ -33,6 +34,17 @@ export type NameStep =
   /** The name leads nowhere now. */
   | { readonly kind: 'none' }
 
+/** A file a checkpoint recorded, as the table takes it back. */
+export interface RememberedSource {
+  readonly identity: Identity
+  readonly head: Buffer
+  readonly offset: number
+  readonly path: string
+}
+
+/** Finished files are forgotten this long after they were closed (a day). */
+export const FORGET_MS = 24 * 60 * 60 * 1000
+
 export interface OpenedFile {
   readonly identity: Identity
   readonly size: number
@@ -47,9 +59,47 @@ export class FileTable<H> {
   readonly names = new Map<string, string | null>()
   /** Names from the start-up scan, until first opened: they start at `from`; later files at 0. */
   readonly #startupNames = new Set<string>()
+  /** Names a checkpoint knew: a file found there that the checkpoint did not know is new. */
+  readonly #knownNames = new Set<string>()
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes
+  }
+
+  /**
+   * Files a checkpoint recorded: each resumes at its offset when it is found again (under any
+   * name) with the same identity and first bytes.
+   */
+  remember(files: Iterable<RememberedSource>): void {
+    for (const f of files) {
+      const cursor = new Cursor({ ...f, maxLineBytes: this.maxLineBytes })
+      const key = identityKey(f.identity)
+      this.files.set(key, {
+        key,
+        cursor,
+        handle: null,
+        path: f.path,
+        names: 0,
+        lastActivity: Date.now(),
+      })
+      this.#knownNames.add(f.path)
+    }
+  }
+
+  /** Remembered files not (yet) found under any name: the shell looks for them among siblings. */
+  *missing(): Generator<Tracked<H>> {
+    for (const f of this.files.values()) if (f.handle === null && f.names === 0) yield f
+  }
+
+  /** A remembered file found under a name no input matches (a rotated sibling): read it out. */
+  adoptOrphan(path: string, handle: H, file: OpenedFile): Tracked<H> | null {
+    const key = identityKey(file.identity)
+    const known = this.files.get(key)
+    if (!known || known.handle !== null || !known.cursor.headMatches(file.head)) return null
+    known.handle = handle
+    known.path = path
+    known.lastActivity = Date.now()
+    return known
   }
 
   beginStartup(paths: Iterable<string>): void {
@@ -110,7 +160,8 @@ export class FileTable<H> {
       this.names.set(path, key)
       return null
     }
-    const atStartup = this.#startupNames.delete(path)
+    // A name the checkpoint knew, now leading to a file it did not: created while we were down.
+    const atStartup = this.#startupNames.delete(path) && !this.#knownNames.has(path)
     let cursor: Cursor
     if (known && known.cursor.headMatches(file.head)) {
       cursor = known.cursor // finished earlier, seen again under a (new) name: resume
@@ -137,6 +188,30 @@ export class FileTable<H> {
   /** Files with an open handle. */
   *open(): Generator<Tracked<H>> {
     for (const f of this.files.values()) if (f.handle !== null) yield f
+  }
+
+  /**
+   * Where every file stands, for a checkpoint: `offsets` (from the writer) says how far each
+   * one's bytes are in the output. Files finished and closed more than `forgetMs` ago are
+   * dropped, so the state does not grow with every rotation forever.
+   */
+  checkpoint(
+    offsets: ReadonlyMap<string, number>,
+    forgetMs: number,
+    now = Date.now(),
+  ): SourceState[] {
+    const out: SourceState[] = []
+    for (const [key, f] of this.files) {
+      if (f.handle === null && f.names === 0 && now - f.lastActivity > forgetMs) {
+        this.files.delete(key)
+        continue
+      }
+      const offset = offsets.get(key)
+      if (offset === undefined) continue
+      const { dev, ino } = f.cursor.identity
+      out.push({ path: f.path, dev, ino, head: f.cursor.head.toString('base64'), offset })
+    }
+    return out
   }
 
   /** True when an orphan has been quiet long enough to be closed. */

@@ -4,13 +4,15 @@
  * bounds the reads in flight. Compare tail-sync.ts, the blocking shell: same steps, same order.
  */
 import { fstatSync, type Stats, statSync } from 'node:fs'
-import { type FileHandle, open, stat } from 'node:fs/promises'
+import { type FileHandle, open, readdir, stat } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import type { LimitFunction } from 'p-limit'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
+import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
-import { FileTable, type Tracked } from './file-table.js'
+import { FileTable, FORGET_MS, type RememberedSource, type Tracked } from './file-table.js'
 import { readSize } from './read-size.js'
 import { lineStartBefore } from './start.js'
 
@@ -48,6 +50,54 @@ export class AsyncFollower {
   /** Input names that could not be read at their last look (for --once's exit status). */
   get unreadable(): readonly string[] {
     return [...this.#unreadable]
+  }
+
+  /** Files a checkpoint recorded: they resume where they were when found again. */
+  remember(sources: readonly RememberedSource[]): void {
+    this.#table.remember(sources)
+  }
+
+  /** Where every file stands, for a checkpoint (see FileTable.checkpoint). */
+  checkpoint(offsets: ReadonlyMap<string, number>): SourceState[] {
+    return this.#table.checkpoint(offsets, FORGET_MS)
+  }
+
+  /**
+   * Before the start-up pass: find every remembered file by identity among the files beside its
+   * old name (a.log.1, a.log-20261124: rotated while we were down, or still at its name) and
+   * read it from where we were to its end. The start-up pass then gives names back to those
+   * still named; the rest are read out and closed like any rotated file.
+   */
+  async findRotated(): Promise<void> {
+    const missing = [...this.#table.missing()]
+    if (missing.length === 0) return
+    const byKey = new Map(missing.map((f) => [f.key, f]))
+    for (const dir of new Set(missing.map((f) => dirname(f.path)))) {
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const path = join(dir, name)
+        const st = await stat(path).catch(() => null)
+        const wanted = st?.isFile() ? byKey.get(identityKey(st)) : undefined
+        if (!wanted) continue
+        const fh = await open(path, 'r').catch(() => null)
+        if (!fh) continue
+        const head = await readHead(fh)
+        const oldPath = wanted.path
+        const file = this.#table.adoptOrphan(path, fh, {
+          identity: wanted.cursor.identity,
+          size: 0,
+          head,
+        })
+        if (!file) {
+          await fh.close()
+          continue
+        }
+        if (path !== oldPath) {
+          this.#opts.log.info(`${path}: rotated while logmerge was stopped; reading the rest of it`)
+        }
+        byKey.delete(file.key)
+        await this.#pump(file)
+      }
+    }
   }
 
   /** Adds the input names found at start-up and reads what they hold. */
@@ -176,7 +226,7 @@ export class AsyncFollower {
       lineStart,
     )
     if (file === null) await fh.close()
-    else if (!atEnd && !this.#opts.follow) log.debug(`${path}: reading`)
+    else this.#opts.sink.note?.({ key: file.key, offset: file.cursor.committedOffset })
   }
 
   /** Reads what is new in `file`; calls made while a read runs are folded into one more pass. */

@@ -1,0 +1,182 @@
+/**
+ * The state file: where every source stands and how long the output was when that was true.
+ *
+ * Protocol (exactly-once output): the writer keeps the output size and, for each source, the
+ * offset up to which its bytes are in the output, and changes the two together only when a
+ * whole batch is written. A checkpoint takes that pair, fsyncs the output (covering at least
+ * those bytes), then atomically replaces the state file (write-file-atomic: temp file, fsync,
+ * rename). On start, an output that is the same file and at least that long is truncated to the
+ * recorded size and every source resumes at its recorded offset: what was written after the
+ * checkpoint is written again, exactly once.
+ */
+
+import { readFileSync } from 'node:fs'
+import { rename } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import writeFileAtomic from 'write-file-atomic'
+import type { Identity } from '../tail/cursor.js'
+
+export const STATE_FORMAT = 'logmerge-state'
+export const STATE_VERSION = 1
+
+export interface SourceState extends Identity {
+  /** The name it was last seen under. */
+  readonly path: string
+  /** Its first bytes (base64), to tell it from a new file that reuses the inode. */
+  readonly head: string
+  /** Every byte before this offset is in the output; the rest is read again. */
+  readonly offset: number
+}
+
+export interface OutputState extends Identity {
+  readonly path: string
+  readonly size: number
+}
+
+export interface State {
+  readonly format: typeof STATE_FORMAT
+  readonly version: typeof STATE_VERSION
+  readonly savedAt: string
+  readonly output: OutputState | null
+  readonly sources: readonly SourceState[]
+}
+
+export type Loaded =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'ok'; readonly state: State }
+  | { readonly kind: 'bad'; readonly reason: string }
+
+/** Where the state lives when --state is not given (null: no state by default). */
+export function defaultStatePath(
+  output: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string | null {
+  if (output === '-') return null
+  const name = `${basename(output)}.logmerge-state.json`
+  // systemd's StateDirectory= sets STATE_DIRECTORY (several dirs are ':'-separated: use the first).
+  const stateDir = env.STATE_DIRECTORY?.split(':')[0]
+  return stateDir ? join(stateDir, name) : join(dirname(output), `.${name}`)
+}
+
+export function loadState(path: string): Loaded {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' }
+    return { kind: 'bad', reason: `cannot read it: ${(err as Error).message}` }
+  }
+  try {
+    return { kind: 'ok', state: decodeState(text) }
+  } catch (err) {
+    return { kind: 'bad', reason: (err as Error).message }
+  }
+}
+
+/** Parses and validates a state file's text; throws with the reason when it is not one. */
+export function decodeState(text: string): State {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    throw new Error('not valid JSON (a torn or corrupted file)')
+  }
+  const o = raw as Record<string, unknown>
+  if (typeof o !== 'object' || o === null || o.format !== STATE_FORMAT) {
+    throw new Error(`not a logmerge state file (no "format": "${STATE_FORMAT}")`)
+  }
+  if (typeof o.version !== 'number' || !Number.isInteger(o.version))
+    throw new Error('no integer "version"')
+  if (o.version > STATE_VERSION) {
+    throw new Error(
+      `written by a newer logmerge (state version ${o.version}, this one reads ${STATE_VERSION})`,
+    )
+  }
+  if (o.version !== STATE_VERSION) throw new Error(`unknown state version ${o.version}`)
+  if (!Array.isArray(o.sources)) throw new Error('"sources" is not a list')
+  const output = o.output === null ? null : checkOutput(o.output)
+  return {
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    savedAt: String(o.savedAt ?? ''),
+    output,
+    sources: o.sources.map(checkSource),
+  }
+}
+
+const isCount = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+
+function checkOutput(v: unknown): OutputState {
+  const o = v as Record<string, unknown>
+  if (typeof o?.path !== 'string' || !isCount(o.dev) || !isCount(o.ino) || !isCount(o.size)) {
+    throw new Error('"output" needs path, dev, ino and size')
+  }
+  return { path: o.path, dev: o.dev, ino: o.ino, size: o.size }
+}
+
+function checkSource(v: unknown, i: number): SourceState {
+  const o = v as Record<string, unknown>
+  if (
+    typeof o?.path !== 'string' ||
+    typeof o.head !== 'string' ||
+    !isCount(o.dev) ||
+    !isCount(o.ino) ||
+    !isCount(o.offset)
+  ) {
+    throw new Error(`source ${i} needs path, dev, ino, head and offset`)
+  }
+  return { path: o.path, dev: o.dev, ino: o.ino, head: o.head, offset: o.offset }
+}
+
+export function encodeState(
+  output: OutputState | null,
+  sources: readonly SourceState[],
+  now = new Date(),
+): string {
+  const state: State = {
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    savedAt: now.toISOString(),
+    output,
+    sources,
+  }
+  return `${JSON.stringify(state, null, 1)}\n`
+}
+
+/** Atomically replaces the state file (temp file, fsync, rename). */
+export async function saveState(path: string, text: string): Promise<void> {
+  await writeFileAtomic(path, text, { fsync: true, mode: 0o644 })
+}
+
+/** Moves a bad state file aside (kept for a post-mortem) and returns where it went. */
+export async function quarantine(path: string, now = new Date()): Promise<string> {
+  const aside = `${path}.bad-${now.toISOString().replace(/[:.]/g, '')}`
+  await rename(path, aside)
+  return aside
+}
+
+/** What to do with the output at start, given the state and the output file as it is now. */
+export type OutputPlan =
+  | { readonly kind: 'fresh' }
+  | { readonly kind: 'truncate'; readonly size: number }
+  | { readonly kind: 'at-least-once'; readonly why: string }
+
+export function planOutput(
+  recorded: OutputState | null,
+  now: (Identity & { size: number }) | null,
+): OutputPlan {
+  if (recorded === null) return { kind: 'fresh' }
+  if (now === null)
+    return { kind: 'at-least-once', why: 'the output is gone (deleted or moved away)' }
+  if (now.dev !== recorded.dev || now.ino !== recorded.ino) {
+    return { kind: 'at-least-once', why: 'the output was replaced by another file' }
+  }
+  if (now.size < recorded.size) {
+    return {
+      kind: 'at-least-once',
+      why: `the output is shorter than recorded (${now.size} < ${recorded.size} bytes)`,
+    }
+  }
+  return { kind: 'truncate', size: recorded.size }
+}

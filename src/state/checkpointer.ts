@@ -1,0 +1,77 @@
+/**
+ * Takes checkpoints: every interval and at shutdown. Each one is a consistent snapshot from the
+ * writer, then an fsync of the output, then an atomic replacement of the state file; never two
+ * at once. A failed checkpoint is a warning (the previous one still holds), not the end.
+ */
+import type { Logger } from '../log.js'
+import { encodeState, type OutputState, type SourceState, saveState } from './checkpoint.js'
+
+export interface Checkpointable {
+  /** Output size, its identity, and each source's offset, taken at one instant. */
+  snapshot(): {
+    size: number
+    output: { dev: number; ino: number } | null
+    offsets: ReadonlyMap<string, number>
+  }
+  /** The sources as the readers know them, with those offsets. */
+  sources(offsets: ReadonlyMap<string, number>): SourceState[]
+  /** Makes every byte written so far durable. */
+  fsync(): Promise<void>
+}
+
+export class Checkpointer {
+  readonly path: string
+  readonly #output: string
+  readonly #from: Checkpointable
+  readonly #log: Logger
+  #running: Promise<void> = Promise.resolve()
+  #timer: NodeJS.Timeout | null = null
+  #lastSaved: string | null = null
+
+  constructor(path: string, output: string, from: Checkpointable, log: Logger) {
+    this.path = path
+    this.#output = output
+    this.#from = from
+    this.#log = log
+  }
+
+  /** Checkpoints every `ms` until stop(). */
+  start(ms: number): void {
+    this.#timer = setInterval(() => void this.save(), ms)
+    this.#timer.unref()
+  }
+
+  /** One checkpoint, after any running one. Skipped when nothing changed since the last. */
+  save(): Promise<void> {
+    this.#running = this.#running.then(async () => {
+      const snap = this.#from.snapshot()
+      const output: OutputState | null = snap.output && {
+        path: this.#output,
+        ...snap.output,
+        size: snap.size,
+      }
+      const sources = this.#from.sources(snap.offsets)
+      const text = encodeState(output, sources, new Date(0)) // no clock: to compare with the last
+      if (text === this.#lastSaved) return
+      try {
+        await this.#from.fsync()
+        await saveState(this.path, encodeState(output, sources))
+        this.#lastSaved = text
+        this.#log.forget('checkpoint')
+      } catch (err) {
+        this.#log.warnOnce(
+          'checkpoint',
+          `cannot save state ${this.path}: ${(err as Error).message}; will retry`,
+        )
+      }
+    })
+    return this.#running
+  }
+
+  /** Stops the timer and takes the last checkpoint. */
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
+    await this.save()
+  }
+}

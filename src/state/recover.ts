@@ -1,0 +1,51 @@
+/**
+ * Start-up from a state file, for every engine: load it (a bad one is moved aside), decide what
+ * to do with the output (truncate to the recorded size, or go on at-least-once with a warning),
+ * and hand back the sources to resume.
+ */
+import { statSync, truncateSync } from 'node:fs'
+import type { Logger } from '../log.js'
+import type { RememberedSource } from '../tail/file-table.js'
+import { loadState, planOutput, quarantine } from './checkpoint.js'
+
+export async function recover(
+  statePath: string,
+  output: string,
+  log: Logger,
+): Promise<RememberedSource[]> {
+  const loaded = loadState(statePath)
+  if (loaded.kind === 'none') return []
+  if (loaded.kind === 'bad') {
+    const aside = await quarantine(statePath)
+    log.warn(
+      `state file ${statePath} is unusable (${loaded.reason}); moved it to ${aside} and starting afresh`,
+    )
+    return []
+  }
+  const { state } = loaded
+  if (state.output && state.output.path !== output) {
+    const aside = await quarantine(statePath)
+    log.warn(
+      `state file ${statePath} belongs to output ${state.output.path}, not ${output}; moved it to ${aside} and starting afresh`,
+    )
+    return []
+  }
+  const now = output === '-' ? null : (statSync(output, { throwIfNoEntry: false }) ?? null)
+  const plan = planOutput(state.output, now)
+  if (plan.kind === 'truncate') {
+    if (now && now.size > plan.size) {
+      log.info(
+        `output ${output}: dropping ${now.size - plan.size} bytes written after the last checkpoint; they are read again`,
+      )
+      truncateSync(output, plan.size)
+    }
+  } else if (plan.kind === 'at-least-once') {
+    log.warn(`${plan.why}: lines written after the last checkpoint may appear twice`)
+  }
+  return state.sources.map((s) => ({
+    identity: { dev: s.dev, ino: s.ino },
+    head: Buffer.from(s.head, 'base64'),
+    offset: s.offset,
+    path: s.path,
+  }))
+}
