@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import pLimit from 'p-limit'
 import { LoopWriter } from '../sink/loop-writer.js'
 import { Checkpointer } from '../state/checkpointer.js'
-import { recover } from '../state/recover.js'
+import { recover, toRemembered } from '../state/recover.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
@@ -39,7 +39,7 @@ export async function runAsync({
     limit: pLimit(config.readConcurrency),
     log,
   })
-  follower.remember(remembered)
+  follower.remember(toRemembered(remembered))
   const checkpoints = config.statePath
     ? new Checkpointer(
         config.statePath,

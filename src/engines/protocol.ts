@@ -7,11 +7,17 @@ import type { MessagePort } from 'node:worker_threads'
 import type { Level } from '../log.js'
 import type { LockedWriterShare } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
+import type { SourceState } from '../state/checkpoint.js'
 
 /** Main thread -> reader thread. */
 export type ToWorker =
   /** The input names this thread owns at start-up. */
-  | { readonly code: 'start'; readonly paths: readonly string[] }
+  | {
+      readonly code: 'start'
+      readonly paths: readonly string[]
+      /** Files the last checkpoint recorded, for this thread's names. */
+      readonly remembered: readonly SourceState[]
+    }
   /** A name appeared or went away (chokidar add/unlink). */
   | { readonly code: 'resolve'; readonly path: string }
   /** A file was written to (chokidar change). */
@@ -25,6 +31,8 @@ export type FromWorker =
   /** top-down: a block of whole lines for the main thread's writer. */
   | { readonly code: 'block'; readonly bytes: Uint8Array; readonly mark: SourceMark | undefined }
   | { readonly code: 'done'; readonly unreadable: readonly string[] }
+  /** A file was opened: what a checkpoint needs to find it again, and where it starts. */
+  | { readonly code: 'source'; readonly source: SourceState; readonly key: string }
   | { readonly code: 'failed'; readonly error: SerializedError; readonly path: string | null }
 
 export interface SerializedError {

@@ -19,6 +19,9 @@ import { LogmergeError } from '../errors.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
+import type { SourceState } from '../state/checkpoint.js'
+import { Checkpointer } from '../state/checkpointer.js'
+import { recover } from '../state/recover.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
@@ -57,9 +60,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     failed.abort()
   }
 
+  const remembered = config.statePath ? await recover(config.statePath, config.output, log) : []
   const locked =
     shape.writer === 'locked'
-      ? LockedWriter.open(config.output, (m) => log.warnOnce('output-retry', m))
+      ? LockedWriter.open(config.output, config.threads, (m) => log.warnOnce('output-retry', m))
       : null
   const loop =
     shape.writer === 'loop'
@@ -69,13 +73,40 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
           onFatal: fail,
         })
       : null
+  /** What the threads told us about each file they opened, for checkpoints. */
+  const sources = new Map<string, SourceState>()
+  const checkpoints = config.statePath
+    ? new Checkpointer(
+        config.statePath,
+        config.output,
+        {
+          snapshot: () => (locked ?? (loop as LoopWriter)).snapshot(),
+          sources: (offsets) => {
+            const out: SourceState[] = []
+            for (const [key, offset] of offsets) {
+              const known = sources.get(key)
+              // A thread's 'source' message may still be on its way: try again next time.
+              if (!known) return null
+              out.push({ ...known, offset })
+            }
+            return out
+          },
+          fsync: async () => (locked ? locked.sync() : loop?.fsync()),
+        },
+        log,
+      )
+    : null
   const reopen = () => {
     try {
       locked?.reopen()
+      if (locked) void checkpoints?.save()
     } catch (err) {
       log.error(`reopening ${config.output}: ${(err as Error).message}`)
     }
-    loop?.reopen().catch((err: Error) => log.error(`reopening ${config.output}: ${err.message}`))
+    loop
+      ?.reopen()
+      .then(() => checkpoints?.save())
+      .catch((err: Error) => log.error(`reopening ${config.output}: ${err.message}`))
   }
   events.on('reopen', reopen)
 
@@ -105,13 +136,19 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
           },
           { exclude, log },
         )
-    const byShard = new Map<Shard, string[]>()
-    for (const path of await scanInputs(config.inputs, exclude)) {
-      const shard = route(path)
-      byShard.set(shard, [...(byShard.get(shard) ?? []), path])
+    const paths = new Map<Shard, string[]>(shards.map((s) => [s, []]))
+    for (const path of await scanInputs(config.inputs, exclude)) paths.get(route(path))?.push(path)
+    const resume = new Map<Shard, SourceState[]>(shards.map((s) => [s, []]))
+    for (const source of remembered) resume.get(route(source.path))?.push(source)
+    for (const shard of shards) {
+      send(shard, {
+        code: 'start',
+        paths: paths.get(shard) ?? [],
+        remembered: resume.get(shard) ?? [],
+      })
     }
-    for (const shard of shards) send(shard, { code: 'start', paths: byShard.get(shard) ?? [] })
     if (!config.once) {
+      checkpoints?.start(config.checkpointIntervalMs)
       const ended = AbortSignal.any([stop, failed.signal])
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
@@ -120,6 +157,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     const unreadable = (await Promise.all(shards.map((s) => s.done.catch(() => [])))).flat()
     await loop?.drain()
     if (failure) throw failure
+    await checkpoints?.stop()
     return { unreadable }
   } finally {
     events.off('reopen', reopen)
@@ -168,6 +206,9 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             return
           case 'block':
             return accept(msg.bytes, msg.mark)
+          case 'source':
+            sources.set(msg.key, msg.source)
+            return loop?.note({ key: msg.key, offset: msg.source.offset })
           case 'done':
             finished = true
             return resolve(msg.unreadable)

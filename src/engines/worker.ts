@@ -9,6 +9,8 @@ import pLimit from 'p-limit'
 import { createLogger } from '../log.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
+import { toRemembered } from '../state/recover.js'
+import type { Tracked } from '../tail/file-table.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
 import { type FromWorker, serializeError, type ToWorker, type WorkerInit } from './protocol.js'
@@ -56,15 +58,23 @@ class PostSink implements SyncSink {
 function makeSink(): SyncSink {
   const s = init.sink
   if (s.kind === 'post') return new PostSink(s.inflight, s.highWaterBytes)
-  return LockedWriter.attach(s.share, (message) => log.warnOnce('output-retry', message))
+  return LockedWriter.attach(s.share, init.id, (message) => log.warnOnce('output-retry', message))
 }
 
 const quietMs = 2 * init.pollIntervalMs
 
+/** Tells the main thread about each file opened, for its checkpoints. */
+function onSource(file: Tracked<unknown>): void {
+  const { dev, ino } = file.cursor.identity
+  const head = file.cursor.head.toString('base64')
+  const source = { path: file.path, dev, ino, head, offset: file.cursor.committedOffset }
+  post({ code: 'source', key: file.key, source })
+}
+
 /** The notes' `tail_file` loop: look, read, sleep; sleep ends early when the main thread calls. */
 function runBlocking(sink: SyncSink): void {
   const control = new Int32Array(init.control)
-  const follower = new SyncFollower({ ...init, quietMs, sink, log })
+  const follower = new SyncFollower({ ...init, quietMs, sink, log, onSource })
   let nextSweep = Date.now() + init.pollIntervalMs
   let at: string | null = null
   try {
@@ -76,6 +86,8 @@ function runBlocking(sink: SyncSink): void {
         switch (msg.code) {
           case 'start':
             for (const p of msg.paths) checkFault(p)
+            follower.remember(toRemembered(msg.remembered))
+            follower.findRotated()
             follower.start(msg.paths)
             break
           case 'resolve':
@@ -116,7 +128,9 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         sink.write(block, mark) // blocking: the lock and the disk are the backpressure
         return undefined
       },
+      note: (mark) => sink.note?.(mark),
     },
+    onSource,
     limit: pLimit(init.readConcurrency),
     log,
   })
@@ -132,6 +146,8 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
     switch (msg.code) {
       case 'start':
         for (const p of msg.paths) checkFault(p)
+        follower.remember(toRemembered(msg.remembered))
+        await follower.findRotated()
         return follower.start(msg.paths)
       case 'resolve':
         checkFault(msg.path)

@@ -14,10 +14,18 @@ const STDOUT_FD = 1
 /** Errors we wait out (full disk, quota, size limit, a pipe not ready) instead of dying. */
 const RETRYABLE = ['EAGAIN', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EINTR']
 
+/** Source offsets recorded per thread (a region each); more files than this in one thread are
+ * followed but not checkpointed (a warning says so). */
+export const SLOTS_PER_THREAD = 16384
+/** A slot: device, inode, offset, in use (Float64 each). */
+const SLOT = 4
+
 /** What a worker needs to write through the same lock to the same fd (structured-cloneable). */
 export interface LockedWriterShare {
   readonly path: string
   readonly lock: SharedArrayBuffer
+  /** The source offsets, SLOTS_PER_THREAD slots per thread, changed only under the lock. */
+  readonly slots: SharedArrayBuffer
   /** Float64 at byte 0: output size; Int32 at byte 8: the output fd (changes on reopen). */
   readonly state: SharedArrayBuffer
 }
@@ -28,10 +36,20 @@ export class LockedWriter implements BlockSink {
   readonly #size: Float64Array
   readonly #fd: Int32Array
   readonly #onRetry: (message: string) => void
+  readonly #slots: Float64Array
+  /** This thread's slots: the first index of its region, and the slot of each source key. */
+  readonly #region: number
+  readonly #slotOf = new Map<string, number>()
   #closed = false
 
-  private constructor(share: LockedWriterShare, onRetry: (message: string) => void) {
+  private constructor(
+    share: LockedWriterShare,
+    region: number,
+    onRetry: (message: string) => void,
+  ) {
     this.share = share
+    this.#region = region
+    this.#slots = new Float64Array(share.slots)
     this.#mutex = new Mutex(share.lock)
     this.#size = new Float64Array(share.state, 0, 1)
     this.#fd = new Int32Array(share.state, 8, 1)
@@ -39,17 +57,73 @@ export class LockedWriter implements BlockSink {
   }
 
   /** Opens `path` for appending ('-' is stdout), in the thread that owns the output. */
-  static open(path: string, onRetry: (message: string) => void): LockedWriter {
+  static open(path: string, threads: number, onRetry: (message: string) => void): LockedWriter {
     const fd = path === '-' ? STDOUT_FD : openOutput(path)
     const state = new SharedArrayBuffer(16)
     new Float64Array(state, 0, 1)[0] = fd === STDOUT_FD ? 0 : fstatSync(fd).size
     new Int32Array(state, 8, 1)[0] = fd
-    return new LockedWriter({ path, lock: new SharedArrayBuffer(4), state }, onRetry)
+    const slots = new SharedArrayBuffer(
+      threads * SLOTS_PER_THREAD * SLOT * Float64Array.BYTES_PER_ELEMENT,
+    )
+    return new LockedWriter({ path, lock: new SharedArrayBuffer(4), state, slots }, -1, onRetry)
   }
 
-  /** The same writer, in another thread. */
-  static attach(share: LockedWriterShare, onRetry: (message: string) => void): LockedWriter {
-    return new LockedWriter(share, onRetry)
+  /** The same writer, in reader thread number `thread` (which records offsets in its region). */
+  static attach(
+    share: LockedWriterShare,
+    thread: number,
+    onRetry: (message: string) => void,
+  ): LockedWriter {
+    return new LockedWriter(share, thread, onRetry)
+  }
+
+  /**
+   * A consistent pair for a checkpoint, taken under the lock: the output size and identity, and
+   * each source's offset up to which its bytes are within that size.
+   */
+  snapshot(): {
+    size: number
+    output: { dev: number; ino: number } | null
+    offsets: Map<string, number>
+  } {
+    return this.#mutex.withLock(() => {
+      const offsets = new Map<string, number>()
+      const s = this.#slots
+      for (let i = 0; i < s.length; i += SLOT) {
+        if (s[i + 3] === 1) offsets.set(`${s[i]}:${s[i + 1]}`, s[i + 2] as number)
+      }
+      const fd = this.#fd[0] as number
+      const output =
+        this.share.path === '-' ? null : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
+      return { size: this.#size[0] as number, output, offsets }
+    })
+  }
+
+  /** A source starts at `mark.offset` with nothing written yet. */
+  note(mark: SourceMark): void {
+    this.#mutex.withLock(() => {
+      if (!this.#slotOf.has(mark.key)) this.#record(mark)
+    })
+  }
+
+  /** Under the lock: the source's offset, in this thread's slot for it. */
+  #record(mark: SourceMark): void {
+    let slot = this.#slotOf.get(mark.key)
+    if (slot === undefined) {
+      if (this.#slotOf.size >= SLOTS_PER_THREAD) {
+        this.#onRetry(
+          `more than ${SLOTS_PER_THREAD} files in one reader thread: the rest are not checkpointed`,
+        )
+        return
+      }
+      slot = (this.#region * SLOTS_PER_THREAD + this.#slotOf.size) * SLOT
+      this.#slotOf.set(mark.key, slot)
+      const [dev, ino] = mark.key.split(':').map(Number)
+      this.#slots[slot] = dev as number
+      this.#slots[slot + 1] = ino as number
+      this.#slots[slot + 3] = 1
+    }
+    this.#slots[slot + 2] = mark.offset
   }
 
   /** Bytes in the output file (its size at open plus what every thread wrote since). */
@@ -73,36 +147,33 @@ export class LockedWriter implements BlockSink {
     closeSync(old)
   }
 
-  write(block: Buffer, _mark?: SourceMark): undefined {
-    let backoff = 50
-    let off = 0
-    while (off < block.length) {
-      this.#mutex.lock()
-      let failure: NodeJS.ErrnoException | null = null
-      try {
-        // The whole block under one lock hold: no other thread's bytes can land inside it.
-        while (off < block.length) {
-          const n = writeSync(this.#fd[0] as number, block, off, block.length - off)
-          off += n
-          this.#size[0] = (this.#size[0] as number) + n
+  write(block: Buffer, mark?: SourceMark): undefined {
+    this.#mutex.lock()
+    try {
+      // The whole block under one lock hold, retries included: no other thread's bytes can land
+      // inside it, even when the disk fills up part-way (every writer waits for space anyway).
+      let off = 0
+      let backoff = 50
+      while (off < block.length) {
+        try {
+          off += writeSync(this.#fd[0] as number, block, off, block.length - off)
+        } catch (err) {
+          if (!isErrno(err, ...RETRYABLE))
+            throw errors.outputWrite(this.share.path, err as NodeJS.ErrnoException)
+          if (err.code !== 'EAGAIN') {
+            this.#onRetry(
+              `cannot write output ${this.share.path}: ${describeErrno(err)}; retrying, readers paused`,
+            )
+          }
+          sleepSync(err.code === 'EAGAIN' ? 1 : backoff)
+          backoff = Math.min(backoff * 2, 5000)
         }
-      } catch (err) {
-        if (!isErrno(err, ...RETRYABLE))
-          throw errors.outputWrite(this.share.path, err as NodeJS.ErrnoException)
-        failure = err
-      } finally {
-        this.#mutex.unlock()
       }
-      if (failure) {
-        // A block is written whole or retried from where it stopped; nothing read is dropped.
-        if (failure.code !== 'EAGAIN') {
-          this.#onRetry(
-            `cannot write output ${this.share.path}: ${describeErrno(failure)}; retrying, readers paused`,
-          )
-        }
-        sleepSync(failure.code === 'EAGAIN' ? 1 : backoff)
-        backoff = Math.min(backoff * 2, 5000)
-      }
+      // Size and offset in the same lock hold as the bytes: a snapshot sees both or neither.
+      this.#size[0] = (this.#size[0] as number) + block.length
+      if (mark) this.#record(mark)
+    } finally {
+      this.#mutex.unlock()
     }
     return undefined
   }

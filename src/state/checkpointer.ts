@@ -13,8 +13,8 @@ export interface Checkpointable {
     output: { dev: number; ino: number } | null
     offsets: ReadonlyMap<string, number>
   }
-  /** The sources as the readers know them, with those offsets. */
-  sources(offsets: ReadonlyMap<string, number>): SourceState[]
+  /** The sources as the readers know them, with those offsets; null: not now, try later. */
+  sources(offsets: ReadonlyMap<string, number>): SourceState[] | null
   /** Makes every byte written so far durable. */
   fsync(): Promise<void>
 }
@@ -51,6 +51,7 @@ export class Checkpointer {
         size: snap.size,
       }
       const sources = this.#from.sources(snap.offsets)
+      if (sources === null) return
       const text = encodeState(output, sources, new Date(0)) // no clock: to compare with the last
       if (text === this.#lastSaved) return
       try {

@@ -6,13 +6,13 @@
 import { statSync, truncateSync } from 'node:fs'
 import type { Logger } from '../log.js'
 import type { RememberedSource } from '../tail/file-table.js'
-import { loadState, planOutput, quarantine } from './checkpoint.js'
+import { loadState, planOutput, quarantine, type SourceState } from './checkpoint.js'
 
 export async function recover(
   statePath: string,
   output: string,
   log: Logger,
-): Promise<RememberedSource[]> {
+): Promise<readonly SourceState[]> {
   const loaded = loadState(statePath)
   if (loaded.kind === 'none') return []
   if (loaded.kind === 'bad') {
@@ -42,10 +42,14 @@ export async function recover(
   } else if (plan.kind === 'at-least-once') {
     log.warn(`${plan.why}: lines written after the last checkpoint may appear twice`)
   }
-  return state.sources.map((s) => ({
+  return state.sources
+}
+
+/** The checkpoint's files, as a follower takes them back. */
+export const toRemembered = (sources: readonly SourceState[]): RememberedSource[] =>
+  sources.map((s) => ({
     identity: { dev: s.dev, ino: s.ino },
     head: Buffer.from(s.head, 'base64'),
     offset: s.offset,
     path: s.path,
   }))
-}

@@ -9,6 +9,7 @@
  * that turns up under another matching name (app.log.1 in a directory input) is the same
  * identity and is not read twice; a file finished earlier and seen again resumes where it was.
  */
+import { dirname } from 'node:path'
 import type { SourceState } from '../state/checkpoint.js'
 import { Cursor, type Identity, identityKey } from './cursor.js'
 
@@ -86,9 +87,18 @@ export class FileTable<H> {
     }
   }
 
-  /** Remembered files not (yet) found under any name: the shell looks for them among siblings. */
-  *missing(): Generator<Tracked<H>> {
-    for (const f of this.files.values()) if (f.handle === null && f.names === 0) yield f
+  /** Directories where remembered files not open yet may be (beside their recorded names). */
+  missingDirs(): Set<string> {
+    const dirs = new Set<string>()
+    for (const f of this.files.values())
+      if (f.handle === null && f.names === 0) dirs.add(dirname(f.path))
+    return dirs
+  }
+
+  /** The remembered, not yet open file with this identity, if any. */
+  wanted(id: Identity): Tracked<H> | undefined {
+    const f = this.files.get(identityKey(id))
+    return f && f.handle === null && f.names === 0 ? f : undefined
   }
 
   /** A remembered file found under a name no input matches (a rotated sibling): read it out. */

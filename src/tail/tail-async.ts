@@ -28,6 +28,8 @@ export interface FollowOptions {
   readonly sink: BlockSink
   readonly limit: LimitFunction
   readonly log: Logger
+  /** Called when a file is opened (reader threads tell the main thread, for checkpoints). */
+  readonly onSource?: (file: Tracked<unknown>) => void
 }
 
 type File = Tracked<FileHandle>
@@ -69,32 +71,26 @@ export class AsyncFollower {
    * still named; the rest are read out and closed like any rotated file.
    */
   async findRotated(): Promise<void> {
-    const missing = [...this.#table.missing()]
-    if (missing.length === 0) return
-    const byKey = new Map(missing.map((f) => [f.key, f]))
-    for (const dir of new Set(missing.map((f) => dirname(f.path)))) {
+    for (const dir of this.#table.missingDirs()) {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const path = join(dir, name)
         const st = await stat(path).catch(() => null)
-        const wanted = st?.isFile() ? byKey.get(identityKey(st)) : undefined
-        if (!wanted) continue
-        const fh = await open(path, 'r').catch(() => null)
-        if (!fh) continue
-        const head = await readHead(fh)
+        const wanted = st?.isFile() ? this.#table.wanted(st) : undefined
+        const fh = wanted ? await open(path, 'r').catch(() => null) : null
+        if (!wanted || !fh) continue
         const oldPath = wanted.path
         const file = this.#table.adoptOrphan(path, fh, {
-          identity: wanted.cursor.identity,
+          identity: st as Stats,
           size: 0,
-          head,
+          head: await readHead(fh),
         })
         if (!file) {
           await fh.close()
           continue
         }
-        if (path !== oldPath) {
+        if (path !== oldPath)
           this.#opts.log.info(`${path}: rotated while logmerge was stopped; reading the rest of it`)
-        }
-        byKey.delete(file.key)
+        this.#opts.onSource?.(file)
         await this.#pump(file)
       }
     }
@@ -226,7 +222,10 @@ export class AsyncFollower {
       lineStart,
     )
     if (file === null) await fh.close()
-    else this.#opts.sink.note?.({ key: file.key, offset: file.cursor.committedOffset })
+    else {
+      this.#opts.sink.note?.({ key: file.key, offset: file.cursor.committedOffset })
+      this.#opts.onSource?.(file)
+    }
   }
 
   /** Reads what is new in `file`; calls made while a read runs are folded into one more pass. */

@@ -3,18 +3,29 @@
  * and FileTable. It runs inside a worker thread, which sleeps with Atomics.wait between looks.
  * Compare tail-async.ts, the event-loop shell: same steps, same order; only the I/O differs.
  */
-import { closeSync, fstatSync, openSync, readSync, type Stats, statSync } from 'node:fs'
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  type Stats,
+  statSync,
+} from 'node:fs'
+import { join } from 'node:path'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
-import { FileTable, type Tracked } from './file-table.js'
+import { FileTable, type RememberedSource, type Tracked } from './file-table.js'
 import { readSize } from './read-size.js'
 import { lineStartBeforeSync } from './start.js'
 
 /** A writer the blocking shell can call: it returns once the block is taken. */
 export interface SyncSink {
   write(block: Buffer, mark?: SourceMark): void
+  /** A source starts at `mark.offset` with nothing written yet (for checkpoints). */
+  note?(mark: SourceMark): void
 }
 
 export interface SyncFollowOptions {
@@ -25,6 +36,8 @@ export interface SyncFollowOptions {
   readonly quietMs: number
   readonly sink: SyncSink
   readonly log: Logger
+  /** Called when a file is opened (the thread tells the main thread, for checkpoints). */
+  readonly onSource?: (file: Tracked<unknown>) => void
 }
 
 type File = Tracked<number>
@@ -43,6 +56,47 @@ export class SyncFollower {
 
   get unreadable(): readonly string[] {
     return [...this.#unreadable]
+  }
+
+  /** Files a checkpoint recorded: they resume where they were when found again. */
+  remember(sources: readonly RememberedSource[]): void {
+    this.#table.remember(sources)
+  }
+
+  /** Before the start-up pass: finish remembered files found beside their names (see tail-async). */
+  findRotated(): void {
+    for (const dir of this.#table.missingDirs()) {
+      let names: string[] = []
+      try {
+        names = readdirSync(dir)
+      } catch {}
+      for (const name of names) {
+        const path = join(dir, name)
+        const st = statSync(path, { throwIfNoEntry: false })
+        const wanted = st?.isFile() ? this.#table.wanted(st) : undefined
+        if (!st || !wanted) continue
+        let fd: number
+        try {
+          fd = openSync(path, 'r')
+        } catch {
+          continue
+        }
+        const oldPath = wanted.path
+        const file = this.#table.adoptOrphan(path, fd, {
+          identity: st,
+          size: 0,
+          head: readHead(fd),
+        })
+        if (!file) {
+          closeSync(fd)
+          continue
+        }
+        if (path !== oldPath)
+          this.#opts.log.info(`${path}: rotated while logmerge was stopped; reading the rest of it`)
+        this.#opts.onSource?.(file)
+        this.#readNew(file)
+      }
+    }
   }
 
   start(paths: Iterable<string>): void {
@@ -160,7 +214,9 @@ export class SyncFollower {
       atEnd,
       lineStart,
     )
-    if (file === null) closeSync(fd)
+    if (file === null) return closeSync(fd)
+    this.#opts.sink.note?.({ key: file.key, offset: file.cursor.committedOffset })
+    this.#opts.onSource?.(file)
   }
 
   #readNew(file: File): void {
