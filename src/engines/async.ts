@@ -7,7 +7,9 @@ import { once } from 'node:events'
 import pLimit from 'p-limit'
 import { LoopWriter } from '../sink/loop-writer.js'
 import { Checkpointer } from '../state/checkpointer.js'
+import { prescan } from '../state/prescan.js'
 import { recover, toRemembered } from '../state/recover.js'
+import { identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
@@ -20,7 +22,9 @@ export async function runAsync({
 }: EngineContext): Promise<EngineResult> {
   let fatal: Error | null = null
   const failed = new AbortController()
-  const remembered = config.statePath ? await recover(config.statePath, config.output, log) : []
+  const recovered = config.statePath
+    ? await recover(config.statePath, config.output, log)
+    : { sources: [], previousStart: null }
   const writer = await LoopWriter.open(config.output, {
     highWaterBytes: config.highWaterBytes,
     log,
@@ -28,6 +32,8 @@ export async function runAsync({
       fatal = err
       failed.abort()
     },
+    // A file opened while running is recorded at once, not at the next interval.
+    onNewSource: () => void checkpoints?.save(),
   })
   const follower = new AsyncFollower({
     follow: !config.once,
@@ -39,8 +45,7 @@ export async function runAsync({
     limit: pLimit(config.readConcurrency),
     log,
   })
-  follower.remember(toRemembered(remembered))
-  const checkpoints = config.statePath
+  const checkpoints: Checkpointer | null = config.statePath
     ? new Checkpointer(
         config.statePath,
         config.output,
@@ -60,10 +65,24 @@ export async function runAsync({
   }
   events.on('reopen', reopen)
   const exclude = config.output === '-' ? undefined : config.output
+  /**
+   * Every file present now starts where the state says, or where --from says: decided and
+   * checkpointed before the first byte is written, so no crash can leave unaccounted bytes.
+   */
+  const resumeFrom = async (paths: readonly string[]) => {
+    if (!checkpoints) return
+    const { sources, previousStart } = recovered
+    const all = [...sources, ...(await prescan(paths, sources, config.from, previousStart))]
+    follower.remember(toRemembered(all))
+    for (const s of all) writer.note({ key: identityKey(s), offset: s.offset })
+    await checkpoints.save()
+  }
   try {
     if (config.once) {
+      const paths = await scanInputs(config.inputs, exclude)
+      await resumeFrom(paths)
       await follower.findRotated()
-      await follower.start(await scanInputs(config.inputs, exclude))
+      await follower.start(paths)
       await follower.catchUp()
       await follower.close(true)
     } else {
@@ -76,9 +95,11 @@ export async function runAsync({
         { exclude, log },
       )
       try {
+        const paths = await scanInputs(config.inputs, exclude)
+        await resumeFrom(paths)
         // Files rotated while we were down are finished first, then the names are followed.
         await follower.findRotated()
-        await follower.start(await scanInputs(config.inputs, exclude))
+        await follower.start(paths)
         checkpoints?.start(config.checkpointIntervalMs)
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
         try {

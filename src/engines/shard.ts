@@ -1,16 +1,11 @@
+import { rotationFamily } from '../tail/rotation.js'
+
 /**
  * Which reader thread owns a name. Names of one rotation family (app.log, app.log.1,
  * app.log-20261124, app.log.2.gz) go to the same thread, so a rotated file that turns up under
- * a sibling name is recognised by identity there and not read twice.
+ * a sibling name is recognised by identity there and not read twice. A stable shard in
+ * [0, shards): FNV-1a of the rotation family.
  */
-const ROTATION_SUFFIX = /(?:[.-]\d+|[.-]\d{8}(?:\d{2,6})?)*(?:\.(?:gz|bz2|xz|zst|lz4|Z))?$/
-
-export function rotationFamily(path: string): string {
-  const family = path.replace(ROTATION_SUFFIX, '')
-  return family.length > 0 ? family : path
-}
-
-/** A stable shard in [0, shards) for `path` (FNV-1a of its rotation family). */
 export function shardOf(path: string, shards: number): number {
   let h = 0x811c9dc5
   for (const ch of rotationFamily(path)) {

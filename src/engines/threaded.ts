@@ -21,7 +21,9 @@ import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer } from '../state/checkpointer.js'
+import { prescan } from '../state/prescan.js'
 import { recover } from '../state/recover.js'
+import { identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
@@ -60,7 +62,9 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     failed.abort()
   }
 
-  const remembered = config.statePath ? await recover(config.statePath, config.output, log) : []
+  const recovered = config.statePath
+    ? await recover(config.statePath, config.output, log)
+    : { sources: [], previousStart: null }
   const locked =
     shape.writer === 'locked'
       ? LockedWriter.open(config.output, config.threads, (m) => log.warnOnce('output-retry', m))
@@ -110,6 +114,11 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
   }
   events.on('reopen', reopen)
 
+  /**
+   * top-down: bytes the threads may have posted and not yet handed to the writer. Small, since
+   * the writer has its own queue behind it (two 16 MiB queues in a row doubled the memory).
+   */
+  const postBudget = Math.max(4 * 1024 * 1024, 2 * config.maxLineBytes)
   const inflight = new SharedArrayBuffer(4)
   const inflightCells = new Int32Array(inflight)
   const pool = new Pool({ max: config.threads })
@@ -126,18 +135,40 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     }
     const exclude = config.output === '-' ? undefined : config.output
     const route = (path: string) => shards[shardOf(path, shards.length)] as Shard
+    // Events wait until every thread has its 'start' (with the resume points) first.
+    let early: { code: 'resolve' | 'changed'; path: string }[] | null = []
+    const deliver = (msg: { code: 'resolve' | 'changed'; path: string }) => {
+      if (early) early.push(msg)
+      else send(route(msg.path), msg)
+    }
     const discovery = config.once
       ? null
       : await Discovery.start(
           config.inputs,
           {
-            changedName: (path) => send(route(path), { code: 'resolve', path }),
-            changedData: (path) => send(route(path), { code: 'changed', path }),
+            changedName: (path) => deliver({ code: 'resolve', path }),
+            changedData: (path) => deliver({ code: 'changed', path }),
           },
           { exclude, log },
         )
     const paths = new Map<Shard, string[]>(shards.map((s) => [s, []]))
     for (const path of await scanInputs(config.inputs, exclude)) paths.get(route(path))?.push(path)
+    // Every file present now starts where the state says, or where --from says: decided and
+    // checkpointed before any thread reads, so no crash can leave unaccounted bytes.
+    let remembered = recovered.sources
+    if (checkpoints) {
+      const { sources: had, previousStart } = recovered
+      remembered = [
+        ...had,
+        ...(await prescan([...paths.values()].flat(), had, config.from, previousStart)),
+      ]
+      for (const s of remembered) {
+        const key = identityKey(s)
+        sources.set(key, s)
+        ;(locked ?? (loop as LoopWriter)).note({ key, offset: s.offset })
+      }
+      await checkpoints.save()
+    }
     const resume = new Map<Shard, SourceState[]>(shards.map((s) => [s, []]))
     for (const source of remembered) resume.get(route(source.path))?.push(source)
     for (const shard of shards) {
@@ -147,6 +178,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         remembered: resume.get(shard) ?? [],
       })
     }
+    for (const msg of early) send(route(msg.path), msg)
+    early = null
     if (!config.once) {
       checkpoints?.start(config.checkpointIntervalMs)
       const ended = AbortSignal.any([stop, failed.signal])
@@ -176,7 +209,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       style: shape.style,
       sink: locked
         ? { kind: 'locked', share: locked.share }
-        : { kind: 'post', inflight, highWaterBytes: config.highWaterBytes },
+        : { kind: 'post', inflight, highWaterBytes: postBudget },
       control,
       port: port2,
       follow: !config.once,
@@ -208,7 +241,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             return accept(msg.bytes, msg.mark)
           case 'source':
             sources.set(msg.key, msg.source)
-            return loop?.note({ key: msg.key, offset: msg.source.offset })
+            loop?.note({ key: msg.key, offset: msg.source.offset })
+            // A file opened while running is recorded at once, not at the next interval.
+            void checkpoints?.save()
+            return
           case 'done':
             finished = true
             return resolve(msg.unreadable)

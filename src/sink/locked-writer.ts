@@ -62,10 +62,13 @@ export class LockedWriter implements BlockSink {
     const state = new SharedArrayBuffer(16)
     new Float64Array(state, 0, 1)[0] = fd === STDOUT_FD ? 0 : fstatSync(fd).size
     new Int32Array(state, 8, 1)[0] = fd
+    // Region 0 is the main thread's (where sources start, recorded before any thread reads);
+    // reader thread i has region i + 1, which a snapshot reads later, so its offsets win.
+    const regions = threads + 1
     const slots = new SharedArrayBuffer(
-      threads * SLOTS_PER_THREAD * SLOT * Float64Array.BYTES_PER_ELEMENT,
+      regions * SLOTS_PER_THREAD * SLOT * Float64Array.BYTES_PER_ELEMENT,
     )
-    return new LockedWriter({ path, lock: new SharedArrayBuffer(4), state, slots }, -1, onRetry)
+    return new LockedWriter({ path, lock: new SharedArrayBuffer(4), state, slots }, 0, onRetry)
   }
 
   /** The same writer, in reader thread number `thread` (which records offsets in its region). */
@@ -74,7 +77,7 @@ export class LockedWriter implements BlockSink {
     thread: number,
     onRetry: (message: string) => void,
   ): LockedWriter {
-    return new LockedWriter(share, thread, onRetry)
+    return new LockedWriter(share, thread + 1, onRetry)
   }
 
   /**

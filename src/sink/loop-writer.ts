@@ -27,6 +27,8 @@ export interface LoopWriterOptions {
   readonly log: Logger
   /** Called once if the output fails for good; the daemon then exits. */
   readonly onFatal: (err: Error) => void
+  /** A source was noted for the first time (so a checkpoint can record it soon). */
+  readonly onNewSource?: () => void
 }
 
 export class LoopWriter implements BlockSink {
@@ -90,7 +92,9 @@ export class LoopWriter implements BlockSink {
 
   /** A source starts at `mark.offset` (nothing of it written yet): record where, if unknown. */
   note(mark: SourceMark): void {
-    if (!this.#written.has(mark.key)) this.#written.set(mark.key, mark.offset)
+    if (this.#written.has(mark.key)) return
+    this.#written.set(mark.key, mark.offset)
+    this.#opts.onNewSource?.()
   }
 
   /** fsync what is written so far (not what is queued): covers every earlier snapshot. */

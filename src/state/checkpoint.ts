@@ -37,6 +37,8 @@ export interface State {
   readonly format: typeof STATE_FORMAT
   readonly version: typeof STATE_VERSION
   readonly savedAt: string
+  /** When the run that wrote it started: a file born after that is new, read from its start. */
+  readonly startedAt: string
   readonly output: OutputState | null
   readonly sources: readonly SourceState[]
 }
@@ -99,6 +101,7 @@ export function decodeState(text: string): State {
     format: STATE_FORMAT,
     version: STATE_VERSION,
     savedAt: String(o.savedAt ?? ''),
+    startedAt: String(o.startedAt ?? ''),
     output,
     sources: o.sources.map(checkSource),
   }
@@ -132,12 +135,14 @@ function checkSource(v: unknown, i: number): SourceState {
 export function encodeState(
   output: OutputState | null,
   sources: readonly SourceState[],
+  startedAt: Date,
   now = new Date(),
 ): string {
   const state: State = {
     format: STATE_FORMAT,
     version: STATE_VERSION,
     savedAt: now.toISOString(),
+    startedAt: startedAt.toISOString(),
     output,
     sources,
   }

@@ -27,6 +27,7 @@ export class Checkpointer {
   #running: Promise<void> = Promise.resolve()
   #timer: NodeJS.Timeout | null = null
   #lastSaved: string | null = null
+  readonly #startedAt = new Date()
 
   constructor(path: string, output: string, from: Checkpointable, log: Logger) {
     this.path = path
@@ -52,11 +53,11 @@ export class Checkpointer {
       }
       const sources = this.#from.sources(snap.offsets)
       if (sources === null) return
-      const text = encodeState(output, sources, new Date(0)) // no clock: to compare with the last
+      const text = encodeState(output, sources, this.#startedAt, new Date(0)) // compared with the last
       if (text === this.#lastSaved) return
       try {
         await this.#from.fsync()
-        await saveState(this.path, encodeState(output, sources))
+        await saveState(this.path, encodeState(output, sources, this.#startedAt))
         this.#lastSaved = text
         this.#log.forget('checkpoint')
       } catch (err) {

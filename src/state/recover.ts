@@ -8,19 +8,16 @@ import type { Logger } from '../log.js'
 import type { RememberedSource } from '../tail/file-table.js'
 import { loadState, planOutput, quarantine, type SourceState } from './checkpoint.js'
 
-export async function recover(
-  statePath: string,
-  output: string,
-  log: Logger,
-): Promise<readonly SourceState[]> {
+export async function recover(statePath: string, output: string, log: Logger): Promise<Recovered> {
+  const none: Recovered = { sources: [], previousStart: null }
   const loaded = loadState(statePath)
-  if (loaded.kind === 'none') return []
+  if (loaded.kind === 'none') return none
   if (loaded.kind === 'bad') {
     const aside = await quarantine(statePath)
     log.warn(
       `state file ${statePath} is unusable (${loaded.reason}); moved it to ${aside} and starting afresh`,
     )
-    return []
+    return none
   }
   const { state } = loaded
   if (state.output && state.output.path !== output) {
@@ -28,7 +25,7 @@ export async function recover(
     log.warn(
       `state file ${statePath} belongs to output ${state.output.path}, not ${output}; moved it to ${aside} and starting afresh`,
     )
-    return []
+    return none
   }
   const now = output === '-' ? null : (statSync(output, { throwIfNoEntry: false }) ?? null)
   const plan = planOutput(state.output, now)
@@ -42,7 +39,15 @@ export async function recover(
   } else if (plan.kind === 'at-least-once') {
     log.warn(`${plan.why}: lines written after the last checkpoint may appear twice`)
   }
-  return state.sources
+  const started = Date.parse(state.startedAt)
+  return { sources: state.sources, previousStart: Number.isNaN(started) ? null : started }
+}
+
+export interface Recovered {
+  /** Where the sources stood at the last checkpoint. */
+  readonly sources: readonly SourceState[]
+  /** When the run that wrote the state started (ms since epoch), if known. */
+  readonly previousStart: number | null
 }
 
 /** The checkpoint's files, as a follower takes them back. */

@@ -200,10 +200,12 @@ export class Cursor {
     return flushed
   }
 
+  /** Extends the fingerprint with the bytes of `chunk` (read at this.#offset) just past it. */
   #learnHead(chunk: Buffer): void {
     const have = this.#head.length
-    if (have >= FINGERPRINT_BYTES || this.#offset !== have) return
-    const extra = chunk.subarray(0, FINGERPRINT_BYTES - have)
+    const at = this.#offset
+    if (have >= FINGERPRINT_BYTES || at > have || at + chunk.length <= have) return
+    const extra = chunk.subarray(have - at, FINGERPRINT_BYTES - at)
     this.#head = Buffer.concat([this.#head, extra])
   }
 

@@ -43,9 +43,6 @@ export interface RememberedSource {
   readonly path: string
 }
 
-/** Finished files are forgotten this long after they were closed (a day). */
-export const FORGET_MS = 24 * 60 * 60 * 1000
-
 export interface OpenedFile {
   readonly identity: Identity
   readonly size: number
@@ -75,6 +72,7 @@ export class FileTable<H> {
     for (const f of files) {
       const cursor = new Cursor({ ...f, maxLineBytes: this.maxLineBytes })
       const key = identityKey(f.identity)
+      if (this.files.has(key)) continue // already followed: never replace a live cursor
       this.files.set(key, {
         key,
         cursor,
@@ -202,26 +200,24 @@ export class FileTable<H> {
 
   /**
    * Where every file stands, for a checkpoint: `offsets` (from the writer) says how far each
-   * one's bytes are in the output. Files finished and closed more than `forgetMs` ago are
-   * dropped, so the state does not grow with every rotation forever.
+   * one's bytes are in the output. Finished files stay listed while they exist, so a rotated
+   * generation found again later is known (dropUnfound prunes the ones gone from disk).
    */
-  checkpoint(
-    offsets: ReadonlyMap<string, number>,
-    forgetMs: number,
-    now = Date.now(),
-  ): SourceState[] {
+  checkpoint(offsets: ReadonlyMap<string, number>): SourceState[] {
     const out: SourceState[] = []
     for (const [key, f] of this.files) {
-      if (f.handle === null && f.names === 0 && now - f.lastActivity > forgetMs) {
-        this.files.delete(key)
-        continue
-      }
       const offset = offsets.get(key)
       if (offset === undefined) continue
       const { dev, ino } = f.cursor.identity
       out.push({ path: f.path, dev, ino, head: f.cursor.head.toString('base64'), offset })
     }
     return out
+  }
+
+  /** After the start-up pass: remembered files found nowhere are gone from disk; forget them. */
+  dropUnfound(): void {
+    for (const [key, f] of this.files)
+      if (f.handle === null && f.names === 0) this.files.delete(key)
   }
 
   /** True when an orphan has been quiet long enough to be closed. */

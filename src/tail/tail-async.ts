@@ -12,7 +12,7 @@ import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
-import { FileTable, FORGET_MS, type RememberedSource, type Tracked } from './file-table.js'
+import { FileTable, type RememberedSource, type Tracked } from './file-table.js'
 import { readSize } from './read-size.js'
 import { lineStartBefore } from './start.js'
 
@@ -43,8 +43,14 @@ export class AsyncFollower {
   /** Names that could not be opened (missing, unreadable, not a file) at their last look. */
   readonly #unreadable = new Set<string>()
   #closed = false
+  /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
+  #started: Promise<void>
+  #markStarted!: () => void
 
   constructor(opts: FollowOptions) {
+    this.#started = new Promise((resolve) => {
+      this.#markStarted = resolve
+    })
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
   }
@@ -61,7 +67,7 @@ export class AsyncFollower {
 
   /** Where every file stands, for a checkpoint (see FileTable.checkpoint). */
   checkpoint(offsets: ReadonlyMap<string, number>): SourceState[] {
-    return this.#table.checkpoint(offsets, FORGET_MS)
+    return this.#table.checkpoint(offsets)
   }
 
   /**
@@ -71,28 +77,33 @@ export class AsyncFollower {
    * still named; the rest are read out and closed like any rotated file.
    */
   async findRotated(): Promise<void> {
+    const found: { path: string; st: Stats }[] = []
     for (const dir of this.#table.missingDirs()) {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const path = join(dir, name)
         const st = await stat(path).catch(() => null)
-        const wanted = st?.isFile() ? this.#table.wanted(st) : undefined
-        const fh = wanted ? await open(path, 'r').catch(() => null) : null
-        if (!wanted || !fh) continue
-        const oldPath = wanted.path
-        const file = this.#table.adoptOrphan(path, fh, {
-          identity: st as Stats,
-          size: 0,
-          head: await readHead(fh),
-        })
-        if (!file) {
-          await fh.close()
-          continue
-        }
-        if (path !== oldPath)
-          this.#opts.log.info(`${path}: rotated while logmerge was stopped; reading the rest of it`)
-        this.#opts.onSource?.(file)
-        await this.#pump(file)
+        if (st?.isFile() && this.#table.wanted(st)) found.push({ path, st })
       }
+    }
+    // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
+    for (const { path, st } of found.sort((x, y) => x.st.mtimeMs - y.st.mtimeMs)) {
+      const wanted = this.#table.wanted(st)
+      const fh = wanted ? await open(path, 'r').catch(() => null) : null
+      if (!wanted || !fh) continue
+      const oldPath = wanted.path
+      const file = this.#table.adoptOrphan(path, fh, {
+        identity: st,
+        size: 0,
+        head: await readHead(fh),
+      })
+      if (!file) {
+        await fh.close()
+        continue
+      }
+      if (path !== oldPath)
+        this.#opts.log.info(`${path}: rotated while logmerge was stopped; reading the rest of it`)
+      this.#opts.onSource?.(file)
+      await this.#pump(file)
     }
   }
 
@@ -100,14 +111,16 @@ export class AsyncFollower {
   async start(paths: Iterable<string>): Promise<void> {
     const all = [...paths]
     this.#table.beginStartup(all)
+    this.#markStarted()
     await Promise.all(all.map((p) => this.resolve(p)))
     this.#table.endStartup()
+    this.#table.dropUnfound()
   }
 
   /** Something happened at `path` (created, changed, removed): look again and read. */
   resolve(path: string): Promise<void> {
     if (this.#closed) return Promise.resolve()
-    const next = (this.#nameWork.get(path) ?? Promise.resolve()).then(() => this.#resolve(path))
+    const next = (this.#nameWork.get(path) ?? this.#started).then(() => this.#resolve(path))
     this.#nameWork.set(path, next)
     void next.finally(() => {
       if (this.#nameWork.get(path) === next) this.#nameWork.delete(path)
@@ -162,7 +175,7 @@ export class AsyncFollower {
     const { step, orphaned } = this.#table.look(path, st)
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
-      void this.#pump(orphaned)
+      await this.#pump(orphaned) // the rest of the old file first, then the new one
     }
     if (step.kind === 'open') await this.#open(path)
     const file = this.#table.fileOf(path)

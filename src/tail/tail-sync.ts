@@ -65,6 +65,7 @@ export class SyncFollower {
 
   /** Before the start-up pass: finish remembered files found beside their names (see tail-async). */
   findRotated(): void {
+    const found: { path: string; st: Stats }[] = []
     for (const dir of this.#table.missingDirs()) {
       let names: string[] = []
       try {
@@ -73,29 +74,29 @@ export class SyncFollower {
       for (const name of names) {
         const path = join(dir, name)
         const st = statSync(path, { throwIfNoEntry: false })
-        const wanted = st?.isFile() ? this.#table.wanted(st) : undefined
-        if (!st || !wanted) continue
-        let fd: number
-        try {
-          fd = openSync(path, 'r')
-        } catch {
-          continue
-        }
-        const oldPath = wanted.path
-        const file = this.#table.adoptOrphan(path, fd, {
-          identity: st,
-          size: 0,
-          head: readHead(fd),
-        })
-        if (!file) {
-          closeSync(fd)
-          continue
-        }
-        if (path !== oldPath)
-          this.#opts.log.info(`${path}: rotated while logmerge was stopped; reading the rest of it`)
-        this.#opts.onSource?.(file)
-        this.#readNew(file)
+        if (st?.isFile() && this.#table.wanted(st)) found.push({ path, st })
       }
+    }
+    // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
+    for (const { path, st } of found.sort((x, y) => x.st.mtimeMs - y.st.mtimeMs)) {
+      const wanted = this.#table.wanted(st)
+      if (!wanted) continue
+      let fd: number
+      try {
+        fd = openSync(path, 'r')
+      } catch {
+        continue
+      }
+      const oldPath = wanted.path
+      const file = this.#table.adoptOrphan(path, fd, { identity: st, size: 0, head: readHead(fd) })
+      if (!file) {
+        closeSync(fd)
+        continue
+      }
+      if (path !== oldPath)
+        this.#opts.log.info(`${path}: rotated while logmerge was stopped; reading the rest of it`)
+      this.#opts.onSource?.(file)
+      this.#readNew(file)
     }
   }
 
@@ -104,6 +105,7 @@ export class SyncFollower {
     this.#table.beginStartup(all)
     for (const p of all) this.resolve(p)
     this.#table.endStartup()
+    this.#table.dropUnfound()
   }
 
   /** Something happened at `path`: look again and read. */

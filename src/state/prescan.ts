@@ -1,0 +1,100 @@
+/**
+ * Where each file present at start-up begins, decided before anything is read, so the first
+ * checkpoint can record it before the first byte reaches the output. Without this, a process
+ * killed before its first checkpoint would leave bytes in the output that no state accounts for
+ * (read again from the start: duplicates; or, with --from end, skipped: lost).
+ */
+import { open, readdir, stat } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { FINGERPRINT_BYTES, identityKey } from '../tail/cursor.js'
+import { isRotatedSibling } from '../tail/rotation.js'
+import { lineStartBefore } from '../tail/start.js'
+import type { SourceState } from './checkpoint.js'
+
+export async function prescan(
+  paths: readonly string[],
+  remembered: readonly SourceState[],
+  from: 'start' | 'end',
+  previousStart: number | null,
+): Promise<SourceState[]> {
+  const known = new Map(remembered.map((s) => [identityKey(s), s]))
+  const knownNames = new Set(remembered.map((s) => s.path))
+  const fresh: SourceState[] = []
+  for (const path of paths) {
+    const st = await stat(path).catch(() => null)
+    if (!st?.isFile()) continue
+    const key = identityKey(st)
+    const fh = await open(path, 'r').catch(() => null)
+    if (!fh) continue
+    try {
+      const buf = Buffer.alloc(FINGERPRINT_BYTES)
+      const head = buf.subarray(0, (await fh.read(buf, 0, FINGERPRINT_BYTES, 0)).bytesRead)
+      const had = known.get(key)
+      if (had && headsAgree(Buffer.from(had.head, 'base64'), head)) continue // resumes as recorded
+      // A file at a name the last run followed, or born since the last run started, is new:
+      // all of it is unread. Only a file we never had a chance to see starts at --from.
+      const isNew =
+        knownNames.has(path) || (previousStart !== null && st.birthtimeMs > previousStart)
+      const offset = from === 'end' && !isNew ? await lineStartBefore(fh, st.size) : 0
+      fresh.push({ path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset })
+      known.set(key, fresh[fresh.length - 1] as SourceState)
+    } finally {
+      await fh.close()
+    }
+  }
+  if (previousStart !== null) fresh.push(...(await unknownGenerations(paths, known, previousStart)))
+  return fresh
+}
+
+/**
+ * Older generations of the input names that no state knows but that were born after the last
+ * run started: created and rotated away while no checkpoint could record them (a crash loop,
+ * a rotation while stopped). Every byte of them is unread. Needs the file system to record
+ * birth times (ext4, xfs, btrfs do); elsewhere there is nothing to compare and none are found.
+ */
+async function unknownGenerations(
+  names: readonly string[],
+  known: Map<string, SourceState>,
+  since: number,
+): Promise<SourceState[]> {
+  const found: SourceState[] = []
+  const byDir = new Map<string, string[]>()
+  for (const name of names) byDir.set(dirname(name), [...(byDir.get(dirname(name)) ?? []), name])
+  for (const [dir, family] of byDir) {
+    for (const entry of await readdir(dir).catch(() => [] as string[])) {
+      const path = join(dir, entry)
+      if (!family.some((name) => isRotatedSibling(path, name))) continue
+      const st = await stat(path).catch(() => null)
+      if (
+        !st?.isFile() ||
+        st.birthtimeMs === 0 ||
+        st.birthtimeMs <= since ||
+        known.has(identityKey(st))
+      )
+        continue
+      const head = await readHeadOf(path)
+      if (head === null) continue
+      const source = { path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset: 0 }
+      known.set(identityKey(st), source)
+      found.push(source)
+    }
+  }
+  return found
+}
+
+async function readHeadOf(path: string): Promise<Buffer | null> {
+  const fh = await open(path, 'r').catch(() => null)
+  if (!fh) return null
+  try {
+    const buf = Buffer.alloc(FINGERPRINT_BYTES)
+    return buf.subarray(0, (await fh.read(buf, 0, FINGERPRINT_BYTES, 0)).bytesRead)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** The shorter of two fingerprints is a prefix of the longer (the file only grew). */
+function headsAgree(a: Buffer, b: Buffer): boolean {
+  const n = Math.min(a.length, b.length)
+  return a.compare(b, 0, n, 0, n) === 0
+}

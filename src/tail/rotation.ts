@@ -1,0 +1,18 @@
+/**
+ * Rotation families: a log and the names logrotate and friends give its old generations
+ * (app.log.1, app.log-20261124, app.log.2.gz). Used to keep a family on one reader thread and
+ * to find generations rotated away while logmerge was stopped.
+ */
+const ROTATION_SUFFIX = /(?:[.-]\d+|[.-]\d{8}(?:\d{2,6})?)*(?:\.(?:gz|bz2|xz|zst|lz4|Z))?$/
+const COMPRESSED = /\.(?:gz|bz2|xz|zst|lz4|zip|Z)$/
+
+/** The name a rotated file had before rotation (itself when it is not a rotated name). */
+export function rotationFamily(path: string): string {
+  const family = path.replace(ROTATION_SUFFIX, '')
+  return family.length > 0 ? family : path
+}
+
+/** True for an uncompressed older generation of `name` (not `name` itself). */
+export function isRotatedSibling(path: string, name: string): boolean {
+  return path !== name && !COMPRESSED.test(path) && rotationFamily(path) === name
+}
