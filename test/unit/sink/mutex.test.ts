@@ -79,13 +79,13 @@ describe('LockedWriter', () => {
   it('never interleaves large blocks written by 6 threads at once', async () => {
     dir = await mkdtemp(join(tmpdir(), 'logmerge-locked-'))
     const out = join(dir, 'out.log')
-    const writer = LockedWriter.open(out, () => {})
     const threads = 6
+    const writer = LockedWriter.open(out, threads, () => {})
     const blocks = 40
     const blockBytes = 256 * 1024 + 17 // not a page multiple: a torn write would show
     const body = `
       const { LockedWriter } = await import(data.url);
-      const w = LockedWriter.attach(data.share, () => {});
+      const w = LockedWriter.attach(data.share, data.id, () => {});
       const block = Buffer.alloc(data.blockBytes, 65 + data.id);
       block[block.length - 1] = 10;
       for (let i = 0; i < data.blocks; i++) w.write(block);`
