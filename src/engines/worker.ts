@@ -4,7 +4,7 @@
  * blocks to the main thread. New names reach it as messages on its port; the main thread bumps
  * a shared counter so a sleeping blocking reader wakes at once.
  */
-import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads'
+import { receiveMessageOnPort, workerData } from 'node:worker_threads'
 import pLimit from 'p-limit'
 import { createLogger } from '../log.js'
 import { LockedWriter } from '../sink/locked-writer.js'

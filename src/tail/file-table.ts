@@ -171,7 +171,7 @@ export class FileTable<H> {
     // A name the checkpoint knew, now leading to a file it did not: created while we were down.
     const atStartup = this.#startupNames.delete(path) && !this.#knownNames.has(path)
     let cursor: Cursor
-    if (known && known.cursor.headMatches(file.head)) {
+    if (known?.cursor.headMatches(file.head)) {
       cursor = known.cursor // finished earlier, seen again under a (new) name: resume
     } else {
       const offset = atStartup && startAtEnd ? lineStart : 0

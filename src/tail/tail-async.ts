@@ -5,7 +5,7 @@
  */
 import { fstatSync, type Stats, statSync } from 'node:fs'
 import { type FileHandle, open, readdir, stat } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import type { LimitFunction } from 'p-limit'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'

@@ -126,7 +126,10 @@ export class SyncFollower {
   /** A file at `path` was written to: read it. */
   changed(path: string): void {
     const file = this.#table.fileOf(path)
-    if (file?.handle == null) return this.resolve(path)
+    if (file?.handle == null) {
+      this.resolve(path)
+      return
+    }
     this.current = path
     this.#readNew(file)
     this.current = null
@@ -216,7 +219,10 @@ export class SyncFollower {
       atEnd,
       lineStart,
     )
-    if (file === null) return closeSync(fd)
+    if (file === null) {
+      closeSync(fd)
+      return
+    }
     this.#opts.sink.note?.({ key: file.key, offset: file.cursor.committedOffset })
     this.#opts.onSource?.(file)
   }

@@ -1,0 +1,96 @@
+// @ts-check
+/**
+ * Summarises a V8 .cpuprofile (from `node --cpu-prof`): the functions with the most self time,
+ * and the most inclusive time, so a profile can be read without a browser.
+ *
+ *   node --cpu-prof --cpu-prof-dir=bench/out/prof dist/cli.js --once a.log b.log -o out
+ *   node bench/cpuprofile-top.mjs bench/out/prof/CPU.*.cpuprofile [--top 20]
+ */
+
+import { readFileSync } from 'node:fs'
+import { relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { markdownTable, ROOT } from './lib.mjs'
+
+/**
+ * @typedef {object} ProfileNode
+ * @property {number} id
+ * @property {{ functionName: string, url: string, lineNumber: number, columnNumber: number }} callFrame
+ * @property {number[]} [children]
+ */
+/**
+ * @typedef {object} Profile
+ * @property {ProfileNode[]} nodes
+ * @property {number} startTime   µs
+ * @property {number} endTime     µs
+ * @property {number[]} samples   node ids
+ * @property {number[]} timeDeltas µs
+ */
+
+/** @param {ProfileNode['callFrame']} f @returns {string} */
+function label(f) {
+  let where = f.url
+  if (where.startsWith('file://')) where = relative(ROOT, fileURLToPath(where))
+  const name = f.functionName || '(anonymous)'
+  return where ? `${name} ${where}:${f.lineNumber + 1}` : name
+}
+
+/**
+ * @param {Profile} profile
+ * @returns {{ totalMs: number, self: Map<string, number>, inclusive: Map<string, number> }}
+ */
+export function summarize(profile) {
+  /** @type {Map<number, ProfileNode>} */
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  /** @type {Map<number, number>} */
+  const parent = new Map()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  /** @type {Map<string, number>} */
+  const self = new Map()
+  /** @type {Map<string, number>} */
+  const inclusive = new Map()
+  profile.samples.forEach((id, i) => {
+    const dt = (profile.timeDeltas[i + 1] ?? profile.timeDeltas[i] ?? 0) / 1000
+    const node = byId.get(id)
+    if (!node) return
+    const own = label(node.callFrame)
+    self.set(own, (self.get(own) ?? 0) + dt)
+    /** @type {Set<string>} */
+    const seen = new Set()
+    for (let at = /** @type {number | undefined} */ (id); at !== undefined; at = parent.get(at)) {
+      const n = byId.get(at)
+      if (!n) break
+      const l = label(n.callFrame)
+      if (seen.has(l)) continue // recursion: count once per sample
+      seen.add(l)
+      inclusive.set(l, (inclusive.get(l) ?? 0) + dt)
+    }
+  })
+  return { totalMs: (profile.endTime - profile.startTime) / 1000, self, inclusive }
+}
+
+/** @param {string[]} argv */
+function main(argv) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { top: { type: 'string', default: '20' } },
+  })
+  const top = Number(values.top) || 20
+  for (const path of positionals) {
+    const { totalMs, self, inclusive } = summarize(JSON.parse(readFileSync(path, 'utf8')))
+    /** @param {Map<string, number>} m */
+    const rows = (m) =>
+      [...m.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, top)
+        .map(([name, ms]) => [name, ms.toFixed(1), `${((ms / totalMs) * 100).toFixed(1)}%`])
+    process.stdout.write(`## ${path}: ${totalMs.toFixed(0)} ms profiled\n\n### self time\n\n`)
+    process.stdout.write(`${markdownTable(['function', 'ms', 'share'], rows(self))}\n\n`)
+    process.stdout.write(`### inclusive time\n\n`)
+    process.stdout.write(`${markdownTable(['function', 'ms', 'share'], rows(inclusive))}\n\n`)
+  }
+}
+
+main(process.argv.slice(2))

@@ -1,0 +1,161 @@
+// @ts-check
+/**
+ * Runs logmerge's benchmarks: all of them, or the ones named.
+ *
+ *   node bench/run.mjs                       # every benchmark, every engine
+ *   node bench/run.mjs catchup --engine async
+ *   node bench/run.mjs latency --quick       # small smoke sizes
+ *   node bench/run.mjs throughput idle       # following: 8 busy writers; many idle files
+ *
+ * Prints the machine and a Markdown table per benchmark on stdout (progress on stderr) and
+ * writes bench/out/results-<name>.json. Benchmarks run the compiled dist/ (npm run build).
+ */
+
+import { parseArgs } from 'node:util'
+import { parseSize } from '../fixtures/generate.mjs'
+import { catchup } from './catchup.mjs'
+import { idle } from './idle.mjs'
+import { latency } from './latency.mjs'
+import {
+  checkBuild,
+  distStamp,
+  formatMachine,
+  gitInfo,
+  listEngines,
+  machineInfo,
+  writeResults,
+} from './lib.mjs'
+import { throughput } from './throughput.mjs'
+
+/**
+ * @typedef {object} BenchOptions
+ * @property {string[]} engines
+ * @property {boolean} quick
+ * @property {number} runs
+ * @property {number | undefined} bytesEach
+ * @property {number | undefined} seconds
+ * @property {number | undefined} rate
+ * @property {string[]} extraArgs   appended to every logmerge command line
+ */
+
+/** @type {Record<string, (o: BenchOptions) => Promise<{ markdown: string, json: object }>>} */
+const BENCHMARKS = {
+  catchup: (o) => catchup(o),
+  latency: (o) => latency(o),
+  throughput: (o) => throughput(o),
+  idle: (o) => idle(o),
+}
+
+const USAGE = `usage: node bench/run.mjs [name...] [options]
+
+Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
+
+  --engine E     benchmark this engine (repeatable; default: every --engine choice
+                 that \`bin/logmerge --help\` lists)
+  --quick        small smoke sizes (catchup: 4 x 8 MiB; latency: 2 s; throughput: 2 s;
+                 idle: 100 and 1,000 files, 5 s window)
+  --runs N       catchup: runs of each variant, best one kept (default 3)
+  --size SIZE    catchup: bytes per input file (default 128M; 8M with --quick)
+  --seconds S    latency: how long to append (default 10; 2 with --quick)
+  --rate N       latency: lines appended per second (default 100)
+  --arg A        pass A to every logmerge command (repeatable), e.g. --arg=--read-chunk=4M
+  -h, --help     show this help
+
+throughput: 8 writer processes append to 8 followed files as fast as they can for 10 s.
+idle: 1,000 unchanging files per engine (and 10,000 for async), sampled for 20 s.
+
+Results: Markdown on stdout, JSON in bench/out/results-<name>.json. Build first (npm run build).
+`
+
+/** @param {string | undefined} text @param {string} flag @returns {number | undefined} */
+function positive(text, flag) {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!Number.isFinite(n) || n <= 0) throw new RangeError(`${flag} must be a positive number`)
+  return n
+}
+
+/** @param {string[]} argv */
+async function main(argv) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      engine: { type: 'string', multiple: true },
+      quick: { type: 'boolean', default: false },
+      runs: { type: 'string' },
+      size: { type: 'string' },
+      seconds: { type: 'string' },
+      rate: { type: 'string' },
+      arg: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help) {
+    process.stdout.write(USAGE)
+    return
+  }
+  const names = positionals.length > 0 ? positionals : Object.keys(BENCHMARKS)
+  for (const n of names) {
+    if (!Object.hasOwn(BENCHMARKS, n)) {
+      throw new RangeError(
+        `unknown benchmark ${JSON.stringify(n)}; expected one of ${Object.keys(BENCHMARKS).join(', ')}`,
+      )
+    }
+  }
+  checkBuild()
+  const available = listEngines()
+  const engines = values.engine ?? available
+  for (const e of engines) {
+    if (!available.includes(e)) {
+      throw new RangeError(
+        `unknown engine ${JSON.stringify(e)}; logmerge offers ${available.join(', ')}`,
+      )
+    }
+  }
+  /** @type {BenchOptions} */
+  const opts = {
+    engines,
+    quick: values.quick ?? false,
+    runs: Math.round(positive(values.runs, '--runs') ?? 3),
+    bytesEach: values.size === undefined ? undefined : parseSize(values.size),
+    seconds: positive(values.seconds, '--seconds'),
+    rate: positive(values.rate, '--rate'),
+    extraArgs: values.arg ?? [],
+  }
+
+  const machine = machineInfo()
+  const git = gitInfo()
+  const dirty = git.dirty.length > 0 ? ` (uncommitted changes in ${git.dirty.join(', ')})` : ''
+  process.stdout.write(
+    `## logmerge benchmarks${opts.quick ? ' (--quick)' : ''}\n\n${formatMachine(machine)}\n- logmerge: commit ${git.commit}${dirty}; dist/ ${distStamp()}; engines: ${engines.join(', ')}\n`,
+  )
+  for (const name of names) {
+    const bench = /** @type {(o: BenchOptions) => Promise<{ markdown: string, json: object }>} */ (
+      BENCHMARKS[name]
+    )
+    const built = distStamp()
+    const { markdown, json } = await bench(opts)
+    // Others may rebuild dist/ while we run (npm test builds first): then the figures mix builds.
+    const rebuilt = distStamp() !== built
+    const warning = rebuilt
+      ? '\n\n**Warning: dist/ changed while this benchmark ran (someone rebuilt it); its figures may mix two builds. Run it again.**'
+      : ''
+    if (rebuilt) process.stderr.write(`bench: ${name}: dist/ changed during the run\n`)
+    const path = await writeResults(name, {
+      machine,
+      git,
+      options: opts,
+      dist: built,
+      distRebuiltDuringRun: rebuilt,
+      ...json,
+    })
+    process.stdout.write(`\n${markdown}${warning}\n\n(JSON: ${path})\n`)
+  }
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exitCode = 1
+})
