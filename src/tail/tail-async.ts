@@ -5,7 +5,7 @@
  */
 import { fstatSync, type Stats, statSync } from 'node:fs'
 import { type FileHandle, open, readdir, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { LimitFunction } from 'p-limit'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -14,6 +14,7 @@ import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { FileTable, type RememberedSource, type Tracked } from './file-table.js'
 import { readSize } from './read-size.js'
+import { isRotatedSibling } from './rotation.js'
 import { lineStartBefore } from './start.js'
 
 export interface FollowOptions {
@@ -266,29 +267,24 @@ export class AsyncFollower {
   async #readNew(file: File): Promise<void> {
     const fh = file.handle
     if (fh === null) return
-    const { sink, log, readChunkBytes } = this.#opts
+    const { sink, log } = this.#opts
     const cursor = file.cursor
     try {
       const { size } = await fh.stat()
       let change = cursor.classify(size)
-      if (change === 'grown' && cursor.head.length > 0)
+      // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
+      // equal length) shows only in the first bytes. We were woken, so something changed.
+      if (change !== 'truncated' && cursor.head.length > 0) {
         change = cursor.classify(size, await readHead(fh))
+      }
       if (change === 'idle') return
       if (change === 'truncated') {
+        await this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
         if (rest) await sink.write(rest, { key: file.key, offset: 0 })
       }
-      while (true) {
-        const want = readSize(size, cursor.offset, readChunkBytes)
-        const { buf, start } = cursor.readBuffer(want)
-        const { bytesRead } = await fh.read(buf, start, want, cursor.offset)
-        if (bytesRead === 0) break
-        file.lastActivity = Date.now()
-        const block = cursor.frameRead(buf, start, bytesRead)
-        if (block) await sink.write(block, { key: file.key, offset: cursor.committedOffset })
-        if (bytesRead < want) break
-      }
+      await this.#readFrom(fh, file, size)
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: fail loudly
       // The fd stays valid after rename or unlink; an error here is the device or the fs.
@@ -296,6 +292,51 @@ export class AsyncFollower {
         `read:${file.key}`,
         `cannot read ${file.path}: ${describeErrno(err)}; will retry`,
       )
+    }
+  }
+
+  /** Reads `fh` from the cursor's offset to its end (the file `file`, or its copy), in chunks. */
+  async #readFrom(fh: FileHandle, file: File, size: number): Promise<void> {
+    const { sink, readChunkBytes } = this.#opts
+    const cursor = file.cursor
+    while (true) {
+      const want = readSize(size, cursor.offset, readChunkBytes)
+      const { buf, start } = cursor.readBuffer(want)
+      const { bytesRead } = await fh.read(buf, start, want, cursor.offset)
+      if (bytesRead === 0) break
+      file.lastActivity = Date.now()
+      const block = cursor.frameRead(buf, start, bytesRead)
+      if (block) await sink.write(block, { key: file.key, offset: cursor.committedOffset })
+      if (bytesRead < want) break
+    }
+  }
+
+  /**
+   * copytruncate: logrotate copied the file to a sibling (app.log.1) and then truncated it. The
+   * copy holds what we had not read yet, so read it from our offset to its end first. (Lines
+   * written between logrotate's copy and its truncate are in neither file: lost by logrotate.)
+   */
+  async #finishFromCopy(file: File): Promise<void> {
+    const cursor = file.cursor
+    if (cursor.head.length === 0) return
+    const dir = dirname(file.path)
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const path = join(dir, name)
+      if (!isRotatedSibling(path, file.path)) continue
+      const st = await stat(path).catch(() => null)
+      if (!st?.isFile() || st.size < cursor.offset || identityKey(st) === file.key) continue
+      const fh = await open(path, 'r').catch(() => null)
+      if (!fh) continue
+      try {
+        if (!cursor.headMatches(await readHead(fh))) continue
+        this.#opts.log.info(
+          `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
+        )
+        await this.#readFrom(fh, file, st.size)
+        return
+      } finally {
+        await fh.close()
+      }
     }
   }
 

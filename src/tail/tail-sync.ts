@@ -12,13 +12,14 @@ import {
   type Stats,
   statSync,
 } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { FileTable, type RememberedSource, type Tracked } from './file-table.js'
 import { readSize } from './read-size.js'
+import { isRotatedSibling } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
 
 /** A writer the blocking shell can call: it returns once the block is taken. */
@@ -230,34 +231,78 @@ export class SyncFollower {
   #readNew(file: File): void {
     const fd = file.handle
     if (fd === null) return
-    const { sink, log, readChunkBytes } = this.#opts
+    const { sink, log } = this.#opts
     const cursor = file.cursor
     try {
       const { size } = fstatSync(fd)
       let change = cursor.classify(size)
-      if (change === 'grown' && cursor.head.length > 0) change = cursor.classify(size, readHead(fd))
+      // Also when the size looks unchanged: truncated and rewritten to the same length shows only
+      // in the first bytes (see tail-async.ts).
+      if (change !== 'truncated' && cursor.head.length > 0)
+        change = cursor.classify(size, readHead(fd))
       if (change === 'idle') return
       if (change === 'truncated') {
+        this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
         if (rest) sink.write(rest, { key: file.key, offset: 0 })
       }
-      while (true) {
-        const want = readSize(size, cursor.offset, readChunkBytes)
-        const { buf, start } = cursor.readBuffer(want)
-        const bytesRead = readSync(fd, buf, start, want, cursor.offset)
-        if (bytesRead === 0) break
-        file.lastActivity = Date.now()
-        const block = cursor.frameRead(buf, start, bytesRead)
-        if (block) sink.write(block, { key: file.key, offset: cursor.committedOffset })
-        if (bytesRead < want) break
-      }
+      this.#readFrom(fd, file, size)
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: let the thread fail loudly
       log.warnOnce(
         `read:${file.key}`,
         `cannot read ${file.path}: ${describeErrno(err)}; will retry`,
       )
+    }
+  }
+
+  /** Reads `fd` from the cursor's offset to its end (the file `file`, or its copy), in chunks. */
+  #readFrom(fd: number, file: File, size: number): void {
+    const { sink, readChunkBytes } = this.#opts
+    const cursor = file.cursor
+    while (true) {
+      const want = readSize(size, cursor.offset, readChunkBytes)
+      const { buf, start } = cursor.readBuffer(want)
+      const bytesRead = readSync(fd, buf, start, want, cursor.offset)
+      if (bytesRead === 0) break
+      file.lastActivity = Date.now()
+      const block = cursor.frameRead(buf, start, bytesRead)
+      if (block) sink.write(block, { key: file.key, offset: cursor.committedOffset })
+      if (bytesRead < want) break
+    }
+  }
+
+  /** copytruncate: finish from logrotate's copy first (see tail-async.ts). */
+  #finishFromCopy(file: File): void {
+    const cursor = file.cursor
+    if (cursor.head.length === 0) return
+    const dir = dirname(file.path)
+    let names: string[] = []
+    try {
+      names = readdirSync(dir)
+    } catch {}
+    for (const name of names) {
+      const path = join(dir, name)
+      if (!isRotatedSibling(path, file.path)) continue
+      const st = statSync(path, { throwIfNoEntry: false })
+      if (!st?.isFile() || st.size < cursor.offset || identityKey(st) === file.key) continue
+      let fd: number
+      try {
+        fd = openSync(path, 'r')
+      } catch {
+        continue
+      }
+      try {
+        if (!cursor.headMatches(readHead(fd))) continue
+        this.#opts.log.info(
+          `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
+        )
+        this.#readFrom(fd, file, st.size)
+        return
+      } finally {
+        closeSync(fd)
+      }
     }
   }
 
