@@ -26,6 +26,7 @@ Exit codes:
   3  --once: some inputs could not be read (the others were merged)
   4  the output could not be opened or written
   5  a reader thread failed (threads, top-down, bottom-up engines; the others were drained)
+  6  SIGTERM/SIGINT: draining took longer than --shutdown-timeout (the state keeps the rest)
 `
 
 function version(): string {
@@ -84,6 +85,11 @@ export function buildProgram(): Command {
       'how often the state is saved',
       String(defaults.checkpointIntervalMs),
     )
+    .option(
+      '--shutdown-timeout <ms>',
+      'after SIGTERM/SIGINT, give up draining after this long (exit 6)',
+      String(defaults.shutdownTimeoutMs),
+    )
     .addOption(
       new Option('--log-level <level>', 'diagnostics on stderr')
         .choices(LEVELS)
@@ -122,6 +128,7 @@ export async function main(argv: string[]): Promise<void> {
 
 /** Prints a fatal error as one line (plus a hint) and returns the exit code for it. */
 function report(err: unknown): ExitCode {
+  if (err instanceof LogmergeError && err.code === 'EOUTPUT_CLOSED') return err.exitCode // like cat
   if (err instanceof LogmergeError) {
     const hint = err.hint ? ` (${err.hint})` : ''
     process.stderr.write(`logmerge: error: ${err.message}${hint}\n`)

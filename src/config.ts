@@ -34,6 +34,7 @@ export interface Options {
   /** A path, or false for --no-state. */
   state?: string | false
   checkpointInterval?: string | number
+  shutdownTimeout?: string | number
 }
 
 export interface Config {
@@ -59,6 +60,8 @@ export interface Config {
   /** The state file for exactly-once restarts, or null (no checkpoints). */
   readonly statePath: string | null
   readonly checkpointIntervalMs: number
+  /** After SIGTERM/SIGINT, how long draining may take before logmerge gives up. */
+  readonly shutdownTimeoutMs: number
 }
 
 export const defaults = {
@@ -69,6 +72,7 @@ export const defaults = {
   readConcurrency: 64,
   logLevel: 'warn' as Level,
   checkpointIntervalMs: 1000,
+  shutdownTimeoutMs: 30_000,
 }
 
 export function resolveConfig(options: Options, cwd = process.cwd()): Config {
@@ -112,6 +116,12 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
       options.checkpointInterval,
       defaults.checkpointIntervalMs,
       10,
+    ),
+    shutdownTimeoutMs: integerOption(
+      '--shutdown-timeout',
+      options.shutdownTimeout,
+      defaults.shutdownTimeoutMs,
+      100,
     ),
   }
 }

@@ -20,6 +20,14 @@ export async function runDaemon(config: Config, log: Logger): Promise<ExitCode> 
     }
     log.info(`${signal}: draining and stopping`)
     stop.abort()
+    // The drain must end: a stuck output (a full disk that never clears) must not hang the stop.
+    // What was not written is not in the checkpoint, so a restart reads it again.
+    setTimeout(() => {
+      log.error(
+        `could not drain within ${config.shutdownTimeoutMs} ms (is the output stuck?); exiting; unwritten lines are read again on restart`,
+      )
+      process.exit(ExitCode.shutdownTimeout)
+    }, config.shutdownTimeoutMs).unref()
   }
   const onHup = () => {
     log.info('SIGHUP: reopening the output')

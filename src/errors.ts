@@ -16,6 +16,8 @@ export const ExitCode = {
   io: 4,
   /** A reader thread failed (the others were drained and stopped). */
   thread: 5,
+  /** SIGTERM/SIGINT: could not drain within --shutdown-timeout (nothing lost: see the state). */
+  shutdownTimeout: 6,
 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
@@ -25,6 +27,7 @@ export type ErrorCode =
   | 'EOUTPUT_DIR'
   | 'EOUTPUT_OPEN'
   | 'EOUTPUT_WRITE'
+  | 'EOUTPUT_CLOSED'
   | 'EINPUT'
   | 'ETHREAD'
 
@@ -34,6 +37,7 @@ const exitFor: Record<ErrorCode, ExitCode> = {
   EOUTPUT_DIR: ExitCode.usage,
   EOUTPUT_OPEN: ExitCode.io,
   EOUTPUT_WRITE: ExitCode.io,
+  EOUTPUT_CLOSED: ExitCode.io,
   EINPUT: ExitCode.usage,
   ETHREAD: ExitCode.thread,
 }
@@ -75,6 +79,11 @@ export const errors = {
         cause.code === 'EISDIR'
           ? 'give a file path, not a directory, to --output'
           : 'check the path and its permissions',
+    }),
+  /** stdout's reader went away (`logmerge ... | head`): stop quietly, like cat. */
+  outputClosed: (cause: Error) =>
+    new LogmergeError('EOUTPUT_CLOSED', 'the output was closed by its reader (EPIPE); stopping', {
+      cause,
     }),
   outputWrite: (output: string, cause: NodeJS.ErrnoException) =>
     new LogmergeError('EOUTPUT_WRITE', `cannot write output ${output}: ${describeErrno(cause)}`, {

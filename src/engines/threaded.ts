@@ -251,6 +251,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
           case 'failed': {
             const where = msg.path ? ` while reading ${msg.path}` : ''
             const cause = rebuildError(msg.error)
+            // The output failing in a thread is an output error, not a reader thread's fault.
+            if (msg.error.code === 'EOUTPUT_CLOSED' || msg.error.code === 'EOUTPUT_WRITE') {
+              return die(new LogmergeError(msg.error.code, cause.message, { cause }))
+            }
             return die(threadFailed(`reader thread ${id} failed${where}: ${cause.message}`, cause))
           }
           default:

@@ -161,8 +161,10 @@ export class LockedWriter implements BlockSink {
         try {
           off += writeSync(this.#fd[0] as number, block, off, block.length - off)
         } catch (err) {
-          if (!isErrno(err, ...RETRYABLE))
+          if (isErrno(err, 'EPIPE')) throw errors.outputClosed(err)
+          if (!isErrno(err, ...RETRYABLE)) {
             throw errors.outputWrite(this.share.path, err as NodeJS.ErrnoException)
+          }
           if (err.code !== 'EAGAIN') {
             this.#onRetry(
               `cannot write output ${this.share.path}: ${describeErrno(err)}; retrying, readers paused`,

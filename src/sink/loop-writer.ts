@@ -65,7 +65,16 @@ export class LoopWriter implements BlockSink {
 
   /** Opens `path` for appending ('-' is stdout). */
   static async open(path: string, opts: LoopWriterOptions): Promise<LoopWriter> {
-    if (path === '-') return new LoopWriter(path, STDOUT_FD, 0, opts)
+    if (path === '-') {
+      const writer = new LoopWriter(path, STDOUT_FD, 0, opts)
+      // Errors may come after a write's callback (EPIPE on a later flush): always listen.
+      process.stdout.on('error', (err: NodeJS.ErrnoException) =>
+        writer.#fail(
+          err.code === 'EPIPE' ? errors.outputClosed(err) : errors.outputWrite(path, err),
+        ),
+      )
+      return writer
+    }
     const fd = await openOutput(path)
     const { size, dev, ino } = await fstatAsync(fd)
     const writer = new LoopWriter(path, fd, size, opts)
@@ -112,7 +121,9 @@ export class LoopWriter implements BlockSink {
   }
 
   write(block: Buffer, mark?: SourceMark): Promise<void> | undefined {
-    if (this.#failed) return Promise.reject(this.#failed)
+    // The output failed for good and the run is ending: drop. No mark moves, so a checkpoint
+    // never counts these bytes as written; a restart reads them again.
+    if (this.#failed) return undefined
     if (block.length === 0) return undefined // an empty writev would never make progress
     this.#queue.push(block)
     this.#marks.push(mark)
@@ -217,6 +228,7 @@ export class LoopWriter implements BlockSink {
 
   /** writev until every byte is out; a short write leaves `batch` holding only the unwritten rest. */
   async #writeAll(batch: Buffer[]): Promise<void> {
+    if (this.#fd === STDOUT_FD) return this.#writeStdout(batch)
     while (batch.length > 0) {
       const { bytesWritten: n } = await writevAsync(this.#fd, batch)
       this.#partialBytes += n
@@ -225,11 +237,33 @@ export class LoopWriter implements BlockSink {
     }
   }
 
+  /**
+   * stdout goes through process.stdout, which Node drives without blocking (a pipe or a
+   * terminal) and which tells us when it has taken the bytes. A blocking writev on fd 1 would
+   * hold a libuv thread while the reader is slow, and a held thread stops even process.exit.
+   */
+  async #writeStdout(batch: Buffer[]): Promise<void> {
+    const out = process.stdout
+    const bytes = batch.reduce((n, b) => n + b.length, 0)
+    await new Promise<void>((resolve) => {
+      out.cork()
+      // A failed write also emits 'error' (handled in open): only success resolves here.
+      batch.forEach((buf, i) =>
+        out.write(buf, i === batch.length - 1 ? (err) => err || resolve() : undefined),
+      )
+      out.uncork()
+    })
+    this.#partialBytes += bytes
+    this.#queuedBytes -= bytes
+    batch.length = 0
+  }
+
   #wakeWaiters(): void {
     for (const resolve of this.#waiters.splice(0)) resolve()
   }
 
   #fail(err: Error): void {
+    if (this.#failed) return
     this.#failed = err
     this.#queue = []
     this.#queuedBytes = 0
