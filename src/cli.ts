@@ -2,11 +2,14 @@
  * The command line: flags -> Options -> Config, then the daemon. Nothing else lives here.
  */
 import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { defaults, ENGINES, type Options, ORDERS, resolveConfig } from './config.js'
 import { runDaemon } from './daemon.js'
-import { ExitCode, LogmergeError } from './errors.js'
+import { ExitCode, errors, LogmergeError } from './errors.js'
 import { createLogger, LEVELS } from './log.js'
+import { defaultStatePath } from './state/checkpoint.js'
+import { formatStatus, readStatus } from './status.js'
 
 const EXAMPLES = `
 Examples:
@@ -18,6 +21,9 @@ Examples:
 Follows files by name like tail -F: rotation (rename + create, copytruncate), truncation,
 deletion and files that do not exist yet. Only whole lines are written; a partial last line
 waits for its newline. Quote globs so the shell does not expand them.
+
+Commands:
+  logmerge status -o OUT | --state PATH [--json]   where a run stands (see status --help)
 
 Exit codes:
   0  done (--once) or stopped by SIGTERM/SIGINT after draining
@@ -104,18 +110,58 @@ export function buildProgram(): Command {
     })
 }
 
-export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram()
+/** `logmerge status`: where a logmerge stands, from its state file (read-only). */
+export function buildStatusProgram(): Command {
+  return new Command('logmerge status')
+    .description('Show where logmerge stands: its last checkpoint, the output and every source.')
+    .option('--state <path>', 'the state file')
+    .option('-o, --output <path>', 'the output of the run (to find its default state file)')
+    .option('--json', 'one JSON object instead of a table')
+    .addHelpText('after', '\nExample:\n  logmerge status -o /var/log/merged.log\n')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`logmerge: ${text}`) })
+}
+
+function runStatus(program: Command): void {
+  const opts = program.opts<{ state?: string; output?: string; json?: boolean }>()
+  const path = opts.state
+    ? resolve(opts.state)
+    : opts.output
+      ? defaultStatePath(resolve(opts.output))
+      : null
+  if (!path) throw errors.usage('status needs --state PATH or --output PATH')
+  const status = readStatus(path)
+  process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status))
+}
+
+/** Parses `argv` with `program`; false when commander already answered (help, version, error). */
+function parse(program: Command, argv: string[]): boolean {
   try {
     program.parse(argv)
+    return true
   } catch (err) {
     if (err instanceof CommanderError) {
       const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version'
       process.exitCode = ok ? ExitCode.ok : ExitCode.usage
-      return
+      return false
     }
     throw err
   }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  if (argv[2] === 'status') {
+    const status = buildStatusProgram()
+    if (!parse(status, [argv[0] as string, argv[1] as string, ...argv.slice(3)])) return
+    try {
+      runStatus(status)
+    } catch (err) {
+      process.exitCode = report(err)
+    }
+    return
+  }
+  const program = buildProgram()
+  if (!parse(program, argv)) return
   const opts = program.opts<Omit<Options, 'inputs'>>()
   try {
     const config = resolveConfig({ ...opts, inputs: program.args })

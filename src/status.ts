@@ -1,0 +1,114 @@
+/**
+ * `logmerge status`: where a (running or stopped) logmerge stands, from its state file and the
+ * files on disk. Read-only: it never touches the state or the output.
+ */
+import { statSync } from 'node:fs'
+import { errors } from './errors.js'
+import { loadState, type SourceState, type State } from './state/checkpoint.js'
+
+export interface SourceStatus {
+  readonly path: string
+  readonly identity: string
+  /** Bytes of it in the output (as of the last checkpoint). */
+  readonly offset: number
+  /** Its size now, if it is still at its name or found by identity there; null if gone. */
+  readonly size: number | null
+  /** Bytes not yet in the output (size - offset), when known. */
+  readonly lagBytes: number | null
+  /** Seconds since its last change, when it has unread bytes. */
+  readonly lagSeconds: number | null
+  /** following: at its name; rotated: its name now leads elsewhere; gone: not found. */
+  readonly state: 'following' | 'rotated' | 'gone'
+  readonly lastChange: string | null
+}
+
+export interface Status {
+  readonly statePath: string
+  readonly lastCheckpoint: string
+  readonly checkpointAgeSeconds: number
+  readonly runStarted: string
+  readonly output: {
+    readonly path: string
+    readonly recordedSize: number
+    readonly size: number | null
+    /** same: the file the state describes; replaced: another file at the path; gone. */
+    readonly state: 'same' | 'replaced' | 'gone'
+  } | null
+  readonly sources: readonly SourceStatus[]
+}
+
+export function readStatus(statePath: string, now = Date.now()): Status {
+  const loaded = loadState(statePath)
+  if (loaded.kind === 'none') {
+    throw errors.usage(
+      `no state file at ${statePath}`,
+      'give --state PATH, or --output for the default (logmerge keeps state only when following into a file)',
+    )
+  }
+  if (loaded.kind === 'bad')
+    throw errors.usage(`state file ${statePath} is unusable: ${loaded.reason}`)
+  return describe(statePath, loaded.state, now)
+}
+
+function describe(statePath: string, state: State, now: number): Status {
+  const saved = Date.parse(state.savedAt)
+  let output: Status['output'] = null
+  if (state.output) {
+    const st = statSync(state.output.path, { throwIfNoEntry: false })
+    const same = st !== undefined && st.dev === state.output.dev && st.ino === state.output.ino
+    output = {
+      path: state.output.path,
+      recordedSize: state.output.size,
+      size: st?.size ?? null,
+      state: st === undefined ? 'gone' : same ? 'same' : 'replaced',
+    }
+  }
+  return {
+    statePath,
+    lastCheckpoint: state.savedAt,
+    checkpointAgeSeconds: Math.max(0, (now - saved) / 1000),
+    runStarted: state.startedAt,
+    output,
+    sources: state.sources.map((s) => source(s, now)),
+  }
+}
+
+function source(s: SourceState, now: number): SourceStatus {
+  const st = statSync(s.path, { throwIfNoEntry: false })
+  const here = st !== undefined && st.dev === s.dev && st.ino === s.ino
+  const size = here ? st.size : null
+  const lag = size === null ? null : Math.max(0, size - s.offset)
+  return {
+    path: s.path,
+    identity: `${s.dev}:${s.ino}`,
+    offset: s.offset,
+    size,
+    lagBytes: lag,
+    lagSeconds: lag && st ? Math.max(0, (now - st.mtimeMs) / 1000) : lag === 0 ? 0 : null,
+    state: here ? 'following' : st ? 'rotated' : 'gone',
+    lastChange: here ? st.mtime.toISOString() : null,
+  }
+}
+
+/** A table for people. */
+export function formatStatus(s: Status): string {
+  const lines = [
+    `state       ${s.statePath}`,
+    `checkpoint  ${s.lastCheckpoint} (${s.checkpointAgeSeconds.toFixed(1)} s ago); run started ${s.runStarted}`,
+  ]
+  if (s.output) {
+    const o = s.output
+    const size = o.size === null ? 'gone' : `${o.size} bytes now`
+    lines.push(
+      `output      ${o.path}: ${o.recordedSize} bytes at the checkpoint, ${size} (${o.state})`,
+    )
+  }
+  lines.push('', 'SOURCE\tSTATE\tOFFSET\tSIZE\tLAG BYTES\tLAG S\tIDENTITY')
+  for (const x of s.sources) {
+    const lagS = x.lagSeconds === null ? '-' : x.lagSeconds.toFixed(1)
+    lines.push(
+      [x.path, x.state, x.offset, x.size ?? '-', x.lagBytes ?? '-', lagS, x.identity].join('\t'),
+    )
+  }
+  return `${lines.join('\n')}\n`
+}
