@@ -109,7 +109,7 @@ async function countNewlines(path) {
 
 /**
  * @typedef {object} Variant
- * @property {string} name      cat | cat+fsync | logmerge | logmerge>
+ * @property {string} name      cat | cat+fsync | logmerge | logmerge+state | logmerge>
  * @property {string | null} engine
  * @property {string} command   as a user would type it (paths relative to the repo)
  * @property {(out: string) => Promise<import('./lib.mjs').Measured>} run
@@ -169,6 +169,19 @@ function variants(inputs, engines, extra) {
       engine,
       command: `bin/logmerge --once --engine ${engine}${more} ${shown} -o out`,
       run: (out) => runMeasured(BIN, ['--once', '--engine', engine, ...extra, ...paths, '-o', out]),
+    })
+    // Checkpointing's cost: the same run keeping a state file, checkpointing every 100 ms (ten
+    // times the default rate). The state is removed first, or the run would resume at the end.
+    const state = join(OUT_DIR, 'catchup.state.json')
+    list.push({
+      name: 'logmerge+state',
+      engine,
+      command: `bin/logmerge --once --engine ${engine}${more} --state STATE --checkpoint-interval 100 ${shown} -o out`,
+      run: (out) => {
+        rmSync(state, { force: true })
+        const args = ['--once', '--engine', engine, ...extra, '--state', state]
+        return runMeasured(BIN, [...args, '--checkpoint-interval', '100', ...paths, '-o', out])
+      },
     })
     list.push({
       name: 'logmerge>',
@@ -296,6 +309,15 @@ export async function catchup(opts) {
           r.targetMet ? 'met' : 'NOT met'
         }`,
     )
+  // Checkpointing's cost: the state variant against the plain one of the same engine.
+  for (const r of results.filter((x) => x.name === 'logmerge+state')) {
+    const plain = results.find((x) => x.name === 'logmerge' && x.engine === r.engine)
+    if (!plain) continue
+    const cost = 1 - r.mibPerSec / plain.mibPerSec
+    verdicts.push(
+      `- ${r.engine}: checkpointing every 100 ms costs ${fmt(cost * 100, 1)}% of catch-up throughput: target (< 5%) ${cost < 0.05 ? 'met' : 'NOT met'}`,
+    )
+  }
   const markdown = [
     `### catchup: ${inputs.length} files x ${(bytesEach / MiB).toFixed(0)} MiB = ${(totalBytes / MiB).toFixed(1)} MiB, ${totalLines} lines; best of ${opts.runs}`,
     '',

@@ -81,6 +81,7 @@ export async function runAsync({
     if (config.once) {
       const paths = await scanInputs(config.inputs, exclude)
       await resumeFrom(paths)
+      checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
       await follower.findRotated()
       await follower.start(paths)
       await follower.catchUp()

@@ -180,8 +180,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     }
     for (const msg of early) send(route(msg.path), msg)
     early = null
+    checkpoints?.start(config.checkpointIntervalMs) // also --once: a long one that is killed resumes
     if (!config.once) {
-      checkpoints?.start(config.checkpointIntervalMs)
       const ended = AbortSignal.any([stop, failed.signal])
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
