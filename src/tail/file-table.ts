@@ -10,6 +10,7 @@
  * identity and is not read twice; a file finished earlier and seen again resumes where it was.
  */
 import { dirname } from 'node:path'
+import { describeErrno, isErrno } from '../errors.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Cursor, type Identity, identityKey } from './cursor.js'
 
@@ -108,6 +109,36 @@ export class FileTable<H> {
     known.path = path
     known.lastActivity = Date.now()
     return known
+  }
+
+  /** Names that could not be opened (missing, unreadable, not a file) at their last look. */
+  readonly unreadable = new Set<string>()
+
+  /**
+   * What a stat of the input name `path` found (its Stats, or the error it threw): the file to
+   * follow, or null, with a warning (once) where one is due. The shells do the stat.
+   */
+  judgeName<S extends { isFile(): boolean }>(
+    path: string,
+    seen: { stats: S } | { error: unknown },
+    follow: boolean,
+    warnOnce: (key: string, message: string) => void,
+  ): S | null {
+    if ('stats' in seen && seen.stats.isFile()) {
+      this.unreadable.delete(path)
+      return seen.stats
+    }
+    this.unreadable.add(path)
+    if ('stats' in seen) {
+      warnOnce(`type:${path}`, `${path} is not a regular file; skipping it`)
+    } else if (!isErrno(seen.error, 'ENOENT', 'ENOTDIR')) {
+      const why = describeErrno(seen.error as NodeJS.ErrnoException)
+      warnOnce(`stat:${path}`, `cannot follow ${path}: ${why}; will keep trying`)
+    } else if (this.isStartupName(path)) {
+      const later = follow ? ' yet; it will be followed when it appears' : ''
+      warnOnce(`missing:${path}`, `${path} does not exist${later}`)
+    }
+    return null
   }
 
   beginStartup(paths: Iterable<string>): void {

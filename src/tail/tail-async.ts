@@ -41,8 +41,6 @@ export class AsyncFollower {
   /** Serialises the work on each name, and on each file: never two reads of one file at once. */
   readonly #nameWork = new Map<string, Promise<void>>()
   readonly #pumps = new Map<File, { running: Promise<void>; again: boolean }>()
-  /** Names that could not be opened (missing, unreadable, not a file) at their last look. */
-  readonly #unreadable = new Set<string>()
   #closed = false
   /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
   #started: Promise<void>
@@ -58,7 +56,7 @@ export class AsyncFollower {
 
   /** Input names that could not be read at their last look (for --once's exit status). */
   get unreadable(): readonly string[] {
-    return [...this.#unreadable]
+    return [...this.#table.unreadable]
   }
 
   /** Files a checkpoint recorded: they resume where they were when found again. */
@@ -185,27 +183,11 @@ export class AsyncFollower {
 
   /** The file a name points to now, or null (with a warning where one is due). */
   async #statName(path: string): Promise<Stats | null> {
-    const { log } = this.#opts
-    try {
-      const st = await stat(path)
-      if (st.isFile()) {
-        this.#unreadable.delete(path)
-        return st
-      }
-      log.warnOnce(`type:${path}`, `${path} is not a regular file; skipping it`)
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT', 'ENOTDIR')) {
-        log.warnOnce(
-          `stat:${path}`,
-          `cannot follow ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-        )
-      } else if (this.#table.isStartupName(path)) {
-        const later = this.#opts.follow ? ' yet; it will be followed when it appears' : ''
-        log.warnOnce(`missing:${path}`, `${path} does not exist${later}`)
-      }
-    }
-    this.#unreadable.add(path)
-    return null
+    const seen = await stat(path).then(
+      (stats) => ({ stats }),
+      (error: unknown) => ({ error }),
+    )
+    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log.warnOnce)
   }
 
   async #open(path: string): Promise<void> {
@@ -214,7 +196,7 @@ export class AsyncFollower {
     try {
       fh = await open(path, 'r')
     } catch (err) {
-      this.#unreadable.add(path)
+      this.#table.unreadable.add(path)
       if (!isErrno(err, 'ENOENT')) {
         log.warnOnce(
           `open:${path}`,

@@ -46,7 +46,6 @@ type File = Tracked<number>
 export class SyncFollower {
   readonly #opts: SyncFollowOptions
   readonly #table: FileTable<number>
-  readonly #unreadable = new Set<string>()
   /** The path being worked on, so a thread that fails can say which file it was at. */
   current: string | null = null
 
@@ -56,7 +55,7 @@ export class SyncFollower {
   }
 
   get unreadable(): readonly string[] {
-    return [...this.#unreadable]
+    return [...this.#table.unreadable]
   }
 
   /** Files a checkpoint recorded: they resume where they were when found again. */
@@ -170,27 +169,13 @@ export class SyncFollower {
   }
 
   #statName(path: string): Stats | null {
-    const { log } = this.#opts
+    let seen: { stats: Stats } | { error: unknown }
     try {
-      const st = statSync(path)
-      if (st.isFile()) {
-        this.#unreadable.delete(path)
-        return st
-      }
-      log.warnOnce(`type:${path}`, `${path} is not a regular file; skipping it`)
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT', 'ENOTDIR')) {
-        log.warnOnce(
-          `stat:${path}`,
-          `cannot follow ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-        )
-      } else if (this.#table.isStartupName(path)) {
-        const later = this.#opts.follow ? ' yet; it will be followed when it appears' : ''
-        log.warnOnce(`missing:${path}`, `${path} does not exist${later}`)
-      }
+      seen = { stats: statSync(path) }
+    } catch (error) {
+      seen = { error }
     }
-    this.#unreadable.add(path)
-    return null
+    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log.warnOnce)
   }
 
   #open(path: string): void {
@@ -199,7 +184,7 @@ export class SyncFollower {
     try {
       fd = openSync(path, 'r')
     } catch (err) {
-      this.#unreadable.add(path)
+      this.#table.unreadable.add(path)
       if (!isErrno(err, 'ENOENT')) {
         log.warnOnce(
           `open:${path}`,
