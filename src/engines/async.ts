@@ -82,7 +82,7 @@ export async function runAsync({
       const paths = await scanInputs(config.inputs, exclude)
       await resumeFrom(paths)
       checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
-      await follower.findRotated()
+      await follower.findRotated(paths)
       await follower.start(paths)
       await follower.catchUp()
       await follower.close(true)
@@ -99,7 +99,7 @@ export async function runAsync({
         const paths = await scanInputs(config.inputs, exclude)
         await resumeFrom(paths)
         // Files rotated while we were down are finished first, then the names are followed.
-        await follower.findRotated()
+        await follower.findRotated(paths)
         await follower.start(paths)
         checkpoints?.start(config.checkpointIntervalMs)
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)

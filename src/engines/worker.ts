@@ -87,7 +87,7 @@ function runBlocking(sink: SyncSink): void {
           case 'start':
             for (const p of msg.paths) checkFault(p)
             follower.remember(toRemembered(msg.remembered))
-            follower.findRotated()
+            follower.findRotated(msg.paths)
             follower.start(msg.paths)
             break
           case 'resolve':
@@ -147,7 +147,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
       case 'start':
         for (const p of msg.paths) checkFault(p)
         follower.remember(toRemembered(msg.remembered))
-        await follower.findRotated()
+        await follower.findRotated(msg.paths)
         return follower.start(msg.paths)
       case 'resolve':
         checkFault(msg.path)

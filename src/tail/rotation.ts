@@ -16,3 +16,21 @@ export function rotationFamily(path: string): string {
 export function isRotatedSibling(path: string, name: string): boolean {
   return path !== name && !COMPRESSED.test(path) && rotationFamily(path) === name
 }
+
+/**
+ * Oldest first, for generations found together: by modification time, and on a tie (written in
+ * the same clock tick) by the rotation number: app.log.2 is older than app.log.1.
+ */
+export function olderFirst(
+  a: { path: string; mtimeMs: number },
+  b: { path: string; mtimeMs: number },
+): number {
+  if (a.mtimeMs !== b.mtimeMs) return a.mtimeMs - b.mtimeMs
+  return generation(b.path) - generation(a.path)
+}
+
+/** The N of a name ending in .N or -N (0 when there is none). */
+function generation(path: string): number {
+  const m = /[.-](\d{1,6})(?:\.(?:gz|bz2|xz|zst|lz4|Z))?$/.exec(path)
+  return m ? Number(m[1]) : 0
+}

@@ -14,7 +14,7 @@ import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { FileTable, type RememberedSource, type Tracked } from './file-table.js'
 import { readSize } from './read-size.js'
-import { isRotatedSibling } from './rotation.js'
+import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBefore } from './start.js'
 
 export interface FollowOptions {
@@ -75,17 +75,21 @@ export class AsyncFollower {
    * read it from where we were to its end. The start-up pass then gives names back to those
    * still named; the rest are read out and closed like any rotated file.
    */
-  async findRotated(): Promise<void> {
+  async findRotated(names: readonly string[]): Promise<void> {
+    // Files at an input name now are for the start-up pass (after the rotated ones).
+    const current = new Set(names)
     const found: { path: string; st: Stats }[] = []
     for (const dir of this.#table.missingDirs()) {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const path = join(dir, name)
         const st = await stat(path).catch(() => null)
-        if (st?.isFile() && this.#table.wanted(st)) found.push({ path, st })
+        if (st?.isFile() && this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
       }
     }
     // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
-    for (const { path, st } of found.sort((x, y) => x.st.mtimeMs - y.st.mtimeMs)) {
+    for (const { path, st } of found.sort((x, y) =>
+      olderFirst({ path: x.path, mtimeMs: x.st.mtimeMs }, { path: y.path, mtimeMs: y.st.mtimeMs }),
+    )) {
       const wanted = this.#table.wanted(st)
       const fh = wanted ? await open(path, 'r').catch(() => null) : null
       if (!wanted || !fh) continue

@@ -19,7 +19,7 @@ import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { FileTable, type RememberedSource, type Tracked } from './file-table.js'
 import { readSize } from './read-size.js'
-import { isRotatedSibling } from './rotation.js'
+import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
 
 /** A writer the blocking shell can call: it returns once the block is taken. */
@@ -64,7 +64,9 @@ export class SyncFollower {
   }
 
   /** Before the start-up pass: finish remembered files found beside their names (see tail-async). */
-  findRotated(): void {
+  findRotated(names: readonly string[]): void {
+    // Files at an input name now are for the start-up pass (after the rotated ones).
+    const current = new Set(names)
     const found: { path: string; st: Stats }[] = []
     for (const dir of this.#table.missingDirs()) {
       let names: string[] = []
@@ -74,11 +76,13 @@ export class SyncFollower {
       for (const name of names) {
         const path = join(dir, name)
         const st = statSync(path, { throwIfNoEntry: false })
-        if (st?.isFile() && this.#table.wanted(st)) found.push({ path, st })
+        if (st?.isFile() && this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
       }
     }
     // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
-    for (const { path, st } of found.sort((x, y) => x.st.mtimeMs - y.st.mtimeMs)) {
+    for (const { path, st } of found.sort((x, y) =>
+      olderFirst({ path: x.path, mtimeMs: x.st.mtimeMs }, { path: y.path, mtimeMs: y.st.mtimeMs }),
+    )) {
       const wanted = this.#table.wanted(st)
       if (!wanted) continue
       let fd: number
