@@ -20,6 +20,11 @@ export interface SourceStatus {
   /** following: at its name; rotated: its name now leads elsewhere; gone: not found. */
   readonly state: 'following' | 'rotated' | 'gone'
   readonly lastChange: string | null
+  /** From the last checkpoint (absent in state files from before they were kept). */
+  readonly linesSplit: number | null
+  readonly truncations: number | null
+  readonly partialBytesHeld: number | null
+  readonly lastActivity: string | null
 }
 
 export interface Status {
@@ -87,6 +92,10 @@ function source(s: SourceState, now: number): SourceStatus {
     lagSeconds: lag && st ? Math.max(0, (now - st.mtimeMs) / 1000) : lag === 0 ? 0 : null,
     state: here ? 'following' : st ? 'rotated' : 'gone',
     lastChange: here ? st.mtime.toISOString() : null,
+    linesSplit: s.stats?.linesSplit ?? null,
+    truncations: s.stats?.truncations ?? null,
+    partialBytesHeld: s.stats?.pendingBytes ?? null,
+    lastActivity: s.stats ? new Date(s.stats.lastActivity).toISOString() : null,
   }
 }
 
@@ -103,11 +112,26 @@ export function formatStatus(s: Status): string {
       `output      ${o.path}: ${o.recordedSize} bytes at the checkpoint, ${size} (${o.state})`,
     )
   }
-  lines.push('', 'SOURCE\tSTATE\tOFFSET\tSIZE\tLAG BYTES\tLAG S\tIDENTITY')
+  lines.push(
+    '',
+    'SOURCE\tSTATE\tOFFSET\tSIZE\tLAG BYTES\tLAG S\tSPLIT\tTRUNCATED\tPARTIAL\tLAST ACTIVE\tIDENTITY',
+  )
   for (const x of s.sources) {
     const lagS = x.lagSeconds === null ? '-' : x.lagSeconds.toFixed(1)
     lines.push(
-      [x.path, x.state, x.offset, x.size ?? '-', x.lagBytes ?? '-', lagS, x.identity].join('\t'),
+      [
+        x.path,
+        x.state,
+        x.offset,
+        x.size ?? '-',
+        x.lagBytes ?? '-',
+        lagS,
+        x.linesSplit ?? '-',
+        x.truncations ?? '-',
+        x.partialBytesHeld ?? '-',
+        x.lastActivity ?? '-',
+        x.identity,
+      ].join('\t'),
     )
   }
   return `${lines.join('\n')}\n`

@@ -8,7 +8,7 @@
 import { closeSync, fstatSync, fsyncSync, openSync, writeSync } from 'node:fs'
 import { describeErrno, errors, isErrno } from '../errors.js'
 import { Mutex } from './mutex.js'
-import type { BlockSink, SourceMark } from './sink.js'
+import type { BlockSink, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const STDOUT_FD = 1
 /** Errors we wait out (full disk, quota, size limit, a pipe not ready) instead of dying. */
@@ -17,8 +17,8 @@ const RETRYABLE = ['EAGAIN', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EINTR']
 /** Source offsets recorded per thread (a region each); more files than this in one thread are
  * followed but not checkpointed (a warning says so). */
 export const SLOTS_PER_THREAD = 16384
-/** A slot: device, inode, offset, in use (Float64 each). */
-const SLOT = 4
+/** A slot: device, inode, offset, in use, then the stats (SourceStats' four numbers). */
+const SLOT = 8
 
 /** What a worker needs to write through the same lock to the same fd (structured-cloneable). */
 export interface LockedWriterShare {
@@ -84,21 +84,22 @@ export class LockedWriter implements BlockSink {
    * A consistent pair for a checkpoint, taken under the lock: the output size and identity, and
    * each source's offset up to which its bytes are within that size.
    */
-  snapshot(): {
-    size: number
-    output: { dev: number; ino: number } | null
-    offsets: Map<string, number>
-  } {
+  snapshot(): Snapshot {
     return this.#mutex.withLock(() => {
       const offsets = new Map<string, number>()
+      const stats = new Map<string, SourceStats>()
       const s = this.#slots
       for (let i = 0; i < s.length; i += SLOT) {
-        if (s[i + 3] === 1) offsets.set(`${s[i]}:${s[i + 1]}`, s[i + 2] as number)
+        if (s[i + 3] !== 1) continue
+        const key = `${s[i]}:${s[i + 1]}`
+        offsets.set(key, s[i + 2] as number)
+        const [linesSplit, truncations, pendingBytes, lastActivity] = s.subarray(i + 4, i + 8)
+        stats.set(key, { linesSplit, truncations, pendingBytes, lastActivity } as SourceStats)
       }
       const fd = this.#fd[0] as number
       const output =
         this.share.path === '-' ? null : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
-      return { size: this.#size[0] as number, output, offsets }
+      return { size: this.#size[0] as number, output, offsets, stats }
     })
   }
 
@@ -127,6 +128,9 @@ export class LockedWriter implements BlockSink {
       this.#slots[slot + 3] = 1
     }
     this.#slots[slot + 2] = mark.offset
+    const st = mark.stats
+    if (st)
+      this.#slots.set([st.linesSplit, st.truncations, st.pendingBytes, st.lastActivity], slot + 4)
   }
 
   /** Bytes in the output file (its size at open plus what every thread wrote since). */

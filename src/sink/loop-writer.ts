@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { describeErrno, errors, isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { BlockSink, SourceMark } from './sink.js'
+import type { BlockSink, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const writevAsync = promisify(writev)
 const fsyncAsync = promisify(fsync)
@@ -44,6 +44,7 @@ export class LoopWriter implements BlockSink {
   /** Output size and per-source offsets: changed together, only when a whole batch is out. */
   #size: number
   #written = new Map<string, number>()
+  #stats = new Map<string, SourceStats>()
   /** Bytes of a batch that failed part-way, already in the file but not yet in #size. */
   #partialBytes = 0
   /** Marks of blocks fully written by a batch that then failed: applied with the retry. */
@@ -91,18 +92,20 @@ export class LoopWriter implements BlockSink {
    * A consistent pair for a checkpoint: the output size and, for each source, the offset up to
    * which its bytes are within that size.
    */
-  snapshot(): {
-    size: number
-    output: { dev: number; ino: number } | null
-    offsets: Map<string, number>
-  } {
-    return { size: this.#size, output: this.#identity, offsets: new Map(this.#written) }
+  snapshot(): Snapshot {
+    return {
+      size: this.#size,
+      output: this.#identity,
+      offsets: new Map(this.#written),
+      stats: new Map(this.#stats),
+    }
   }
 
   /** A source starts at `mark.offset` (nothing of it written yet): record where, if unknown. */
   note(mark: SourceMark): void {
     if (this.#written.has(mark.key)) return
     this.#written.set(mark.key, mark.offset)
+    if (mark.stats) this.#stats.set(mark.key, mark.stats)
     this.#opts.onNewSource?.()
   }
 
@@ -217,8 +220,8 @@ export class LoopWriter implements BlockSink {
       }
       this.#size += this.#partialBytes
       this.#partialBytes = 0
-      for (const m of this.#carriedMarks.splice(0)) if (m) this.#written.set(m.key, m.offset)
-      for (const m of marks) if (m) this.#written.set(m.key, m.offset)
+      for (const m of this.#carriedMarks.splice(0)) this.#apply(m)
+      for (const m of marks) this.#apply(m)
       if (this.#queuedBytes < this.#opts.highWaterBytes / 2) this.#wakeWaiters()
     }
     this.#flushing = null
@@ -256,6 +259,12 @@ export class LoopWriter implements BlockSink {
     this.#partialBytes += bytes
     this.#queuedBytes -= bytes
     batch.length = 0
+  }
+
+  #apply(mark: SourceMark | undefined): void {
+    if (!mark) return
+    this.#written.set(mark.key, mark.offset)
+    if (mark.stats) this.#stats.set(mark.key, mark.stats)
   }
 
   #wakeWaiters(): void {

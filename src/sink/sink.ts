@@ -4,6 +4,27 @@
 export interface SourceMark {
   readonly key: string
   readonly offset: number
+  /** How the source is doing, for `logmerge status` (kept with the offset, not acted on). */
+  readonly stats?: SourceStats
+}
+
+export interface SourceStats {
+  /** Lines longer than --max-line-bytes, split into pieces. */
+  readonly linesSplit: number
+  /** Times the file was seen truncated (copytruncate, `: > file`). */
+  readonly truncations: number
+  /** Bytes of a partial last line held, waiting for its newline. */
+  readonly pendingBytes: number
+  /** When it last grew (ms since epoch). */
+  readonly lastActivity: number
+}
+
+/** A writer's consistent view for a checkpoint: output size and identity, source offsets. */
+export interface Snapshot {
+  readonly size: number
+  readonly output: { readonly dev: number; readonly ino: number } | null
+  readonly offsets: ReadonlyMap<string, number>
+  readonly stats: ReadonlyMap<string, SourceStats>
 }
 
 export interface BlockSink {

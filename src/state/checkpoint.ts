@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs'
 import { rename } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import writeFileAtomic from 'write-file-atomic'
+import type { SourceStats } from '../sink/sink.js'
 import type { Identity } from '../tail/cursor.js'
 
 export const STATE_FORMAT = 'logmerge-state'
@@ -26,6 +27,8 @@ export interface SourceState extends Identity {
   readonly head: string
   /** Every byte before this offset is in the output; the rest is read again. */
   readonly offset: number
+  /** How it was doing at the checkpoint (for `logmerge status`; not used to resume). */
+  readonly stats?: SourceStats
 }
 
 export interface OutputState extends Identity {
@@ -129,7 +132,14 @@ function checkSource(v: unknown, i: number): SourceState {
   ) {
     throw new Error(`source ${i} needs path, dev, ino, head and offset`)
   }
-  return { path: o.path, dev: o.dev, ino: o.ino, head: o.head, offset: o.offset }
+  const base = { path: o.path, dev: o.dev, ino: o.ino, head: o.head, offset: o.offset }
+  const st = o.stats as Record<string, unknown> | undefined
+  const counts = ['linesSplit', 'truncations', 'pendingBytes', 'lastActivity'] as const
+  if (st === undefined || !counts.every((k) => isCount(st[k]))) return base
+  return {
+    ...base,
+    stats: Object.fromEntries(counts.map((k) => [k, st[k]])) as unknown as SourceStats,
+  }
 }
 
 export function encodeState(

@@ -4,15 +4,13 @@
  * at once. A failed checkpoint is a warning (the previous one still holds), not the end.
  */
 import type { Logger } from '../log.js'
+import type { Snapshot } from '../sink/sink.js'
+import { identityKey } from '../tail/cursor.js'
 import { encodeState, type OutputState, type SourceState, saveState } from './checkpoint.js'
 
 export interface Checkpointable {
   /** Output size, its identity, and each source's offset, taken at one instant. */
-  snapshot(): {
-    size: number
-    output: { dev: number; ino: number } | null
-    offsets: ReadonlyMap<string, number>
-  }
+  snapshot(): Snapshot
   /** The sources as the readers know them, with those offsets; null: not now, try later. */
   sources(offsets: ReadonlyMap<string, number>): SourceState[] | null
   /** Makes every byte written so far durable. */
@@ -51,8 +49,12 @@ export class Checkpointer {
         ...snap.output,
         size: snap.size,
       }
-      const sources = this.#from.sources(snap.offsets)
-      if (sources === null) return
+      const known = this.#from.sources(snap.offsets)
+      if (known === null) return
+      const sources = known.map((s) => {
+        const stats = snap.stats.get(identityKey(s))
+        return stats ? { ...s, stats } : s
+      })
       const text = encodeState(output, sources, this.#startedAt, new Date(0)) // compared with the last
       if (text === this.#lastSaved) return
       try {

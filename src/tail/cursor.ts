@@ -44,6 +44,7 @@ export class Cursor {
   #pending: Buffer[] = []
   #pendingBytes = 0
   #linesSplit = 0
+  #truncations = 0
   /** The held partial line has already been cut into pieces (count it as split once). */
   #cutting = false
 
@@ -70,6 +71,11 @@ export class Cursor {
   /** Bytes of a partial last line held until its newline arrives. */
   get pendingBytes(): number {
     return this.#pendingBytes
+  }
+
+  /** Times the file was seen truncated and read again from the start. */
+  get truncations(): number {
+    return this.#truncations
   }
 
   /** Lines that were longer than maxLineBytes and so were split. */
@@ -195,6 +201,7 @@ export class Cursor {
   /** The file was truncated: returns the flushed partial line and starts again at offset 0. */
   restart(): Buffer | null {
     const flushed = this.flush()
+    this.#truncations++
     this.#offset = 0
     this.#head = Buffer.alloc(0)
     return flushed

@@ -11,6 +11,7 @@
  */
 import { dirname } from 'node:path'
 import { describeErrno, isErrno } from '../errors.js'
+import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Cursor, type Identity, identityKey } from './cursor.js'
 
@@ -26,6 +27,18 @@ export interface Tracked<H> {
   /** When it last grew, or lost its last name (ms since epoch). */
   lastActivity: number
 }
+
+/** Where `file` stands: its offset safe to checkpoint, and how it is doing. */
+export const markOf = (file: Tracked<unknown>): SourceMark => ({
+  key: file.key,
+  offset: file.cursor.committedOffset,
+  stats: {
+    linesSplit: file.cursor.linesSplit,
+    truncations: file.cursor.truncations,
+    pendingBytes: file.cursor.pendingBytes,
+    lastActivity: file.lastActivity,
+  },
+})
 
 /** What the shell must do after looking at a name. */
 export type NameStep =

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
-import { FileTable, type RememberedSource, type Tracked } from './file-table.js'
+import { FileTable, markOf, type RememberedSource, type Tracked } from './file-table.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBefore } from './start.js'
@@ -223,7 +223,7 @@ export class AsyncFollower {
     )
     if (file === null) await fh.close()
     else {
-      this.#opts.sink.note?.({ key: file.key, offset: file.cursor.committedOffset })
+      this.#opts.sink.note?.(markOf(file))
       this.#opts.onSource?.(file)
     }
   }
@@ -268,7 +268,7 @@ export class AsyncFollower {
         await this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
-        if (rest) await sink.write(rest, { key: file.key, offset: 0 })
+        if (rest) await sink.write(rest, markOf(file))
       }
       await this.#readFrom(fh, file, size)
     } catch (err) {
@@ -292,7 +292,7 @@ export class AsyncFollower {
       if (bytesRead === 0) break
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
-      if (block) await sink.write(block, { key: file.key, offset: cursor.committedOffset })
+      if (block) await sink.write(block, markOf(file))
       if (bytesRead < want) break
     }
   }
@@ -339,8 +339,7 @@ export class AsyncFollower {
     if (fh === null) return
     file.handle = null
     const rest = flush ? file.cursor.flush() : null
-    if (rest)
-      await this.#opts.sink.write(rest, { key: file.key, offset: file.cursor.committedOffset })
+    if (rest) await this.#opts.sink.write(rest, markOf(file))
     await fh.close()
   }
 }

@@ -17,7 +17,7 @@ import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
-import { FileTable, type RememberedSource, type Tracked } from './file-table.js'
+import { FileTable, markOf, type RememberedSource, type Tracked } from './file-table.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
@@ -213,7 +213,7 @@ export class SyncFollower {
       closeSync(fd)
       return
     }
-    this.#opts.sink.note?.({ key: file.key, offset: file.cursor.committedOffset })
+    this.#opts.sink.note?.(markOf(file))
     this.#opts.onSource?.(file)
   }
 
@@ -234,7 +234,7 @@ export class SyncFollower {
         this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
-        if (rest) sink.write(rest, { key: file.key, offset: 0 })
+        if (rest) sink.write(rest, markOf(file))
       }
       this.#readFrom(fd, file, size)
     } catch (err) {
@@ -257,7 +257,7 @@ export class SyncFollower {
       if (bytesRead === 0) break
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
-      if (block) sink.write(block, { key: file.key, offset: cursor.committedOffset })
+      if (block) sink.write(block, markOf(file))
       if (bytesRead < want) break
     }
   }
@@ -300,7 +300,7 @@ export class SyncFollower {
     if (fd === null) return
     file.handle = null
     const rest = flush ? file.cursor.flush() : null
-    if (rest) this.#opts.sink.write(rest, { key: file.key, offset: file.cursor.committedOffset })
+    if (rest) this.#opts.sink.write(rest, markOf(file))
     closeSync(fd)
   }
 }
