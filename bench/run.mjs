@@ -56,7 +56,7 @@ Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
                  idle: 100 and 1,000 files, 5 s window)
   --runs N       catchup: runs of each variant, best one kept (default 3)
   --size SIZE    catchup: bytes per input file (default 128M; 8M with --quick)
-  --seconds S    latency: how long to append (default 10; 2 with --quick)
+  --seconds S    latency, throughput: how long to append (default 10; 2 with --quick)
   --rate N       latency: lines appended per second (default 100)
   --arg A        pass A to every logmerge command (repeatable), e.g. --arg=--read-chunk=4M
   -h, --help     show this help

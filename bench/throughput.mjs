@@ -370,10 +370,10 @@ function sizeWatcher(path) {
 
 /**
  * The writers alone, with nobody reading: what this machine's writers can do.
- * @param {number} seconds
+ * @param {string} base @param {number} seconds
  */
-async function writersOnly(seconds) {
-  const dir = join(OUT_DIR, 'throughput-writers-only')
+async function writersOnly(base, seconds) {
+  const dir = join(base, 'throughput-writers-only')
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   const paths = Array.from({ length: WRITERS }, (_, i) => join(dir, `f${i + 1}.log`))
@@ -387,11 +387,11 @@ async function writersOnly(seconds) {
 }
 
 /**
- * @param {string} engine @param {number} seconds @param {string[]} extra
+ * @param {string} base @param {string} engine @param {number} seconds @param {string[]} extra
  * @param {number} ticksPerSec
  */
-async function measureEngine(engine, seconds, extra, ticksPerSec) {
-  const dir = join(OUT_DIR, `throughput-${engine}`)
+async function measureEngine(base, engine, seconds, extra, ticksPerSec) {
+  const dir = join(base, `throughput-${engine}`)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(join(dir, 'in'), { recursive: true })
   const inputs = Array.from({ length: WRITERS }, (_, i) => join(dir, 'in', `f${i + 1}.log`))
@@ -524,26 +524,30 @@ function statSize(path) {
 }
 
 /**
- * @param {{ engines: string[], quick: boolean, extraArgs?: string[] }} opts
+ * @param {{ engines: string[], quick: boolean, seconds?: number | undefined, extraArgs?: string[], dir?: string }} opts
+ *   seconds: how long the writers write (default 10; 2 with --quick); dir: where the inputs
+ *   and outputs go (default bench/out; e.g. a tmpfs, to take the disk out of the figures)
  */
 export async function throughput(opts) {
-  const seconds = opts.quick ? QUICK_SECONDS : FULL_SECONDS
+  const seconds = opts.seconds ?? (opts.quick ? QUICK_SECONDS : FULL_SECONDS)
+  const base = opts.dir ?? OUT_DIR
   const ticks = clockTicks()
-  mkdirSync(OUT_DIR, { recursive: true })
+  mkdirSync(base, { recursive: true })
   // The first burst of writes after a quiet spell is often several times slower on this VM (new
   // page-cache memory faulted in from the host): a discarded warm-up pass comes first.
-  process.stderr.write(`throughput: warm-up: ${WRITERS} writers alone for ${QUICK_SECONDS} s...\n`)
-  const warmup = await writersOnly(QUICK_SECONDS)
+  const warmupSeconds = Math.min(QUICK_SECONDS, seconds)
+  process.stderr.write(`throughput: warm-up: ${WRITERS} writers alone for ${warmupSeconds} s...\n`)
+  const warmup = await writersOnly(base, warmupSeconds)
   process.stderr.write(`throughput: warm-up: ${fmt(warmup.mibPerSec, 0)} MiB/s (discarded)\n`)
   process.stderr.write(`throughput: ${WRITERS} writers alone for ${seconds} s...\n`)
-  const alone = await writersOnly(seconds)
+  const alone = await writersOnly(base, seconds)
   process.stderr.write(
     `throughput: writers alone: ${fmt(alone.linesPerSec, 0)} lines/s, ${fmt(alone.mibPerSec, 0)} MiB/s\n`,
   )
   const results = []
   for (const engine of opts.engines) {
     process.stderr.write(`throughput: ${engine}: ${WRITERS} writers for ${seconds} s...\n`)
-    const r = await measureEngine(engine, seconds, opts.extraArgs ?? [], ticks)
+    const r = await measureEngine(base, engine, seconds, opts.extraArgs ?? [], ticks)
     process.stderr.write(
       `throughput: ${engine}: ${fmt(r.mergedLinesPerSec, 0)} lines/s merged, lost ${r.lost}, duplicated ${r.duplicated}, out of order ${r.outOfOrder}, malformed ${r.malformed}, exit ${r.exit}\n`,
     )
@@ -634,7 +638,7 @@ export async function throughput(opts) {
       ? problems
       : ['Every line arrived exactly once, whole and in order per writer; every exit was 0.']),
     '',
-    'Commands (files under bench/out/throughput-E/):',
+    `Commands (files under ${relative(ROOT, join(base, 'throughput-E'))}/):`,
     '',
     ...results.map((r) => `    ${r.command}`),
   ].join('\n')
@@ -643,6 +647,7 @@ export async function throughput(opts) {
     json: {
       name: 'throughput',
       seconds,
+      dir: relative(ROOT, base) || '.',
       writers: WRITERS,
       lineBytes: LINE_BYTES,
       batchLines: BATCH_LINES,
