@@ -53,6 +53,7 @@ export async function runAsync({
           snapshot: () => writer.snapshot(),
           sources: (offsets) => follower.checkpoint(offsets),
           fsync: () => writer.fsync(),
+          changes: () => writer.changes,
         },
         log,
       )

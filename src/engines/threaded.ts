@@ -72,13 +72,15 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
   const loop =
     shape.writer === 'loop'
       ? await LoopWriter.open(config.output, {
-          highWaterBytes: config.highWaterBytes,
+          // Behind the threads' own budget (postBudget): a small queue here is enough.
+          highWaterBytes: Math.max(4 * 1024 * 1024, 2 * config.maxLineBytes),
           log,
           onFatal: fail,
         })
       : null
   /** What the threads told us about each file they opened, for checkpoints. */
   const sources = new Map<string, SourceState>()
+  let sourcesSeen = 0
   const checkpoints = config.statePath
     ? new Checkpointer(
         config.statePath,
@@ -96,6 +98,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             return out
           },
           fsync: async () => (locked ? locked.sync() : loop?.fsync()),
+          changes: () => (locked ?? (loop as LoopWriter)).changes + sourcesSeen,
         },
         log,
       )
@@ -241,6 +244,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             return accept(msg.bytes, msg.mark)
           case 'source':
             sources.set(msg.key, msg.source)
+            sourcesSeen++
             loop?.note({ key: msg.key, offset: msg.source.offset })
             // A file opened while running is recorded at once, not at the next interval.
             void checkpoints?.save()

@@ -5,12 +5,14 @@
  * only under the lock, so a snapshot taken under the lock is consistent. Blocking is the
  * backpressure: a reader that writes waits for the disk.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsync, openSync, writeSync } from 'node:fs'
+import { promisify } from 'node:util'
 import { describeErrno, errors, isErrno } from '../errors.js'
 import { Mutex } from './mutex.js'
 import type { BlockSink, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const STDOUT_FD = 1
+const fsyncAsync = promisify(fsync)
 /** Errors we wait out (full disk, quota, size limit, a pipe not ready) instead of dying. */
 const RETRYABLE = ['EAGAIN', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EINTR']
 
@@ -26,7 +28,8 @@ export interface LockedWriterShare {
   readonly lock: SharedArrayBuffer
   /** The source offsets, SLOTS_PER_THREAD slots per thread, changed only under the lock. */
   readonly slots: SharedArrayBuffer
-  /** Float64 at byte 0: output size; Int32 at byte 8: the output fd (changes on reopen). */
+  /** Float64 at byte 0: output size; Int32 at byte 8: the output fd (changes on reopen);
+   * Int32 at byte 12: a count of changes (for skipping idle checkpoints). */
   readonly state: SharedArrayBuffer
 }
 
@@ -35,6 +38,7 @@ export class LockedWriter implements BlockSink {
   readonly #mutex: Mutex
   readonly #size: Float64Array
   readonly #fd: Int32Array
+  readonly #changes: Int32Array
   readonly #onRetry: (message: string) => void
   readonly #slots: Float64Array
   /** This thread's slots: the first index of its region, and the slot of each source key. */
@@ -53,6 +57,7 @@ export class LockedWriter implements BlockSink {
     this.#mutex = new Mutex(share.lock)
     this.#size = new Float64Array(share.state, 0, 1)
     this.#fd = new Int32Array(share.state, 8, 1)
+    this.#changes = new Int32Array(share.state, 12, 1)
     this.#onRetry = onRetry
   }
 
@@ -128,6 +133,7 @@ export class LockedWriter implements BlockSink {
       this.#slots[slot + 3] = 1
     }
     this.#slots[slot + 2] = mark.offset
+    Atomics.add(this.#changes, 0, 1)
     const st = mark.stats
     if (st)
       this.#slots.set([st.linesSplit, st.truncations, st.pendingBytes, st.lastActivity], slot + 4)
@@ -187,16 +193,23 @@ export class LockedWriter implements BlockSink {
     return undefined
   }
 
-  /** Makes the output durable (no-op for stdout and pipes). */
-  sync(): void {
+  /** Moves whenever the snapshot would differ (for skipping idle checkpoints). */
+  get changes(): number {
+    return Atomics.load(this.#changes, 0) + (this.#size[0] as number)
+  }
+
+  /**
+   * Makes the output durable (no-op for stdout and pipes). Not under the lock: fsync covers
+   * every write made before it, and holding the lock would stall every reader thread meanwhile.
+   * Off the calling thread too (libuv's pool), so the main loop keeps serving events.
+   */
+  async sync(): Promise<void> {
     if (this.share.path === '-') return
-    this.#mutex.withLock(() => {
-      try {
-        fsyncSync(this.#fd[0] as number)
-      } catch (err) {
-        if (!isErrno(err, 'EINVAL', 'EROFS')) throw err
-      }
-    })
+    try {
+      await fsyncAsync(this.#fd[0] as number)
+    } catch (err) {
+      if (!isErrno(err, 'EINVAL', 'EROFS')) throw err
+    }
   }
 
   /** Closes the fd (no fsync: see LoopWriter.close): only the owning thread, once every worker

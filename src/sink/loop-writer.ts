@@ -45,6 +45,7 @@ export class LoopWriter implements BlockSink {
   #size: number
   #written = new Map<string, number>()
   #stats = new Map<string, SourceStats>()
+  #changes = 0
   /** Bytes of a batch that failed part-way, already in the file but not yet in #size. */
   #partialBytes = 0
   /** Marks of blocks fully written by a batch that then failed: applied with the retry. */
@@ -101,11 +102,17 @@ export class LoopWriter implements BlockSink {
     }
   }
 
+  /** Moves whenever the snapshot would differ (for skipping idle checkpoints). */
+  get changes(): number {
+    return this.#changes
+  }
+
   /** A source starts at `mark.offset` (nothing of it written yet): record where, if unknown. */
   note(mark: SourceMark): void {
     if (this.#written.has(mark.key)) return
     this.#written.set(mark.key, mark.offset)
     if (mark.stats) this.#stats.set(mark.key, mark.stats)
+    this.#changes++
     this.#opts.onNewSource?.()
   }
 
@@ -167,6 +174,7 @@ export class LoopWriter implements BlockSink {
     const st = fstatSync(fd)
     this.#size = st.size
     this.#identity = { dev: st.dev, ino: st.ino }
+    this.#changes++
     await closeAsync(old)
   }
 
@@ -263,6 +271,7 @@ export class LoopWriter implements BlockSink {
 
   #apply(mark: SourceMark | undefined): void {
     if (!mark) return
+    this.#changes++
     this.#written.set(mark.key, mark.offset)
     if (mark.stats) this.#stats.set(mark.key, mark.stats)
   }

@@ -15,6 +15,8 @@ export interface Checkpointable {
   sources(offsets: ReadonlyMap<string, number>): SourceState[] | null
   /** Makes every byte written so far durable. */
   fsync(): Promise<void>
+  /** A count that moves whenever anything a checkpoint records may have changed. */
+  changes(): number
 }
 
 export class Checkpointer {
@@ -24,7 +26,9 @@ export class Checkpointer {
   readonly #log: Logger
   #running: Promise<void> = Promise.resolve()
   #timer: NodeJS.Timeout | null = null
-  #lastSaved: string | null = null
+  #queued: Promise<void> | null = null
+  /** The change count the last saved checkpoint was taken at. */
+  #savedChanges = -1
   readonly #startedAt = new Date()
 
   constructor(path: string, output: string, from: Checkpointable, log: Logger) {
@@ -40,36 +44,47 @@ export class Checkpointer {
     this.#timer.unref()
   }
 
-  /** One checkpoint, after any running one. Skipped when nothing changed since the last. */
+  /**
+   * A checkpoint, after the running one. Calls while one is already waiting share it (a burst of
+   * new files asks once); skipped when nothing changed since the last one saved.
+   */
   save(): Promise<void> {
-    this.#running = this.#running.then(async () => {
-      const snap = this.#from.snapshot()
-      const output: OutputState | null = snap.output && {
-        path: this.#output,
-        ...snap.output,
-        size: snap.size,
-      }
-      const known = this.#from.sources(snap.offsets)
-      if (known === null) return
-      const sources = known.map((s) => {
-        const stats = snap.stats.get(identityKey(s))
-        return stats ? { ...s, stats } : s
-      })
-      const text = encodeState(output, sources, this.#startedAt, new Date(0)) // compared with the last
-      if (text === this.#lastSaved) return
-      try {
-        await this.#from.fsync()
-        await saveState(this.path, encodeState(output, sources, this.#startedAt))
-        this.#lastSaved = text
-        this.#log.forget('checkpoint')
-      } catch (err) {
-        this.#log.warnOnce(
-          'checkpoint',
-          `cannot save state ${this.path}: ${(err as Error).message}; will retry`,
-        )
-      }
+    if (this.#queued) return this.#queued
+    const next = this.#running.then(() => {
+      this.#queued = null
+      return this.#saveNow()
     })
-    return this.#running
+    this.#queued = next
+    this.#running = next
+    return next
+  }
+
+  async #saveNow(): Promise<void> {
+    const changes = this.#from.changes()
+    if (changes === this.#savedChanges) return // idle: costs one comparison
+    const snap = this.#from.snapshot()
+    const output: OutputState | null = snap.output && {
+      path: this.#output,
+      ...snap.output,
+      size: snap.size,
+    }
+    const known = this.#from.sources(snap.offsets)
+    if (known === null) return
+    const sources = known.map((s) => {
+      const stats = snap.stats.get(identityKey(s))
+      return stats ? { ...s, stats } : s
+    })
+    try {
+      await this.#from.fsync()
+      await saveState(this.path, encodeState(output, sources, this.#startedAt))
+      this.#savedChanges = changes
+      this.#log.forget('checkpoint')
+    } catch (err) {
+      this.#log.warnOnce(
+        'checkpoint',
+        `cannot save state ${this.path}: ${(err as Error).message}; will retry`,
+      )
+    }
   }
 
   /** Stops the timer and takes the last checkpoint. */

@@ -141,9 +141,14 @@ export class Cursor {
    * to its start, so the block of complete lines needs no second copy (the hot path of a
    * catch-up). Read into `buf` from `start`, then call frameRead.
    */
-  readBuffer(want: number): { buf: Buffer; start: number } {
+  readBuffer(want: number, scratch?: Buffer): { buf: Buffer; start: number } {
     const start = this.#pendingBytes
-    const buf = Buffer.allocUnsafe(start + want)
+    // A caller that consumes each block before the next read (the blocking shell) may lend a
+    // scratch buffer to read into: no garbage per read. Held bytes are always copied out.
+    const buf =
+      scratch && scratch.length >= start + want
+        ? scratch.subarray(0, start + want)
+        : Buffer.allocUnsafe(start + want)
     let at = 0
     for (const piece of this.#pending) at += piece.copy(buf, at)
     return { buf, start }

@@ -3,7 +3,14 @@
  * changes and goes away. Every input is watched through its directory (a literal file through
  * its parent), so a file that does not exist yet, or is deleted and created again, is seen.
  */
-import { type Dirent, existsSync, type FSWatcher as RawWatcher, watch as watchDir } from 'node:fs'
+import {
+  type Dirent,
+  existsSync,
+  type FSWatcher as RawWatcher,
+  readdirSync,
+  statSync,
+  watch as watchDir,
+} from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { dirname, join, relative, sep } from 'node:path'
 import type { FSWatcher } from 'chokidar'
@@ -92,86 +99,127 @@ const TRAILING_MS = 60
 
 export class Discovery {
   readonly #watchers: FSWatcher[] = []
-  readonly #raw: RawWatcher[] = []
+  readonly #raw = new Map<string, { watcher: RawWatcher; ino: number }>()
   readonly #trailing = new Map<string, NodeJS.Timeout>()
+  readonly #wanted: (path: string) => boolean
+  readonly #events: DiscoveryEvents
+  readonly #log: Logger
+  #check: NodeJS.Timeout | null = null
   #closed: Promise<void> | null = null
 
-  private constructor() {}
+  private constructor(wanted: (path: string) => boolean, events: DiscoveryEvents, log: Logger) {
+    this.#wanted = wanted
+    this.#events = events
+    this.#log = log
+  }
 
-  /** Starts watching; resolves once the watchers have scanned their directories. */
+  /**
+   * Starts watching; resolves once the watchers have scanned their directories. A directory
+   * whose files are the inputs (a file's parent, a directory input, `dir/*.log`) is watched with
+   * one plain fs.watch: one inotify watch for all its files, name and data events, no throttle,
+   * little memory. chokidar watches the rest: deeper globs, directories that do not exist yet,
+   * and a directory whose plain watch was lost (deleted and created again).
+   */
   static async start(
     inputs: readonly InputSpec[],
     events: DiscoveryEvents,
     opts: { exclude?: string; log: Logger },
   ): Promise<Discovery> {
-    const wanted = makeMatcher(inputs, opts.exclude)
-    const { watch } = await import('chokidar') // loaded only when following, not for --once
-    const d = new Discovery()
+    const d = new Discovery(makeMatcher(inputs, opts.exclude), events, opts.log)
     const ready: Promise<void>[] = []
-    for (const [wantedRoot, wantedDepth] of watchRoots(inputs)) {
-      // A directory that does not exist yet is watched from its nearest existing ancestor.
-      const root = existingAncestor(wantedRoot)
-      const extra = root === wantedRoot ? 0 : relative(root, wantedRoot).split(sep).length
-      const depth = wantedDepth === undefined ? undefined : wantedDepth + extra
-      const onTheWay = (dir: string) =>
-        dir === wantedRoot || wantedRoot.startsWith(dir + sep) || dir.startsWith(wantedRoot + sep)
-      const watcher = watch(root, {
-        depth,
-        ignoreInitial: true,
-        persistent: true,
-        // Rotation must be seen as unlink + add, not folded into one 'change'.
-        atomic: false,
-        followSymlinks: true,
-        // Watch only what an input can want: each watched file costs an inotify watch.
-        ignored: (path, stats) => {
-          if (path === root || stats === undefined) return false
-          return stats.isDirectory() ? !onTheWay(path) : !wanted(path)
-        },
-      })
-      const raw =
-        wantedDepth === 0 && root === wantedRoot ? d.#watchDirectory(root, wanted, events) : false
-      watcher.on('add', (p) => wanted(p) && events.changedName(p))
-      watcher.on('unlink', (p) => wanted(p) && events.changedName(p))
-      watcher.on('change', (p) => {
-        if (!wanted(p)) return
-        events.changedData(p)
-        if (!raw) d.#trail(p, events)
-      })
-      watcher.on('error', (err) => opts.log.warn(`watching ${root}: ${(err as Error).message}`))
-      ready.push(new Promise((resolve) => watcher.once('ready', resolve)))
-      d.#watchers.push(watcher)
+    for (const [root, depth] of watchRoots(inputs)) {
+      if (depth === 0 && d.#watchDirectory(root)) continue
+      ready.push(d.#watchWithChokidar(root, depth))
+    }
+    if (d.#raw.size > 0) {
+      d.#check = setInterval(() => d.#checkDirectories(), 2000)
+      d.#check.unref()
     }
     await Promise.all(ready)
     return d
   }
 
-  /**
-   * Data events for the files directly in `dir` from one plain fs.watch on the directory (one
-   * inotify watch for all its files, and no throttle): the low-latency path. Returns false when
-   * the directory cannot be watched (chokidar's events, with a trailing look, remain).
-   */
-  #watchDirectory(dir: string, wanted: (p: string) => boolean, events: DiscoveryEvents): boolean {
+  async #watchWithChokidar(wantedRoot: string, wantedDepth: number | undefined): Promise<void> {
+    const { watch } = await import('chokidar') // loaded only when needed
+    const wanted = this.#wanted
+    const events = this.#events
+    // A directory that does not exist yet is watched from its nearest existing ancestor.
+    const root = existingAncestor(wantedRoot)
+    const extra = root === wantedRoot ? 0 : relative(root, wantedRoot).split(sep).length
+    const depth = wantedDepth === undefined ? undefined : wantedDepth + extra
+    const onTheWay = (dir: string) =>
+      dir === wantedRoot || wantedRoot.startsWith(dir + sep) || dir.startsWith(wantedRoot + sep)
+    const watcher = watch(root, {
+      depth,
+      ignoreInitial: true,
+      persistent: true,
+      // Rotation must be seen as unlink + add, not folded into one 'change'.
+      atomic: false,
+      followSymlinks: true,
+      // Watch only what an input can want: each watched file costs an inotify watch.
+      ignored: (path, stats) => {
+        if (path === root || stats === undefined) return false
+        return stats.isDirectory() ? !onTheWay(path) : !wanted(path)
+      },
+    })
+    watcher.on('add', (p) => wanted(p) && events.changedName(p))
+    watcher.on('unlink', (p) => wanted(p) && events.changedName(p))
+    watcher.on('change', (p) => {
+      if (!wanted(p)) return
+      events.changedData(p)
+      this.#trail(p)
+    })
+    watcher.on('error', (err) => this.#log.warn(`watching ${root}: ${(err as Error).message}`))
+    this.#watchers.push(watcher)
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()))
+  }
+
+  /** A directory watched plainly that was removed or replaced: hand it over to chokidar. */
+  #checkDirectories(): void {
+    for (const [dir, { watcher, ino }] of this.#raw) {
+      if (statSync(dir, { throwIfNoEntry: false })?.ino === ino) continue
+      watcher.close()
+      this.#raw.delete(dir)
+      this.#log.info(`${dir} was removed or replaced; watching for it to come back`)
+      void this.#watchWithChokidar(dir, 0).then(
+        () => {
+          // Files may have appeared before the new watch: look at them now.
+          for (const name of readdirSync(dir, { withFileTypes: false }).map(String)) {
+            const path = join(dir, name)
+            if (this.#wanted(path)) this.#events.changedName(path)
+          }
+        },
+        () => {},
+      )
+    }
+  }
+
+  /** A plain fs.watch on `dir` (see start). False when `dir` is not there to watch. */
+  #watchDirectory(dir: string): boolean {
+    const st = statSync(dir, { throwIfNoEntry: false })
+    if (!st?.isDirectory()) return false
     try {
-      const w = watchDir(dir, { persistent: false }, (type, name) => {
+      const watcher = watchDir(dir, { persistent: true }, (type, name) => {
         if (!name) return
         const path = join(dir, name.toString())
-        if (!wanted(path)) return
-        if (type === 'change') events.changedData(path)
-        else events.changedName(path)
+        if (!this.#wanted(path)) return
+        if (type === 'change') this.#events.changedData(path)
+        else this.#events.changedName(path)
       })
-      w.on('error', () => w.close()) // the directory went away: chokidar still watches
-      this.#raw.push(w)
+      watcher.on('error', () => watcher.close()) // #checkDirectories hands it to chokidar
+      this.#raw.set(dir, { watcher, ino: st.ino })
       return true
     } catch {
       return false
     }
   }
 
-  #trail(path: string, events: DiscoveryEvents): void {
+  /** chokidar throttles 'change' (see TRAILING_MS): look once more a moment later. */
+  #trail(path: string): void {
     if (this.#trailing.has(path) || this.#closed) return
     const t = setTimeout(() => {
       this.#trailing.delete(path)
-      events.changedData(path)
+      this.#events.changedData(path)
     }, TRAILING_MS)
     t.unref()
     this.#trailing.set(path, t)
@@ -180,8 +228,9 @@ export class Discovery {
   /** Idempotent: every call returns the same promise. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      if (this.#check) clearInterval(this.#check)
       for (const t of this.#trailing.values()) clearTimeout(t)
-      for (const w of this.#raw) w.close()
+      for (const { watcher } of this.#raw.values()) watcher.close()
       await Promise.all(this.#watchers.map((w) => w.close()))
     })()
     return this.#closed

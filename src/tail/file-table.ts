@@ -244,8 +244,9 @@ export class FileTable<H> {
 
   /**
    * Where every file stands, for a checkpoint: `offsets` (from the writer) says how far each
-   * one's bytes are in the output. Finished files stay listed while they exist, so a rotated
-   * generation found again later is known (dropUnfound prunes the ones gone from disk).
+   * one's bytes are in the output. Files are never dropped: forgetting one that a single start
+   * failed to find lost its unread lines in the SIGKILL soak (the state grows by one entry a
+   * rotated file; pruning the ones proven gone is a follow-up).
    */
   checkpoint(offsets: ReadonlyMap<string, number>): SourceState[] {
     const out: SourceState[] = []
@@ -256,12 +257,6 @@ export class FileTable<H> {
       out.push({ path: f.path, dev, ino, head: f.cursor.head.toString('base64'), offset })
     }
     return out
-  }
-
-  /** After the start-up pass: remembered files found nowhere are gone from disk; forget them. */
-  dropUnfound(): void {
-    for (const [key, f] of this.files)
-      if (f.handle === null && f.names === 0) this.files.delete(key)
   }
 
   /** True when an orphan has been quiet long enough to be closed. */

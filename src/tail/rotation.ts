@@ -17,14 +17,24 @@ export function isRotatedSibling(path: string, name: string): boolean {
   return path !== name && !COMPRESSED.test(path) && rotationFamily(path) === name
 }
 
+/** What olderFirst compares (a path and its Stats times). */
+export interface Dated {
+  readonly path: string
+  readonly ctimeMs: number
+  readonly birthtimeMs: number
+  readonly mtimeMs: number
+}
+
 /**
- * Oldest first, for generations found together: by modification time, and on a tie (written in
- * the same clock tick) by the rotation number: app.log.2 is older than app.log.1.
+ * Oldest first, for generations found together. Birth time first: each generation is born when
+ * the one before it is rotated away, whatever the naming (app.log.1, app.log-20261124, a
+ * copytruncate copy), and later writes do not move it. Timestamps are coarse (a clock tick), so
+ * on a tie the change time (the rotation's rename: logrotate shifts app.log.2 to .3 before .1
+ * to .2), then the last write, then logrotate's numbering (.2 older than .1) decide.
  */
-export function olderFirst(
-  a: { path: string; mtimeMs: number },
-  b: { path: string; mtimeMs: number },
-): number {
+export function olderFirst(a: Dated, b: Dated): number {
+  if (a.birthtimeMs !== b.birthtimeMs) return a.birthtimeMs - b.birthtimeMs
+  if (a.ctimeMs !== b.ctimeMs) return a.ctimeMs - b.ctimeMs
   if (a.mtimeMs !== b.mtimeMs) return a.mtimeMs - b.mtimeMs
   return generation(b.path) - generation(a.path)
 }

@@ -35,6 +35,9 @@ export interface FollowOptions {
 
 type File = Tracked<FileHandle>
 
+/** Names the safety sweep stats per tick (see sweep). */
+const SWEEP_NAMES = 2000
+
 export class AsyncFollower {
   readonly #opts: FollowOptions
   readonly #table: FileTable<FileHandle>
@@ -42,6 +45,8 @@ export class AsyncFollower {
   readonly #nameWork = new Map<string, Promise<void>>()
   readonly #pumps = new Map<File, { running: Promise<void>; again: boolean }>()
   #closed = false
+  /** Where the sweep goes on from (a live iterator: names added meanwhile are met too). */
+  #sweepAt: Iterator<[string, string | null]> = new Map<string, string | null>().entries()
   /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
   #started: Promise<void>
   #markStarted!: () => void
@@ -88,7 +93,7 @@ export class AsyncFollower {
     }
     // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
     for (const { path, st } of found.sort((x, y) =>
-      olderFirst({ path: x.path, mtimeMs: x.st.mtimeMs }, { path: y.path, mtimeMs: y.st.mtimeMs }),
+      olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
       const wanted = this.#table.wanted(st)
       const fh = wanted ? await open(path, 'r').catch(() => null) : null
@@ -117,7 +122,6 @@ export class AsyncFollower {
     this.#markStarted()
     await Promise.all(all.map((p) => this.resolve(p)))
     this.#table.endStartup()
-    this.#table.dropUnfound()
   }
 
   /** Something happened at `path` (created, changed, removed): look again and read. */
@@ -143,7 +147,17 @@ export class AsyncFollower {
    */
   sweep(): void {
     if (this.#closed) return
-    for (const [path, key] of this.#table.names) {
+    // At most SWEEP_NAMES names a tick, going round: with 10,000 files each is looked at every
+    // 5 ticks, and an idle sweep costs a bounded amount whatever the number of files.
+    for (let n = 0; n < SWEEP_NAMES; n++) {
+      let next = this.#sweepAt.next()
+      if (next.done) {
+        if (n > 0) break // once round per tick at most
+        this.#sweepAt = this.#table.names.entries()
+        next = this.#sweepAt.next()
+        if (next.done) break
+      }
+      const [path, key] = next.value
       const st = statSync(path, { throwIfNoEntry: false })
       const file = key ? this.#table.files.get(key) : undefined
       if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset)

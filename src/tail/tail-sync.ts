@@ -46,6 +46,7 @@ type File = Tracked<number>
 export class SyncFollower {
   readonly #opts: SyncFollowOptions
   readonly #table: FileTable<number>
+  #scratch = Buffer.alloc(0)
   /** The path being worked on, so a thread that fails can say which file it was at. */
   current: string | null = null
 
@@ -81,7 +82,7 @@ export class SyncFollower {
     }
     // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
     for (const { path, st } of found.sort((x, y) =>
-      olderFirst({ path: x.path, mtimeMs: x.st.mtimeMs }, { path: y.path, mtimeMs: y.st.mtimeMs }),
+      olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
       const wanted = this.#table.wanted(st)
       if (!wanted) continue
@@ -109,7 +110,6 @@ export class SyncFollower {
     this.#table.beginStartup(all)
     for (const p of all) this.resolve(p)
     this.#table.endStartup()
-    this.#table.dropUnfound()
   }
 
   /** Something happened at `path`: look again and read. */
@@ -252,7 +252,12 @@ export class SyncFollower {
     const cursor = file.cursor
     while (true) {
       const want = readSize(size, cursor.offset, readChunkBytes)
-      const { buf, start } = cursor.readBuffer(want)
+      // Blocks are consumed before the next read (the sink copies or writes them at once), so
+      // one scratch buffer serves every read of this thread.
+      if (this.#scratch.length < cursor.pendingBytes + want) {
+        this.#scratch = Buffer.allocUnsafe(cursor.pendingBytes + want)
+      }
+      const { buf, start } = cursor.readBuffer(want, this.#scratch)
       const bytesRead = readSync(fd, buf, start, want, cursor.offset)
       if (bytesRead === 0) break
       file.lastActivity = Date.now()
