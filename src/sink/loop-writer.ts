@@ -259,9 +259,11 @@ export class LoopWriter implements BlockSink {
     await new Promise<void>((resolve) => {
       out.cork()
       // A failed write also emits 'error' (handled in open): only success resolves here.
-      batch.forEach((buf, i) =>
-        out.write(buf, i === batch.length - 1 ? (err) => err || resolve() : undefined),
-      )
+      const last = batch.length - 1
+      for (const [i, buf] of batch.entries()) {
+        if (i < last) out.write(buf)
+        else out.write(buf, (err) => err || resolve())
+      }
       out.uncork()
     })
     this.#partialBytes += bytes
