@@ -33,7 +33,7 @@ import {
 } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join, relative } from 'node:path'
-import { BIN, fmt, markdownTable, OUT_DIR, ROOT, sleep } from './lib.mjs'
+import { BIN, fmt, markdownTable, OUT_DIR, ROOT, sleep, trackChild } from './lib.mjs'
 import { clockTicks, cpuTicks } from './throughput.mjs'
 
 export const TARGET_ASYNC_FILES = 10_000
@@ -179,18 +179,7 @@ async function measureEngine(engine, files, o) {
   const command = `bin/logmerge ${args.join(' ')}`
   const t0 = performance.now()
   const child = spawnWithLimit([process.execPath, BIN, ...args])
-  let stderr = ''
-  child.stderr?.setEncoding('utf8').on('data', (d) => {
-    stderr += d
-  })
-  /** @type {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} */
-  const exited = new Promise((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  )
-  let alive = true
-  void exited.then(() => {
-    alive = false
-  })
+  const run = trackChild(child)
   const pid = /** @type {number} */ (child.pid)
   try {
     // Start-up: the output exists, at least settleMinMs passed, and the last second was quiet.
@@ -199,7 +188,7 @@ async function measureEngine(engine, files, o) {
     let lastSecondPercent = Number.NaN
     while (performance.now() - t0 < o.settleMaxMs) {
       await sleep(1000)
-      if (!alive) throw new Error(`${command} exited during start-up: ${stderr}`)
+      if (!run.alive) throw new Error(`${command} exited during start-up: ${run.stderr}`)
       const t = cpuTicks(pid) ?? last
       lastSecondPercent = ((t - last) / o.ticksPerSec) * 100
       last = t
@@ -224,7 +213,7 @@ async function measureEngine(engine, files, o) {
     samples.push(readStatus(pid))
     while (performance.now() - w0 < o.windowMs) {
       await sleep(Math.min(1000, o.windowMs - (performance.now() - w0)))
-      if (!alive) throw new Error(`${command} exited while idle: ${stderr}`)
+      if (!run.alive) throw new Error(`${command} exited while idle: ${run.stderr}`)
       const t = cpuTicks(pid) ?? prev
       perSecond.push(((t - prev) / o.ticksPerSec) * 100)
       prev = t
@@ -251,7 +240,7 @@ async function measureEngine(engine, files, o) {
     const s0 = performance.now()
     child.kill('SIGTERM')
     const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-    const { code, signal } = await exited
+    const { code, signal } = await run.exited
     clearTimeout(killer)
     const stopMs = performance.now() - s0
     // Put the file back as it was (after the exit: a rewrite while following is a truncation),
@@ -296,10 +285,10 @@ async function measureEngine(engine, files, o) {
       exit: signal ?? code,
       stopMs,
       samples,
-      stderr: stderr.slice(0, 2000),
+      stderr: run.stderr.slice(0, 2000),
     }
   } finally {
-    if (alive) child.kill('SIGKILL')
+    if (run.alive) child.kill('SIGKILL')
   }
 }
 

@@ -28,7 +28,17 @@ import {
 } from 'node:fs'
 import { join, relative } from 'node:path'
 import { createLineSource } from '../fixtures/generate.mjs'
-import { BIN, fmt, markdownTable, OUT_DIR, percentile, ROOT, sampleHwm, sleep } from './lib.mjs'
+import {
+  BIN,
+  fmt,
+  markdownTable,
+  OUT_DIR,
+  percentile,
+  ROOT,
+  sampleHwm,
+  sleep,
+  trackChild,
+} from './lib.mjs'
 
 export const TARGET_P99_MS = 10
 const SEQ = /\bseq=(\d+)$/
@@ -181,31 +191,21 @@ async function measureEngine(engine, count, rate, extra) {
   const args = [relative(ROOT, input), '-o', relative(ROOT, output), '--engine', engine, ...extra]
   const command = `bin/logmerge ${args.join(' ')}`
   const child = spawn(BIN, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr?.setEncoding('utf8').on('data', (d) => {
-    stderr += d
-  })
-  /** @type {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} */
-  const exited = new Promise((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  )
-  let alive = true
-  void exited.then(() => {
-    alive = false
-  })
+  const run = trackChild(child)
   const hwm = child.pid === undefined ? null : sampleHwm(child.pid, 50)
   const watcher = new OutputWatcher(output)
   try {
     // Up and following: keep appending warm-up lines until one comes out.
-    if (!(await waitFor(performance.now() + 15000, () => existsSync(output) || !alive))) {
-      throw new Error(`${command}: no output file after 15 s; stderr: ${stderr}`)
+    if (!(await waitFor(performance.now() + 15000, () => existsSync(output) || !run.alive))) {
+      throw new Error(`${command}: no output file after 15 s; stderr: ${run.stderr}`)
     }
-    if (!alive) throw new Error(`${command} exited early: ${stderr}`)
+    if (!run.alive) throw new Error(`${command} exited early: ${run.stderr}`)
     watcher.start()
     const wfd = openSync(input, 'a')
     try {
       for (let i = 0; !watcher.warmupSeen; i++) {
-        if (i >= 300 || !alive) throw new Error(`${command}: not following after 15 s: ${stderr}`)
+        if (i >= 300 || !run.alive)
+          throw new Error(`${command}: not following after 15 s: ${run.stderr}`)
         writeSync(wfd, `warm-up line warmup=${i}\n`)
         await sleep(50)
       }
@@ -219,7 +219,7 @@ async function measureEngine(engine, count, rate, extra) {
     const rssKiB = hwm?.peek() ?? null
     child.kill('SIGTERM')
     const killer = setTimeout(() => child.kill('SIGKILL'), 10000)
-    const { code, signal } = await exited
+    const { code, signal } = await run.exited
     clearTimeout(killer)
     hwm?.stop()
     watcher.stop()
@@ -254,11 +254,11 @@ async function measureEngine(engine, count, rate, extra) {
       peakRssKiB: rssKiB,
       ...s,
       samples: s.samples.map((x) => Math.round(x * 1000) / 1000),
-      stderr: stderr.slice(0, 2000),
+      stderr: run.stderr.slice(0, 2000),
     }
   } finally {
     watcher.stop()
-    if (alive) child.kill('SIGKILL')
+    if (run.alive) child.kill('SIGKILL')
   }
 }
 

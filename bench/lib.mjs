@@ -328,3 +328,26 @@ export async function writeResults(name, results) {
 
 /** @param {number} ms */
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Keeps track of a spawned logmerge: what it wrote to stderr, and whether and how it exited.
+ * @param {import('node:child_process').ChildProcess} child
+ */
+export function trackChild(child) {
+  const state = {
+    stderr: '',
+    alive: true,
+    /** @type {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} */
+    exited: Promise.resolve({ code: null, signal: null }),
+  }
+  child.stderr?.setEncoding('utf8').on('data', (d) => {
+    state.stderr += d
+  })
+  state.exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      state.alive = false
+      resolve({ code, signal })
+    }),
+  )
+  return state
+}

@@ -35,7 +35,17 @@ import {
 } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { BIN, fmt, MiB, markdownTable, OUT_DIR, ROOT, sampleHwm, sleep } from './lib.mjs'
+import {
+  BIN,
+  fmt,
+  MiB,
+  markdownTable,
+  OUT_DIR,
+  ROOT,
+  sampleHwm,
+  sleep,
+  trackChild,
+} from './lib.mjs'
 
 export const WRITERS = 8
 export const LINE_BYTES = 128
@@ -401,18 +411,7 @@ async function measureEngine(base, engine, seconds, extra, ticksPerSec) {
   args.push('--engine', engine, ...extra)
   const command = `bin/logmerge ${args.join(' ')}`
   const child = spawn(BIN, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr?.setEncoding('utf8').on('data', (d) => {
-    stderr += d
-  })
-  /** @type {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} */
-  const exited = new Promise((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  )
-  let alive = true
-  void exited.then(() => {
-    alive = false
-  })
+  const run = trackChild(child)
   const pid = /** @type {number} */ (child.pid)
   const hwm = sampleHwm(pid, 50)
   /** @type {ReturnType<typeof sizeWatcher> | null} */
@@ -421,13 +420,15 @@ async function measureEngine(base, engine, seconds, extra, ticksPerSec) {
     // Ready: a probe line appended to every input has come out.
     const t0 = now()
     while (!existsSync(output)) {
-      if (!alive) throw new Error(`${command} exited early: ${stderr}`)
-      if (now() - t0 > 15_000) throw new Error(`${command}: no output file after 15 s: ${stderr}`)
+      if (!run.alive) throw new Error(`${command} exited early: ${run.stderr}`)
+      if (now() - t0 > 15_000)
+        throw new Error(`${command}: no output file after 15 s: ${run.stderr}`)
       await sleep(10)
     }
     const waiting = new Set(inputs.map((_, i) => i))
     for (let round = 0; waiting.size > 0; round++) {
-      if (round >= 300 || !alive) throw new Error(`${command}: not following after 15 s: ${stderr}`)
+      if (round >= 300 || !run.alive)
+        throw new Error(`${command}: not following after 15 s: ${run.stderr}`)
       for (const i of waiting)
         writeFileSync(inputs[i] ?? '', `probe-${i}-${round}\n`, { flag: 'a' })
       await sleep(50)
@@ -454,7 +455,7 @@ async function measureEngine(base, engine, seconds, extra, ticksPerSec) {
       watch.size < expected &&
       now() < deadline &&
       now() - Math.max(watch.changedAt, w.lastWrite) < STALL_MS &&
-      alive
+      run.alive
     ) {
       await sleep(5)
     }
@@ -469,7 +470,7 @@ async function measureEngine(base, engine, seconds, extra, ticksPerSec) {
     const tStop = now()
     child.kill('SIGTERM')
     const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-    const { code, signal } = await exited
+    const { code, signal } = await run.exited
     clearTimeout(killer)
     const stopMs = now() - tStop
     hwm.stop()
@@ -498,14 +499,14 @@ async function measureEngine(base, engine, seconds, extra, ticksPerSec) {
       exit: signal ?? code,
       stopMs,
       ...check,
-      stderr: stderr.slice(0, 2000),
+      stderr: run.stderr.slice(0, 2000),
     }
     rmSync(dir, { recursive: true, force: true })
     spawnSync('sync')
     return result
   } finally {
     watch?.stop()
-    if (alive) child.kill('SIGKILL')
+    if (run.alive) child.kill('SIGKILL')
   }
 }
 
