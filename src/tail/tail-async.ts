@@ -12,6 +12,7 @@ import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
+import { forEachLimited } from './each.js'
 import { FileTable, markOf, type RememberedSource, type Tracked } from './file-table.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
@@ -37,6 +38,8 @@ type File = Tracked<FileHandle>
 
 /** Names the safety sweep stats per tick (see sweep). */
 const SWEEP_NAMES = 2000
+/** Names looked at, opened or read at once during the start-up and catch-up passes. */
+const STARTUP_CONCURRENCY = 64
 
 export class AsyncFollower {
   readonly #opts: FollowOptions
@@ -120,7 +123,7 @@ export class AsyncFollower {
     const all = [...paths]
     this.#table.beginStartup(all)
     this.#markStarted()
-    await Promise.all(all.map((p) => this.resolve(p)))
+    await forEachLimited(all, STARTUP_CONCURRENCY, (p) => this.resolve(p))
     this.#table.endStartup()
   }
 
@@ -172,8 +175,8 @@ export class AsyncFollower {
 
   /** Reads every file to its end once more (for --once and the drain at shutdown). */
   async catchUp(): Promise<void> {
-    await Promise.all([...this.#table.names.keys()].map((p) => this.resolve(p)))
-    await Promise.all([...this.#table.open()].map((f) => this.#pump(f)))
+    await forEachLimited([...this.#table.names.keys()], STARTUP_CONCURRENCY, (p) => this.resolve(p))
+    await forEachLimited([...this.#table.open()], STARTUP_CONCURRENCY, (f) => this.#pump(f))
   }
 
   /**
