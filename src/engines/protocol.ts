@@ -33,6 +33,8 @@ export type FromWorker =
   | { readonly code: 'done'; readonly unreadable: readonly string[] }
   /** A file was opened: what a checkpoint needs to find it again, and where it starts. */
   | { readonly code: 'source'; readonly source: SourceState; readonly key: string }
+  /** A finished file is gone from disk: it leaves the checkpoints. */
+  | { readonly code: 'forget'; readonly key: string }
   | { readonly code: 'failed'; readonly error: SerializedError; readonly path: string | null }
 
 export interface SerializedError {

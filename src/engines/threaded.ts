@@ -249,6 +249,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             // A file opened while running is recorded at once, not at the next interval.
             void checkpoints?.save()
             return
+          case 'forget':
+            sources.delete(msg.key)
+            loop?.forget(msg.key)
+            return
           case 'done':
             finished = true
             return resolve(msg.unreadable)

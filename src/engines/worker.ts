@@ -53,12 +53,27 @@ class PostSink implements SyncSink {
       Atomics.wait(this.#inflight, 0, queued, 100)
     }
   }
+
+  forget(key: string): void {
+    post({ code: 'forget', key })
+  }
 }
 
 function makeSink(): SyncSink {
   const s = init.sink
   if (s.kind === 'post') return new PostSink(s.inflight, s.highWaterBytes)
-  return LockedWriter.attach(s.share, init.id, (message) => log.warnOnce('output-retry', message))
+  const locked = LockedWriter.attach(s.share, init.id, (message) =>
+    log.warnOnce('output-retry', message),
+  )
+  return {
+    write: (block, mark) => locked.write(block, mark),
+    note: (mark) => locked.note(mark),
+    // The slot is freed here; the main thread drops what the thread told it about the file.
+    forget: (key) => {
+      locked.forget(key)
+      post({ code: 'forget', key })
+    },
+  }
 }
 
 const quietMs = 2 * init.pollIntervalMs
@@ -129,6 +144,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         return undefined
       },
       note: (mark) => sink.note?.(mark),
+      forget: (key) => sink.forget?.(key),
     },
     onSource,
     limit: pLimit(init.readConcurrency),

@@ -44,6 +44,9 @@ export class LockedWriter implements BlockSink {
   /** This thread's slots: the first index of its region, and the slot of each source key. */
   readonly #region: number
   readonly #slotOf = new Map<string, number>()
+  /** Slots of forgotten sources, reused first; then never-used ones (#slotsUsed so far). */
+  readonly #freeSlots: number[] = []
+  #slotsUsed = 0
   #closed = false
 
   private constructor(
@@ -115,17 +118,29 @@ export class LockedWriter implements BlockSink {
     })
   }
 
+  /** The source `key` is gone for good: its slot is freed for another file. */
+  forget(key: string): void {
+    this.#mutex.withLock(() => {
+      const slot = this.#slotOf.get(key)
+      if (slot === undefined) return
+      this.#slots[slot + 3] = 0
+      this.#slotOf.delete(key)
+      this.#freeSlots.push(slot)
+      Atomics.add(this.#changes, 0, 1)
+    })
+  }
+
   /** Under the lock: the source's offset, in this thread's slot for it. */
   #record(mark: SourceMark): void {
     let slot = this.#slotOf.get(mark.key)
     if (slot === undefined) {
-      if (this.#slotOf.size >= SLOTS_PER_THREAD) {
+      slot = this.#freeSlots.pop() ?? this.#nextSlot()
+      if (slot === undefined) {
         this.#onRetry(
           `more than ${SLOTS_PER_THREAD} files in one reader thread: the rest are not checkpointed`,
         )
         return
       }
-      slot = (this.#region * SLOTS_PER_THREAD + this.#slotOf.size) * SLOT
       this.#slotOf.set(mark.key, slot)
       const [dev, ino] = mark.key.split(':').map(Number)
       this.#slots[slot] = dev as number
@@ -137,6 +152,12 @@ export class LockedWriter implements BlockSink {
     const st = mark.stats
     if (st)
       this.#slots.set([st.linesSplit, st.truncations, st.pendingBytes, st.lastActivity], slot + 4)
+  }
+
+  /** The first never-used slot of this thread's region, or undefined when all are used. */
+  #nextSlot(): number | undefined {
+    if (this.#slotsUsed >= SLOTS_PER_THREAD) return undefined
+    return (this.#region * SLOTS_PER_THREAD + this.#slotsUsed++) * SLOT
   }
 
   /** Bytes in the output file (its size at open plus what every thread wrote since). */

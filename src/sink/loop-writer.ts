@@ -65,6 +65,13 @@ export class LoopWriter implements BlockSink {
     this.#opts = opts
   }
 
+  /** The source `key` is gone for good: it leaves the checkpoints. */
+  forget(key: string): void {
+    if (!this.#written.delete(key)) return
+    this.#stats.delete(key)
+    this.#changes++
+  }
+
   /** Opens `path` for appending ('-' is stdout). */
   static async open(path: string, opts: LoopWriterOptions): Promise<LoopWriter> {
     if (path === '-') {

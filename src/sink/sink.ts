@@ -35,4 +35,6 @@ export interface BlockSink {
   write(block: Buffer, mark?: SourceMark): Promise<void> | undefined
   /** A source starts at `mark.offset` with nothing written yet (for checkpoints). */
   note?(mark: SourceMark): void
+  /** The source `key` is gone for good (finished, then not found on disk): drop its offset. */
+  forget?(key: string): void
 }

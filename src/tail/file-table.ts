@@ -26,6 +26,10 @@ export interface Tracked<H> {
   names: number
   /** When it last grew, or lost its last name (ms since epoch). */
   lastActivity: number
+  /** Read to its end with no name left, and closed: nothing more will come from it. */
+  finished: boolean
+  /** Consecutive scans of its directory that did not find it (see settleScan). */
+  missed: number
 }
 
 /** Where `file` stands: its offset safe to checkpoint, and how it is doing. */
@@ -64,6 +68,15 @@ export interface OpenedFile {
   readonly head: Buffer
 }
 
+/** Scans in a row that must miss a file before it is dropped (see settleScan). */
+export const PRUNE_AFTER = 2
+
+/**
+ * Every this many sweeps, the shells search the directories of missing files: a remembered file
+ * that turned up is read, and files gone for good are forgotten (the state stays bounded).
+ */
+export const MISSING_SCAN_SWEEPS = 30
+
 export class FileTable<H> {
   readonly maxLineBytes: number
   readonly files = new Map<string, Tracked<H>>()
@@ -94,23 +107,63 @@ export class FileTable<H> {
         path: f.path,
         names: 0,
         lastActivity: Date.now(),
+        finished: false,
+        missed: 0,
       })
       this.#knownNames.add(f.path)
     }
   }
 
-  /** Directories where remembered files not open yet may be (beside their recorded names). */
+  /** Files with no handle and no name: remembered from a checkpoint, or finished. */
+  *missing(): Generator<Tracked<H>> {
+    for (const f of this.files.values()) if (f.handle === null && f.names === 0) yield f
+  }
+
+  /** Directories where missing files may be (beside their recorded names). */
   missingDirs(): Set<string> {
     const dirs = new Set<string>()
-    for (const f of this.files.values())
-      if (f.handle === null && f.names === 0) dirs.add(dirname(f.path))
+    for (const f of this.missing()) dirs.add(dirname(f.path))
     return dirs
   }
 
-  /** The remembered, not yet open file with this identity, if any. */
+  /** The remembered, not yet open (and not finished) file with this identity, if any. */
   wanted(id: Identity): Tracked<H> | undefined {
     const f = this.files.get(identityKey(id))
-    return f && f.handle === null && f.names === 0 ? f : undefined
+    return f && f.handle === null && f.names === 0 && !f.finished ? f : undefined
+  }
+
+  /**
+   * A remembered file last recorded at `path` and not found yet: the name moved on without us
+   * (rotated between the start-up search and the first look at the name). Its rest must be
+   * read before the file now at `path`, so the shell searches its directory first.
+   */
+  strandedAt(path: string): boolean {
+    for (const f of this.missing()) if (f.path === path && !f.finished) return true
+    return false
+  }
+
+  /**
+   * After a scan of `dirs` that found the files `seen` (identity keys): a missing file there
+   * that was not seen in PRUNE_AFTER scans in a row is gone (deleted, compressed) and is
+   * dropped, so the state does not grow by one entry per rotation forever. Two scans, not
+   * one: a file renamed between a scan's readdir and its stats is missed once.
+   */
+  settleScan(dirs: ReadonlySet<string>, seen: ReadonlySet<string>): Tracked<H>[] {
+    const dropped: Tracked<H>[] = []
+    for (const f of [...this.missing()]) {
+      if (!dirs.has(dirname(f.path))) continue
+      if (seen.has(f.key)) f.missed = 0
+      else if (++f.missed >= PRUNE_AFTER) {
+        this.files.delete(f.key)
+        dropped.push(f)
+      }
+    }
+    return dropped
+  }
+
+  /** The shell closed `file`'s handle: with no name left, it is finished. */
+  released(file: Tracked<H>): void {
+    file.finished = file.names === 0
   }
 
   /** A remembered file found under a name no input matches (a rotated sibling): read it out. */
@@ -121,6 +174,7 @@ export class FileTable<H> {
     known.handle = handle
     known.path = path
     known.lastActivity = Date.now()
+    known.missed = 0
     return known
   }
 
@@ -226,7 +280,16 @@ export class FileTable<H> {
         maxLineBytes: this.maxLineBytes,
       })
     }
-    const tracked: Tracked<H> = { key, cursor, handle, path, names: 1, lastActivity: Date.now() }
+    const tracked: Tracked<H> = {
+      key,
+      cursor,
+      handle,
+      path,
+      names: 1,
+      lastActivity: Date.now(),
+      finished: false,
+      missed: 0,
+    }
     this.files.set(key, tracked)
     this.names.set(path, key)
     return tracked
@@ -244,9 +307,9 @@ export class FileTable<H> {
 
   /**
    * Where every file stands, for a checkpoint: `offsets` (from the writer) says how far each
-   * one's bytes are in the output. Files are never dropped: forgetting one that a single start
-   * failed to find lost its unread lines in the SIGKILL soak (the state grows by one entry a
-   * rotated file; pruning the ones proven gone is a follow-up).
+   * one's bytes are in the output. A file leaves the state only through settleScan: proven gone
+   * by two scans of its directory (forgetting one that a single start failed to find lost its
+   * unread lines in the SIGKILL soak).
    */
   checkpoint(offsets: ReadonlyMap<string, number>): SourceState[] {
     const out: SourceState[] = []

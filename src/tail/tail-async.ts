@@ -13,7 +13,13 @@ import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { forEachLimited } from './each.js'
-import { FileTable, markOf, type RememberedSource, type Tracked } from './file-table.js'
+import {
+  FileTable,
+  MISSING_SCAN_SWEEPS,
+  markOf,
+  type RememberedSource,
+  type Tracked,
+} from './file-table.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBefore } from './start.js'
@@ -48,6 +54,8 @@ export class AsyncFollower {
   readonly #nameWork = new Map<string, Promise<void>>()
   readonly #pumps = new Map<File, { running: Promise<void>; again: boolean }>()
   #closed = false
+  #sweeps = 0
+  #scanning = false
   /** Where the sweep goes on from (a live iterator: names added meanwhile are met too). */
   #sweepAt: Iterator<[string, string | null]> = new Map<string, string | null>().entries()
   /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
@@ -85,14 +93,29 @@ export class AsyncFollower {
    */
   async findRotated(names: readonly string[]): Promise<void> {
     // Files at an input name now are for the start-up pass (after the rotated ones).
-    const current = new Set(names)
+    await this.#scanMissing(new Set(names), this.#table.missingDirs())
+  }
+
+  /**
+   * Looks through `dirs` for the missing files (remembered, or finished): an unfinished one found
+   * under a name that is not an input name in `current` is read from where it was to its end;
+   * one not seen in two scans in a row is dropped from the table (see FileTable.settleScan).
+   */
+  async #scanMissing(current: ReadonlySet<string>, dirs: ReadonlySet<string>): Promise<void> {
     const found: { path: string; st: Stats }[] = []
-    for (const dir of this.#table.missingDirs()) {
+    const seen = new Set<string>()
+    for (const dir of dirs) {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const path = join(dir, name)
         const st = await stat(path).catch(() => null)
-        if (st?.isFile() && this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
+        if (!st?.isFile()) continue
+        if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
+        if (this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
       }
+    }
+    for (const gone of this.#table.settleScan(dirs, seen)) {
+      this.#opts.log.debug(`${gone.path}: gone from ${dirname(gone.path)}; forgotten`)
+      this.#opts.sink.forget?.(gone.key)
     }
     // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
     for (const { path, st } of found.sort((x, y) =>
@@ -112,7 +135,9 @@ export class AsyncFollower {
         continue
       }
       if (path !== oldPath)
-        this.#opts.log.info(`${path}: rotated while logmerge was stopped; reading the rest of it`)
+        this.#opts.log.info(
+          `${path}: rotated while logmerge was not looking; reading the rest of it`,
+        )
       this.#opts.onSource?.(file)
       await this.#pump(file)
     }
@@ -150,6 +175,15 @@ export class AsyncFollower {
    */
   sweep(): void {
     if (this.#closed) return
+    if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0 && !this.#scanning) {
+      this.#scanning = true
+      const current = new Set(this.#table.names.keys())
+      this.#scanMissing(current, this.#table.missingDirs())
+        .catch((err: Error) => this.#opts.log.warn(`looking for rotated files: ${err.message}`))
+        .finally(() => {
+          this.#scanning = false
+        })
+    }
     // At most SWEEP_NAMES names a tick, going round: with 10,000 files each is looked at every
     // 5 ticks, and an idle sweep costs a bounded amount whatever the number of files.
     for (let n = 0; n < SWEEP_NAMES; n++) {
@@ -196,6 +230,10 @@ export class AsyncFollower {
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
       await this.#pump(orphaned) // the rest of the old file first, then the new one
+    }
+    if (step.kind !== 'same' && this.#table.strandedAt(path)) {
+      // The file a checkpoint recorded here was rotated before we first looked: find it first.
+      await this.#scanMissing(new Set(this.#table.names.keys()), new Set([dirname(path)]))
     }
     if (step.kind === 'open') await this.#open(path)
     const file = this.#table.fileOf(path)
@@ -355,6 +393,7 @@ export class AsyncFollower {
     const fh = file.handle
     if (fh === null) return
     file.handle = null
+    this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) await this.#opts.sink.write(rest, markOf(file))
     await fh.close()
