@@ -19,8 +19,8 @@ const RETRYABLE = ['EAGAIN', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EINTR']
 /** Source offsets recorded per thread (a region each); more files than this in one thread are
  * followed but not checkpointed (a warning says so). */
 export const SLOTS_PER_THREAD = 16384
-/** A slot: device, inode, offset, in use, then the stats (SourceStats' four numbers). */
-const SLOT = 8
+/** A slot: device, inode, offset, in use, then the stats (SourceStats' five numbers). */
+const SLOT = 9
 
 /** What a worker needs to write through the same lock to the same fd (structured-cloneable). */
 export interface LockedWriterShare {
@@ -101,8 +101,17 @@ export class LockedWriter implements BlockSink {
         if (s[i + 3] !== 1) continue
         const key = `${s[i]}:${s[i + 1]}`
         offsets.set(key, s[i + 2] as number)
-        const [linesSplit, truncations, pendingBytes, lastActivity] = s.subarray(i + 4, i + 8)
-        stats.set(key, { linesSplit, truncations, pendingBytes, lastActivity } as SourceStats)
+        const [lines, linesSplit, truncations, pendingBytes, lastActivity] = s.subarray(
+          i + 4,
+          i + 9,
+        )
+        stats.set(key, {
+          lines,
+          linesSplit,
+          truncations,
+          pendingBytes,
+          lastActivity,
+        } as SourceStats)
       }
       const fd = this.#fd[0] as number
       const output =
@@ -151,7 +160,10 @@ export class LockedWriter implements BlockSink {
     Atomics.add(this.#changes, 0, 1)
     const st = mark.stats
     if (st)
-      this.#slots.set([st.linesSplit, st.truncations, st.pendingBytes, st.lastActivity], slot + 4)
+      this.#slots.set(
+        [st.lines, st.linesSplit, st.truncations, st.pendingBytes, st.lastActivity],
+        slot + 4,
+      )
   }
 
   /** The first never-used slot of this thread's region, or undefined when all are used. */

@@ -9,6 +9,8 @@ export interface SourceMark {
 }
 
 export interface SourceStats {
+  /** Lines handed to the writer (each piece of a split line counts). */
+  readonly lines: number
   /** Lines longer than --max-line-bytes, split into pieces. */
   readonly linesSplit: number
   /** Times the file was seen truncated (copytruncate, `: > file`). */

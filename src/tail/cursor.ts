@@ -34,6 +34,22 @@ export interface CursorInit {
   readonly head: Buffer
   /** Longest output line, newline included; longer lines are split into pieces. */
   readonly maxLineBytes: number
+  /** Counters carried over from a checkpoint (a restart goes on counting). */
+  readonly counts?: CursorCounts
+}
+
+/** What a cursor has counted over the life of its file (kept across restarts). */
+export interface CursorCounts {
+  readonly lines: number
+  readonly linesSplit: number
+  readonly truncations: number
+}
+
+/** Newlines in `block`: one native search per line, about 2 GB/s for 85-byte lines. */
+export function countLines(block: Buffer): number {
+  let n = 0
+  for (let at = block.indexOf(NEWLINE); at !== -1; at = block.indexOf(NEWLINE, at + 1)) n++
+  return n
 }
 
 export class Cursor {
@@ -45,6 +61,7 @@ export class Cursor {
   #pendingBytes = 0
   #linesSplit = 0
   #truncations = 0
+  #lines = 0
   /** The held partial line has already been cut into pieces (count it as split once). */
   #cutting = false
 
@@ -56,6 +73,9 @@ export class Cursor {
     this.maxLineBytes = init.maxLineBytes
     this.#offset = init.offset
     this.#head = Buffer.from(init.head.subarray(0, FINGERPRINT_BYTES))
+    this.#lines = init.counts?.lines ?? 0
+    this.#linesSplit = init.counts?.linesSplit ?? 0
+    this.#truncations = init.counts?.truncations ?? 0
   }
 
   /** Offset of the next byte to read from the file. */
@@ -81,6 +101,11 @@ export class Cursor {
   /** Lines that were longer than maxLineBytes and so were split. */
   get linesSplit(): number {
     return this.#linesSplit
+  }
+
+  /** Lines returned so far (a split line counts once per piece): what reached the writer. */
+  get lines(): number {
+    return this.#lines
   }
 
   get head(): Buffer {
@@ -179,6 +204,7 @@ export class Cursor {
     // Copy the remainder: holding a view would keep the whole chunk alive for a few bytes.
     if (rest.length > 0) this.#hold(Buffer.from(rest))
     const lines = this.#mayHaveOverlong(block) ? this.#splitOverlong(block, firstAlreadyCut) : block
+    this.#lines += countLines(lines)
     const pieces = this.#cutOverlongPending()
     return pieces === null ? lines : Buffer.concat([lines, pieces])
   }
@@ -200,6 +226,7 @@ export class Cursor {
   flush(): Buffer | null {
     this.#cutting = false
     if (this.#pendingBytes === 0) return null
+    this.#lines++
     return this.#takePending(NL)
   }
 
@@ -247,6 +274,7 @@ export class Cursor {
     }
     if (!this.#cutting) this.#linesSplit++
     this.#cutting = true
+    this.#lines += parts.length / 2
     const kept = Buffer.from(held.subarray(at))
     this.#pending = [kept]
     this.#pendingBytes = kept.length

@@ -13,7 +13,7 @@ import { dirname } from 'node:path'
 import { describeErrno, isErrno } from '../errors.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
-import { Cursor, type Identity, identityKey } from './cursor.js'
+import { Cursor, type CursorCounts, type Identity, identityKey } from './cursor.js'
 
 export interface Tracked<H> {
   readonly key: string
@@ -37,6 +37,7 @@ export const markOf = (file: Tracked<unknown>): SourceMark => ({
   key: file.key,
   offset: file.cursor.committedOffset,
   stats: {
+    lines: file.cursor.lines,
     linesSplit: file.cursor.linesSplit,
     truncations: file.cursor.truncations,
     pendingBytes: file.cursor.pendingBytes,
@@ -59,6 +60,7 @@ export interface RememberedSource {
   readonly head: Buffer
   readonly offset: number
   readonly path: string
+  readonly counts?: CursorCounts
 }
 
 export interface OpenedFile {
