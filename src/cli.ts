@@ -35,7 +35,7 @@ Commands:
   logmerge check-config FILE                       check a config file: exit 0, or 2 and why
   logmerge status -o OUT | --state PATH [--json]   where a run stands (see status --help)
 
-Exit codes (with several jobs, the most severe job's: 1, 4, 5, 2, 6, 3, 0):
+Exit codes:
   0  done (--once) or stopped by SIGTERM/SIGINT after draining
   1  internal error (a bug: please report it)
   2  usage or config error: unknown flag or key, bad value, output that is also an input,
@@ -44,6 +44,7 @@ Exit codes (with several jobs, the most severe job's: 1, 4, 5, 2, 6, 3, 0):
   4  the output could not be opened or written
   5  a reader thread failed (threads, top-down, bottom-up engines; the others were drained)
   6  SIGTERM/SIGINT: draining took longer than --shutdown-timeout (the state keeps the rest)
+With several jobs, the most severe job's code, in this order: 1, 4, 5, 2, 6, 3, 0.
 `
 
 function version(): string {
