@@ -147,14 +147,28 @@ export function buildStatusProgram(): Command {
     .description('Show where logmerge stands: its last checkpoint, the output and every source.')
     .option('--state <path>', 'the state file')
     .option('-o, --output <path>', 'the output of the run (to find its default state file)')
-    .option('--json', 'one JSON object instead of a table')
-    .addHelpText('after', '\nExample:\n  logmerge status -o /var/log/merged.log\n')
+    .option('-c, --config <file>', "every job of this config file (from the file's state paths)")
+    .option('--job <name>', 'with --config: only this job')
+    .option('--json', 'JSON instead of a table (with --config: a list, one entry a job)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  logmerge status -o /var/log/merged.log\n  sudo logmerge status --config /etc/logmerge/config.json --job web\n',
+    )
     .exitOverride()
     .configureOutput(errorOutput)
 }
 
+interface StatusOptions {
+  state?: string
+  output?: string
+  config?: string
+  job?: string
+  json?: boolean
+}
+
 function runStatus(program: Command): void {
-  const opts = program.opts<{ state?: string; output?: string; json?: boolean }>()
+  const opts = program.opts<StatusOptions>()
+  if (opts.config !== undefined) return runStatusOfConfig(opts.config, opts)
   const path = opts.state
     ? resolve(opts.state)
     : opts.output
@@ -163,6 +177,40 @@ function runStatus(program: Command): void {
   if (!path) throw errors.usage('status needs --state PATH or --output PATH')
   const status = readStatus(path)
   process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status))
+}
+
+/**
+ * `status --config FILE`: every job's (or --job's) status, from the state paths the file gives
+ * (`state`, `stateDirectory`; else $STATE_DIRECTORY or beside the output, as when it runs). A
+ * job whose state cannot be read is reported and the others shown; exit 2 then.
+ */
+function runStatusOfConfig(file: string, opts: StatusOptions): void {
+  const run = resolveRun(loadConfigFile(file), { inputs: [] }, new Set())
+  const jobs = run.jobs.filter((job) => opts.job === undefined || job.name === opts.job)
+  if (jobs.length === 0) {
+    const names = run.jobs.map((j) => j.name).join(', ')
+    throw errors.usage(`${file} has no job named ${opts.job}`, `its jobs: ${names}`)
+  }
+  const log = createLogger('error')
+  const shown: { job: string; status: ReturnType<typeof readStatus> }[] = []
+  for (const job of jobs) {
+    const path = job.config.statePath
+    try {
+      if (path === null)
+        throw errors.usage(`job ${job.name} keeps no state (state: false, or once)`)
+      shown.push({ job: job.name, status: readStatus(path) })
+    } catch (err) {
+      if (!(err instanceof LogmergeError)) throw err
+      log.error(`job ${job.name}: ${err.message}${err.hint ? ` (${err.hint})` : ''}`)
+      process.exitCode = err.exitCode
+    }
+  }
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
+    return
+  }
+  const tables = shown.map(({ job, status }) => `job ${job}\n${formatStatus(status)}`)
+  process.stdout.write(tables.join('\n'))
 }
 
 /** Parses `argv` with `program`; false when commander already answered (help, version, error). */

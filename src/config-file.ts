@@ -67,6 +67,7 @@ export const KEYS = {
   pollInterval: { kind: ms(MINIMUM.pollInterval), scope: 'job' },
   readChunk: { kind: { type: 'size', min: MINIMUM.readChunk }, scope: 'job' },
   state: { kind: { type: 'state' }, scope: 'job' },
+  stateDirectory: { kind: str(true), scope: 'job' },
   checkpointInterval: { kind: ms(MINIMUM.checkpointInterval), scope: 'job' },
   logLevel: { kind: { type: 'oneOf', values: LEVELS }, scope: 'daemon' },
   shutdownTimeout: { kind: ms(MINIMUM.shutdownTimeout), scope: 'daemon' },

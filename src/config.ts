@@ -51,6 +51,8 @@ export interface Options {
   logLevel?: string
   /** A path, or false for --no-state. */
   state?: string | false
+  /** Where default state files go (config file only; default: $STATE_DIRECTORY, or beside the output). */
+  stateDirectory?: string
   checkpointInterval?: string | number
   shutdownTimeout?: string | number
   /** Reserved for issue 5 (validated and passed through; no behaviour here). */
@@ -155,7 +157,7 @@ export function settings(options: Omit<Options, 'inputs'>, cwd: string): Omit<Co
     readConcurrency: defaults.readConcurrency,
     threads: integerOption('--threads', options.threads, availableParallelism(), MINIMUM.threads),
     logLevel: oneOf('--log-level', options.logLevel, LEVELS, defaults.logLevel),
-    statePath: statePathFor(options.state, output, once, cwd),
+    statePath: statePathFor(options, output, once, cwd),
     checkpointIntervalMs: integerOption(
       '--checkpoint-interval',
       options.checkpointInterval,
@@ -207,14 +209,21 @@ function reserved(options: Omit<Options, 'inputs'>, cwd: string): Partial<Config
  * so those keep no state unless asked.
  */
 function statePathFor(
-  given: string | false | undefined,
+  options: Omit<Options, 'inputs'>,
   output: string,
   once: boolean,
   cwd: string,
 ): string | null {
+  const given = options.state
   if (given === false) return null
   if (typeof given === 'string') return resolve(cwd, given)
-  return once ? null : defaultStatePath(output)
+  if (once) return null
+  // A config file's stateDirectory names the directory for every process reading the file
+  // alike: the service (which also has $STATE_DIRECTORY) and `logmerge status --config`.
+  const dir = options.stateDirectory
+  return dir === undefined
+    ? defaultStatePath(output)
+    : defaultStatePath(output, { STATE_DIRECTORY: resolve(cwd, dir) })
 }
 
 /** Time order needs one place that sees every line before it is written. */

@@ -55,10 +55,11 @@ function threeJobs(tmp: string, extra: Record<string, unknown> = {}) {
 }
 
 describe('several jobs in one daemon', () => {
-  test('three jobs: each output gets exactly its own inputs, and SIGTERM drains all', async ({
+  test('three jobs: each output gets exactly its own inputs, SIGTERM drains all, status shows all', async ({
     tmp,
   }) => {
-    const { names, path } = threeJobs(tmp)
+    const { names, path } = threeJobs(tmp, { stateDirectory: 'state' })
+    mkdirSync(join(tmp, 'state'))
     // Started from another directory: the file's relative paths are relative to the file.
     const lm = spawnLogmerge(['--config', path], { cwd: ROOT })
     const journals = new Map(names.map((n) => [n, new Journal()]))
@@ -79,13 +80,34 @@ describe('several jobs in one daemon', () => {
     for (const name of names) {
       expectMerged(completeLines(join(tmp, 'out', `${name}.log`)), journals.get(name) as Journal)
     }
-    // One state file per job, beside its output.
+    // One state file per job, in the file's stateDirectory.
     for (const name of names) {
-      expect(existsSync(join(tmp, 'out', `.${name}.log.logmerge-state.json`))).toBe(true)
+      expect(existsSync(join(tmp, 'state', `${name}.log.logmerge-state.json`))).toBe(true)
     }
     const stderr = linesOf(lm.stderr())
     expect(stderr).toContain('logmerge: info: ready: following: 3 jobs (web, db, sys)')
     expect(stderr).toContain('logmerge: info: SIGTERM: draining and stopping')
+
+    // `status --config`: every job's state, found through the file alone.
+    const all = await runLogmerge(['status', '--config', path])
+    expect(all.code, all.stderr).toBe(0)
+    const text = all.stdout.toString('utf8')
+    for (const name of names) {
+      expect(text).toMatch(new RegExp(`^job ${name}$`, 'm'))
+      expect(text).toContain(join(tmp, `${name}1.log`))
+    }
+    const one = await runLogmerge(['status', '--config', path, '--job', 'db', '--json'])
+    expect(one.code, one.stderr).toBe(0)
+    const parsed = JSON.parse(one.stdout.toString('utf8')) as {
+      job: string
+      status: { output: { path: string } }
+    }[]
+    expect(parsed.map((p) => [p.job, p.status.output.path])).toEqual([
+      ['db', join(tmp, 'out', 'db.log')],
+    ])
+    const none = await runLogmerge(['status', '--config', path, '--job', 'nope'])
+    expect(none.code).toBe(2)
+    expect(none.stderr).toContain('has no job named nope (its jobs: web, db, sys)')
   })
 
   test("a job's diagnostics carry its name", async ({ tmp }) => {
