@@ -168,7 +168,10 @@ interface StatusOptions {
 
 function runStatus(program: Command): void {
   const opts = program.opts<StatusOptions>()
-  if (opts.config !== undefined) return runStatusOfConfig(opts.config, opts)
+  if (opts.config !== undefined) {
+    runStatusOfConfig(opts.config, opts)
+    return
+  }
   const path = opts.state
     ? resolve(opts.state)
     : opts.output
