@@ -8,7 +8,11 @@ export const ExitCode = {
   ok: 0,
   /** An unexpected internal error (a bug): please report it. */
   internal: 1,
-  /** Bad command line: unknown flag, bad value, output that is also an input. */
+  /**
+   * Bad command line or config file: unknown flag or key, bad value, output that is also an
+   * input, two jobs writing one output. One code for both: either way the invocation is wrong,
+   * a restart cannot help (the unit's RestartPreventExitStatus=2), and `check-config` exits 2.
+   */
   usage: 2,
   /** With --once: some inputs could not be read (missing, unreadable); the rest were merged. */
   inputs: 3,
@@ -23,6 +27,7 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
 export type ErrorCode =
   | 'EUSAGE'
+  | 'ECONFIG'
   | 'EOUTPUT_IS_INPUT'
   | 'EOUTPUT_DIR'
   | 'EOUTPUT_OPEN'
@@ -33,6 +38,7 @@ export type ErrorCode =
 
 const exitFor: Record<ErrorCode, ExitCode> = {
   EUSAGE: ExitCode.usage,
+  ECONFIG: ExitCode.usage,
   EOUTPUT_IS_INPUT: ExitCode.usage,
   EOUTPUT_DIR: ExitCode.usage,
   EOUTPUT_OPEN: ExitCode.io,
@@ -47,11 +53,18 @@ export class LogmergeError extends Error {
   readonly code: ErrorCode
   /** What the user can do about it, shown after the message. */
   readonly hint: string | undefined
+  /** Several independent problems (a config file's), each shown on its own line. */
+  readonly problems: readonly string[]
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; hint?: string }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; hint?: string; problems?: readonly string[] },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.hint = options?.hint
+    this.problems = options?.problems ?? [message]
   }
 
   get exitCode(): ExitCode {
@@ -62,6 +75,11 @@ export class LogmergeError extends Error {
 export const errors = {
   usage: (message: string, hint = 'see `logmerge --help`') =>
     new LogmergeError('EUSAGE', message, { hint }),
+  /** Problems found in a config file: each names the file and the key path. */
+  config: (file: string, problems: readonly string[]) =>
+    new LogmergeError('ECONFIG', `${file}: ${problems[0] ?? 'invalid'}`, {
+      problems: problems.map((p) => `${file}: ${p}`),
+    }),
   outputIsInput: (output: string, how: string) =>
     new LogmergeError('EOUTPUT_IS_INPUT', `output ${output} is also an input (${how})`, {
       hint: 'write the output outside the inputs, or narrow the input glob',

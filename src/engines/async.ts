@@ -103,6 +103,7 @@ export async function runAsync({
         await follower.findRotated(paths)
         await follower.start(paths)
         checkpoints?.start(config.checkpointIntervalMs)
+        events.emit('ready')
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
         try {
           const ended = AbortSignal.any([stop, failed.signal])

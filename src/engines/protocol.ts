@@ -27,7 +27,8 @@ export type ToWorker =
 
 /** Reader thread -> main thread. */
 export type FromWorker =
-  | { readonly code: 'log'; readonly line: string }
+  /** A diagnostic: the main thread's logger words it (job name, journald priority). */
+  | { readonly code: 'log'; readonly level: Level; readonly message: string }
   /** top-down: a block of whole lines for the main thread's writer. */
   | { readonly code: 'block'; readonly bytes: Uint8Array; readonly mark: SourceMark | undefined }
   | { readonly code: 'done'; readonly unreadable: readonly string[] }

@@ -185,6 +185,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     early = null
     checkpoints?.start(config.checkpointIntervalMs) // also --once: a long one that is killed resumes
     if (!config.once) {
+      events.emit('ready')
       const ended = AbortSignal.any([stop, failed.signal])
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
@@ -238,7 +239,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       const handle = (msg: FromWorker) => {
         switch (msg.code) {
           case 'log':
-            process.stderr.write(msg.line)
+            log[msg.level](msg.message)
             return
           case 'block':
             return accept(msg.bytes, msg.mark)

@@ -6,7 +6,7 @@
  */
 import { receiveMessageOnPort, workerData } from 'node:worker_threads'
 import pLimit from 'p-limit'
-import { createLogger } from '../log.js'
+import { levelLogger } from '../log.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import { toRemembered } from '../state/recover.js'
@@ -18,7 +18,7 @@ import { type FromWorker, serializeError, type ToWorker, type WorkerInit } from 
 const init = workerData as WorkerInit
 const port = init.port
 const post = (msg: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(msg, transfer)
-const log = createLogger(init.logLevel, (line) => post({ code: 'log', line }))
+const log = levelLogger(init.logLevel, (level, message) => post({ code: 'log', level, message }))
 
 /**
  * Test-only fault injection: LOGMERGE_FAULT=throw:<text> makes the thread throw when it is told
