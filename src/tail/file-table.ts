@@ -14,6 +14,7 @@ import { describeErrno, isErrno } from '../errors.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Cursor, type CursorCounts, type Identity, identityKey } from './cursor.js'
+import { isRotatedSibling, rotationFamily } from './rotation.js'
 
 export interface Tracked<H> {
   readonly key: string
@@ -88,6 +89,8 @@ export class FileTable<H> {
   readonly #startupNames = new Set<string>()
   /** Names a checkpoint knew: a file found there that the checkpoint did not know is new. */
   readonly #knownNames = new Set<string>()
+  /** Name -> the file a checkpoint recorded there, until the name is first looked at. */
+  readonly #recordedAt = new Map<string, string>()
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes
@@ -113,7 +116,79 @@ export class FileTable<H> {
         missed: 0,
       })
       this.#knownNames.add(f.path)
+      this.#recordedAt.set(f.path, key)
     }
+  }
+
+  /**
+   * Call before look(): true when the name moved on from the file we last knew there (it led to
+   * another file, or a checkpoint recorded another file there) without our seeing the rotation
+   * happen. Generations born in between may then lie beside it, unread: the shell searches.
+   */
+  movedOn(path: string, id: Identity | null): boolean {
+    const before = this.names.get(path) ?? this.#recordedAt.get(path) ?? null
+    this.#recordedAt.delete(path)
+    return before !== null && before !== (id ? identityKey(id) : null)
+  }
+
+  /**
+   * A file no one has seen, born after `since`, that is an older generation of one of the
+   * input names `names` (a.log.3 beside a.log): created and rotated away between two looks, so
+   * every byte of it is unread. Needs birth times (ext4, xfs, btrfs); without them, never.
+   */
+  isUnknownGeneration(
+    path: string,
+    st: Identity & { readonly birthtimeMs: number },
+    names: ReadonlySet<string>,
+    since: number,
+  ): boolean {
+    if (this.files.has(identityKey(st)) || st.birthtimeMs === 0 || st.birthtimeMs <= since)
+      return false
+    const family = rotationFamily(path)
+    return names.has(family) && isRotatedSibling(path, family)
+  }
+
+  /** An unknown generation found beside its name (see isUnknownGeneration): read from 0. */
+  adoptUnknown(path: string, handle: H, file: OpenedFile): Tracked<H> {
+    const key = identityKey(file.identity)
+    const cursor = new Cursor({
+      identity: file.identity,
+      offset: 0,
+      head: file.head,
+      maxLineBytes: this.maxLineBytes,
+    })
+    const tracked: Tracked<H> = {
+      key,
+      cursor,
+      handle,
+      path,
+      names: 0,
+      lastActivity: Date.now(),
+      finished: false,
+      missed: 0,
+    }
+    this.files.set(key, tracked)
+    return tracked
+  }
+
+  /**
+   * A copytruncate copy whose rest we read (up to `size`): known from now on, and finished, so a
+   * later search does not take it for an unread generation.
+   */
+  rememberCopy(path: string, identity: Identity, head: Buffer, size: number): void {
+    const key = identityKey(identity)
+    if (this.files.has(key)) return
+    const cursor = new Cursor({ identity, offset: size, head, maxLineBytes: this.maxLineBytes })
+    this.files.set(key, {
+      key,
+      cursor,
+      handle: null,
+      path,
+      names: 0,
+      lastActivity: Date.now(),
+      finished: true,
+      missed: 0,
+    })
   }
 
   /** Files with no handle and no name: remembered from a checkpoint, or finished. */

@@ -54,6 +54,8 @@ export class AsyncFollower {
   readonly #nameWork = new Map<string, Promise<void>>()
   readonly #pumps = new Map<File, { running: Promise<void>; again: boolean }>()
   #closed = false
+  /** Files born after this are new to this run (see FileTable.isUnknownGeneration). */
+  readonly #startedAt = Date.now()
   #sweeps = 0
   #scanning = false
   /** Where the sweep goes on from (a live iterator: names added meanwhile are met too). */
@@ -100,8 +102,14 @@ export class AsyncFollower {
    * Looks through `dirs` for the missing files (remembered, or finished): an unfinished one found
    * under a name that is not an input name in `current` is read from where it was to its end;
    * one not seen in two scans in a row is dropped from the table (see FileTable.settleScan).
+   * With `unknownSince`, older generations of the `current` names born after it that no one has
+   * seen are read too, from their start (see FileTable.isUnknownGeneration).
    */
-  async #scanMissing(current: ReadonlySet<string>, dirs: ReadonlySet<string>): Promise<void> {
+  async #scanMissing(
+    current: ReadonlySet<string>,
+    dirs: ReadonlySet<string>,
+    unknownSince?: number,
+  ): Promise<void> {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
     for (const dir of dirs) {
@@ -110,7 +118,11 @@ export class AsyncFollower {
         const st = await stat(path).catch(() => null)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
-        if (this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
+        if (current.has(path)) continue
+        const unknown =
+          unknownSince !== undefined &&
+          this.#table.isUnknownGeneration(path, st, current, unknownSince)
+        if (unknown || this.#table.wanted(st)) found.push({ path, st })
       }
     }
     for (const gone of this.#table.settleScan(dirs, seen)) {
@@ -122,22 +134,30 @@ export class AsyncFollower {
       olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
       const wanted = this.#table.wanted(st)
-      const fh = wanted ? await open(path, 'r').catch(() => null) : null
-      if (!wanted || !fh) continue
-      const oldPath = wanted.path
-      const file = this.#table.adoptOrphan(path, fh, {
-        identity: st,
-        size: 0,
-        head: await readHead(fh),
-      })
+      const unknown =
+        !wanted &&
+        unknownSince !== undefined &&
+        this.#table.isUnknownGeneration(path, st, current, unknownSince)
+      const fh = wanted || unknown ? await open(path, 'r').catch(() => null) : null
+      if (!fh) continue
+      const seenNow = { identity: st, size: 0, head: await readHead(fh) }
+      let file: File | null
+      if (wanted) {
+        const oldPath = wanted.path
+        file = this.#table.adoptOrphan(path, fh, seenNow)
+        if (file && path !== oldPath)
+          this.#opts.log.info(
+            `${path}: rotated while logmerge was not looking; reading the rest of it`,
+          )
+      } else {
+        file = this.#table.adoptUnknown(path, fh, seenNow)
+        this.#opts.sink.note?.(markOf(file))
+        this.#opts.log.info(`${path}: created and rotated between two looks; reading all of it`)
+      }
       if (!file) {
         await fh.close()
         continue
       }
-      if (path !== oldPath)
-        this.#opts.log.info(
-          `${path}: rotated while logmerge was not looking; reading the rest of it`,
-        )
       this.#opts.onSource?.(file)
       await this.#pump(file)
     }
@@ -226,14 +246,17 @@ export class AsyncFollower {
   async #resolve(path: string): Promise<void> {
     if (this.#closed) return
     const st = await this.#statName(path)
+    const movedOn = this.#table.movedOn(path, st)
     const { step, orphaned } = this.#table.look(path, st)
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
       await this.#pump(orphaned) // the rest of the old file first, then the new one
     }
-    if (step.kind !== 'same' && this.#table.strandedAt(path)) {
-      // The file a checkpoint recorded here was rotated before we first looked: find it first.
-      await this.#scanMissing(new Set(this.#table.names.keys()), new Set([dirname(path)]))
+    if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path))) {
+      // Before the file now at the name: the one a checkpoint recorded there, if it was rotated
+      // before we first looked, and generations created and rotated away between two looks.
+      const names = new Set(this.#table.names.keys())
+      await this.#scanMissing(names, new Set([dirname(path)]), this.#startedAt)
     }
     if (step.kind === 'open') await this.#open(path)
     const file = this.#table.fileOf(path)
@@ -374,6 +397,7 @@ export class AsyncFollower {
           `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
         )
         await this.#readFrom(fh, file, st.size)
+        this.#table.rememberCopy(path, st, await readHead(fh), st.size)
         return
       } finally {
         await fh.close()

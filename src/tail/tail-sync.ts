@@ -56,6 +56,8 @@ export class SyncFollower {
   readonly #table: FileTable<number>
   #scratch = Buffer.alloc(0)
   #sweeps = 0
+  /** Files born after this are new to this run (see FileTable.isUnknownGeneration). */
+  readonly #startedAt = Date.now()
   /** The path being worked on, so a thread that fails can say which file it was at. */
   current: string | null = null
 
@@ -80,7 +82,11 @@ export class SyncFollower {
   }
 
   /** Looks through `dirs` for the missing files (see tail-async's #scanMissing). */
-  #scanMissing(current: ReadonlySet<string>, dirs: ReadonlySet<string>): void {
+  #scanMissing(
+    current: ReadonlySet<string>,
+    dirs: ReadonlySet<string>,
+    unknownSince?: number,
+  ): void {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
     for (const dir of dirs) {
@@ -93,7 +99,11 @@ export class SyncFollower {
         const st = statSync(path, { throwIfNoEntry: false })
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
-        if (this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
+        if (current.has(path)) continue
+        const unknown =
+          unknownSince !== undefined &&
+          this.#table.isUnknownGeneration(path, st, current, unknownSince)
+        if (unknown || this.#table.wanted(st)) found.push({ path, st })
       }
     }
     for (const gone of this.#table.settleScan(dirs, seen)) {
@@ -105,23 +115,35 @@ export class SyncFollower {
       olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
       const wanted = this.#table.wanted(st)
-      if (!wanted) continue
+      const unknown =
+        !wanted &&
+        unknownSince !== undefined &&
+        this.#table.isUnknownGeneration(path, st, current, unknownSince)
+      if (!wanted && !unknown) continue
       let fd: number
       try {
         fd = openSync(path, 'r')
       } catch {
         continue
       }
-      const oldPath = wanted.path
-      const file = this.#table.adoptOrphan(path, fd, { identity: st, size: 0, head: readHead(fd) })
+      const seenNow = { identity: st, size: 0, head: readHead(fd) }
+      let file: File | null
+      if (wanted) {
+        const oldPath = wanted.path
+        file = this.#table.adoptOrphan(path, fd, seenNow)
+        if (file && path !== oldPath)
+          this.#opts.log.info(
+            `${path}: rotated while logmerge was not looking; reading the rest of it`,
+          )
+      } else {
+        file = this.#table.adoptUnknown(path, fd, seenNow)
+        this.#opts.sink.note?.(markOf(file))
+        this.#opts.log.info(`${path}: created and rotated between two looks; reading all of it`)
+      }
       if (!file) {
         closeSync(fd)
         continue
       }
-      if (path !== oldPath)
-        this.#opts.log.info(
-          `${path}: rotated while logmerge was not looking; reading the rest of it`,
-        )
       this.#opts.onSource?.(file)
       this.#readNew(file)
     }
@@ -138,14 +160,16 @@ export class SyncFollower {
   resolve(path: string): void {
     this.current = path
     const st = this.#statName(path)
+    const movedOn = this.#table.movedOn(path, st)
     const { step, orphaned } = this.#table.look(path, st)
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
       this.#readNew(orphaned)
     }
-    if (step.kind !== 'same' && this.#table.strandedAt(path)) {
-      // The file a checkpoint recorded here was rotated before we first looked: find it first.
-      this.#scanMissing(new Set(this.#table.names.keys()), new Set([dirname(path)]))
+    if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path))) {
+      // Before the file now at the name: see tail-async's #resolve.
+      const names = new Set(this.#table.names.keys())
+      this.#scanMissing(names, new Set([dirname(path)]), this.#startedAt)
     }
     if (step.kind === 'open') this.#open(path)
     const file = this.#table.fileOf(path)
@@ -322,6 +346,7 @@ export class SyncFollower {
           `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
         )
         this.#readFrom(fd, file, st.size)
+        this.#table.rememberCopy(path, st, readHead(fd), st.size)
         return
       } finally {
         closeSync(fd)
