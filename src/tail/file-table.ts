@@ -71,8 +71,13 @@ export interface OpenedFile {
   readonly head: Buffer
 }
 
-/** Scans in a row that must miss a file before it is dropped (see settleScan). */
+/**
+ * Periodic scans in a row that must miss a file before it is dropped (see settleScan): a
+ * finished file, and one never found since a checkpoint recorded it (it may hold unread bytes,
+ * so it is given far longer).
+ */
 export const PRUNE_AFTER = 2
+export const PRUNE_UNFINISHED_AFTER = 10
 
 /**
  * Every this many sweeps, the shells search the directories of missing files: a remembered file
@@ -220,17 +225,19 @@ export class FileTable<H> {
   }
 
   /**
-   * After a scan of `dirs` that found the files `seen` (identity keys): a missing file there
-   * that was not seen in PRUNE_AFTER scans in a row is gone (deleted, compressed) and is
-   * dropped, so the state does not grow by one entry per rotation forever. Two scans, not
-   * one: a file renamed between a scan's readdir and its stats is missed once.
+   * After a periodic scan of `dirs` that found the files `seen` (identity keys): a missing file
+   * there that was not seen in PRUNE_AFTER scans in a row (PRUNE_UNFINISHED_AFTER if it was
+   * never finished) is gone (deleted, compressed) and is dropped, so the state does not grow by
+   * one entry per rotation forever. Several scans, far apart, not one: a file renamed between a
+   * scan's readdir and its stat is missed by that scan (the SIGKILL soak, rotating every 70 ms,
+   * lost a file when the searches made at each rotation counted misses too).
    */
   settleScan(dirs: ReadonlySet<string>, seen: ReadonlySet<string>): Tracked<H>[] {
     const dropped: Tracked<H>[] = []
     for (const f of [...this.missing()]) {
       if (!dirs.has(dirname(f.path))) continue
       if (seen.has(f.key)) f.missed = 0
-      else if (++f.missed >= PRUNE_AFTER) {
+      else if (++f.missed >= (f.finished ? PRUNE_AFTER : PRUNE_UNFINISHED_AFTER)) {
         this.files.delete(f.key)
         dropped.push(f)
       }

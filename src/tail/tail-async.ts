@@ -108,7 +108,7 @@ export class AsyncFollower {
   async #scanMissing(
     current: ReadonlySet<string>,
     dirs: ReadonlySet<string>,
-    unknownSince?: number,
+    how: { unknownSince?: number; settle?: boolean } = {},
   ): Promise<void> {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
@@ -120,14 +120,15 @@ export class AsyncFollower {
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
         if (current.has(path)) continue
         const unknown =
-          unknownSince !== undefined &&
-          this.#table.isUnknownGeneration(path, st, current, unknownSince)
+          how.unknownSince !== undefined &&
+          this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
         if (unknown || this.#table.wanted(st)) found.push({ path, st })
       }
     }
-    for (const gone of this.#table.settleScan(dirs, seen)) {
-      this.#opts.log.debug(`${gone.path}: gone from ${dirname(gone.path)}; forgotten`)
-      this.#opts.sink.forget?.(gone.key)
+    const gone = how.settle ? this.#table.settleScan(dirs, seen) : []
+    for (const file of gone) {
+      this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
+      this.#opts.sink.forget?.(file.key)
     }
     // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
     for (const { path, st } of found.sort((x, y) =>
@@ -136,8 +137,8 @@ export class AsyncFollower {
       const wanted = this.#table.wanted(st)
       const unknown =
         !wanted &&
-        unknownSince !== undefined &&
-        this.#table.isUnknownGeneration(path, st, current, unknownSince)
+        how.unknownSince !== undefined &&
+        this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
       const fh = wanted || unknown ? await open(path, 'r').catch(() => null) : null
       if (!fh) continue
       const seenNow = { identity: st, size: 0, head: await readHead(fh) }
@@ -198,7 +199,7 @@ export class AsyncFollower {
     if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0 && !this.#scanning) {
       this.#scanning = true
       const current = new Set(this.#table.names.keys())
-      this.#scanMissing(current, this.#table.missingDirs())
+      this.#scanMissing(current, this.#table.missingDirs(), { settle: true })
         .catch((err: Error) => this.#opts.log.warn(`looking for rotated files: ${err.message}`))
         .finally(() => {
           this.#scanning = false
@@ -256,7 +257,9 @@ export class AsyncFollower {
       // Before the file now at the name: the one a checkpoint recorded there, if it was rotated
       // before we first looked, and generations created and rotated away between two looks.
       const names = new Set(this.#table.names.keys())
-      await this.#scanMissing(names, new Set([dirname(path)]), this.#startedAt)
+      await this.#scanMissing(names, new Set([dirname(path)]), {
+        unknownSince: this.#startedAt,
+      })
     }
     if (step.kind === 'open') await this.#open(path)
     const file = this.#table.fileOf(path)

@@ -85,7 +85,7 @@ export class SyncFollower {
   #scanMissing(
     current: ReadonlySet<string>,
     dirs: ReadonlySet<string>,
-    unknownSince?: number,
+    how: { unknownSince?: number; settle?: boolean } = {},
   ): void {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
@@ -101,14 +101,15 @@ export class SyncFollower {
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
         if (current.has(path)) continue
         const unknown =
-          unknownSince !== undefined &&
-          this.#table.isUnknownGeneration(path, st, current, unknownSince)
+          how.unknownSince !== undefined &&
+          this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
         if (unknown || this.#table.wanted(st)) found.push({ path, st })
       }
     }
-    for (const gone of this.#table.settleScan(dirs, seen)) {
-      this.#opts.log.debug(`${gone.path}: gone from ${dirname(gone.path)}; forgotten`)
-      this.#opts.sink.forget?.(gone.key)
+    const gone = how.settle ? this.#table.settleScan(dirs, seen) : []
+    for (const file of gone) {
+      this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
+      this.#opts.sink.forget?.(file.key)
     }
     // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
     for (const { path, st } of found.sort((x, y) =>
@@ -117,8 +118,8 @@ export class SyncFollower {
       const wanted = this.#table.wanted(st)
       const unknown =
         !wanted &&
-        unknownSince !== undefined &&
-        this.#table.isUnknownGeneration(path, st, current, unknownSince)
+        how.unknownSince !== undefined &&
+        this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
       if (!wanted && !unknown) continue
       let fd: number
       try {
@@ -169,7 +170,9 @@ export class SyncFollower {
     if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path))) {
       // Before the file now at the name: see tail-async's #resolve.
       const names = new Set(this.#table.names.keys())
-      this.#scanMissing(names, new Set([dirname(path)]), this.#startedAt)
+      this.#scanMissing(names, new Set([dirname(path)]), {
+        unknownSince: this.#startedAt,
+      })
     }
     if (step.kind === 'open') this.#open(path)
     const file = this.#table.fileOf(path)
@@ -193,7 +196,9 @@ export class SyncFollower {
   sweep(): boolean {
     let grew = false
     if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0) {
-      this.#scanMissing(new Set(this.#table.names.keys()), this.#table.missingDirs())
+      this.#scanMissing(new Set(this.#table.names.keys()), this.#table.missingDirs(), {
+        settle: true,
+      })
     }
     for (const [path, key] of this.#table.names) {
       const st = statSync(path, { throwIfNoEntry: false })

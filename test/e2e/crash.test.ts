@@ -84,6 +84,8 @@ describe.each(ENGINES)('engine %s', (engine) => {
     // logmerge must have seen the files before they rotate: a file renamed away before it was
     // ever looked at is not an input any more (as with tail -F).
     let lm: Child = spawnLogmerge(args)
+    /** Each killed process's diagnostics, to explain a failure. */
+    const runs: string[] = []
     for (const file of files) append(file, uniqueLines(`probe-${file.slice(-5, -4)}`, 1))
     await waitForAll(out, journal.all)
 
@@ -104,6 +106,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
       await sleep(50 + random() * 250)
       lm.kill('SIGKILL')
       await lm.exited
+      runs.push(lm.stderr())
       if (random() < 0.3) rotate(files[Math.floor(random() * files.length)] as string)
       lm = spawnLogmerge(args)
     }
@@ -149,7 +152,17 @@ describe.each(ENGINES)('engine %s', (engine) => {
           .map((x) => `${physical.get(x)} ${x}`)
           .join(' / ')
       })
-      throw new Error(`${(err as Error).message}\n${explain('late', late)}\n${context.join('\n')}`)
+      // What each run said about the late lines' files (by their rotated names).
+      const names = new Set(late.map((l) => (physical.get(l) ?? '').replace('#', '.')))
+      const said = [...runs, lm.stderr()].flatMap((text, run) =>
+        text
+          .split('\n')
+          .filter((line) => [...names].some((n) => line.includes(`${n}:`)))
+          .map((line) => `run ${run}: ${line.slice(line.lastIndexOf('/') + 1)}`),
+      )
+      throw new Error(
+        `${(err as Error).message}\n${explain('late', late)}\n${context.join('\n')}\n${said.join('\n')}`,
+      )
     }
     // The figures for docs/checkpoints.md's soak table.
     const rotated = [...rotations.values()].reduce((n, r) => n + r, 0)
