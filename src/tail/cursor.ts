@@ -62,6 +62,8 @@ export class Cursor {
   #linesSplit = 0
   #truncations = 0
   #lines = 0
+  /** Positions of the newlines we added to the last block returned (see `inserted`). */
+  #inserted: number[] = []
   /** The held partial line has already been cut into pieces (count it as split once). */
   #cutting = false
 
@@ -101,6 +103,16 @@ export class Cursor {
   /** Lines that were longer than maxLineBytes and so were split. */
   get linesSplit(): number {
     return this.#linesSplit
+  }
+
+  /**
+   * Positions, in the block the last call returned, of the newlines the cursor added (after the
+   * pieces of a split line, after a flushed partial line), in increasing order; empty for an
+   * ordinary block. With them a caller that cuts a block into lines can map each line's end back
+   * to an offset in the file (the merge by timestamp checkpoints between lines).
+   */
+  get inserted(): readonly number[] {
+    return this.#inserted
   }
 
   /** Lines returned so far (a split line counts once per piece): what reached the writer. */
@@ -148,6 +160,7 @@ export class Cursor {
    * The caller must not reuse `chunk`'s memory afterwards.
    */
   frame(chunk: Buffer): Buffer | null {
+    this.#inserted = []
     if (chunk.length === 0) return null
     this.#learnHead(chunk)
     this.#offset += chunk.length
@@ -181,6 +194,7 @@ export class Cursor {
 
   /** frame() for a buffer from readBuffer: `bytesRead` new bytes were read into it at `start`. */
   frameRead(buf: Buffer, start: number, bytesRead: number): Buffer | null {
+    this.#inserted = []
     if (start !== this.#pendingBytes)
       throw new Error('frameRead: the buffer is not from readBuffer')
     if (bytesRead === 0) return null
@@ -205,7 +219,10 @@ export class Cursor {
     if (rest.length > 0) this.#hold(Buffer.from(rest))
     const lines = this.#mayHaveOverlong(block) ? this.#splitOverlong(block, firstAlreadyCut) : block
     this.#lines += countLines(lines)
+    const before = this.#inserted.length
     const pieces = this.#cutOverlongPending()
+    for (let i = before; i < this.#inserted.length; i++)
+      this.#inserted[i] = (this.#inserted[i] as number) + lines.length
     return pieces === null ? lines : Buffer.concat([lines, pieces])
   }
 
@@ -225,8 +242,10 @@ export class Cursor {
    */
   flush(): Buffer | null {
     this.#cutting = false
+    this.#inserted = []
     if (this.#pendingBytes === 0) return null
     this.#lines++
+    this.#inserted = [this.#pendingBytes]
     return this.#takePending(NL)
   }
 
@@ -270,6 +289,7 @@ export class Cursor {
     // Same cut points as #splitOverlong, so any chunking of the input gives the same pieces.
     while (held.length - at > room) {
       parts.push(held.subarray(at, at + room), NL)
+      this.#inserted.push(at + at / room + room) // piece k (at = k * room): k * (room + 1) + room
       at += room
     }
     if (!this.#cutting) this.#linesSplit++
@@ -287,6 +307,7 @@ export class Cursor {
     const parts: Buffer[] = []
     let start = 0
     let copiedTo = 0
+    let added = 0 // newlines added so far: a byte at `at` of block is at `at + added` in the output
     while (start < block.length) {
       const end = block.indexOf(NEWLINE, start) // always found: a block ends in a newline
       if (end - start > room) {
@@ -294,6 +315,7 @@ export class Cursor {
         let at = start
         while (end - at > room) {
           parts.push(block.subarray(at, at + room), NL)
+          this.#inserted.push(at + room + added++)
           at += room
         }
         copiedTo = at
