@@ -6,11 +6,12 @@ import { EventEmitter } from 'node:events'
 import type { Config } from './config.js'
 import { engines } from './engines/index.js'
 import { ExitCode } from './errors.js'
-import { checkOutputNotInput } from './guard.js'
+import { checkOutputNotInput, checkOutputWritable } from './guard.js'
 import type { Logger } from './log.js'
 
 export async function runDaemon(config: Config, log: Logger): Promise<ExitCode> {
   checkOutputNotInput(config.output, config.inputs)
+  checkOutputWritable(config.output, config.statePath)
   const stop = new AbortController()
   const events = new EventEmitter()
   const onStop = (signal: NodeJS.Signals) => {
