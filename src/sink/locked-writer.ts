@@ -19,7 +19,7 @@ import { Mutex } from './mutex.js'
 import {
   changeMessage,
   checkOutput,
-  cutPartialBlock,
+  cutUnfinishedLine,
   isRetryable,
   nextBackoff,
   type OutputChange,
@@ -108,6 +108,9 @@ export class LockedWriter implements BlockSink {
   #checkpointing = false
   /** The output went away and cannot be created again (yet): writes wait at the gate. */
   #held = false
+  /** Every output fd this thread opened and has not closed: it closes them all (a worker
+   * closing an fd another thread opened makes Node warn). */
+  readonly #opened = new Set<number>()
 
   private constructor(
     share: LockedWriterShare,
@@ -150,6 +153,7 @@ export class LockedWriter implements BlockSink {
       0,
       onRetry,
     )
+    if (fd !== STDOUT_FD) writer.#opened.add(fd)
     if (watch) {
       cells[CELL.watched] = 1
       writer.#watch = watch
@@ -248,7 +252,8 @@ export class LockedWriter implements BlockSink {
     this.#requestSwitch(openOutputSync(this.share.path))
   }
 
-  write(block: Buffer, mark?: SourceMark): undefined {
+  write(whole: Buffer, mark?: SourceMark): undefined {
+    let block = whole
     this.#mutex.lock()
     try {
       this.#enter()
@@ -274,10 +279,12 @@ export class LockedWriter implements BlockSink {
           Atomics.wait(this.#cells, CELL.nextFd, -1, err.code === 'EAGAIN' ? 1 : backoff)
           backoff = nextBackoff(backoff)
           if (Atomics.load(this.#cells, CELL.nextFd) !== -1) {
-            // The output was rotated or replaced (which may be what frees the space): the block
-            // goes whole to the new file, once the main thread has checkpointed it.
-            this.#switchLocked(done)
+            // The output was rotated or replaced (which may be what frees the space): the whole
+            // lines written stay in the old file, the rest goes to the new one once the main
+            // thread has checkpointed it.
+            block = block.subarray(this.#leave(block, done))
             done = 0
+            this.#switchLocked()
             this.#enter()
           }
         }
@@ -298,7 +305,7 @@ export class LockedWriter implements BlockSink {
    */
   #enter(): void {
     for (;;) {
-      if (Atomics.load(this.#cells, CELL.nextFd) !== -1) this.#switchLocked(0)
+      if (Atomics.load(this.#cells, CELL.nextFd) !== -1) this.#switchLocked()
       if (Atomics.load(this.#cells, CELL.gate) === 0) return
       this.#mutex.unlock()
       Atomics.wait(this.#cells, CELL.gate, 1, 1000)
@@ -307,23 +314,35 @@ export class LockedWriter implements BlockSink {
   }
 
   /**
-   * Under the lock: switches to the fd the main thread opened. `partial` bytes of an unfinished
-   * block at the old file's end are cut off (the block is written whole to the new file). When
-   * the main thread watches, the gate closes until it has checkpointed the new file: the state
-   * names it, with its size now, before any byte of ours goes to it.
+   * Under the lock, leaving the current file with `done` bytes of `block` in it: the whole lines
+   * among them stay there and are counted in its size; the bytes of a line cut short are cut off
+   * the file (which then ends with a whole line). Returns where the rest of the block starts.
+   * (The block's mark moves only once all of it is written: a crash just then would read its
+   * head again; without one, each line is once.)
    */
-  #switchLocked(partial: number): void {
+  #leave(block: Buffer, done: number): number {
+    const keep = block.subarray(0, done).lastIndexOf(0x0a) + 1
+    this.#size[0] = (this.#size[0] as number) + keep
+    cutUnfinishedLine(this.#cells[CELL.fd] as number, this.#size[0] as number, done - keep)
+    return keep
+  }
+
+  /**
+   * Under the lock: switches to the fd the main thread opened (the old file is synced, then
+   * closed). When the main thread watches, the gate closes until it has checkpointed the new
+   * file: the state names it, with its size now, before any byte of ours goes to it.
+   */
+  #switchLocked(): void {
     const next = Atomics.exchange(this.#cells, CELL.nextFd, -1)
     if (next === -1) return
     const old = this.#cells[CELL.fd] as number
-    cutPartialBlock(old, this.#size[0] as number, partial)
     syncQuietly(old) // its bytes are counted in checkpoints
     this.#cells[CELL.fd] = next
     this.#size[0] = fstatSync(next).size
     Atomics.add(this.#cells, CELL.changes, 1)
     if (this.#cells[CELL.watched] === 1) Atomics.store(this.#cells, CELL.gate, 1)
     Atomics.add(this.#cells, CELL.switches, 1)
-    closeSync(old)
+    // The old fd is closed by the thread that opened it (#closeRetired), not here.
   }
 
   /** Moves whenever the snapshot would differ (for skipping idle checkpoints). */
@@ -352,9 +371,28 @@ export class LockedWriter implements BlockSink {
     this.#closed = true
     if (this.#timer) clearInterval(this.#timer)
     if (this.share.path === '-') return
-    const pending = Atomics.exchange(this.#cells, CELL.nextFd, -1)
-    if (pending !== -1) closeSync(pending)
-    closeSync(this.#cells[CELL.fd] as number)
+    Atomics.store(this.#cells, CELL.nextFd, -1)
+    for (const fd of this.#opened) closeSync(fd)
+    this.#opened.clear()
+  }
+
+  /**
+   * Main thread: closes the fds it opened that no thread writes to any more. Under the lock, so
+   * no writer switches meanwhile; if a writer holds it, at a later tick.
+   */
+  #closeRetired(): void {
+    if (this.#opened.size < 2 || !this.#mutex.lockFor(10)) return
+    try {
+      const current = Atomics.load(this.#cells, CELL.fd)
+      const pending = Atomics.load(this.#cells, CELL.nextFd)
+      for (const fd of this.#opened) {
+        if (fd === current || fd === pending) continue
+        closeSync(fd)
+        this.#opened.delete(fd)
+      }
+    } finally {
+      this.#mutex.unlock()
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -364,6 +402,7 @@ export class LockedWriter implements BlockSink {
   #tick(): void {
     if (this.#closed) return
     this.#reportOutage()
+    this.#closeRetired()
     if (Atomics.load(this.#cells, CELL.switches) !== this.#seenSwitches) void this.#afterSwitch()
     else if (Atomics.load(this.#cells, CELL.nextFd) !== -1) this.#trySwitch()
     else this.#checkPath()
@@ -433,8 +472,8 @@ export class LockedWriter implements BlockSink {
 
   /** Main thread: hands `fd` to whoever switches first (this thread, if the lock is free). */
   #requestSwitch(fd: number): void {
-    const superseded = Atomics.exchange(this.#cells, CELL.nextFd, fd)
-    if (superseded !== -1) closeSync(superseded)
+    this.#opened.add(fd)
+    Atomics.store(this.#cells, CELL.nextFd, fd) // a newer open wins over one not switched to
     Atomics.notify(this.#cells, CELL.nextFd) // a writer waiting out a failed write wakes
     this.#trySwitch()
   }
@@ -442,10 +481,11 @@ export class LockedWriter implements BlockSink {
   #trySwitch(): void {
     if (this.#mutex.lockFor(MAIN_WAIT_MS)) {
       try {
-        this.#switchLocked(0)
+        this.#switchLocked()
       } finally {
         this.#mutex.unlock()
       }
+      this.#closeRetired()
     }
     if (Atomics.load(this.#cells, CELL.switches) !== this.#seenSwitches) void this.#afterSwitch()
   }
@@ -471,6 +511,7 @@ export class LockedWriter implements BlockSink {
     } finally {
       this.#checkpointing = false
     }
+    this.#closeRetired()
     if (this.#held) return
     Atomics.store(this.#cells, CELL.gate, 0)
     Atomics.notify(this.#cells, CELL.gate)

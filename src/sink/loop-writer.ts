@@ -11,7 +11,7 @@ import type { Logger } from '../log.js'
 import {
   changeMessage,
   checkOutput,
-  cutPartialBlock,
+  cutUnfinishedLine,
   isRetryable,
   nextBackoff,
   type OutputChange,
@@ -231,15 +231,11 @@ export class LoopWriter implements BlockSink {
   async #flushLoop(): Promise<void> {
     for (;;) {
       if (this.#held !== null) await new Promise<void>((resolve) => this.#unheld.push(resolve))
-      if (this.#next !== null) await this.#switch(0)
+      if (this.#next !== null) await this.#switch()
       if (this.#queue.length === 0 || this.#failed) break
       const batch = this.#queue.splice(0, IOV_MAX)
       const marks = this.#marks.splice(0, batch.length)
-      const bytes = byteLength(batch)
-      if (!(await this.#writeBatch(batch, bytes))) return
-      this.#size += bytes
-      this.#queuedBytes -= bytes
-      for (const m of marks) this.#apply(m)
+      if (!(await this.#writeBatch(batch, marks))) return
       if (this.#queuedBytes < this.#opts.highWaterBytes / 2) this.#wakeWaiters()
     }
     this.#flushing = null
@@ -249,10 +245,13 @@ export class LoopWriter implements BlockSink {
 
   /**
    * Writes the whole batch, waiting out the errors that pass (full disk, size limit) with a
-   * growing pause; false if the output failed for good. A partial write is continued, not
-   * repeated, so no byte is written twice.
+   * growing pause, then counts it (size and marks together); false if the output failed for
+   * good. A partial write is continued, not repeated, so no byte is written twice.
    */
-  async #writeBatch(batch: Buffer[], bytes: number): Promise<boolean> {
+  async #writeBatch(first: Buffer[], firstMarks: (SourceMark | undefined)[]): Promise<boolean> {
+    let batch = first
+    let marks = firstMarks
+    let bytes = byteLength(batch)
     let done = 0
     let backoff = FIRST_BACKOFF_MS
     while (done < bytes) {
@@ -271,10 +270,12 @@ export class LoopWriter implements BlockSink {
         backoff = nextBackoff(backoff)
         if (this.#failed) return false
         // The output was rotated or replaced meanwhile (which may be what frees the space):
-        // the block goes whole to the new file.
+        // what is written stays in the old file, the rest goes to the new one.
         if (this.#next !== null) {
-          await this.#switch(done)
+          ;({ batch, marks } = this.#leave(batch, marks, done))
+          bytes = byteLength(batch)
           done = 0
+          await this.#switch()
         }
       }
     }
@@ -282,7 +283,43 @@ export class LoopWriter implements BlockSink {
       this.#opts.log.warn(resumedMessage(this.path))
       this.#retrying = null
     }
+    this.#count(batch, marks)
     return true
+  }
+
+  /** Bytes written to the current file: the size and the marks move together. */
+  #count(batch: readonly Buffer[], marks: readonly (SourceMark | undefined)[]): void {
+    const bytes = byteLength(batch)
+    this.#size += bytes
+    this.#queuedBytes -= bytes
+    for (const m of marks) this.#apply(m)
+  }
+
+  /**
+   * Leaving the current file with `done` bytes of `batch` in it: the whole blocks and whole
+   * lines among them stay there and are counted; the bytes of a line cut short are cut off the
+   * file (which then ends with a whole line). Returns what is left to write to the next file,
+   * starting with that line. (The block whose head stays behind is marked only once all of it
+   * is written: a crash just then would read its head again; without one, each line is once.)
+   */
+  #leave(
+    batch: readonly Buffer[],
+    marks: readonly (SourceMark | undefined)[],
+    done: number,
+  ): { batch: Buffer[]; marks: (SourceMark | undefined)[] } {
+    let whole = 0
+    let left = done
+    while (whole < batch.length && (batch[whole] as Buffer).length <= left) {
+      left -= (batch[whole] as Buffer).length
+      whole++
+    }
+    this.#count(batch.slice(0, whole), marks.slice(0, whole))
+    const head = batch[whole] as Buffer
+    const keep = head.subarray(0, left).lastIndexOf(0x0a) + 1
+    this.#size += keep
+    this.#queuedBytes -= keep
+    cutUnfinishedLine(this.#fd, this.#size, left - keep)
+    return { batch: [head.subarray(keep), ...batch.slice(whole + 1)], marks: marks.slice(whole) }
   }
 
   /** One writev (or stdout write) of the batch from byte `done`; returns the bytes written. */
@@ -310,16 +347,14 @@ export class LoopWriter implements BlockSink {
   }
 
   /**
-   * Switches to the fd in #next. `partial` bytes of an unfinished block are at the old file's
-   * end: they are cut off (the block is written whole to the new file). The state then names
-   * the new file, with its size now, before any byte of ours goes to it.
+   * Switches to the fd in #next (the old file is synced, then closed). The state then names the
+   * new file, with its size now, before any byte of ours goes to it.
    */
-  async #switch(partial: number): Promise<void> {
+  async #switch(): Promise<void> {
     const next = this.#next
     if (next === null) return
     this.#next = null
     const old = this.#fd
-    cutPartialBlock(old, this.#size, partial)
     await fsyncAsync(old).catch(() => {}) // its bytes are in checkpoints; some files cannot sync
     const st = await fstatAsync(next)
     this.#fd = next

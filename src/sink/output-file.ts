@@ -149,16 +149,17 @@ export function checkOutput(path: string, fd: number, known: number): OutputChan
 }
 
 /**
- * Before leaving a file part-way through a block (a switch during a failed write): cuts the
- * partial block off, so the old file ends with a whole line and the block goes whole to the new
- * file. Only when the file is exactly as we left it (`size` known bytes plus `partial`).
+ * Before leaving a file part-way through a write (a switch during a failed write): cuts the
+ * `partial` bytes of a line cut short off its end, so it ends with a whole line and the line
+ * goes whole to the new file. Only when the file is exactly as we left it (`size` counted bytes
+ * plus `partial`); a file copied away meanwhile keeps the fragment in its copy.
  */
-export function cutPartialBlock(fd: number, size: number, partial: number): void {
+export function cutUnfinishedLine(fd: number, size: number, partial: number): void {
   if (partial <= 0) return
   try {
     if (fstatSync(fd).size === size + partial) ftruncateSync(fd, size)
   } catch {
-    // The old file is being left anyway; the block is written whole to the new one.
+    // The old file is being left anyway; the line is written whole to the new one.
   }
 }
 
