@@ -189,6 +189,35 @@ describe.each(ENGINES)('engine %s', (engine) => {
     expectMerged([...completeLines(moved), ...completeLines(out)], journal)
   })
 
+  test(`${engine}: SIGTERM while the output is stuck (EFBIG): the warning is out, exit 6 after --shutdown-timeout; a restart without the limit writes each line once`, async ({
+    tmp,
+  }) => {
+    const a = join(tmp, 'a.log')
+    writeFileSync(a, '')
+    const args = [...FAST, '--shutdown-timeout', '500']
+    const { lm, out, journal } = await follow({
+      cwd: tmp,
+      engine,
+      inputs: ['a.log'],
+      probe: [a],
+      args,
+    })
+    setFileSizeLimit(lm.pid, statSync(out).size + 2 * KiB)
+    journal.append(a, longLines('stuck', 100))
+    await waitFor(() => count(lm.stderr(), STALLED('EFBIG')) === 1, {
+      proc: lm,
+      what: 'the EFBIG warning',
+    })
+    // The main thread is not held by a writer waiting out the limit: it handles the signal.
+    lm.kill('SIGTERM')
+    expect(await lm.exited, lm.stderr()).toEqual({ code: 6, signal: null })
+    expect(lm.stderr()).toMatch(/could not drain within 500 ms/)
+    const again = spawnLogmerge(['--engine', engine, ...FAST, '-o', out, 'a.log'], { cwd: tmp })
+    await waitForAll(out, journal.all, { proc: again })
+    await stop(again)
+    expectMerged(completeLines(out), journal)
+  })
+
   test.skipIf(!CAN_MOUNT)(
     `${engine}: a full disk (ENOSPC, small tmpfs): pauses, resumes when space is freed; full again, the output moved to another disk to free it: reopened; full again, SIGKILL, restart once freed; each line once`,
     async ({ tmp }) => {
@@ -336,11 +365,11 @@ describe.each(ENGINES)('engine %s', (engine) => {
       for (const name of names) expect(lines[0]).toContain(name)
     }
     const no = join(tmp, 'no/such')
-    await refused(['-o', 'no/such/out.log'], [join(no, 'out.log'), `mkdir -p ${no}`])
-    await refused(['-o', 'a.log/out.log'], [join(tmp, 'a.log'), 'is not a directory'])
-    await refused(['-o', 'adir'], [join(tmp, 'adir'), 'is a directory'])
+    await refused(['--once', '-o', 'no/such/out.log'], [join(no, 'out.log'), `mkdir -p ${no}`])
+    await refused(['--once', '-o', 'a.log/out.log'], [join(tmp, 'a.log'), 'is not a directory'])
+    await refused(['--once', '-o', 'adir'], [join(tmp, 'adir'), 'is a directory'])
     await refused(
-      ['-o', 'out.log', '--state', 'no/such/state.json'],
+      ['--once', '-o', 'out.log', '--state', 'no/such/state.json'],
       ['state file', join(no, 'state.json'), `mkdir -p ${no}`],
     )
     expect(readdirSync(tmp).sort()).toEqual(['a.log', 'adir'])
@@ -351,13 +380,17 @@ describe.each(ENGINES)('engine %s', (engine) => {
     const locked = join(tmp, 'locked')
     mkdirSync(locked, 0o555)
     writeFileSync(join(locked, 'there.log'), '', { mode: 0o444 })
-    await refused(['-o', 'locked/out.log'], [locked, 'not writable', 'EACCES'], runUnprivileged)
     await refused(
-      ['-o', 'locked/there.log'],
+      ['--once', '-o', 'locked/out.log'],
+      [locked, 'not writable', 'EACCES'],
+      runUnprivileged,
+    )
+    await refused(
+      ['--once', '-o', 'locked/there.log'],
       [join(locked, 'there.log'), 'not writable', 'EACCES'],
       runUnprivileged,
     )
-    // The file is writable, but its state file cannot be created beside it.
+    // The file is writable, but its state file (kept when following) cannot be created beside it.
     chmodSync(join(locked, 'there.log'), 0o666)
     await refused(
       ['-o', 'locked/there.log'],
@@ -389,7 +422,8 @@ describe.each(ENGINES)('engine %s', (engine) => {
       { args: ['real/a.log', 'in.log', '-o', 'merged2.log'], names: ['in.log', 'symlink'] },
     ]
     for (const { args, names } of cases) {
-      const ran = await runLogmerge(['--engine', engine, ...args], { cwd: tmp })
+      // --once: were the output not refused, the run would end (and this test fail) at once.
+      const ran = await runLogmerge(['--engine', engine, '--once', ...args], { cwd: tmp })
       expect(ran.code, `${args.join(' ')}: ${ran.stderr}`).toBe(2)
       const lines = ran.stderr.split('\n').filter(Boolean)
       expect(lines.length, ran.stderr).toBe(1)
