@@ -17,6 +17,7 @@ import { errors, isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import { Mutex } from './mutex.js'
 import {
+  bytesToKeep,
   changeMessage,
   checkOutput,
   cutUnfinishedLine,
@@ -314,16 +315,15 @@ export class LockedWriter implements BlockSink {
   }
 
   /**
-   * Under the lock, leaving the current file with `done` bytes of `block` in it: the whole lines
-   * among them stay there and are counted in its size; the bytes of a line cut short are cut off
-   * the file (which then ends with a whole line). Returns where the rest of the block starts.
-   * (The block's mark moves only once all of it is written: a crash just then would read its
-   * head again; without one, each line is once.)
+   * Under the lock, leaving the current file with `done` bytes of `block` in it: what
+   * bytesToKeep says stays there and is counted in its size, the rest is cut off the file (which
+   * then ends with a whole line). Returns where the rest of the block starts.
    */
   #leave(block: Buffer, done: number): number {
-    const keep = block.subarray(0, done).lastIndexOf(0x0a) + 1
+    const fd = this.#cells[CELL.fd] as number
+    const keep = bytesToKeep(fd, block.subarray(0, done))
     this.#size[0] = (this.#size[0] as number) + keep
-    cutUnfinishedLine(this.#cells[CELL.fd] as number, this.#size[0] as number, done - keep)
+    cutUnfinishedLine(fd, this.#size[0] as number, done - keep)
     return keep
   }
 

@@ -9,6 +9,7 @@ import { promisify } from 'node:util'
 import { errors, isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import {
+  bytesToKeep,
   changeMessage,
   checkOutput,
   cutUnfinishedLine,
@@ -296,11 +297,10 @@ export class LoopWriter implements BlockSink {
   }
 
   /**
-   * Leaving the current file with `done` bytes of `batch` in it: the whole blocks and whole
-   * lines among them stay there and are counted; the bytes of a line cut short are cut off the
-   * file (which then ends with a whole line). Returns what is left to write to the next file,
-   * starting with that line. (The block whose head stays behind is marked only once all of it
-   * is written: a crash just then would read its head again; without one, each line is once.)
+   * Leaving the current file with `done` bytes of `batch` in it: the whole blocks among them
+   * stay there and are counted; of the block cut short, what bytesToKeep says stays, the rest
+   * is cut off the file (which then ends with a whole line). Returns what is left to write to
+   * the next file.
    */
   #leave(
     batch: readonly Buffer[],
@@ -315,7 +315,7 @@ export class LoopWriter implements BlockSink {
     }
     this.#count(batch.slice(0, whole), marks.slice(0, whole))
     const head = batch[whole] as Buffer
-    const keep = head.subarray(0, left).lastIndexOf(0x0a) + 1
+    const keep = bytesToKeep(this.#fd, head.subarray(0, left))
     this.#size += keep
     this.#queuedBytes -= keep
     cutUnfinishedLine(this.#fd, this.#size, left - keep)

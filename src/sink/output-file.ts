@@ -149,6 +149,24 @@ export function checkOutput(path: string, fd: number, known: number): OutputChan
 }
 
 /**
+ * Leaving a file part-way through a block (a switch during a failed write): how many of the
+ * `written` bytes of that block stay in it. A file still linked (renamed by a rotation, or the
+ * same file opened again) keeps none: the block is cut off and written whole to the new file,
+ * so the state, which counts whole blocks, stays exact. A deleted file keeps its whole lines: it
+ * may have been copied away first (mv to another disk), and the copy must not repeat in the new
+ * file. (Its block is marked once all of it is written: a crash before that reads it again.)
+ */
+export function bytesToKeep(fd: number, written: Buffer): number {
+  let linked = true
+  try {
+    linked = fstatSync(fd).nlink > 0
+  } catch {
+    // Cannot tell: cut the whole block, which keeps the state exact.
+  }
+  return linked ? 0 : written.lastIndexOf(0x0a) + 1
+}
+
+/**
  * Before leaving a file part-way through a write (a switch during a failed write): cuts the
  * `partial` bytes of a line cut short off its end, so it ends with a whole line and the line
  * goes whole to the new file. Only when the file is exactly as we left it (`size` counted bytes
