@@ -109,6 +109,9 @@ export class LockedWriter implements BlockSink {
   #checkpointing = false
   /** The output went away and cannot be created again (yet): writes wait at the gate. */
   #held = false
+  /** The watch saw a change at its last tick (see output-file.ts, changes are acted on at the
+   * second tick that sees them). */
+  #noticed = false
   /** Every output fd this thread opened and has not closed: it closes them all (a worker
    * closing an fd another thread opened makes Node warn). */
   readonly #opened = new Set<number>()
@@ -450,7 +453,13 @@ export class LockedWriter implements BlockSink {
     } catch {
       return // the fd cannot be stat'ed (the device is failing): the writes will tell
     }
+    if (change === null) this.#noticed = false
     if (change === null && !this.#held) return
+    if (change && !this.#noticed && !this.#held) {
+      this.#noticed = true // acted on at the next tick, unless it is over by then
+      return
+    }
+    this.#noticed = false
     if (change) log.warn(changeMessage(path, change))
     let fd: number
     try {

@@ -81,6 +81,9 @@ export class LoopWriter implements BlockSink {
   #unheld: (() => void)[] = []
   /** A reopen by the watch is under way. */
   #replacing = false
+  /** The watch saw a change at its last tick (changes are acted on at the second tick that sees
+   * them, see output-file.ts). */
+  #noticed = false
   #watch: NodeJS.Timeout | null = null
   #closed: Promise<void> | null = null
   #failed: Error | null = null
@@ -386,7 +389,13 @@ export class LoopWriter implements BlockSink {
     } catch {
       return // the fd cannot be stat'ed (the device is failing): the writes will tell
     }
+    if (change === null) this.#noticed = false
     if (change === null && this.#held === null) return
+    if (change && !this.#noticed && this.#held === null) {
+      this.#noticed = true // acted on at the next tick, unless it is over by then
+      return
+    }
+    this.#noticed = false
     if (change) this.#opts.log.warn(changeMessage(this.path, change))
     void this.#replace()
   }

@@ -103,6 +103,10 @@ export type OutputChange =
   | { readonly kind: 'truncated'; readonly from: number; readonly to: number }
 
 /**
+ * The writers' watch acts on a change at the second tick that sees it: logrotate's `create`
+ * followed by its postrotate SIGHUP would otherwise race the watch, which would then warn about
+ * a rotation that was announced.
+ *
  * Decides, from the open file (`held`, by fstat), the file now at the output's path (`atPath`,
  * by stat; null if there is none) and the bytes we know we wrote (`known`), whether the output
  * must be opened again. A non-regular output (a pipe, /dev/null) is left alone.
