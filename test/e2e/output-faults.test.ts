@@ -16,6 +16,7 @@ import {
   readlinkSync,
   renameSync,
   rmdirSync,
+  rmSync,
   statfsSync,
   statSync,
   symlinkSync,
@@ -280,10 +281,12 @@ describe.each(ENGINES)('engine %s', (engine) => {
     },
   )
 
-  test(`${engine}: the output deleted, moved away under load, replaced and truncated while running: warned, opened again, checkpointed; each line once`, async ({
+  test(`${engine}: the output deleted, its directory removed, the output moved away under load, replaced and truncated while running: warned, opened again (held while it cannot be), checkpointed; each line once`, async ({
     tmp,
   }) => {
-    const { a, lm, out } = await followA(engine, tmp)
+    const dir = join(tmp, 'o')
+    mkdirSync(dir)
+    const { a, lm, out } = await followA(engine, tmp, join(dir, 'out.log'))
     const moved = `${out}.1`
     const stderr = () => lm.stderr()
 
@@ -293,11 +296,28 @@ describe.each(ENGINES)('engine %s', (engine) => {
       proc: lm,
       what: 'the deletion warning',
     })
-    const journal = new Journal()
-    journal.append(a, uniqueLines('after-delete', 20))
-    await waitForAll(out, journal.all, { proc: lm })
+    const deleted = new Journal()
+    deleted.append(a, uniqueLines('after-delete', 20))
+    await waitForAll(out, deleted.all, { proc: lm })
     expect(deletedHeld(lm.pid, 'out.log')).toEqual([])
     await waitFor(() => stateNames(out), { proc: lm, what: 'the state to name the new file' })
+    expectMerged(completeLines(out), deleted)
+
+    // Its directory removed: it cannot be created again, so writing is held until it can.
+    rmSync(dir, { recursive: true })
+    await waitFor(() => /cannot create output .*out\.log again: .*writing is held/.test(stderr()), {
+      proc: lm,
+      what: 'the warning that writing is held',
+    })
+    const journal = new Journal()
+    journal.append(a, uniqueLines('held', 20))
+    mkdirSync(dir)
+    await waitFor(() => /output .*out\.log could be created again; resumed/.test(stderr()), {
+      proc: lm,
+      what: 'resumed',
+    })
+    await waitForAll(out, journal.all, { proc: lm })
+    await waitFor(() => stateNames(out), { proc: lm, what: 'the state in the new directory' })
 
     // Moved away (a rotation without SIGHUP) while lines keep coming.
     let writing = true
@@ -324,8 +344,8 @@ describe.each(ENGINES)('engine %s', (engine) => {
     expectMerged([...completeLines(moved), ...completeLines(out)], journal)
 
     // Replaced by another file: our lines follow its content.
-    writeFileSync(join(tmp, 'other.log'), 'foreign line\n')
-    renameSync(join(tmp, 'other.log'), out)
+    writeFileSync(join(dir, 'other.log'), 'foreign line\n')
+    renameSync(join(dir, 'other.log'), out)
     await waitFor(() => /out\.log was replaced by another file/.test(stderr()), {
       proc: lm,
       what: 'the replacement warning',
