@@ -263,6 +263,7 @@ export class LockedWriter implements BlockSink {
       this.#enter()
       // The whole block under one lock hold, retries included: no other thread's bytes can land
       // inside it, even when the disk fills up part-way (every writer waits for space anyway).
+      // Only a switch to a new file lets go of the lock, before any of the rest is written.
       let done = 0
       let backoff = FIRST_BACKOFF_MS
       let stalled = false
