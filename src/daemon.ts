@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events'
 import type { Config } from './config.js'
 import { engines } from './engines/index.js'
 import { ExitCode, LogmergeError } from './errors.js'
-import { checkOutputNotInput } from './guard.js'
+import { checkOutputNotInput, checkOutputWritable } from './guard.js'
 import type { Job, Run } from './jobs.js'
 import type { Logger } from './log.js'
 import type { Notifier } from './sd-notify.js'
@@ -65,7 +65,10 @@ interface Running {
 
 export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
   const { log } = io
-  for (const { config } of run.jobs) checkOutputNotInput(config.output, config.inputs)
+  for (const { config } of run.jobs) {
+    checkOutputNotInput(config.output, config.inputs)
+    checkOutputWritable(config.output, config.statePath)
+  }
   // Each job its own controller and emitter: one shared by many engines would pass Node's
   // listener limit (10) and warn.
   const running: Running[] = run.jobs.map((job) => ({

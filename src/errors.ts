@@ -2,6 +2,7 @@
  * Errors with a stable code, and the process exit codes they map to. Every message a user can
  * see for a fatal condition is built here, so the wording lives in one place.
  */
+import { dirname } from 'node:path'
 
 /** Process exit codes (documented in --help and docs/exit-codes in README). */
 export const ExitCode = {
@@ -30,6 +31,7 @@ export type ErrorCode =
   | 'ECONFIG'
   | 'EOUTPUT_IS_INPUT'
   | 'EOUTPUT_DIR'
+  | 'ESTATE_DIR'
   | 'EOUTPUT_OPEN'
   | 'EOUTPUT_WRITE'
   | 'EOUTPUT_CLOSED'
@@ -41,6 +43,7 @@ const exitFor: Record<ErrorCode, ExitCode> = {
   ECONFIG: ExitCode.usage,
   EOUTPUT_IS_INPUT: ExitCode.usage,
   EOUTPUT_DIR: ExitCode.usage,
+  ESTATE_DIR: ExitCode.usage,
   EOUTPUT_OPEN: ExitCode.io,
   EOUTPUT_WRITE: ExitCode.io,
   EOUTPUT_CLOSED: ExitCode.io,
@@ -87,8 +90,15 @@ export const errors = {
   outputDir: (output: string, cause: NodeJS.ErrnoException) =>
     new LogmergeError(
       'EOUTPUT_DIR',
-      `cannot create output ${output}: ${cause.code === 'ENOENT' ? 'its directory does not exist' : describeErrno(cause)}`,
+      `cannot create output ${output}: ${cause.code === 'ENOENT' ? `its directory ${dirname(output)} does not exist` : describeErrno(cause)}`,
       { cause, hint: 'create the directory or choose another --output' },
+    ),
+  /** Found at start: the output or the state file cannot be written where it is. */
+  notWritable: (role: 'output' | 'state file', path: string, problem: string, hint: string) =>
+    new LogmergeError(
+      role === 'output' ? 'EOUTPUT_DIR' : 'ESTATE_DIR',
+      `cannot write ${role} ${path}: ${problem}`,
+      { hint },
     ),
   outputOpen: (output: string, cause: NodeJS.ErrnoException) =>
     new LogmergeError('EOUTPUT_OPEN', `cannot open output ${output}: ${describeErrno(cause)}`, {

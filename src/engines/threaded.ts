@@ -67,7 +67,11 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     : { sources: [], previousStart: null }
   const locked =
     shape.writer === 'locked'
-      ? LockedWriter.open(config.output, config.threads, (m) => log.warnOnce('output-retry', m))
+      ? LockedWriter.open(config.output, config.threads, (m) => log.warnOnce('output-retry', m), {
+          log,
+          intervalMs: config.pollIntervalMs,
+          onSwitch: (): Promise<void> | undefined => checkpoints?.save(),
+        })
       : null
   const loop =
     shape.writer === 'loop'
@@ -76,6 +80,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
           highWaterBytes: Math.max(4 * 1024 * 1024, 2 * config.maxLineBytes),
           log,
           onFatal: fail,
+          watchMs: config.pollIntervalMs,
+          onSwitch: (): Promise<void> | undefined => checkpoints?.save(),
         })
       : null
   /** What the threads told us about each file they opened, for checkpoints. */

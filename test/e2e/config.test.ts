@@ -127,19 +127,21 @@ describe('several jobs in one daemon', () => {
     tmp,
   }) => {
     const { path } = threeJobs(tmp)
-    const config = JSON.parse(readFileSync(path, 'utf8'))
-    config.jobs[2].output = 'missing-dir/sys.log' // cannot be created: exit 2 when opened
-    writeJson(path, config)
     const journal = new Journal()
     journal.append(join(tmp, 'web1.log'), uniqueLines('before', 20))
-    const run = await runLogmerge(['--config', path], { cwd: tmp })
-    expect(run.code, run.stderr).toBe(2)
+    // Job sys runs on top-down: its reader thread fails (the test-only fault hook) at start.
+    const run = await runLogmerge(['--config', path], {
+      cwd: tmp,
+      env: { LOGMERGE_FAULT: 'throw:sys1.log' },
+    })
+    expect(run.code, run.stderr).toBe(5)
     const stderr = linesOf(run.stderr)
     expect(
-      stderr.some((l) => /^logmerge: sys: error: cannot create output .*missing-dir/.test(l)),
+      stderr.some((l) => /^logmerge: sys: error: .*sys1\.log/.test(l)),
+      run.stderr,
     ).toBe(true)
     expect(stderr).toContain(
-      'logmerge: error: job sys failed (exit 2): stopping the other jobs; they resume from their checkpoints when logmerge is started again',
+      'logmerge: error: job sys failed (exit 5): stopping the other jobs; they resume from their checkpoints when logmerge is started again',
     )
     // The healthy job was drained: what it had read is in its output, its state saved.
     expectMerged(completeLines(join(tmp, 'out', 'web.log')), journal)
