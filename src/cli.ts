@@ -24,6 +24,7 @@ waits for its newline. Quote globs so the shell does not expand them.
 
 Commands:
   logmerge status -o OUT | --state PATH [--json]   where a run stands (see status --help)
+  logmerge selftest [--duration 60s] [--engine E]   prove the promise on this machine
 
 Exit codes:
   0  done (--once) or stopped by SIGTERM/SIGINT after draining
@@ -150,6 +151,11 @@ function parse(program: Command, argv: string[]): boolean {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[2] === 'selftest') {
+    const { runSelftest } = await import('./selftest/index.js')
+    process.exitCode = await runSelftest(argv.slice(3))
+    return
+  }
   if (argv[2] === 'status') {
     const status = buildStatusProgram()
     if (!parse(status, [argv[0] as string, argv[1] as string, ...argv.slice(3)])) return
