@@ -31,6 +31,8 @@ export interface WrittenStream {
   readonly generationStarts: readonly number[]
   /** Lines written between a copytruncate's copy and its truncate. */
   readonly race: readonly SeqRange[]
+  /** Lines written into a file already renamed away (before the writer reopened its log). */
+  readonly late?: readonly SeqRange[]
 }
 
 /** Consecutive lines of one writer and generation, for the report's examples. */
@@ -50,6 +52,8 @@ export interface StreamCheck {
   readonly duplicated: number
   readonly outOfOrderWithinGeneration: number
   readonly outOfOrderAcrossGenerations: number
+  /** Of those across generations: lines written into the file after it was renamed away. */
+  readonly lateWritesAcrossGenerations: number
   readonly raceWritten: number
   readonly raceLost: number
 }
@@ -61,7 +65,12 @@ export interface CheckResult {
   readonly delivered: number
   readonly lost: number
   readonly duplicated: number
-  readonly outOfOrder: { readonly withinGeneration: number; readonly acrossGenerations: number }
+  readonly outOfOrder: {
+    readonly withinGeneration: number
+    readonly acrossGenerations: number
+    /** Of acrossGenerations: lines written into a renamed file before its writer reopened. */
+    readonly lateWritesAcrossGenerations: number
+  }
   readonly corrupt: number
   /** Lines written between a copytruncate's copy and its truncate; lost ones do not fail. */
   readonly copytruncateRace: {
@@ -113,6 +122,7 @@ export function checkOutput(output: Buffer, written: readonly WrittenStream[]): 
     outOfOrder: {
       withinGeneration: sum((c) => c.outOfOrderWithinGeneration),
       acrossGenerations: sum((c) => c.outOfOrderAcrossGenerations),
+      lateWritesAcrossGenerations: sum((c) => c.lateWritesAcrossGenerations),
     },
     corrupt: corruptCount,
     copytruncateRace: {
@@ -163,6 +173,7 @@ class StreamTally {
   /** How often each line appeared. */
   readonly #seen: Uint32Array
   readonly #inRace: Uint8Array
+  readonly #late: Uint8Array
   /** Per generation, the lines in the order of their first appearance. */
   readonly #firstSeen = new Map<number, number[]>()
   #newestGeneration = -1
@@ -177,7 +188,9 @@ class StreamTally {
     this.#written = written
     this.#seen = new Uint32Array(written.count)
     this.#inRace = new Uint8Array(written.count)
+    this.#late = new Uint8Array(written.count)
     for (const r of written.race) this.#inRace.fill(1, r.from, Math.min(r.to, written.count))
+    for (const r of written.late ?? []) this.#late.fill(1, r.from, Math.min(r.to, written.count))
   }
 
   /** A line this writer really wrote, into the generation it names. */
@@ -241,6 +254,7 @@ class StreamTally {
       duplicated,
       outOfOrderWithinGeneration: within.length,
       outOfOrderAcrossGenerations: this.#across.length,
+      lateWritesAcrossGenerations: this.#across.filter((seq) => this.#late[seq] === 1).length,
       raceWritten,
       raceLost,
     }

@@ -4,16 +4,24 @@
  * util-linux `prlimit --pid`, so its next writes fail with EFBIG (Node ignores SIGXFSZ), then
  * put the limit back. logmerge must warn, hold its readers, retry, and resume with nothing lost
  * or doubled: the same path a full disk (ENOSPC) takes through its writer.
+ *
+ * prlimit runs as logmerge's own user: changing another user's limits needs CAP_SYS_RESOURCE,
+ * which root in a container often lacks.
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 
-const run = promisify(execFile)
+const exec = promisify(execFile)
+
+/** The user logmerge runs as, when it is not the current one. */
+export type User = { readonly uid: number; readonly gid: number } | undefined
+
+const run = (args: readonly string[], user: User) => exec('prlimit', args, { ...(user ?? {}) })
 
 /** True when `prlimit` can be run (util-linux; Linux only). */
 export async function havePrlimit(): Promise<boolean> {
   try {
-    await run('prlimit', ['--version'])
+    await run(['--version'], undefined)
     return true
   } catch {
     return false
@@ -21,17 +29,12 @@ export async function havePrlimit(): Promise<boolean> {
 }
 
 /** The soft file size limit of process `pid` ("unlimited" or bytes), or null if unreadable. */
-export async function softFileSizeLimit(pid: number): Promise<string | null> {
+export async function softFileSizeLimit(pid: number, user: User): Promise<string | null> {
   try {
-    const { stdout } = await run('prlimit', [
-      '--pid',
-      String(pid),
-      '--fsize',
-      '--raw',
-      '--noheadings',
-      '--output',
-      'SOFT',
-    ])
+    const { stdout } = await run(
+      ['--pid', String(pid), '--fsize', '--raw', '--noheadings', '--output', 'SOFT'],
+      user,
+    )
     const value = stdout.trim()
     return value.length > 0 ? value : null
   } catch {
@@ -40,9 +43,13 @@ export async function softFileSizeLimit(pid: number): Promise<string | null> {
 }
 
 /** Sets the soft file size limit of `pid` (the hard one is left alone); false if it failed. */
-export async function setSoftFileSizeLimit(pid: number, limit: string): Promise<boolean> {
+export async function setSoftFileSizeLimit(
+  pid: number,
+  limit: string,
+  user: User,
+): Promise<boolean> {
   try {
-    await run('prlimit', ['--pid', String(pid), `--fsize=${limit}:`])
+    await run(['--pid', String(pid), `--fsize=${limit}:`], user)
     return true
   } catch {
     return false

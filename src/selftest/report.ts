@@ -110,9 +110,11 @@ export function formatReport(r: SelftestReport): string {
     `lost                      ${n(c.lost)}${examples(c.examples.lost)}`,
     `duplicated                ${n(c.duplicated)}${examples(c.examples.duplicated)}`,
     `out of order              ${n(c.outOfOrder.withinGeneration)} within a generation${examples(c.examples.withinGeneration)}`,
-    `                          ${n(c.outOfOrder.acrossGenerations)} across generations${examples(c.examples.acrossGenerations)}`,
+    `                          ${n(c.outOfOrder.acrossGenerations)} across generations${examples(c.examples.acrossGenerations)}${c.outOfOrder.acrossGenerations > 0 ? `; ${n(c.outOfOrder.lateWritesAcrossGenerations)} of them written into the renamed file before its writer reopened` : ''}`,
     `corrupt or unknown        ${n(c.corrupt)}${c.examples.corrupt.length > 0 ? `: ${c.examples.corrupt.slice(0, 3).join(' | ')}` : ''}`,
     `copytruncate's own race   ${n(c.copytruncateRace.written)} lines written between a copy and its truncate: ${n(c.copytruncateRace.lost)} lost (not counted above), ${n(c.copytruncateRace.delivered)} read in time`,
+    'per writer (out of order: within + across generations):',
+    ...perWriter(r),
   )
   const notable = r.logmerge.stderr.examples
   if (notable.length > 0) {
@@ -125,10 +127,20 @@ export function formatReport(r: SelftestReport): string {
   return `${lines.join('\n')}\n`
 }
 
+/** " (w1 g0 #0-127, ...)": where the first few problems are (writer, generation, lines). */
 function examples(runs: readonly SeqRun[]): string {
   if (runs.length === 0) return ''
   const shown = runs
     .slice(0, 4)
     .map((x) => `w${x.writer} g${x.generation} #${x.from}${x.to > x.from ? `-${x.to}` : ''}`)
   return ` (${shown.join(', ')}${runs.length > 4 ? ', ...' : ''})`
+}
+
+/** One line per writer: how it was rotated and what became of its lines. */
+function perWriter(r: SelftestReport): string[] {
+  return r.check.streams.map((x) => {
+    const mode = r.settings.writers.find((w) => w.id === x.writer)?.rotation ?? 'not rotated'
+    const race = x.raceWritten > 0 ? `, ${n(x.raceLost)} lost to the copytruncate race` : ''
+    return `  w${x.writer} ${mode.padEnd(13)} ${n(x.written).padStart(9)} written: ${n(x.lost)} lost, ${n(x.duplicated)} duplicated, ${n(x.outOfOrderWithinGeneration)} + ${n(x.outOfOrderAcrossGenerations)} out of order${race}`
+  })
 }

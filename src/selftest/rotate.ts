@@ -32,10 +32,14 @@ export interface RotationContext {
   readonly ending: AbortSignal
   /** May a new generation be created unreadable for a while (a permission flip)? */
   readonly flipPermissions: boolean
+  /** Is logmerge down (killed, not restarted yet)? */
+  readonly down: () => boolean
 }
 
 export interface RotationOutcome {
   readonly done: boolean
+  /** logmerge was down at the moment the file changed. */
+  readonly whileDown?: boolean
   /** The new file was created with mode 000 and made readable later. */
   readonly unreadable?: boolean
 }
@@ -58,17 +62,21 @@ async function renameAndCreate(w: Writer, ctx: RotationContext): Promise<Rotatio
     w.finishLine()
     shiftGenerations(w)
     renameSync(w.path, `${w.path}.1`)
+    const whileDown = ctx.down()
     const fd = openSync(w.path, 'wx', READABLE) // logrotate's `create`
     const unreadable = ctx.flipPermissions && ctx.random.chance(0.2)
     fchmodSync(fd, unreadable ? 0 : READABLE)
     // Until its postrotate signal, the application writes on into the renamed file.
+    const lateFrom = w.seq
     await sleep(ctx.random.int(0, 30))
+    w.finishLine()
+    w.recordLate(lateFrom)
     w.startGeneration(fd)
     if (unreadable) {
       await sleep(ctx.random.between(300, 1500))
       chmodSync(w.path, READABLE)
     }
-    return { done: true, unreadable }
+    return { done: true, whileDown, unreadable }
   } finally {
     w.wholeLinesOnly = false
   }
@@ -86,10 +94,11 @@ async function copyTruncate(w: Writer, ctx: RotationContext): Promise<RotationOu
     // logrotate's gap between its copy and its truncate: the writer goes on meanwhile.
     await sleep(ctx.random.int(0, 20))
     w.finishLine()
+    const whileDown = ctx.down()
     truncateSync(w.path, 0)
     w.recordRace(from)
     w.startGeneration()
-    return { done: true }
+    return { done: true, whileDown }
   } finally {
     w.wholeLinesOnly = false
   }
@@ -104,9 +113,10 @@ async function truncateInPlace(w: Writer, ctx: RotationContext): Promise<Rotatio
       if (ctx.ending.aborted || Date.now() > deadline) return { done: false }
       await sleep(50)
     }
+    const whileDown = ctx.down()
     truncateSync(w.path, 0)
     w.startGeneration()
-    return { done: true }
+    return { done: true, whileDown }
   } finally {
     w.paused = false
   }

@@ -228,18 +228,18 @@ class Scenario {
       committed: (path) => this.lm.running && isCommitted(this.layout.state, path),
       ending: this.ending.signal,
       flipPermissions: this.#flipPermissions,
+      down: () => !this.lm.running,
     }
     while (await this.#pause(this.random.jitter(this.opts.rotateEveryMs))) {
       if (w.busy) continue
       w.busy = true
       try {
-        const down = !this.lm.running
         const outcome = await rotate[mode](w, ctx)
         const count = this.exercised.rotations[mode]
         if (!outcome.done) count.skipped++
         else {
           count.done++
-          if (down) count.whileDown++
+          if (outcome.whileDown) count.whileDown++
         }
         if (outcome.unreadable) this.exercised.permissionFlips.newFileUnreadable++
       } finally {
@@ -301,12 +301,13 @@ class Scenario {
         this.exercised.outputFaults.skipped++
         continue
       }
-      const before = await softFileSizeLimit(pid)
-      if (before === null || !(await setSoftFileSizeLimit(pid, String(limit)))) continue
+      const user = this.lm.spec.user
+      const before = await softFileSizeLimit(pid, user)
+      if (before === null || !(await setSoftFileSizeLimit(pid, String(limit), user))) continue
       this.exercised.outputFaults.episodes++
       await sleep(this.random.between(500, 2000))
       // A process killed meanwhile took its limit with it; its pid may be another's by now.
-      if (this.lm.pid === pid) await setSoftFileSizeLimit(pid, before)
+      if (this.lm.pid === pid) await setSoftFileSizeLimit(pid, before, user)
     }
   }
 

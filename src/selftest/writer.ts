@@ -35,6 +35,7 @@ export class Writer {
   #generation = 0
   readonly #generationStarts: number[] = [0]
   readonly #race: SeqRange[] = []
+  readonly #late: SeqRange[] = []
   /** The unwritten end of a line split across two writes. */
   #rest: Buffer | null = null
 
@@ -98,6 +99,11 @@ export class Writer {
     if (this.#seq > from) this.#race.push({ from, to: this.#seq })
   }
 
+  /** Lines from `from` to the current one went into a file already renamed away. */
+  recordLate(from: number): void {
+    if (this.#seq > from) this.#late.push({ from, to: this.#seq })
+  }
+
   get generation(): number {
     return this.#generation
   }
@@ -109,6 +115,7 @@ export class Writer {
       count: this.#seq,
       generationStarts: [...this.#generationStarts],
       race: [...this.#race],
+      late: [...this.#late],
     }
   }
 
