@@ -6,7 +6,7 @@ import { ENGINES, type EngineName } from '../config.js'
 import { errors } from '../errors.js'
 import { ROTATIONS, type Rotation } from './writer.js'
 
-export const FAULTS = ['chmod', 'output'] as const
+export const FAULTS = ['chmod', 'output', 'late-writes'] as const
 export type Fault = (typeof FAULTS)[number]
 
 export interface SelftestOptions {

@@ -3,7 +3,8 @@
  * went into which file:
  * - rename: logrotate's default (`create`): older generations shift (w0.log.1 -> w0.log.2), the
  *   log is renamed to w0.log.1, a new empty w0.log is created, and the application goes on
- *   writing into the renamed file for a moment before it reopens (its postrotate signal);
+ *   writing into the renamed file for a moment before it reopens (its postrotate signal; not
+ *   with --faults lacking late-writes);
  * - copytruncate: older generations shift, the log is copied to w0.log.1, then truncated in
  *   place after a short gap; lines written in that gap are in neither file (logrotate's own
  *   race), and are recorded as such;
@@ -34,6 +35,8 @@ export interface RotationContext {
   readonly flipPermissions: boolean
   /** Is logmerge down (killed, not restarted yet)? */
   readonly down: () => boolean
+  /** Does the application write on into the renamed file for a moment (until it reopens)? */
+  readonly lateWrites: boolean
 }
 
 export interface RotationOutcome {
@@ -68,7 +71,7 @@ async function renameAndCreate(w: Writer, ctx: RotationContext): Promise<Rotatio
     fchmodSync(fd, unreadable ? 0 : READABLE)
     // Until its postrotate signal, the application writes on into the renamed file.
     const lateFrom = w.seq
-    await sleep(ctx.random.int(0, 30))
+    if (ctx.lateWrites) await sleep(ctx.random.int(0, 30))
     w.finishLine()
     w.recordLate(lateFrom)
     w.startGeneration(fd)

@@ -229,6 +229,7 @@ class Scenario {
       ending: this.ending.signal,
       flipPermissions: this.#flipPermissions,
       down: () => !this.lm.running,
+      lateWrites: this.opts.faults.has('late-writes'),
     }
     while (await this.#pause(this.random.jitter(this.opts.rotateEveryMs))) {
       if (w.busy) continue
