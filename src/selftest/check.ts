@@ -79,6 +79,16 @@ export interface CheckResult {
     readonly delivered: number
   }
   readonly streams: readonly StreamCheck[]
+  /**
+   * How many separate incidents: runs of consecutive lines of one writer and generation that
+   * were lost, duplicated or out of order (one dropped stretch of 400 lines is one incident).
+   */
+  readonly incidents: {
+    readonly lost: number
+    readonly duplicated: number
+    readonly withinGeneration: number
+    readonly acrossGenerations: number
+  }
   /** A few of each, to show in the report (at most EXAMPLES runs or lines each). */
   readonly examples: {
     readonly lost: readonly SeqRun[]
@@ -113,6 +123,8 @@ export function checkOutput(output: Buffer, written: readonly WrittenStream[]): 
   const sum = (f: (c: StreamCheck) => number) => checks.reduce((n, c) => n + f(c), 0)
   const tallies = [...streams.values()]
   const examples = (pick: (t: StreamTally) => SeqRun[]) => tallies.flatMap(pick).slice(0, EXAMPLES)
+  const incidents = (pick: (t: StreamTally) => SeqRun[]) =>
+    tallies.reduce((n, t) => n + pick(t).length, 0)
   const result = {
     outputLines,
     written: sum((c) => c.written),
@@ -131,6 +143,12 @@ export function checkOutput(output: Buffer, written: readonly WrittenStream[]): 
       delivered: sum((c) => c.raceWritten - c.raceLost),
     },
     streams: checks,
+    incidents: {
+      lost: incidents((t) => t.lostRuns),
+      duplicated: incidents((t) => t.duplicatedRuns),
+      withinGeneration: incidents((t) => t.withinRuns),
+      acrossGenerations: incidents((t) => t.acrossRuns),
+    },
     examples: {
       lost: examples((t) => t.lostRuns),
       duplicated: examples((t) => t.duplicatedRuns),

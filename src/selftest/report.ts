@@ -2,7 +2,7 @@
  * The selftest's report: one object (printed as is with --json) and its short human form.
  */
 import type { EngineName } from '../config.js'
-import type { CheckResult, SeqRun } from './check.js'
+import type { CheckResult, SeqRun, WrittenStream } from './check.js'
 import type { Exit, UnexpectedExit } from './logmerge-process.js'
 import type { Fault } from './options.js'
 import type { StderrKind } from './stderr-tally.js'
@@ -75,6 +75,8 @@ export interface SelftestReport {
   readonly exercised: Exercised
   readonly notExercised: readonly string[]
   readonly check: CheckResult
+  /** What each writer wrote (the check's other input: re-check the kept output with it). */
+  readonly written: readonly WrittenStream[]
 }
 
 const n = (x: number) => x.toLocaleString('en-US')
@@ -107,10 +109,10 @@ export function formatReport(r: SelftestReport): string {
     '',
     `lines written             ${n(c.written)} by ${r.settings.writers.length} writers`,
     `lines in the output       ${n(c.outputLines)}`,
-    `lost                      ${n(c.lost)}${examples(c.examples.lost)}`,
-    `duplicated                ${n(c.duplicated)}${examples(c.examples.duplicated)}`,
-    `out of order              ${n(c.outOfOrder.withinGeneration)} within a generation${examples(c.examples.withinGeneration)}`,
-    `                          ${n(c.outOfOrder.acrossGenerations)} across generations${examples(c.examples.acrossGenerations)}${c.outOfOrder.acrossGenerations > 0 ? `; ${n(c.outOfOrder.lateWritesAcrossGenerations)} of them written into the renamed file before its writer reopened` : ''}`,
+    `lost                      ${n(c.lost)}${times(c.incidents.lost)}${examples(c.examples.lost)}`,
+    `duplicated                ${n(c.duplicated)}${times(c.incidents.duplicated)}${examples(c.examples.duplicated)}`,
+    `out of order              ${n(c.outOfOrder.withinGeneration)} within a generation${times(c.incidents.withinGeneration)}${examples(c.examples.withinGeneration)}`,
+    `                          ${n(c.outOfOrder.acrossGenerations)} across generations${times(c.incidents.acrossGenerations)}${examples(c.examples.acrossGenerations)}${c.outOfOrder.acrossGenerations > 0 ? `; ${n(c.outOfOrder.lateWritesAcrossGenerations)} of them written into the renamed file before its writer reopened` : ''}`,
     `corrupt or unknown        ${n(c.corrupt)}${c.examples.corrupt.length > 0 ? `: ${c.examples.corrupt.slice(0, 3).join(' | ')}` : ''}`,
     `copytruncate's own race   ${n(c.copytruncateRace.written)} lines written between a copy and its truncate: ${n(c.copytruncateRace.lost)} lost (not counted above), ${n(c.copytruncateRace.delivered)} read in time`,
     'per writer (out of order: within + across generations):',
@@ -125,6 +127,11 @@ export function formatReport(r: SelftestReport): string {
   if (r.ok) lines.push('PASS: every line exactly once, in order (copytruncate race aside)')
   else lines.push('FAIL:', ...r.failures.map((f) => `  - ${f}`))
   return `${lines.join('\n')}\n`
+}
+
+/** " in 3 places": incidents (runs of consecutive lines), when there are any. */
+function times(incidents: number): string {
+  return incidents === 0 ? '' : ` in ${n(incidents)} place${incidents === 1 ? '' : 's'}`
 }
 
 /** " (w1 g0 #0-127, ...)": where the first few problems are (writer, generation, lines). */

@@ -408,6 +408,7 @@ class Scenario {
       exercised: this.exercised,
       notExercised: this.notExercised,
       check,
+      written,
     }
     if (kept) writeFileSync(this.layout.reportFile, `${JSON.stringify(report, null, 2)}\n`)
     else this.#removeDir = true

@@ -93,6 +93,12 @@ describe('checkOutput', () => {
       copytruncateRace: { written: 2, lost: 1, delivered: 1 },
       held: false,
     })
+    expect(r.incidents).toEqual({
+      lost: 1,
+      duplicated: 1,
+      withinGeneration: 1,
+      acrossGenerations: 1,
+    })
     expect(r.examples.lost).toEqual([{ writer: 0, generation: 1, from: 7, to: 7 }])
     expect(r.examples.duplicated).toEqual([{ writer: 0, generation: 1, from: 6, to: 6 }])
     expect(r.examples.acrossGenerations).toEqual([{ writer: 1, generation: 0, from: 2, to: 3 }])
@@ -110,6 +116,7 @@ describe('checkOutput', () => {
     expect(r.duplicated).toBe(2)
     expect(r.lost).toBe(3) // 5, 6, 7
     expect(r.examples.lost).toEqual([{ writer: 0, generation: 1, from: 5, to: 7 }])
+    expect(r.incidents).toMatchObject({ lost: 1, duplicated: 1 })
     // Repeats are duplicates, not disorder.
     expect(r.outOfOrder.withinGeneration).toBe(0)
   })
