@@ -99,8 +99,9 @@ export function formatReport(r: SelftestReport): string {
     'exercised:',
     `  SIGKILL + restart       ${n(e.kills)} (down ${secs(e.downtimeMs.min)} to ${secs(e.downtimeMs.max)})`,
     `  rotations               ${rot.length > 0 ? rot.join(', ') : 'none'}`,
-    `  permission flips        ${n(e.permissionFlips.acrossRestart)} across a restart, ${n(e.permissionFlips.newFileUnreadable)} new files unreadable; logmerge warned ${n(s.permission)} times`,
-    `  output failures (EFBIG) ${n(e.outputFaults.episodes)}; logmerge warned ${n(s.outputFault)}, resumed ${n(s.outputResumed)} times`,
+    `  permission flips        ${asked(r, 'chmod', `${n(e.permissionFlips.acrossRestart)} across a restart, ${n(e.permissionFlips.newFileUnreadable)} new files unreadable; logmerge warned ${n(s.permission)} times`)}`,
+    `  output failures (EFBIG) ${asked(r, 'output', `${n(e.outputFaults.episodes)}; logmerge warned ${n(s.outputFault)}, resumed ${n(s.outputResumed)} times`)}`,
+    `  late writes             ${asked(r, 'late-writes', 'into a renamed file until its writer reopened')}`,
   ]
   if (r.notExercised.length > 0) {
     lines.push('not exercised:', ...r.notExercised.map((why) => `  - ${why}`))
@@ -127,6 +128,11 @@ export function formatReport(r: SelftestReport): string {
   if (r.ok) lines.push('PASS: every line exactly once, in order (copytruncate race aside)')
   else lines.push('FAIL:', ...r.failures.map((f) => `  - ${f}`))
   return `${lines.join('\n')}\n`
+}
+
+/** What a fault did, or that it was left out by --faults. */
+function asked(r: SelftestReport, fault: Fault, what: string): string {
+  return r.settings.faults.includes(fault) ? what : 'not asked for (--faults)'
 }
 
 /** " in 3 places": incidents (runs of consecutive lines), when there are any. */

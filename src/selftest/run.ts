@@ -349,10 +349,8 @@ class Scenario {
     caughtUp: boolean,
     finalExit: Awaited<ReturnType<LogmergeProcess['stop']>>,
   ): SelftestReport {
-    const check = checkOutput(
-      readOutput(this.layout.output),
-      this.writers.map((w) => w.written()),
-    )
+    const written = this.writers.map((w) => w.written())
+    const check = checkOutput(readOutput(this.layout.output), written)
     this.exercised.starts = this.lm.starts
     if (this.exercised.kills === 0) this.exercised.downtimeMs.min = 0
     const unexpected = this.lm.unexpectedExits.filter((x) => !(this.#interrupted && x.code === 0))
