@@ -115,7 +115,11 @@ export function formatReport(r: SelftestReport): string {
     `out of order              ${n(c.outOfOrder.withinGeneration)} within a generation${times(c.incidents.withinGeneration)}${examples(c.examples.withinGeneration)}`,
     `                          ${n(c.outOfOrder.acrossGenerations)} across generations${times(c.incidents.acrossGenerations)}${examples(c.examples.acrossGenerations)}${c.outOfOrder.acrossGenerations > 0 ? `; ${n(c.outOfOrder.lateWritesAcrossGenerations)} of them written into the renamed file before its writer reopened` : ''}`,
     `corrupt or unknown        ${n(c.corrupt)}${c.examples.corrupt.length > 0 ? `: ${c.examples.corrupt.slice(0, 3).join(' | ')}` : ''}`,
-    `copytruncate's own race   ${n(c.copytruncateRace.written)} lines written between a copy and its truncate: ${n(c.copytruncateRace.lost)} lost (not counted above), ${n(c.copytruncateRace.delivered)} read in time`,
+    ...(r.settings.writers.some((w) => w.rotation === 'copytruncate')
+      ? [
+          `copytruncate's own race   ${n(c.copytruncateRace.written)} lines written between a copy and its truncate: ${n(c.copytruncateRace.lost)} lost (not counted above), ${n(c.copytruncateRace.delivered)} read in time`,
+        ]
+      : []),
     'per writer (out of order: within + across generations):',
     ...perWriter(r),
   )
