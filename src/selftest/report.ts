@@ -80,7 +80,8 @@ export interface SelftestReport {
 }
 
 const n = (x: number) => x.toLocaleString('en-US')
-const secs = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`
+const secs = (ms: number) =>
+  ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`
 
 export function formatReport(r: SelftestReport): string {
   const c = r.check
