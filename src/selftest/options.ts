@@ -73,6 +73,7 @@ export function buildSelftestProgram(): Command {
       'after',
       `\nExtra flags after -- go to logmerge, e.g. \`logmerge selftest -- --poll-interval 200\`.\n${EXIT_CODES}`,
     )
+    .showHelpAfterError('(run `logmerge selftest --help` for usage)')
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`logmerge: ${text}`) })
 }
@@ -118,6 +119,8 @@ export function parseSelftestArgs(argv: readonly string[]): SelftestOptions {
   }
 }
 
+const usage = (message: string) => errors.usage(message, 'see `logmerge selftest --help`')
+
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
 /** "60s", "2m", "500ms", "1.5s"; a bare number is seconds. */
@@ -125,7 +128,7 @@ export function duration(flag: string, text: string, minMs: number): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text)
   const ms = m ? Math.round(Number(m[1]) * (UNITS[m[2] ?? 's'] as number)) : Number.NaN
   if (!Number.isFinite(ms) || ms < minMs) {
-    throw errors.usage(
+    throw usage(
       `Expected \`${flag}\` to be a time like 60s, 2m or 500ms${minMs > 0 ? ` (at least ${minMs} ms)` : ''}, got \`${text}\``,
     )
   }
@@ -135,7 +138,7 @@ export function duration(flag: string, text: string, minMs: number): number {
 function integer(flag: string, text: string, min: number): number {
   const n = Number(text)
   if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(n) || n < min) {
-    throw errors.usage(`Expected \`${flag}\` to be an integer >= ${min}, got \`${text}\``)
+    throw usage(`Expected \`${flag}\` to be an integer >= ${min}, got \`${text}\``)
   }
   return n
 }
@@ -148,7 +151,7 @@ function list<T extends string>(flag: string, text: string, allowed: readonly T[
     .filter((w) => w.length > 0 && w !== 'none')
   const bad = words.find((w) => !(allowed as readonly string[]).includes(w))
   if (bad !== undefined) {
-    throw errors.usage(
+    throw usage(
       `Expected \`${flag}\` to be a comma-separated list of ${allowed.join(', ')} (or none), got \`${bad}\``,
     )
   }
