@@ -37,6 +37,8 @@ export class LogmergeProcess {
   /** Called when it exits without being asked to. */
   onUnexpectedExit: (() => void) | null = null
   #child: ChildProcess | null = null
+  /** Stopped or closed: no more starts (a late restart timer must not leave one running). */
+  #done = false
   #exited: Promise<Exit> = Promise.resolve({ code: null, signal: null })
 
   constructor(spec: LogmergeSpec) {
@@ -52,7 +54,7 @@ export class LogmergeProcess {
   }
 
   start(): void {
-    if (this.#child) return
+    if (this.#child || this.#done) return
     const n = ++this.starts
     const startedAt = Date.now()
     appendFileSync(this.spec.stderrFile, `--- selftest: start ${n}, ${new Date().toISOString()}\n`)
@@ -96,8 +98,15 @@ export class LogmergeProcess {
     this.kills++
   }
 
+  /** Whatever state it is in: no process left running, and none started later. */
+  async close(): Promise<void> {
+    this.#done = true
+    await this.kill()
+  }
+
   /** SIGTERM (drain and exit 0 expected); SIGKILL after `timeoutMs`. Null when not running. */
   async stop(timeoutMs: number): Promise<(Exit & { timedOut: boolean }) | null> {
+    this.#done = true
     const child = this.#child
     if (!child) return null
     this.#child = null

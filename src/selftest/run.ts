@@ -17,6 +17,7 @@ import { Random } from './random.js'
 import type { Exercised, SelftestReport } from './report.js'
 import { type RotationContext, rotate } from './rotate.js'
 import { BIN, chooseUser, type Layout, prepareLayout, type RunAs, SetupError } from './setup.js'
+import { failuresOf } from './verdict.js'
 import { READABLE, Writer } from './writer.js'
 
 /** How often the writers' timer fires. */
@@ -190,6 +191,7 @@ class Scenario {
       }
       await sleep(25)
     }
+    // Start it again (start() does nothing once the run has stopped or closed it).
     this.lm.onUnexpectedExit = () => {
       if (this.lm.unexpectedExits.length > MAX_UNEXPECTED_EXITS) return
       setTimeout(() => this.lm.start(), 500).unref()
@@ -254,7 +256,6 @@ class Scenario {
     const every = this.opts.killEveryMs
     while (await this.#pause(this.random.jitter(every))) {
       await this.lm.kill()
-      this.exercised.kills++
       const flipped = this.#flipPermissions && this.random.chance(0.4) ? this.#claimWriter() : null
       if (flipped) {
         chmodSync(flipped.path, 0)
@@ -340,7 +341,7 @@ class Scenario {
     const rotations = Object.values(this.exercised.rotations).reduce((n, r) => n + r.done, 0)
     const s = Math.round((Date.now() - this.#startedAt) / 1000)
     this.progress(
-      `selftest: ${s}/${Math.round(this.opts.durationMs / 1000)} s: ${written} lines written, ${this.exercised.kills} kills, ${rotations} rotations`,
+      `selftest: ${s}/${Math.round(this.opts.durationMs / 1000)} s: ${written} lines written, ${this.lm.kills} kills, ${rotations} rotations`,
     )
   }
 
@@ -352,22 +353,16 @@ class Scenario {
     const written = this.writers.map((w) => w.written())
     const check = checkOutput(readOutput(this.layout.output), written)
     this.exercised.starts = this.lm.starts
-    if (this.exercised.kills === 0) this.exercised.downtimeMs.min = 0
+    this.exercised.kills = this.lm.kills
+    if (this.exercised.downtimeMs.min > this.exercised.downtimeMs.max)
+      this.exercised.downtimeMs.min = 0
+    // After Ctrl-C, logmerge got the terminal's SIGINT too: its clean exit is no failure.
     const unexpected = this.lm.unexpectedExits.filter((x) => !(this.#interrupted && x.code === 0))
-    const failures = describeFailures(check)
-    if (unexpected.length > 0) {
-      const first = unexpected[0]
-      failures.push(
-        `logmerge exited by itself ${unexpected.length} time(s) (first: ${first?.signal ?? `code ${first?.code}`} after ${first?.afterMs} ms of start ${first?.start})`,
-      )
-    }
-    if (finalExit === null) failures.push('logmerge was not running at the end')
-    else if (finalExit.code !== 0 || finalExit.timedOut) {
-      const how = finalExit.timedOut
-        ? `did not exit within ${STOP_MS / 1000} s`
-        : `exited with ${finalExit.signal ?? `code ${finalExit.code}`}`
-      failures.push(`logmerge ${how} at SIGTERM (expected: drain and exit 0)`)
-    }
+    const failures = failuresOf(check, {
+      unexpectedExits: unexpected,
+      finalExit,
+      stopTimeoutMs: STOP_MS,
+    })
     const ok = failures.length === 0
     const kept = !ok || this.opts.keep || !this.layout.temporary
     const runAs =
@@ -416,7 +411,7 @@ class Scenario {
   /** Whatever happened: no logmerge left running, no input left unreadable, temp dir removed. */
   async cleanUp(): Promise<void> {
     this.ending.abort()
-    await this.lm.kill()
+    await this.lm.close()
     await Promise.all(this.#restores)
     for (const w of this.writers) {
       try {
@@ -425,22 +420,6 @@ class Scenario {
     }
     if (this.#removeDir) await rm(this.layout.dir, { recursive: true, force: true })
   }
-}
-
-/** The check's findings, one sentence each. */
-function describeFailures(check: ReturnType<typeof checkOutput>): string[] {
-  const failures: string[] = []
-  if (check.lost > 0) failures.push(`${check.lost} line(s) lost`)
-  if (check.duplicated > 0) failures.push(`${check.duplicated} line(s) duplicated`)
-  if (check.outOfOrder.withinGeneration > 0)
-    failures.push(`${check.outOfOrder.withinGeneration} line(s) out of order within a generation`)
-  if (check.outOfOrder.acrossGenerations > 0) {
-    failures.push(
-      `${check.outOfOrder.acrossGenerations} line(s) of an older generation after a newer one's`,
-    )
-  }
-  if (check.corrupt > 0) failures.push(`${check.corrupt} corrupt or unknown line(s) in the output`)
-  return failures
 }
 
 function readOutput(path: string): Buffer {
