@@ -34,6 +34,7 @@ override the file when it has one job; with several, only --log-level and --shut
 Commands:
   logmerge check-config FILE                       check a config file: exit 0, or 2 and why
   logmerge status -o OUT | --state PATH [--json]   where a run stands (see status --help)
+  logmerge selftest [--duration 60s] [--engine E]   prove the promise on this machine
 
 Exit codes:
   0  done (--once) or stopped by SIGTERM/SIGINT after draining
@@ -233,6 +234,11 @@ function parse(program: Command, argv: string[]): boolean {
 
 export async function main(argv: string[]): Promise<void> {
   const [node, script, command] = argv as [string, string, string | undefined]
+  if (command === 'selftest') {
+    const { runSelftest } = await import('./selftest/index.js')
+    process.exitCode = await runSelftest(argv.slice(3))
+    return
+  }
   if (command === 'status' || command === 'check-config') {
     const sub = command === 'status' ? buildStatusProgram() : buildCheckConfigProgram()
     if (!parse(sub, [node, script, ...argv.slice(3)])) return
