@@ -180,11 +180,11 @@ export class FileTable<H> {
    * A copytruncate copy whose rest we read (up to `size`): known from now on, and finished, so a
    * later search does not take it for an unread generation.
    */
-  rememberCopy(path: string, identity: Identity, head: Buffer, size: number): void {
+  rememberCopy(path: string, identity: Identity, head: Buffer, size: number): Tracked<H> | null {
     const key = identityKey(identity)
-    if (this.files.has(key)) return
+    if (this.files.has(key)) return null
     const cursor = new Cursor({ identity, offset: size, head, maxLineBytes: this.maxLineBytes })
-    this.files.set(key, {
+    const copy: Tracked<H> = {
       key,
       cursor,
       handle: null,
@@ -193,7 +193,19 @@ export class FileTable<H> {
       lastActivity: Date.now(),
       finished: true,
       missed: 0,
-    })
+    }
+    this.files.set(key, copy)
+    return copy
+  }
+
+  /**
+   * Open files that lost the name `path` (rotated away) and may still grow: an application
+   * writes to its old file until it reopens. Read them before the file now at `path`, so lines
+   * keep the order they were written in.
+   */
+  *orphansNamed(path: string): Generator<Tracked<H>> {
+    for (const f of this.files.values())
+      if (f.names === 0 && f.handle !== null && f.path === path) yield f
   }
 
   /** Files with no handle and no name: remembered from a checkpoint, or finished. */

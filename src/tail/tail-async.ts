@@ -54,6 +54,10 @@ export class AsyncFollower {
   readonly #nameWork = new Map<string, Promise<void>>()
   readonly #pumps = new Map<File, { running: Promise<void>; again: boolean }>()
   #closed = false
+  /** The fingerprint each file was last told with (see #tellSource). */
+  readonly #headSent = new WeakMap<Tracked<unknown>, Buffer>()
+  /** Some rotated file is still open (cleared by the sweep): see changed(). */
+  #orphansMayGrow = false
   /** Files born after this are new to this run (see FileTable.isUnknownGeneration). */
   readonly #startedAt = Date.now()
   #sweeps = 0
@@ -159,9 +163,26 @@ export class AsyncFollower {
         await fh.close()
         continue
       }
-      this.#opts.onSource?.(file)
+      this.#tellSource(file)
       await this.#pump(file)
     }
+  }
+
+  /**
+   * Tells the owner about `file` (reader threads: the main thread keeps what it needs for
+   * checkpoints), again whenever its first bytes grew or changed: a file opened empty must not
+   * stay recorded with an empty fingerprint, which would match whatever replaced it.
+   */
+  #tellSource(file: Tracked<unknown>): void {
+    if (!this.#opts.onSource) return
+    this.#headSent.set(file, file.cursor.head)
+    this.#opts.onSource(file)
+  }
+
+  /** After a read: tell again if the fingerprint moved on since it was last told. */
+  #retellIfHeadChanged(file: Tracked<unknown>): void {
+    const sent = this.#headSent.get(file)
+    if (sent !== undefined && sent !== file.cursor.head) this.#tellSource(file)
   }
 
   /** Adds the input names found at start-up and reads what they hold. */
@@ -185,9 +206,12 @@ export class AsyncFollower {
   }
 
   /** A file at `path` was written to: read it (cheaper than resolve: no stat of the name). */
-  changed(path: string): Promise<void> {
+  async changed(path: string): Promise<void> {
     const file = this.#table.fileOf(path)
-    return file?.handle ? this.#pump(file) : this.resolve(path)
+    if (!file?.handle) return this.resolve(path)
+    if (this.#orphansMayGrow)
+      for (const old of this.#table.orphansNamed(path)) await this.#pump(old)
+    return this.#pump(file)
   }
 
   /**
@@ -221,7 +245,9 @@ export class AsyncFollower {
       if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset)
         void this.resolve(path)
     }
+    this.#orphansMayGrow = false
     for (const file of this.#table.orphans()) {
+      this.#orphansMayGrow = true
       const { size } = fstatSync((file.handle as FileHandle).fd)
       if (size !== file.cursor.offset) void this.#pump(file)
       else if (FileTable.isQuiet(file, this.#opts.quietMs)) void this.#retire(file)
@@ -251,6 +277,7 @@ export class AsyncFollower {
     const { step, orphaned } = this.#table.look(path, st)
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
+      this.#orphansMayGrow = true
       await this.#pump(orphaned) // the rest of the old file first, then the new one
     }
     if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path))) {
@@ -305,7 +332,7 @@ export class AsyncFollower {
     if (file === null) await fh.close()
     else {
       this.#opts.sink.note?.(markOf(file))
-      this.#opts.onSource?.(file)
+      this.#tellSource(file)
     }
   }
 
@@ -373,6 +400,7 @@ export class AsyncFollower {
       if (bytesRead === 0) break
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
+      this.#retellIfHeadChanged(file)
       if (block) await sink.write(block, markOf(file))
       if (bytesRead < want) break
     }
@@ -400,7 +428,12 @@ export class AsyncFollower {
           `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
         )
         await this.#readFrom(fh, file, st.size)
-        this.#table.rememberCopy(path, st, await readHead(fh), st.size)
+        const copy = this.#table.rememberCopy(path, st, await readHead(fh), st.size)
+        // Checkpointed as read to its end: a restart must not take it for a new generation.
+        if (copy) {
+          this.#opts.sink.note?.(markOf(copy))
+          this.#tellSource(copy)
+        }
         return
       } finally {
         await fh.close()

@@ -56,6 +56,10 @@ export class SyncFollower {
   readonly #table: FileTable<number>
   #scratch = Buffer.alloc(0)
   #sweeps = 0
+  /** The fingerprint each file was last told with (see #tellSource). */
+  readonly #headSent = new WeakMap<Tracked<unknown>, Buffer>()
+  /** Some rotated file is still open (cleared by the sweep): see changed(). */
+  #orphansMayGrow = false
   /** Files born after this are new to this run (see FileTable.isUnknownGeneration). */
   readonly #startedAt = Date.now()
   /** The path being worked on, so a thread that fails can say which file it was at. */
@@ -145,9 +149,26 @@ export class SyncFollower {
         closeSync(fd)
         continue
       }
-      this.#opts.onSource?.(file)
+      this.#tellSource(file)
       this.#readNew(file)
     }
+  }
+
+  /**
+   * Tells the owner about `file` (reader threads: the main thread keeps what it needs for
+   * checkpoints), again whenever its first bytes grew or changed: a file opened empty must not
+   * stay recorded with an empty fingerprint, which would match whatever replaced it.
+   */
+  #tellSource(file: Tracked<unknown>): void {
+    if (!this.#opts.onSource) return
+    this.#headSent.set(file, file.cursor.head)
+    this.#opts.onSource(file)
+  }
+
+  /** After a read: tell again if the fingerprint moved on since it was last told. */
+  #retellIfHeadChanged(file: Tracked<unknown>): void {
+    const sent = this.#headSent.get(file)
+    if (sent !== undefined && sent !== file.cursor.head) this.#tellSource(file)
   }
 
   start(paths: Iterable<string>): void {
@@ -165,6 +186,7 @@ export class SyncFollower {
     const { step, orphaned } = this.#table.look(path, st)
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
+      this.#orphansMayGrow = true
       this.#readNew(orphaned)
     }
     if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path))) {
@@ -188,6 +210,7 @@ export class SyncFollower {
       return
     }
     this.current = path
+    if (this.#orphansMayGrow) for (const old of this.#table.orphansNamed(path)) this.#readNew(old)
     this.#readNew(file)
     this.current = null
   }
@@ -209,7 +232,9 @@ export class SyncFollower {
         grew ||= before !== this.#table.fileOf(path)?.cursor.offset
       }
     }
+    this.#orphansMayGrow = false
     for (const file of [...this.#table.orphans()]) {
+      this.#orphansMayGrow = true
       if (fstatSync(file.handle as number).size !== file.cursor.offset) {
         this.#readNew(file)
         grew = true
@@ -272,7 +297,7 @@ export class SyncFollower {
       return
     }
     this.#opts.sink.note?.(markOf(file))
-    this.#opts.onSource?.(file)
+    this.#tellSource(file)
   }
 
   #readNew(file: File): void {
@@ -320,6 +345,7 @@ export class SyncFollower {
       if (bytesRead === 0) break
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
+      this.#retellIfHeadChanged(file)
       if (block) sink.write(block, markOf(file))
       if (bytesRead < want) break
     }
@@ -351,7 +377,12 @@ export class SyncFollower {
           `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
         )
         this.#readFrom(fd, file, st.size)
-        this.#table.rememberCopy(path, st, readHead(fd), st.size)
+        const copy = this.#table.rememberCopy(path, st, readHead(fd), st.size)
+        // Checkpointed as read to its end: a restart must not take it for a new generation.
+        if (copy) {
+          this.#opts.sink.note?.(markOf(copy))
+          this.#tellSource(copy)
+        }
         return
       } finally {
         closeSync(fd)
