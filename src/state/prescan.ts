@@ -7,7 +7,7 @@
 import { open, readdir, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { FINGERPRINT_BYTES, identityKey } from '../tail/cursor.js'
-import { isRotatedSibling } from '../tail/rotation.js'
+import { isRotatedSibling, rotationFamily } from '../tail/rotation.js'
 import { lineStartBefore } from '../tail/start.js'
 import type { SourceState } from './checkpoint.js'
 
@@ -42,7 +42,8 @@ export async function prescan(
       await fh.close()
     }
   }
-  if (previousStart !== null) fresh.push(...(await unknownGenerations(paths, known, previousStart)))
+  if (previousStart !== null)
+    fresh.push(...(await unknownGenerations(paths, known, remembered, previousStart)))
   return fresh
 }
 
@@ -55,6 +56,7 @@ export async function prescan(
 async function unknownGenerations(
   names: readonly string[],
   known: Map<string, SourceState>,
+  remembered: readonly SourceState[],
   since: number,
 ): Promise<SourceState[]> {
   const found: SourceState[] = []
@@ -74,7 +76,12 @@ async function unknownGenerations(
         continue
       const head = await readHeadOf(path)
       if (head === null) continue
-      const source = { path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset: 0 }
+      // A copytruncate copy made before we saw the truncation: it begins as the file we were
+      // reading there did (the same first bytes), and that file's bytes up to our offset are
+      // in the output already: read the copy from there, not again from its start.
+      const original = copiedFrom(path, head, remembered)
+      const offset = original ? Math.min(original.offset, st.size) : 0
+      const source = { path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset }
       known.set(identityKey(st), source)
       found.push(source)
     }
@@ -91,6 +98,24 @@ async function readHeadOf(path: string): Promise<Buffer | null> {
   } finally {
     await fh.close()
   }
+}
+
+/**
+ * The source a checkpoint recorded in `path`'s rotation family whose (non-empty) first bytes
+ * `head` begins with: `path` is a copy of it. The fingerprint is the only link between a copy
+ * and its original, as when a copy is found while running (see tail-async's #finishFromCopy).
+ */
+function copiedFrom(
+  path: string,
+  head: Buffer,
+  remembered: readonly SourceState[],
+): SourceState | undefined {
+  return remembered.find(
+    (s) =>
+      s.head !== '' &&
+      isRotatedSibling(path, rotationFamily(s.path)) &&
+      headsAgree(Buffer.from(s.head, 'base64'), head),
+  )
 }
 
 /** The shorter of two fingerprints is a prefix of the longer (the file only grew). */

@@ -153,6 +153,20 @@ export class FileTable<H> {
     return names.has(family) && isRotatedSibling(path, family)
   }
 
+  /**
+   * True when `head` (the first bytes of a file found at `path`) begins as a followed file of
+   * the same rotation family does: `path` is a copytruncate copy of it, which the follower reads
+   * from its own offset once it sees the truncation (#finishFromCopy), never from 0.
+   */
+  isCopyOfFollowed(path: string, head: Buffer): boolean {
+    const family = rotationFamily(path)
+    for (const f of this.files.values()) {
+      if (f.handle === null || f.cursor.head.length === 0) continue
+      if (rotationFamily(f.path) === family && f.cursor.headMatches(head)) return true
+    }
+    return false
+  }
+
   /** An unknown generation found beside its name (see isUnknownGeneration): read from 0. */
   adoptUnknown(path: string, handle: H, file: OpenedFile): Tracked<H> {
     const key = identityKey(file.identity)

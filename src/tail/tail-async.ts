@@ -154,6 +154,8 @@ export class AsyncFollower {
           this.#opts.log.info(
             `${path}: rotated while logmerge was not looking; reading the rest of it`,
           )
+      } else if (this.#table.isCopyOfFollowed(path, seenNow.head)) {
+        file = null // a copytruncate copy: read from our offset when the truncation is seen
       } else {
         file = this.#table.adoptUnknown(path, fh, seenNow)
         this.#opts.sink.note?.(markOf(file))

@@ -140,6 +140,8 @@ export class SyncFollower {
           this.#opts.log.info(
             `${path}: rotated while logmerge was not looking; reading the rest of it`,
           )
+      } else if (this.#table.isCopyOfFollowed(path, seenNow.head)) {
+        file = null // a copytruncate copy: read from our offset when the truncation is seen
       } else {
         file = this.#table.adoptUnknown(path, fd, seenNow)
         this.#opts.sink.note?.(markOf(file))

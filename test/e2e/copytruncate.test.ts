@@ -12,9 +12,11 @@ import {
   ENGINES,
   expectMerged,
   follow,
+  Journal,
   logrotateFor,
   pause,
   resume,
+  spawnLogmerge,
   stop,
   test,
   uniqueLines,
@@ -54,5 +56,37 @@ describe.each(ENGINES)('engine %s', (engine) => {
     await stop(lm)
     expectMerged(completeLines(out), journal)
     expect(lm.stderr()).toMatch(/copied to .*app\.log\.1 and truncated/)
+  })
+
+  test('restarts after copytruncates, while running and while stopped: the copies are not read again', async ({
+    tmp,
+  }) => {
+    const log = join(tmp, 'app.log')
+    writeFileSync(log, '')
+    const rotate = await logrotateFor(tmp, log, ['copytruncate', 'rotate 5', 'missingok'])
+    const args = ['--engine', engine, '--from', 'start', '-o', 'out.log', 'app.log']
+    const out = join(tmp, 'out.log')
+    const journal = new Journal()
+    let lm = spawnLogmerge(args, { cwd: tmp })
+    // While running: the truncation is seen and the copy's rest read; then a restart.
+    journal.append(log, uniqueLines('run1', 40))
+    await waitForAll(out, journal.all, { proc: lm })
+    journal.append(log, uniqueLines('run1b', 10))
+    await rotate()
+    journal.append(log, uniqueLines('run1c', 10))
+    await waitForAll(out, journal.all, { proc: lm })
+    await stop(lm)
+    lm = spawnLogmerge(args, { cwd: tmp })
+    journal.append(log, uniqueLines('run2', 10))
+    await waitForAll(out, journal.all, { proc: lm })
+    await stop(lm)
+    // While stopped: unread lines, then a copytruncate, then more lines.
+    journal.append(log, uniqueLines('stopped', 20))
+    await rotate()
+    journal.append(log, uniqueLines('run3', 10))
+    lm = spawnLogmerge(args, { cwd: tmp })
+    await waitForAll(out, journal.all, { proc: lm })
+    await stop(lm)
+    expectMerged(completeLines(out), journal)
   })
 })
