@@ -1,0 +1,479 @@
+/**
+ * Time order: merges the records of many sources by their timestamps, for files at rest
+ * (`--once`: a stable k-way merge) and for files that are still growing (following: a bounded
+ * reorder window). Pure logic: the caller reads, pushes blocks with the time they arrived,
+ * asks what may be written now, writes it, and sets a timer for the next deadline.
+ *
+ * Records. A record is a line with a timestamp and the lines after it without one (a stack
+ * trace, a wrapped message); it moves as one piece. Lines before a source's first timestamp
+ * have no time of their own: they get -Infinity and are written as soon as the rules allow,
+ * ahead of anything timed, never counted late. Continuation lines that arrive after their
+ * record was written (following only) take that record's time and are written next.
+ *
+ * Order. Records of one source are always written in the source's order, even if its own
+ * timestamps go backwards (each source is a queue; only queue heads are compared). Equal times
+ * keep arrival order when following, and the order in which sources were opened with --once
+ * (what `sort -m -s` does with its files), so a --once merge does not depend on read timing.
+ *
+ * --once (windowMs = Infinity): the smallest head is written whenever every source that has
+ * not ended holds a record, and that record is complete (the next leader or the end of its
+ * source has arrived; or its source is full, and then it may be written in pieces). Ended
+ * sources are dropped once empty. O(log k) per record for k sources.
+ *
+ * Following (finite windowMs): a record may be written once every source that has not ended
+ * has moved past its time (a source's watermark is the greatest time it has pushed), or once
+ * it has been held windowMs since it arrived; a quiet source therefore holds the others back
+ * for at most the window. A record earlier than one already written is still written, never
+ * dropped, and counted late.
+ */
+
+import { IndexedHeap } from './heap.js'
+import { type Block, Source } from './source.js'
+import { LineTimes, type TimestampFormat, type TimestampOptions } from './timestamps.js'
+
+const NEWLINE = 0x0a
+
+export const DEFAULT_WINDOW_MS = 1000
+export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024
+/**
+ * Continuation lines that arrive in a later block than their leader are copied next to it
+ * (one record, one buffer) up to this size; a longer record is written in pieces.
+ */
+export const JOIN_LIMIT_BYTES = 1024 * 1024
+
+export interface TimeOrderOptions {
+  /** The reorder window in ms (--reorder-window); Infinity for --once. Default 1000. */
+  readonly windowMs?: number
+  /**
+   * A source holding at least this many bytes is full: the caller should stop reading it
+   * until it drains, and its last record may be written before it is complete (so a full
+   * source never blocks the merge). Default 8 MiB.
+   */
+  readonly maxBufferedBytes?: number
+  /** Zone and reference time for the parsers of every source (see TimestampOptions). */
+  readonly timestamps?: TimestampOptions
+}
+
+export interface SourceOptions {
+  /** The source's timestamp format (--timestamp-format); default 'auto' (detected). */
+  readonly format?: TimestampFormat
+  /** Overrides the merge's TimestampOptions for this source (e.g. its mtime as reference). */
+  readonly timestamps?: TimestampOptions
+}
+
+/** One record to write, in output order. */
+export interface MergedRecord<K> {
+  readonly key: K
+  /** The block the record lies in (as pushed, or a joined copy); do not modify it. */
+  readonly block: Buffer
+  /** The record is block[start, end): whole lines, the last ending in a newline. */
+  readonly start: number
+  readonly end: number
+  /** ms since the epoch (fraction: microseconds); -Infinity before the source's first time. */
+  readonly time: number
+  /** Offset of the record's first byte, counted as the caller's push offsets. */
+  readonly offset: number
+  /**
+   * Offset just past the record: once it is written, the source's bytes up to here are all in
+   * the output (a source's records are written in order), so a checkpoint may resume here.
+   */
+  readonly endOffset: number
+  /** Written after a record with a later time (see the class comment). */
+  readonly late: boolean
+  /** Lines without a timestamp whose leader was written before them, or never seen. */
+  readonly continuation: boolean
+}
+
+export class TimeOrder<K> {
+  readonly windowMs: number
+  readonly maxBufferedBytes: number
+  readonly #once: boolean
+  readonly #timestamps: TimestampOptions
+  readonly #sources = new Map<K, Source<K>>()
+  /** Sources holding records, by their next record: (time, tie). */
+  readonly #byHead: IndexedHeap<Source<K>>
+  /** Following: sources holding records, by when their oldest held record arrived. */
+  readonly #byArrival: IndexedHeap<Source<K>>
+  /** Following: sources not ended, by watermark. */
+  readonly #byWatermark: IndexedHeap<Source<K>>
+  #nextRank = 0
+  #nextSeq = 0
+  /** --once: sources that have not ended and hold no record (the merge must wait for them). */
+  #starving = 0
+  #maxWritten = Number.NEGATIVE_INFINITY
+  #late = 0
+  #written = 0
+  #bufferedBytes = 0
+
+  constructor(options: TimeOrderOptions = {}) {
+    const windowMs = options.windowMs ?? DEFAULT_WINDOW_MS
+    if (!(windowMs >= 0)) throw new RangeError(`windowMs must be >= 0, got ${windowMs}`)
+    const maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES
+    if (!Number.isInteger(maxBuffered) || maxBuffered < 1) {
+      throw new RangeError(`maxBufferedBytes must be an integer >= 1, got ${maxBuffered}`)
+    }
+    this.windowMs = windowMs
+    this.maxBufferedBytes = maxBuffered
+    this.#once = windowMs === Number.POSITIVE_INFINITY
+    this.#timestamps = options.timestamps ?? {}
+    this.#byHead = new IndexedHeap<Source<K>>(headBefore, {
+      get: (s) => s.headPosition,
+      set: (s, i) => {
+        s.headPosition = i
+      },
+    })
+    this.#byArrival = new IndexedHeap<Source<K>>(
+      (a, b) =>
+        a.headArrival < b.headArrival || (a.headArrival === b.headArrival && a.rank < b.rank),
+      {
+        get: (s) => s.arrivalPosition,
+        set: (s, i) => {
+          s.arrivalPosition = i
+        },
+      },
+    )
+    this.#byWatermark = new IndexedHeap<Source<K>>(
+      (a, b) => a.watermark < b.watermark || (a.watermark === b.watermark && a.rank < b.rank),
+      {
+        get: (s) => s.watermarkPosition,
+        set: (s, i) => {
+          s.watermarkPosition = i
+        },
+      },
+    )
+  }
+
+  /** --once mode (an infinite window). */
+  get once(): boolean {
+    return this.#once
+  }
+
+  /** Starts a source. Its key must not be in use (an ended source's key is free once drained). */
+  open(key: K, options: SourceOptions = {}): void {
+    if (this.#sources.has(key)) throw new Error(`time order: source ${String(key)} is already open`)
+    const times = new LineTimes(options.format ?? 'auto', options.timestamps ?? this.#timestamps)
+    const source = new Source(key, this.#nextRank++, times)
+    this.#sources.set(key, source)
+    if (!this.#once) this.#byWatermark.push(source)
+    this.#refreshStarving(source)
+  }
+
+  /** True while the key is open, or ended with records still held. */
+  has(key: K): boolean {
+    return this.#sources.has(key)
+  }
+
+  /**
+   * Adds a block of whole lines (it must end in a newline) that the source read, in the
+   * source's order. `now` is the arrival time on the caller's clock (ms; only differences
+   * matter; it is ignored with --once). `offset` is where the block starts in the caller's
+   * terms (default: the bytes pushed to this source before it); emitted records report their
+   * offsets in the same terms. The block must not be modified afterwards.
+   */
+  push(key: K, block: Buffer, now: number, offset?: number): void {
+    const source = this.#source(key, 'push to')
+    if (source.ended) throw new Error(`time order: source ${String(key)} has ended`)
+    if (block.length === 0) return
+    if (block[block.length - 1] !== NEWLINE) {
+      throw new RangeError(`time order: a block for ${String(key)} must end in a newline`)
+    }
+    const arrival = Math.max(now, source.lastArrival)
+    source.lastArrival = arrival
+    const blockOffset = offset ?? source.pushedBytes
+    source.pushedBytes += block.length
+    source.times.learn(block)
+    const { starts, times } = this.#leaders(source, block)
+    const headEnd = starts[0] ?? block.length
+    let continuationFirst = false
+    if (headEnd > 0 && !this.#joinToHeld(source, block, headEnd, blockOffset)) {
+      // Lines without a time of their own that cannot join their record: a record of their own.
+      starts.unshift(0)
+      times.unshift(Number.NaN)
+      continuationFirst = true
+    }
+    if (starts.length > 0) {
+      this.#appendBlock(source, block, blockOffset, arrival, starts, times, continuationFirst)
+    }
+    this.#placeInHeaps(source)
+    if (!this.#once) this.#byWatermark.update(source)
+  }
+
+  /** The source will push nothing more: its held records are merged, then it is forgotten. */
+  end(key: K): void {
+    const source = this.#source(key, 'end')
+    if (source.ended) return
+    source.ended = true
+    this.#byWatermark.remove(source)
+    this.#placeInHeaps(source)
+  }
+
+  /**
+   * The records that may be written at `now` (the caller's clock, as for push), in order.
+   * Call it after pushes, after end(), and when the deadline from nextDeadline() comes.
+   */
+  release(now: number): MergedRecord<K>[] {
+    const out: MergedRecord<K>[] = []
+    if (this.#once) {
+      while (this.#starving === 0) {
+        const top = this.#byHead.peek()
+        if (top === undefined || !this.#complete(top)) break
+        this.#emit(top, out)
+      }
+      return out
+    }
+    for (;;) {
+      const top = this.#byHead.peek()
+      const oldest = this.#byArrival.peek()
+      if (top === undefined || oldest === undefined) break
+      const expired = oldest.headArrival + this.windowMs <= now
+      if (!expired && top.headTime > this.#minWatermark()) break
+      this.#emit(top, out)
+    }
+    return out
+  }
+
+  /** Everything held, in order, whatever the rules (shutdown; the end of a --once run). */
+  flush(): MergedRecord<K>[] {
+    const out: MergedRecord<K>[] = []
+    for (let top = this.#byHead.peek(); top !== undefined; top = this.#byHead.peek()) {
+      this.#emit(top, out)
+    }
+    return out
+  }
+
+  /**
+   * When the oldest held record's window runs out (the caller's clock, ms): call release()
+   * then. null when nothing is held, and always with --once.
+   */
+  nextDeadline(): number | null {
+    const oldest = this.#byArrival.peek()
+    return oldest === undefined ? null : oldest.headArrival + this.windowMs
+  }
+
+  /** Bytes the source holds (pushed, not yet released); 0 for an unknown key. */
+  bufferedBytes(key: K): number {
+    return this.#sources.get(key)?.bytes ?? 0
+  }
+
+  /** True when the caller should stop reading the source until it drains (see options). */
+  isFull(key: K): boolean {
+    return this.bufferedBytes(key) >= this.maxBufferedBytes
+  }
+
+  /** Records of the source written out of time order so far; 0 for an unknown key. */
+  lateCount(key: K): number {
+    return this.#sources.get(key)?.late ?? 0
+  }
+
+  /** The source's timestamp format, or null while `auto` has not found one. */
+  format(key: K): string | null {
+    return this.#sources.get(key)?.times.format ?? null
+  }
+
+  /** Totals: records written, of those late, and bytes held by all sources. */
+  get stats(): { written: number; late: number; bufferedBytes: number } {
+    return { written: this.#written, late: this.#late, bufferedBytes: this.#bufferedBytes }
+  }
+
+  #source(key: K, what: string): Source<K> {
+    const source = this.#sources.get(key)
+    if (source === undefined) {
+      throw new Error(`time order: cannot ${what} source ${String(key)}: it is not open`)
+    }
+    return source
+  }
+
+  /** Where the block's leader lines start and their times. */
+  #leaders(source: Source<K>, block: Buffer): { starts: number[]; times: number[] } {
+    const starts: number[] = []
+    const times: number[] = []
+    const lineTimes = source.times
+    let p = 0
+    while (p < block.length) {
+      const nl = block.indexOf(NEWLINE, p)
+      const t = lineTimes.scan(block, p, nl)
+      if (!Number.isNaN(t)) {
+        starts.push(p)
+        times.push(t)
+      }
+      p = nl + 1
+    }
+    return { starts, times }
+  }
+
+  /**
+   * Lines without a timestamp at the start of a block continue the source's last record; when
+   * that record is still held (and small), they are copied next to it so it stays one record.
+   */
+  #joinToHeld(source: Source<K>, block: Buffer, headEnd: number, blockOffset: number): boolean {
+    const tail = source.blocks.back
+    if (tail === undefined || source.records === 0) return false
+    const i = tail.starts.length - 1
+    const start = tail.starts[i] as number
+    if (tail.limit - start + headEnd > JOIN_LIMIT_BYTES) return false
+    const joined = Buffer.concat([tail.buf.subarray(start, tail.limit), block.subarray(0, headEnd)])
+    const offset = tail.offset + start
+    const replacement: Block = {
+      buf: joined,
+      offset,
+      endAdjust: blockOffset + headEnd - (offset + joined.length),
+      arrival: tail.arrival,
+      starts: [0],
+      times: [tail.times[i] as number],
+      ties: [tail.ties[i] as number],
+      limit: joined.length,
+      continuationFirst: i === 0 && tail.continuationFirst,
+      next: 0,
+    }
+    tail.starts.pop()
+    tail.times.pop()
+    tail.ties.pop()
+    tail.limit = start
+    if (tail.next >= tail.starts.length) source.blocks.pop()
+    source.blocks.push(replacement)
+    source.bytes += headEnd
+    this.#bufferedBytes += headEnd
+    return true
+  }
+
+  #appendBlock(
+    source: Source<K>,
+    buf: Buffer,
+    offset: number,
+    arrival: number,
+    starts: number[],
+    times: number[],
+    continuationFirst: boolean,
+  ): void {
+    const ties: number[] = new Array(starts.length)
+    for (let i = 0; i < starts.length; i++) {
+      if (i === 0 && continuationFirst) continue
+      const t = times[i] as number
+      ties[i] = this.#once ? source.rank : this.#nextSeq++
+      if (t > source.watermark) source.watermark = t
+    }
+    if (continuationFirst) {
+      // Continuation lines take their leader's time and tie; before any leader, -Infinity.
+      const noLeader = Number.isNaN(source.lastLeaderTime)
+      times[0] = noLeader ? Number.NEGATIVE_INFINITY : source.lastLeaderTime
+      ties[0] = noLeader ? (this.#once ? source.rank : this.#nextSeq++) : source.lastLeaderTie
+    }
+    const last = starts.length - 1
+    if (last > 0 || !continuationFirst) {
+      source.lastLeaderTime = times[last] as number
+      source.lastLeaderTie = ties[last] as number
+    }
+    const bytes = buf.length - (starts[0] as number)
+    source.blocks.push({
+      buf,
+      offset,
+      endAdjust: 0,
+      arrival,
+      starts,
+      times,
+      ties,
+      limit: buf.length,
+      continuationFirst,
+      next: 0,
+    })
+    source.records += starts.length
+    source.bytes += bytes
+    this.#bufferedBytes += bytes
+  }
+
+  /** Writes the source's next record to `out` and moves the source along. */
+  #emit(source: Source<K>, out: MergedRecord<K>[]): void {
+    const block = source.headBlock
+    const i = block.next
+    const start = block.starts[i] as number
+    const isLast = i + 1 === block.starts.length
+    const end = isLast ? block.limit : (block.starts[i + 1] as number)
+    const time = block.times[i] as number
+    const continuation = i === 0 && block.continuationFirst
+    const late = !continuation && time < this.#maxWritten
+    if (!continuation && time > this.#maxWritten) this.#maxWritten = time
+    if (late) {
+      source.late++
+      this.#late++
+    }
+    out.push({
+      key: source.key,
+      block: block.buf,
+      start,
+      end,
+      time,
+      offset: block.offset + start,
+      endOffset: block.offset + end + (isLast ? block.endAdjust : 0),
+      late,
+      continuation,
+    })
+    this.#written++
+    block.next++
+    source.records--
+    source.bytes -= end - start
+    this.#bufferedBytes -= end - start
+    if (isLast) source.blocks.shift()
+    if (source.records > 0) {
+      source.refreshHead()
+      this.#byHead.update(source)
+      if (isLast && !this.#once) this.#byArrival.update(source)
+      this.#refreshStarving(source)
+    } else {
+      this.#placeInHeaps(source)
+    }
+  }
+
+  /**
+   * Puts the source where it belongs in the heaps after a push or end (and forgets it when it
+   * has ended and holds nothing).
+   */
+  #placeInHeaps(source: Source<K>): void {
+    if (source.records > 0) {
+      source.refreshHead()
+      if (this.#byHead.has(source)) this.#byHead.update(source)
+      else this.#byHead.push(source)
+      if (!this.#once) {
+        if (this.#byArrival.has(source)) this.#byArrival.update(source)
+        else this.#byArrival.push(source)
+      }
+    } else {
+      this.#byHead.remove(source)
+      this.#byArrival.remove(source)
+    }
+    this.#refreshStarving(source)
+    if (source.ended && source.records === 0) this.#sources.delete(source.key)
+  }
+
+  /**
+   * --once: a source starves the merge while it has not ended and holds no record: its next
+   * record could be the smallest.
+   */
+  #refreshStarving(source: Source<K>): void {
+    if (!this.#once) return
+    const starving = !source.ended && source.records === 0
+    if (starving !== source.starving) {
+      source.starving = starving
+      this.#starving += starving ? 1 : -1
+    }
+  }
+
+  /**
+   * --once: may the source's next record be written? Its time is known, but while it is the
+   * last record held, more of its continuation lines may still come, unless the source has
+   * ended or is full (then it is written in pieces rather than stalling the merge).
+   */
+  #complete(source: Source<K>): boolean {
+    return source.records >= 2 || source.ended || source.bytes >= this.maxBufferedBytes
+  }
+
+  #minWatermark(): number {
+    return this.#byWatermark.peek()?.watermark ?? Number.POSITIVE_INFINITY
+  }
+}
+
+/** The merge order: earlier time first; equal times by tie (arrival, or source order). */
+function headBefore<K>(a: Source<K>, b: Source<K>): boolean {
+  const ta = a.headTime
+  const tb = b.headTime
+  return ta < tb || (ta === tb && a.headTie < b.headTie)
+}
