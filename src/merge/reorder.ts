@@ -35,11 +35,7 @@ const NEWLINE = 0x0a
 
 export const DEFAULT_WINDOW_MS = 1000
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024
-/**
- * Continuation lines that arrive in a later block than their leader are copied next to it
- * (one record, one buffer) up to this size; a longer record is written in pieces.
- */
-export const JOIN_LIMIT_BYTES = 1024 * 1024
+export { JOIN_LIMIT_BYTES } from './source.js'
 
 export interface TimeOrderOptions {
   /** The reorder window in ms (--reorder-window); Infinity for --once. Default 1000. */
@@ -181,19 +177,9 @@ export class TimeOrder<K> {
     source.lastArrival = arrival
     const blockOffset = offset ?? source.pushedBytes
     source.pushedBytes += block.length
-    source.times.learn(block)
-    const { starts, times } = this.#leaders(source, block)
-    const headEnd = starts[0] ?? block.length
-    let continuationFirst = false
-    if (headEnd > 0 && !this.#joinToHeld(source, block, headEnd, blockOffset)) {
-      // Lines without a time of their own that cannot join their record: a record of their own.
-      starts.unshift(0)
-      times.unshift(Number.NaN)
-      continuationFirst = true
-    }
-    if (starts.length > 0) {
-      this.#appendBlock(source, block, blockOffset, arrival, starts, times, continuationFirst)
-    }
+    const bytesBefore = source.bytes
+    this.#nextSeq += source.push(block, arrival, blockOffset, this.#once ? null : this.#nextSeq)
+    this.#bufferedBytes += source.bytes - bytesBefore
     this.#placeInHeaps(source)
     if (!this.#once) this.#byWatermark.update(source)
   }
@@ -212,33 +198,34 @@ export class TimeOrder<K> {
    * Call it after pushes, after end(), and when the deadline from nextDeadline() comes.
    */
   release(now: number): MergedRecord<K>[] {
-    const out: MergedRecord<K>[] = []
-    if (this.#once) {
-      while (this.#starving === 0) {
-        const top = this.#byHead.peek()
-        if (top === undefined || !this.#complete(top)) break
-        this.#emit(top, out)
-      }
-      return out
-    }
-    for (;;) {
-      const top = this.#byHead.peek()
-      const oldest = this.#byArrival.peek()
-      if (top === undefined || oldest === undefined) break
-      const expired = oldest.headArrival + this.windowMs <= now
-      if (!expired && top.headTime > this.#minWatermark()) break
-      this.#emit(top, out)
-    }
-    return out
+    const out = new RecordList<K>()
+    this.#drain(now, false, out)
+    return out.records
+  }
+
+  /**
+   * Like release(), but hands `sink` runs of consecutive records from one block (contiguous
+   * bytes) instead of an object per record: the fast path for raw output. Returns how many
+   * records were written.
+   */
+  releaseRuns(now: number, sink: RunSink<K>): number {
+    const runs = new RunJoiner(sink)
+    this.#drain(now, false, runs)
+    return runs.finish()
   }
 
   /** Everything held, in order, whatever the rules (shutdown; the end of a --once run). */
   flush(): MergedRecord<K>[] {
-    const out: MergedRecord<K>[] = []
-    for (let top = this.#byHead.peek(); top !== undefined; top = this.#byHead.peek()) {
-      this.#emit(top, out)
-    }
-    return out
+    const out = new RecordList<K>()
+    this.#drain(0, true, out)
+    return out.records
+  }
+
+  /** flush() as runs (see releaseRuns). */
+  flushRuns(sink: RunSink<K>): number {
+    const runs = new RunJoiner(sink)
+    this.#drain(0, true, runs)
+    return runs.finish()
   }
 
   /**
@@ -258,6 +245,16 @@ export class TimeOrder<K> {
   /** True when the caller should stop reading the source until it drains (see options). */
   isFull(key: K): boolean {
     return this.bufferedBytes(key) >= this.maxBufferedBytes
+  }
+
+  /**
+   * True when the source has not ended and holds no complete record: with --once the merge
+   * may be waiting for it, so a reader should read it next (a complete record is one whose
+   * next leader has arrived; a full source's last record counts as complete).
+   */
+  needsMore(key: K): boolean {
+    const source = this.#sources.get(key)
+    return source !== undefined && !source.ended && !this.#complete(source)
   }
 
   /** Records of the source written out of time order so far; 0 for an unknown key. */
@@ -283,106 +280,26 @@ export class TimeOrder<K> {
     return source
   }
 
-  /** Where the block's leader lines start and their times. */
-  #leaders(source: Source<K>, block: Buffer): { starts: number[]; times: number[] } {
-    const starts: number[] = []
-    const times: number[] = []
-    const lineTimes = source.times
-    let p = 0
-    while (p < block.length) {
-      const nl = block.indexOf(NEWLINE, p)
-      const t = lineTimes.scan(block, p, nl)
-      if (!Number.isNaN(t)) {
-        starts.push(p)
-        times.push(t)
-      }
-      p = nl + 1
+  /** Writes records to `visit` while the rules (or `force`) allow. */
+  #drain(now: number, force: boolean, visit: RecordVisitor<K>): void {
+    for (;;) {
+      const top = this.#byHead.peek()
+      if (top === undefined) return
+      if (!force && !this.#mayWrite(top, now)) return
+      this.#take(top, visit)
     }
-    return { starts, times }
   }
 
-  /**
-   * Lines without a timestamp at the start of a block continue the source's last record; when
-   * that record is still held (and small), they are copied next to it so it stays one record.
-   */
-  #joinToHeld(source: Source<K>, block: Buffer, headEnd: number, blockOffset: number): boolean {
-    const tail = source.blocks.back
-    if (tail === undefined || source.records === 0) return false
-    const i = tail.starts.length - 1
-    const start = tail.starts[i] as number
-    if (tail.limit - start + headEnd > JOIN_LIMIT_BYTES) return false
-    const joined = Buffer.concat([tail.buf.subarray(start, tail.limit), block.subarray(0, headEnd)])
-    const offset = tail.offset + start
-    const replacement: Block = {
-      buf: joined,
-      offset,
-      endAdjust: blockOffset + headEnd - (offset + joined.length),
-      arrival: tail.arrival,
-      starts: [0],
-      times: [tail.times[i] as number],
-      ties: [tail.ties[i] as number],
-      limit: joined.length,
-      continuationFirst: i === 0 && tail.continuationFirst,
-      next: 0,
-    }
-    tail.starts.pop()
-    tail.times.pop()
-    tail.ties.pop()
-    tail.limit = start
-    if (tail.next >= tail.starts.length) source.blocks.pop()
-    source.blocks.push(replacement)
-    source.bytes += headEnd
-    this.#bufferedBytes += headEnd
-    return true
+  /** May the smallest held record (the head of `top`) be written at `now`? */
+  #mayWrite(top: Source<K>, now: number): boolean {
+    if (this.#once) return this.#starving === 0 && this.#complete(top)
+    const oldest = this.#byArrival.peek() as Source<K>
+    if (oldest.headArrival + this.windowMs <= now) return true
+    return top.headTime <= this.#minWatermark()
   }
 
-  #appendBlock(
-    source: Source<K>,
-    buf: Buffer,
-    offset: number,
-    arrival: number,
-    starts: number[],
-    times: number[],
-    continuationFirst: boolean,
-  ): void {
-    const ties: number[] = new Array(starts.length)
-    for (let i = 0; i < starts.length; i++) {
-      if (i === 0 && continuationFirst) continue
-      const t = times[i] as number
-      ties[i] = this.#once ? source.rank : this.#nextSeq++
-      if (t > source.watermark) source.watermark = t
-    }
-    if (continuationFirst) {
-      // Continuation lines take their leader's time and tie; before any leader, -Infinity.
-      const noLeader = Number.isNaN(source.lastLeaderTime)
-      times[0] = noLeader ? Number.NEGATIVE_INFINITY : source.lastLeaderTime
-      ties[0] = noLeader ? (this.#once ? source.rank : this.#nextSeq++) : source.lastLeaderTie
-    }
-    const last = starts.length - 1
-    if (last > 0 || !continuationFirst) {
-      source.lastLeaderTime = times[last] as number
-      source.lastLeaderTie = ties[last] as number
-    }
-    const bytes = buf.length - (starts[0] as number)
-    source.blocks.push({
-      buf,
-      offset,
-      endAdjust: 0,
-      arrival,
-      starts,
-      times,
-      ties,
-      limit: buf.length,
-      continuationFirst,
-      next: 0,
-    })
-    source.records += starts.length
-    source.bytes += bytes
-    this.#bufferedBytes += bytes
-  }
-
-  /** Writes the source's next record to `out` and moves the source along. */
-  #emit(source: Source<K>, out: MergedRecord<K>[]): void {
+  /** Hands the source's next record to `visit` and moves the source along. */
+  #take(source: Source<K>, visit: RecordVisitor<K>): void {
     const block = source.headBlock
     const i = block.next
     const start = block.starts[i] as number
@@ -390,31 +307,20 @@ export class TimeOrder<K> {
     const end = isLast ? block.limit : (block.starts[i + 1] as number)
     const time = block.times[i] as number
     const continuation = i === 0 && block.continuationFirst
-    const late = !continuation && time < this.#maxWritten
-    if (!continuation && time > this.#maxWritten) this.#maxWritten = time
-    if (late) {
-      source.late++
-      this.#late++
+    let late = false
+    if (!continuation) {
+      if (time < this.#maxWritten) {
+        late = true
+        source.late++
+        this.#late++
+      } else this.#maxWritten = time
     }
-    out.push({
-      key: source.key,
-      block: block.buf,
-      start,
-      end,
-      time,
-      offset: block.offset + start,
-      endOffset: block.offset + end + (isLast ? block.endAdjust : 0),
-      late,
-      continuation,
-    })
+    const endOffset = block.offset + end + (isLast ? block.endAdjust : 0)
+    visit.record(source.key, block, start, end, endOffset, time, late, continuation)
     this.#written++
-    block.next++
-    source.records--
-    source.bytes -= end - start
     this.#bufferedBytes -= end - start
-    if (isLast) source.blocks.shift()
+    source.advance(start, end)
     if (source.records > 0) {
-      source.refreshHead()
       this.#byHead.update(source)
       if (isLast && !this.#once) this.#byArrival.update(source)
       this.#refreshStarving(source)
@@ -476,4 +382,98 @@ function headBefore<K>(a: Source<K>, b: Source<K>): boolean {
   const ta = a.headTime
   const tb = b.headTime
   return ta < tb || (ta === tb && a.headTie < b.headTie)
+}
+
+/** Bytes and checkpoint position of a run of records (see TimeOrder.releaseRuns). */
+export type RunSink<K> = (
+  key: K,
+  block: Buffer,
+  start: number,
+  end: number,
+  endOffset: number,
+) => void
+
+/** Where #take hands each record. */
+interface RecordVisitor<K> {
+  record(
+    key: K,
+    block: Block,
+    start: number,
+    end: number,
+    endOffset: number,
+    time: number,
+    late: boolean,
+    continuation: boolean,
+  ): void
+}
+
+/** Collects records as objects (release, flush). */
+class RecordList<K> implements RecordVisitor<K> {
+  readonly records: MergedRecord<K>[] = []
+
+  record(
+    key: K,
+    block: Block,
+    start: number,
+    end: number,
+    endOffset: number,
+    time: number,
+    late: boolean,
+    continuation: boolean,
+  ): void {
+    const offset = block.offset + start
+    this.records.push({
+      key,
+      block: block.buf,
+      start,
+      end,
+      time,
+      offset,
+      endOffset,
+      late,
+      continuation,
+    })
+  }
+}
+
+/** Joins consecutive records from one block into runs for a RunSink (releaseRuns, flushRuns). */
+class RunJoiner<K> implements RecordVisitor<K> {
+  readonly #sink: RunSink<K>
+  #key: K | undefined
+  #buf: Buffer | null = null
+  #start = 0
+  #end = 0
+  #endOffset = 0
+  #records = 0
+
+  constructor(sink: RunSink<K>) {
+    this.#sink = sink
+  }
+
+  record(key: K, block: Block, start: number, end: number, endOffset: number): void {
+    this.#records++
+    if (block.buf === this.#buf && start === this.#end) {
+      this.#end = end
+      this.#endOffset = endOffset
+      return
+    }
+    this.#send()
+    this.#key = key
+    this.#buf = block.buf
+    this.#start = start
+    this.#end = end
+    this.#endOffset = endOffset
+  }
+
+  /** Sends the last run; returns the records seen. */
+  finish(): number {
+    this.#send()
+    return this.#records
+  }
+
+  #send(): void {
+    if (this.#buf === null) return
+    this.#sink(this.#key as K, this.#buf, this.#start, this.#end, this.#endOffset)
+    this.#buf = null
+  }
 }
