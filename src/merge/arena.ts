@@ -78,7 +78,8 @@ export class CopyArena {
    */
   #baseOf(block: Buffer): number {
     const known = this.#recent
-    for (let i = 0; i < known.length; i++) if (known[i] === block) return this.#recentBase[i] as number
+    for (let i = 0; i < known.length; i++)
+      if (known[i] === block) return this.#recentBase[i] as number
     const base = block.buffer === this.#all.buffer ? block.byteOffset - this.#all.byteOffset : -1
     this.#recent[this.#nextRecent] = block
     this.#recentBase[this.#nextRecent] = base

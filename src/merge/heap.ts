@@ -67,6 +67,20 @@ export class IndexedHeap<T> {
     this.#up(this.#slot.get(item))
   }
 
+  /** The item that would be on top if the top were taken out (without taking it). */
+  secondBest(): T | undefined {
+    const items = this.#items
+    const left = items[1]
+    const right = items[2]
+    if (right === undefined || left === undefined) return left
+    return this.#before(right, left) ? right : left
+  }
+
+  /** The top item's key grew (it may now belong further down). */
+  topChanged(): void {
+    if (this.#items.length > 1) this.#down(0)
+  }
+
   #up(start: number): void {
     const items = this.#items
     const item = items[start] as T

@@ -81,10 +81,8 @@ export class Source<K> {
     this.lastLeaderTie = rank
   }
 
-  /** The block holding the next record (the source must hold a record). */
-  get headBlock(): Block {
-    return this.blocks.front as Block
-  }
+  /** The block holding the next record (meaningful while the source holds a record). */
+  headBlock: Block | null = null
 
   /**
    * Splits a block of whole lines into records and queues them. `tieBase` numbers the new
@@ -130,19 +128,24 @@ export class Source<K> {
     return continuationFirst ? starts.length - 1 : starts.length
   }
 
-  /** Moves past the head record (the source must hold one). */
-  advance(start: number, end: number): void {
-    const block = this.headBlock
-    block.next++
-    this.records--
-    this.bytes -= end - start
+  /** Moves past the head record, of `bytes` bytes, in `block` (the head block). */
+  advance(block: Block, bytes: number): void {
+    this.advanceBy(block, 1, bytes)
+  }
+
+  /** Moves past `records` records of the head block, `bytes` bytes in all. */
+  advanceBy(block: Block, records: number, bytes: number): void {
+    block.next += records
+    this.records -= records
+    this.bytes -= bytes
     if (block.next === block.starts.length) this.blocks.shift()
     if (this.records > 0) this.refreshHead()
   }
 
   /** Reloads the head fields after the next record changed (the source holds a record). */
   refreshHead(): void {
-    const b = this.headBlock
+    const b = this.blocks.front as Block
+    this.headBlock = b
     this.headTime = b.times[b.next] as number
     this.headTie = b.ties === null ? this.rank : (b.ties[b.next] as number)
     this.headArrival = b.arrival

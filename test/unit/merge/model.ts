@@ -111,6 +111,40 @@ export function driveOnce(
   schedule: readonly number[],
 ): MergedRecord<number>[] {
   const out: MergedRecord<number>[] = []
+  driveOnceWith(order, blocks, schedule, () => {
+    out.push(...order.release(0))
+  })
+  return out
+}
+
+/** A run handed to a RunSink, as text. */
+export interface Run {
+  readonly key: number
+  readonly text: string
+  readonly endOffset: number
+}
+
+/** driveOnce through releaseRuns (the fast path), with the runs' text. */
+export function driveOnceRuns(
+  order: TimeOrder<number>,
+  blocks: readonly Buffer[][],
+  schedule: readonly number[],
+): Run[] {
+  const out: Run[] = []
+  driveOnceWith(order, blocks, schedule, () => {
+    order.releaseRuns(0, (key, block, start, end, endOffset) => {
+      out.push({ key, text: block.toString('utf8', start, end), endOffset })
+    })
+  })
+  return out
+}
+
+function driveOnceWith(
+  order: TimeOrder<number>,
+  blocks: readonly Buffer[][],
+  schedule: readonly number[],
+  release: () => void,
+): void {
   const next = blocks.map(() => 0)
   blocks.forEach((_, s) => {
     order.open(s)
@@ -133,8 +167,9 @@ export function driveOnce(
     order.push(s, blocks[s]?.[next[s] ?? 0] as Buffer, 0)
     next[s] = (next[s] ?? 0) + 1
     finish(s)
-    out.push(...order.release(0))
+    release()
   }
-  out.push(...order.release(0))
-  return out
+  release()
+  // Every source was read to its end and drained: the merge never stalled a reader.
+  if (blocks.some((_, s) => order.has(s))) throw new Error('driveOnce: a source was left held')
 }

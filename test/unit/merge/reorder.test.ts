@@ -5,6 +5,7 @@ import {
   BASE_MS,
   blocksOf,
   driveOnce,
+  driveOnceRuns,
   type ModelRecord,
   naiveHeadMerge,
   outputText,
@@ -266,6 +267,28 @@ describe('--once properties', () => {
         )
         expect(out.map((r) => [r.key, r.time])).toEqual(expected.map((r) => [r.source, r.time]))
         expect(out.some((r) => r.continuation)).toBe(false)
+      }),
+      RUNS,
+    )
+  })
+
+  it('runs (releaseRuns): the same bytes and late count as release(), end offsets exact', () => {
+    fc.assert(
+      fc.property(setupArb(false), ({ sources, cuts, schedule, limit }) => {
+        const blocks = cutSources(sources, cuts)
+        const options = { windowMs: Number.POSITIVE_INFINITY, maxBufferedBytes: limit }
+        const byRecord = new TimeOrder<number>(options)
+        const records = driveOnce(byRecord, blocks, schedule)
+        const byRun = new TimeOrder<number>(options)
+        const runs = driveOnceRuns(byRun, blocks, schedule)
+        expect(runs.map((r) => r.text).join('')).toBe(outputText(records))
+        expect(byRun.stats).toEqual(byRecord.stats)
+        const written = sources.map(() => 0)
+        for (const r of runs) {
+          written[r.key] = (written[r.key] ?? 0) + Buffer.byteLength(r.text)
+          expect(r.endOffset).toBe(written[r.key])
+        }
+        expect(runs.every((r) => r.text.length > 0)).toBe(true)
       }),
       RUNS,
     )
