@@ -308,7 +308,7 @@ export class TimeOrder<K> {
       const block = top.headBlock as Block
       const starts = block.starts
       const times = block.times
-      const count = starts.length
+      const count = block.count
       const next = heap.secondBest()
       const nextTime = next === undefined ? Number.POSITIVE_INFINITY : next.headTime
       const nextTie = next === undefined ? 0 : next.headTie
@@ -321,7 +321,7 @@ export class TimeOrder<K> {
       // The first record is the heap's smallest; the ones after it must still be.
       for (;;) {
         const time = times[i] as number
-        if (!(i === 0 && block.continuationFirst)) {
+        if (i !== 0) {
           if (time < maxWritten) late++
           else maxWritten = time
         }
@@ -366,10 +366,10 @@ export class TimeOrder<K> {
     const block = source.headBlock as Block
     const i = block.next
     const start = block.starts[i] as number
-    const isLast = i + 1 === block.starts.length
+    const isLast = i + 1 === block.count
     const end = isLast ? block.limit : (block.starts[i + 1] as number)
     const time = block.times[i] as number
-    const continuation = i === 0 && block.continuationFirst
+    const continuation = i === 0
     let late = false
     if (!continuation) {
       if (time < this.#maxWritten) {

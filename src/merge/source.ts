@@ -19,7 +19,13 @@ const NEWLINE = 0x0a
  */
 export const JOIN_LIMIT_BYTES = 1024 * 1024
 
-/** A block of whole lines as pushed, with the records found in it. */
+/**
+ * A block of whole lines as pushed, with the records found in it. Record i (next <= i < count)
+ * is buf[starts[i], starts[i + 1]), the last one ending at `limit`. Slot 0 holds continuation
+ * lines (whose leader was written before, or never seen) when the block starts with some;
+ * otherwise it is unused and `next` starts at 1. Typed arrays: a block holds thousands of
+ * records, and growing JavaScript arrays a push at a time costs more than filling these.
+ */
 export interface Block {
   readonly buf: Buffer
   /** The caller's offset of buf[0] (by default the bytes pushed to the source before it). */
@@ -28,18 +34,20 @@ export interface Block {
   readonly endAdjust: number
   /** When the block was pushed (the caller's clock, ms). */
   readonly arrival: number
-  /** Start of each record in buf; record i ends where record i+1 starts, the last at `limit`. */
-  readonly starts: number[]
-  readonly times: number[]
+  readonly starts: Int32Array
+  readonly times: Float64Array
   /** Each record's tie-breaker when following; null with --once (the tie is the source rank). */
   readonly ties: number[] | null
+  /** One past the last record. */
+  count: number
   /** End of the last record (buf.length unless its last record moved into a joined block). */
   limit: number
-  /** Record 0 is continuation lines whose leader was written already, or came before any. */
-  readonly continuationFirst: boolean
   /** Index of the next record to emit. */
   next: number
 }
+
+/** Room for the leaders of a block: its lines are rarely shorter than this on average. */
+const GUESSED_LINE_BYTES = 64
 
 export class Source<K> {
   readonly key: K
@@ -90,26 +98,21 @@ export class Source<K> {
    */
   push(buf: Buffer, arrival: number, offset: number, tieBase: number | null): number {
     this.times.learn(buf)
-    const starts: number[] = []
-    const times: number[] = []
-    this.#findLeaders(buf, starts, times)
-    const headEnd = starts[0] ?? buf.length
-    let continuationFirst = false
+    const { starts, times, count } = this.#findLeaders(buf)
+    const headEnd = count > 1 ? (starts[1] as number) : buf.length
+    let first = 1
     if (headEnd > 0 && !this.#joinToHeld(buf, headEnd, offset)) {
-      // Lines without a time of their own that cannot join their record: a record of their own.
-      starts.unshift(0)
-      times.unshift(this.lastLeaderTime)
-      continuationFirst = true
+      // Lines without a time of their own that cannot join their record: a record of their own
+      // in slot 0, with their leader's time (-Infinity before the source's first timestamp).
+      starts[0] = 0
+      times[0] = Number.isNaN(this.lastLeaderTime) ? Number.NEGATIVE_INFINITY : this.lastLeaderTime
+      first = 0
     }
-    if (starts.length === 0) return 0
-    const ties = tieBase === null ? null : this.#ties(starts.length, continuationFirst, tieBase)
-    if (continuationFirst && Number.isNaN(times[0] as number)) {
-      // Lines before the source's first timestamp: they go first, whenever the rules allow.
-      times[0] = Number.NEGATIVE_INFINITY
-    }
-    if (starts.length > 1 || !continuationFirst) {
-      this.lastLeaderTime = times[times.length - 1] as number
-      this.lastLeaderTie = ties === null ? this.rank : (ties[ties.length - 1] as number)
+    if (count === first) return 0
+    const ties = tieBase === null ? null : this.#ties(first, count, tieBase)
+    if (count > 1) {
+      this.lastLeaderTime = times[count - 1] as number
+      this.lastLeaderTie = ties === null ? this.rank : (ties[count - 1] as number)
     }
     this.blocks.push({
       buf,
@@ -119,13 +122,13 @@ export class Source<K> {
       starts,
       times,
       ties,
+      count,
       limit: buf.length,
-      continuationFirst,
-      next: 0,
+      next: first,
     })
-    this.records += starts.length
-    this.bytes += buf.length - (starts[0] as number)
-    return continuationFirst ? starts.length - 1 : starts.length
+    this.records += count - first
+    this.bytes += buf.length - (starts[first] as number)
+    return ties === null ? 0 : count - 1
   }
 
   /** Moves past the head record, of `bytes` bytes, in `block` (the head block). */
@@ -138,7 +141,7 @@ export class Source<K> {
     block.next += records
     this.records -= records
     this.bytes -= bytes
-    if (block.next === block.starts.length) this.blocks.shift()
+    if (block.next === block.count) this.blocks.shift()
     if (this.records > 0) this.refreshHead()
   }
 
@@ -151,32 +154,44 @@ export class Source<K> {
     this.headArrival = b.arrival
   }
 
-  /** Where the block's leader lines (those with a timestamp) start, and their times. */
-  #findLeaders(buf: Buffer, starts: number[], times: number[]): void {
+  /**
+   * Where the block's leader lines (those with a timestamp) start, and their times, from
+   * slot 1 on (slot 0 is kept for continuation lines, see Block).
+   */
+  #findLeaders(buf: Buffer): { starts: Int32Array; times: Float64Array; count: number } {
     const lineTimes = this.times
     const n = buf.length
+    let capacity = Math.ceil(n / GUESSED_LINE_BYTES) + 2
+    let starts = new Int32Array(capacity)
+    let times = new Float64Array(capacity)
+    let count = 1
     let watermark = this.watermark
     let p = 0
     while (p < n) {
       const nl = buf.indexOf(NEWLINE, p)
       const t = lineTimes.scan(buf, p, nl)
       if (!Number.isNaN(t)) {
-        starts.push(p)
-        times.push(t)
+        if (count === capacity) {
+          capacity *= 2
+          starts = grown(starts, new Int32Array(capacity))
+          times = grown(times, new Float64Array(capacity))
+        }
+        starts[count] = p
+        times[count] = t
+        count++
         if (t > watermark) watermark = t
       }
       p = nl + 1
     }
     this.watermark = watermark
+    return { starts, times, count }
   }
 
-  /** Ties for a new block's records: numbered from tieBase; continuation lines take their leader's. */
-  #ties(count: number, continuationFirst: boolean, tieBase: number): number[] {
-    const ties: number[] = new Array(count)
+  /** Ties for records first..count-1: numbered from tieBase; slot 0 takes its leader's. */
+  #ties(first: number, count: number, tieBase: number): number[] {
+    const ties: number[] = new Array(count).fill(0)
     let next = tieBase
-    for (let i = 0; i < count; i++) {
-      ties[i] = i === 0 && continuationFirst ? this.lastLeaderTie : next++
-    }
+    for (let i = first; i < count; i++) ties[i] = i === 0 ? this.lastLeaderTie : next++
     return ties
   }
 
@@ -187,30 +202,41 @@ export class Source<K> {
   #joinToHeld(buf: Buffer, headEnd: number, blockOffset: number): boolean {
     const tail = this.blocks.back
     if (tail === undefined || this.records === 0) return false
-    const i = tail.starts.length - 1
+    const i = tail.count - 1
     const start = tail.starts[i] as number
     if (tail.limit - start + headEnd > JOIN_LIMIT_BYTES) return false
     const joined = Buffer.concat([tail.buf.subarray(start, tail.limit), buf.subarray(0, headEnd)])
     const offset = tail.offset + start
+    // The joined record keeps its slot: 0 if it was continuation lines, 1 if it has a leader.
+    const slot = i === 0 ? 0 : 1
+    const starts = new Int32Array(2)
+    const times = new Float64Array(2)
+    times[slot] = tail.times[i] as number
+    const ties = tail.ties === null ? null : [0, 0]
+    if (ties !== null) ties[slot] = tail.ties?.[i] as number
     const replacement: Block = {
       buf: joined,
       offset,
       endAdjust: blockOffset + headEnd - (offset + joined.length),
       arrival: tail.arrival,
-      starts: [0],
-      times: [tail.times[i] as number],
-      ties: tail.ties === null ? null : [tail.ties[i] as number],
+      starts,
+      times,
+      ties,
+      count: slot + 1,
       limit: joined.length,
-      continuationFirst: i === 0 && tail.continuationFirst,
-      next: 0,
+      next: slot,
     }
-    tail.starts.pop()
-    tail.times.pop()
-    tail.ties?.pop()
+    tail.count--
     tail.limit = start
-    if (tail.next >= tail.starts.length) this.blocks.pop()
+    if (tail.next >= tail.count) this.blocks.pop()
     this.blocks.push(replacement)
     this.bytes += headEnd
     return true
   }
+}
+
+/** `to` (larger) with `from` copied to its start. */
+function grown<T extends Int32Array | Float64Array>(from: T, to: T): T {
+  to.set(from)
+  return to
 }
