@@ -386,6 +386,33 @@ describe('following: the reorder window', () => {
     expect(out[0]?.time).toBe(BASE_MS + 10)
   })
 
+  it('releaseRuns joins consecutive records of one block and writes the same bytes', () => {
+    const pushAll = (order: TimeOrder<string>) => {
+      order.open('a')
+      order.open('b')
+      order.push('a', b(line(1, 'a1') + line(2, 'a2') + line(5, 'a3')), 0)
+      order.push('b', b(line(3, 'b1') + line(4, 'b2')), 0)
+    }
+    const byRecord = new TimeOrder<string>({ windowMs: W })
+    pushAll(byRecord)
+    const records = texts(byRecord.release(0)).concat(texts(byRecord.flush()))
+    const byRun = new TimeOrder<string>({ windowMs: W })
+    pushAll(byRun)
+    const runs: [string, string, number][] = []
+    const sink = (key: string, block: Buffer, start: number, end: number, endOffset: number) => {
+      runs.push([key, block.toString('utf8', start, end), endOffset])
+    }
+    expect(byRun.releaseRuns(0, sink)).toBe(4)
+    expect(byRun.flushRuns(sink)).toBe(1)
+    expect(runs.map((r) => r[1]).join('')).toBe(records.join(''))
+    const a12 = line(1, 'a1') + line(2, 'a2')
+    expect(runs).toEqual([
+      ['a', a12, a12.length],
+      ['b', line(3, 'b1') + line(4, 'b2'), (line(3, 'b1') + line(4, 'b2')).length],
+      ['a', line(5, 'a3'), (a12 + line(5, 'a3')).length],
+    ])
+  })
+
   it('flush writes everything held, in order', () => {
     const order = new TimeOrder<string>({ windowMs: W })
     order.open('a')
