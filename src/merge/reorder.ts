@@ -25,16 +25,34 @@
  * it has been held windowMs since it arrived; a quiet source therefore holds the others back
  * for at most the window. A record earlier than one already written is still written, never
  * dropped, and counted late.
+ *
+ * Out: release()/flush() give an object per record (what json and prefix output need);
+ * releaseRuns()/flushRuns() give runs of consecutive records from one block (raw output, and
+ * the --once hot loop, which moves the heap once a run). Every record and run says where its
+ * source's bytes end (endOffset), for checkpoints. docs/time-order.md has the whole picture.
  */
 
+import {
+  type MergedRecord,
+  RecordList,
+  type RecordVisitor,
+  RunJoiner,
+  type RunSink,
+} from './emit.js'
 import { IndexedHeap } from './heap.js'
 import { type Block, Source } from './source.js'
-import { LineTimes, type TimestampFormat, type TimestampOptions } from './timestamps.js'
+import {
+  type LineFormat,
+  LineTimes,
+  type TimestampFormat,
+  type TimestampOptions,
+} from './timestamps.js'
 
 const NEWLINE = 0x0a
 
 export const DEFAULT_WINDOW_MS = 1000
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024
+export type { MergedRecord, RunSink } from './emit.js'
 export { JOIN_LIMIT_BYTES } from './source.js'
 
 export interface TimeOrderOptions {
@@ -55,29 +73,6 @@ export interface SourceOptions {
   readonly format?: TimestampFormat
   /** Overrides the merge's TimestampOptions for this source (e.g. its mtime as reference). */
   readonly timestamps?: TimestampOptions
-}
-
-/** One record to write, in output order. */
-export interface MergedRecord<K> {
-  readonly key: K
-  /** The block the record lies in (as pushed, or a joined copy); do not modify it. */
-  readonly block: Buffer
-  /** The record is block[start, end): whole lines, the last ending in a newline. */
-  readonly start: number
-  readonly end: number
-  /** ms since the epoch (fraction: microseconds); -Infinity before the source's first time. */
-  readonly time: number
-  /** Offset of the record's first byte, counted as the caller's push offsets. */
-  readonly offset: number
-  /**
-   * Offset just past the record: once it is written, the source's bytes up to here are all in
-   * the output (a source's records are written in order), so a checkpoint may resume here.
-   */
-  readonly endOffset: number
-  /** Written after a record with a later time (see the class comment). */
-  readonly late: boolean
-  /** Lines without a timestamp whose leader was written before them, or never seen. */
-  readonly continuation: boolean
 }
 
 export class TimeOrder<K> {
@@ -265,7 +260,7 @@ export class TimeOrder<K> {
   }
 
   /** The source's timestamp format, or null while `auto` has not found one. */
-  format(key: K): string | null {
+  format(key: K): LineFormat | null {
     return this.#sources.get(key)?.times.format ?? null
   }
 
@@ -445,98 +440,4 @@ function headBefore<K>(a: Source<K>, b: Source<K>): boolean {
   const ta = a.headTime
   const tb = b.headTime
   return ta < tb || (ta === tb && a.headTie < b.headTie)
-}
-
-/** Bytes and checkpoint position of a run of records (see TimeOrder.releaseRuns). */
-export type RunSink<K> = (
-  key: K,
-  block: Buffer,
-  start: number,
-  end: number,
-  endOffset: number,
-) => void
-
-/** Where #take hands each record. */
-interface RecordVisitor<K> {
-  record(
-    key: K,
-    block: Block,
-    start: number,
-    end: number,
-    endOffset: number,
-    time: number,
-    late: boolean,
-    continuation: boolean,
-  ): void
-}
-
-/** Collects records as objects (release, flush). */
-class RecordList<K> implements RecordVisitor<K> {
-  readonly records: MergedRecord<K>[] = []
-
-  record(
-    key: K,
-    block: Block,
-    start: number,
-    end: number,
-    endOffset: number,
-    time: number,
-    late: boolean,
-    continuation: boolean,
-  ): void {
-    const offset = block.offset + start
-    this.records.push({
-      key,
-      block: block.buf,
-      start,
-      end,
-      time,
-      offset,
-      endOffset,
-      late,
-      continuation,
-    })
-  }
-}
-
-/** Joins consecutive records from one block into runs for a RunSink (releaseRuns, flushRuns). */
-class RunJoiner<K> implements RecordVisitor<K> {
-  readonly #sink: RunSink<K>
-  #key: K | undefined
-  #buf: Buffer | null = null
-  #start = 0
-  #end = 0
-  #endOffset = 0
-  #records = 0
-
-  constructor(sink: RunSink<K>) {
-    this.#sink = sink
-  }
-
-  record(key: K, block: Block, start: number, end: number, endOffset: number): void {
-    this.#records++
-    if (block.buf === this.#buf && start === this.#end) {
-      this.#end = end
-      this.#endOffset = endOffset
-      return
-    }
-    this.#send()
-    this.#key = key
-    this.#buf = block.buf
-    this.#start = start
-    this.#end = end
-    this.#endOffset = endOffset
-  }
-
-  /** Sends the last run; returns the records seen. */
-  finish(): number {
-    this.#send()
-    return this.#records
-  }
-
-  #send(): void {
-    if (this.#buf === null) return
-    this.#sink(this.#key as K, this.#buf, this.#start, this.#end, this.#endOffset)
-    this.#buf = null
-  }
 }
