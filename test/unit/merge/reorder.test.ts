@@ -413,6 +413,27 @@ describe('following: the reorder window', () => {
     ])
   })
 
+  it('continuation lines in the next block join their leader while it is still held', () => {
+    const order = new TimeOrder<string>({ windowMs: W })
+    order.open('a')
+    order.open('b')
+    order.push('a', b(line(10, 'ERROR')), 0, 100)
+    order.push('a', b('\tat X.y\n\tat Z.w\n'), 5, 500)
+    const out = order.flush()
+    expect(texts(out)).toEqual([`${line(10, 'ERROR')}\tat X.y\n\tat Z.w\n`])
+    expect(out[0]?.continuation).toBe(false)
+    expect(out[0]?.offset).toBe(100)
+    expect(out[0]?.endOffset).toBe(500 + '\tat X.y\n\tat Z.w\n'.length)
+    // The joined record keeps its first piece's arrival: its window runs from there.
+    const again = new TimeOrder<string>({ windowMs: W })
+    again.open('a')
+    again.open('b')
+    again.push('a', b(line(10, 'ERROR')), 0)
+    again.push('a', b('\tat X.y\n'), 5)
+    expect(again.nextDeadline()).toBe(W)
+    expect(texts(again.release(W))).toEqual([`${line(10, 'ERROR')}\tat X.y\n`])
+  })
+
   it('flush writes everything held, in order', () => {
     const order = new TimeOrder<string>({ windowMs: W })
     order.open('a')
