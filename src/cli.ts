@@ -4,10 +4,13 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
-import { defaults, ENGINES, type Options, ORDERS, resolveConfig } from './config.js'
-import { runDaemon } from './daemon.js'
+import { defaults, ENGINES, type Options, ORDERS } from './config.js'
+import { type ConfigFile, loadConfigFile } from './config-file.js'
+import { runJobs } from './daemon.js'
 import { ExitCode, errors, LogmergeError } from './errors.js'
-import { createLogger, LEVELS } from './log.js'
+import { type Job, type Run, resolveRun } from './jobs.js'
+import { createLogger, detectStyle, formatLine, LEVELS, prefixLines } from './log.js'
+import { systemdNotifier } from './sd-notify.js'
 import { defaultStatePath } from './state/checkpoint.js'
 import { formatStatus, readStatus } from './status.js'
 
@@ -17,22 +20,31 @@ Examples:
   logmerge --once --from start a.log b.log > all.log     merge what is there now, then exit
   logmerge 'logs/**/*.log' /var/log/syslog -o -           globs pick up files created later
   logmerge /var/log/nginx/                               a directory: every file in it (not .gz)
+  logmerge --config /etc/logmerge/config.json            the jobs of a config file (a service)
 
 Follows files by name like tail -F: rotation (rename + create, copytruncate), truncation,
 deletion and files that do not exist yet. Only whole lines are written; a partial last line
 waits for its newline. Quote globs so the shell does not expand them.
 
+Config file (--config FILE, JSON; see docs/service.md): every flag has a key, its long name in
+camelCase (--max-line-bytes -> maxLineBytes; state: false is --no-state; inputs: [...]). A
+"jobs" list runs several jobs in one daemon; top-level keys are every job's defaults. Flags
+override the file when it has one job; with several, only --log-level and --shutdown-timeout.
+
 Commands:
+  logmerge check-config FILE                       check a config file: exit 0, or 2 and why
   logmerge status -o OUT | --state PATH [--json]   where a run stands (see status --help)
 
 Exit codes:
   0  done (--once) or stopped by SIGTERM/SIGINT after draining
   1  internal error (a bug: please report it)
-  2  usage error: unknown flag, bad value, output that is also an input, missing output dir
+  2  usage or config error: unknown flag or key, bad value, output that is also an input,
+     missing output dir, two jobs writing one output (not restarted by the shipped unit)
   3  --once: some inputs could not be read (the others were merged)
   4  the output could not be opened or written
   5  a reader thread failed (threads, top-down, bottom-up engines; the others were drained)
   6  SIGTERM/SIGINT: draining took longer than --shutdown-timeout (the state keeps the rest)
+With several jobs, the most severe job's code, in this order: 1, 4, 5, 2, 6, 3, 0.
 `
 
 function version(): string {
@@ -46,7 +58,8 @@ export function buildProgram(): Command {
   return new Command('logmerge')
     .description('Follow many log files and merge their complete lines into one output.')
     .version(version(), '-V, --version')
-    .argument('<inputs...>', 'files, directories or quoted globs to follow')
+    .argument('[inputs...]', 'files, directories or quoted globs to follow')
+    .option('-c, --config <file>', 'run the job(s) of this JSON config file (see below)')
     .option('-o, --output <path>', "output file, appended to ('-' for stdout)", '-')
     .option('--once', 'read what is there now and exit, instead of following')
     .addOption(
@@ -97,17 +110,35 @@ export function buildProgram(): Command {
       String(defaults.shutdownTimeoutMs),
     )
     .addOption(
-      new Option('--log-level <level>', 'diagnostics on stderr')
+      new Option(
+        '--log-level <level>',
+        'diagnostics on stderr (with journald priorities under systemd)',
+      )
         .choices(LEVELS)
         .default(defaults.logLevel),
     )
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError('(run `logmerge --help` for usage)')
     .exitOverride()
-    .configureOutput({
-      // One line: commander's "error: ..." becomes "logmerge: error: ...".
-      outputError: (text, write) => write(`logmerge: ${text}`),
-    })
+    .configureOutput(errorOutput)
+}
+
+/**
+ * commander's "error: ..." and its hint become "logmerge: error: ..." (or "<3>error: ..." for
+ * journald), each line.
+ */
+const errorOutput = { writeErr: (text: string) => process.stderr.write(prefixLines(text)) }
+
+/** `logmerge check-config FILE`: the daemon's own checks, without starting anything. */
+export function buildCheckConfigProgram(): Command {
+  return new Command('logmerge check-config')
+    .description(
+      'Check a config file as `logmerge --config FILE` would: exit 0 and one line per job, or exit 2 and every problem.',
+    )
+    .argument('<file>', 'the JSON config file')
+    .addHelpText('after', '\nExample:\n  logmerge check-config /etc/logmerge/config.json\n')
+    .exitOverride()
+    .configureOutput(errorOutput)
 }
 
 /** `logmerge status`: where a logmerge stands, from its state file (read-only). */
@@ -116,14 +147,31 @@ export function buildStatusProgram(): Command {
     .description('Show where logmerge stands: its last checkpoint, the output and every source.')
     .option('--state <path>', 'the state file')
     .option('-o, --output <path>', 'the output of the run (to find its default state file)')
-    .option('--json', 'one JSON object instead of a table')
-    .addHelpText('after', '\nExample:\n  logmerge status -o /var/log/merged.log\n')
+    .option('-c, --config <file>', "every job of this config file (from the file's state paths)")
+    .option('--job <name>', 'with --config: only this job')
+    .option('--json', 'JSON instead of a table (with --config: a list, one entry a job)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  logmerge status -o /var/log/merged.log\n  sudo logmerge status --config /etc/logmerge/config.json --job web\n',
+    )
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`logmerge: ${text}`) })
+    .configureOutput(errorOutput)
+}
+
+interface StatusOptions {
+  state?: string
+  output?: string
+  config?: string
+  job?: string
+  json?: boolean
 }
 
 function runStatus(program: Command): void {
-  const opts = program.opts<{ state?: string; output?: string; json?: boolean }>()
+  const opts = program.opts<StatusOptions>()
+  if (opts.config !== undefined) {
+    runStatusOfConfig(opts.config, opts)
+    return
+  }
   const path = opts.state
     ? resolve(opts.state)
     : opts.output
@@ -132,6 +180,40 @@ function runStatus(program: Command): void {
   if (!path) throw errors.usage('status needs --state PATH or --output PATH')
   const status = readStatus(path)
   process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status))
+}
+
+/**
+ * `status --config FILE`: every job's (or --job's) status, from the state paths the file gives
+ * (`state`, `stateDirectory`; else $STATE_DIRECTORY or beside the output, as when it runs). A
+ * job whose state cannot be read is reported and the others shown; exit 2 then.
+ */
+function runStatusOfConfig(file: string, opts: StatusOptions): void {
+  const run = resolveRun(loadConfigFile(file), { inputs: [] }, new Set())
+  const jobs = run.jobs.filter((job) => opts.job === undefined || job.name === opts.job)
+  if (jobs.length === 0) {
+    const names = run.jobs.map((j) => j.name).join(', ')
+    throw errors.usage(`${file} has no job named ${opts.job}`, `its jobs: ${names}`)
+  }
+  const log = createLogger('error')
+  const shown: { job: string; status: ReturnType<typeof readStatus> }[] = []
+  for (const job of jobs) {
+    const path = job.config.statePath
+    try {
+      if (path === null)
+        throw errors.usage(`job ${job.name} keeps no state (state: false, or once)`)
+      shown.push({ job: job.name, status: readStatus(path) })
+    } catch (err) {
+      if (!(err instanceof LogmergeError)) throw err
+      log.error(`job ${job.name}: ${err.message}${err.hint ? ` (${err.hint})` : ''}`)
+      process.exitCode = err.exitCode
+    }
+  }
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
+    return
+  }
+  const tables = shown.map(({ job, status }) => `job ${job}\n${formatStatus(status)}`)
+  process.stdout.write(tables.join('\n'))
 }
 
 /** Parses `argv` with `program`; false when commander already answered (help, version, error). */
@@ -150,11 +232,13 @@ function parse(program: Command, argv: string[]): boolean {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  if (argv[2] === 'status') {
-    const status = buildStatusProgram()
-    if (!parse(status, [argv[0] as string, argv[1] as string, ...argv.slice(3)])) return
+  const [node, script, command] = argv as [string, string, string | undefined]
+  if (command === 'status' || command === 'check-config') {
+    const sub = command === 'status' ? buildStatusProgram() : buildCheckConfigProgram()
+    if (!parse(sub, [node, script, ...argv.slice(3)])) return
     try {
-      runStatus(status)
+      if (command === 'status') runStatus(sub)
+      else checkConfig(sub.args[0] as string)
     } catch (err) {
       process.exitCode = report(err)
     }
@@ -162,24 +246,71 @@ export async function main(argv: string[]): Promise<void> {
   }
   const program = buildProgram()
   if (!parse(program, argv)) return
-  const opts = program.opts<Omit<Options, 'inputs'>>()
   try {
-    const config = resolveConfig({ ...opts, inputs: program.args })
-    const log = createLogger(config.logLevel)
-    process.exitCode = await runDaemon(config, log)
+    const run = runFrom(program)
+    process.exitCode = await runJobs(run, daemonIO(run))
   } catch (err) {
     process.exitCode = report(err)
   }
 }
 
-/** Prints a fatal error as one line (plus a hint) and returns the exit code for it. */
+/** The jobs of this run: the command line alone, or --config FILE with the flags laid over it. */
+function runFrom(program: Command): Run {
+  const opts = program.opts<Omit<Options, 'inputs'> & { config?: string }>()
+  const { config: file, ...rest } = opts
+  const cli: Options = { ...rest, inputs: program.args }
+  const given = new Set<keyof Options>()
+  for (const option of program.options) {
+    const key = option.attributeName() as keyof Options | 'config'
+    if (key !== 'config' && program.getOptionValueSource(key) === 'cli') given.add(key)
+  }
+  if (program.args.length > 0) given.add('inputs')
+  const loaded: ConfigFile | null = file === undefined ? null : loadConfigFile(file)
+  return resolveRun(loaded, cli, given)
+}
+
+/** Loggers on stderr: the jobs' prefixed with their names when there are several. */
+function daemonIO(run: Run) {
+  const log = createLogger(run.logLevel)
+  const several = run.jobs.length > 1
+  return {
+    log,
+    logFor: (job: Job) =>
+      several ? createLogger(run.logLevel, undefined, { job: job.name }) : log,
+    notifier: systemdNotifier(log),
+  }
+}
+
+function checkConfig(file: string): void {
+  const loaded = loadConfigFile(file)
+  const run = resolveRun(loaded, { inputs: [] }, new Set())
+  for (const job of run.jobs) process.stdout.write(`${summary(job)}\n`)
+  const n = run.jobs.length
+  process.stdout.write(`${loaded.path}: ok, ${n} job${n === 1 ? '' : 's'}\n`)
+}
+
+/** One line: what a job reads, where it writes, and how. */
+function summary({ name, config: c }: Job): string {
+  const inputs = c.inputs.map((i) => i.given).join(' ')
+  const output = c.output === '-' ? 'stdout' : c.output
+  const state = c.statePath ?? 'none'
+  const mode = c.once ? 'once' : `follow from ${c.from}`
+  return `job ${name}: ${inputs} -> ${output} (${mode}, engine ${c.engine}, order ${c.order}, format ${c.format ?? 'raw'}, state ${state})`
+}
+
+/** Prints a fatal error (one line each, plus a hint) and returns the exit code for it. */
 function report(err: unknown): ExitCode {
+  const style = detectStyle()
   if (err instanceof LogmergeError && err.code === 'EOUTPUT_CLOSED') return err.exitCode // like cat
   if (err instanceof LogmergeError) {
     const hint = err.hint ? ` (${err.hint})` : ''
-    process.stderr.write(`logmerge: error: ${err.message}${hint}\n`)
+    const lines = err.code === 'ECONFIG' ? err.problems : [`${err.message}${hint}`]
+    for (const line of lines) process.stderr.write(formatLine(style, 'error', line))
     return err.exitCode
   }
-  process.stderr.write(`logmerge: internal error: ${(err as Error)?.stack ?? String(err)}\n`)
+  const stack = (err as Error)?.stack ?? String(err)
+  process.stderr.write(
+    formatLine(style, 'error', `internal error (a bug: please report it): ${stack}`),
+  )
   return ExitCode.internal
 }

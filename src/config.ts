@@ -15,6 +15,24 @@ export type EngineName = (typeof ENGINES)[number]
 export const ORDERS = ['arrival', 'time'] as const
 export type Order = (typeof ORDERS)[number]
 
+/** How a line is written: as read, `<source> <line>`, or one JSON object (issue 5 builds them). */
+export const FORMATS = ['raw', 'prefix', 'json'] as const
+export type Format = (typeof FORMATS)[number]
+
+/**
+ * The smallest value each numeric option takes, shared by the flags and the config file's keys.
+ * Keyed by the option's name (the config key).
+ */
+export const MINIMUM = {
+  maxLineBytes: 1024,
+  pollInterval: 10,
+  readChunk: 4096,
+  threads: 1,
+  checkpointInterval: 10,
+  shutdownTimeout: 100,
+  reorderWindow: 0,
+} as const
+
 /** Engines where every thread writes under the lock: no single place sees every line. */
 const LOCKED_WRITER_ENGINES: readonly EngineName[] = ['threads', 'bottom-up']
 
@@ -33,8 +51,16 @@ export interface Options {
   logLevel?: string
   /** A path, or false for --no-state. */
   state?: string | false
+  /** Where default state files go (config file only; default: $STATE_DIRECTORY, or beside the output). */
+  stateDirectory?: string
   checkpointInterval?: string | number
   shutdownTimeout?: string | number
+  /** Reserved for issue 5 (validated and passed through; no behaviour here). */
+  format?: string
+  /** Label name -> the input path it names (issue 5). */
+  labels?: Readonly<Record<string, string>>
+  timestampFormat?: string
+  reorderWindow?: string | number
 }
 
 export interface Config {
@@ -62,6 +88,15 @@ export interface Config {
   readonly checkpointIntervalMs: number
   /** After SIGTERM/SIGINT, how long draining may take before logmerge gives up. */
   readonly shutdownTimeoutMs: number
+  // The next four are validated and passed through for issue 5, which gives them behaviour.
+  /** --format: how each line is written (absent: raw). */
+  readonly format?: Format
+  /** --label: label name -> absolute path of the input it names. */
+  readonly labels?: Readonly<Record<string, string>>
+  /** --timestamp-format: how to find the time in a line (for --order time). */
+  readonly timestampFormat?: string
+  /** --reorder-window: how long --order time holds lines back to put them in order. */
+  readonly reorderWindowMs?: number
 }
 
 export const defaults = {
@@ -79,6 +114,14 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
   if (options.inputs.length === 0) {
     throw errors.usage('no input files given', 'name at least one file, directory or glob')
   }
+  return {
+    inputs: options.inputs.map((given) => parseInput(given, cwd)),
+    ...settings(options, cwd),
+  }
+}
+
+/** Everything but the inputs, checked (also on its own: the flags given with --config). */
+export function settings(options: Omit<Options, 'inputs'>, cwd: string): Omit<Config, 'inputs'> {
   const once = options.once ?? false
   const output =
     options.output === undefined || options.output === '-' ? '-' : resolve(cwd, options.output)
@@ -89,10 +132,9 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
     '--max-line-bytes',
     options.maxLineBytes,
     defaults.maxLineBytes,
-    1024,
+    MINIMUM.maxLineBytes,
   )
   return {
-    inputs: options.inputs.map((given) => parseInput(given, cwd)),
     output,
     once,
     from: oneOf('--from', options.from, ['start', 'end'] as const, once ? 'start' : 'end'),
@@ -103,27 +145,62 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
       '--poll-interval',
       options.pollInterval,
       defaults.pollIntervalMs,
-      10,
+      MINIMUM.pollInterval,
     ),
-    readChunkBytes: integerOption('--read-chunk', options.readChunk, defaults.readChunkBytes, 4096),
+    readChunkBytes: integerOption(
+      '--read-chunk',
+      options.readChunk,
+      defaults.readChunkBytes,
+      MINIMUM.readChunk,
+    ),
     highWaterBytes: Math.max(defaults.highWaterBytes, 4 * maxLineBytes),
     readConcurrency: defaults.readConcurrency,
-    threads: integerOption('--threads', options.threads, availableParallelism(), 1),
+    threads: integerOption('--threads', options.threads, availableParallelism(), MINIMUM.threads),
     logLevel: oneOf('--log-level', options.logLevel, LEVELS, defaults.logLevel),
-    statePath: statePathFor(options.state, output, once, cwd),
+    statePath: statePathFor(options, output, once, cwd),
     checkpointIntervalMs: integerOption(
       '--checkpoint-interval',
       options.checkpointInterval,
       defaults.checkpointIntervalMs,
-      10,
+      MINIMUM.checkpointInterval,
     ),
     shutdownTimeoutMs: integerOption(
       '--shutdown-timeout',
       options.shutdownTimeout,
       defaults.shutdownTimeoutMs,
-      100,
+      MINIMUM.shutdownTimeout,
     ),
+    ...reserved(options, cwd),
   }
+}
+
+/**
+ * The options issue 5 gives behaviour to: checked and passed through, absent when not given
+ * (so an engine that does not know them yet sees no difference).
+ */
+function reserved(options: Omit<Options, 'inputs'>, cwd: string): Partial<Config> {
+  const out: {
+    format?: Format
+    labels?: Readonly<Record<string, string>>
+    timestampFormat?: string
+    reorderWindowMs?: number
+  } = {}
+  if (options.format !== undefined) out.format = oneOf('--format', options.format, FORMATS, 'raw')
+  if (options.labels !== undefined) {
+    out.labels = Object.fromEntries(
+      Object.entries(options.labels).map(([name, path]) => [name, resolve(cwd, path)]),
+    )
+  }
+  if (options.timestampFormat !== undefined) out.timestampFormat = options.timestampFormat
+  if (options.reorderWindow !== undefined) {
+    out.reorderWindowMs = integerOption(
+      '--reorder-window',
+      options.reorderWindow,
+      0,
+      MINIMUM.reorderWindow,
+    )
+  }
+  return out
 }
 
 /**
@@ -132,14 +209,21 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
  * so those keep no state unless asked.
  */
 function statePathFor(
-  given: string | false | undefined,
+  options: Omit<Options, 'inputs'>,
   output: string,
   once: boolean,
   cwd: string,
 ): string | null {
+  const given = options.state
   if (given === false) return null
   if (typeof given === 'string') return resolve(cwd, given)
-  return once ? null : defaultStatePath(output)
+  if (once) return null
+  // A config file's stateDirectory names the directory for every process reading the file
+  // alike: the service (which also has $STATE_DIRECTORY) and `logmerge status --config`.
+  const dir = options.stateDirectory
+  return dir === undefined
+    ? defaultStatePath(output)
+    : defaultStatePath(output, { STATE_DIRECTORY: resolve(cwd, dir) })
 }
 
 /** Time order needs one place that sees every line before it is written. */
@@ -183,7 +267,8 @@ export function integerOption(
   return n
 }
 
-function parseSize(text: string): number {
+/** "64k" -> 65536; NaN when it is not a size. */
+export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]i?[bB]?)?\s*$/.exec(text)
   if (m === null) return Number.NaN
   const unit = (m[2] ?? '').charAt(0).toLowerCase()

@@ -1,54 +1,192 @@
 /**
- * The lifecycle around an engine: the start-up checks, signals (SIGTERM/SIGINT drain and exit
- * 0, SIGHUP reopens the output), and the exit status.
+ * The lifecycle around the engines: one engine per job, all in this process, under one set of
+ * signal handlers. SIGTERM/SIGINT drain every job and exit 0; SIGHUP reopens every job's
+ * output; a job that fails for good stops the others (drained and checkpointed) and the daemon
+ * exits with its code, for the service manager to restart it (docs/service.md says why).
  */
 import { EventEmitter } from 'node:events'
 import type { Config } from './config.js'
 import { engines } from './engines/index.js'
-import { ExitCode } from './errors.js'
-import { checkOutputNotInput } from './guard.js'
+import { ExitCode, LogmergeError } from './errors.js'
+import { checkOutputNotInput, checkOutputWritable } from './guard.js'
+import type { Job, Run } from './jobs.js'
 import type { Logger } from './log.js'
+import type { Notifier } from './sd-notify.js'
 
-export async function runDaemon(config: Config, log: Logger): Promise<ExitCode> {
-  checkOutputNotInput(config.output, config.inputs)
-  const stop = new AbortController()
-  const events = new EventEmitter()
-  const onStop = (signal: NodeJS.Signals) => {
-    if (stop.signal.aborted) {
-      log.warn(`${signal} again: exiting without draining`)
-      process.exit(128 + (signal === 'SIGINT' ? 2 : 15))
-    }
-    log.info(`${signal}: draining and stopping`)
-    stop.abort()
+export interface DaemonIO {
+  /** The daemon's own diagnostics (signals, stopping). */
+  readonly log: Logger
+  /** A job's diagnostics (prefixed with its name when there are several jobs). */
+  readonly logFor: (job: Job) => Logger
+  /** systemd notifications, when running under Type=notify. */
+  readonly notifier?: Notifier | null
+}
+
+/** One job from the command line (the shape before config files). */
+export function runDaemon(config: Config, log: Logger): Promise<ExitCode> {
+  const run: Run = {
+    jobs: [{ name: 'main', config }],
+    logLevel: config.logLevel,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    configPath: null,
+  }
+  return runJobs(run, { log, logFor: () => log })
+}
+
+/**
+ * Exit codes from the most to the least severe: with several jobs the daemon exits with the
+ * worst of theirs. A bug first, then the output (data stops flowing), a reader thread, a
+ * usage problem found late (a missing output directory), unreadable --once inputs, success.
+ */
+const SEVERITY: readonly ExitCode[] = [
+  ExitCode.internal,
+  ExitCode.io,
+  ExitCode.thread,
+  ExitCode.usage,
+  ExitCode.shutdownTimeout,
+  ExitCode.inputs,
+  ExitCode.ok,
+]
+
+export const worstOf = (codes: readonly ExitCode[]): ExitCode =>
+  codes.reduce<ExitCode>(
+    (worst, code) => (SEVERITY.indexOf(code) < SEVERITY.indexOf(worst) ? code : worst),
+    ExitCode.ok,
+  )
+
+interface Running {
+  readonly job: Job
+  readonly log: Logger
+  /** Aborted to drain and stop this job. */
+  readonly stop: AbortController
+  /** 'reopen' to the engine; 'ready' from it. */
+  readonly events: EventEmitter
+}
+
+export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
+  const { log } = io
+  for (const { config } of run.jobs) {
+    checkOutputNotInput(config.output, config.inputs)
+    checkOutputWritable(config.output, config.statePath)
+  }
+  // Each job its own controller and emitter: one shared by many engines would pass Node's
+  // listener limit (10) and warn.
+  const running: Running[] = run.jobs.map((job) => ({
+    job,
+    log: io.logFor(job),
+    stop: new AbortController(),
+    events: new EventEmitter(),
+  }))
+  const several = running.length > 1
+  let draining = false
+  let signalled = false
+  const drainAll = (why: string) => {
+    if (draining) return
+    draining = true
+    log.info(why)
+    io.notifier?.stopping('draining')
+    for (const r of running) r.stop.abort()
     // The drain must end: a stuck output (a full disk that never clears) must not hang the stop.
     // What was not written is not in the checkpoint, so a restart reads it again.
     setTimeout(() => {
       log.error(
-        `could not drain within ${config.shutdownTimeoutMs} ms (is the output stuck?); exiting; unwritten lines are read again on restart`,
+        `could not drain within ${run.shutdownTimeoutMs} ms (is an output stuck?); exiting; unwritten lines are read again on restart`,
       )
       process.exit(ExitCode.shutdownTimeout)
-    }, config.shutdownTimeoutMs).unref()
+    }, run.shutdownTimeoutMs).unref()
+  }
+  const onStop = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      log.warn(`${signal} again: exiting without draining`)
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15))
+    }
+    signalled = true
+    drainAll(`${signal}: draining and stopping`)
   }
   const onHup = () => {
-    log.info('SIGHUP: reopening the output')
-    events.emit('reopen')
+    log.info(several ? 'SIGHUP: reopening every output' : 'SIGHUP: reopening the output')
+    for (const r of running) r.events.emit('reopen')
+  }
+  let failed = false
+  const onFailed = (r: Running, code: ExitCode) => {
+    failed = true
+    if (!several || draining) return
+    log.error(
+      `job ${r.job.name} failed (exit ${code}): stopping the other jobs; they resume from their checkpoints when logmerge is started again`,
+    )
+    drainAll('draining the other jobs')
   }
   process.on('SIGTERM', onStop)
   process.on('SIGINT', onStop)
   process.on('SIGHUP', onHup)
+  announceReady(running, io, () => draining || failed)
+  try {
+    const codes = await Promise.all(running.map((r) => runJob(r, onFailed)))
+    return worstOf(codes)
+  } finally {
+    process.off('SIGTERM', onStop)
+    process.off('SIGINT', onStop)
+    process.off('SIGHUP', onHup)
+    io.notifier?.close()
+  }
+}
+
+/** Runs one job's engine to its end; its exit code (a failure is reported here, one line). */
+async function runJob(r: Running, onFailed: (r: Running, code: ExitCode) => void) {
+  const { config } = r.job
   try {
     const engine = await engines[config.engine]()
-    const result = await engine({ config, log, stop: stop.signal, events })
+    const result = await engine({ config, log: r.log, stop: r.stop.signal, events: r.events })
     if (config.once && result.unreadable.length > 0) {
-      log.error(
+      r.log.error(
         `could not read ${result.unreadable.length} input(s): ${result.unreadable.join(', ')}`,
       )
       return ExitCode.inputs
     }
     return ExitCode.ok
+  } catch (err) {
+    const code = report(err, r.log)
+    onFailed(r, code)
+    return code
   } finally {
-    process.off('SIGTERM', onStop)
-    process.off('SIGINT', onStop)
-    process.off('SIGHUP', onHup)
+    r.events.emit('ended')
+  }
+}
+
+/** Logs a job's fatal error and returns its exit code. */
+function report(err: unknown, log: Logger): ExitCode {
+  if (err instanceof LogmergeError) {
+    // The output's reader hung up (`logmerge ... | head`): stop quietly, like cat.
+    if (err.code === 'EOUTPUT_CLOSED') return err.exitCode
+    log.error(`${err.message}${err.hint ? ` (${err.hint})` : ''}`)
+    return err.exitCode
+  }
+  log.error(`internal error (a bug: please report it): ${(err as Error)?.stack ?? String(err)}`)
+  return ExitCode.internal
+}
+
+/**
+ * READY=1 once every job follows its inputs (or has ended: a --once job); not when draining has
+ * begun (a job failed at start-up: systemd then sees a failed start).
+ */
+function announceReady(running: readonly Running[], io: DaemonIO, draining: () => boolean): void {
+  let waiting = running.length
+  const one = () => {
+    waiting--
+    if (waiting > 0 || draining()) return
+    const names = running.map((r) => r.job.name).join(', ')
+    const status = running.length > 1 ? `following: ${running.length} jobs (${names})` : 'following'
+    io.log.info(`ready: ${status}`)
+    io.notifier?.ready(status)
+  }
+  for (const r of running) {
+    let counted = false
+    const once = () => {
+      if (counted) return
+      counted = true
+      one()
+    }
+    r.events.once('ready', once)
+    r.events.once('ended', once)
   }
 }

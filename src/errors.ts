@@ -2,13 +2,18 @@
  * Errors with a stable code, and the process exit codes they map to. Every message a user can
  * see for a fatal condition is built here, so the wording lives in one place.
  */
+import { dirname } from 'node:path'
 
 /** Process exit codes (documented in --help and docs/exit-codes in README). */
 export const ExitCode = {
   ok: 0,
   /** An unexpected internal error (a bug): please report it. */
   internal: 1,
-  /** Bad command line: unknown flag, bad value, output that is also an input. */
+  /**
+   * Bad command line or config file: unknown flag or key, bad value, output that is also an
+   * input, two jobs writing one output. One code for both: either way the invocation is wrong,
+   * a restart cannot help (the unit's RestartPreventExitStatus=2), and `check-config` exits 2.
+   */
   usage: 2,
   /** With --once: some inputs could not be read (missing, unreadable); the rest were merged. */
   inputs: 3,
@@ -23,8 +28,10 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
 export type ErrorCode =
   | 'EUSAGE'
+  | 'ECONFIG'
   | 'EOUTPUT_IS_INPUT'
   | 'EOUTPUT_DIR'
+  | 'ESTATE_DIR'
   | 'EOUTPUT_OPEN'
   | 'EOUTPUT_WRITE'
   | 'EOUTPUT_CLOSED'
@@ -33,8 +40,10 @@ export type ErrorCode =
 
 const exitFor: Record<ErrorCode, ExitCode> = {
   EUSAGE: ExitCode.usage,
+  ECONFIG: ExitCode.usage,
   EOUTPUT_IS_INPUT: ExitCode.usage,
   EOUTPUT_DIR: ExitCode.usage,
+  ESTATE_DIR: ExitCode.usage,
   EOUTPUT_OPEN: ExitCode.io,
   EOUTPUT_WRITE: ExitCode.io,
   EOUTPUT_CLOSED: ExitCode.io,
@@ -47,11 +56,18 @@ export class LogmergeError extends Error {
   readonly code: ErrorCode
   /** What the user can do about it, shown after the message. */
   readonly hint: string | undefined
+  /** Several independent problems (a config file's), each shown on its own line. */
+  readonly problems: readonly string[]
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; hint?: string }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; hint?: string; problems?: readonly string[] },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.hint = options?.hint
+    this.problems = options?.problems ?? [message]
   }
 
   get exitCode(): ExitCode {
@@ -62,6 +78,11 @@ export class LogmergeError extends Error {
 export const errors = {
   usage: (message: string, hint = 'see `logmerge --help`') =>
     new LogmergeError('EUSAGE', message, { hint }),
+  /** Problems found in a config file: each names the file and the key path. */
+  config: (file: string, problems: readonly string[]) =>
+    new LogmergeError('ECONFIG', `${file}: ${problems[0] ?? 'invalid'}`, {
+      problems: problems.map((p) => `${file}: ${p}`),
+    }),
   outputIsInput: (output: string, how: string) =>
     new LogmergeError('EOUTPUT_IS_INPUT', `output ${output} is also an input (${how})`, {
       hint: 'write the output outside the inputs, or narrow the input glob',
@@ -69,8 +90,15 @@ export const errors = {
   outputDir: (output: string, cause: NodeJS.ErrnoException) =>
     new LogmergeError(
       'EOUTPUT_DIR',
-      `cannot create output ${output}: ${cause.code === 'ENOENT' ? 'its directory does not exist' : describeErrno(cause)}`,
+      `cannot create output ${output}: ${cause.code === 'ENOENT' ? `its directory ${dirname(output)} does not exist` : describeErrno(cause)}`,
       { cause, hint: 'create the directory or choose another --output' },
+    ),
+  /** Found at start: the output or the state file cannot be written where it is. */
+  notWritable: (role: 'output' | 'state file', path: string, problem: string, hint: string) =>
+    new LogmergeError(
+      role === 'output' ? 'EOUTPUT_DIR' : 'ESTATE_DIR',
+      `cannot write ${role} ${path}: ${problem}`,
+      { hint },
     ),
   outputOpen: (output: string, cause: NodeJS.ErrnoException) =>
     new LogmergeError('EOUTPUT_OPEN', `cannot open output ${output}: ${describeErrno(cause)}`, {

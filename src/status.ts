@@ -21,6 +21,8 @@ export interface SourceStatus {
   readonly state: 'following' | 'rotated' | 'gone'
   readonly lastChange: string | null
   /** From the last checkpoint (absent in state files from before they were kept). */
+  /** Lines of it in the output, over every run (a split line counts once per piece). */
+  readonly linesWritten: number | null
   readonly linesSplit: number | null
   readonly truncations: number | null
   readonly partialBytesHeld: number | null
@@ -92,6 +94,7 @@ function source(s: SourceState, now: number): SourceStatus {
     lagSeconds: lag && st ? Math.max(0, (now - st.mtimeMs) / 1000) : lag === 0 ? 0 : null,
     state: here ? 'following' : st ? 'rotated' : 'gone',
     lastChange: here ? st.mtime.toISOString() : null,
+    linesWritten: s.stats?.lines ?? null,
     linesSplit: s.stats?.linesSplit ?? null,
     truncations: s.stats?.truncations ?? null,
     partialBytesHeld: s.stats?.pendingBytes ?? null,
@@ -114,7 +117,7 @@ export function formatStatus(s: Status): string {
   }
   lines.push(
     '',
-    'SOURCE\tSTATE\tOFFSET\tSIZE\tLAG BYTES\tLAG S\tSPLIT\tTRUNCATED\tPARTIAL\tLAST ACTIVE\tIDENTITY',
+    'SOURCE\tSTATE\tOFFSET\tSIZE\tLAG BYTES\tLAG S\tLINES\tSPLIT\tTRUNCATED\tPARTIAL\tLAST ACTIVE\tIDENTITY',
   )
   for (const x of s.sources) {
     const lagS = x.lagSeconds === null ? '-' : x.lagSeconds.toFixed(1)
@@ -126,6 +129,7 @@ export function formatStatus(s: Status): string {
         x.size ?? '-',
         x.lagBytes ?? '-',
         lagS,
+        x.linesWritten ?? '-',
         x.linesSplit ?? '-',
         x.truncations ?? '-',
         x.partialBytesHeld ?? '-',

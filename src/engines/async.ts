@@ -34,6 +34,9 @@ export async function runAsync({
     },
     // A file opened while running is recorded at once, not at the next interval.
     onNewSource: () => void checkpoints?.save(),
+    // An output deleted or replaced meanwhile is opened again; its checkpoint comes first.
+    watchMs: config.pollIntervalMs,
+    onSwitch: () => checkpoints?.save(),
   })
   const follower = new AsyncFollower({
     follow: !config.once,
@@ -103,6 +106,7 @@ export async function runAsync({
         await follower.findRotated(paths)
         await follower.start(paths)
         checkpoints?.start(config.checkpointIntervalMs)
+        events.emit('ready')
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
         try {
           const ended = AbortSignal.any([stop, failed.signal])

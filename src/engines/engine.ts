@@ -8,7 +8,11 @@ export interface EngineContext {
   readonly log: Logger
   /** Aborted when the daemon wants the engine to drain and stop (SIGTERM, SIGINT). */
   readonly stop: AbortSignal
-  /** Emits 'reopen' when the output should be opened again (SIGHUP after logrotate). */
+  /**
+   * The daemon emits 'reopen' when the output should be opened again (SIGHUP after logrotate).
+   * The engine emits 'ready' once it follows its inputs (output open, state recovered, files
+   * opened where the state or --from says): the daemon tells systemd (READY=1) when every job is.
+   */
   readonly events: EventEmitter
 }
 

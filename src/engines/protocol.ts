@@ -27,12 +27,15 @@ export type ToWorker =
 
 /** Reader thread -> main thread. */
 export type FromWorker =
-  | { readonly code: 'log'; readonly line: string }
+  /** A diagnostic: the main thread's logger words it (job name, journald priority). */
+  | { readonly code: 'log'; readonly level: Level; readonly message: string }
   /** top-down: a block of whole lines for the main thread's writer. */
   | { readonly code: 'block'; readonly bytes: Uint8Array; readonly mark: SourceMark | undefined }
   | { readonly code: 'done'; readonly unreadable: readonly string[] }
   /** A file was opened: what a checkpoint needs to find it again, and where it starts. */
   | { readonly code: 'source'; readonly source: SourceState; readonly key: string }
+  /** A finished file is gone from disk: it leaves the checkpoints. */
+  | { readonly code: 'forget'; readonly key: string }
   | { readonly code: 'failed'; readonly error: SerializedError; readonly path: string | null }
 
 export interface SerializedError {

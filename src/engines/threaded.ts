@@ -67,7 +67,11 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     : { sources: [], previousStart: null }
   const locked =
     shape.writer === 'locked'
-      ? LockedWriter.open(config.output, config.threads, (m) => log.warnOnce('output-retry', m))
+      ? LockedWriter.open(config.output, config.threads, (m) => log.warnOnce('output-retry', m), {
+          log,
+          intervalMs: config.pollIntervalMs,
+          onSwitch: (): Promise<void> | undefined => checkpoints?.save(),
+        })
       : null
   const loop =
     shape.writer === 'loop'
@@ -76,6 +80,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
           highWaterBytes: Math.max(4 * 1024 * 1024, 2 * config.maxLineBytes),
           log,
           onFatal: fail,
+          watchMs: config.pollIntervalMs,
+          onSwitch: (): Promise<void> | undefined => checkpoints?.save(),
         })
       : null
   /** What the threads told us about each file they opened, for checkpoints. */
@@ -185,6 +191,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     early = null
     checkpoints?.start(config.checkpointIntervalMs) // also --once: a long one that is killed resumes
     if (!config.once) {
+      events.emit('ready')
       const ended = AbortSignal.any([stop, failed.signal])
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
@@ -238,7 +245,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       const handle = (msg: FromWorker) => {
         switch (msg.code) {
           case 'log':
-            process.stderr.write(msg.line)
+            log[msg.level](msg.message)
             return
           case 'block':
             return accept(msg.bytes, msg.mark)
@@ -248,6 +255,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             loop?.note({ key: msg.key, offset: msg.source.offset })
             // A file opened while running is recorded at once, not at the next interval.
             void checkpoints?.save()
+            return
+          case 'forget':
+            sources.delete(msg.key)
+            loop?.forget(msg.key)
             return
           case 'done':
             finished = true

@@ -6,7 +6,7 @@
  */
 import { receiveMessageOnPort, workerData } from 'node:worker_threads'
 import pLimit from 'p-limit'
-import { createLogger } from '../log.js'
+import { levelLogger } from '../log.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import { toRemembered } from '../state/recover.js'
@@ -18,7 +18,7 @@ import { type FromWorker, serializeError, type ToWorker, type WorkerInit } from 
 const init = workerData as WorkerInit
 const port = init.port
 const post = (msg: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(msg, transfer)
-const log = createLogger(init.logLevel, (line) => post({ code: 'log', line }))
+const log = levelLogger(init.logLevel, (level, message) => post({ code: 'log', level, message }))
 
 /**
  * Test-only fault injection: LOGMERGE_FAULT=throw:<text> makes the thread throw when it is told
@@ -53,12 +53,27 @@ class PostSink implements SyncSink {
       Atomics.wait(this.#inflight, 0, queued, 100)
     }
   }
+
+  forget(key: string): void {
+    post({ code: 'forget', key })
+  }
 }
 
 function makeSink(): SyncSink {
   const s = init.sink
   if (s.kind === 'post') return new PostSink(s.inflight, s.highWaterBytes)
-  return LockedWriter.attach(s.share, init.id, (message) => log.warnOnce('output-retry', message))
+  const locked = LockedWriter.attach(s.share, init.id, (message) =>
+    log.warnOnce('output-retry', message),
+  )
+  return {
+    write: (block, mark) => locked.write(block, mark),
+    note: (mark) => locked.note(mark),
+    // The slot is freed here; the main thread drops what the thread told it about the file.
+    forget: (key) => {
+      locked.forget(key)
+      post({ code: 'forget', key })
+    },
+  }
 }
 
 const quietMs = 2 * init.pollIntervalMs
@@ -129,6 +144,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         return undefined
       },
       note: (mark) => sink.note?.(mark),
+      forget: (key) => sink.forget?.(key),
     },
     onSource,
     limit: pLimit(init.readConcurrency),

@@ -4,23 +4,69 @@
  * threads' blocks never interleave. The output size lives in the same shared memory and changes
  * only under the lock, so a snapshot taken under the lock is consistent. Blocking is the
  * backpressure: a reader that writes waits for the disk.
+ *
+ * Faults: a write that fails with a full disk or the size limit is retried with a growing pause,
+ * holding the lock (no other thread's bytes can land inside the block; every reader thread
+ * waits, which is what we want). The main thread never waits on the lock for long: it reports
+ * the outage from shared counters, watches the output path, and asks for a switch to a new file
+ * through shared memory; the thread holding the lock makes the switch.
  */
-import { closeSync, fstatSync, fsync, openSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsync, writeSync } from 'node:fs'
 import { promisify } from 'node:util'
-import { describeErrno, errors, isErrno } from '../errors.js'
+import { errors, isErrno } from '../errors.js'
+import type { Logger } from '../log.js'
 import { Mutex } from './mutex.js'
+import {
+  bytesToKeep,
+  changeMessage,
+  checkOutput,
+  cutUnfinishedLine,
+  isRetryable,
+  nextBackoff,
+  type OutputChange,
+  openOutputSync,
+  RETRYABLE,
+  resumedMessage,
+  stalledMessage,
+  syncQuietly,
+} from './output-file.js'
 import type { BlockSink, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const STDOUT_FD = 1
 const fsyncAsync = promisify(fsync)
-/** Errors we wait out (full disk, quota, size limit, a pipe not ready) instead of dying. */
-const RETRYABLE = ['EAGAIN', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EINTR']
+const FIRST_BACKOFF_MS = 50
+/** How long the main thread waits for the lock before it makes do without (see snapshot()). */
+const MAIN_WAIT_MS = 100
 
 /** Source offsets recorded per thread (a region each); more files than this in one thread are
  * followed but not checkpointed (a warning says so). */
 export const SLOTS_PER_THREAD = 16384
-/** A slot: device, inode, offset, in use, then the stats (SourceStats' four numbers). */
-const SLOT = 8
+/** A slot: device, inode, offset, in use, then the stats (SourceStats' five numbers). */
+const SLOT = 9
+
+/**
+ * The shared Int32 cells after the output size (a Float64 at byte 0), by index in an Int32Array
+ * over the whole state buffer.
+ */
+const CELL = {
+  /** The output fd (changes on a switch). */
+  fd: 2,
+  /** A count of changes (for skipping idle checkpoints). */
+  changes: 3,
+  /** An fd opened by the main thread to switch to, or -1. */
+  nextFd: 4,
+  /** 1 while writes wait: a switch not yet checkpointed, or an output that cannot be created. */
+  gate: 5,
+  /** Outages begun and ended: odd while a write is being retried. */
+  stalls: 6,
+  /** The last retried error, as 1 + its index in RETRYABLE. */
+  stallCode: 7,
+  /** Switches made (by whichever thread held the lock). */
+  switches: 8,
+  /** 1 if the main thread watches the output (and so opens the gate after a switch). */
+  watched: 9,
+} as const
+const STATE_BYTES = 4 * 10
 
 /** What a worker needs to write through the same lock to the same fd (structured-cloneable). */
 export interface LockedWriterShare {
@@ -28,23 +74,50 @@ export interface LockedWriterShare {
   readonly lock: SharedArrayBuffer
   /** The source offsets, SLOTS_PER_THREAD slots per thread, changed only under the lock. */
   readonly slots: SharedArrayBuffer
-  /** Float64 at byte 0: output size; Int32 at byte 8: the output fd (changes on reopen);
-   * Int32 at byte 12: a count of changes (for skipping idle checkpoints). */
+  /** Float64 at byte 0: output size; then the Int32 cells of CELL. */
   readonly state: SharedArrayBuffer
+}
+
+/** The main thread's watch over the output (only the thread that opened it has one). */
+export interface LockedWriterWatch {
+  readonly log: Logger
+  /** How often (ms) to report outages and compare the output's path with the open file. */
+  readonly intervalMs: number
+  /** After a switch to a new file and before any byte goes to it: save a checkpoint. */
+  readonly onSwitch?: () => Promise<void> | void
 }
 
 export class LockedWriter implements BlockSink {
   readonly share: LockedWriterShare
   readonly #mutex: Mutex
   readonly #size: Float64Array
-  readonly #fd: Int32Array
-  readonly #changes: Int32Array
+  readonly #cells: Int32Array
   readonly #onRetry: (message: string) => void
   readonly #slots: Float64Array
   /** This thread's slots: the first index of its region, and the slot of each source key. */
   readonly #region: number
   readonly #slotOf = new Map<string, number>()
+  /** Slots of forgotten sources, reused first; then never-used ones (#slotsUsed so far). */
+  readonly #freeSlots: number[] = []
+  #slotsUsed = 0
   #closed = false
+  // The main thread's side:
+  #watch: LockedWriterWatch | null = null
+  #timer: NodeJS.Timeout | null = null
+  /** The last snapshot taken, served while a writer holds the lock through an outage. */
+  #last: Snapshot | null = null
+  #seenStalls = 0
+  #reported = false
+  #seenSwitches = 0
+  #checkpointing = false
+  /** The output went away and cannot be created again (yet): writes wait at the gate. */
+  #held = false
+  /** The watch saw a change at its last tick (see output-file.ts, changes are acted on at the
+   * second tick that sees them). */
+  #noticed = false
+  /** Every output fd this thread opened and has not closed: it closes them all (a worker
+   * closing an fd another thread opened makes Node warn). */
+  readonly #opened = new Set<number>()
 
   private constructor(
     share: LockedWriterShare,
@@ -56,24 +129,45 @@ export class LockedWriter implements BlockSink {
     this.#slots = new Float64Array(share.slots)
     this.#mutex = new Mutex(share.lock)
     this.#size = new Float64Array(share.state, 0, 1)
-    this.#fd = new Int32Array(share.state, 8, 1)
-    this.#changes = new Int32Array(share.state, 12, 1)
+    this.#cells = new Int32Array(share.state)
     this.#onRetry = onRetry
   }
 
-  /** Opens `path` for appending ('-' is stdout), in the thread that owns the output. */
-  static open(path: string, threads: number, onRetry: (message: string) => void): LockedWriter {
-    const fd = path === '-' ? STDOUT_FD : openOutput(path)
-    const state = new SharedArrayBuffer(16)
+  /**
+   * Opens `path` for appending ('-' is stdout), in the thread that owns the output. With
+   * `watch`, that thread reports outages and reopens an output deleted or replaced meanwhile.
+   */
+  static open(
+    path: string,
+    threads: number,
+    onRetry: (message: string) => void,
+    watch?: LockedWriterWatch,
+  ): LockedWriter {
+    const fd = path === '-' ? STDOUT_FD : openOutputSync(path)
+    const state = new SharedArrayBuffer(8 + STATE_BYTES)
     new Float64Array(state, 0, 1)[0] = fd === STDOUT_FD ? 0 : fstatSync(fd).size
-    new Int32Array(state, 8, 1)[0] = fd
+    const cells = new Int32Array(state)
+    cells[CELL.fd] = fd
+    cells[CELL.nextFd] = -1
     // Region 0 is the main thread's (where sources start, recorded before any thread reads);
     // reader thread i has region i + 1, which a snapshot reads later, so its offsets win.
     const regions = threads + 1
     const slots = new SharedArrayBuffer(
       regions * SLOTS_PER_THREAD * SLOT * Float64Array.BYTES_PER_ELEMENT,
     )
-    return new LockedWriter({ path, lock: new SharedArrayBuffer(4), state, slots }, 0, onRetry)
+    const writer = new LockedWriter(
+      { path, lock: new SharedArrayBuffer(4), state, slots },
+      0,
+      onRetry,
+    )
+    if (fd !== STDOUT_FD) writer.#opened.add(fd)
+    if (watch) {
+      cells[CELL.watched] = 1
+      writer.#watch = watch
+      writer.#timer = setInterval(() => writer.#tick(), watch.intervalMs)
+      writer.#timer.unref()
+    }
+    return writer
   }
 
   /** The same writer, in reader thread number `thread` (which records offsets in its region). */
@@ -87,10 +181,17 @@ export class LockedWriter implements BlockSink {
 
   /**
    * A consistent pair for a checkpoint, taken under the lock: the output size and identity, and
-   * each source's offset up to which its bytes are within that size.
+   * each source's offset up to which its bytes are within that size. The main thread does not
+   * wait out a writer that holds the lock through a full disk: it would stop printing warnings
+   * and handling signals. The last snapshot is still a true one (its bytes are in the output),
+   * so that one serves until the lock comes free.
    */
   snapshot(): Snapshot {
-    return this.#mutex.withLock(() => {
+    if (!this.#mutex.lockFor(MAIN_WAIT_MS)) {
+      if (this.#last) return this.#last
+      this.#mutex.lock()
+    }
+    try {
       const offsets = new Map<string, number>()
       const stats = new Map<string, SourceStats>()
       const s = this.#slots
@@ -98,14 +199,26 @@ export class LockedWriter implements BlockSink {
         if (s[i + 3] !== 1) continue
         const key = `${s[i]}:${s[i + 1]}`
         offsets.set(key, s[i + 2] as number)
-        const [linesSplit, truncations, pendingBytes, lastActivity] = s.subarray(i + 4, i + 8)
-        stats.set(key, { linesSplit, truncations, pendingBytes, lastActivity } as SourceStats)
+        const [lines, linesSplit, truncations, pendingBytes, lastActivity] = s.subarray(
+          i + 4,
+          i + 9,
+        )
+        stats.set(key, {
+          lines,
+          linesSplit,
+          truncations,
+          pendingBytes,
+          lastActivity,
+        } as SourceStats)
       }
-      const fd = this.#fd[0] as number
+      const fd = this.#cells[CELL.fd] as number
       const output =
         this.share.path === '-' ? null : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
-      return { size: this.#size[0] as number, output, offsets, stats }
-    })
+      this.#last = { size: this.#size[0] as number, output, offsets, stats }
+      return this.#last
+    } finally {
+      this.#mutex.unlock()
+    }
   }
 
   /** A source starts at `mark.offset` with nothing written yet. */
@@ -115,17 +228,29 @@ export class LockedWriter implements BlockSink {
     })
   }
 
+  /** The source `key` is gone for good: its slot is freed for another file. */
+  forget(key: string): void {
+    this.#mutex.withLock(() => {
+      const slot = this.#slotOf.get(key)
+      if (slot === undefined) return
+      this.#slots[slot + 3] = 0
+      this.#slotOf.delete(key)
+      this.#freeSlots.push(slot)
+      Atomics.add(this.#cells, CELL.changes, 1)
+    })
+  }
+
   /** Under the lock: the source's offset, in this thread's slot for it. */
   #record(mark: SourceMark): void {
     let slot = this.#slotOf.get(mark.key)
     if (slot === undefined) {
-      if (this.#slotOf.size >= SLOTS_PER_THREAD) {
+      slot = this.#freeSlots.pop() ?? this.#nextSlot()
+      if (slot === undefined) {
         this.#onRetry(
           `more than ${SLOTS_PER_THREAD} files in one reader thread: the rest are not checkpointed`,
         )
         return
       }
-      slot = (this.#region * SLOTS_PER_THREAD + this.#slotOf.size) * SLOT
       this.#slotOf.set(mark.key, slot)
       const [dev, ino] = mark.key.split(':').map(Number)
       this.#slots[slot] = dev as number
@@ -133,10 +258,19 @@ export class LockedWriter implements BlockSink {
       this.#slots[slot + 3] = 1
     }
     this.#slots[slot + 2] = mark.offset
-    Atomics.add(this.#changes, 0, 1)
+    Atomics.add(this.#cells, CELL.changes, 1)
     const st = mark.stats
     if (st)
-      this.#slots.set([st.linesSplit, st.truncations, st.pendingBytes, st.lastActivity], slot + 4)
+      this.#slots.set(
+        [st.lines, st.linesSplit, st.truncations, st.pendingBytes, st.lastActivity],
+        slot + 4,
+      )
+  }
+
+  /** The first never-used slot of this thread's region, or undefined when all are used. */
+  #nextSlot(): number | undefined {
+    if (this.#slotsUsed >= SLOTS_PER_THREAD) return undefined
+    return (this.#region * SLOTS_PER_THREAD + this.#slotsUsed++) * SLOT
   }
 
   /** Bytes in the output file (its size at open plus what every thread wrote since). */
@@ -145,45 +279,55 @@ export class LockedWriter implements BlockSink {
   }
 
   /**
-   * Opens the output path again (logrotate `create` + SIGHUP) and switches every thread to it
-   * under the lock; the old fd is closed only once the new one is open.
+   * Opens the output path again (logrotate `create` + SIGHUP) and has every thread switch to it.
+   * The switch is made under the lock, by this thread if the lock comes free soon, else by the
+   * writer that holds it (at its next try, if it is waiting out a failed write). The old file is
+   * synced, then closed once the new one is open.
    */
   reopen(): void {
     if (this.share.path === '-') return
-    const fd = openOutput(this.share.path)
-    const old = this.#mutex.withLock(() => {
-      const was = this.#fd[0] as number
-      this.#fd[0] = fd
-      this.#size[0] = fstatSync(fd).size
-      return was
-    })
-    closeSync(old)
+    this.#requestSwitch(openOutputSync(this.share.path))
   }
 
-  write(block: Buffer, mark?: SourceMark): undefined {
+  write(whole: Buffer, mark?: SourceMark): undefined {
+    let block = whole
     this.#mutex.lock()
     try {
+      this.#enter()
       // The whole block under one lock hold, retries included: no other thread's bytes can land
       // inside it, even when the disk fills up part-way (every writer waits for space anyway).
-      let off = 0
-      let backoff = 50
-      while (off < block.length) {
+      // Only a switch to a new file lets go of the lock, before any of the rest is written.
+      let done = 0
+      let backoff = FIRST_BACKOFF_MS
+      let stalled = false
+      while (done < block.length) {
         try {
-          off += writeSync(this.#fd[0] as number, block, off, block.length - off)
+          done += writeSync(this.#cells[CELL.fd] as number, block, done, block.length - done)
         } catch (err) {
           if (isErrno(err, 'EPIPE')) throw errors.outputClosed(err)
-          if (!isErrno(err, ...RETRYABLE)) {
+          if (!isRetryable(err)) {
             throw errors.outputWrite(this.share.path, err as NodeJS.ErrnoException)
           }
-          if (err.code !== 'EAGAIN') {
-            this.#onRetry(
-              `cannot write output ${this.share.path}: ${describeErrno(err)}; retrying, readers paused`,
-            )
+          if (!stalled && err.code !== 'EAGAIN') {
+            stalled = true
+            this.#cells[CELL.stallCode] = 1 + RETRYABLE.indexOf(err.code as never)
+            Atomics.add(this.#cells, CELL.stalls, 1) // odd: an outage began
           }
-          sleepSync(err.code === 'EAGAIN' ? 1 : backoff)
-          backoff = Math.min(backoff * 2, 5000)
+          // Sleeps, or less if the main thread has a new file for us meanwhile.
+          Atomics.wait(this.#cells, CELL.nextFd, -1, err.code === 'EAGAIN' ? 1 : backoff)
+          backoff = nextBackoff(backoff)
+          if (Atomics.load(this.#cells, CELL.nextFd) !== -1) {
+            // The output was rotated or replaced (which may be what frees the space): the whole
+            // lines written stay in the old file, the rest goes to the new one once the main
+            // thread has checkpointed it.
+            block = block.subarray(this.#leave(block, done))
+            done = 0
+            this.#switchLocked()
+            this.#enter()
+          }
         }
       }
+      if (stalled) Atomics.add(this.#cells, CELL.stalls, 1) // even: it ended
       // Size and offset in the same lock hold as the bytes: a snapshot sees both or neither.
       this.#size[0] = (this.#size[0] as number) + block.length
       if (mark) this.#record(mark)
@@ -193,9 +337,54 @@ export class LockedWriter implements BlockSink {
     return undefined
   }
 
+  /**
+   * Under the lock, before writing: makes a switch the main thread asked for, and waits (with
+   * the lock released) while the gate is closed.
+   */
+  #enter(): void {
+    for (;;) {
+      if (Atomics.load(this.#cells, CELL.nextFd) !== -1) this.#switchLocked()
+      if (Atomics.load(this.#cells, CELL.gate) === 0) return
+      this.#mutex.unlock()
+      Atomics.wait(this.#cells, CELL.gate, 1, 1000)
+      this.#mutex.lock()
+    }
+  }
+
+  /**
+   * Under the lock, leaving the current file with `done` bytes of `block` in it: what
+   * bytesToKeep says stays there and is counted in its size, the rest is cut off the file (which
+   * then ends with a whole line). Returns where the rest of the block starts.
+   */
+  #leave(block: Buffer, done: number): number {
+    const fd = this.#cells[CELL.fd] as number
+    const keep = bytesToKeep(fd, block.subarray(0, done))
+    this.#size[0] = (this.#size[0] as number) + keep
+    cutUnfinishedLine(fd, this.#size[0] as number, done - keep)
+    return keep
+  }
+
+  /**
+   * Under the lock: switches to the fd the main thread opened (the old file is synced, then
+   * closed). When the main thread watches, the gate closes until it has checkpointed the new
+   * file: the state names it, with its size now, before any byte of ours goes to it.
+   */
+  #switchLocked(): void {
+    const next = Atomics.exchange(this.#cells, CELL.nextFd, -1)
+    if (next === -1) return
+    const old = this.#cells[CELL.fd] as number
+    syncQuietly(old) // its bytes are counted in checkpoints
+    this.#cells[CELL.fd] = next
+    this.#size[0] = fstatSync(next).size
+    Atomics.add(this.#cells, CELL.changes, 1)
+    if (this.#cells[CELL.watched] === 1) Atomics.store(this.#cells, CELL.gate, 1)
+    Atomics.add(this.#cells, CELL.switches, 1)
+    // The old fd is closed by the thread that opened it (#closeRetired), not here.
+  }
+
   /** Moves whenever the snapshot would differ (for skipping idle checkpoints). */
   get changes(): number {
-    return Atomics.load(this.#changes, 0) + (this.#size[0] as number)
+    return Atomics.load(this.#cells, CELL.changes) + (this.#size[0] as number)
   }
 
   /**
@@ -206,7 +395,7 @@ export class LockedWriter implements BlockSink {
   async sync(): Promise<void> {
     if (this.share.path === '-') return
     try {
-      await fsyncAsync(this.#fd[0] as number)
+      await fsyncAsync(this.#cells[CELL.fd] as number)
     } catch (err) {
       if (!isErrno(err, 'EINVAL', 'EROFS')) throw err
     }
@@ -217,23 +406,157 @@ export class LockedWriter implements BlockSink {
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    if (this.share.path !== '-') closeSync(this.#fd[0] as number)
+    if (this.#timer) clearInterval(this.#timer)
+    if (this.share.path === '-') return
+    Atomics.store(this.#cells, CELL.nextFd, -1)
+    for (const fd of this.#opened) closeSync(fd)
+    this.#opened.clear()
   }
-}
 
-function openOutput(path: string): number {
-  try {
-    return openSync(path, 'a', 0o644)
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    throw e.code === 'ENOENT' || e.code === 'ENOTDIR'
-      ? errors.outputDir(path, e)
-      : errors.outputOpen(path, e)
+  /**
+   * Main thread: closes the fds it opened that no thread writes to any more. Under the lock, so
+   * no writer switches meanwhile; if a writer holds it, at a later tick.
+   */
+  #closeRetired(): void {
+    if (this.#opened.size < 2 || !this.#mutex.lockFor(10)) return
+    try {
+      const current = Atomics.load(this.#cells, CELL.fd)
+      const pending = Atomics.load(this.#cells, CELL.nextFd)
+      for (const fd of this.#opened) {
+        if (fd === current || fd === pending) continue
+        closeSync(fd)
+        this.#opened.delete(fd)
+      }
+    } finally {
+      this.#mutex.unlock()
+    }
   }
-}
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4))
-/** Blocks this thread for `ms` (Atomics.wait on a cell nobody notifies). */
-export function sleepSync(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms)
+  // -------------------------------------------------------------------------------------------
+  // The main thread's watch
+  // -------------------------------------------------------------------------------------------
+
+  #tick(): void {
+    if (this.#closed) return
+    this.#reportOutage()
+    this.#closeRetired()
+    if (Atomics.load(this.#cells, CELL.switches) !== this.#seenSwitches) void this.#afterSwitch()
+    else if (Atomics.load(this.#cells, CELL.nextFd) !== -1) this.#trySwitch()
+    else this.#checkPath()
+  }
+
+  /** Says once when writes began to fail and once when they went through again. */
+  #reportOutage(): void {
+    const log = this.#watch?.log
+    const stalls = Atomics.load(this.#cells, CELL.stalls)
+    if (!log || stalls === this.#seenStalls) return
+    this.#seenStalls = stalls
+    if (!this.#reported) {
+      const code = RETRYABLE[(this.#cells[CELL.stallCode] as number) - 1] ?? 'EIO'
+      const err = Object.assign(new Error(code), { code })
+      log.warn(stalledMessage(this.share.path, err))
+      this.#reported = true
+    }
+    if (stalls % 2 === 0) {
+      log.warn(resumedMessage(this.share.path))
+      this.#reported = false
+    }
+  }
+
+  /**
+   * Is the open file still the one at the output path, as long as we wrote it? If not, say so
+   * and open the path again, so no line goes on silently into a deleted file. While the path
+   * cannot be created, writes wait at the gate (the lines wait in their files).
+   */
+  #checkPath(): void {
+    const { path } = this.share
+    const log = this.#watch?.log
+    if (path === '-' || !log) return
+    let change: OutputChange | null = null
+    try {
+      if (this.#mutex.lockFor(10)) {
+        try {
+          change = checkOutput(path, this.#cells[CELL.fd] as number, this.#size[0] as number)
+        } finally {
+          this.#mutex.unlock()
+        }
+      } else {
+        // A writer holds the lock (maybe through a full disk): identity only, no size check.
+        change = checkOutput(path, Atomics.load(this.#cells, CELL.fd), 0)
+      }
+    } catch {
+      return // the fd cannot be stat'ed (the device is failing): the writes will tell
+    }
+    if (change === null) this.#noticed = false
+    if (change === null && !this.#held) return
+    if (change && !this.#noticed && !this.#held) {
+      this.#noticed = true // acted on at the next tick, unless it is over by then
+      return
+    }
+    this.#noticed = false
+    if (change) log.warn(changeMessage(path, change))
+    let fd: number
+    try {
+      fd = openOutputSync(path)
+    } catch (err) {
+      if (!this.#held) {
+        log.warn(
+          `cannot create output ${path} again: ${(err as Error).message}; writing is held until it can be (the lines wait in their files)`,
+        )
+        this.#held = true
+        Atomics.store(this.#cells, CELL.gate, 1)
+      }
+      return
+    }
+    if (this.#held) log.warn(`output ${path} could be created again; resumed`)
+    this.#held = false
+    this.#requestSwitch(fd)
+  }
+
+  /** Main thread: hands `fd` to whoever switches first (this thread, if the lock is free). */
+  #requestSwitch(fd: number): void {
+    this.#opened.add(fd)
+    Atomics.store(this.#cells, CELL.nextFd, fd) // a newer open wins over one not switched to
+    Atomics.notify(this.#cells, CELL.nextFd) // a writer waiting out a failed write wakes
+    this.#trySwitch()
+  }
+
+  #trySwitch(): void {
+    if (this.#mutex.lockFor(MAIN_WAIT_MS)) {
+      try {
+        this.#switchLocked()
+      } finally {
+        this.#mutex.unlock()
+      }
+      this.#closeRetired()
+    }
+    if (Atomics.load(this.#cells, CELL.switches) !== this.#seenSwitches) void this.#afterSwitch()
+  }
+
+  /** Main thread, after a switch: checkpoint the new file, then let the writers go on. */
+  async #afterSwitch(): Promise<void> {
+    if (this.#checkpointing) return
+    this.#checkpointing = true
+    try {
+      for (;;) {
+        const switches = Atomics.load(this.#cells, CELL.switches)
+        this.#seenSwitches = switches
+        try {
+          await this.#watch?.onSwitch?.()
+        } catch (err) {
+          this.#watch?.log.warn(
+            `checkpoint after reopening ${this.share.path}: ${(err as Error).message}`,
+          )
+        }
+        // Another switch meanwhile: checkpoint that file too before opening the gate.
+        if (Atomics.load(this.#cells, CELL.switches) === switches) break
+      }
+    } finally {
+      this.#checkpointing = false
+    }
+    this.#closeRetired()
+    if (this.#held) return
+    Atomics.store(this.#cells, CELL.gate, 0)
+    Atomics.notify(this.#cells, CELL.gate)
+  }
 }

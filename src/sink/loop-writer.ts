@@ -3,24 +3,34 @@
  * written in batches with writev; past a byte high-water mark, write() hands readers a promise
  * so they wait instead of memory growing (the "memory explosion" of the notes' BetterWay55).
  */
-import { close, fstat, fstatSync, fsync, open, writev } from 'node:fs'
+import { close, fstat, fsync, writev } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
-import { describeErrno, errors, isErrno } from '../errors.js'
+import { errors, isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
+import {
+  bytesToKeep,
+  changeMessage,
+  checkOutput,
+  cutUnfinishedLine,
+  isRetryable,
+  nextBackoff,
+  type OutputChange,
+  openOutputAsync,
+  resumedMessage,
+  stalledMessage,
+} from './output-file.js'
 import type { BlockSink, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const writevAsync = promisify(writev)
 const fsyncAsync = promisify(fsync)
 const closeAsync = promisify(close)
 const fstatAsync = promisify(fstat)
-const openAsync = promisify(open)
 
 /** POSIX IOV_MAX on Linux: more buffers than this in one writev fail with EINVAL. */
 const IOV_MAX = 1024
-/** Errors we wait out (full disk, quota, file size limit, a pipe not ready) instead of dying. */
-const RETRYABLE = ['EAGAIN', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EINTR']
 const STDOUT_FD = 1
+const FIRST_BACKOFF_MS = 50
 
 export interface LoopWriterOptions {
   readonly highWaterBytes: number
@@ -29,6 +39,16 @@ export interface LoopWriterOptions {
   readonly onFatal: (err: Error) => void
   /** A source was noted for the first time (so a checkpoint can record it soon). */
   readonly onNewSource?: () => void
+  /**
+   * How often (ms) to compare the output's path with the open file, to notice it deleted,
+   * moved, replaced or truncated behind our back; undefined: never.
+   */
+  readonly watchMs?: number
+  /**
+   * After switching to a new output file and before writing to it: save a checkpoint, so the
+   * state names the new file before it holds a byte of ours (a crash then resumes exactly once).
+   */
+  readonly onSwitch?: () => Promise<void> | void
 }
 
 export class LoopWriter implements BlockSink {
@@ -46,14 +66,25 @@ export class LoopWriter implements BlockSink {
   #written = new Map<string, number>()
   #stats = new Map<string, SourceStats>()
   #changes = 0
-  /** Bytes of a batch that failed part-way, already in the file but not yet in #size. */
-  #partialBytes = 0
-  /** Marks of blocks fully written by a batch that then failed: applied with the retry. */
-  #carriedMarks: (SourceMark | undefined)[] = []
   /** The output file's identity (null for stdout), for checkpoints. */
   #identity: { dev: number; ino: number } | null = null
-  /** The error code we are waiting out, if any. */
+  /** The error code we are waiting out, if any: readers wait meanwhile. */
   #retrying: string | null = null
+  /** Cuts a retry's sleep short (a switch to a new file may end the wait). */
+  #wake: AbortController | null = null
+  /** A new fd for the output path, switched to at the next block boundary (or failed write). */
+  #next: number | null = null
+  /** reopen() calls waiting for the switch. */
+  #switched: (() => void)[] = []
+  /** Why writing is held: the output went away and cannot be created again (yet). */
+  #held: string | null = null
+  #unheld: (() => void)[] = []
+  /** A reopen by the watch is under way. */
+  #replacing = false
+  /** The watch saw a change at its last tick (changes are acted on at the second tick that sees
+   * them, see output-file.ts). */
+  #noticed = false
+  #watch: NodeJS.Timeout | null = null
   #closed: Promise<void> | null = null
   #failed: Error | null = null
   readonly #opts: LoopWriterOptions
@@ -63,6 +94,13 @@ export class LoopWriter implements BlockSink {
     this.#fd = fd
     this.#size = size
     this.#opts = opts
+  }
+
+  /** The source `key` is gone for good: it leaves the checkpoints. */
+  forget(key: string): void {
+    if (!this.#written.delete(key)) return
+    this.#stats.delete(key)
+    this.#changes++
   }
 
   /** Opens `path` for appending ('-' is stdout). */
@@ -77,10 +115,14 @@ export class LoopWriter implements BlockSink {
       )
       return writer
     }
-    const fd = await openOutput(path)
+    const fd = await openOutputAsync(path)
     const { size, dev, ino } = await fstatAsync(fd)
     const writer = new LoopWriter(path, fd, size, opts)
     writer.#identity = { dev, ino }
+    if (opts.watchMs !== undefined) {
+      writer.#watch = setInterval(() => writer.#check(), opts.watchMs)
+      writer.#watch.unref()
+    }
     return writer
   }
 
@@ -139,7 +181,9 @@ export class LoopWriter implements BlockSink {
     this.#marks.push(mark)
     this.#queuedBytes += block.length
     this.#flushing ??= this.#flushLoop()
-    if (this.#queuedBytes < this.#opts.highWaterBytes) return undefined
+    // While the output cannot take bytes, readers stop reading (the lines wait in their files).
+    const stuck = this.#retrying !== null || this.#held !== null
+    if (this.#queuedBytes < this.#opts.highWaterBytes && !stuck) return undefined
     return new Promise((resolve) => this.#waiters.push(resolve))
   }
 
@@ -152,30 +196,21 @@ export class LoopWriter implements BlockSink {
   /** Writes out the queue and makes the output durable (no-op for stdout and pipes). */
   async sync(): Promise<void> {
     await this.drain()
-    if (this.#fd === STDOUT_FD) return
-    try {
-      await fsyncAsync(this.#fd)
-    } catch (err) {
-      if (!isErrno(err, 'EINVAL', 'EROFS')) throw err // not syncable (a pipe, /dev/null)
-    }
+    await this.fsync()
   }
 
   /**
-   * Opens the output path again and switches to it once the queue is written (logrotate
-   * `create` + SIGHUP). The old fd is closed only once the new one is open.
+   * Opens the output path again and switches to it at the next block boundary (logrotate
+   * `create` + SIGHUP; also when the watch finds the output gone or replaced). The old file is
+   * synced and closed once the new one is open; a block half-written when the old file failed
+   * is cut from it and written whole to the new one. Resolves once switched and checkpointed.
    */
   async reopen(): Promise<void> {
-    if (this.#fd === STDOUT_FD) return
-    const fd = await openOutput(this.path)
-    // Swap only with no batch in flight (checked and swapped without an await in between).
-    while (this.#flushing !== null) await this.drain()
-    const old = this.#fd
-    this.#fd = fd
-    const st = fstatSync(fd)
-    this.#size = st.size
-    this.#identity = { dev: st.dev, ino: st.ino }
-    this.#changes++
-    await closeAsync(old)
+    if (this.#fd === STDOUT_FD || this.#closed || this.#failed) return
+    const fd = await openOutputAsync(this.path)
+    const switched = new Promise<void>((resolve) => this.#switched.push(resolve))
+    this.#switchTo(fd)
+    await switched
   }
 
   /**
@@ -184,7 +219,9 @@ export class LoopWriter implements BlockSink {
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      if (this.#watch) clearInterval(this.#watch)
       await this.drain()
+      this.#releaseSwitchWaiters()
       if (this.#fd !== STDOUT_FD) await closeAsync(this.#fd)
     })()
     return this.#closed
@@ -194,42 +231,22 @@ export class LoopWriter implements BlockSink {
     return this.close()
   }
 
+  #switchTo(fd: number): void {
+    // A newer open wins over one not switched to yet.
+    if (this.#next !== null) void closeAsync(this.#next).catch(() => {})
+    this.#next = fd
+    this.#wake?.abort()
+    this.#flushing ??= this.#flushLoop()
+  }
+
   async #flushLoop(): Promise<void> {
-    let backoff = 50
-    while (this.#queue.length > 0) {
+    for (;;) {
+      if (this.#held !== null) await new Promise<void>((resolve) => this.#unheld.push(resolve))
+      if (this.#next !== null) await this.#switch()
+      if (this.#queue.length === 0 || this.#failed) break
       const batch = this.#queue.splice(0, IOV_MAX)
       const marks = this.#marks.splice(0, batch.length)
-      try {
-        await this.#writeAll(batch)
-        backoff = 50
-      } catch (err) {
-        if (isErrno(err, ...RETRYABLE)) {
-          // Nothing is lost: put the unwritten rest back at the front and wait.
-          if (this.#retrying === null) {
-            this.#opts.log.warn(
-              `cannot write output ${this.path}: ${describeErrno(err)}; retrying, readers paused`,
-            )
-          }
-          this.#retrying = err.code ?? 'error'
-          const done = marks.length - batch.length
-          this.#carriedMarks.push(...marks.slice(0, done))
-          this.#queue.unshift(...batch)
-          this.#marks.unshift(...marks.slice(done))
-          await sleep(backoff)
-          backoff = Math.min(backoff * 2, 5000)
-          continue
-        }
-        this.#fail(errors.outputWrite(this.path, err as NodeJS.ErrnoException))
-        return
-      }
-      if (this.#retrying !== null) {
-        this.#opts.log.warn(`output ${this.path} is writable again; resumed`)
-        this.#retrying = null
-      }
-      this.#size += this.#partialBytes
-      this.#partialBytes = 0
-      for (const m of this.#carriedMarks.splice(0)) this.#apply(m)
-      for (const m of marks) this.#apply(m)
+      if (!(await this.#writeBatch(batch, marks))) return
       if (this.#queuedBytes < this.#opts.highWaterBytes / 2) this.#wakeWaiters()
     }
     this.#flushing = null
@@ -237,14 +254,179 @@ export class LoopWriter implements BlockSink {
     for (const resolve of this.#idle.splice(0)) resolve()
   }
 
-  /** writev until every byte is out; a short write leaves `batch` holding only the unwritten rest. */
-  async #writeAll(batch: Buffer[]): Promise<void> {
-    if (this.#fd === STDOUT_FD) return this.#writeStdout(batch)
-    while (batch.length > 0) {
-      const { bytesWritten: n } = await writevAsync(this.#fd, batch)
-      this.#partialBytes += n
-      this.#queuedBytes -= n
-      dropWritten(batch, n)
+  /**
+   * Writes the whole batch, waiting out the errors that pass (full disk, size limit) with a
+   * growing pause, then counts it (size and marks together); false if the output failed for
+   * good. A partial write is continued, not repeated, so no byte is written twice.
+   */
+  async #writeBatch(first: Buffer[], firstMarks: (SourceMark | undefined)[]): Promise<boolean> {
+    let batch = first
+    let marks = firstMarks
+    let bytes = byteLength(batch)
+    let done = 0
+    let backoff = FIRST_BACKOFF_MS
+    while (done < bytes) {
+      try {
+        done += await this.#writeSome(batch, done, bytes)
+      } catch (err) {
+        if (!isRetryable(err)) {
+          this.#fail(errors.outputWrite(this.path, err as NodeJS.ErrnoException))
+          return false
+        }
+        if (this.#retrying === null && err.code !== 'EAGAIN') {
+          this.#opts.log.warn(stalledMessage(this.path, err))
+          this.#retrying = err.code ?? 'error'
+        }
+        await this.#pause(err.code === 'EAGAIN' ? 1 : backoff)
+        backoff = nextBackoff(backoff)
+        if (this.#failed) return false
+        // The output was rotated or replaced meanwhile (which may be what frees the space):
+        // what is written stays in the old file, the rest goes to the new one.
+        if (this.#next !== null) {
+          ;({ batch, marks } = this.#leave(batch, marks, done))
+          bytes = byteLength(batch)
+          done = 0
+          await this.#switch()
+        }
+      }
+    }
+    if (this.#retrying !== null) {
+      this.#opts.log.warn(resumedMessage(this.path))
+      this.#retrying = null
+    }
+    this.#count(batch, marks)
+    return true
+  }
+
+  /** Bytes written to the current file: the size and the marks move together. */
+  #count(batch: readonly Buffer[], marks: readonly (SourceMark | undefined)[]): void {
+    const bytes = byteLength(batch)
+    this.#size += bytes
+    this.#queuedBytes -= bytes
+    for (const m of marks) this.#apply(m)
+  }
+
+  /**
+   * Leaving the current file with `done` bytes of `batch` in it: the whole blocks among them
+   * stay there and are counted; of the block cut short, what bytesToKeep says stays, the rest
+   * is cut off the file (which then ends with a whole line). Returns what is left to write to
+   * the next file.
+   */
+  #leave(
+    batch: readonly Buffer[],
+    marks: readonly (SourceMark | undefined)[],
+    done: number,
+  ): { batch: Buffer[]; marks: (SourceMark | undefined)[] } {
+    let whole = 0
+    let left = done
+    while (whole < batch.length && (batch[whole] as Buffer).length <= left) {
+      left -= (batch[whole] as Buffer).length
+      whole++
+    }
+    this.#count(batch.slice(0, whole), marks.slice(0, whole))
+    const head = batch[whole] as Buffer
+    const keep = bytesToKeep(this.#fd, head.subarray(0, left))
+    this.#size += keep
+    this.#queuedBytes -= keep
+    cutUnfinishedLine(this.#fd, this.#size, left - keep)
+    return { batch: [head.subarray(keep), ...batch.slice(whole + 1)], marks: marks.slice(whole) }
+  }
+
+  /** One writev (or stdout write) of the batch from byte `done`; returns the bytes written. */
+  async #writeSome(batch: Buffer[], done: number, bytes: number): Promise<number> {
+    const rest = done === 0 ? batch : skipBytes(batch, done)
+    if (this.#fd === STDOUT_FD) {
+      await this.#writeStdout(rest)
+      return bytes - done
+    }
+    const { bytesWritten } = await writevAsync(this.#fd, rest)
+    return bytesWritten
+  }
+
+  /** Sleeps `ms`, or less if a switch is asked for meanwhile. */
+  async #pause(ms: number): Promise<void> {
+    const wake = new AbortController()
+    this.#wake = wake
+    try {
+      await sleep(ms, undefined, { signal: wake.signal })
+    } catch {
+      // Woken early: a new file is ready.
+    } finally {
+      this.#wake = null
+    }
+  }
+
+  /**
+   * Switches to the fd in #next (the old file is synced, then closed). The state then names the
+   * new file, with its size now, before any byte of ours goes to it.
+   */
+  async #switch(): Promise<void> {
+    const next = this.#next
+    if (next === null) return
+    this.#next = null
+    const old = this.#fd
+    await fsyncAsync(old).catch(() => {}) // its bytes are in checkpoints; some files cannot sync
+    const st = await fstatAsync(next)
+    this.#fd = next
+    this.#size = st.size
+    this.#identity = { dev: st.dev, ino: st.ino }
+    this.#changes++
+    await closeAsync(old).catch(() => {})
+    try {
+      await this.#opts.onSwitch?.()
+    } catch (err) {
+      this.#opts.log.warn(`checkpoint after reopening ${this.path}: ${(err as Error).message}`)
+    }
+    this.#releaseSwitchWaiters()
+  }
+
+  #releaseSwitchWaiters(): void {
+    for (const resolve of this.#switched.splice(0)) resolve()
+  }
+
+  /**
+   * The watch: is the open file still the one at the output path, as long as we wrote it? If
+   * not, say so and open the path again, so no line goes on silently into a deleted file.
+   */
+  #check(): void {
+    if (this.#next !== null || this.#replacing || this.#closed || this.#failed) return
+    let change: OutputChange | null
+    try {
+      change = checkOutput(this.path, this.#fd, this.#size)
+    } catch {
+      return // the fd cannot be stat'ed (the device is failing): the writes will tell
+    }
+    if (change === null) this.#noticed = false
+    if (change === null && this.#held === null) return
+    if (change && !this.#noticed && this.#held === null) {
+      this.#noticed = true // acted on at the next tick, unless it is over by then
+      return
+    }
+    this.#noticed = false
+    if (change) this.#opts.log.warn(changeMessage(this.path, change))
+    void this.#replace()
+  }
+
+  /** Opens the path again for the watch; while that fails, writing is held (nothing is lost). */
+  async #replace(): Promise<void> {
+    this.#replacing = true
+    try {
+      const fd = await openOutputAsync(this.path)
+      if (this.#held !== null) {
+        this.#opts.log.warn(`output ${this.path} could be created again; resumed`)
+        this.#held = null
+        for (const resolve of this.#unheld.splice(0)) resolve()
+      }
+      this.#switchTo(fd)
+    } catch (err) {
+      if (this.#held === null) {
+        this.#opts.log.warn(
+          `cannot create output ${this.path} again: ${(err as Error).message}; writing is held until it can be (the lines wait in their files)`,
+        )
+      }
+      this.#held = (err as Error).message
+    } finally {
+      this.#replacing = false
     }
   }
 
@@ -255,7 +437,6 @@ export class LoopWriter implements BlockSink {
    */
   async #writeStdout(batch: Buffer[]): Promise<void> {
     const out = process.stdout
-    const bytes = batch.reduce((n, b) => n + b.length, 0)
     await new Promise<void>((resolve) => {
       out.cork()
       // A failed write also emits 'error' (handled in open): only success resolves here.
@@ -266,9 +447,6 @@ export class LoopWriter implements BlockSink {
       }
       out.uncork()
     })
-    this.#partialBytes += bytes
-    this.#queuedBytes -= bytes
-    batch.length = 0
   }
 
   #apply(mark: SourceMark | undefined): void {
@@ -286,35 +464,31 @@ export class LoopWriter implements BlockSink {
     if (this.#failed) return
     this.#failed = err
     this.#queue = []
+    this.#marks = []
     this.#queuedBytes = 0
     this.#flushing = null
+    this.#wake?.abort()
     this.#wakeWaiters()
     for (const resolve of this.#idle.splice(0)) resolve()
+    for (const resolve of this.#unheld.splice(0)) resolve()
+    this.#releaseSwitchWaiters()
     this.#opts.onFatal(err)
   }
 }
 
-/** Removes the first `n` bytes from `batch` in place. */
-function dropWritten(batch: Buffer[], n: number): void {
-  let left = n
-  while (left > 0 && batch.length > 0) {
-    const first = batch[0] as Buffer
-    if (first.length <= left) {
-      left -= first.length
-      batch.shift()
-    } else {
-      batch[0] = first.subarray(left)
-      left = 0
-    }
-  }
-}
+const byteLength = (batch: readonly Buffer[]): number => batch.reduce((n, b) => n + b.length, 0)
 
-async function openOutput(path: string): Promise<number> {
-  try {
-    return await openAsync(path, 'a', 0o644)
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw errors.outputDir(path, e)
-    throw errors.outputOpen(path, e)
+/** The batch without its first `n` bytes (after a partial write). */
+function skipBytes(batch: readonly Buffer[], n: number): Buffer[] {
+  const rest: Buffer[] = []
+  let left = n
+  for (const buf of batch) {
+    if (left >= buf.length) {
+      left -= buf.length
+      continue
+    }
+    rest.push(left > 0 ? buf.subarray(left) : buf)
+    left = 0
   }
+  return rest
 }

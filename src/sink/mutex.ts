@@ -37,6 +37,26 @@ export class Mutex {
     }
   }
 
+  /**
+   * Takes the lock if it comes free within `ms`; false if not. For a thread that must not wait
+   * for long (the main thread, which handles signals and prints what the others report).
+   */
+  lockFor(ms: number): boolean {
+    let state = Atomics.compareExchange(this.#cell, 0, FREE, TAKEN)
+    if (state === FREE) return true
+    const deadline = performance.now() + ms
+    if (state !== CONTENDED) state = Atomics.exchange(this.#cell, 0, CONTENDED)
+    while (state !== FREE) {
+      const left = deadline - performance.now()
+      // Giving up leaves the cell marked contended: the holder's unlock then notifies for
+      // nobody, which costs a syscall and nothing else.
+      if (left <= 0) return false
+      Atomics.wait(this.#cell, 0, CONTENDED, left)
+      state = Atomics.exchange(this.#cell, 0, CONTENDED)
+    }
+    return true
+  }
+
   tryLock(): boolean {
     return Atomics.compareExchange(this.#cell, 0, FREE, TAKEN) === FREE
   }

@@ -9,6 +9,8 @@ export interface SourceMark {
 }
 
 export interface SourceStats {
+  /** Lines handed to the writer (each piece of a split line counts). */
+  readonly lines: number
   /** Lines longer than --max-line-bytes, split into pieces. */
   readonly linesSplit: number
   /** Times the file was seen truncated (copytruncate, `: > file`). */
@@ -35,4 +37,6 @@ export interface BlockSink {
   write(block: Buffer, mark?: SourceMark): Promise<void> | undefined
   /** A source starts at `mark.offset` with nothing written yet (for checkpoints). */
   note?(mark: SourceMark): void
+  /** The source `key` is gone for good (finished, then not found on disk): drop its offset. */
+  forget?(key: string): void
 }

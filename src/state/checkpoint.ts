@@ -136,9 +136,11 @@ function checkSource(v: unknown, i: number): SourceState {
   const st = o.stats as Record<string, unknown> | undefined
   const counts = ['linesSplit', 'truncations', 'pendingBytes', 'lastActivity'] as const
   if (st === undefined || !counts.every((k) => isCount(st[k]))) return base
+  // `lines` came later: a state written before it counts from 0.
+  const lines = isCount(st.lines) ? st.lines : 0
   return {
     ...base,
-    stats: Object.fromEntries(counts.map((k) => [k, st[k]])) as unknown as SourceStats,
+    stats: { lines, ...Object.fromEntries(counts.map((k) => [k, st[k]])) } as SourceStats,
   }
 }
 

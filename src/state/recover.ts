@@ -57,4 +57,11 @@ export const toRemembered = (sources: readonly SourceState[]): RememberedSource[
     head: Buffer.from(s.head, 'base64'),
     offset: s.offset,
     path: s.path,
+    ...(s.stats && {
+      counts: {
+        lines: s.stats.lines,
+        linesSplit: s.stats.linesSplit,
+        truncations: s.stats.truncations,
+      },
+    }),
   }))

@@ -34,6 +34,22 @@ export interface CursorInit {
   readonly head: Buffer
   /** Longest output line, newline included; longer lines are split into pieces. */
   readonly maxLineBytes: number
+  /** Counters carried over from a checkpoint (a restart goes on counting). */
+  readonly counts?: CursorCounts
+}
+
+/** What a cursor has counted over the life of its file (kept across restarts). */
+export interface CursorCounts {
+  readonly lines: number
+  readonly linesSplit: number
+  readonly truncations: number
+}
+
+/** Newlines in `block`: one native search per line, about 2 GB/s for 85-byte lines. */
+export function countLines(block: Buffer): number {
+  let n = 0
+  for (let at = block.indexOf(NEWLINE); at !== -1; at = block.indexOf(NEWLINE, at + 1)) n++
+  return n
 }
 
 export class Cursor {
@@ -45,6 +61,9 @@ export class Cursor {
   #pendingBytes = 0
   #linesSplit = 0
   #truncations = 0
+  #lines = 0
+  /** Positions of the newlines we added to the last block returned (see `inserted`). */
+  #inserted: number[] = []
   /** The held partial line has already been cut into pieces (count it as split once). */
   #cutting = false
 
@@ -56,6 +75,9 @@ export class Cursor {
     this.maxLineBytes = init.maxLineBytes
     this.#offset = init.offset
     this.#head = Buffer.from(init.head.subarray(0, FINGERPRINT_BYTES))
+    this.#lines = init.counts?.lines ?? 0
+    this.#linesSplit = init.counts?.linesSplit ?? 0
+    this.#truncations = init.counts?.truncations ?? 0
   }
 
   /** Offset of the next byte to read from the file. */
@@ -81,6 +103,21 @@ export class Cursor {
   /** Lines that were longer than maxLineBytes and so were split. */
   get linesSplit(): number {
     return this.#linesSplit
+  }
+
+  /**
+   * Positions, in the block the last call returned, of the newlines the cursor added (after the
+   * pieces of a split line, after a flushed partial line), in increasing order; empty for an
+   * ordinary block. With them a caller that cuts a block into lines can map each line's end back
+   * to an offset in the file (the merge by timestamp checkpoints between lines).
+   */
+  get inserted(): readonly number[] {
+    return this.#inserted
+  }
+
+  /** Lines returned so far (a split line counts once per piece): what reached the writer. */
+  get lines(): number {
+    return this.#lines
   }
 
   get head(): Buffer {
@@ -123,6 +160,7 @@ export class Cursor {
    * The caller must not reuse `chunk`'s memory afterwards.
    */
   frame(chunk: Buffer): Buffer | null {
+    this.#inserted = []
     if (chunk.length === 0) return null
     this.#learnHead(chunk)
     this.#offset += chunk.length
@@ -156,6 +194,7 @@ export class Cursor {
 
   /** frame() for a buffer from readBuffer: `bytesRead` new bytes were read into it at `start`. */
   frameRead(buf: Buffer, start: number, bytesRead: number): Buffer | null {
+    this.#inserted = []
     if (start !== this.#pendingBytes)
       throw new Error('frameRead: the buffer is not from readBuffer')
     if (bytesRead === 0) return null
@@ -179,7 +218,11 @@ export class Cursor {
     // Copy the remainder: holding a view would keep the whole chunk alive for a few bytes.
     if (rest.length > 0) this.#hold(Buffer.from(rest))
     const lines = this.#mayHaveOverlong(block) ? this.#splitOverlong(block, firstAlreadyCut) : block
+    this.#lines += countLines(lines)
+    const before = this.#inserted.length
     const pieces = this.#cutOverlongPending()
+    for (let i = before; i < this.#inserted.length; i++)
+      this.#inserted[i] = (this.#inserted[i] as number) + lines.length
     return pieces === null ? lines : Buffer.concat([lines, pieces])
   }
 
@@ -199,7 +242,10 @@ export class Cursor {
    */
   flush(): Buffer | null {
     this.#cutting = false
+    this.#inserted = []
     if (this.#pendingBytes === 0) return null
+    this.#lines++
+    this.#inserted = [this.#pendingBytes]
     return this.#takePending(NL)
   }
 
@@ -243,10 +289,12 @@ export class Cursor {
     // Same cut points as #splitOverlong, so any chunking of the input gives the same pieces.
     while (held.length - at > room) {
       parts.push(held.subarray(at, at + room), NL)
+      this.#inserted.push(at + at / room + room) // piece k (at = k * room): k * (room + 1) + room
       at += room
     }
     if (!this.#cutting) this.#linesSplit++
     this.#cutting = true
+    this.#lines += parts.length / 2
     const kept = Buffer.from(held.subarray(at))
     this.#pending = [kept]
     this.#pendingBytes = kept.length
@@ -259,6 +307,7 @@ export class Cursor {
     const parts: Buffer[] = []
     let start = 0
     let copiedTo = 0
+    let added = 0 // newlines added so far: a byte at `at` of block is at `at + added` in the output
     while (start < block.length) {
       const end = block.indexOf(NEWLINE, start) // always found: a block ends in a newline
       if (end - start > room) {
@@ -266,6 +315,7 @@ export class Cursor {
         let at = start
         while (end - at > room) {
           parts.push(block.subarray(at, at + room), NL)
+          this.#inserted.push(at + room + added++)
           at += room
         }
         copiedTo = at

@@ -13,7 +13,8 @@ import { dirname } from 'node:path'
 import { describeErrno, isErrno } from '../errors.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
-import { Cursor, type Identity, identityKey } from './cursor.js'
+import { Cursor, type CursorCounts, type Identity, identityKey } from './cursor.js'
+import { isRotatedSibling, rotationFamily } from './rotation.js'
 
 export interface Tracked<H> {
   readonly key: string
@@ -26,6 +27,10 @@ export interface Tracked<H> {
   names: number
   /** When it last grew, or lost its last name (ms since epoch). */
   lastActivity: number
+  /** Read to its end with no name left, and closed: nothing more will come from it. */
+  finished: boolean
+  /** Consecutive scans of its directory that did not find it (see settleScan). */
+  missed: number
 }
 
 /** Where `file` stands: its offset safe to checkpoint, and how it is doing. */
@@ -33,6 +38,7 @@ export const markOf = (file: Tracked<unknown>): SourceMark => ({
   key: file.key,
   offset: file.cursor.committedOffset,
   stats: {
+    lines: file.cursor.lines,
     linesSplit: file.cursor.linesSplit,
     truncations: file.cursor.truncations,
     pendingBytes: file.cursor.pendingBytes,
@@ -55,6 +61,7 @@ export interface RememberedSource {
   readonly head: Buffer
   readonly offset: number
   readonly path: string
+  readonly counts?: CursorCounts
 }
 
 export interface OpenedFile {
@@ -63,6 +70,20 @@ export interface OpenedFile {
   /** The file's first bytes now (up to FINGERPRINT_BYTES). */
   readonly head: Buffer
 }
+
+/**
+ * Periodic scans in a row that must miss a file before it is dropped (see settleScan): a
+ * finished file, and one never found since a checkpoint recorded it (it may hold unread bytes,
+ * so it is given far longer).
+ */
+export const PRUNE_AFTER = 2
+export const PRUNE_UNFINISHED_AFTER = 10
+
+/**
+ * Every this many sweeps, the shells search the directories of missing files: a remembered file
+ * that turned up is read, and files gone for good are forgotten (the state stays bounded).
+ */
+export const MISSING_SCAN_SWEEPS = 30
 
 export class FileTable<H> {
   readonly maxLineBytes: number
@@ -73,6 +94,8 @@ export class FileTable<H> {
   readonly #startupNames = new Set<string>()
   /** Names a checkpoint knew: a file found there that the checkpoint did not know is new. */
   readonly #knownNames = new Set<string>()
+  /** Name -> the file a checkpoint recorded there, until the name is first looked at. */
+  readonly #recordedAt = new Map<string, string>()
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes
@@ -94,23 +117,137 @@ export class FileTable<H> {
         path: f.path,
         names: 0,
         lastActivity: Date.now(),
+        finished: false,
+        missed: 0,
       })
       this.#knownNames.add(f.path)
+      this.#recordedAt.set(f.path, key)
     }
   }
 
-  /** Directories where remembered files not open yet may be (beside their recorded names). */
+  /**
+   * Call before look(): true when the name moved on from the file we last knew there (it led to
+   * another file, or a checkpoint recorded another file there) without our seeing the rotation
+   * happen. Generations born in between may then lie beside it, unread: the shell searches.
+   */
+  movedOn(path: string, id: Identity | null): boolean {
+    const before = this.names.get(path) ?? this.#recordedAt.get(path) ?? null
+    this.#recordedAt.delete(path)
+    return before !== null && before !== (id ? identityKey(id) : null)
+  }
+
+  /**
+   * A file no one has seen, born after `since`, that is an older generation of one of the
+   * input names `names` (a.log.3 beside a.log): created and rotated away between two looks, so
+   * every byte of it is unread. Needs birth times (ext4, xfs, btrfs); without them, never.
+   */
+  isUnknownGeneration(
+    path: string,
+    st: Identity & { readonly birthtimeMs: number },
+    names: ReadonlySet<string>,
+    since: number,
+  ): boolean {
+    if (this.files.has(identityKey(st)) || st.birthtimeMs === 0 || st.birthtimeMs <= since)
+      return false
+    const family = rotationFamily(path)
+    return names.has(family) && isRotatedSibling(path, family)
+  }
+
+  /** An unknown generation found beside its name (see isUnknownGeneration): read from 0. */
+  adoptUnknown(path: string, handle: H, file: OpenedFile): Tracked<H> {
+    const key = identityKey(file.identity)
+    const cursor = new Cursor({
+      identity: file.identity,
+      offset: 0,
+      head: file.head,
+      maxLineBytes: this.maxLineBytes,
+    })
+    const tracked: Tracked<H> = {
+      key,
+      cursor,
+      handle,
+      path,
+      names: 0,
+      lastActivity: Date.now(),
+      finished: false,
+      missed: 0,
+    }
+    this.files.set(key, tracked)
+    return tracked
+  }
+
+  /**
+   * A copytruncate copy whose rest we read (up to `size`): known from now on, and finished, so a
+   * later search does not take it for an unread generation.
+   */
+  rememberCopy(path: string, identity: Identity, head: Buffer, size: number): void {
+    const key = identityKey(identity)
+    if (this.files.has(key)) return
+    const cursor = new Cursor({ identity, offset: size, head, maxLineBytes: this.maxLineBytes })
+    this.files.set(key, {
+      key,
+      cursor,
+      handle: null,
+      path,
+      names: 0,
+      lastActivity: Date.now(),
+      finished: true,
+      missed: 0,
+    })
+  }
+
+  /** Files with no handle and no name: remembered from a checkpoint, or finished. */
+  *missing(): Generator<Tracked<H>> {
+    for (const f of this.files.values()) if (f.handle === null && f.names === 0) yield f
+  }
+
+  /** Directories where missing files may be (beside their recorded names). */
   missingDirs(): Set<string> {
     const dirs = new Set<string>()
-    for (const f of this.files.values())
-      if (f.handle === null && f.names === 0) dirs.add(dirname(f.path))
+    for (const f of this.missing()) dirs.add(dirname(f.path))
     return dirs
   }
 
-  /** The remembered, not yet open file with this identity, if any. */
+  /** The remembered, not yet open (and not finished) file with this identity, if any. */
   wanted(id: Identity): Tracked<H> | undefined {
     const f = this.files.get(identityKey(id))
-    return f && f.handle === null && f.names === 0 ? f : undefined
+    return f && f.handle === null && f.names === 0 && !f.finished ? f : undefined
+  }
+
+  /**
+   * A remembered file last recorded at `path` and not found yet: the name moved on without us
+   * (rotated between the start-up search and the first look at the name). Its rest must be
+   * read before the file now at `path`, so the shell searches its directory first.
+   */
+  strandedAt(path: string): boolean {
+    for (const f of this.missing()) if (f.path === path && !f.finished) return true
+    return false
+  }
+
+  /**
+   * After a periodic scan of `dirs` that found the files `seen` (identity keys): a missing file
+   * there that was not seen in PRUNE_AFTER scans in a row (PRUNE_UNFINISHED_AFTER if it was
+   * never finished) is gone (deleted, compressed) and is dropped, so the state does not grow by
+   * one entry per rotation forever. Several scans, far apart, not one: a file renamed between a
+   * scan's readdir and its stat is missed by that scan (the SIGKILL soak, rotating every 70 ms,
+   * lost a file when the searches made at each rotation counted misses too).
+   */
+  settleScan(dirs: ReadonlySet<string>, seen: ReadonlySet<string>): Tracked<H>[] {
+    const dropped: Tracked<H>[] = []
+    for (const f of [...this.missing()]) {
+      if (!dirs.has(dirname(f.path))) continue
+      if (seen.has(f.key)) f.missed = 0
+      else if (++f.missed >= (f.finished ? PRUNE_AFTER : PRUNE_UNFINISHED_AFTER)) {
+        this.files.delete(f.key)
+        dropped.push(f)
+      }
+    }
+    return dropped
+  }
+
+  /** The shell closed `file`'s handle: with no name left, it is finished. */
+  released(file: Tracked<H>): void {
+    file.finished = file.names === 0
   }
 
   /** A remembered file found under a name no input matches (a rotated sibling): read it out. */
@@ -121,6 +258,7 @@ export class FileTable<H> {
     known.handle = handle
     known.path = path
     known.lastActivity = Date.now()
+    known.missed = 0
     return known
   }
 
@@ -226,7 +364,16 @@ export class FileTable<H> {
         maxLineBytes: this.maxLineBytes,
       })
     }
-    const tracked: Tracked<H> = { key, cursor, handle, path, names: 1, lastActivity: Date.now() }
+    const tracked: Tracked<H> = {
+      key,
+      cursor,
+      handle,
+      path,
+      names: 1,
+      lastActivity: Date.now(),
+      finished: false,
+      missed: 0,
+    }
     this.files.set(key, tracked)
     this.names.set(path, key)
     return tracked
@@ -244,9 +391,9 @@ export class FileTable<H> {
 
   /**
    * Where every file stands, for a checkpoint: `offsets` (from the writer) says how far each
-   * one's bytes are in the output. Files are never dropped: forgetting one that a single start
-   * failed to find lost its unread lines in the SIGKILL soak (the state grows by one entry a
-   * rotated file; pruning the ones proven gone is a follow-up).
+   * one's bytes are in the output. A file leaves the state only through settleScan: proven gone
+   * by two scans of its directory (forgetting one that a single start failed to find lost its
+   * unread lines in the SIGKILL soak).
    */
   checkpoint(offsets: ReadonlyMap<string, number>): SourceState[] {
     const out: SourceState[] = []

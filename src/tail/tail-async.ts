@@ -12,7 +12,14 @@ import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
-import { FileTable, markOf, type RememberedSource, type Tracked } from './file-table.js'
+import { forEachLimited } from './each.js'
+import {
+  FileTable,
+  MISSING_SCAN_SWEEPS,
+  markOf,
+  type RememberedSource,
+  type Tracked,
+} from './file-table.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBefore } from './start.js'
@@ -37,6 +44,8 @@ type File = Tracked<FileHandle>
 
 /** Names the safety sweep stats per tick (see sweep). */
 const SWEEP_NAMES = 2000
+/** Names looked at, opened or read at once during the start-up and catch-up passes. */
+const STARTUP_CONCURRENCY = 64
 
 export class AsyncFollower {
   readonly #opts: FollowOptions
@@ -45,6 +54,10 @@ export class AsyncFollower {
   readonly #nameWork = new Map<string, Promise<void>>()
   readonly #pumps = new Map<File, { running: Promise<void>; again: boolean }>()
   #closed = false
+  /** Files born after this are new to this run (see FileTable.isUnknownGeneration). */
+  readonly #startedAt = Date.now()
+  #sweeps = 0
+  #scanning = false
   /** Where the sweep goes on from (a live iterator: names added meanwhile are met too). */
   #sweepAt: Iterator<[string, string | null]> = new Map<string, string | null>().entries()
   /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
@@ -82,34 +95,70 @@ export class AsyncFollower {
    */
   async findRotated(names: readonly string[]): Promise<void> {
     // Files at an input name now are for the start-up pass (after the rotated ones).
-    const current = new Set(names)
+    await this.#scanMissing(new Set(names), this.#table.missingDirs())
+  }
+
+  /**
+   * Looks through `dirs` for the missing files (remembered, or finished): an unfinished one found
+   * under a name that is not an input name in `current` is read from where it was to its end;
+   * one not seen in two scans in a row is dropped from the table (see FileTable.settleScan).
+   * With `unknownSince`, older generations of the `current` names born after it that no one has
+   * seen are read too, from their start (see FileTable.isUnknownGeneration).
+   */
+  async #scanMissing(
+    current: ReadonlySet<string>,
+    dirs: ReadonlySet<string>,
+    how: { unknownSince?: number; settle?: boolean } = {},
+  ): Promise<void> {
     const found: { path: string; st: Stats }[] = []
-    for (const dir of this.#table.missingDirs()) {
+    const seen = new Set<string>()
+    for (const dir of dirs) {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const path = join(dir, name)
         const st = await stat(path).catch(() => null)
-        if (st?.isFile() && this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
+        if (!st?.isFile()) continue
+        if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
+        if (current.has(path)) continue
+        const unknown =
+          how.unknownSince !== undefined &&
+          this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
+        if (unknown || this.#table.wanted(st)) found.push({ path, st })
       }
+    }
+    const gone = how.settle ? this.#table.settleScan(dirs, seen) : []
+    for (const file of gone) {
+      this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
+      this.#opts.sink.forget?.(file.key)
     }
     // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
     for (const { path, st } of found.sort((x, y) =>
       olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
       const wanted = this.#table.wanted(st)
-      const fh = wanted ? await open(path, 'r').catch(() => null) : null
-      if (!wanted || !fh) continue
-      const oldPath = wanted.path
-      const file = this.#table.adoptOrphan(path, fh, {
-        identity: st,
-        size: 0,
-        head: await readHead(fh),
-      })
+      const unknown =
+        !wanted &&
+        how.unknownSince !== undefined &&
+        this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
+      const fh = wanted || unknown ? await open(path, 'r').catch(() => null) : null
+      if (!fh) continue
+      const seenNow = { identity: st, size: 0, head: await readHead(fh) }
+      let file: File | null
+      if (wanted) {
+        const oldPath = wanted.path
+        file = this.#table.adoptOrphan(path, fh, seenNow)
+        if (file && path !== oldPath)
+          this.#opts.log.info(
+            `${path}: rotated while logmerge was not looking; reading the rest of it`,
+          )
+      } else {
+        file = this.#table.adoptUnknown(path, fh, seenNow)
+        this.#opts.sink.note?.(markOf(file))
+        this.#opts.log.info(`${path}: created and rotated between two looks; reading all of it`)
+      }
       if (!file) {
         await fh.close()
         continue
       }
-      if (path !== oldPath)
-        this.#opts.log.info(`${path}: rotated while logmerge was stopped; reading the rest of it`)
       this.#opts.onSource?.(file)
       await this.#pump(file)
     }
@@ -120,7 +169,7 @@ export class AsyncFollower {
     const all = [...paths]
     this.#table.beginStartup(all)
     this.#markStarted()
-    await Promise.all(all.map((p) => this.resolve(p)))
+    await forEachLimited(all, STARTUP_CONCURRENCY, (p) => this.resolve(p))
     this.#table.endStartup()
   }
 
@@ -147,6 +196,15 @@ export class AsyncFollower {
    */
   sweep(): void {
     if (this.#closed) return
+    if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0 && !this.#scanning) {
+      this.#scanning = true
+      const current = new Set(this.#table.names.keys())
+      this.#scanMissing(current, this.#table.missingDirs(), { settle: true })
+        .catch((err: Error) => this.#opts.log.warn(`looking for rotated files: ${err.message}`))
+        .finally(() => {
+          this.#scanning = false
+        })
+    }
     // At most SWEEP_NAMES names a tick, going round: with 10,000 files each is looked at every
     // 5 ticks, and an idle sweep costs a bounded amount whatever the number of files.
     for (let n = 0; n < SWEEP_NAMES; n++) {
@@ -172,8 +230,8 @@ export class AsyncFollower {
 
   /** Reads every file to its end once more (for --once and the drain at shutdown). */
   async catchUp(): Promise<void> {
-    await Promise.all([...this.#table.names.keys()].map((p) => this.resolve(p)))
-    await Promise.all([...this.#table.open()].map((f) => this.#pump(f)))
+    await forEachLimited([...this.#table.names.keys()], STARTUP_CONCURRENCY, (p) => this.resolve(p))
+    await forEachLimited([...this.#table.open()], STARTUP_CONCURRENCY, (f) => this.#pump(f))
   }
 
   /**
@@ -189,10 +247,19 @@ export class AsyncFollower {
   async #resolve(path: string): Promise<void> {
     if (this.#closed) return
     const st = await this.#statName(path)
+    const movedOn = this.#table.movedOn(path, st)
     const { step, orphaned } = this.#table.look(path, st)
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
       await this.#pump(orphaned) // the rest of the old file first, then the new one
+    }
+    if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path))) {
+      // Before the file now at the name: the one a checkpoint recorded there, if it was rotated
+      // before we first looked, and generations created and rotated away between two looks.
+      const names = new Set(this.#table.names.keys())
+      await this.#scanMissing(names, new Set([dirname(path)]), {
+        unknownSince: this.#startedAt,
+      })
     }
     if (step.kind === 'open') await this.#open(path)
     const file = this.#table.fileOf(path)
@@ -333,6 +400,7 @@ export class AsyncFollower {
           `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
         )
         await this.#readFrom(fh, file, st.size)
+        this.#table.rememberCopy(path, st, await readHead(fh), st.size)
         return
       } finally {
         await fh.close()
@@ -352,6 +420,7 @@ export class AsyncFollower {
     const fh = file.handle
     if (fh === null) return
     file.handle = null
+    this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) await this.#opts.sink.write(rest, markOf(file))
     await fh.close()

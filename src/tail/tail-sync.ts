@@ -17,7 +17,13 @@ import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
-import { FileTable, markOf, type RememberedSource, type Tracked } from './file-table.js'
+import {
+  FileTable,
+  MISSING_SCAN_SWEEPS,
+  markOf,
+  type RememberedSource,
+  type Tracked,
+} from './file-table.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
@@ -27,6 +33,8 @@ export interface SyncSink {
   write(block: Buffer, mark?: SourceMark): void
   /** A source starts at `mark.offset` with nothing written yet (for checkpoints). */
   note?(mark: SourceMark): void
+  /** The source `key` is gone for good: drop its offset (see BlockSink.forget). */
+  forget?(key: string): void
 }
 
 export interface SyncFollowOptions {
@@ -47,6 +55,9 @@ export class SyncFollower {
   readonly #opts: SyncFollowOptions
   readonly #table: FileTable<number>
   #scratch = Buffer.alloc(0)
+  #sweeps = 0
+  /** Files born after this are new to this run (see FileTable.isUnknownGeneration). */
+  readonly #startedAt = Date.now()
   /** The path being worked on, so a thread that fails can say which file it was at. */
   current: string | null = null
 
@@ -67,9 +78,18 @@ export class SyncFollower {
   /** Before the start-up pass: finish remembered files found beside their names (see tail-async). */
   findRotated(names: readonly string[]): void {
     // Files at an input name now are for the start-up pass (after the rotated ones).
-    const current = new Set(names)
+    this.#scanMissing(new Set(names), this.#table.missingDirs())
+  }
+
+  /** Looks through `dirs` for the missing files (see tail-async's #scanMissing). */
+  #scanMissing(
+    current: ReadonlySet<string>,
+    dirs: ReadonlySet<string>,
+    how: { unknownSince?: number; settle?: boolean } = {},
+  ): void {
     const found: { path: string; st: Stats }[] = []
-    for (const dir of this.#table.missingDirs()) {
+    const seen = new Set<string>()
+    for (const dir of dirs) {
       let names: string[] = []
       try {
         names = readdirSync(dir)
@@ -77,29 +97,54 @@ export class SyncFollower {
       for (const name of names) {
         const path = join(dir, name)
         const st = statSync(path, { throwIfNoEntry: false })
-        if (st?.isFile() && this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
+        if (!st?.isFile()) continue
+        if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
+        if (current.has(path)) continue
+        const unknown =
+          how.unknownSince !== undefined &&
+          this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
+        if (unknown || this.#table.wanted(st)) found.push({ path, st })
       }
+    }
+    const gone = how.settle ? this.#table.settleScan(dirs, seen) : []
+    for (const file of gone) {
+      this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
+      this.#opts.sink.forget?.(file.key)
     }
     // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
     for (const { path, st } of found.sort((x, y) =>
       olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
       const wanted = this.#table.wanted(st)
-      if (!wanted) continue
+      const unknown =
+        !wanted &&
+        how.unknownSince !== undefined &&
+        this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
+      if (!wanted && !unknown) continue
       let fd: number
       try {
         fd = openSync(path, 'r')
       } catch {
         continue
       }
-      const oldPath = wanted.path
-      const file = this.#table.adoptOrphan(path, fd, { identity: st, size: 0, head: readHead(fd) })
+      const seenNow = { identity: st, size: 0, head: readHead(fd) }
+      let file: File | null
+      if (wanted) {
+        const oldPath = wanted.path
+        file = this.#table.adoptOrphan(path, fd, seenNow)
+        if (file && path !== oldPath)
+          this.#opts.log.info(
+            `${path}: rotated while logmerge was not looking; reading the rest of it`,
+          )
+      } else {
+        file = this.#table.adoptUnknown(path, fd, seenNow)
+        this.#opts.sink.note?.(markOf(file))
+        this.#opts.log.info(`${path}: created and rotated between two looks; reading all of it`)
+      }
       if (!file) {
         closeSync(fd)
         continue
       }
-      if (path !== oldPath)
-        this.#opts.log.info(`${path}: rotated while logmerge was stopped; reading the rest of it`)
       this.#opts.onSource?.(file)
       this.#readNew(file)
     }
@@ -116,10 +161,18 @@ export class SyncFollower {
   resolve(path: string): void {
     this.current = path
     const st = this.#statName(path)
+    const movedOn = this.#table.movedOn(path, st)
     const { step, orphaned } = this.#table.look(path, st)
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
       this.#readNew(orphaned)
+    }
+    if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path))) {
+      // Before the file now at the name: see tail-async's #resolve.
+      const names = new Set(this.#table.names.keys())
+      this.#scanMissing(names, new Set([dirname(path)]), {
+        unknownSince: this.#startedAt,
+      })
     }
     if (step.kind === 'open') this.#open(path)
     const file = this.#table.fileOf(path)
@@ -142,6 +195,11 @@ export class SyncFollower {
   /** The periodic look at every name and every nameless open file. Returns true if any grew. */
   sweep(): boolean {
     let grew = false
+    if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0) {
+      this.#scanMissing(new Set(this.#table.names.keys()), this.#table.missingDirs(), {
+        settle: true,
+      })
+    }
     for (const [path, key] of this.#table.names) {
       const st = statSync(path, { throwIfNoEntry: false })
       const file = key ? this.#table.files.get(key) : undefined
@@ -293,6 +351,7 @@ export class SyncFollower {
           `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
         )
         this.#readFrom(fd, file, st.size)
+        this.#table.rememberCopy(path, st, readHead(fd), st.size)
         return
       } finally {
         closeSync(fd)
@@ -304,6 +363,7 @@ export class SyncFollower {
     const fd = file.handle
     if (fd === null) return
     file.handle = null
+    this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) this.#opts.sink.write(rest, markOf(file))
     closeSync(fd)

@@ -60,13 +60,20 @@ describe.each(ENGINES)('engine %s', (engine) => {
       '50',
       '--poll-interval',
       '100',
+      '--log-level',
+      'info', // rotations and adoptions, for the failure report
     ]
     const journal = new Journal()
     const rotations = new Map<string, number>()
-    // Order is checked per file on disk: each generation of a.log is a stream of its own.
-    // (Across generations, after a crash the old file's rest can come after the new file's
-    // first lines: a known bug, see docs/checkpoints.md. No line is lost or doubled.)
-    const generation = (file: string) => `${file}#${rotations.get(file) ?? 0}`
+    // Order is checked per input name, across its generations: a.log.1's rest must come before
+    // the first line of the a.log that replaced it, however the kills and rotations fall.
+    const generation = (file: string) => file
+    /** Each line's physical file (name#generation), only to explain a failure. */
+    const physical = new Map<string, string>()
+    const append = (file: string, lines: string[]) => {
+      journal.append(file, lines, generation(file))
+      for (const l of lines) physical.set(l, `${file.slice(-5)}#${rotations.get(file) ?? 0}`)
+    }
     const rotate = (file: string) => {
       const n = (rotations.get(file) ?? 0) + 1
       rotations.set(file, n)
@@ -77,8 +84,9 @@ describe.each(ENGINES)('engine %s', (engine) => {
     // logmerge must have seen the files before they rotate: a file renamed away before it was
     // ever looked at is not an input any more (as with tail -F).
     let lm: Child = spawnLogmerge(args)
-    for (const file of files)
-      journal.append(file, uniqueLines(`probe-${file.slice(-5, -4)}`, 1), generation(file))
+    /** Each killed process's diagnostics, to explain a failure. */
+    const runs: string[] = []
+    for (const file of files) append(file, uniqueLines(`probe-${file.slice(-5, -4)}`, 1))
     await waitForAll(out, journal.all)
 
     // The writers: the test process itself, so a rotation never races a write.
@@ -88,7 +96,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
       while (writing) {
         const file = files[i++ % files.length] as string
         const lines = uniqueLines(`${engine}-${file.slice(-5, -4)}`, 1 + (i % 4))
-        journal.append(file, lines, generation(file))
+        append(file, lines)
         if (random() < 0.01) rotate(file)
         await sleep(2)
       }
@@ -98,15 +106,64 @@ describe.each(ENGINES)('engine %s', (engine) => {
       await sleep(50 + random() * 250)
       lm.kill('SIGKILL')
       await lm.exited
+      runs.push(lm.stderr())
       if (random() < 0.3) rotate(files[Math.floor(random() * files.length)] as string)
       lm = spawnLogmerge(args)
     }
     writing = false
     await writer
-    await waitForAll(out, journal.all, { timeout: 30_000 })
+    const explain = (what: string, lines: readonly string[]) => {
+      const counts = new Map<string, number>()
+      for (const l of lines)
+        counts.set(physical.get(l) ?? '?', (counts.get(physical.get(l) ?? '?') ?? 0) + 1)
+      return `${lines.length} ${what}, by file#generation: ${JSON.stringify([...counts])}`
+    }
+    try {
+      await waitForAll(out, journal.all, { timeout: 30_000 })
+    } catch (err) {
+      const have = new Set(completeLines(out))
+      const missing = journal.all.filter((l) => !have.has(l))
+      throw new Error(
+        `${(err as Error).message}\n${explain('missing', missing)}\nlast stderr:\n${lm.stderr().slice(-4000)}`,
+      )
+    }
     await stop(lm)
     expect(lm.stderr()).not.toMatch(/error|may appear twice/)
-    expectMerged(completeLines(out), journal)
+    const output = completeLines(out)
+    try {
+      expectMerged(output, journal)
+    } catch (err) {
+      // Which generations the out-of-order lines came from, and what came just before them.
+      const position = new Map<string, { stream: string; index: number }>()
+      for (const [stream, lines] of journal.streams)
+        for (const [index, l] of lines.entries()) position.set(l, { stream, index })
+      const highest = new Map<string, number>()
+      const late: string[] = []
+      for (const l of output) {
+        const at = position.get(l)
+        if (!at) continue
+        if (at.index < (highest.get(at.stream) ?? -1)) late.push(l)
+        highest.set(at.stream, Math.max(at.index, highest.get(at.stream) ?? -1))
+      }
+      const context = late.slice(0, 3).map((l) => {
+        const i = output.indexOf(l)
+        return output
+          .slice(Math.max(0, i - 3), i + 1)
+          .map((x) => `${physical.get(x)} ${x}`)
+          .join(' / ')
+      })
+      // What each run said about the late lines' files (by their rotated names).
+      const names = new Set(late.map((l) => (physical.get(l) ?? '').replace('#', '.')))
+      const said = [...runs, lm.stderr()].flatMap((text, run) =>
+        text
+          .split('\n')
+          .filter((line) => [...names].some((n) => line.includes(`${n}:`)))
+          .map((line) => `run ${run}: ${line.slice(line.lastIndexOf('/') + 1)}`),
+      )
+      throw new Error(
+        `${(err as Error).message}\n${explain('late', late)}\n${context.join('\n')}\n${said.join('\n')}`,
+      )
+    }
     // The figures for docs/checkpoints.md's soak table.
     const rotated = [...rotations.values()].reduce((n, r) => n + r, 0)
     console.info(

@@ -1,8 +1,18 @@
 /** `logmerge status` reports what the state file and the disk say, as a table or as JSON. */
 import { appendFileSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { expect } from 'vitest'
-import { completeLines, follow, runLogmerge, stop, test, waitFor } from './helpers.js'
+import { describe, expect } from 'vitest'
+import {
+  completeLines,
+  ENGINES,
+  follow,
+  runLogmerge,
+  spawnLogmerge,
+  stop,
+  test,
+  waitFor,
+  waitForAll,
+} from './helpers.js'
 
 test('status shows each source offset, its size now and the lag, and the output', async ({
   tmp,
@@ -35,12 +45,45 @@ test('status shows each source offset, its size now and the lag, and the output'
   expect(source).toMatchObject({ path: log, state: 'following', size: statSync(log).size })
   expect(source.lagBytes).toBe(22 + 4) // the held partial line is not in the output either
   expect(source).toMatchObject({ linesSplit: 1, truncations: 1 })
+  expect(source.linesWritten).toBe(completeLines(out).length) // one source: every output line
   expect(source.partialBytesHeld).toBeLessThanOrEqual(4)
   expect(Date.parse(source.lastActivity)).toBeGreaterThan(Date.now() - 60_000)
   expect(source.offset + 26).toBe(statSync(log).size)
 
   const table = await runLogmerge(['status', '-o', 'out.log'], { cwd: tmp })
-  expect(table.stdout.toString()).toMatch(/a\.log\tfollowing\t\d+\t\d+\t26\t[\d.]+\t1\t1\t/)
+  const written = completeLines(out).length
+  expect(table.stdout.toString()).toMatch(
+    new RegExp(`a\\.log\\tfollowing\\t\\d+\\t\\d+\\t26\\t[\\d.]+\\t${written}\\t1\\t1\\t`),
+  )
+})
+
+describe.each(ENGINES)('engine %s', (engine) => {
+  test('lines written are counted per source and go on counting after a restart', async ({
+    tmp,
+  }) => {
+    const [a, b] = ['a.log', 'b.log'].map((n) => join(tmp, n)) as [string, string]
+    writeFileSync(a, 'a1\na2\na3\n')
+    writeFileSync(b, 'b1\n')
+    const args = ['--engine', engine, '--from', 'start', '-o', 'out.log', 'a.log', 'b.log']
+    const linesOf = async () => {
+      const ran = await runLogmerge(['status', '-o', 'out.log', '--json'], { cwd: tmp })
+      expect(ran.code).toBe(0)
+      const { sources } = JSON.parse(ran.stdout.toString()) as {
+        sources: { path: string; linesWritten: number }[]
+      }
+      return Object.fromEntries(sources.map((s) => [s.path, s.linesWritten]))
+    }
+    let lm = spawnLogmerge(args, { cwd: tmp })
+    await waitForAll(join(tmp, 'out.log'), ['a1', 'a2', 'a3', 'b1'], { proc: lm })
+    await stop(lm)
+    expect(await linesOf()).toEqual({ [a]: 3, [b]: 1 })
+    appendFileSync(a, 'a4\n')
+    appendFileSync(b, 'b2\nb3\n')
+    lm = spawnLogmerge(args, { cwd: tmp })
+    await waitForAll(join(tmp, 'out.log'), ['a4', 'b2', 'b3'], { proc: lm })
+    await stop(lm)
+    expect(await linesOf()).toEqual({ [a]: 4, [b]: 3 })
+  })
 })
 
 test('status without a state file says where it looked (exit 2)', async ({ tmp }) => {

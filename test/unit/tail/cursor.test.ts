@@ -444,6 +444,33 @@ describe('frame: long lines', () => {
     )
   })
 
+  it('`inserted` names exactly the added newlines: dropping them from each block gives the bytes consumed', () => {
+    fc.assert(
+      fc.property(maxLineArb, inputArb(1, 500), cutsArb, (maxLineBytes, input, cuts) => {
+        const c = cursor({ maxLineBytes })
+        const restored: Buffer[] = []
+        const take = (block: Buffer | null) => {
+          if (block === null) return
+          const positions = [...c.inserted]
+          expect(positions).toEqual([...positions].sort((x, y) => x - y))
+          for (const at of positions) expect(block[at]).toBe(NEWLINE)
+          let from = 0
+          for (const at of positions) {
+            restored.push(block.subarray(from, at))
+            from = at + 1
+          }
+          restored.push(block.subarray(from))
+          // Everything before the held bytes is accounted for, block by block.
+          expect(Buffer.concat(restored).length).toBe(c.committedOffset)
+        }
+        for (const chunk of chunksOf(input, cuts)) take(c.frame(chunk))
+        take(c.flush())
+        expect(Buffer.concat(restored)).toEqual(input)
+      }),
+      RUNS,
+    )
+  })
+
   it('lines around the split points come out the same for any chunking', () => {
     fc.assert(
       fc.property(

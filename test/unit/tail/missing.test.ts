@@ -1,0 +1,174 @@
+/**
+ * Remembered files that are not where the checkpoint left them, on both shells with real files:
+ * a file rotated after the start-up search but before its name was first looked at (the order
+ * bug of the SIGKILL test: the new file's lines came before the old file's rest), and files
+ * gone for good, which must leave the table after two scans of their directory.
+ */
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pLimit from 'p-limit'
+import { afterEach, beforeEach, describe, expect, test } from 'vitest'
+import { silentLogger } from '../../../src/log.js'
+import type { SourceMark } from '../../../src/sink/sink.js'
+import { FINGERPRINT_BYTES } from '../../../src/tail/cursor.js'
+import { MISSING_SCAN_SWEEPS, type RememberedSource } from '../../../src/tail/file-table.js'
+import { AsyncFollower } from '../../../src/tail/tail-async.js'
+import { SyncFollower } from '../../../src/tail/tail-sync.js'
+
+/** What a sink received, in order, and the offsets it was told (as a checkpoint would see). */
+class Recorder {
+  readonly lines: string[] = []
+  readonly offsets = new Map<string, number>()
+  write(block: Buffer, mark?: SourceMark): undefined {
+    this.lines.push(...block.toString().split('\n').slice(0, -1))
+    if (mark) this.offsets.set(mark.key, mark.offset)
+    return undefined
+  }
+  note(mark: SourceMark): void {
+    this.offsets.set(mark.key, mark.offset)
+  }
+  forget(key: string): void {
+    this.offsets.delete(key)
+  }
+}
+
+/** The two shells behind one face: the test does not care which one blocks. */
+interface Shell {
+  remember(sources: RememberedSource[]): void
+  findRotated(names: string[]): Promise<void>
+  start(names: string[]): Promise<void>
+  sweep(): Promise<void>
+  resolve(name: string): Promise<void>
+  keys(): string[]
+  close(): Promise<void>
+}
+
+const common = (sink: Recorder) => ({
+  follow: true,
+  from: 'start' as const,
+  maxLineBytes: 1024 * 1024,
+  readChunkBytes: 64 * 1024,
+  quietMs: 0,
+  sink,
+  log: silentLogger,
+})
+
+const SHELLS: Record<string, (sink: Recorder) => Shell> = {
+  async: (sink) => {
+    const f = new AsyncFollower({ ...common(sink), limit: pLimit(8) })
+    return {
+      remember: (s) => f.remember(s),
+      findRotated: (n) => f.findRotated(n),
+      start: (n) => f.start(n),
+      resolve: (n) => f.resolve(n),
+      // The missing-file scan runs in the background of a sweep: give it time to finish.
+      sweep: async () => {
+        f.sweep()
+        await new Promise((r) => setTimeout(r, 50))
+      },
+      // What a checkpoint would record: the table's files that the writer has offsets for.
+      keys: () => f.checkpoint(new Map(sink.offsets)).map((s) => `${s.dev}:${s.ino}`),
+      close: () => f.close(false),
+    }
+  },
+  sync: (sink) => {
+    const f = new SyncFollower(common(sink))
+    return {
+      remember: (s) => f.remember(s),
+      findRotated: async (n) => f.findRotated(n),
+      start: async (n) => f.start(n),
+      resolve: async (n) => f.resolve(n),
+      sweep: async () => void f.sweep(),
+      // The thread engines' checkpoints list the sources the writer has offsets for.
+      keys: () => [...sink.offsets.keys()],
+      close: async () => f.close(false),
+    }
+  },
+}
+
+let dir: string
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'logmerge-missing-'))
+})
+afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+/** A checkpoint's record of `path` read up to `offset`. */
+function recorded(path: string, offset: number): RememberedSource {
+  const st = statSync(path)
+  const head = Buffer.alloc(FINGERPRINT_BYTES)
+  const bytes = readFileSync(path)
+  bytes.copy(head, 0, 0, Math.min(bytes.length, FINGERPRINT_BYTES))
+  return {
+    identity: { dev: st.dev, ino: st.ino },
+    head: head.subarray(0, Math.min(bytes.length, FINGERPRINT_BYTES)),
+    offset,
+    path,
+  }
+}
+
+describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
+  const make = SHELLS[kind] as (sink: Recorder) => Shell
+
+  test('a file rotated after the start-up search is finished before the new file', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'old 1\nold 2\n')
+    const state = recorded(log, 'old 1\n'.length) // the last run wrote only 'old 1'
+    const sink = new Recorder()
+    const shell = make(sink)
+    shell.remember([state])
+    await shell.findRotated([log]) // finds a.log where the state says: nothing to do yet
+    // Rotated now, before the start-up pass looks at the name.
+    renameSync(log, `${log}.1`)
+    writeFileSync(log, 'new 1\nnew 2\n')
+    await shell.start([log])
+    expect(sink.lines).toEqual(['old 2', 'new 1', 'new 2'])
+    await shell.close()
+  })
+
+  test('a generation created and rotated away between two looks is read, in order', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'g1 a\n')
+    const sink = new Recorder()
+    const shell = make(sink)
+    await shell.findRotated([log])
+    await shell.start([log])
+    // Between two looks at a.log: two rotations; the middle generation never sat at the name
+    // when logmerge looked.
+    writeFileSync(log, 'g1 a\ng1 b\n')
+    renameSync(log, `${log}.2`)
+    writeFileSync(log, 'g2 a\ng2 b\n')
+    renameSync(log, `${log}.1`)
+    writeFileSync(log, 'g3 a\n')
+    await shell.resolve(log)
+    expect(sink.lines).toEqual(['g1 a', 'g1 b', 'g2 a', 'g2 b', 'g3 a'])
+    await shell.close()
+  })
+
+  test('a finished file is forgotten after two scans miss it, and not before', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'one\n')
+    const sink = new Recorder()
+    const shell = make(sink)
+    await shell.findRotated([log])
+    await shell.start([log])
+    const first = statSync(log)
+    renameSync(log, `${log}.1`) // rotated: read to its end, then closed after quietMs (0)
+    writeFileSync(log, 'two\n')
+    for (let i = 0; i < 3; i++) await shell.sweep()
+    const firstKey = `${first.dev}:${first.ino}`
+    expect(shell.keys()).toContain(firstKey)
+    expect(sink.lines).toEqual(['one', 'two'])
+    // Still on disk: scans find it, it stays (seen again under a matching name, it must not be
+    // read twice).
+    for (let i = 0; i < 2 * MISSING_SCAN_SWEEPS; i++) await shell.sweep()
+    expect(shell.keys()).toContain(firstKey)
+    rmSync(`${log}.1`)
+    for (let i = 0; i < MISSING_SCAN_SWEEPS; i++) await shell.sweep()
+    expect(shell.keys()).toContain(firstKey) // one scan missed it: not yet
+    for (let i = 0; i < MISSING_SCAN_SWEEPS; i++) await shell.sweep()
+    expect(shell.keys()).not.toContain(firstKey)
+    expect(shell.keys()).toHaveLength(1)
+    await shell.close()
+  })
+})
