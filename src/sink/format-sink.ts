@@ -43,11 +43,9 @@ export class Labels {
     for (const [i, path] of rest.entries()) this.#byPath.set(path, labels[i] as string)
   }
 
-  /** A plain path -> label table (to send to reader threads). */
-  static fromTable(table: Readonly<Record<string, string>>): Labels {
-    const labels = new Labels()
-    for (const [path, label] of Object.entries(table)) labels.#byPath.set(path, label)
-    return labels
+  /** Labels made elsewhere (the main thread's table, sent to a reader thread). */
+  addTable(table: Readonly<Record<string, string>>): void {
+    for (const [path, label] of Object.entries(table)) this.#byPath.set(path, label)
   }
 
   labelOf(path: string): string {
