@@ -10,6 +10,7 @@
  *   node bench/timeorder.mjs --out /dev/null  # measure without writing the output to disk
  *
  * Contenders (CONTENDERS below, one function each; add one to compare something else):
+ *   logmerge --once --order time   the real CLI end to end (spawned, under GNU time)
  *   merge          TimeOrder from dist/ in this process: readSync 1 MiB chunks, framed by the
  *                  tail Cursor, pushed, released, copied into 1 MiB output writes
  *   sort -m        LC_ALL=C sort -m f1..f4 > out          (whole-line comparison)
@@ -329,11 +330,24 @@ async function mergeReadAhead(paths, outFd, hash) {
  * @returns {Promise<{ outBytes: number, cpuMs: number }>}
  */
 function runSort(args, paths, outFd, hash) {
+  return runProgram('sort', args, paths, outFd, hash)
+}
+
+/**
+ * Runs `program` with `args` then the inputs under GNU time, stdout to `outFd` or a hash.
+ * @param {string} program
+ * @param {string[]} args
+ * @param {string[]} paths
+ * @param {number} outFd
+ * @param {import('node:crypto').Hash | null} hash
+ * @returns {Promise<{ outBytes: number, cpuMs: number }>}
+ */
+function runProgram(program, args, paths, outFd, hash) {
   return new Promise((resolve, reject) => {
     const cpuFile = join(OUT_DIR, `.sort-cpu-${process.pid}`)
     const child = spawn(
       '/usr/bin/time',
-      ['-f', '%U %S', '-o', cpuFile, 'sort', ...args, ...paths],
+      ['-f', '%U %S', '-o', cpuFile, program, ...args, ...paths],
       {
         env: { ...process.env, LC_ALL: 'C' },
         stdio: ['ignore', hash === null ? outFd : 'pipe', 'pipe'],
@@ -350,7 +364,7 @@ function runSort(args, paths, outFd, hash) {
     })
     child.on('error', reject)
     child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`sort ${args.join(' ')} exited ${code}: ${stderr}`))
+      if (code !== 0) reject(new Error(`${program} ${args.join(' ')} exited ${code}: ${stderr}`))
       else {
         const [user, sys] = readFileSync(cpuFile, 'utf8').trim().split(/\s+/).map(Number)
         rmSync(cpuFile, { force: true })
@@ -377,6 +391,13 @@ const REFERENCE = 'sort -m -s -k1,1'
 
 /** @type {Contender[]} */
 const CONTENDERS = [
+  {
+    name: 'logmerge --once --order time',
+    ordersByTime: true,
+    command: 'bin/logmerge --once --order time f1 f2 f3 f4 > out (end to end: formats detected)',
+    run: (paths, fd, hash) =>
+      runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash),
+  },
   {
     name: 'merge',
     ordersByTime: true,
