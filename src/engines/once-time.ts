@@ -67,7 +67,7 @@ interface OnceSource {
   readonly size: number
   reads: number
   done: boolean
-  /** The file offset just past the last record written (for the next write's marks). */
+  /** The merge's offset just past the last record written (for the next write's marks). */
   written: number
   touched: boolean
 }
@@ -132,7 +132,8 @@ export class OnceTimeMerge {
     const runSink = (key: number, block: Buffer, start: number, end: number, endOffset: number) => {
       const source = sources[key] as OnceSource
       arena.append(block, start, end)
-      source.written = source.offsets.toFile(endOffset)
+      // Mapped to a file offset only when the output area is written (#marks): once a MiB.
+      source.written = endOffset
       source.touched = true
     }
     const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.startOffset), 0)
@@ -181,7 +182,7 @@ export class OnceTimeMerge {
       const offset = source.offsets.toFile(record.offset)
       const bytes = formatRecord(this.#opts.format, { ...record, offset }, source.info)
       arena.append(bytes, 0, bytes.length)
-      source.written = source.offsets.toFile(record.endOffset)
+      source.written = record.endOffset
       source.touched = true
     }
   }
@@ -192,7 +193,7 @@ export class OnceTimeMerge {
     for (const s of this.#sources) {
       if (!s.touched) continue
       s.touched = false
-      marks.push({ key: s.key, offset: s.written })
+      marks.push({ key: s.key, offset: s.offsets.toFile(s.written) })
     }
     return marks
   }
@@ -273,7 +274,7 @@ export class OnceTimeMerge {
       size: st.size,
       reads: 0,
       done: false,
-      written: startOffset,
+      written: 0,
       touched: false,
     })
     writer.note({ key, offset: startOffset })

@@ -17,6 +17,7 @@ import {
 } from 'node:worker_threads'
 import Pool from 'worker-threads-pool'
 import { LogmergeError } from '../errors.js'
+import { Labels } from '../sink/format-sink.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
@@ -24,13 +25,12 @@ import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer } from '../state/checkpointer.js'
 import { prescan } from '../state/prescan.js'
 import { recover } from '../state/recover.js'
-import { Labels } from '../sink/format-sink.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
-import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
 import { outputChain, timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
+import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
 import { shardOf } from './shard.js'
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url))
@@ -351,7 +351,14 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
 
 /** The bytes of `paths` now (the progress bar's total); a file gone meanwhile counts 0. */
 async function totalSize(paths: readonly string[]): Promise<number> {
-  const sizes = await Promise.all(paths.map((p) => stat(p).then((st) => st.size, () => 0)))
+  const sizes = await Promise.all(
+    paths.map((p) =>
+      stat(p).then(
+        (st) => st.size,
+        () => 0,
+      ),
+    ),
+  )
   return sizes.reduce((a, b) => a + b, 0)
 }
 

@@ -26,7 +26,6 @@ import {
   stop,
   test,
   waitFor,
-  waitForAll,
 } from './helpers.js'
 
 const FIXTURES = join(ROOT, 'fixtures', 'time')
