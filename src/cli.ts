@@ -3,13 +3,16 @@
  */
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { Command, CommanderError, Option } from 'commander'
-import { defaults, ENGINES, type Options, ORDERS } from './config.js'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { defaults, ENGINES, FORMATS, type Options, ORDERS } from './config.js'
 import { type ConfigFile, loadConfigFile } from './config-file.js'
 import { runJobs } from './daemon.js'
 import { ExitCode, errors, LogmergeError } from './errors.js'
 import { type Job, type Run, resolveRun } from './jobs.js'
 import { createLogger, detectStyle, formatLine, LEVELS, prefixLines } from './log.js'
+import { parseLabel } from './merge/format.js'
+import { DEFAULT_WINDOW_MS } from './merge/reorder.js'
+import { TIMESTAMP_FORMATS } from './merge/timestamps.js'
 import { systemdNotifier } from './sd-notify.js'
 import { defaultStatePath } from './state/checkpoint.js'
 import { formatStatus, readStatus } from './status.js'
@@ -21,6 +24,17 @@ Examples:
   logmerge 'logs/**/*.log' /var/log/syslog -o -           globs pick up files created later
   logmerge /var/log/nginx/                               a directory: every file in it (not .gz)
   logmerge --config /etc/logmerge/config.json            the jobs of a config file (a service)
+  logmerge --once --order time a.log b.log > all.log     merge files at rest by timestamp
+  logmerge --order time --format prefix \
+    --label web=/var/log/nginx/access.log /var/log/nginx/access.log app.log
+                                                         follow, in time order, "web: ..." lines
+  logmerge --once --order time --format json *.log       one JSON object per record
+
+Time order (docs/time-order.md): each file's timestamp format is detected (iso, rfc5424,
+rfc3164, clf, json, epoch; or --timestamp-format). With --once it is a stable merge (as
+sort -m -s on the time); while following, a line waits until every file has moved past its
+time, or at most --reorder-window ms; a line later than that is still written, counted late
+(logmerge status). Lines without a timestamp stay with the line before them.
 
 Follows files by name like tail -F: rotation (rename + create, copytruncate), truncation,
 deletion and files that do not exist yet. Only whole lines are written; a partial last line
@@ -75,10 +89,40 @@ export function buildProgram(): Command {
         .default('async'),
     )
     .addOption(
-      new Option('--order <order>', 'arrival: as lines come; time: by their timestamps (not yet)')
+      new Option(
+        '--order <order>',
+        'arrival: as lines come; time: by their timestamps (async and top-down engines)',
+      )
         .choices(ORDERS)
         .default('arrival'),
     )
+    .addOption(
+      new Option('--format <format>', 'raw: lines as read; prefix: "label: line"; json: objects')
+        .choices(FORMATS)
+        .default('raw'),
+    )
+    .option(
+      '--label <name=path>',
+      'label for an input in prefix/json output (repeatable; default: its file name)',
+      collectLabel,
+    )
+    .addOption(
+      new Option(
+        '--timestamp-format <name>',
+        'how to read the time of a line for --order time (default: detected per file)',
+      ).choices(TIMESTAMP_FORMATS),
+    )
+    .option(
+      '--timestamp-zone <zone>',
+      'zone of times written without one: utc, local or +hh:mm (default: utc)',
+    )
+    .option(
+      '--reorder-window <ms>',
+      '--order time while following: hold a line at most this long to put it in order',
+      String(DEFAULT_WINDOW_MS),
+    )
+    .option('--progress', 'with --once, show a progress bar on stderr (default: if a terminal)')
+    .option('--no-progress', 'never show the progress bar')
     .option('--threads <n>', 'reader threads for the thread engines (default: CPU count)')
     .option(
       '--max-line-bytes <n>',
@@ -260,15 +304,30 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** --label NAME=PATH, repeatable: collected into name -> path (checked as it comes). */
+function collectLabel(text: string, previous: Record<string, string> | undefined) {
+  try {
+    const { name, path } = parseLabel(text, '--label')
+    return { ...previous, [name]: path }
+  } catch (err) {
+    // commander words it (`option '--label <name=path>' argument ... is invalid`), exit 2.
+    throw new InvalidArgumentError((err as Error).message)
+  }
+}
+
 /** The jobs of this run: the command line alone, or --config FILE with the flags laid over it. */
 function runFrom(program: Command): Run {
-  const opts = program.opts<Omit<Options, 'inputs'> & { config?: string }>()
-  const { config: file, ...rest } = opts
+  const opts = program.opts<
+    Omit<Options, 'inputs'> & { config?: string; label?: Record<string, string> }
+  >()
+  const { config: file, label, ...rest } = opts
   const cli: Options = { ...rest, inputs: program.args }
+  if (label !== undefined) cli.labels = label
   const given = new Set<keyof Options>()
   for (const option of program.options) {
-    const key = option.attributeName() as keyof Options | 'config'
-    if (key !== 'config' && program.getOptionValueSource(key) === 'cli') given.add(key)
+    const attribute = option.attributeName()
+    const key = (attribute === 'label' ? 'labels' : attribute) as keyof Options | 'config'
+    if (key !== 'config' && program.getOptionValueSource(attribute) === 'cli') given.add(key)
   }
   if (program.args.length > 0) given.add('inputs')
   const loaded: ConfigFile | null = file === undefined ? null : loadConfigFile(file)

@@ -18,6 +18,7 @@ import { dirname, resolve } from 'node:path'
 import { ENGINES, FORMATS, MINIMUM, type Options, ORDERS, parseSize } from './config.js'
 import { describeErrno, errors, isErrno } from './errors.js'
 import { LEVELS, type Level } from './log.js'
+import { TIMESTAMP_FORMATS } from './merge/timestamps.js'
 
 type Kind =
   | { readonly type: 'boolean' }
@@ -60,8 +61,10 @@ export const KEYS = {
   order: { kind: { type: 'oneOf', values: ORDERS }, scope: 'job' },
   format: { kind: { type: 'oneOf', values: FORMATS }, scope: 'job' },
   labels: { kind: { type: 'labels' }, scope: 'job' },
-  timestampFormat: { kind: str(false), scope: 'job' },
+  timestampFormat: { kind: { type: 'oneOf', values: TIMESTAMP_FORMATS }, scope: 'job' },
+  timestampZone: { kind: str(false), scope: 'job' },
   reorderWindow: { kind: ms(MINIMUM.reorderWindow), scope: 'job' },
+  progress: { kind: { type: 'boolean' }, scope: 'job' },
   threads: { kind: { type: 'integer', min: MINIMUM.threads, unit: 'threads' }, scope: 'job' },
   maxLineBytes: { kind: { type: 'size', min: MINIMUM.maxLineBytes }, scope: 'job' },
   pollInterval: { kind: ms(MINIMUM.pollInterval), scope: 'job' },

@@ -6,6 +6,13 @@ import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { errors } from './errors.js'
 import { LEVELS, type Level } from './log.js'
+import { DEFAULT_WINDOW_MS } from './merge/reorder.js'
+import {
+  parseTimestampFormat,
+  parseZone,
+  type TimestampFormat,
+  type Zone,
+} from './merge/timestamps.js'
 import { defaultStatePath } from './state/checkpoint.js'
 import { type InputSpec, parseInput } from './tail/inputs.js'
 
@@ -55,12 +62,16 @@ export interface Options {
   stateDirectory?: string
   checkpointInterval?: string | number
   shutdownTimeout?: string | number
-  /** Reserved for issue 5 (validated and passed through; no behaviour here). */
+  /** --format: raw, prefix or json. */
   format?: string
-  /** Label name -> the input path it names (issue 5). */
+  /** Label name -> the input path it names (--label NAME=PATH, repeatable). */
   labels?: Readonly<Record<string, string>>
   timestampFormat?: string
+  /** Zone of times written without one (utc, local, +hh:mm). */
+  timestampZone?: string
   reorderWindow?: string | number
+  /** --progress / --no-progress (absent: when stderr is a terminal, with --once). */
+  progress?: boolean
 }
 
 export interface Config {
@@ -88,15 +99,18 @@ export interface Config {
   readonly checkpointIntervalMs: number
   /** After SIGTERM/SIGINT, how long draining may take before logmerge gives up. */
   readonly shutdownTimeoutMs: number
-  // The next four are validated and passed through for issue 5, which gives them behaviour.
   /** --format: how each line is written (absent: raw). */
   readonly format?: Format
   /** --label: label name -> absolute path of the input it names. */
   readonly labels?: Readonly<Record<string, string>>
-  /** --timestamp-format: how to find the time in a line (for --order time). */
-  readonly timestampFormat?: string
+  /** --timestamp-format: how to find the time in a line (for --order time; absent: auto). */
+  readonly timestampFormat?: TimestampFormat
+  /** --timestamp-zone: the zone of times written without one (absent: UTC). */
+  readonly timestampZone?: Zone
   /** --reorder-window: how long --order time holds lines back to put them in order. */
   readonly reorderWindowMs?: number
+  /** --progress/--no-progress; absent: a progress bar with --once when stderr is a terminal. */
+  readonly progress?: boolean
 }
 
 export const defaults = {
@@ -175,15 +189,17 @@ export function settings(options: Omit<Options, 'inputs'>, cwd: string): Omit<Co
 }
 
 /**
- * The options issue 5 gives behaviour to: checked and passed through, absent when not given
- * (so an engine that does not know them yet sees no difference).
+ * The output and time-order options (docs/time-order.md): checked, absent when not given (the
+ * engines then use their defaults: raw, auto, UTC, DEFAULT_WINDOW_MS).
  */
 function reserved(options: Omit<Options, 'inputs'>, cwd: string): Partial<Config> {
   const out: {
     format?: Format
     labels?: Readonly<Record<string, string>>
-    timestampFormat?: string
+    timestampFormat?: TimestampFormat
+    timestampZone?: Zone
     reorderWindowMs?: number
+    progress?: boolean
   } = {}
   if (options.format !== undefined) out.format = oneOf('--format', options.format, FORMATS, 'raw')
   if (options.labels !== undefined) {
@@ -191,15 +207,21 @@ function reserved(options: Omit<Options, 'inputs'>, cwd: string): Partial<Config
       Object.entries(options.labels).map(([name, path]) => [name, resolve(cwd, path)]),
     )
   }
-  if (options.timestampFormat !== undefined) out.timestampFormat = options.timestampFormat
+  if (options.timestampFormat !== undefined) {
+    out.timestampFormat = parseTimestampFormat(options.timestampFormat, '--timestamp-format')
+  }
+  if (options.timestampZone !== undefined) {
+    out.timestampZone = parseZone(options.timestampZone, '--timestamp-zone')
+  }
   if (options.reorderWindow !== undefined) {
     out.reorderWindowMs = integerOption(
       '--reorder-window',
       options.reorderWindow,
-      0,
+      DEFAULT_WINDOW_MS,
       MINIMUM.reorderWindow,
     )
   }
+  if (options.progress !== undefined) out.progress = options.progress
   return out
 }
 
@@ -235,8 +257,6 @@ export function validateOrder(engine: EngineName, order: Order): void {
       'use --engine async (or top-down), where one event loop owns the writer',
     )
   }
-  // The merge by timestamp is not built yet (tracked as its own issue); say so plainly.
-  throw errors.usage('`--order time` is not available in this version yet', 'use --order arrival')
 }
 
 function oneOf<T extends string>(

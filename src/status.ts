@@ -27,6 +27,8 @@ export interface SourceStatus {
   readonly truncations: number | null
   readonly partialBytesHeld: number | null
   readonly lastActivity: string | null
+  /** --order time: its records written after a later one (null: arrival order, or not known). */
+  readonly late: number | null
 }
 
 export interface Status {
@@ -99,6 +101,7 @@ function source(s: SourceState, now: number): SourceStatus {
     truncations: s.stats?.truncations ?? null,
     partialBytesHeld: s.stats?.pendingBytes ?? null,
     lastActivity: s.stats ? new Date(s.stats.lastActivity).toISOString() : null,
+    late: s.stats?.late ?? null,
   }
 }
 
@@ -117,7 +120,7 @@ export function formatStatus(s: Status): string {
   }
   lines.push(
     '',
-    'SOURCE\tSTATE\tOFFSET\tSIZE\tLAG BYTES\tLAG S\tLINES\tSPLIT\tTRUNCATED\tPARTIAL\tLAST ACTIVE\tIDENTITY',
+    'SOURCE\tSTATE\tOFFSET\tSIZE\tLAG BYTES\tLAG S\tLINES\tSPLIT\tTRUNCATED\tPARTIAL\tLAST ACTIVE\tIDENTITY\tLATE',
   )
   for (const x of s.sources) {
     const lagS = x.lagSeconds === null ? '-' : x.lagSeconds.toFixed(1)
@@ -135,6 +138,7 @@ export function formatStatus(s: Status): string {
         x.partialBytesHeld ?? '-',
         x.lastActivity ?? '-',
         x.identity,
+        x.late ?? '-',
       ].join('\t'),
     )
   }

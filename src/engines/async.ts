@@ -4,15 +4,20 @@
  * event-loop writer owns the output. No threads, no lock.
  */
 import { once } from 'node:events'
+import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
 import { LoopWriter } from '../sink/loop-writer.js'
+import type { BlockSink } from '../sink/sink.js'
 import { Checkpointer } from '../state/checkpointer.js'
 import { prescan } from '../state/prescan.js'
 import { recover, toRemembered } from '../state/recover.js'
-import { identityKey } from '../tail/cursor.js'
+import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
+import { OnceTimeMerge } from './once-time.js'
+import { outputChain, timestampOptions } from './output.js'
+import { ProgressBar, wantsProgress } from './progress-bar.js'
 
 export async function runAsync({
   config,
@@ -38,23 +43,29 @@ export async function runAsync({
     watchMs: config.pollIntervalMs,
     onSwitch: () => checkpoints?.save(),
   })
+  const chain = outputChain(config, writer)
+  const progress = wantsProgress(config) ? new ProgressBar() : null
   const follower = new AsyncFollower({
     follow: !config.once,
     from: config.from,
     maxLineBytes: config.maxLineBytes,
     readChunkBytes: config.readChunkBytes,
     quietMs: 2 * config.pollIntervalMs,
-    sink: writer,
+    sink: progress ? countingSink(chain.sink, progress) : chain.sink,
     limit: pLimit(config.readConcurrency),
     log,
+    onSource: (file) => chain.opened(file.key, file.path),
+    onRelease: (file) => chain.released(file.key),
   })
+  /** --once --order time: the pull-based merge instead of the follower. */
+  let merge: OnceTimeMerge | null = null
   const checkpoints: Checkpointer | null = config.statePath
     ? new Checkpointer(
         config.statePath,
         config.output,
         {
           snapshot: () => writer.snapshot(),
-          sources: (offsets) => follower.checkpoint(offsets),
+          sources: (offsets) => (merge ? merge.checkpoint(offsets) : follower.checkpoint(offsets)),
           fsync: () => writer.fsync(),
           changes: () => writer.changes,
         },
@@ -82,14 +93,46 @@ export async function runAsync({
     await checkpoints.save()
   }
   try {
-    if (config.once) {
+    if (config.once && config.order === 'time') {
       const paths = await scanInputs(config.inputs, exclude)
+      chain.labels.addInitial(paths)
+      merge = new OnceTimeMerge({
+        paths,
+        from: config.from,
+        maxLineBytes: config.maxLineBytes,
+        readChunkBytes: config.readChunkBytes,
+        format: config.format ?? 'raw',
+        labels: chain.labels,
+        timestampFormat: config.timestampFormat,
+        zone: timestampOptions(config).zone,
+        resume: recovered.sources,
+        log,
+        onProgress: progress
+          ? (done, total, records) => {
+              progress.total = total
+              progress.update(done, records)
+            }
+          : undefined,
+      })
+      try {
+        merge.open(writer)
+        await checkpoints?.save()
+        checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
+        await merge.run(writer)
+      } finally {
+        merge.close()
+      }
+    } else if (config.once) {
+      const paths = await scanInputs(config.inputs, exclude)
+      chain.labels.addInitial(paths)
+      if (progress) progress.total = await totalSize(paths)
       await resumeFrom(paths)
       checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
       await follower.findRotated(paths)
       await follower.start(paths)
       await follower.catchUp()
       await follower.close(true)
+      chain.finish()
     } else {
       const discovery = await Discovery.start(
         config.inputs,
@@ -101,6 +144,7 @@ export async function runAsync({
       )
       try {
         const paths = await scanInputs(config.inputs, exclude)
+        chain.labels.addInitial(paths)
         await resumeFrom(paths)
         // Files rotated while we were down are finished first, then the names are followed.
         await follower.findRotated(paths)
@@ -119,7 +163,10 @@ export async function runAsync({
       }
       if (!fatal) await follower.catchUp() // drain: what was appended before the signal
       await follower.close(false)
+      chain.finish() // what the time order holds, before the final checkpoint
     }
+    progress?.finish()
+    if (chain.late > 0) log.info(`--order time: ${chain.late} lines came later than the window`)
     await writer.drain()
     if (!fatal) await checkpoints?.stop()
   } finally {
@@ -127,5 +174,34 @@ export async function runAsync({
     await writer.close()
   }
   if (fatal) throw fatal
-  return { unreadable: follower.unreadable }
+  return { unreadable: merge ? merge.unreadable : follower.unreadable }
+}
+
+/** The bytes of `paths` now (the progress bar's total); a file gone meanwhile counts 0. */
+async function totalSize(paths: readonly string[]): Promise<number> {
+  const sizes = await Promise.all(
+    paths.map((p) =>
+      stat(p).then(
+        (st) => st.size,
+        () => 0,
+      ),
+    ),
+  )
+  return sizes.reduce((a, b) => a + b, 0)
+}
+
+/** Arrival order with a progress bar: counts the bytes and lines on their way to the writer. */
+function countingSink(sink: BlockSink, progress: ProgressBar): BlockSink {
+  let bytes = 0
+  let lines = 0
+  return {
+    write: (block, mark) => {
+      bytes += block.length
+      lines += countLines(block)
+      progress.update(bytes, lines)
+      return sink.write(block, mark)
+    },
+    note: (mark) => sink.note?.(mark),
+    forget: (key) => sink.forget?.(key),
+  }
 }

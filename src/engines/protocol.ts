@@ -5,6 +5,8 @@
  */
 import type { MessagePort } from 'node:worker_threads'
 import type { Level } from '../log.js'
+import type { OutputFormat } from '../merge/format.js'
+import type { TimestampFormat, TimestampOptions } from '../merge/timestamps.js'
 import type { LockedWriterShare } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
@@ -17,6 +19,8 @@ export type ToWorker =
       readonly paths: readonly string[]
       /** Files the last checkpoint recorded, for this thread's names. */
       readonly remembered: readonly SourceState[]
+      /** --format prefix|json: path -> label of the files found at start-up (see Labels). */
+      readonly labels: Readonly<Record<string, string>>
     }
   /** A name appeared or went away (chokidar add/unlink). */
   | { readonly code: 'resolve'; readonly path: string }
@@ -36,6 +40,8 @@ export type FromWorker =
   | { readonly code: 'source'; readonly source: SourceState; readonly key: string }
   /** A finished file is gone from disk: it leaves the checkpoints. */
   | { readonly code: 'forget'; readonly key: string }
+  /** top-down: a file was read to its end and let go (--order time ends its source). */
+  | { readonly code: 'released'; readonly key: string }
   | { readonly code: 'failed'; readonly error: SerializedError; readonly path: string | null }
 
 export interface SerializedError {
@@ -86,4 +92,9 @@ export interface WorkerInit {
   readonly pollIntervalMs: number
   readonly readConcurrency: number
   readonly logLevel: Level
+  /** Output format and what json's "time" needs (locked writers format in the thread). */
+  readonly format: OutputFormat
+  readonly labels: Readonly<Record<string, string>>
+  readonly timestampFormat: TimestampFormat | undefined
+  readonly timestamps: TimestampOptions
 }

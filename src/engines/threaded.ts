@@ -6,6 +6,7 @@
  * the others are drained and stopped, and the run ends with an error: never a silent stall.
  */
 import { once } from 'node:events'
+import { stat } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import {
@@ -16,6 +17,7 @@ import {
 } from 'node:worker_threads'
 import Pool from 'worker-threads-pool'
 import { LogmergeError } from '../errors.js'
+import { Labels } from '../sink/format-sink.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
@@ -23,9 +25,11 @@ import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer } from '../state/checkpointer.js'
 import { prescan } from '../state/prescan.js'
 import { recover } from '../state/recover.js'
-import { identityKey } from '../tail/cursor.js'
+import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
+import { outputChain, timestampOptions } from './output.js'
+import { ProgressBar, wantsProgress } from './progress-bar.js'
 import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
 import { shardOf } from './shard.js'
 
@@ -54,6 +58,11 @@ export function threadedEngine(shape: ThreadedShape): Engine {
 
 async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<EngineResult> {
   const { config, log, stop, events } = ctx
+  // top-down --once --order time: the merge pulls from every file in turn on the main thread,
+  // exactly as the async engine does it (once-time.ts); reader threads would only post blocks.
+  if (shape.writer === 'loop' && config.once && config.order === 'time') {
+    return (await import('./async.js')).runAsync(ctx)
+  }
   const failed = new AbortController()
   let failure: Error | null = null
   const fail = (err: Error) => {
@@ -84,6 +93,11 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
           onSwitch: (): Promise<void> | undefined => checkpoints?.save(),
         })
       : null
+  /** top-down: what stands before the writer (--order time, --format), and the progress bar. */
+  const chain = loop ? outputChain(config, loop) : null
+  const labels = chain?.labels ?? new Labels(config.labels ?? {})
+  const progress = loop && wantsProgress(config) ? new ProgressBar() : null
+  const counted = { bytes: 0, lines: 0 }
   /** What the threads told us about each file they opened, for checkpoints. */
   const sources = new Map<string, SourceState>()
   let sourcesSeen = 0
@@ -161,7 +175,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
           { exclude, log },
         )
     const paths = new Map<Shard, string[]>(shards.map((s) => [s, []]))
-    for (const path of await scanInputs(config.inputs, exclude)) paths.get(route(path))?.push(path)
+    const found = await scanInputs(config.inputs, exclude)
+    for (const path of found) paths.get(route(path))?.push(path)
+    labels.addInitial(found)
+    if (progress) progress.total = await totalSize(found)
     // Every file present now starts where the state says, or where --from says: decided and
     // checkpointed before any thread reads, so no crash can leave unaccounted bytes.
     let remembered = recovered.sources
@@ -185,6 +202,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         code: 'start',
         paths: paths.get(shard) ?? [],
         remembered: resume.get(shard) ?? [],
+        labels: labels.table(),
       })
     }
     for (const msg of early) send(route(msg.path), msg)
@@ -198,6 +216,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     }
     for (const shard of shards) send(shard, { code: 'stop', flush: config.once })
     const unreadable = (await Promise.all(shards.map((s) => s.done.catch(() => [])))).flat()
+    chain?.finish() // what the time order holds, before the final checkpoint
+    progress?.finish()
     await loop?.drain()
     if (failure) throw failure
     await checkpoints?.stop()
@@ -229,6 +249,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       pollIntervalMs: config.pollIntervalMs,
       readConcurrency: config.readConcurrency,
       logLevel: config.logLevel,
+      format: config.format ?? 'raw',
+      labels: config.labels ?? {},
+      timestampFormat: config.timestampFormat,
+      timestamps: timestampOptions(config),
     }
     const worker = await new Promise<Worker>((resolve, reject) =>
       pool.acquire(WORKER, { workerData: init, transferList: [port2] }, (err, w) =>
@@ -253,12 +277,16 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             sources.set(msg.key, msg.source)
             sourcesSeen++
             loop?.note({ key: msg.key, offset: msg.source.offset })
+            chain?.opened(msg.key, msg.source.path)
             // A file opened while running is recorded at once, not at the next interval.
             void checkpoints?.save()
             return
           case 'forget':
             sources.delete(msg.key)
             loop?.forget(msg.key)
+            return
+          case 'released':
+            chain?.released(msg.key)
             return
           case 'done':
             finished = true
@@ -309,10 +337,29 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       Atomics.sub(inflightCells, 0, bytes.length)
       Atomics.notify(inflightCells, 0)
     }
-    const full = loop?.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), mark)
+    const block = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    if (progress) {
+      counted.bytes += block.length
+      counted.lines += countLines(block)
+      progress.update(counted.bytes, counted.lines)
+    }
+    const full = chain?.sink.write(block, mark)
     if (full) full.then(release, release)
     else release()
   }
+}
+
+/** The bytes of `paths` now (the progress bar's total); a file gone meanwhile counts 0. */
+async function totalSize(paths: readonly string[]): Promise<number> {
+  const sizes = await Promise.all(
+    paths.map((p) =>
+      stat(p).then(
+        (st) => st.size,
+        () => 0,
+      ),
+    ),
+  )
+  return sizes.reduce((a, b) => a + b, 0)
 }
 
 function threadFailed(message: string, cause?: Error): LogmergeError {

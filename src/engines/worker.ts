@@ -7,6 +7,7 @@
 import { receiveMessageOnPort, workerData } from 'node:worker_threads'
 import pLimit from 'p-limit'
 import { levelLogger } from '../log.js'
+import { ArrivalFormatter, Labels } from '../sink/format-sink.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import { toRemembered } from '../state/recover.js'
@@ -59,6 +60,21 @@ class PostSink implements SyncSink {
   }
 }
 
+/**
+ * Locked writers, --format prefix|json: each block is formatted here, before the locked write
+ * (no single place sees every line; the formatting is per line, so it needs none).
+ */
+const labels = new Labels(init.labels)
+const formatter =
+  init.sink.kind === 'locked' && init.format !== 'raw'
+    ? new ArrivalFormatter({
+        format: init.format,
+        labels,
+        timestampFormat: init.timestampFormat,
+        timestamps: init.timestamps,
+      })
+    : null
+
 function makeSink(): SyncSink {
   const s = init.sink
   if (s.kind === 'post') return new PostSink(s.inflight, s.highWaterBytes)
@@ -66,7 +82,7 @@ function makeSink(): SyncSink {
     log.warnOnce('output-retry', message),
   )
   return {
-    write: (block, mark) => locked.write(block, mark),
+    write: (block, mark) => locked.write(formatter ? formatter.format(block, mark) : block, mark),
     note: (mark) => locked.note(mark),
     // The slot is freed here; the main thread drops what the thread told it about the file.
     forget: (key) => {
@@ -78,8 +94,14 @@ function makeSink(): SyncSink {
 
 const quietMs = 2 * init.pollIntervalMs
 
+/** top-down: a file let go ends its source in the main thread's time order. */
+function onRelease(file: Tracked<unknown>): void {
+  if (init.sink.kind === 'post') post({ code: 'released', key: file.key })
+}
+
 /** Tells the main thread about each file opened, for its checkpoints. */
 function onSource(file: Tracked<unknown>): void {
+  formatter?.open(file.key, file.path)
   const { dev, ino } = file.cursor.identity
   const head = file.cursor.head.toString('base64')
   const source = { path: file.path, dev, ino, head, offset: file.cursor.committedOffset }
@@ -89,7 +111,7 @@ function onSource(file: Tracked<unknown>): void {
 /** The notes' `tail_file` loop: look, read, sleep; sleep ends early when the main thread calls. */
 function runBlocking(sink: SyncSink): void {
   const control = new Int32Array(init.control)
-  const follower = new SyncFollower({ ...init, quietMs, sink, log, onSource })
+  const follower = new SyncFollower({ ...init, quietMs, sink, log, onSource, onRelease })
   let nextSweep = Date.now() + init.pollIntervalMs
   let at: string | null = null
   try {
@@ -101,6 +123,7 @@ function runBlocking(sink: SyncSink): void {
         switch (msg.code) {
           case 'start':
             for (const p of msg.paths) checkFault(p)
+            labels.addTable(msg.labels)
             follower.remember(toRemembered(msg.remembered))
             follower.findRotated(msg.paths)
             follower.start(msg.paths)
@@ -147,6 +170,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
       forget: (key) => sink.forget?.(key),
     },
     onSource,
+    onRelease,
     limit: pLimit(init.readConcurrency),
     log,
   })
@@ -162,6 +186,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
     switch (msg.code) {
       case 'start':
         for (const p of msg.paths) checkFault(p)
+        labels.addTable(msg.labels)
         follower.remember(toRemembered(msg.remembered))
         await follower.findRotated(msg.paths)
         return follower.start(msg.paths)

@@ -55,8 +55,8 @@ export class LoopWriter implements BlockSink {
   readonly path: string
   #fd: number
   #queue: Buffer[] = []
-  /** Parallel to #queue: the source mark of each block, if any. */
-  #marks: (SourceMark | undefined)[] = []
+  /** Parallel to #queue: the source mark(s) of each block, if any. */
+  #marks: Marks[] = []
   #queuedBytes = 0
   #flushing: Promise<void> | null = null
   #waiters: (() => void)[] = []
@@ -172,7 +172,11 @@ export class LoopWriter implements BlockSink {
     return this.#queuedBytes
   }
 
-  write(block: Buffer, mark?: SourceMark): Promise<void> | undefined {
+  /**
+   * See BlockSink.write. `mark` may also be a list: a block that holds lines of several sources
+   * (the --order time merge writes runs of many files in one buffer) moves each one's offset.
+   */
+  write(block: Buffer, mark?: SourceMark | readonly SourceMark[]): Promise<void> | undefined {
     // The output failed for good and the run is ending: drop. No mark moves, so a checkpoint
     // never counts these bytes as written; a restart reads them again.
     if (this.#failed) return undefined
@@ -259,7 +263,7 @@ export class LoopWriter implements BlockSink {
    * growing pause, then counts it (size and marks together); false if the output failed for
    * good. A partial write is continued, not repeated, so no byte is written twice.
    */
-  async #writeBatch(first: Buffer[], firstMarks: (SourceMark | undefined)[]): Promise<boolean> {
+  async #writeBatch(first: Buffer[], firstMarks: Marks[]): Promise<boolean> {
     let batch = first
     let marks = firstMarks
     let bytes = byteLength(batch)
@@ -299,7 +303,7 @@ export class LoopWriter implements BlockSink {
   }
 
   /** Bytes written to the current file: the size and the marks move together. */
-  #count(batch: readonly Buffer[], marks: readonly (SourceMark | undefined)[]): void {
+  #count(batch: readonly Buffer[], marks: readonly Marks[]): void {
     const bytes = byteLength(batch)
     this.#size += bytes
     this.#queuedBytes -= bytes
@@ -314,9 +318,9 @@ export class LoopWriter implements BlockSink {
    */
   #leave(
     batch: readonly Buffer[],
-    marks: readonly (SourceMark | undefined)[],
+    marks: readonly Marks[],
     done: number,
-  ): { batch: Buffer[]; marks: (SourceMark | undefined)[] } {
+  ): { batch: Buffer[]; marks: Marks[] } {
     let whole = 0
     let left = done
     while (whole < batch.length && (batch[whole] as Buffer).length <= left) {
@@ -449,7 +453,12 @@ export class LoopWriter implements BlockSink {
     })
   }
 
-  #apply(mark: SourceMark | undefined): void {
+  #apply(marks: Marks): void {
+    if (Array.isArray(marks)) {
+      for (const m of marks) this.#apply(m)
+      return
+    }
+    const mark = marks as SourceMark | undefined
     if (!mark) return
     this.#changes++
     this.#written.set(mark.key, mark.offset)
@@ -475,6 +484,9 @@ export class LoopWriter implements BlockSink {
     this.#opts.onFatal(err)
   }
 }
+
+/** What one queued block moves when it is written: one source's mark, several, or none. */
+type Marks = SourceMark | readonly SourceMark[] | undefined
 
 const byteLength = (batch: readonly Buffer[]): number => batch.reduce((n, b) => n + b.length, 0)
 

@@ -6,6 +6,12 @@ export interface SourceMark {
   readonly offset: number
   /** How the source is doing, for `logmerge status` (kept with the offset, not acted on). */
   readonly stats?: SourceStats
+  /**
+   * Where, in the block written with this mark, the reader added newlines (pieces of a split
+   * line, a flushed partial line): see Cursor.inserted. Absent when none. With it a writer
+   * that cuts the block into lines (--order time) maps each line's end to a file offset.
+   */
+  readonly inserted?: readonly number[]
 }
 
 export interface SourceStats {
@@ -19,6 +25,8 @@ export interface SourceStats {
   readonly pendingBytes: number
   /** When it last grew (ms since epoch). */
   readonly lastActivity: number
+  /** --order time: records written after a later one (absent in arrival order). */
+  readonly late?: number
 }
 
 /** A writer's consistent view for a checkpoint: output size and identity, source offsets. */

@@ -138,9 +138,15 @@ function checkSource(v: unknown, i: number): SourceState {
   if (st === undefined || !counts.every((k) => isCount(st[k]))) return base
   // `lines` came later: a state written before it counts from 0.
   const lines = isCount(st.lines) ? st.lines : 0
+  // `late` only with --order time (and only in states written since).
+  const late = isCount(st.late) ? { late: st.late } : {}
   return {
     ...base,
-    stats: { lines, ...Object.fromEntries(counts.map((k) => [k, st[k]])) } as SourceStats,
+    stats: {
+      lines,
+      ...Object.fromEntries(counts.map((k) => [k, st[k]])),
+      ...late,
+    } as SourceStats,
   }
 }
 

@@ -44,6 +44,8 @@ export const markOf = (file: Tracked<unknown>): SourceMark => ({
     pendingBytes: file.cursor.pendingBytes,
     lastActivity: file.lastActivity,
   },
+  // Only a block with added newlines says so (see SourceMark.inserted).
+  ...(file.cursor.inserted.length > 0 ? { inserted: file.cursor.inserted } : {}),
 })
 
 /** What the shell must do after looking at a name. */

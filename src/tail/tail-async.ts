@@ -38,6 +38,8 @@ export interface FollowOptions {
   readonly log: Logger
   /** Called when a file is opened (reader threads tell the main thread, for checkpoints). */
   readonly onSource?: (file: Tracked<unknown>) => void
+  /** Called when a file is let go (read to its end and closed): --order time ends its source. */
+  readonly onRelease?: (file: Tracked<unknown>) => void
 }
 
 type File = Tracked<FileHandle>
@@ -458,6 +460,7 @@ export class AsyncFollower {
     this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) await this.#opts.sink.write(rest, markOf(file))
+    this.#opts.onRelease?.(file)
     await fh.close()
   }
 }

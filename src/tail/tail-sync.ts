@@ -47,6 +47,8 @@ export interface SyncFollowOptions {
   readonly log: Logger
   /** Called when a file is opened (the thread tells the main thread, for checkpoints). */
   readonly onSource?: (file: Tracked<unknown>) => void
+  /** Called when a file is let go (read to its end and closed): --order time ends its source. */
+  readonly onRelease?: (file: Tracked<unknown>) => void
 }
 
 type File = Tracked<number>
@@ -399,6 +401,7 @@ export class SyncFollower {
     this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) this.#opts.sink.write(rest, markOf(file))
+    this.#opts.onRelease?.(file)
     closeSync(fd)
   }
 }

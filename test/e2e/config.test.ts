@@ -228,18 +228,25 @@ describe('check-config', () => {
     expect(linesOf(run.stdout.toString('utf8')).filter((l) => l.startsWith('job '))).toHaveLength(3)
   })
 
-  test('the reserved keys (issue 5) are checked and accepted', async ({ tmp }) => {
+  test('the time-order and format keys (issue 5) are checked and accepted', async ({ tmp }) => {
     const path = writeJson(join(tmp, 'reserved.json'), {
       inputs: ['a.log'],
       output: 'out.log',
+      order: 'time',
       format: 'json',
       labels: { web: 'a.log' },
-      timestampFormat: 'iso8601',
+      timestampFormat: 'iso',
+      timestampZone: 'local',
       reorderWindow: 500,
+      progress: false,
     })
     const run = await runLogmerge(['check-config', path])
     expect(run.code, run.stderr).toBe(0)
-    expect(run.stdout.toString('utf8')).toMatch(/format json/)
+    expect(run.stdout.toString('utf8')).toMatch(/order time, format json/)
+    const bad = writeJson(join(tmp, 'bad.json'), { inputs: ['a.log'], timestampFormat: 'iso8601' })
+    const refused = await runLogmerge(['check-config', bad])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/timestampFormat: expected one of "auto", "iso"/)
   })
 })
 

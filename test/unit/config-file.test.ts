@@ -60,7 +60,9 @@ describe('every flag has a key', () => {
       // --label NAME=PATH (repeatable) is the object `labels`.
       const name = attribute === 'label' ? 'labels' : attribute
       expect(keys.has(name), `${option.long} -> ${name}`).toBe(true)
-      expect(flagOf(name as never)).toBe(option.long === '--no-state' ? '--state' : option.long)
+      // --no-state and --no-progress are the keys state (false) and progress (false).
+      const long = option.negate ? option.long?.replace(/^--no-/, '--') : option.long
+      expect(flagOf(name as never)).toBe(long)
     }
   })
 })
@@ -112,8 +114,10 @@ describe('resolving a file', () => {
           output: 'o.log',
           format: 'prefix',
           labels: { web: 'a.log' },
-          timestampFormat: '%Y',
+          timestampFormat: 'rfc3164',
+          timestampZone: '+01:00',
           reorderWindow: 250,
+          progress: false,
         }),
       ),
       { inputs: [] },
@@ -122,8 +126,10 @@ describe('resolving a file', () => {
     expect(run.jobs[0]?.config).toMatchObject({
       format: 'prefix',
       labels: { web: join(dir, 'a.log') },
-      timestampFormat: '%Y',
+      timestampFormat: 'rfc3164',
+      timestampZone: 60,
       reorderWindowMs: 250,
+      progress: false,
     })
   })
 
