@@ -169,9 +169,13 @@ export class FileTable<H> {
     return false
   }
 
-  /** An unknown generation found beside its name (see isUnknownGeneration): read from 0. */
-  adoptUnknown(path: string, handle: H, file: OpenedFile): Tracked<H> {
+  /**
+   * An unknown generation found beside its name (see isUnknownGeneration): read from 0. Null
+   * when another search adopted it meanwhile (two names' searches can meet one file).
+   */
+  adoptUnknown(path: string, handle: H, file: OpenedFile): Tracked<H> | null {
     const key = identityKey(file.identity)
+    if (this.files.has(key)) return null
     const cursor = new Cursor({
       identity: file.identity,
       offset: 0,

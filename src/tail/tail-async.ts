@@ -160,8 +160,10 @@ export class AsyncFollower {
         file = null // a copytruncate copy: read from our offset when the truncation is seen
       } else {
         file = this.#table.adoptUnknown(path, fh, seenNow)
-        this.#opts.sink.note?.(markOf(file))
-        this.#opts.log.info(`${path}: created and rotated between two looks; reading all of it`)
+        if (file) {
+          this.#opts.sink.note?.(markOf(file))
+          this.#opts.log.info(`${path}: created and rotated between two looks; reading all of it`)
+        }
       }
       if (!file) {
         await fh.close()
@@ -423,15 +425,19 @@ export class AsyncFollower {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
       const st = await stat(path).catch(() => null)
-      if (!st?.isFile() || st.size < cursor.offset || identityKey(st) === file.key) continue
+      if (!st?.isFile() || this.#table.files.has(identityKey(st))) continue
       const fh = await open(path, 'r').catch(() => null)
       if (!fh) continue
       try {
         if (!cursor.headMatches(await readHead(fh))) continue
-        this.#opts.log.info(
-          `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
-        )
-        await this.#readFrom(fh, file, st.size)
+        // A copy shorter than our offset: the lines written between logrotate's copy and its
+        // truncate were read from the file itself. Nothing to read; it is still remembered.
+        if (st.size > cursor.offset) {
+          this.#opts.log.info(
+            `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
+          )
+          await this.#readFrom(fh, file, st.size)
+        }
         const copy = this.#table.rememberCopy(path, st, await readHead(fh), st.size)
         // Checkpointed as read to its end: a restart must not take it for a new generation.
         if (copy) {

@@ -146,8 +146,10 @@ export class SyncFollower {
         file = null // a copytruncate copy: read from our offset when the truncation is seen
       } else {
         file = this.#table.adoptUnknown(path, fd, seenNow)
-        this.#opts.sink.note?.(markOf(file))
-        this.#opts.log.info(`${path}: created and rotated between two looks; reading all of it`)
+        if (file) {
+          this.#opts.sink.note?.(markOf(file))
+          this.#opts.log.info(`${path}: created and rotated between two looks; reading all of it`)
+        }
       }
       if (!file) {
         closeSync(fd)
@@ -368,7 +370,7 @@ export class SyncFollower {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
       const st = statSync(path, { throwIfNoEntry: false })
-      if (!st?.isFile() || st.size < cursor.offset || identityKey(st) === file.key) continue
+      if (!st?.isFile() || this.#table.files.has(identityKey(st))) continue
       let fd: number
       try {
         fd = openSync(path, 'r')
@@ -377,10 +379,13 @@ export class SyncFollower {
       }
       try {
         if (!cursor.headMatches(readHead(fd))) continue
-        this.#opts.log.info(
-          `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
-        )
-        this.#readFrom(fd, file, st.size)
+        // A copy shorter than our offset: see tail-async's #finishFromCopy.
+        if (st.size > cursor.offset) {
+          this.#opts.log.info(
+            `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
+          )
+          this.#readFrom(fd, file, st.size)
+        }
         const copy = this.#table.rememberCopy(path, st, readHead(fd), st.size)
         // Checkpointed as read to its end: a restart must not take it for a new generation.
         if (copy) {
