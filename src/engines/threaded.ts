@@ -152,7 +152,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             changedName: (path) => deliver({ code: 'resolve', path }),
             changedData: (path) => deliver({ code: 'changed', path }),
           },
-          { exclude, log },
+          { exclude, log, pollMs: config.pollIntervalMs },
         )
     const paths = new Map<Shard, string[]>(shards.map((s) => [s, []]))
     for (const path of await scanInputs(config.inputs, exclude)) paths.get(route(path))?.push(path)

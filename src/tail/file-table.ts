@@ -11,6 +11,7 @@
  */
 import { dirname } from 'node:path'
 import { describeErrno, isErrno } from '../errors.js'
+import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Cursor, type CursorCounts, type Identity, identityKey } from './cursor.js'
@@ -88,6 +89,10 @@ export class FileTable<H> {
   readonly #startupNames = new Set<string>()
   /** Names a checkpoint knew: a file found there that the checkpoint did not know is new. */
   readonly #knownNames = new Set<string>()
+  /** Start-up names that could not be opened yet: the file there and its size at start-up. */
+  readonly #deferred = new Map<string, { key: string; size: number }>()
+  /** Names whose last open failed (to say so when one works again). */
+  readonly #openFailures = new Set<string>()
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes
@@ -128,10 +133,15 @@ export class FileTable<H> {
     return dirs
   }
 
-  /** The remembered, not yet open (and not finished) file with this identity, if any. */
-  wanted(id: Identity): Tracked<H> | undefined {
-    const f = this.files.get(identityKey(id))
-    return f && f.handle === null && f.names === 0 && !f.finished ? f : undefined
+  /**
+   * The remembered, not yet open file with this identity, if any; or a finished one that has
+   * grown since it was closed (a writer that still held it after the rotation and was quiet
+   * for a while): its new lines are read too, so closing a quiet file never loses them.
+   */
+  wanted(st: Identity & { readonly size: number }): Tracked<H> | undefined {
+    const f = this.files.get(identityKey(st))
+    if (!f || f.handle !== null || f.names !== 0) return undefined
+    return !f.finished || st.size > f.cursor.offset ? f : undefined
   }
 
   /**
@@ -177,37 +187,99 @@ export class FileTable<H> {
     known.path = path
     known.lastActivity = Date.now()
     known.missed = 0
+    known.finished = false
     return known
   }
 
   /** Names that could not be opened (missing, unreadable, not a file) at their last look. */
   readonly unreadable = new Set<string>()
+  /** Files whose last read failed (EIO: a failing disk), identity key -> path. */
+  readonly failing = new Map<string, string>()
+
+  /** What --once reports as not read: names not opened, and files whose reads failed. */
+  unreadableNow(): string[] {
+    return [...new Set([...this.unreadable, ...this.failing.values()])]
+  }
 
   /**
    * What a stat of the input name `path` found (its Stats, or the error it threw): the file to
    * follow, or null, with a warning (once) where one is due. The shells do the stat.
    */
-  judgeName<S extends { isFile(): boolean }>(
+  judgeName<S extends FileKind>(
     path: string,
     seen: { stats: S } | { error: unknown },
     follow: boolean,
-    warnOnce: (key: string, message: string) => void,
+    log: Pick<Logger, 'warnOnce' | 'forget'>,
   ): S | null {
     if ('stats' in seen && seen.stats.isFile()) {
       this.unreadable.delete(path)
+      // A name that was something else, or could not be stat'ed, may warn again next time.
+      log.forget(`type:${path}`)
+      log.forget(`stat:${path}`)
       return seen.stats
     }
     this.unreadable.add(path)
     if ('stats' in seen) {
-      warnOnce(`type:${path}`, `${path} is not a regular file; skipping it`)
+      log.warnOnce(`type:${path}`, notAFile(path, seen.stats))
     } else if (!isErrno(seen.error, 'ENOENT', 'ENOTDIR')) {
       const why = describeErrno(seen.error as NodeJS.ErrnoException)
-      warnOnce(`stat:${path}`, `cannot follow ${path}: ${why}; will keep trying`)
+      log.warnOnce(`stat:${path}`, `cannot follow ${path}: ${why}; will keep trying`)
     } else if (this.isStartupName(path)) {
       const later = follow ? ' yet; it will be followed when it appears' : ''
-      warnOnce(`missing:${path}`, `${path} does not exist${later}`)
+      log.warnOnce(`missing:${path}`, `${path} does not exist${later}`)
     }
     return null
+  }
+
+  /**
+   * The shell could not open `path` (permission denied...), which a stat showed to be `st`. A
+   * name from the start-up scan keeps its start-up size: with --from end, the file begins there
+   * once it can be opened, so lines written meanwhile are read and older ones are not.
+   */
+  openFailed(path: string, st: Identity & { readonly size: number }): void {
+    this.unreadable.add(path)
+    this.#openFailures.add(path)
+    if (this.#startupNames.has(path) && !this.#deferred.has(path)) {
+      this.#deferred.set(path, { key: identityKey(st), size: st.size })
+    }
+  }
+
+  /** `path` opened: if opening it had failed, say it works now (and warn again next time). */
+  openWorked(path: string, log: Pick<Logger, 'forget' | 'info'>): void {
+    if (!this.#openFailures.delete(path)) return
+    log.forget(`open:${path}`)
+    log.info(`${path}: can be opened now; following it`)
+  }
+
+  /**
+   * A read of `file` failed (EIO: a failing disk or a lost network mount): warn once, and count
+   * it as unread for --once. Its unread bytes stay unread, not skipped: the sweep sees it behind
+   * and tries again every poll interval; the other inputs go on meanwhile.
+   */
+  readFailed(file: Tracked<H>, err: NodeJS.ErrnoException, log: Pick<Logger, 'warnOnce'>): void {
+    this.failing.set(file.key, file.path)
+    log.warnOnce(
+      `read:${file.key}`,
+      `cannot read ${file.path}: ${describeErrno(err)}; will retry (the other inputs go on)`,
+    )
+  }
+
+  /** A read of `file` worked: if one had failed, say it reads again (and warn again next time). */
+  readWorked(file: Tracked<H>, log: Pick<Logger, 'forget' | 'info'>): void {
+    if (!this.failing.delete(file.key)) return
+    log.forget(`read:${file.key}`)
+    log.info(`${file.path}: can be read again; reading on from where it stopped`)
+  }
+
+  /**
+   * Where the file `st` at `path` begins under --from end, or null when it begins at 0 (not a
+   * start-up name, or another file than the one there at start-up).
+   */
+  startSize(path: string, st: Identity & { readonly size: number }): number | null {
+    if (this.#startupNames.has(path)) return st.size
+    const deferred = this.#deferred.get(path)
+    if (deferred?.key !== identityKey(st) || st.size < deferred.size) return null
+    return deferred.size
   }
 
   beginStartup(paths: Iterable<string>): void {
@@ -251,8 +323,8 @@ export class FileTable<H> {
   /**
    * The shell opened `path` and got `handle` on the file `file` describes (its fd's own stat:
    * the name may have moved on since `look`). Returns the tracked file, or null when that file is
-   * already open under another name (the shell closes `handle`). `startOffset` is asked only for
-   * a file never seen before that is in the start-up scan.
+   * already open under another name (the shell closes `handle`). With `startAtEnd` (see
+   * startSize), a file never seen before begins at `lineStart`.
    */
   opened(
     path: string,
@@ -269,7 +341,9 @@ export class FileTable<H> {
       return null
     }
     // A name the checkpoint knew, now leading to a file it did not: created while we were down.
-    const atStartup = this.#startupNames.delete(path) && !this.#knownNames.has(path)
+    const fromStartup = this.#startupNames.delete(path)
+    const deferred = this.#deferred.delete(path)
+    const atStartup = (fromStartup || deferred) && !this.#knownNames.has(path)
     let cursor: Cursor
     if (known?.cursor.headMatches(file.head)) {
       cursor = known.cursor // finished earlier, seen again under a (new) name: resume
@@ -337,4 +411,36 @@ export class FileTable<H> {
     file.lastActivity = Date.now()
     return file
   }
+}
+
+/** What judgeName needs to know about a stat (a subset of fs.Stats). */
+export interface FileKind {
+  isFile(): boolean
+  isDirectory(): boolean
+  isFIFO(): boolean
+  isSocket(): boolean
+  isCharacterDevice(): boolean
+  isBlockDevice(): boolean
+}
+
+/**
+ * Why `path` is skipped, and what to do instead. Only regular files have offsets to resume from
+ * and an end to read to: a FIFO's bytes can be read once, /dev/zero never ends.
+ */
+export function notAFile(path: string, st: FileKind): string {
+  if (st.isDirectory()) {
+    return `${path} is a directory, not a log file; skipping it (to follow the files in it, give a glob such as '${path}/*')`
+  }
+  const kinds: [boolean, string, string][] = [
+    [st.isFIFO(), 'a FIFO (named pipe)', 'have the program write its log to a file'],
+    [st.isSocket(), 'a socket', 'have the program write its log to a file'],
+    [st.isCharacterDevice(), 'a character device', 'remove it from the inputs'],
+    [st.isBlockDevice(), 'a block device', 'remove it from the inputs'],
+  ]
+  const [, what, instead] = kinds.find(([is]) => is) ?? [
+    true,
+    'something else',
+    'remove it from the inputs',
+  ]
+  return `${path} is ${what}, not a regular file; skipping it: logmerge follows regular files only (${instead})`
 }

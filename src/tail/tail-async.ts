@@ -3,7 +3,7 @@
  * and FileTable. Woken by chokidar events, with a cheap periodic sweep as a safety net; p-limit
  * bounds the reads in flight. Compare tail-sync.ts, the blocking shell: same steps, same order.
  */
-import { fstatSync, type Stats, statSync } from 'node:fs'
+import { fstatSync, type Stats } from 'node:fs'
 import { type FileHandle, open, readdir, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { LimitFunction } from 'p-limit'
@@ -13,6 +13,7 @@ import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { forEachLimited } from './each.js'
+import { checkReadFault } from './fault.js'
 import {
   FileTable,
   MISSING_SCAN_SWEEPS,
@@ -20,6 +21,7 @@ import {
   type RememberedSource,
   type Tracked,
 } from './file-table.js'
+import { INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBefore } from './start.js'
@@ -70,9 +72,9 @@ export class AsyncFollower {
     this.#table = new FileTable(opts.maxLineBytes)
   }
 
-  /** Input names that could not be read at their last look (for --once's exit status). */
+  /** Inputs that could not be read at their last look (for --once's exit status). */
   get unreadable(): readonly string[] {
-    return [...this.#table.unreadable]
+    return this.#table.unreadableNow()
   }
 
   /** Files a checkpoint recorded: they resume where they were when found again. */
@@ -122,19 +124,21 @@ export class AsyncFollower {
       olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
       const wanted = this.#table.wanted(st)
-      const fh = wanted ? await open(path, 'r').catch(() => null) : null
+      const fh = wanted ? await open(path, INPUT_OPEN_FLAGS).catch(() => null) : null
       if (!wanted || !fh) continue
-      const oldPath = wanted.path
+      const { path: oldPath, finished } = wanted
       const file = this.#table.adoptOrphan(path, fh, {
         identity: st,
         size: 0,
-        head: await readHead(fh),
+        head: await readHead(fh).catch(() => Buffer.alloc(0)),
       })
       if (!file) {
         await fh.close()
         continue
       }
-      if (path !== oldPath)
+      if (finished)
+        this.#opts.log.info(`${path}: written to after it was closed; reading the new lines`)
+      else if (path !== oldPath)
         this.#opts.log.info(
           `${path}: rotated while logmerge was not looking; reading the rest of it`,
         )
@@ -195,14 +199,13 @@ export class AsyncFollower {
         if (next.done) break
       }
       const [path, key] = next.value
-      const st = statSync(path, { throwIfNoEntry: false })
+      const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
       if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset)
         void this.resolve(path)
     }
     for (const file of this.#table.orphans()) {
-      const { size } = fstatSync((file.handle as FileHandle).fd)
-      if (size !== file.cursor.offset) void this.#pump(file)
+      if (sizeOf(file) !== file.cursor.offset) void this.#pump(file)
       else if (FileTable.isQuiet(file, this.#opts.quietMs)) void this.#retire(file)
     }
   }
@@ -235,7 +238,7 @@ export class AsyncFollower {
       // The file a checkpoint recorded here was rotated before we first looked: find it first.
       await this.#scanMissing(new Set(this.#table.names.keys()), new Set([dirname(path)]))
     }
-    if (step.kind === 'open') await this.#open(path)
+    if (step.kind === 'open' && st) await this.#open(path, st)
     const file = this.#table.fileOf(path)
     if (file?.handle) await this.#pump(file)
   }
@@ -246,16 +249,17 @@ export class AsyncFollower {
       (stats) => ({ stats }),
       (error: unknown) => ({ error }),
     )
-    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log.warnOnce)
+    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log)
   }
 
-  async #open(path: string): Promise<void> {
+  /** Opens the file a stat of `path` showed to be `named` (see FileTable.opened). */
+  async #open(path: string, named: Stats): Promise<void> {
     const { log } = this.#opts
     let fh: FileHandle
     try {
-      fh = await open(path, 'r')
+      fh = await open(path, INPUT_OPEN_FLAGS)
     } catch (err) {
-      this.#table.unreadable.add(path)
+      this.#table.openFailed(path, named)
       if (!isErrno(err, 'ENOENT')) {
         log.warnOnce(
           `open:${path}`,
@@ -264,20 +268,29 @@ export class AsyncFollower {
       }
       return
     }
-    log.forget(`open:${path}`)
-    const st = await fh.stat()
-    const head = await readHead(fh)
-    const atEnd = this.#opts.from === 'end' && this.#table.isStartupName(path)
-    const lineStart = atEnd ? await lineStartBefore(fh, st.size) : 0
-    const file = this.#table.opened(
-      path,
-      fh,
-      { identity: st, size: st.size, head },
-      atEnd,
-      lineStart,
-    )
-    if (file === null) await fh.close()
-    else {
+    this.#table.openWorked(path, log)
+    let file: File | null = null
+    try {
+      const st = await fh.stat()
+      // Swapped for a FIFO or a device since the stat: never read one (it may never end).
+      if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
+      const head = await readHead(fh)
+      const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
+      const lineStart = startSize === null ? 0 : await lineStartBefore(fh, startSize)
+      file = this.#table.opened(
+        path,
+        fh,
+        { identity: st, size: st.size, head },
+        startSize !== null,
+        lineStart,
+      )
+    } catch (err) {
+      if (!isSystemError(err)) throw err
+      log.warnOnce(`open:${path}`, `cannot read ${path}: ${describeErrno(err)}; will keep trying`)
+    } finally {
+      if (file === null) await fh.close()
+    }
+    if (file !== null) {
       this.#opts.sink.note?.(markOf(file))
       this.#opts.onSource?.(file)
     }
@@ -311,6 +324,7 @@ export class AsyncFollower {
     const { sink, log } = this.#opts
     const cursor = file.cursor
     try {
+      checkReadFault(file.path)
       const { size } = await fh.stat()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
@@ -318,21 +332,18 @@ export class AsyncFollower {
       if (change !== 'truncated' && cursor.head.length > 0) {
         change = cursor.classify(size, await readHead(fh))
       }
-      if (change === 'idle') return
       if (change === 'truncated') {
         await this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
         if (rest) await sink.write(rest, markOf(file))
       }
-      await this.#readFrom(fh, file, size)
+      if (change !== 'idle') await this.#readFrom(fh, file, size)
+      this.#table.readWorked(file, log)
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: fail loudly
       // The fd stays valid after rename or unlink; an error here is the device or the fs.
-      log.warnOnce(
-        `read:${file.key}`,
-        `cannot read ${file.path}: ${describeErrno(err)}; will retry`,
-      )
+      this.#table.readFailed(file, err, log)
     }
   }
 
@@ -341,6 +352,7 @@ export class AsyncFollower {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
     while (true) {
+      checkReadFault(file.path)
       const want = readSize(size, cursor.offset, readChunkBytes)
       const { buf, start } = cursor.readBuffer(want)
       const { bytesRead } = await fh.read(buf, start, want, cursor.offset)
@@ -366,7 +378,7 @@ export class AsyncFollower {
       if (!isRotatedSibling(path, file.path)) continue
       const st = await stat(path).catch(() => null)
       if (!st?.isFile() || st.size < cursor.offset || identityKey(st) === file.key) continue
-      const fh = await open(path, 'r').catch(() => null)
+      const fh = await open(path, INPUT_OPEN_FLAGS).catch(() => null)
       if (!fh) continue
       try {
         if (!cursor.headMatches(await readHead(fh))) continue
@@ -397,6 +409,15 @@ export class AsyncFollower {
     const rest = flush ? file.cursor.flush() : null
     if (rest) await this.#opts.sink.write(rest, markOf(file))
     await fh.close()
+  }
+}
+
+/** The size of an open file now, or -1 when fstat fails (the next read says why, once). */
+function sizeOf(file: File): number {
+  try {
+    return fstatSync((file.handle as FileHandle).fd).size
+  } catch {
+    return -1
   }
 }
 

@@ -17,6 +17,7 @@ import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
+import { checkReadFault } from './fault.js'
 import {
   FileTable,
   MISSING_SCAN_SWEEPS,
@@ -24,6 +25,7 @@ import {
   type RememberedSource,
   type Tracked,
 } from './file-table.js'
+import { INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
@@ -64,8 +66,9 @@ export class SyncFollower {
     this.#table = new FileTable(opts.maxLineBytes)
   }
 
+  /** Inputs that could not be read at their last look (for --once's exit status). */
   get unreadable(): readonly string[] {
-    return [...this.#table.unreadable]
+    return this.#table.unreadableNow()
   }
 
   /** Files a checkpoint recorded: they resume where they were when found again. */
@@ -90,7 +93,7 @@ export class SyncFollower {
       } catch {}
       for (const name of names) {
         const path = join(dir, name)
-        const st = statSync(path, { throwIfNoEntry: false })
+        const st = statQuietly(path)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
         if (this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
@@ -107,18 +110,26 @@ export class SyncFollower {
       const wanted = this.#table.wanted(st)
       if (!wanted) continue
       let fd: number
+      let head: Buffer
       try {
-        fd = openSync(path, 'r')
+        fd = openSync(path, INPUT_OPEN_FLAGS)
       } catch {
         continue
       }
-      const oldPath = wanted.path
-      const file = this.#table.adoptOrphan(path, fd, { identity: st, size: 0, head: readHead(fd) })
+      try {
+        head = readHead(fd)
+      } catch {
+        head = Buffer.alloc(0)
+      }
+      const { path: oldPath, finished } = wanted
+      const file = this.#table.adoptOrphan(path, fd, { identity: st, size: 0, head })
       if (!file) {
         closeSync(fd)
         continue
       }
-      if (path !== oldPath)
+      if (finished)
+        this.#opts.log.info(`${path}: written to after it was closed; reading the new lines`)
+      else if (path !== oldPath)
         this.#opts.log.info(
           `${path}: rotated while logmerge was not looking; reading the rest of it`,
         )
@@ -147,7 +158,7 @@ export class SyncFollower {
       // The file a checkpoint recorded here was rotated before we first looked: find it first.
       this.#scanMissing(new Set(this.#table.names.keys()), new Set([dirname(path)]))
     }
-    if (step.kind === 'open') this.#open(path)
+    if (step.kind === 'open' && st) this.#open(path, st)
     const file = this.#table.fileOf(path)
     if (file?.handle != null) this.#readNew(file)
     this.current = null
@@ -172,7 +183,7 @@ export class SyncFollower {
       this.#scanMissing(new Set(this.#table.names.keys()), this.#table.missingDirs())
     }
     for (const [path, key] of this.#table.names) {
-      const st = statSync(path, { throwIfNoEntry: false })
+      const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
       if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset) {
         const before = file?.cursor.offset
@@ -181,7 +192,7 @@ export class SyncFollower {
       }
     }
     for (const file of [...this.#table.orphans()]) {
-      if (fstatSync(file.handle as number).size !== file.cursor.offset) {
+      if (sizeOf(file) !== file.cursor.offset) {
         this.#readNew(file)
         grew = true
       } else if (FileTable.isQuiet(file, this.#opts.quietMs)) {
@@ -208,16 +219,17 @@ export class SyncFollower {
     } catch (error) {
       seen = { error }
     }
-    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log.warnOnce)
+    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log)
   }
 
-  #open(path: string): void {
+  /** Opens the file a stat of `path` showed to be `named` (see tail-async.ts). */
+  #open(path: string, named: Stats): void {
     const { log } = this.#opts
     let fd: number
     try {
-      fd = openSync(path, 'r')
+      fd = openSync(path, INPUT_OPEN_FLAGS)
     } catch (err) {
-      this.#table.unreadable.add(path)
+      this.#table.openFailed(path, named)
       if (!isErrno(err, 'ENOENT')) {
         log.warnOnce(
           `open:${path}`,
@@ -226,24 +238,32 @@ export class SyncFollower {
       }
       return
     }
-    log.forget(`open:${path}`)
-    const st = fstatSync(fd)
-    const head = readHead(fd)
-    const atEnd = this.#opts.from === 'end' && this.#table.isStartupName(path)
-    const lineStart = atEnd ? lineStartBeforeSync(fd, st.size) : 0
-    const file = this.#table.opened(
-      path,
-      fd,
-      { identity: st, size: st.size, head },
-      atEnd,
-      lineStart,
-    )
-    if (file === null) {
-      closeSync(fd)
-      return
+    this.#table.openWorked(path, log)
+    let file: File | null = null
+    try {
+      const st = fstatSync(fd)
+      // Swapped for a FIFO or a device since the stat: never read one (it may never end).
+      if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
+      const head = readHead(fd)
+      const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
+      const lineStart = startSize === null ? 0 : lineStartBeforeSync(fd, startSize)
+      file = this.#table.opened(
+        path,
+        fd,
+        { identity: st, size: st.size, head },
+        startSize !== null,
+        lineStart,
+      )
+    } catch (err) {
+      if (!isSystemError(err)) throw err
+      log.warnOnce(`open:${path}`, `cannot read ${path}: ${describeErrno(err)}; will keep trying`)
+    } finally {
+      if (file === null) closeSync(fd)
     }
-    this.#opts.sink.note?.(markOf(file))
-    this.#opts.onSource?.(file)
+    if (file !== null) {
+      this.#opts.sink.note?.(markOf(file))
+      this.#opts.onSource?.(file)
+    }
   }
 
   #readNew(file: File): void {
@@ -252,26 +272,24 @@ export class SyncFollower {
     const { sink, log } = this.#opts
     const cursor = file.cursor
     try {
+      checkReadFault(file.path)
       const { size } = fstatSync(fd)
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length shows only
       // in the first bytes (see tail-async.ts).
       if (change !== 'truncated' && cursor.head.length > 0)
         change = cursor.classify(size, readHead(fd))
-      if (change === 'idle') return
       if (change === 'truncated') {
         this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
         if (rest) sink.write(rest, markOf(file))
       }
-      this.#readFrom(fd, file, size)
+      if (change !== 'idle') this.#readFrom(fd, file, size)
+      this.#table.readWorked(file, log)
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: let the thread fail loudly
-      log.warnOnce(
-        `read:${file.key}`,
-        `cannot read ${file.path}: ${describeErrno(err)}; will retry`,
-      )
+      this.#table.readFailed(file, err, log)
     }
   }
 
@@ -280,6 +298,7 @@ export class SyncFollower {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
     while (true) {
+      checkReadFault(file.path)
       const want = readSize(size, cursor.offset, readChunkBytes)
       // Blocks are consumed before the next read (the sink copies or writes them at once), so
       // one scratch buffer serves every read of this thread.
@@ -308,11 +327,11 @@ export class SyncFollower {
     for (const name of names) {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
-      const st = statSync(path, { throwIfNoEntry: false })
+      const st = statQuietly(path)
       if (!st?.isFile() || st.size < cursor.offset || identityKey(st) === file.key) continue
       let fd: number
       try {
-        fd = openSync(path, 'r')
+        fd = openSync(path, INPUT_OPEN_FLAGS)
       } catch {
         continue
       }
@@ -337,6 +356,15 @@ export class SyncFollower {
     const rest = flush ? file.cursor.flush() : null
     if (rest) this.#opts.sink.write(rest, markOf(file))
     closeSync(fd)
+  }
+}
+
+/** The size of an open file now, or -1 when fstat fails (the next read says why, once). */
+function sizeOf(file: File): number {
+  try {
+    return fstatSync(file.handle as number).size
+  } catch {
+    return -1
   }
 }
 
