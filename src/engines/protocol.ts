@@ -84,5 +84,7 @@ export interface WorkerInit {
   readonly readChunkBytes: number
   readonly pollIntervalMs: number
   readonly readConcurrency: number
+  /** Input files the thread may hold open at once (its share, see tail/fd-budget.ts). */
+  readonly maxOpenFiles: number
   readonly logLevel: Level
 }

@@ -25,6 +25,7 @@ import { prescan } from '../state/prescan.js'
 import { recover } from '../state/recover.js'
 import { identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
+import { inputFileBudget } from '../tail/fd-budget.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
 import { shardOf } from './shard.js'
@@ -221,6 +222,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       readChunkBytes: config.readChunkBytes,
       pollIntervalMs: config.pollIntervalMs,
       readConcurrency: config.readConcurrency,
+      maxOpenFiles: inputFileBudget(config.threads),
       logLevel: config.logLevel,
     }
     const worker = await new Promise<Worker>((resolve, reject) =>

@@ -8,6 +8,8 @@
  * its partial line is flushed and its handle closed, so the disk space is freed. A rotated file
  * that turns up under another matching name (app.log.1 in a directory input) is the same
  * identity and is not read twice; a file finished earlier and seen again resumes where it was.
+ * When there are more files than descriptors to hold them, the idlest named files are parked:
+ * closed, and reopened by name when the name shows a change (see park).
  */
 import { dirname } from 'node:path'
 import { describeErrno, isErrno } from '../errors.js'
@@ -31,6 +33,8 @@ export interface Tracked<H> {
   finished: boolean
   /** Consecutive scans of its directory that did not find it (see settleScan). */
   missed: number
+  /** Closed to save a descriptor while it has a name; reopened by that name (see park). */
+  parked: boolean
 }
 
 /** Where `file` stands: its offset safe to checkpoint, and how it is doing. */
@@ -116,6 +120,7 @@ export class FileTable<H> {
         lastActivity: Date.now(),
         finished: false,
         missed: 0,
+        parked: false,
       })
       this.#knownNames.add(f.path)
     }
@@ -145,25 +150,42 @@ export class FileTable<H> {
   }
 
   /**
-   * A remembered file last recorded at `path` and not found yet: the name moved on without us
-   * (rotated between the start-up search and the first look at the name). Its rest must be
-   * read before the file now at `path`, so the shell searches its directory first.
+   * A remembered file last recorded at `path` and not found yet, while the name leads to another
+   * file (`now`): the name moved on without us (rotated between the start-up search and the
+   * first look at the name, or while the file was parked). Its rest must be read before the file
+   * now at `path`, so the shell searches its directory first.
    */
-  strandedAt(path: string): boolean {
-    for (const f of this.missing()) if (f.path === path && !f.finished) return true
+  strandedAt(path: string, now: Identity | null): boolean {
+    // The file still at its name is not stranded: the look at the name opens it (searching its
+    // directory for it would open every start-up file at once, as a nameless one).
+    const here = now ? identityKey(now) : null
+    for (const f of this.missing())
+      if (f.path === path && !f.finished && f.key !== here) return true
     return false
+  }
+
+  /** Identity keys of the missing files now: what a scan starting now may judge. */
+  missingKeys(): Set<string> {
+    return new Set([...this.missing()].map((f) => f.key))
   }
 
   /**
    * After a scan of `dirs` that found the files `seen` (identity keys): a missing file there
    * that was not seen in PRUNE_AFTER scans in a row is gone (deleted, compressed) and is
    * dropped, so the state does not grow by one entry per rotation forever. Two scans, not
-   * one: a file renamed between a scan's readdir and its stats is missed once.
+   * one: a file renamed between a scan's readdir and its stats is missed once. Only files
+   * missing when the scan began (`before`, from missingKeys) are judged: one that lost its
+   * name during the scan may have been renamed after the readdir, and concurrent scans (the
+   * event-loop shell runs several) would otherwise all miss it and drop a live file.
    */
-  settleScan(dirs: ReadonlySet<string>, seen: ReadonlySet<string>): Tracked<H>[] {
+  settleScan(
+    dirs: ReadonlySet<string>,
+    seen: ReadonlySet<string>,
+    before: ReadonlySet<string>,
+  ): Tracked<H>[] {
     const dropped: Tracked<H>[] = []
     for (const f of [...this.missing()]) {
-      if (!dirs.has(dirname(f.path))) continue
+      if (!dirs.has(dirname(f.path)) || !before.has(f.key)) continue
       if (seen.has(f.key)) f.missed = 0
       else if (++f.missed >= PRUNE_AFTER) {
         this.files.delete(f.key)
@@ -312,12 +334,48 @@ export class FileTable<H> {
     this.names.set(path, null)
     if (!key) return { step: { kind: 'none' }, orphaned }
     const known = this.files.get(key)
-    if (known?.handle) {
+    if (known && (known.handle !== null || known.parked)) {
       known.names++
       this.names.set(path, key)
       return { step: { kind: 'same' }, orphaned }
     }
     return { step: { kind: 'open' }, orphaned }
+  }
+
+  /**
+   * Up to `n` named open files, the idlest (longest without growing) first: the ones to park
+   * when the readers hold as many files as they may (see fd-budget.ts). Files read to their end
+   * without a name are not among them: nothing could reopen them.
+   */
+  idlest(n: number): Tracked<H>[] {
+    const named = [...this.open()].filter((f) => f.names > 0)
+    return named.sort((a, b) => a.lastActivity - b.lastActivity).slice(0, n)
+  }
+
+  /**
+   * Parks `file`: the shell closes the returned handle. The cursor stays, so when its name
+   * shows a change the shell reopens it by that name (unparked), checking the identity; a
+   * truncation while parked shows in the first bytes, as always. If the name moves on while it
+   * is parked, the file is missing and found by identity beside its name (see strandedAt).
+   */
+  park(file: Tracked<H>): H {
+    const handle = file.handle
+    if (handle === null || file.names === 0)
+      throw new Error(`park: ${file.path} is not named and open`)
+    file.handle = null
+    file.parked = true
+    return handle
+  }
+
+  /** The shell reopened a parked file by its name and checked it is the same file. */
+  unparked(file: Tracked<H>, handle: H): void {
+    file.handle = handle
+    file.parked = false
+  }
+
+  /** Parked files (closed to save descriptors, still followed by name). */
+  *parkedFiles(): Generator<Tracked<H>> {
+    for (const f of this.files.values()) if (f.parked) yield f
   }
 
   /**
@@ -365,6 +423,7 @@ export class FileTable<H> {
       lastActivity: Date.now(),
       finished: false,
       missed: 0,
+      parked: false,
     }
     this.files.set(key, tracked)
     this.names.set(path, key)
@@ -409,6 +468,7 @@ export class FileTable<H> {
     file.names--
     if (file.names > 0) return null
     file.lastActivity = Date.now()
+    file.parked = false // no name to reopen it by: missing now, looked for by identity
     return file
   }
 }

@@ -14,6 +14,7 @@ import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { forEachLimited } from './each.js'
 import { checkReadFault } from './fault.js'
+import { inputFileBudget } from './fd-budget.js'
 import {
   FileTable,
   MISSING_SCAN_SWEEPS,
@@ -40,6 +41,8 @@ export interface FollowOptions {
   readonly log: Logger
   /** Called when a file is opened (reader threads tell the main thread, for checkpoints). */
   readonly onSource?: (file: Tracked<unknown>) => void
+  /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
+  readonly maxOpenFiles?: number
 }
 
 type File = Tracked<FileHandle>
@@ -48,6 +51,9 @@ type File = Tracked<FileHandle>
 const SWEEP_NAMES = 2000
 /** Names looked at, opened or read at once during the start-up and catch-up passes. */
 const STARTUP_CONCURRENCY = 64
+/** How long an open waits for a descriptor of the budget at most, and looks again meanwhile. */
+const SLOT_WAIT_MS = 10_000
+const WAKE_CHECK_MS = 500
 
 export class AsyncFollower {
   readonly #opts: FollowOptions
@@ -63,6 +69,14 @@ export class AsyncFollower {
   /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
   #started: Promise<void>
   #markStarted!: () => void
+  /** Input files this reader may hold open at once (see fd-budget.ts). */
+  readonly #budget: number
+  /** Input descriptors held, counting opens under way. */
+  #held = 0
+  /** Opens waiting for a slot of the budget (see #takeSlot). */
+  #waiting: (() => void)[] = []
+  /** Files being read now (their handle is in use): never parked. */
+  readonly #reading = new Set<File>()
 
   constructor(opts: FollowOptions) {
     this.#started = new Promise((resolve) => {
@@ -70,6 +84,7 @@ export class AsyncFollower {
     })
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
+    this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
   }
 
   /** Inputs that could not be read at their last look (for --once's exit status). */
@@ -106,6 +121,7 @@ export class AsyncFollower {
   async #scanMissing(current: ReadonlySet<string>, dirs: ReadonlySet<string>): Promise<void> {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
+    const before = this.#table.missingKeys()
     for (const dir of dirs) {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const path = join(dir, name)
@@ -115,7 +131,7 @@ export class AsyncFollower {
         if (this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
       }
     }
-    for (const gone of this.#table.settleScan(dirs, seen)) {
+    for (const gone of this.#table.settleScan(dirs, seen, before)) {
       this.#opts.log.debug(`${gone.path}: gone from ${dirname(gone.path)}; forgotten`)
       this.#opts.sink.forget?.(gone.key)
     }
@@ -124,7 +140,7 @@ export class AsyncFollower {
       olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
       const wanted = this.#table.wanted(st)
-      const fh = wanted ? await open(path, INPUT_OPEN_FLAGS).catch(() => null) : null
+      const fh = wanted ? await this.#openInput(path).catch(() => null) : null
       if (!wanted || !fh) continue
       const { path: oldPath, finished } = wanted
       const file = this.#table.adoptOrphan(path, fh, {
@@ -133,7 +149,7 @@ export class AsyncFollower {
         head: await readHead(fh).catch(() => Buffer.alloc(0)),
       })
       if (!file) {
-        await fh.close()
+        await this.#closeInput(fh)
         continue
       }
       if (finished)
@@ -224,6 +240,10 @@ export class AsyncFollower {
     this.#closed = true
     await Promise.all([...this.#nameWork.values()])
     await Promise.all([...this.#table.open()].map((f) => this.#release(f, flush)))
+    for (const file of flush ? [...this.#table.parkedFiles()] : []) {
+      const rest = file.cursor.flush()
+      if (rest) await this.#opts.sink.write(rest, markOf(file))
+    }
   }
 
   async #resolve(path: string): Promise<void> {
@@ -234,13 +254,108 @@ export class AsyncFollower {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
       await this.#pump(orphaned) // the rest of the old file first, then the new one
     }
-    if (step.kind !== 'same' && this.#table.strandedAt(path)) {
+    if (step.kind !== 'same' && this.#table.strandedAt(path, st)) {
       // The file a checkpoint recorded here was rotated before we first looked: find it first.
       await this.#scanMissing(new Set(this.#table.names.keys()), new Set([dirname(path)]))
     }
     if (step.kind === 'open' && st) await this.#open(path, st)
     const file = this.#table.fileOf(path)
+    if (file?.parked && st && st.size !== file.cursor.offset) await this.#unpark(file, path)
     if (file?.handle) await this.#pump(file)
+  }
+
+  /**
+   * Opens an input within the budget: when it is used up, the idlest files are parked first
+   * (closed, reopened by name when they change). EMFILE or ENFILE anyway (other descriptors, or
+   * the whole system out of them): parks some and tries once more.
+   */
+  async #openInput(path: string): Promise<FileHandle> {
+    await this.#takeSlot()
+    try {
+      return await open(path, INPUT_OPEN_FLAGS)
+    } catch (err) {
+      if (!isErrno(err, 'EMFILE', 'ENFILE') || this.#park() === 0) {
+        this.#freeSlot()
+        throw err
+      }
+      return await open(path, INPUT_OPEN_FLAGS).catch((again: unknown) => {
+        this.#freeSlot()
+        throw again
+      })
+    }
+  }
+
+  async #closeInput(fh: FileHandle): Promise<void> {
+    this.#freeSlot()
+    await fh.close()
+  }
+
+  /**
+   * Takes one descriptor of the budget (see fd-budget.ts): parks idle files when it is used up,
+   * or waits for a file to become idle (an open or a read to end). Opens run concurrently, so
+   * the slot is taken before the open starts. If nothing can be parked after a few waits (every
+   * slot is a nameless file still being written), it goes over the budget rather than stall.
+   */
+  async #takeSlot(): Promise<void> {
+    const giveUp = Date.now() + SLOT_WAIT_MS
+    while (this.#held >= this.#budget && this.#park() === 0 && Date.now() < giveUp) {
+      await new Promise<void>((resolve) => {
+        this.#waiting.push(resolve)
+        setTimeout(resolve, WAKE_CHECK_MS).unref()
+      })
+    }
+    this.#held++
+  }
+
+  #freeSlot(): void {
+    this.#held--
+    this.#wake()
+  }
+
+  /** Something may have become parkable, or a slot free: waiting opens look again. */
+  #wake(): void {
+    if (this.#waiting.length === 0) return
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (const resolve of waiting) resolve()
+  }
+
+  /**
+   * Parks the idlest named files that are not being read: an eighth of the budget at once, so
+   * that parking is rare. Their descriptors are closed in the background. A file waiting for
+   * its turn to be read may be parked: its read then finds no handle and does nothing, and the
+   * sweep, seeing it behind, reopens it by name. Returns how many.
+   */
+  #park(): number {
+    const batch = Math.max(1, Math.ceil(Math.min(this.#budget, this.#held) / 8))
+    const idle = this.#table
+      .idlest(batch + this.#reading.size)
+      .filter((f) => !this.#reading.has(f))
+      .slice(0, batch)
+    for (const f of idle) void this.#closeInput(this.#table.park(f))
+    return idle.length
+  }
+
+  /**
+   * Reopens a parked file by `path`, its name, if the name still leads to it; otherwise the
+   * next look at the name finds what it leads to now (and the parked file by identity).
+   */
+  async #unpark(file: File, path: string): Promise<void> {
+    let fh: FileHandle
+    try {
+      fh = await this.#openInput(path)
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) {
+        this.#opts.log.warnOnce(
+          `open:${path}`,
+          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+        )
+      }
+      return
+    }
+    const st = await fh.stat().catch(() => null)
+    if (file.parked && st !== null && identityKey(st) === file.key) this.#table.unparked(file, fh)
+    else await this.#closeInput(fh)
   }
 
   /** The file a name points to now, or null (with a warning where one is due). */
@@ -257,15 +372,17 @@ export class AsyncFollower {
     const { log } = this.#opts
     let fh: FileHandle
     try {
-      fh = await open(path, INPUT_OPEN_FLAGS)
+      fh = await this.#openInput(path)
     } catch (err) {
-      this.#table.openFailed(path, named)
-      if (!isErrno(err, 'ENOENT')) {
-        log.warnOnce(
-          `open:${path}`,
-          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-        )
+      if (isErrno(err, 'ENOENT')) {
+        this.#table.unreadable.add(path) // gone since the stat: the next look says what is there
+        return
       }
+      this.#table.openFailed(path, named)
+      log.warnOnce(
+        `open:${path}`,
+        `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+      )
       return
     }
     this.#table.openWorked(path, log)
@@ -288,11 +405,12 @@ export class AsyncFollower {
       if (!isSystemError(err)) throw err
       log.warnOnce(`open:${path}`, `cannot read ${path}: ${describeErrno(err)}; will keep trying`)
     } finally {
-      if (file === null) await fh.close()
+      if (file === null) await this.#closeInput(fh)
     }
     if (file !== null) {
       this.#opts.sink.note?.(markOf(file))
       this.#opts.onSource?.(file)
+      this.#wake() // it may be parked now
     }
   }
 
@@ -320,9 +438,10 @@ export class AsyncFollower {
 
   async #readNew(file: File): Promise<void> {
     const fh = file.handle
-    if (fh === null) return
+    if (fh === null) return // parked, or released: a look at its name reopens it
     const { sink, log } = this.#opts
     const cursor = file.cursor
+    this.#reading.add(file)
     try {
       checkReadFault(file.path)
       const { size } = await fh.stat()
@@ -344,6 +463,9 @@ export class AsyncFollower {
       if (!isSystemError(err)) throw err // a bug, not the disk: fail loudly
       // The fd stays valid after rename or unlink; an error here is the device or the fs.
       this.#table.readFailed(file, err, log)
+    } finally {
+      this.#reading.delete(file)
+      this.#wake() // it may be parked now
     }
   }
 
@@ -378,7 +500,7 @@ export class AsyncFollower {
       if (!isRotatedSibling(path, file.path)) continue
       const st = await stat(path).catch(() => null)
       if (!st?.isFile() || st.size < cursor.offset || identityKey(st) === file.key) continue
-      const fh = await open(path, INPUT_OPEN_FLAGS).catch(() => null)
+      const fh = await this.#openInput(path).catch(() => null)
       if (!fh) continue
       try {
         if (!cursor.headMatches(await readHead(fh))) continue
@@ -388,7 +510,7 @@ export class AsyncFollower {
         await this.#readFrom(fh, file, st.size)
         return
       } finally {
-        await fh.close()
+        await this.#closeInput(fh)
       }
     }
   }
@@ -408,7 +530,7 @@ export class AsyncFollower {
     this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) await this.#opts.sink.write(rest, markOf(file))
-    await fh.close()
+    await this.#closeInput(fh)
   }
 }
 

@@ -18,6 +18,7 @@ import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { checkReadFault } from './fault.js'
+import { inputFileBudget } from './fd-budget.js'
 import {
   FileTable,
   MISSING_SCAN_SWEEPS,
@@ -49,6 +50,8 @@ export interface SyncFollowOptions {
   readonly log: Logger
   /** Called when a file is opened (the thread tells the main thread, for checkpoints). */
   readonly onSource?: (file: Tracked<unknown>) => void
+  /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
+  readonly maxOpenFiles?: number
 }
 
 type File = Tracked<number>
@@ -57,6 +60,12 @@ export class SyncFollower {
   readonly #opts: SyncFollowOptions
   readonly #table: FileTable<number>
   #scratch = Buffer.alloc(0)
+  /** Input files this reader may hold open at once (see fd-budget.ts). */
+  readonly #budget: number
+  /** Input descriptors held now. */
+  #held = 0
+  /** The file being read: never parked under its own read (copytruncate opens a copy). */
+  #reading: File | null = null
   #sweeps = 0
   /** The path being worked on, so a thread that fails can say which file it was at. */
   current: string | null = null
@@ -64,6 +73,7 @@ export class SyncFollower {
   constructor(opts: SyncFollowOptions) {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
+    this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
   }
 
   /** Inputs that could not be read at their last look (for --once's exit status). */
@@ -86,6 +96,7 @@ export class SyncFollower {
   #scanMissing(current: ReadonlySet<string>, dirs: ReadonlySet<string>): void {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
+    const before = this.#table.missingKeys()
     for (const dir of dirs) {
       let names: string[] = []
       try {
@@ -99,7 +110,7 @@ export class SyncFollower {
         if (this.#table.wanted(st) && !current.has(path)) found.push({ path, st })
       }
     }
-    for (const gone of this.#table.settleScan(dirs, seen)) {
+    for (const gone of this.#table.settleScan(dirs, seen, before)) {
       this.#opts.log.debug(`${gone.path}: gone from ${dirname(gone.path)}; forgotten`)
       this.#opts.sink.forget?.(gone.key)
     }
@@ -112,7 +123,7 @@ export class SyncFollower {
       let fd: number
       let head: Buffer
       try {
-        fd = openSync(path, INPUT_OPEN_FLAGS)
+        fd = this.#openInput(path)
       } catch {
         continue
       }
@@ -124,7 +135,7 @@ export class SyncFollower {
       const { path: oldPath, finished } = wanted
       const file = this.#table.adoptOrphan(path, fd, { identity: st, size: 0, head })
       if (!file) {
-        closeSync(fd)
+        this.#closeInput(fd)
         continue
       }
       if (finished)
@@ -154,12 +165,13 @@ export class SyncFollower {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
       this.#readNew(orphaned)
     }
-    if (step.kind !== 'same' && this.#table.strandedAt(path)) {
+    if (step.kind !== 'same' && this.#table.strandedAt(path, st)) {
       // The file a checkpoint recorded here was rotated before we first looked: find it first.
       this.#scanMissing(new Set(this.#table.names.keys()), new Set([dirname(path)]))
     }
     if (step.kind === 'open' && st) this.#open(path, st)
     const file = this.#table.fileOf(path)
+    if (file?.parked && st && st.size !== file.cursor.offset) this.#unpark(file, path)
     if (file?.handle != null) this.#readNew(file)
     this.current = null
   }
@@ -210,6 +222,65 @@ export class SyncFollower {
 
   close(flush: boolean): void {
     for (const f of [...this.#table.open()]) this.#release(f, flush)
+    for (const file of flush ? [...this.#table.parkedFiles()] : []) {
+      const rest = file.cursor.flush()
+      if (rest) this.#opts.sink.write(rest, markOf(file))
+    }
+  }
+
+  /** Opens an input within the budget (see tail-async.ts #openInput). */
+  #openInput(path: string): number {
+    this.#makeRoom(false)
+    try {
+      return this.#counted(openSync(path, INPUT_OPEN_FLAGS))
+    } catch (err) {
+      if (!isErrno(err, 'EMFILE', 'ENFILE') || this.#makeRoom(true) === 0) throw err
+      return this.#counted(openSync(path, INPUT_OPEN_FLAGS))
+    }
+  }
+
+  #counted(fd: number): number {
+    this.#held++
+    return fd
+  }
+
+  #closeInput(fd: number): void {
+    this.#held--
+    closeSync(fd)
+  }
+
+  /** Parks the idlest named files when the budget is used up (see tail-async.ts #makeRoom). */
+  #makeRoom(now: boolean): number {
+    if (!now && this.#held < this.#budget) return 0
+    const batch = Math.max(1, Math.ceil(Math.min(this.#budget, this.#held) / 8))
+    const idle = this.#table
+      .idlest(batch + 1)
+      .filter((f) => f !== this.#reading)
+      .slice(0, batch)
+    for (const f of idle) this.#closeInput(this.#table.park(f))
+    return idle.length
+  }
+
+  /** Reopens a parked file by its name, if the name still leads to it (see tail-async.ts). */
+  #unpark(file: File, path: string): void {
+    let fd: number
+    try {
+      fd = this.#openInput(path)
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) {
+        this.#opts.log.warnOnce(
+          `open:${path}`,
+          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+        )
+      }
+      return
+    }
+    let same = false
+    try {
+      same = identityKey(fstatSync(fd)) === file.key
+    } catch {}
+    if (same) this.#table.unparked(file, fd)
+    else this.#closeInput(fd)
   }
 
   #statName(path: string): Stats | null {
@@ -227,15 +298,17 @@ export class SyncFollower {
     const { log } = this.#opts
     let fd: number
     try {
-      fd = openSync(path, INPUT_OPEN_FLAGS)
+      fd = this.#openInput(path)
     } catch (err) {
-      this.#table.openFailed(path, named)
-      if (!isErrno(err, 'ENOENT')) {
-        log.warnOnce(
-          `open:${path}`,
-          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-        )
+      if (isErrno(err, 'ENOENT')) {
+        this.#table.unreadable.add(path) // gone since the stat: the next look says what is there
+        return
       }
+      this.#table.openFailed(path, named)
+      log.warnOnce(
+        `open:${path}`,
+        `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+      )
       return
     }
     this.#table.openWorked(path, log)
@@ -258,7 +331,7 @@ export class SyncFollower {
       if (!isSystemError(err)) throw err
       log.warnOnce(`open:${path}`, `cannot read ${path}: ${describeErrno(err)}; will keep trying`)
     } finally {
-      if (file === null) closeSync(fd)
+      if (file === null) this.#closeInput(fd)
     }
     if (file !== null) {
       this.#opts.sink.note?.(markOf(file))
@@ -271,6 +344,7 @@ export class SyncFollower {
     if (fd === null) return
     const { sink, log } = this.#opts
     const cursor = file.cursor
+    this.#reading = file
     try {
       checkReadFault(file.path)
       const { size } = fstatSync(fd)
@@ -290,6 +364,8 @@ export class SyncFollower {
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: let the thread fail loudly
       this.#table.readFailed(file, err, log)
+    } finally {
+      this.#reading = null
     }
   }
 
@@ -331,7 +407,7 @@ export class SyncFollower {
       if (!st?.isFile() || st.size < cursor.offset || identityKey(st) === file.key) continue
       let fd: number
       try {
-        fd = openSync(path, INPUT_OPEN_FLAGS)
+        fd = this.#openInput(path)
       } catch {
         continue
       }
@@ -343,7 +419,7 @@ export class SyncFollower {
         this.#readFrom(fd, file, st.size)
         return
       } finally {
-        closeSync(fd)
+        this.#closeInput(fd)
       }
     }
   }
@@ -355,7 +431,7 @@ export class SyncFollower {
     this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) this.#opts.sink.write(rest, markOf(file))
-    closeSync(fd)
+    this.#closeInput(fd)
   }
 }
 

@@ -120,11 +120,17 @@ export interface SpawnOptions {
   readonly env?: NodeJS.ProcessEnv
   /** Run as this user id, with the group id of the same number (root only: nobody is 65534). */
   readonly uid?: number
+  /** Run under `ulimit -n <this>` (through bash). */
+  readonly openFilesLimit?: number
 }
 
 /** Starts the real bin/logmerge (through its shebang) with a pinned environment. */
 export function spawnLogmerge(args: readonly string[], opts: SpawnOptions = {}): Child {
-  const proc = spawn(BIN, args, {
+  const [command, argv] =
+    opts.openFilesLimit === undefined
+      ? [BIN, args]
+      : ['bash', ['-c', `ulimit -n ${opts.openFilesLimit} && exec "$0" "$@"`, BIN, ...args]]
+  const proc = spawn(command, argv, {
     cwd: opts.cwd ?? ROOT,
     env: pinnedEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -177,6 +177,59 @@ describe('a closed rotated file', () => {
   })
 })
 
+describe('parking (more files than descriptors)', () => {
+  it('parks the idlest named files; a parked file keeps its name and cursor', () => {
+    const table = new FileTable<number>(1024)
+    const a = tracked(table, '/x/a.log')
+    const b = tracked(table, '/x/b.log')
+    const c = tracked(table, '/x/c.log')
+    a.lastActivity = 3
+    b.lastActivity = 1
+    c.lastActivity = 2
+    expect(table.idlest(2)).toEqual([b, c])
+    expect(table.park(b)).toBe(3) // the shell closes this handle
+    expect([...table.parkedFiles()]).toEqual([b])
+    expect(table.idlest(5)).toEqual([c, a]) // parked: not open
+    expect(table.look('/x/b.log', b.cursor.identity).step).toEqual({ kind: 'same' })
+    expect([...table.missing()]).toEqual([]) // still followed by its name
+    table.unparked(b, 9)
+    expect(b.handle).toBe(9)
+    expect(b.cursor.offset).toBe(10)
+  })
+
+  it('a parked file whose name moved on is missing, stranded at its name, and wanted again', () => {
+    const table = new FileTable<number>(1024)
+    const a = tracked(table, '/x/a.log')
+    table.park(a)
+    const next = { dev: 1, ino: 424242 }
+    expect(table.strandedAt('/x/a.log', a.cursor.identity)).toBe(false)
+    const { step, orphaned } = table.look('/x/a.log', next)
+    expect(orphaned).toBe(a)
+    expect(step).toEqual({ kind: 'open' })
+    expect(a.parked).toBe(false)
+    expect(table.strandedAt('/x/a.log', next)).toBe(true) // its rest is read first
+    expect(table.wanted({ ...a.cursor.identity, size: 10 })).toBe(a)
+  })
+
+  it('a scan judges only files missing when it began: concurrent scans never drop a live file', () => {
+    const table = new FileTable<number>(1024)
+    const a = tracked(table, '/x/a.log')
+    table.park(a) // closed: once its name moves on it is missing, found only by a scan
+    // Two scans begin while a.log is still named, read the directory, and then a.log is
+    // renamed (a.log.1) before they finish: neither saw it under either name.
+    const first = table.missingKeys()
+    const second = table.missingKeys()
+    table.look('/x/a.log', null)
+    expect([...table.missing()]).toEqual([a])
+    expect(table.settleScan(new Set(['/x']), new Set(), first)).toEqual([])
+    expect(table.settleScan(new Set(['/x']), new Set(), second)).toEqual([])
+    expect(table.files.has(a.key)).toBe(true)
+    // Scans that began after it went missing and do not find it: gone after two.
+    expect(table.settleScan(new Set(['/x']), new Set(), table.missingKeys())).toEqual([])
+    expect(table.settleScan(new Set(['/x']), new Set(), table.missingKeys())).toEqual([a])
+  })
+})
+
 describe('inotifyLimitMessage', () => {
   const err = (code: string) => Object.assign(new Error(code), { code })
 
