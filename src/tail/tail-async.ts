@@ -74,9 +74,7 @@ export class AsyncFollower {
   /** Input descriptors held, counting opens under way. */
   #held = 0
   /** Opens waiting for a slot of the budget (see #takeSlot). */
-  #waiting: (() => void)[] = []
-  /** Files being read now (their handle is in use): never parked. */
-  readonly #reading = new Set<File>()
+  readonly #waiting: (() => void)[] = []
 
   constructor(opts: FollowOptions) {
     this.#started = new Promise((resolve) => {
@@ -292,16 +290,24 @@ export class AsyncFollower {
 
   /**
    * Takes one descriptor of the budget (see fd-budget.ts): parks idle files when it is used up,
-   * or waits for a file to become idle (an open or a read to end). Opens run concurrently, so
-   * the slot is taken before the open starts. If nothing can be parked after a few waits (every
+   * or waits for one to become parkable (opened, or done reading). Opens run concurrently, so
+   * the slot is taken before the open starts. If nothing can be parked for SLOT_WAIT_MS (every
    * slot is a nameless file still being written), it goes over the budget rather than stall.
    */
   async #takeSlot(): Promise<void> {
     const giveUp = Date.now() + SLOT_WAIT_MS
     while (this.#held >= this.#budget && this.#park() === 0 && Date.now() < giveUp) {
       await new Promise<void>((resolve) => {
-        this.#waiting.push(resolve)
-        setTimeout(resolve, WAKE_CHECK_MS).unref()
+        const wake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+        const timer = setTimeout(() => {
+          this.#waiting.splice(this.#waiting.indexOf(wake), 1) // no wake is spent on it later
+          resolve()
+        }, WAKE_CHECK_MS)
+        timer.unref()
+        this.#waiting.push(wake)
       })
     }
     this.#held++
@@ -312,25 +318,21 @@ export class AsyncFollower {
     this.#wake()
   }
 
-  /** Something may have become parkable, or a slot free: waiting opens look again. */
+  /** One file may have become parkable, or one slot free: one waiting open looks again. */
   #wake(): void {
-    if (this.#waiting.length === 0) return
-    const waiting = this.#waiting
-    this.#waiting = []
-    for (const resolve of waiting) resolve()
+    this.#waiting.shift()?.()
   }
 
   /**
-   * Parks the idlest named files that are not being read: an eighth of the budget at once, so
-   * that parking is rare. Their descriptors are closed in the background. A file waiting for
-   * its turn to be read may be parked: its read then finds no handle and does nothing, and the
-   * sweep, seeing it behind, reopens it by name. Returns how many.
+   * Parks the idlest named files that are not being read or waiting to be (their reads need
+   * the handle): an eighth of the budget at once, so that parking is rare. Their descriptors
+   * are closed in the background. Returns how many.
    */
   #park(): number {
     const batch = Math.max(1, Math.ceil(Math.min(this.#budget, this.#held) / 8))
     const idle = this.#table
-      .idlest(batch + this.#reading.size)
-      .filter((f) => !this.#reading.has(f))
+      .idlest(batch + this.#pumps.size)
+      .filter((f) => !this.#pumps.has(f))
       .slice(0, batch)
     for (const f of idle) void this.#closeInput(this.#table.park(f))
     return idle.length
@@ -430,6 +432,7 @@ export class AsyncFollower {
         } while (entry.again)
       } finally {
         this.#pumps.delete(file)
+        this.#wake() // it may be parked now
       }
     })()
     this.#pumps.set(file, entry)
@@ -438,10 +441,9 @@ export class AsyncFollower {
 
   async #readNew(file: File): Promise<void> {
     const fh = file.handle
-    if (fh === null) return // parked, or released: a look at its name reopens it
+    if (fh === null) return
     const { sink, log } = this.#opts
     const cursor = file.cursor
-    this.#reading.add(file)
     try {
       checkReadFault(file.path)
       const { size } = await fh.stat()
@@ -463,9 +465,6 @@ export class AsyncFollower {
       if (!isSystemError(err)) throw err // a bug, not the disk: fail loudly
       // The fd stays valid after rename or unlink; an error here is the device or the fs.
       this.#table.readFailed(file, err, log)
-    } finally {
-      this.#reading.delete(file)
-      this.#wake() // it may be parked now
     }
   }
 

@@ -558,6 +558,21 @@ describe.each(ENGINES)('engine %s', (engine) => {
       expectMerged(completeLines(out), journal)
       expect(lm.stderr()).toBe('')
     })
+
+    test('--once on 200 files under ulimit -n 64: every line once, exit 0', async ({ tmp }) => {
+      const journal = new Journal()
+      for (let i = 0; i < 200; i++) {
+        journal.append(join(tmp, `f${String(i).padStart(3, '0')}.log`), uniqueLines('once', 5))
+      }
+      const lm = spawnLogmerge(['--engine', engine, '--threads', '2', '--once', '*.log'], {
+        cwd: tmp,
+        openFilesLimit: 64,
+      })
+      const exit = await lm.exited
+      expect(exit, lm.stderr()).toEqual({ code: 0, signal: null })
+      expect(lm.stderr()).toBe('')
+      expectMerged(lm.stdout().toString('latin1').split('\n').slice(0, -1), journal)
+    })
   })
 
   describe('cases 10 and 11: lines and sizes', () => {
