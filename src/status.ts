@@ -2,9 +2,10 @@
  * `logmerge status`: where a (running or stopped) logmerge stands, from its state file and the
  * files on disk. Read-only: it never touches the state or the output.
  */
-import { statSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { errors } from './errors.js'
 import { loadState, type SourceState, type State } from './state/checkpoint.js'
+import { statQuietly } from './tail/input-fs.js'
 
 export interface SourceStatus {
   readonly path: string
@@ -29,6 +30,12 @@ export interface SourceStatus {
   readonly lastActivity: string | null
   /** --order time: its records written after a later one (null: arrival order, or not known). */
   readonly late: number | null
+  /**
+   * Whether the running logmerge holds it open now (a rotated or deleted file is held until it
+   * is read to its end and quiet; its disk space is freed only then); null when that cannot be
+   * seen (not running, or no /proc access).
+   */
+  readonly held: boolean | null
 }
 
 export interface Status {
@@ -42,6 +49,14 @@ export interface Status {
     readonly size: number | null
     /** same: the file the state describes; replaced: another file at the path; gone. */
     readonly state: 'same' | 'replaced' | 'gone'
+  } | null
+  /** The logmerge that saved the state, looked at now (null: the state does not say). */
+  readonly process: {
+    readonly pid: number
+    /** Running, and its open files could be looked at. */
+    readonly running: boolean
+    /** How many of the sources it holds open now, when running. */
+    readonly held: number | null
   } | null
   readonly sources: readonly SourceStatus[]
 }
@@ -72,17 +87,49 @@ function describe(statePath: string, state: State, now: number): Status {
       state: st === undefined ? 'gone' : same ? 'same' : 'replaced',
     }
   }
+  const held = state.pid === undefined ? null : heldBy(state.pid)
+  const sources = state.sources.map((s) => source(s, now, held))
   return {
     statePath,
     lastCheckpoint: state.savedAt,
     checkpointAgeSeconds: Math.max(0, (now - saved) / 1000),
     runStarted: state.startedAt,
     output,
-    sources: state.sources.map((s) => source(s, now)),
+    process:
+      state.pid === undefined
+        ? null
+        : {
+            pid: state.pid,
+            running: held !== null,
+            held: held && sources.filter((s) => s.held).length,
+          },
+    sources,
   }
 }
 
-function source(s: SourceState, now: number): SourceStatus {
+/**
+ * The files (dev:ino) that process `pid` holds open, from /proc/<pid>/fd; null when it is not a
+ * running logmerge (gone, or its pid reused by another program) or its fds cannot be read
+ * (another user's process, or no /proc).
+ */
+function heldBy(pid: number): Set<string> | null {
+  const proc = `/proc/${pid}`
+  let fds: string[]
+  try {
+    if (!readFileSync(`${proc}/cmdline`, 'latin1').includes('logmerge')) return null
+    fds = readdirSync(`${proc}/fd`)
+  } catch {
+    return null
+  }
+  const held = new Set<string>()
+  for (const fd of fds) {
+    const st = statQuietly(`${proc}/fd/${fd}`) // the open file itself, even when deleted
+    if (st?.isFile()) held.add(`${st.dev}:${st.ino}`)
+  }
+  return held
+}
+
+function source(s: SourceState, now: number, held: ReadonlySet<string> | null): SourceStatus {
   const st = statSync(s.path, { throwIfNoEntry: false })
   const here = st !== undefined && st.dev === s.dev && st.ino === s.ino
   const size = here ? st.size : null
@@ -102,6 +149,7 @@ function source(s: SourceState, now: number): SourceStatus {
     partialBytesHeld: s.stats?.pendingBytes ?? null,
     lastActivity: s.stats ? new Date(s.stats.lastActivity).toISOString() : null,
     late: s.stats?.late ?? null,
+    held: held === null ? null : held.has(`${s.dev}:${s.ino}`),
   }
 }
 
@@ -118,9 +166,16 @@ export function formatStatus(s: Status): string {
       `output      ${o.path}: ${o.recordedSize} bytes at the checkpoint, ${size} (${o.state})`,
     )
   }
+  if (s.process) {
+    const p = s.process
+    const now = p.running
+      ? `running, holds ${p.held} of ${s.sources.length} sources open`
+      : 'not running (or its open files cannot be seen)'
+    lines.push(`process     ${p.pid}: ${now}`)
+  }
   lines.push(
     '',
-    'SOURCE\tSTATE\tOFFSET\tSIZE\tLAG BYTES\tLAG S\tLINES\tSPLIT\tTRUNCATED\tPARTIAL\tLAST ACTIVE\tIDENTITY\tLATE',
+    'SOURCE\tSTATE\tOFFSET\tSIZE\tLAG BYTES\tLAG S\tLINES\tSPLIT\tTRUNCATED\tPARTIAL\tLAST ACTIVE\tIDENTITY\tLATE\tHELD',
   )
   for (const x of s.sources) {
     const lagS = x.lagSeconds === null ? '-' : x.lagSeconds.toFixed(1)
@@ -139,6 +194,7 @@ export function formatStatus(s: Status): string {
         x.lastActivity ?? '-',
         x.identity,
         x.late ?? '-',
+        x.held === null ? '-' : x.held ? 'yes' : 'no',
       ].join('\t'),
     )
   }

@@ -140,7 +140,7 @@ export async function runAsync({
           changedName: (p) => void follower.resolve(p),
           changedData: (p) => void follower.changed(p),
         },
-        { exclude, log },
+        { exclude, log, pollMs: config.pollIntervalMs },
       )
       try {
         const paths = await scanInputs(config.inputs, exclude)

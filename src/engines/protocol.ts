@@ -91,6 +91,8 @@ export interface WorkerInit {
   readonly readChunkBytes: number
   readonly pollIntervalMs: number
   readonly readConcurrency: number
+  /** Input files the thread may hold open at once (its share, see tail/fd-budget.ts). */
+  readonly maxOpenFiles: number
   readonly logLevel: Level
   /** Output format and what json's "time" needs (locked writers format in the thread). */
   readonly format: OutputFormat

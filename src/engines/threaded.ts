@@ -27,6 +27,7 @@ import { prescan } from '../state/prescan.js'
 import { recover } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
+import { inputFileBudget } from '../tail/fd-budget.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { outputChain, timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
@@ -172,7 +173,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             changedName: (path) => deliver({ code: 'resolve', path }),
             changedData: (path) => deliver({ code: 'changed', path }),
           },
-          { exclude, log },
+          { exclude, log, pollMs: config.pollIntervalMs },
         )
     const paths = new Map<Shard, string[]>(shards.map((s) => [s, []]))
     const found = await scanInputs(config.inputs, exclude)
@@ -248,6 +249,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       readChunkBytes: config.readChunkBytes,
       pollIntervalMs: config.pollIntervalMs,
       readConcurrency: config.readConcurrency,
+      maxOpenFiles: inputFileBudget(config.threads),
       logLevel: config.logLevel,
       format: config.format ?? 'raw',
       labels: config.labels ?? {},

@@ -44,6 +44,11 @@ export interface State {
   readonly startedAt: string
   readonly output: OutputState | null
   readonly sources: readonly SourceState[]
+  /**
+   * The process that saved it (absent in state files from before it was kept): `logmerge
+   * status` looks at which files it holds open. Not used to resume.
+   */
+  readonly pid?: number
 }
 
 export type Loaded =
@@ -107,6 +112,7 @@ export function decodeState(text: string): State {
     startedAt: String(o.startedAt ?? ''),
     output,
     sources: o.sources.map(checkSource),
+    ...(isCount(o.pid) && o.pid > 0 && { pid: o.pid }),
   }
 }
 
@@ -155,6 +161,7 @@ export function encodeState(
   sources: readonly SourceState[],
   startedAt: Date,
   now = new Date(),
+  pid = process.pid,
 ): string {
   const state: State = {
     format: STATE_FORMAT,
@@ -163,6 +170,7 @@ export function encodeState(
     startedAt: startedAt.toISOString(),
     output,
     sources,
+    pid,
   }
   return `${JSON.stringify(state, null, 1)}\n`
 }

@@ -2,19 +2,21 @@
  * Finding input files: a one-time scan at start-up, then chokidar events for what appears,
  * changes and goes away. Every input is watched through its directory (a literal file through
  * its parent), so a file that does not exist yet, or is deleted and created again, is seen.
+ * Where inotify's limits are reached, a directory is scanned every poll interval instead.
  */
 import {
   type Dirent,
   existsSync,
   type FSWatcher as RawWatcher,
   readdirSync,
-  statSync,
   watch as watchDir,
 } from 'node:fs'
-import { readdir } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { dirname, join, relative, sep } from 'node:path'
 import type { FSWatcher } from 'chokidar'
+import { isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
+import { statQuietly } from './input-fs.js'
 import type { InputSpec } from './inputs.js'
 
 export interface DiscoveryEvents {
@@ -61,10 +63,37 @@ async function* walk(dir: string, depth: number): AsyncGenerator<string> {
     const path = join(dir, e.name)
     if (e.isDirectory()) {
       if (depth > 0) yield* walk(path, depth - 1)
-    } else {
-      yield path // symlinks included: the follower stats through them
+    } else if (!e.isSymbolicLink() || !(await isDirectory(path))) {
+      yield path // symlinks to files included: the follower stats through them
     }
   }
+}
+
+const isDirectory = (path: string): Promise<boolean> =>
+  stat(path).then(
+    (st) => st.isDirectory(),
+    () => false,
+  )
+
+/**
+ * inotify's answers when a limit is reached: ENOSPC for fs.inotify.max_user_watches, EMFILE for
+ * fs.inotify.max_user_instances (or the process's own file descriptor limit). See inotify(7).
+ */
+const isInotifyLimit = (err: unknown): err is NodeJS.ErrnoException =>
+  isErrno(err, 'ENOSPC', 'EMFILE', 'ENFILE')
+
+/** One line naming the limit, the sysctl that raises it, and what logmerge does meanwhile. */
+export function inotifyLimitMessage(
+  root: string,
+  err: NodeJS.ErrnoException,
+  pollMs: number,
+): string {
+  const instead = `finding new files there by polling every ${pollMs} ms instead`
+  const keep = 'and set it in /etc/sysctl.d/ to keep it'
+  if (err.code === 'ENOSPC') {
+    return `cannot watch ${root}: the inotify watch limit is reached (ENOSPC); ${instead}. Raise fs.inotify.max_user_watches: sysctl -w fs.inotify.max_user_watches=524288 (${keep})`
+  }
+  return `cannot watch ${root}: no inotify instance left (${err.code}: fs.inotify.max_user_instances is reached for this user, or the process is out of file descriptors); ${instead}. Raise fs.inotify.max_user_instances: sysctl -w fs.inotify.max_user_instances=1024 (${keep}), or ulimit -n`
 }
 
 /** The directories to watch, each with how deep below it files may appear. */
@@ -97,20 +126,51 @@ function existingAncestor(dir: string): string {
  */
 const TRAILING_MS = 60
 
+/** How often a directory that could not be watched is scanned, unless the caller says. */
+const DEFAULT_POLL_MS = 1000
+
+export interface DiscoveryOptions {
+  /** The output: never an input. */
+  readonly exclude?: string
+  readonly log: Logger
+  /** How often directories that inotify cannot watch are scanned (--poll-interval). */
+  readonly pollMs?: number
+}
+
+/** A root scanned every poll interval, and the matching paths its last scan found. */
+interface Polled {
+  depth: number | undefined
+  seen: Set<string>
+}
+
 export class Discovery {
   readonly #watchers: FSWatcher[] = []
   readonly #raw = new Map<string, { watcher: RawWatcher; ino: number }>()
   readonly #trailing = new Map<string, NodeJS.Timeout>()
   readonly #wanted: (path: string) => boolean
+  /** Inputs named as files: a directory at such a name is worth a warning (not skipped quietly). */
+  readonly #literal: ReadonlySet<string>
   readonly #events: DiscoveryEvents
   readonly #log: Logger
+  readonly #pollMs: number
+  readonly #polled = new Map<string, Polled>()
+  #poller: NodeJS.Timeout | null = null
+  #rescanning: Promise<void> | null = null
+  /** Events flow only once start() is done: the engines' start-up scan covers what came before. */
+  #started = false
   #check: NodeJS.Timeout | null = null
   #closed: Promise<void> | null = null
 
-  private constructor(wanted: (path: string) => boolean, events: DiscoveryEvents, log: Logger) {
-    this.#wanted = wanted
+  private constructor(
+    inputs: readonly InputSpec[],
+    events: DiscoveryEvents,
+    opts: DiscoveryOptions,
+  ) {
+    this.#wanted = makeMatcher(inputs, opts.exclude)
+    this.#literal = new Set(inputs.filter((i) => i.kind === 'file').map((i) => i.root))
     this.#events = events
-    this.#log = log
+    this.#log = opts.log
+    this.#pollMs = opts.pollMs ?? DEFAULT_POLL_MS
   }
 
   /**
@@ -123,9 +183,9 @@ export class Discovery {
   static async start(
     inputs: readonly InputSpec[],
     events: DiscoveryEvents,
-    opts: { exclude?: string; log: Logger },
+    opts: DiscoveryOptions,
   ): Promise<Discovery> {
-    const d = new Discovery(makeMatcher(inputs, opts.exclude), events, opts.log)
+    const d = new Discovery(inputs, events, opts)
     const ready: Promise<void>[] = []
     for (const [root, depth] of watchRoots(inputs)) {
       if (depth === 0 && d.#watchDirectory(root)) continue
@@ -136,6 +196,8 @@ export class Discovery {
       d.#check.unref()
     }
     await Promise.all(ready)
+    await d.#rescanning // the first scan of polled roots: what is there now is not news
+    d.#started = true
     return d
   }
 
@@ -169,7 +231,11 @@ export class Discovery {
       events.changedData(p)
       this.#trail(p)
     })
-    watcher.on('error', (err) => this.#log.warn(`watching ${root}: ${(err as Error).message}`))
+    watcher.on('error', (err) => {
+      // chokidar goes on with what it could watch; polling the whole root covers the rest.
+      if (isInotifyLimit(err)) this.#pollInstead(wantedRoot, wantedDepth, err)
+      else this.#log.warn(`watching ${root}: ${(err as Error).message}`)
+    })
     this.#watchers.push(watcher)
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()))
   }
@@ -177,7 +243,7 @@ export class Discovery {
   /** A directory watched plainly that was removed or replaced: hand it over to chokidar. */
   #checkDirectories(): void {
     for (const [dir, { watcher, ino }] of this.#raw) {
-      if (statSync(dir, { throwIfNoEntry: false })?.ino === ino) continue
+      if (statQuietly(dir)?.ino === ino) continue
       watcher.close()
       this.#raw.delete(dir)
       this.#log.info(`${dir} was removed or replaced; watching for it to come back`)
@@ -194,24 +260,84 @@ export class Discovery {
     }
   }
 
-  /** A plain fs.watch on `dir` (see start). False when `dir` is not there to watch. */
+  /**
+   * A plain fs.watch on `dir` (see start). False when `dir` is not there to watch (chokidar then
+   * waits for it); true when it is watched, or polled because inotify is out of watches.
+   */
   #watchDirectory(dir: string): boolean {
-    const st = statSync(dir, { throwIfNoEntry: false })
+    const st = statQuietly(dir)
     if (!st?.isDirectory()) return false
     try {
       const watcher = watchDir(dir, { persistent: true }, (type, name) => {
         if (!name) return
         const path = join(dir, name.toString())
-        if (!this.#wanted(path)) return
+        if (!this.#wanted(path) || this.#isSubdirectory(type, path)) return
         if (type === 'change') this.#events.changedData(path)
         else this.#events.changedName(path)
       })
-      watcher.on('error', () => watcher.close()) // #checkDirectories hands it to chokidar
+      watcher.on('error', (err) => {
+        watcher.close() // #checkDirectories hands a removed directory to chokidar
+        if (isInotifyLimit(err)) this.#pollInstead(dir, 0, err)
+      })
       this.#raw.set(dir, { watcher, ino: st.ino })
       return true
-    } catch {
-      return false
+    } catch (err) {
+      if (!isInotifyLimit(err)) return false
+      this.#pollInstead(dir, 0, err)
+      return true
     }
+  }
+
+  /**
+   * A directory that appeared inside a directory or glob input is not an input file: skipped
+   * quietly, as the start-up scan skips it. (A file name given literally that turns out to be a
+   * directory is reported by the follower.)
+   */
+  #isSubdirectory(type: string, path: string): boolean {
+    return type === 'rename' && !this.#literal.has(path) && !!statQuietly(path)?.isDirectory()
+  }
+
+  /**
+   * inotify cannot watch `root` (a limit is reached): scan it every poll interval for names that
+   * appear or go away. What happens to the files logmerge already follows is the readers'
+   * periodic sweep's business, which does not need inotify. Warns once per kind of limit.
+   */
+  #pollInstead(root: string, depth: number | undefined, err: NodeJS.ErrnoException): void {
+    this.#log.warnOnce(`inotify:${err.code}`, inotifyLimitMessage(root, err, this.#pollMs))
+    const had = this.#polled.get(root)
+    if (had) {
+      if (had.depth !== undefined)
+        had.depth = depth === undefined ? undefined : Math.max(had.depth, depth)
+      return
+    }
+    this.#polled.set(root, { depth, seen: new Set() })
+    if (this.#poller === null && this.#closed === null) {
+      this.#poller = setInterval(() => void this.#rescan(), this.#pollMs)
+      this.#poller.unref()
+    }
+    void this.#rescan()
+  }
+
+  /** One scan of every polled root; a name found or lost since the last one is looked at. */
+  #rescan(): Promise<void> {
+    this.#rescanning ??= (async () => {
+      try {
+        for (const [root, polled] of this.#polled) {
+          const now = new Set<string>()
+          for await (const path of walk(root, polled.depth ?? Number.POSITIVE_INFINITY)) {
+            if (this.#wanted(path)) now.add(path)
+          }
+          if (this.#started && this.#closed === null) {
+            for (const path of now) if (!polled.seen.has(path)) this.#events.changedName(path)
+            for (const path of polled.seen) if (!now.has(path)) this.#events.changedName(path)
+          }
+          polled.seen = now
+        }
+      } finally {
+        this.#rescanning = null
+      }
+    })()
+    return this.#rescanning
   }
 
   /** chokidar throttles 'change' (see TRAILING_MS): look once more a moment later. */
@@ -229,6 +355,8 @@ export class Discovery {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       if (this.#check) clearInterval(this.#check)
+      if (this.#poller) clearInterval(this.#poller)
+      await this.#rescanning
       for (const t of this.#trailing.values()) clearTimeout(t)
       for (const { watcher } of this.#raw.values()) watcher.close()
       await Promise.all(this.#watchers.map((w) => w.close()))

@@ -8,9 +8,12 @@
  * its partial line is flushed and its handle closed, so the disk space is freed. A rotated file
  * that turns up under another matching name (app.log.1 in a directory input) is the same
  * identity and is not read twice; a file finished earlier and seen again resumes where it was.
+ * When there are more files than descriptors to hold them, the idlest named files are parked:
+ * closed, and reopened by name when the name shows a change (see park).
  */
 import { dirname } from 'node:path'
 import { describeErrno, isErrno } from '../errors.js'
+import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Cursor, type CursorCounts, type Identity, identityKey } from './cursor.js'
@@ -31,6 +34,8 @@ export interface Tracked<H> {
   finished: boolean
   /** Consecutive scans of its directory that did not find it (see settleScan). */
   missed: number
+  /** Closed to save a descriptor while it has a name; reopened by that name (see park). */
+  parked: boolean
 }
 
 /** Where `file` stands: its offset safe to checkpoint, and how it is doing. */
@@ -98,6 +103,10 @@ export class FileTable<H> {
   readonly #knownNames = new Set<string>()
   /** Name -> the file a checkpoint recorded there, until the name is first looked at. */
   readonly #recordedAt = new Map<string, string>()
+  /** Start-up names that could not be opened yet: the file there and its size at start-up. */
+  readonly #deferred = new Map<string, { key: string; size: number }>()
+  /** Names whose last open failed (to say so when one works again). */
+  readonly #openFailures = new Set<string>()
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes
@@ -121,6 +130,7 @@ export class FileTable<H> {
         lastActivity: Date.now(),
         finished: false,
         missed: 0,
+        parked: false,
       })
       this.#knownNames.add(f.path)
       this.#recordedAt.set(f.path, key)
@@ -163,7 +173,7 @@ export class FileTable<H> {
   isCopyOfFollowed(path: string, head: Buffer): boolean {
     const family = rotationFamily(path)
     for (const f of this.files.values()) {
-      if (f.handle === null || f.cursor.head.length === 0) continue
+      if ((f.handle === null && !f.parked) || f.cursor.head.length === 0) continue
       if (rotationFamily(f.path) === family && f.cursor.headMatches(head)) return true
     }
     return false
@@ -191,6 +201,7 @@ export class FileTable<H> {
       lastActivity: Date.now(),
       finished: false,
       missed: 0,
+      parked: false,
     }
     this.files.set(key, tracked)
     return tracked
@@ -213,6 +224,7 @@ export class FileTable<H> {
       lastActivity: Date.now(),
       finished: true,
       missed: 0,
+      parked: false,
     }
     this.files.set(key, copy)
     return copy
@@ -240,20 +252,35 @@ export class FileTable<H> {
     return dirs
   }
 
-  /** The remembered, not yet open (and not finished) file with this identity, if any. */
-  wanted(id: Identity): Tracked<H> | undefined {
-    const f = this.files.get(identityKey(id))
-    return f && f.handle === null && f.names === 0 && !f.finished ? f : undefined
+  /**
+   * The remembered, not yet open file with this identity, if any; or a finished one that has
+   * grown since it was closed (a writer that still held it after the rotation and was quiet
+   * for a while): its new lines are read too, so closing a quiet file never loses them.
+   */
+  wanted(st: Identity & { readonly size: number }): Tracked<H> | undefined {
+    const f = this.files.get(identityKey(st))
+    if (!f || f.handle !== null || f.names !== 0) return undefined
+    return !f.finished || st.size > f.cursor.offset ? f : undefined
   }
 
   /**
-   * A remembered file last recorded at `path` and not found yet: the name moved on without us
-   * (rotated between the start-up search and the first look at the name). Its rest must be
-   * read before the file now at `path`, so the shell searches its directory first.
+   * A remembered file last recorded at `path` and not found yet, while the name leads to another
+   * file (`now`): the name moved on without us (rotated between the start-up search and the
+   * first look at the name, or while the file was parked). Its rest must be read before the file
+   * now at `path`, so the shell searches its directory first.
    */
-  strandedAt(path: string): boolean {
-    for (const f of this.missing()) if (f.path === path && !f.finished) return true
+  strandedAt(path: string, now: Identity | null): boolean {
+    // The file still at its name is not stranded: the look at the name opens it (searching its
+    // directory for it would open every start-up file at once, as a nameless one).
+    const here = now ? identityKey(now) : null
+    for (const f of this.missing())
+      if (f.path === path && !f.finished && f.key !== here) return true
     return false
+  }
+
+  /** Identity keys of the missing files now: what a scan starting now may judge. */
+  missingKeys(): Set<string> {
+    return new Set([...this.missing()].map((f) => f.key))
   }
 
   /**
@@ -262,12 +289,18 @@ export class FileTable<H> {
    * never finished) is gone (deleted, compressed) and is dropped, so the state does not grow by
    * one entry per rotation forever. Several scans, far apart, not one: a file renamed between a
    * scan's readdir and its stat is missed by that scan (the SIGKILL soak, rotating every 70 ms,
-   * lost a file when the searches made at each rotation counted misses too).
+   * lost a file when the searches made at each rotation counted misses too). Only files
+   * missing when the scan began (`before`, from missingKeys) are judged: one that lost its
+   * name during the scan may have been renamed after the readdir.
    */
-  settleScan(dirs: ReadonlySet<string>, seen: ReadonlySet<string>): Tracked<H>[] {
+  settleScan(
+    dirs: ReadonlySet<string>,
+    seen: ReadonlySet<string>,
+    before: ReadonlySet<string>,
+  ): Tracked<H>[] {
     const dropped: Tracked<H>[] = []
     for (const f of [...this.missing()]) {
-      if (!dirs.has(dirname(f.path))) continue
+      if (!dirs.has(dirname(f.path)) || !before.has(f.key)) continue
       if (seen.has(f.key)) f.missed = 0
       else if (++f.missed >= (f.finished ? PRUNE_AFTER : PRUNE_UNFINISHED_AFTER)) {
         this.files.delete(f.key)
@@ -291,37 +324,99 @@ export class FileTable<H> {
     known.path = path
     known.lastActivity = Date.now()
     known.missed = 0
+    known.finished = false
     return known
   }
 
   /** Names that could not be opened (missing, unreadable, not a file) at their last look. */
   readonly unreadable = new Set<string>()
+  /** Files whose last read failed (EIO: a failing disk), identity key -> path. */
+  readonly failing = new Map<string, string>()
+
+  /** What --once reports as not read: names not opened, and files whose reads failed. */
+  unreadableNow(): string[] {
+    return [...new Set([...this.unreadable, ...this.failing.values()])]
+  }
 
   /**
    * What a stat of the input name `path` found (its Stats, or the error it threw): the file to
    * follow, or null, with a warning (once) where one is due. The shells do the stat.
    */
-  judgeName<S extends { isFile(): boolean }>(
+  judgeName<S extends FileKind>(
     path: string,
     seen: { stats: S } | { error: unknown },
     follow: boolean,
-    warnOnce: (key: string, message: string) => void,
+    log: Pick<Logger, 'warnOnce' | 'forget'>,
   ): S | null {
     if ('stats' in seen && seen.stats.isFile()) {
       this.unreadable.delete(path)
+      // A name that was something else, or could not be stat'ed, may warn again next time.
+      log.forget(`type:${path}`)
+      log.forget(`stat:${path}`)
       return seen.stats
     }
     this.unreadable.add(path)
     if ('stats' in seen) {
-      warnOnce(`type:${path}`, `${path} is not a regular file; skipping it`)
+      log.warnOnce(`type:${path}`, notAFile(path, seen.stats))
     } else if (!isErrno(seen.error, 'ENOENT', 'ENOTDIR')) {
       const why = describeErrno(seen.error as NodeJS.ErrnoException)
-      warnOnce(`stat:${path}`, `cannot follow ${path}: ${why}; will keep trying`)
+      log.warnOnce(`stat:${path}`, `cannot follow ${path}: ${why}; will keep trying`)
     } else if (this.isStartupName(path)) {
       const later = follow ? ' yet; it will be followed when it appears' : ''
-      warnOnce(`missing:${path}`, `${path} does not exist${later}`)
+      log.warnOnce(`missing:${path}`, `${path} does not exist${later}`)
     }
     return null
+  }
+
+  /**
+   * The shell could not open `path` (permission denied...), which a stat showed to be `st`. A
+   * name from the start-up scan keeps its start-up size: with --from end, the file begins there
+   * once it can be opened, so lines written meanwhile are read and older ones are not.
+   */
+  openFailed(path: string, st: Identity & { readonly size: number }): void {
+    this.unreadable.add(path)
+    this.#openFailures.add(path)
+    if (this.#startupNames.has(path) && !this.#deferred.has(path)) {
+      this.#deferred.set(path, { key: identityKey(st), size: st.size })
+    }
+  }
+
+  /** `path` opened: if opening it had failed, say it works now (and warn again next time). */
+  openWorked(path: string, log: Pick<Logger, 'forget' | 'info'>): void {
+    if (!this.#openFailures.delete(path)) return
+    log.forget(`open:${path}`)
+    log.info(`${path}: can be opened now; following it`)
+  }
+
+  /**
+   * A read of `file` failed (EIO: a failing disk or a lost network mount): warn once, and count
+   * it as unread for --once. Its unread bytes stay unread, not skipped: the sweep sees it behind
+   * and tries again every poll interval; the other inputs go on meanwhile.
+   */
+  readFailed(file: Tracked<H>, err: NodeJS.ErrnoException, log: Pick<Logger, 'warnOnce'>): void {
+    this.failing.set(file.key, file.path)
+    log.warnOnce(
+      `read:${file.key}`,
+      `cannot read ${file.path}: ${describeErrno(err)}; will retry (the other inputs go on)`,
+    )
+  }
+
+  /** A read of `file` worked: if one had failed, say it reads again (and warn again next time). */
+  readWorked(file: Tracked<H>, log: Pick<Logger, 'forget' | 'info'>): void {
+    if (!this.failing.delete(file.key)) return
+    log.forget(`read:${file.key}`)
+    log.info(`${file.path}: can be read again; reading on from where it stopped`)
+  }
+
+  /**
+   * Where the file `st` at `path` begins under --from end, or null when it begins at 0 (not a
+   * start-up name, or another file than the one there at start-up).
+   */
+  startSize(path: string, st: Identity & { readonly size: number }): number | null {
+    if (this.#startupNames.has(path)) return st.size
+    const deferred = this.#deferred.get(path)
+    if (deferred?.key !== identityKey(st) || st.size < deferred.size) return null
+    return deferred.size
   }
 
   beginStartup(paths: Iterable<string>): void {
@@ -354,7 +449,7 @@ export class FileTable<H> {
     this.names.set(path, null)
     if (!key) return { step: { kind: 'none' }, orphaned }
     const known = this.files.get(key)
-    if (known?.handle) {
+    if (known && (known.handle !== null || known.parked)) {
       known.names++
       this.names.set(path, key)
       return { step: { kind: 'same' }, orphaned }
@@ -363,10 +458,46 @@ export class FileTable<H> {
   }
 
   /**
+   * Up to `n` named open files, the idlest (longest without growing) first: the ones to park
+   * when the readers hold as many files as they may (see fd-budget.ts). Files read to their end
+   * without a name are not among them: nothing could reopen them.
+   */
+  idlest(n: number): Tracked<H>[] {
+    const named = [...this.open()].filter((f) => f.names > 0)
+    return named.sort((a, b) => a.lastActivity - b.lastActivity).slice(0, n)
+  }
+
+  /**
+   * Parks `file`: the shell closes the returned handle. The cursor stays, so when its name
+   * shows a change the shell reopens it by that name (unparked), checking the identity; a
+   * truncation while parked shows in the first bytes, as always. If the name moves on while it
+   * is parked, the file is missing and found by identity beside its name (see strandedAt).
+   */
+  park(file: Tracked<H>): H {
+    const handle = file.handle
+    if (handle === null || file.names === 0)
+      throw new Error(`park: ${file.path} is not named and open`)
+    file.handle = null
+    file.parked = true
+    return handle
+  }
+
+  /** The shell reopened a parked file by its name and checked it is the same file. */
+  unparked(file: Tracked<H>, handle: H): void {
+    file.handle = handle
+    file.parked = false
+  }
+
+  /** Parked files (closed to save descriptors, still followed by name). */
+  *parkedFiles(): Generator<Tracked<H>> {
+    for (const f of this.files.values()) if (f.parked) yield f
+  }
+
+  /**
    * The shell opened `path` and got `handle` on the file `file` describes (its fd's own stat:
    * the name may have moved on since `look`). Returns the tracked file, or null when that file is
-   * already open under another name (the shell closes `handle`). `startOffset` is asked only for
-   * a file never seen before that is in the start-up scan.
+   * already open under another name (the shell closes `handle`). With `startAtEnd` (see
+   * startSize), a file never seen before begins at `lineStart`.
    */
   opened(
     path: string,
@@ -383,7 +514,9 @@ export class FileTable<H> {
       return null
     }
     // A name the checkpoint knew, now leading to a file it did not: created while we were down.
-    const atStartup = this.#startupNames.delete(path) && !this.#knownNames.has(path)
+    const fromStartup = this.#startupNames.delete(path)
+    const deferred = this.#deferred.delete(path)
+    const atStartup = (fromStartup || deferred) && !this.#knownNames.has(path)
     let cursor: Cursor
     if (known?.cursor.headMatches(file.head)) {
       cursor = known.cursor // finished earlier, seen again under a (new) name: resume
@@ -405,6 +538,7 @@ export class FileTable<H> {
       lastActivity: Date.now(),
       finished: false,
       missed: 0,
+      parked: false,
     }
     this.files.set(key, tracked)
     this.names.set(path, key)
@@ -449,6 +583,39 @@ export class FileTable<H> {
     file.names--
     if (file.names > 0) return null
     file.lastActivity = Date.now()
+    file.parked = false // no name to reopen it by: missing now, looked for by identity
     return file
   }
+}
+
+/** What judgeName needs to know about a stat (a subset of fs.Stats). */
+export interface FileKind {
+  isFile(): boolean
+  isDirectory(): boolean
+  isFIFO(): boolean
+  isSocket(): boolean
+  isCharacterDevice(): boolean
+  isBlockDevice(): boolean
+}
+
+/**
+ * Why `path` is skipped, and what to do instead. Only regular files have offsets to resume from
+ * and an end to read to: a FIFO's bytes can be read once, /dev/zero never ends.
+ */
+export function notAFile(path: string, st: FileKind): string {
+  if (st.isDirectory()) {
+    return `${path} is a directory, not a log file; skipping it (to follow the files in it, give a glob such as '${path}/*')`
+  }
+  const kinds: [boolean, string, string][] = [
+    [st.isFIFO(), 'a FIFO (named pipe)', 'have the program write its log to a file'],
+    [st.isSocket(), 'a socket', 'have the program write its log to a file'],
+    [st.isCharacterDevice(), 'a character device', 'remove it from the inputs'],
+    [st.isBlockDevice(), 'a block device', 'remove it from the inputs'],
+  ]
+  const [, what, instead] = kinds.find(([is]) => is) ?? [
+    true,
+    'something else',
+    'remove it from the inputs',
+  ]
+  return `${path} is ${what}, not a regular file; skipping it: logmerge follows regular files only (${instead})`
 }

@@ -3,7 +3,7 @@
  * and FileTable. Woken by chokidar events, with a cheap periodic sweep as a safety net; p-limit
  * bounds the reads in flight. Compare tail-sync.ts, the blocking shell: same steps, same order.
  */
-import { fstatSync, type Stats, statSync } from 'node:fs'
+import { fstatSync, type Stats } from 'node:fs'
 import { type FileHandle, open, readdir, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { LimitFunction } from 'p-limit'
@@ -13,6 +13,8 @@ import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { forEachLimited } from './each.js'
+import { checkReadFault } from './fault.js'
+import { inputFileBudget } from './fd-budget.js'
 import {
   FileTable,
   MISSING_SCAN_SWEEPS,
@@ -20,6 +22,7 @@ import {
   type RememberedSource,
   type Tracked,
 } from './file-table.js'
+import { INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBefore } from './start.js'
@@ -40,6 +43,8 @@ export interface FollowOptions {
   readonly onSource?: (file: Tracked<unknown>) => void
   /** Called when a file is let go (read to its end and closed): --order time ends its source. */
   readonly onRelease?: (file: Tracked<unknown>) => void
+  /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
+  readonly maxOpenFiles?: number
 }
 
 type File = Tracked<FileHandle>
@@ -48,6 +53,9 @@ type File = Tracked<FileHandle>
 const SWEEP_NAMES = 2000
 /** Names looked at, opened or read at once during the start-up and catch-up passes. */
 const STARTUP_CONCURRENCY = 64
+/** How long an open waits for a descriptor of the budget at most, and looks again meanwhile. */
+const SLOT_WAIT_MS = 10_000
+const WAKE_CHECK_MS = 500
 
 export class AsyncFollower {
   readonly #opts: FollowOptions
@@ -69,6 +77,12 @@ export class AsyncFollower {
   /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
   #started: Promise<void>
   #markStarted!: () => void
+  /** Input files this reader may hold open at once (see fd-budget.ts). */
+  readonly #budget: number
+  /** Input descriptors held, counting opens under way. */
+  #held = 0
+  /** Opens waiting for a slot of the budget (see #takeSlot). */
+  readonly #waiting: (() => void)[] = []
 
   constructor(opts: FollowOptions) {
     this.#started = new Promise((resolve) => {
@@ -76,11 +90,12 @@ export class AsyncFollower {
     })
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
+    this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
   }
 
-  /** Input names that could not be read at their last look (for --once's exit status). */
+  /** Inputs that could not be read at their last look (for --once's exit status). */
   get unreadable(): readonly string[] {
-    return [...this.#table.unreadable]
+    return this.#table.unreadableNow()
   }
 
   /** Files a checkpoint recorded: they resume where they were when found again. */
@@ -118,6 +133,7 @@ export class AsyncFollower {
   ): Promise<void> {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
+    const before = this.#table.missingKeys()
     for (const dir of dirs) {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const path = join(dir, name)
@@ -131,7 +147,7 @@ export class AsyncFollower {
         if (unknown || this.#table.wanted(st)) found.push({ path, st })
       }
     }
-    const gone = how.settle ? this.#table.settleScan(dirs, seen) : []
+    const gone = how.settle ? this.#table.settleScan(dirs, seen, before) : []
     for (const file of gone) {
       this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
       this.#opts.sink.forget?.(file.key)
@@ -145,14 +161,20 @@ export class AsyncFollower {
         !wanted &&
         how.unknownSince !== undefined &&
         this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
-      const fh = wanted || unknown ? await open(path, 'r').catch(() => null) : null
+      const fh = wanted || unknown ? await this.#openInput(path).catch(() => null) : null
       if (!fh) continue
-      const seenNow = { identity: st, size: 0, head: await readHead(fh) }
+      const seenNow = {
+        identity: st,
+        size: 0,
+        head: await readHead(fh).catch(() => Buffer.alloc(0)),
+      }
       let file: File | null
       if (wanted) {
-        const oldPath = wanted.path
+        const { path: oldPath, finished } = wanted
         file = this.#table.adoptOrphan(path, fh, seenNow)
-        if (file && path !== oldPath)
+        if (file && finished)
+          this.#opts.log.info(`${path}: written to after it was closed; reading the new lines`)
+        else if (file && path !== oldPath)
           this.#opts.log.info(
             `${path}: rotated while logmerge was not looking; reading the rest of it`,
           )
@@ -166,7 +188,7 @@ export class AsyncFollower {
         }
       }
       if (!file) {
-        await fh.close()
+        await this.#closeInput(fh)
         continue
       }
       this.#tellSource(file)
@@ -246,7 +268,7 @@ export class AsyncFollower {
         if (next.done) break
       }
       const [path, key] = next.value
-      const st = statSync(path, { throwIfNoEntry: false })
+      const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
       if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset)
         void this.resolve(path)
@@ -254,8 +276,7 @@ export class AsyncFollower {
     this.#orphansMayGrow = false
     for (const file of this.#table.orphans()) {
       this.#orphansMayGrow = true
-      const { size } = fstatSync((file.handle as FileHandle).fd)
-      if (size !== file.cursor.offset) void this.#pump(file)
+      if (sizeOf(file) !== file.cursor.offset) void this.#pump(file)
       else if (FileTable.isQuiet(file, this.#opts.quietMs)) void this.#retire(file)
     }
   }
@@ -274,6 +295,10 @@ export class AsyncFollower {
     this.#closed = true
     await Promise.all([...this.#nameWork.values()])
     await Promise.all([...this.#table.open()].map((f) => this.#release(f, flush)))
+    for (const file of flush ? [...this.#table.parkedFiles()] : []) {
+      const rest = file.cursor.flush()
+      if (rest) await this.#opts.sink.write(rest, markOf(file))
+    }
   }
 
   async #resolve(path: string): Promise<void> {
@@ -286,7 +311,7 @@ export class AsyncFollower {
       this.#orphansMayGrow = true
       await this.#pump(orphaned) // the rest of the old file first, then the new one
     }
-    if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path))) {
+    if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path, st))) {
       // Before the file now at the name: the one a checkpoint recorded there, if it was rotated
       // before we first looked, and generations created and rotated away between two looks.
       const names = new Set(this.#table.names.keys())
@@ -294,9 +319,108 @@ export class AsyncFollower {
         unknownSince: this.#startedAt,
       })
     }
-    if (step.kind === 'open') await this.#open(path)
+    if (step.kind === 'open' && st) await this.#open(path, st)
     const file = this.#table.fileOf(path)
+    if (file?.parked && st && st.size !== file.cursor.offset) await this.#unpark(file, path)
     if (file?.handle) await this.#pump(file)
+  }
+
+  /**
+   * Opens an input within the budget: when it is used up, the idlest files are parked first
+   * (closed, reopened by name when they change). EMFILE or ENFILE anyway (other descriptors, or
+   * the whole system out of them): parks some and tries once more.
+   */
+  async #openInput(path: string): Promise<FileHandle> {
+    await this.#takeSlot()
+    try {
+      return await open(path, INPUT_OPEN_FLAGS)
+    } catch (err) {
+      if (!isErrno(err, 'EMFILE', 'ENFILE') || this.#park() === 0) {
+        this.#freeSlot()
+        throw err
+      }
+      return await open(path, INPUT_OPEN_FLAGS).catch((again: unknown) => {
+        this.#freeSlot()
+        throw again
+      })
+    }
+  }
+
+  async #closeInput(fh: FileHandle): Promise<void> {
+    this.#freeSlot()
+    await fh.close()
+  }
+
+  /**
+   * Takes one descriptor of the budget (see fd-budget.ts): parks idle files when it is used up,
+   * or waits for one to become parkable (opened, or done reading). Opens run concurrently, so
+   * the slot is taken before the open starts. If nothing can be parked for SLOT_WAIT_MS (every
+   * slot is a nameless file still being written), it goes over the budget rather than stall.
+   */
+  async #takeSlot(): Promise<void> {
+    const giveUp = Date.now() + SLOT_WAIT_MS
+    while (this.#held >= this.#budget && this.#park() === 0 && Date.now() < giveUp) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+        const timer = setTimeout(() => {
+          this.#waiting.splice(this.#waiting.indexOf(wake), 1) // no wake is spent on it later
+          resolve()
+        }, WAKE_CHECK_MS)
+        timer.unref()
+        this.#waiting.push(wake)
+      })
+    }
+    this.#held++
+  }
+
+  #freeSlot(): void {
+    this.#held--
+    this.#wake()
+  }
+
+  /** One file may have become parkable, or one slot free: one waiting open looks again. */
+  #wake(): void {
+    this.#waiting.shift()?.()
+  }
+
+  /**
+   * Parks the idlest named files that are not being read or waiting to be (their reads need
+   * the handle): an eighth of the budget at once, so that parking is rare. Their descriptors
+   * are closed in the background. Returns how many.
+   */
+  #park(): number {
+    const batch = Math.max(1, Math.ceil(Math.min(this.#budget, this.#held) / 8))
+    const idle = this.#table
+      .idlest(batch + this.#pumps.size)
+      .filter((f) => !this.#pumps.has(f))
+      .slice(0, batch)
+    for (const f of idle) void this.#closeInput(this.#table.park(f))
+    return idle.length
+  }
+
+  /**
+   * Reopens a parked file by `path`, its name, if the name still leads to it; otherwise the
+   * next look at the name finds what it leads to now (and the parked file by identity).
+   */
+  async #unpark(file: File, path: string): Promise<void> {
+    let fh: FileHandle
+    try {
+      fh = await this.#openInput(path)
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) {
+        this.#opts.log.warnOnce(
+          `open:${path}`,
+          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+        )
+      }
+      return
+    }
+    const st = await fh.stat().catch(() => null)
+    if (file.parked && st !== null && identityKey(st) === file.key) this.#table.unparked(file, fh)
+    else await this.#closeInput(fh)
   }
 
   /** The file a name points to now, or null (with a warning where one is due). */
@@ -305,40 +429,53 @@ export class AsyncFollower {
       (stats) => ({ stats }),
       (error: unknown) => ({ error }),
     )
-    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log.warnOnce)
+    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log)
   }
 
-  async #open(path: string): Promise<void> {
+  /** Opens the file a stat of `path` showed to be `named` (see FileTable.opened). */
+  async #open(path: string, named: Stats): Promise<void> {
     const { log } = this.#opts
     let fh: FileHandle
     try {
-      fh = await open(path, 'r')
+      fh = await this.#openInput(path)
     } catch (err) {
-      this.#table.unreadable.add(path)
-      if (!isErrno(err, 'ENOENT')) {
-        log.warnOnce(
-          `open:${path}`,
-          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-        )
+      if (isErrno(err, 'ENOENT')) {
+        this.#table.unreadable.add(path) // gone since the stat: the next look says what is there
+        return
       }
+      this.#table.openFailed(path, named)
+      log.warnOnce(
+        `open:${path}`,
+        `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+      )
       return
     }
-    log.forget(`open:${path}`)
-    const st = await fh.stat()
-    const head = await readHead(fh)
-    const atEnd = this.#opts.from === 'end' && this.#table.isStartupName(path)
-    const lineStart = atEnd ? await lineStartBefore(fh, st.size) : 0
-    const file = this.#table.opened(
-      path,
-      fh,
-      { identity: st, size: st.size, head },
-      atEnd,
-      lineStart,
-    )
-    if (file === null) await fh.close()
-    else {
+    this.#table.openWorked(path, log)
+    let file: File | null = null
+    try {
+      const st = await fh.stat()
+      // Swapped for a FIFO or a device since the stat: never read one (it may never end).
+      if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
+      const head = await readHead(fh)
+      const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
+      const lineStart = startSize === null ? 0 : await lineStartBefore(fh, startSize)
+      file = this.#table.opened(
+        path,
+        fh,
+        { identity: st, size: st.size, head },
+        startSize !== null,
+        lineStart,
+      )
+    } catch (err) {
+      if (!isSystemError(err)) throw err
+      log.warnOnce(`open:${path}`, `cannot read ${path}: ${describeErrno(err)}; will keep trying`)
+    } finally {
+      if (file === null) await this.#closeInput(fh)
+    }
+    if (file !== null) {
       this.#opts.sink.note?.(markOf(file))
       this.#tellSource(file)
+      this.#wake() // it may be parked now
     }
   }
 
@@ -358,6 +495,7 @@ export class AsyncFollower {
         } while (entry.again)
       } finally {
         this.#pumps.delete(file)
+        this.#wake() // it may be parked now
       }
     })()
     this.#pumps.set(file, entry)
@@ -370,6 +508,7 @@ export class AsyncFollower {
     const { sink, log } = this.#opts
     const cursor = file.cursor
     try {
+      checkReadFault(file.path)
       const { size } = await fh.stat()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
@@ -377,21 +516,18 @@ export class AsyncFollower {
       if (change !== 'truncated' && cursor.head.length > 0) {
         change = cursor.classify(size, await readHead(fh))
       }
-      if (change === 'idle') return
       if (change === 'truncated') {
         await this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
         if (rest) await sink.write(rest, markOf(file))
       }
-      await this.#readFrom(fh, file, size)
+      if (change !== 'idle') await this.#readFrom(fh, file, size)
+      this.#table.readWorked(file, log)
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: fail loudly
       // The fd stays valid after rename or unlink; an error here is the device or the fs.
-      log.warnOnce(
-        `read:${file.key}`,
-        `cannot read ${file.path}: ${describeErrno(err)}; will retry`,
-      )
+      this.#table.readFailed(file, err, log)
     }
   }
 
@@ -400,6 +536,7 @@ export class AsyncFollower {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
     while (true) {
+      checkReadFault(file.path)
       const want = readSize(size, cursor.offset, readChunkBytes)
       const { buf, start } = cursor.readBuffer(want)
       const { bytesRead } = await fh.read(buf, start, want, cursor.offset)
@@ -426,7 +563,7 @@ export class AsyncFollower {
       if (!isRotatedSibling(path, file.path)) continue
       const st = await stat(path).catch(() => null)
       if (!st?.isFile() || this.#table.files.has(identityKey(st))) continue
-      const fh = await open(path, 'r').catch(() => null)
+      const fh = await this.#openInput(path).catch(() => null)
       if (!fh) continue
       try {
         if (!cursor.headMatches(await readHead(fh))) continue
@@ -446,7 +583,7 @@ export class AsyncFollower {
         }
         return
       } finally {
-        await fh.close()
+        await this.#closeInput(fh)
       }
     }
   }
@@ -467,7 +604,16 @@ export class AsyncFollower {
     const rest = flush ? file.cursor.flush() : null
     if (rest) await this.#opts.sink.write(rest, markOf(file))
     this.#opts.onRelease?.(file)
-    await fh.close()
+    await this.#closeInput(fh)
+  }
+}
+
+/** The size of an open file now, or -1 when fstat fails (the next read says why, once). */
+function sizeOf(file: File): number {
+  try {
+    return fstatSync((file.handle as FileHandle).fd).size
+  } catch {
+    return -1
   }
 }
 

@@ -17,6 +17,8 @@ import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
+import { checkReadFault } from './fault.js'
+import { inputFileBudget } from './fd-budget.js'
 import {
   FileTable,
   MISSING_SCAN_SWEEPS,
@@ -24,6 +26,7 @@ import {
   type RememberedSource,
   type Tracked,
 } from './file-table.js'
+import { INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
@@ -49,6 +52,8 @@ export interface SyncFollowOptions {
   readonly onSource?: (file: Tracked<unknown>) => void
   /** Called when a file is let go (read to its end and closed): --order time ends its source. */
   readonly onRelease?: (file: Tracked<unknown>) => void
+  /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
+  readonly maxOpenFiles?: number
 }
 
 type File = Tracked<number>
@@ -57,6 +62,12 @@ export class SyncFollower {
   readonly #opts: SyncFollowOptions
   readonly #table: FileTable<number>
   #scratch = Buffer.alloc(0)
+  /** Input files this reader may hold open at once (see fd-budget.ts). */
+  readonly #budget: number
+  /** Input descriptors held now. */
+  #held = 0
+  /** The file being read: never parked under its own read (copytruncate opens a copy). */
+  #reading: File | null = null
   #sweeps = 0
   /** The fingerprint each file was last told with (see #tellSource). */
   readonly #headSent = new WeakMap<Tracked<unknown>, Buffer>()
@@ -70,10 +81,12 @@ export class SyncFollower {
   constructor(opts: SyncFollowOptions) {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
+    this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
   }
 
+  /** Inputs that could not be read at their last look (for --once's exit status). */
   get unreadable(): readonly string[] {
-    return [...this.#table.unreadable]
+    return this.#table.unreadableNow()
   }
 
   /** Files a checkpoint recorded: they resume where they were when found again. */
@@ -95,6 +108,7 @@ export class SyncFollower {
   ): void {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
+    const before = this.#table.missingKeys()
     for (const dir of dirs) {
       let names: string[] = []
       try {
@@ -102,7 +116,7 @@ export class SyncFollower {
       } catch {}
       for (const name of names) {
         const path = join(dir, name)
-        const st = statSync(path, { throwIfNoEntry: false })
+        const st = statQuietly(path)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
         if (current.has(path)) continue
@@ -112,7 +126,7 @@ export class SyncFollower {
         if (unknown || this.#table.wanted(st)) found.push({ path, st })
       }
     }
-    const gone = how.settle ? this.#table.settleScan(dirs, seen) : []
+    const gone = how.settle ? this.#table.settleScan(dirs, seen, before) : []
     for (const file of gone) {
       this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
       this.#opts.sink.forget?.(file.key)
@@ -128,17 +142,25 @@ export class SyncFollower {
         this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
       if (!wanted && !unknown) continue
       let fd: number
+      let head: Buffer
       try {
-        fd = openSync(path, 'r')
+        fd = this.#openInput(path)
       } catch {
         continue
       }
-      const seenNow = { identity: st, size: 0, head: readHead(fd) }
+      try {
+        head = readHead(fd)
+      } catch {
+        head = Buffer.alloc(0)
+      }
+      const seenNow = { identity: st, size: 0, head }
       let file: File | null
       if (wanted) {
-        const oldPath = wanted.path
+        const { path: oldPath, finished } = wanted
         file = this.#table.adoptOrphan(path, fd, seenNow)
-        if (file && path !== oldPath)
+        if (file && finished)
+          this.#opts.log.info(`${path}: written to after it was closed; reading the new lines`)
+        else if (file && path !== oldPath)
           this.#opts.log.info(
             `${path}: rotated while logmerge was not looking; reading the rest of it`,
           )
@@ -152,7 +174,7 @@ export class SyncFollower {
         }
       }
       if (!file) {
-        closeSync(fd)
+        this.#closeInput(fd)
         continue
       }
       this.#tellSource(file)
@@ -195,15 +217,16 @@ export class SyncFollower {
       this.#orphansMayGrow = true
       this.#readNew(orphaned)
     }
-    if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path))) {
+    if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path, st))) {
       // Before the file now at the name: see tail-async's #resolve.
       const names = new Set(this.#table.names.keys())
       this.#scanMissing(names, new Set([dirname(path)]), {
         unknownSince: this.#startedAt,
       })
     }
-    if (step.kind === 'open') this.#open(path)
+    if (step.kind === 'open' && st) this.#open(path, st)
     const file = this.#table.fileOf(path)
+    if (file?.parked && st && st.size !== file.cursor.offset) this.#unpark(file, path)
     if (file?.handle != null) this.#readNew(file)
     this.current = null
   }
@@ -230,7 +253,7 @@ export class SyncFollower {
       })
     }
     for (const [path, key] of this.#table.names) {
-      const st = statSync(path, { throwIfNoEntry: false })
+      const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
       if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset) {
         const before = file?.cursor.offset
@@ -241,7 +264,7 @@ export class SyncFollower {
     this.#orphansMayGrow = false
     for (const file of [...this.#table.orphans()]) {
       this.#orphansMayGrow = true
-      if (fstatSync(file.handle as number).size !== file.cursor.offset) {
+      if (sizeOf(file) !== file.cursor.offset) {
         this.#readNew(file)
         grew = true
       } else if (FileTable.isQuiet(file, this.#opts.quietMs)) {
@@ -259,6 +282,65 @@ export class SyncFollower {
 
   close(flush: boolean): void {
     for (const f of [...this.#table.open()]) this.#release(f, flush)
+    for (const file of flush ? [...this.#table.parkedFiles()] : []) {
+      const rest = file.cursor.flush()
+      if (rest) this.#opts.sink.write(rest, markOf(file))
+    }
+  }
+
+  /** Opens an input within the budget (see tail-async.ts #openInput). */
+  #openInput(path: string): number {
+    this.#makeRoom(false)
+    try {
+      return this.#counted(openSync(path, INPUT_OPEN_FLAGS))
+    } catch (err) {
+      if (!isErrno(err, 'EMFILE', 'ENFILE') || this.#makeRoom(true) === 0) throw err
+      return this.#counted(openSync(path, INPUT_OPEN_FLAGS))
+    }
+  }
+
+  #counted(fd: number): number {
+    this.#held++
+    return fd
+  }
+
+  #closeInput(fd: number): void {
+    this.#held--
+    closeSync(fd)
+  }
+
+  /** Parks the idlest named files when the budget is used up (see tail-async.ts #makeRoom). */
+  #makeRoom(now: boolean): number {
+    if (!now && this.#held < this.#budget) return 0
+    const batch = Math.max(1, Math.ceil(Math.min(this.#budget, this.#held) / 8))
+    const idle = this.#table
+      .idlest(batch + 1)
+      .filter((f) => f !== this.#reading)
+      .slice(0, batch)
+    for (const f of idle) this.#closeInput(this.#table.park(f))
+    return idle.length
+  }
+
+  /** Reopens a parked file by its name, if the name still leads to it (see tail-async.ts). */
+  #unpark(file: File, path: string): void {
+    let fd: number
+    try {
+      fd = this.#openInput(path)
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) {
+        this.#opts.log.warnOnce(
+          `open:${path}`,
+          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+        )
+      }
+      return
+    }
+    let same = false
+    try {
+      same = identityKey(fstatSync(fd)) === file.key
+    } catch {}
+    if (same) this.#table.unparked(file, fd)
+    else this.#closeInput(fd)
   }
 
   #statName(path: string): Stats | null {
@@ -268,42 +350,53 @@ export class SyncFollower {
     } catch (error) {
       seen = { error }
     }
-    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log.warnOnce)
+    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log)
   }
 
-  #open(path: string): void {
+  /** Opens the file a stat of `path` showed to be `named` (see tail-async.ts). */
+  #open(path: string, named: Stats): void {
     const { log } = this.#opts
     let fd: number
     try {
-      fd = openSync(path, 'r')
+      fd = this.#openInput(path)
     } catch (err) {
-      this.#table.unreadable.add(path)
-      if (!isErrno(err, 'ENOENT')) {
-        log.warnOnce(
-          `open:${path}`,
-          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-        )
+      if (isErrno(err, 'ENOENT')) {
+        this.#table.unreadable.add(path) // gone since the stat: the next look says what is there
+        return
       }
+      this.#table.openFailed(path, named)
+      log.warnOnce(
+        `open:${path}`,
+        `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
+      )
       return
     }
-    log.forget(`open:${path}`)
-    const st = fstatSync(fd)
-    const head = readHead(fd)
-    const atEnd = this.#opts.from === 'end' && this.#table.isStartupName(path)
-    const lineStart = atEnd ? lineStartBeforeSync(fd, st.size) : 0
-    const file = this.#table.opened(
-      path,
-      fd,
-      { identity: st, size: st.size, head },
-      atEnd,
-      lineStart,
-    )
-    if (file === null) {
-      closeSync(fd)
-      return
+    this.#table.openWorked(path, log)
+    let file: File | null = null
+    try {
+      const st = fstatSync(fd)
+      // Swapped for a FIFO or a device since the stat: never read one (it may never end).
+      if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
+      const head = readHead(fd)
+      const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
+      const lineStart = startSize === null ? 0 : lineStartBeforeSync(fd, startSize)
+      file = this.#table.opened(
+        path,
+        fd,
+        { identity: st, size: st.size, head },
+        startSize !== null,
+        lineStart,
+      )
+    } catch (err) {
+      if (!isSystemError(err)) throw err
+      log.warnOnce(`open:${path}`, `cannot read ${path}: ${describeErrno(err)}; will keep trying`)
+    } finally {
+      if (file === null) this.#closeInput(fd)
     }
-    this.#opts.sink.note?.(markOf(file))
-    this.#tellSource(file)
+    if (file !== null) {
+      this.#opts.sink.note?.(markOf(file))
+      this.#tellSource(file)
+    }
   }
 
   #readNew(file: File): void {
@@ -311,27 +404,28 @@ export class SyncFollower {
     if (fd === null) return
     const { sink, log } = this.#opts
     const cursor = file.cursor
+    this.#reading = file
     try {
+      checkReadFault(file.path)
       const { size } = fstatSync(fd)
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length shows only
       // in the first bytes (see tail-async.ts).
       if (change !== 'truncated' && cursor.head.length > 0)
         change = cursor.classify(size, readHead(fd))
-      if (change === 'idle') return
       if (change === 'truncated') {
         this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
         if (rest) sink.write(rest, markOf(file))
       }
-      this.#readFrom(fd, file, size)
+      if (change !== 'idle') this.#readFrom(fd, file, size)
+      this.#table.readWorked(file, log)
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: let the thread fail loudly
-      log.warnOnce(
-        `read:${file.key}`,
-        `cannot read ${file.path}: ${describeErrno(err)}; will retry`,
-      )
+      this.#table.readFailed(file, err, log)
+    } finally {
+      this.#reading = null
     }
   }
 
@@ -340,6 +434,7 @@ export class SyncFollower {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
     while (true) {
+      checkReadFault(file.path)
       const want = readSize(size, cursor.offset, readChunkBytes)
       // Blocks are consumed before the next read (the sink copies or writes them at once), so
       // one scratch buffer serves every read of this thread.
@@ -369,11 +464,11 @@ export class SyncFollower {
     for (const name of names) {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
-      const st = statSync(path, { throwIfNoEntry: false })
+      const st = statQuietly(path)
       if (!st?.isFile() || this.#table.files.has(identityKey(st))) continue
       let fd: number
       try {
-        fd = openSync(path, 'r')
+        fd = this.#openInput(path)
       } catch {
         continue
       }
@@ -394,7 +489,7 @@ export class SyncFollower {
         }
         return
       } finally {
-        closeSync(fd)
+        this.#closeInput(fd)
       }
     }
   }
@@ -407,7 +502,16 @@ export class SyncFollower {
     const rest = flush ? file.cursor.flush() : null
     if (rest) this.#opts.sink.write(rest, markOf(file))
     this.#opts.onRelease?.(file)
-    closeSync(fd)
+    this.#closeInput(fd)
+  }
+}
+
+/** The size of an open file now, or -1 when fstat fails (the next read says why, once). */
+function sizeOf(file: File): number {
+  try {
+    return fstatSync(file.handle as number).size
+  } catch {
+    return -1
   }
 }
 

@@ -118,14 +118,23 @@ function track(name: string, proc: ChildProcess): Child {
 export interface SpawnOptions {
   readonly cwd?: string
   readonly env?: NodeJS.ProcessEnv
+  /** Run as this user id, with the group id of the same number (root only: nobody is 65534). */
+  readonly uid?: number
+  /** Run under `ulimit -n <this>` (through bash). */
+  readonly openFilesLimit?: number
 }
 
 /** Starts the real bin/logmerge (through its shebang) with a pinned environment. */
 export function spawnLogmerge(args: readonly string[], opts: SpawnOptions = {}): Child {
-  const proc = spawn(BIN, args, {
+  const [command, argv] =
+    opts.openFilesLimit === undefined
+      ? [BIN, args]
+      : ['bash', ['-c', `ulimit -n ${opts.openFilesLimit} && exec "$0" "$@"`, BIN, ...args]]
+  const proc = spawn(command, argv, {
     cwd: opts.cwd ?? ROOT,
     env: pinnedEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.uid !== undefined && { uid: opts.uid, gid: opts.uid }),
   })
   return track(`logmerge ${args.join(' ')}`, proc)
 }
@@ -389,6 +398,9 @@ export interface FollowOptions {
   readonly probe?: readonly string[]
   readonly args?: readonly string[]
   readonly out?: string
+  /** Extra environment (LOGMERGE_FAULT) and the user to run as (see SpawnOptions). */
+  readonly env?: NodeJS.ProcessEnv
+  readonly uid?: number
 }
 
 /**
@@ -399,7 +411,11 @@ export async function follow(opts: FollowOptions): Promise<Following> {
   const out = opts.out ?? join(opts.cwd, 'out.log')
   const lm = spawnLogmerge(
     ['--engine', opts.engine, ...(opts.args ?? []), '-o', out, ...opts.inputs],
-    { cwd: opts.cwd },
+    {
+      cwd: opts.cwd,
+      ...(opts.env && { env: opts.env }),
+      ...(opts.uid !== undefined && { uid: opts.uid }),
+    },
   )
   const journal = new Journal()
   await Promise.all((opts.probe ?? []).map((file) => probe(lm, out, file, journal)))
