@@ -62,6 +62,19 @@ describe('usage errors', () => {
     { what: 'an unknown --from', args: ['--from', 'middle', 'a.log'], names: 'middle' },
     { what: 'an unknown engine', args: ['--engine', 'nope', 'a.log'], names: 'nope' },
     { what: 'no input', args: ['--once'], names: 'input' },
+    { what: 'an unknown --format', args: ['--format', 'xml', 'a.log'], names: 'xml' },
+    { what: 'a --label without NAME=', args: ['--label', 'a.log', 'a.log'], names: '--label' },
+    {
+      what: 'an unknown --timestamp-format',
+      args: ['--order', 'time', '--timestamp-format', 'nope', 'a.log'],
+      names: 'nope',
+    },
+    { what: 'a negative --reorder-window', args: ['--reorder-window', '-5', 'a.log'], names: '-5' },
+    {
+      what: '--order time on a locked-writer engine',
+      args: ['--order', 'time', '--engine', 'threads', 'a.log'],
+      names: 'threads',
+    },
   ])('$what: exit 2 with a one-line error', async ({ args, names }, { tmp }) => {
     const run = await runLogmerge(args, { cwd: tmp })
     expect(run.code).toBe(2)

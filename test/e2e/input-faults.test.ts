@@ -4,7 +4,7 @@
  * new target, unreadable files (run as nobody: root ignores permissions), inotify out of
  * instances, a disk that returns EIO (through the test-only fault hook), rotated and deleted
  * files held open, empty lines, a file that grows by hundreds of MiB at once, and truncation
- * with regrowth past the old size. docs/failure-modes-input.md lists each case with its test.
+ * with regrowth past the old size. docs/failure-modes.md lists each case with its test.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
