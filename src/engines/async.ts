@@ -9,7 +9,7 @@ import pLimit from 'p-limit'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { BlockSink } from '../sink/sink.js'
 import { Checkpointer } from '../state/checkpointer.js'
-import { prescan } from '../state/prescan.js'
+import { prescan, resumePoints } from '../state/prescan.js'
 import { recover, toRemembered } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
@@ -87,7 +87,7 @@ export async function runAsync({
   const resumeFrom = async (paths: readonly string[]) => {
     if (!checkpoints) return
     const { sources, previousStart } = recovered
-    const all = [...sources, ...(await prescan(paths, sources, config.from, previousStart))]
+    const all = resumePoints(sources, await prescan(paths, sources, config.from, previousStart))
     follower.remember(toRemembered(all))
     for (const s of all) writer.note({ key: identityKey(s), offset: s.offset })
     await checkpoints.save()

@@ -23,7 +23,7 @@ import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer } from '../state/checkpointer.js'
-import { prescan } from '../state/prescan.js'
+import { prescan, resumePoints } from '../state/prescan.js'
 import { recover } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
@@ -185,10 +185,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     let remembered = recovered.sources
     if (checkpoints) {
       const { sources: had, previousStart } = recovered
-      remembered = [
-        ...had,
-        ...(await prescan([...paths.values()].flat(), had, config.from, previousStart)),
-      ]
+      remembered = resumePoints(
+        had,
+        await prescan([...paths.values()].flat(), had, config.from, previousStart),
+      )
       for (const s of remembered) {
         const key = identityKey(s)
         sources.set(key, s)

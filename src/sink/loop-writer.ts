@@ -64,6 +64,8 @@ export class LoopWriter implements BlockSink {
   /** Output size and per-source offsets: changed together, only when a whole batch is out. */
   #size: number
   #written = new Map<string, number>()
+  /** Each source's first bytes as of its offset in #written (see SourceMark.head). */
+  #heads = new Map<string, Uint8Array>()
   #stats = new Map<string, SourceStats>()
   #changes = 0
   /** The output file's identity (null for stdout), for checkpoints. */
@@ -100,6 +102,7 @@ export class LoopWriter implements BlockSink {
   forget(key: string): void {
     if (!this.#written.delete(key)) return
     this.#stats.delete(key)
+    this.#heads.delete(key)
     this.#changes++
   }
 
@@ -141,6 +144,7 @@ export class LoopWriter implements BlockSink {
       output: this.#identity,
       offsets: new Map(this.#written),
       stats: new Map(this.#stats),
+      heads: new Map(this.#heads),
     }
   }
 
@@ -153,6 +157,7 @@ export class LoopWriter implements BlockSink {
   note(mark: SourceMark): void {
     if (this.#written.has(mark.key)) return
     this.#written.set(mark.key, mark.offset)
+    if (mark.head) this.#heads.set(mark.key, mark.head)
     if (mark.stats) this.#stats.set(mark.key, mark.stats)
     this.#changes++
     this.#opts.onNewSource?.()
@@ -463,6 +468,7 @@ export class LoopWriter implements BlockSink {
     this.#changes++
     this.#written.set(mark.key, mark.offset)
     if (mark.stats) this.#stats.set(mark.key, mark.stats)
+    if (mark.head) this.#heads.set(mark.key, mark.head)
   }
 
   #wakeWaiters(): void {

@@ -4,6 +4,13 @@
 export interface SourceMark {
   readonly key: string
   readonly offset: number
+  /**
+   * The source's first bytes as its reader knows them with this block. The event-loop writer
+   * records them with the offset, so a checkpoint never pairs a truncated file's new
+   * fingerprint with an offset from before the truncation (which a restart would take for a
+   * position in the new content).
+   */
+  readonly head?: Uint8Array
   /** How the source is doing, for `logmerge status` (kept with the offset, not acted on). */
   readonly stats?: SourceStats
   /**
@@ -34,6 +41,8 @@ export interface Snapshot {
   readonly size: number
   readonly output: { readonly dev: number; readonly ino: number } | null
   readonly offsets: ReadonlyMap<string, number>
+  /** Each source's first bytes as of its offset (event-loop writer only; see SourceMark.head). */
+  readonly heads?: ReadonlyMap<string, Uint8Array>
   readonly stats: ReadonlyMap<string, SourceStats>
 }
 

@@ -71,8 +71,12 @@ export class Checkpointer {
     const known = this.#from.sources(snap.offsets)
     if (known === null) return
     const sources = known.map((s) => {
-      const stats = snap.stats.get(identityKey(s))
-      return stats ? { ...s, stats } : s
+      const key = identityKey(s)
+      const stats = snap.stats.get(key)
+      // The fingerprint that goes with the offset, where the writer keeps it (SourceMark.head).
+      const head = snap.heads?.get(key)
+      const withHead = head ? { ...s, head: Buffer.from(head).toString('base64') } : s
+      return stats ? { ...withHead, stats } : withHead
     })
     try {
       await this.#from.fsync()

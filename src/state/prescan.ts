@@ -11,6 +11,22 @@ import { isRotatedSibling, rotationFamily } from '../tail/rotation.js'
 import { lineStartBefore } from '../tail/start.js'
 import type { SourceState } from './checkpoint.js'
 
+/**
+ * The sources to resume: the recorded ones, with what prescan found taking the place of a
+ * recorded source of the same identity (a file truncated and rewritten while we were down has
+ * its new first bytes and starts at 0). One entry per identity: with two, the writer kept the
+ * first offset and the checkpoint the last fingerprint, and a kill then resumed the new
+ * content at the old offset (lines lost, one torn; found by the selftest on top-down).
+ */
+export function resumePoints(
+  recorded: readonly SourceState[],
+  found: readonly SourceState[],
+): SourceState[] {
+  const byKey = new Map(recorded.map((s) => [identityKey(s), s]))
+  for (const s of found) byKey.set(identityKey(s), s)
+  return [...byKey.values()]
+}
+
 export async function prescan(
   paths: readonly string[],
   remembered: readonly SourceState[],

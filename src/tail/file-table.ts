@@ -42,6 +42,7 @@ export interface Tracked<H> {
 export const markOf = (file: Tracked<unknown>): SourceMark => ({
   key: file.key,
   offset: file.cursor.committedOffset,
+  head: file.cursor.head,
   stats: {
     lines: file.cursor.lines,
     linesSplit: file.cursor.linesSplit,
