@@ -43,6 +43,8 @@ const MAIN_WAIT_MS = 100
 export const SLOTS_PER_THREAD = 16384
 /** A slot: device, inode, offset, in use, then the stats (SourceStats' five numbers). */
 const SLOT = 9
+/** Bytes a slot's fingerprint takes in LockedWriterShare.heads: its length + 1, then 64 bytes. */
+const HEAD_CELL = 65
 
 /**
  * The shared Int32 cells after the output size (a Float64 at byte 0), by index in an Int32Array
@@ -74,6 +76,12 @@ export interface LockedWriterShare {
   readonly lock: SharedArrayBuffer
   /** The source offsets, SLOTS_PER_THREAD slots per thread, changed only under the lock. */
   readonly slots: SharedArrayBuffer
+  /**
+   * Each slot's source fingerprint (SourceMark.head) as of its offset: HEAD_CELL bytes a slot,
+   * the length + 1 first (0: none recorded), changed with the offset under the lock, so a
+   * checkpoint never pairs a truncated file's new first bytes with an offset from before.
+   */
+  readonly heads: SharedArrayBuffer
   /** Float64 at byte 0: output size; then the Int32 cells of CELL. */
   readonly state: SharedArrayBuffer
 }
@@ -94,6 +102,7 @@ export class LockedWriter implements BlockSink {
   readonly #cells: Int32Array
   readonly #onRetry: (message: string) => void
   readonly #slots: Float64Array
+  readonly #heads: Uint8Array
   /** This thread's slots: the first index of its region, and the slot of each source key. */
   readonly #region: number
   readonly #slotOf = new Map<string, number>()
@@ -127,6 +136,7 @@ export class LockedWriter implements BlockSink {
     this.share = share
     this.#region = region
     this.#slots = new Float64Array(share.slots)
+    this.#heads = new Uint8Array(share.heads)
     this.#mutex = new Mutex(share.lock)
     this.#size = new Float64Array(share.state, 0, 1)
     this.#cells = new Int32Array(share.state)
@@ -155,8 +165,9 @@ export class LockedWriter implements BlockSink {
     const slots = new SharedArrayBuffer(
       regions * SLOTS_PER_THREAD * SLOT * Float64Array.BYTES_PER_ELEMENT,
     )
+    const heads = new SharedArrayBuffer(regions * SLOTS_PER_THREAD * HEAD_CELL)
     const writer = new LockedWriter(
-      { path, lock: new SharedArrayBuffer(4), state, slots },
+      { path, lock: new SharedArrayBuffer(4), state, slots, heads },
       0,
       onRetry,
     )
@@ -194,11 +205,15 @@ export class LockedWriter implements BlockSink {
     try {
       const offsets = new Map<string, number>()
       const stats = new Map<string, SourceStats>()
+      const heads = new Map<string, Uint8Array>()
       const s = this.#slots
       for (let i = 0; i < s.length; i += SLOT) {
         if (s[i + 3] !== 1) continue
         const key = `${s[i]}:${s[i + 1]}`
         offsets.set(key, s[i + 2] as number)
+        const at = (i / SLOT) * HEAD_CELL
+        const stored = this.#heads[at] as number
+        if (stored > 0) heads.set(key, this.#heads.slice(at + 1, at + stored))
         const [lines, linesSplit, truncations, pendingBytes, lastActivity] = s.subarray(
           i + 4,
           i + 9,
@@ -214,7 +229,7 @@ export class LockedWriter implements BlockSink {
       const fd = this.#cells[CELL.fd] as number
       const output =
         this.share.path === '-' ? null : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
-      this.#last = { size: this.#size[0] as number, output, offsets, stats }
+      this.#last = { size: this.#size[0] as number, output, offsets, stats, heads }
       return this.#last
     } finally {
       this.#mutex.unlock()
@@ -234,6 +249,7 @@ export class LockedWriter implements BlockSink {
       const slot = this.#slotOf.get(key)
       if (slot === undefined) return
       this.#slots[slot + 3] = 0
+      this.#heads[(slot / SLOT) * HEAD_CELL] = 0
       this.#slotOf.delete(key)
       this.#freeSlots.push(slot)
       Atomics.add(this.#cells, CELL.changes, 1)
@@ -258,6 +274,12 @@ export class LockedWriter implements BlockSink {
       this.#slots[slot + 3] = 1
     }
     this.#slots[slot + 2] = mark.offset
+    if (mark.head) {
+      const at = (slot / SLOT) * HEAD_CELL
+      const head = mark.head.subarray(0, HEAD_CELL - 1)
+      this.#heads[at] = head.length + 1
+      this.#heads.set(head, at + 1)
+    }
     Atomics.add(this.#cells, CELL.changes, 1)
     const st = mark.stats
     if (st)
