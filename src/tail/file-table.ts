@@ -54,6 +54,9 @@ export const markOf = (file: Tracked<unknown>): SourceMark => ({
   ...(file.cursor.inserted.length > 0 ? { inserted: file.cursor.inserted } : {}),
 })
 
+/** What a directory search found worth reading (see FileTable.searchHit). */
+export type SearchHit = 'remembered' | 'unknown'
+
 /** What the shell must do after looking at a name. */
 export type NameStep =
   /** Nothing new about the name: read the file it points to (if any). */
@@ -314,6 +317,57 @@ export class FileTable<H> {
   /** The shell closed `file`'s handle: with no name left, it is finished. */
   released(file: Tracked<H>): void {
     file.finished = file.names === 0
+  }
+
+  /**
+   * What a directory search (the shells' #scanMissing) makes of the file `st` at `path`: a
+   * remembered or finished-and-grown file to read on ('remembered'), an older generation of an
+   * input name nobody has seen, born after `unknownSince` ('unknown'), or nothing (null). Input
+   * names in `current` are left to the look at the name.
+   */
+  searchHit(
+    path: string,
+    st: Identity & { readonly size: number; readonly birthtimeMs: number },
+    current: ReadonlySet<string>,
+    unknownSince?: number,
+  ): SearchHit | null {
+    if (current.has(path)) return null
+    if (this.wanted(st)) return 'remembered'
+    if (unknownSince !== undefined && this.isUnknownGeneration(path, st, current, unknownSince))
+      return 'unknown'
+    return null
+  }
+
+  /**
+   * Takes over a search hit the shell opened as `handle`: the file to read from here, whether
+   * it is new to the writer (note it), and what to tell the operator; null when it is not to be
+   * read after all (another search took it, its first bytes differ, or it is a copytruncate
+   * copy, which is read from our offset once the truncation is seen): the shell closes `handle`.
+   */
+  adoptHit(
+    path: string,
+    handle: H,
+    file: OpenedFile,
+    hit: SearchHit,
+  ): { file: Tracked<H>; isNew: boolean; message: string | null } | null {
+    if (hit === 'remembered') {
+      const known = this.files.get(identityKey(file.identity))
+      const finished = known?.finished ?? false
+      const oldPath = known?.path
+      const adopted = this.adoptOrphan(path, handle, file)
+      if (!adopted) return null
+      const message = finished
+        ? `${path}: written to after it was closed; reading the new lines`
+        : path !== oldPath
+          ? `${path}: rotated while logmerge was not looking; reading the rest of it`
+          : null
+      return { file: adopted, isNew: false, message }
+    }
+    if (this.isCopyOfFollowed(path, file.head)) return null
+    const adopted = this.adoptUnknown(path, handle, file)
+    if (!adopted) return null
+    const message = `${path}: created and rotated between two looks; reading all of it`
+    return { file: adopted, isNew: true, message }
   }
 
   /** A remembered file found under a name no input matches (a rotated sibling): read it out. */

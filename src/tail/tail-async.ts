@@ -140,11 +140,7 @@ export class AsyncFollower {
         const st = await stat(path).catch(() => null)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
-        if (current.has(path)) continue
-        const unknown =
-          how.unknownSince !== undefined &&
-          this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
-        if (unknown || this.#table.wanted(st)) found.push({ path, st })
+        if (this.#table.searchHit(path, st, current, how.unknownSince)) found.push({ path, st })
       }
     }
     const gone = how.settle ? this.#table.settleScan(dirs, seen, before) : []
@@ -156,43 +152,19 @@ export class AsyncFollower {
     for (const { path, st } of found.sort((x, y) =>
       olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
-      const wanted = this.#table.wanted(st)
-      const unknown =
-        !wanted &&
-        how.unknownSince !== undefined &&
-        this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
-      const fh = wanted || unknown ? await this.#openInput(path).catch(() => null) : null
-      if (!fh) continue
-      const seenNow = {
-        identity: st,
-        size: 0,
-        head: await readHead(fh).catch(() => Buffer.alloc(0)),
-      }
-      let file: File | null
-      if (wanted) {
-        const { path: oldPath, finished } = wanted
-        file = this.#table.adoptOrphan(path, fh, seenNow)
-        if (file && finished)
-          this.#opts.log.info(`${path}: written to after it was closed; reading the new lines`)
-        else if (file && path !== oldPath)
-          this.#opts.log.info(
-            `${path}: rotated while logmerge was not looking; reading the rest of it`,
-          )
-      } else if (this.#table.isCopyOfFollowed(path, seenNow.head)) {
-        file = null // a copytruncate copy: read from our offset when the truncation is seen
-      } else {
-        file = this.#table.adoptUnknown(path, fh, seenNow)
-        if (file) {
-          this.#opts.sink.note?.(markOf(file))
-          this.#opts.log.info(`${path}: created and rotated between two looks; reading all of it`)
-        }
-      }
-      if (!file) {
+      const hit = this.#table.searchHit(path, st, current, how.unknownSince)
+      const fh = hit ? await this.#openInput(path).catch(() => null) : null
+      if (!hit || !fh) continue
+      const head = await readHead(fh).catch(() => Buffer.alloc(0))
+      const taken = this.#table.adoptHit(path, fh, { identity: st, size: 0, head }, hit)
+      if (!taken) {
         await this.#closeInput(fh)
         continue
       }
-      this.#tellSource(file)
-      await this.#pump(file)
+      if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
+      if (taken.message) this.#opts.log.info(taken.message)
+      this.#tellSource(taken.file)
+      await this.#pump(taken.file)
     }
   }
 

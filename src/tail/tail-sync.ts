@@ -119,11 +119,7 @@ export class SyncFollower {
         const st = statQuietly(path)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
-        if (current.has(path)) continue
-        const unknown =
-          how.unknownSince !== undefined &&
-          this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
-        if (unknown || this.#table.wanted(st)) found.push({ path, st })
+        if (this.#table.searchHit(path, st, current, how.unknownSince)) found.push({ path, st })
       }
     }
     const gone = how.settle ? this.#table.settleScan(dirs, seen, before) : []
@@ -135,50 +131,29 @@ export class SyncFollower {
     for (const { path, st } of found.sort((x, y) =>
       olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
-      const wanted = this.#table.wanted(st)
-      const unknown =
-        !wanted &&
-        how.unknownSince !== undefined &&
-        this.#table.isUnknownGeneration(path, st, current, how.unknownSince)
-      if (!wanted && !unknown) continue
+      const hit = this.#table.searchHit(path, st, current, how.unknownSince)
+      if (!hit) continue
       let fd: number
-      let head: Buffer
       try {
         fd = this.#openInput(path)
       } catch {
         continue
       }
+      let head: Buffer
       try {
         head = readHead(fd)
       } catch {
         head = Buffer.alloc(0)
       }
-      const seenNow = { identity: st, size: 0, head }
-      let file: File | null
-      if (wanted) {
-        const { path: oldPath, finished } = wanted
-        file = this.#table.adoptOrphan(path, fd, seenNow)
-        if (file && finished)
-          this.#opts.log.info(`${path}: written to after it was closed; reading the new lines`)
-        else if (file && path !== oldPath)
-          this.#opts.log.info(
-            `${path}: rotated while logmerge was not looking; reading the rest of it`,
-          )
-      } else if (this.#table.isCopyOfFollowed(path, seenNow.head)) {
-        file = null // a copytruncate copy: read from our offset when the truncation is seen
-      } else {
-        file = this.#table.adoptUnknown(path, fd, seenNow)
-        if (file) {
-          this.#opts.sink.note?.(markOf(file))
-          this.#opts.log.info(`${path}: created and rotated between two looks; reading all of it`)
-        }
-      }
-      if (!file) {
+      const taken = this.#table.adoptHit(path, fd, { identity: st, size: 0, head }, hit)
+      if (!taken) {
         this.#closeInput(fd)
         continue
       }
-      this.#tellSource(file)
-      this.#readNew(file)
+      if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
+      if (taken.message) this.#opts.log.info(taken.message)
+      this.#tellSource(taken.file)
+      this.#readNew(taken.file)
     }
   }
 
