@@ -24,6 +24,8 @@ import { READABLE, Writer } from './writer.js'
 const TICK_MS = 10
 /** About how often the output is made to fail (when it can be). */
 const OUTPUT_FAULT_EVERY_MS = 3000
+/** How often a due rotation looks again whether its writer is free. */
+const BUSY_RETRY_MS = 50
 /** After the writers stop, how long logmerge gets to catch up before SIGTERM. */
 const CATCH_UP_MS = 60_000
 /** How long logmerge may drain after SIGTERM (its own --shutdown-timeout is 30 s). */
@@ -234,7 +236,9 @@ class Scenario {
       lateWrites: this.opts.faults.has('late-writes'),
     }
     while (await this.#pause(this.random.jitter(this.opts.rotateEveryMs))) {
-      if (w.busy) continue
+      // A rotation that falls due while the writer's permissions are flipped waits for the
+      // flip to end rather than losing its turn (a short run could otherwise do none).
+      while (w.busy) if (!(await this.#pause(BUSY_RETRY_MS))) return
       w.busy = true
       try {
         const outcome = await rotate[mode](w, ctx)
