@@ -573,8 +573,14 @@ export class FileTable<H> {
     const deferred = this.#deferred.delete(path)
     const atStartup = (fromStartup || deferred) && !this.#knownNames.has(path)
     let cursor: Cursor
-    if (known?.cursor.headMatches(file.head)) {
-      cursor = known.cursor // finished earlier, seen again under a (new) name: resume
+    if (known) {
+      // Remembered from a checkpoint, or finished earlier and seen again under a (new) name:
+      // resume. If its first bytes changed meanwhile, it was truncated and rewritten (or its
+      // inode reused): the shell's first read sees that as a truncation and, as while running,
+      // finishes from a copytruncate copy before reading from 0. A new cursor at 0 here lost
+      // the copy's rest when the truncation fell between the start-up prescan and this open
+      // (found by the selftest: copytruncate under the reader-thread engines).
+      cursor = known.cursor
     } else {
       const offset = atStartup && startAtEnd ? lineStart : 0
       cursor = new Cursor({
