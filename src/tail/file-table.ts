@@ -237,11 +237,16 @@ export class FileTable<H> {
   /**
    * Open files that lost the name `path` (rotated away) and may still grow: an application
    * writes to its old file until it reopens. Read them before the file now at `path`, so lines
-   * keep the order they were written in.
+   * keep the order they were written in. Also the older generations of `path` found by a search
+   * (a.log.1, adopted under that name after a restart): the selftest saw an application's late
+   * lines in one come after the new a.log's.
    */
   *orphansNamed(path: string): Generator<Tracked<H>> {
-    for (const f of this.files.values())
-      if (f.names === 0 && f.handle !== null && f.path === path) yield f
+    for (const f of this.files.values()) {
+      if (f.names !== 0 || f.handle === null) continue
+      if (f.path === path || (rotationFamily(f.path) === path && isRotatedSibling(f.path, path)))
+        yield f
+    }
   }
 
   /** Files with no handle and no name: remembered from a checkpoint, or finished. */

@@ -164,6 +164,8 @@ export class AsyncFollower {
       if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
       if (taken.message) this.#opts.log.info(taken.message)
       this.#tellSource(taken.file)
+      // Open without a name: its writer may not have reopened yet (see changed()).
+      this.#orphansMayGrow = true
       await this.#pump(taken.file)
     }
   }

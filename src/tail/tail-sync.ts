@@ -153,6 +153,8 @@ export class SyncFollower {
       if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
       if (taken.message) this.#opts.log.info(taken.message)
       this.#tellSource(taken.file)
+      // Open without a name: its writer may not have reopened yet (see changed()).
+      this.#orphansMayGrow = true
       this.#readNew(taken.file)
     }
   }

@@ -7,6 +7,7 @@
  * read again from its start by a later run: found by the selftest on the reader-thread engines).
  */
 import {
+  appendFileSync,
   mkdtempSync,
   readFileSync,
   renameSync,
@@ -50,6 +51,7 @@ interface Shell {
   start(names: string[]): Promise<void>
   sweep(): Promise<void>
   resolve(name: string): Promise<void>
+  changed(name: string): Promise<void>
   keys(): string[]
   close(): Promise<void>
 }
@@ -72,6 +74,7 @@ const SHELLS: Record<string, (sink: Recorder) => Shell> = {
       findRotated: (n) => f.findRotated(n),
       start: (n) => f.start(n),
       resolve: (n) => f.resolve(n),
+      changed: (n) => f.changed(n),
       // The missing-file scan runs in the background of a sweep: give it time to finish.
       sweep: async () => {
         f.sweep()
@@ -89,6 +92,7 @@ const SHELLS: Record<string, (sink: Recorder) => Shell> = {
       findRotated: async (n) => f.findRotated(n),
       start: async (n) => f.start(n),
       resolve: async (n) => f.resolve(n),
+      changed: async (n) => f.changed(n),
       sweep: async () => void f.sweep(),
       // The thread engines' checkpoints list the sources the writer has offsets for.
       keys: () => [...sink.offsets.keys()],
@@ -154,6 +158,27 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     // The copy is known from now on: a later search does not read it again from its start.
     for (let i = 0; i < MISSING_SCAN_SWEEPS; i++) await shell.sweep()
     expect(sink.lines).toEqual(['old 2', 'new 1', 'new 2'])
+    await shell.close()
+  })
+
+  test("late lines in a rotated file found by a search come before the new file's next ones", async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'old 1\nold 2\n')
+    const state = recorded(log, 'old 1\n'.length)
+    // Rotated while logmerge was down; the application has not reopened yet.
+    renameSync(log, `${log}.1`)
+    writeFileSync(log, '')
+    const sink = new Recorder()
+    const shell = make(sink)
+    shell.remember([state])
+    await shell.findRotated([log]) // finds a.log.1 by identity and reads its rest
+    await shell.start([log])
+    expect(sink.lines).toEqual(['old 2'])
+    // Its last line into the old file, then it reopens and writes to the new one.
+    appendFileSync(`${log}.1`, 'old 3\n')
+    appendFileSync(log, 'new 1\n')
+    await shell.changed(log) // the event for a.log: the old file's late line first
+    expect(sink.lines).toEqual(['old 2', 'old 3', 'new 1'])
     await shell.close()
   })
 
