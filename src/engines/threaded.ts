@@ -147,6 +147,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
   const inflightCells = new Int32Array(inflight)
   const pool = new Pool({ max: config.threads })
   const shards: Shard[] = []
+  /** The threads were sent 'stop' (each then ends by itself). */
+  let stopping = false
   const send = (shard: Shard, msg: ToWorker) => {
     shard.port.postMessage(msg)
     Atomics.add(shard.control, 0, 1)
@@ -215,6 +217,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
     }
+    stopping = true
     for (const shard of shards) send(shard, { code: 'stop', flush: config.once })
     const unreadable = (await Promise.all(shards.map((s) => s.done.catch(() => [])))).flat()
     chain?.finish() // what the time order holds, before the final checkpoint
@@ -224,6 +227,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     await checkpoints?.stop()
     return { unreadable }
   } finally {
+    // Thrown before the threads were told to stop (a bug, or an error on the way): they would
+    // wait for 'stop' forever, and this for them. Their unwritten lines are after the last
+    // checkpoint, so the next start reads them again.
+    if (!stopping) for (const shard of shards) void shard.worker.terminate()
     events.off('reopen', reopen)
     await loop?.close()
     locked?.close()
