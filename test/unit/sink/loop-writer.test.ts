@@ -1,0 +1,57 @@
+/**
+ * The event-loop writer's marks: a checkpoint's snapshot must never count a source as further
+ * than the bytes in the output. A note (a source starting at an offset) waits behind the blocks
+ * queued before it: those may hold its bytes under another key (a copytruncate copy's rest is
+ * read through the truncated file's cursor, then the copy is noted at its end).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, expect, test } from 'vitest'
+import { silentLogger } from '../../../src/log.js'
+import { LoopWriter } from '../../../src/sink/loop-writer.js'
+
+let dir: string
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'logmerge-loop-writer-'))
+})
+afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+const open = (path: string) =>
+  LoopWriter.open(path, {
+    highWaterBytes: 1024 * 1024,
+    log: silentLogger,
+    onFatal: (err) => {
+      throw err
+    },
+  })
+
+test('a note behind a block being written takes effect only once the block is out', async () => {
+  const out = join(dir, 'out.log')
+  const writer = await open(out)
+  const block = Buffer.from('copy rest 1\ncopy rest 2\n')
+  writer.write(block, { key: 'live', offset: 500 }) // the copy's rest, under the live file's key
+  writer.note({ key: 'copy', offset: 524 }) // the copy, read to its end
+  const during = writer.snapshot()
+  expect(during.offsets.has('copy')).toBe(false)
+  expect(during.size).toBe(0)
+  await writer.drain()
+  const after = writer.snapshot()
+  expect(after.size).toBe(block.length)
+  expect(Object.fromEntries(after.offsets)).toEqual({ live: 500, copy: 524 })
+  expect(readFileSync(out, 'utf8')).toBe(block.toString())
+  await writer.close()
+})
+
+test('a note with nothing queued is recorded at once, and only the first note of a key', async () => {
+  const writer = await open(join(dir, 'out.log'))
+  writer.note({ key: 'a', offset: 7 })
+  expect(writer.snapshot().offsets.get('a')).toBe(7)
+  writer.note({ key: 'a', offset: 99 })
+  expect(writer.snapshot().offsets.get('a')).toBe(7)
+  writer.write(Buffer.from('x\n'), { key: 'b', offset: 2 })
+  writer.note({ key: 'a', offset: 99 }) // queued behind the write: still not a second note
+  await writer.drain()
+  expect(Object.fromEntries(writer.snapshot().offsets)).toEqual({ a: 7, b: 2 })
+  await writer.close()
+})
