@@ -10,8 +10,8 @@ import { LoopWriter } from '../sink/loop-writer.js'
 import type { BlockSink } from '../sink/sink.js'
 import { Checkpointer } from '../state/checkpointer.js'
 import { prescan, resumePoints } from '../state/prescan.js'
-import { recover, toRemembered } from '../state/recover.js'
-import { countLines, identityKey } from '../tail/cursor.js'
+import { recover, resumeMark, toRemembered } from '../state/recover.js'
+import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
@@ -89,7 +89,9 @@ export async function runAsync({
     const { sources, previousStart } = recovered
     const all = resumePoints(sources, await prescan(paths, sources, config.from, previousStart))
     follower.remember(toRemembered(all))
-    for (const s of all) writer.note({ key: identityKey(s), offset: s.offset })
+    // Each with the fingerprint of its offset: a checkpoint must not pair this offset with the
+    // reader's newer fingerprint (after a truncation) before a block moves it.
+    for (const s of all) writer.note(resumeMark(s))
     await checkpoints.save()
   }
   try {

@@ -277,7 +277,7 @@ export class OnceTimeMerge {
       written: 0,
       touched: false,
     })
-    writer.note({ key, offset: startOffset })
+    writer.note({ key, offset: startOffset, head: head.subarray(0, headBytes) })
   }
 }
 

@@ -24,7 +24,7 @@ import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer } from '../state/checkpointer.js'
 import { prescan, resumePoints } from '../state/prescan.js'
-import { recover } from '../state/recover.js'
+import { recover, resumeMark } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
@@ -194,7 +194,9 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       for (const s of remembered) {
         const key = identityKey(s)
         sources.set(key, s)
-        ;(locked ?? (loop as LoopWriter)).note({ key, offset: s.offset })
+        // With the fingerprint of its offset (see async.ts): the threads' 'source' messages
+        // carry the current one, which may already be a truncated file's new first bytes.
+        ;(locked ?? (loop as LoopWriter)).note(resumeMark(s))
       }
       await checkpoints.save()
     }
@@ -285,7 +287,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
           case 'source':
             sources.set(msg.key, msg.source)
             sourcesSeen++
-            loop?.note({ key: msg.key, offset: msg.source.offset })
+            loop?.note(resumeMark(msg.source))
             chain?.opened(msg.key, msg.source.path)
             // A file opened while running is recorded at once, not at the next interval.
             void checkpoints?.save()
