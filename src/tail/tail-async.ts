@@ -296,7 +296,12 @@ export class AsyncFollower {
     if (step.kind === 'open' && st) await this.#open(path, st)
     const file = this.#table.fileOf(path)
     if (file?.parked && st && st.size !== file.cursor.offset) await this.#unpark(file, path)
-    if (file?.handle) await this.#pump(file)
+    if (!file?.handle) return
+    // As in changed(): an old generation's late lines first (the start-up pass reads a.log
+    // right after a.log.1; the application may have written to both in between).
+    if (this.#orphansMayGrow)
+      for (const old of this.#table.orphansNamed(path)) await this.#pump(old)
+    await this.#pump(file)
   }
 
   /**

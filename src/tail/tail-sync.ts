@@ -204,7 +204,11 @@ export class SyncFollower {
     if (step.kind === 'open' && st) this.#open(path, st)
     const file = this.#table.fileOf(path)
     if (file?.parked && st && st.size !== file.cursor.offset) this.#unpark(file, path)
-    if (file?.handle != null) this.#readNew(file)
+    if (file?.handle != null) {
+      // As in changed(): an old generation's late lines first (see tail-async.ts).
+      if (this.#orphansMayGrow) for (const old of this.#table.orphansNamed(path)) this.#readNew(old)
+      this.#readNew(file)
+    }
     this.current = null
   }
 

@@ -182,6 +182,23 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     await shell.close()
   })
 
+  test('late lines between the search and the start-up pass come before the new file', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'old 1\nold 2\n')
+    const state = recorded(log, 'old 1\n'.length)
+    renameSync(log, `${log}.1`) // rotated while logmerge was down
+    writeFileSync(log, '')
+    const sink = new Recorder()
+    const shell = make(sink)
+    shell.remember([state])
+    await shell.findRotated([log]) // a.log.1 by identity: 'old 2'
+    appendFileSync(`${log}.1`, 'old 3\n') // the application's last line there, then it reopens
+    appendFileSync(log, 'new 1\n')
+    await shell.start([log])
+    expect(sink.lines).toEqual(['old 2', 'old 3', 'new 1'])
+    await shell.close()
+  })
+
   test('a generation created and rotated away between two looks is read, in order', async () => {
     const log = join(dir, 'a.log')
     writeFileSync(log, 'g1 a\n')
