@@ -117,7 +117,7 @@ export function buildProgram(): Command {
       'zone of times written without one: utc, local or +hh:mm (default: utc)',
     )
     .option(
-      '--reorder-window <ms>',
+      '--reorder-window <time>',
       '--order time while following: hold a line at most this long to put it in order',
       String(DEFAULT_WINDOW_MS),
     )
@@ -130,7 +130,7 @@ export function buildProgram(): Command {
       String(defaults.maxLineBytes),
     )
     .option(
-      '--poll-interval <ms>',
+      '--poll-interval <time>',
       'look at files this often even without a change event',
       String(defaults.pollIntervalMs),
     )
@@ -145,12 +145,12 @@ export function buildProgram(): Command {
     )
     .option('--no-state', 'keep no state: a restart starts per --from (at-least-once at best)')
     .option(
-      '--checkpoint-interval <ms>',
-      'how often the state is saved',
+      '--checkpoint-interval <time>',
+      'how often the state is saved (ms, or with a unit: 500ms, 2s, 1m)',
       String(defaults.checkpointIntervalMs),
     )
     .option(
-      '--shutdown-timeout <ms>',
+      '--shutdown-timeout <time>',
       'after SIGTERM/SIGINT, give up draining after this long (exit 6)',
       String(defaults.shutdownTimeoutMs),
     )

@@ -155,7 +155,7 @@ export function settings(options: Omit<Options, 'inputs'>, cwd: string): Omit<Co
     engine,
     order,
     maxLineBytes,
-    pollIntervalMs: integerOption(
+    pollIntervalMs: durationOption(
       '--poll-interval',
       options.pollInterval,
       defaults.pollIntervalMs,
@@ -172,13 +172,13 @@ export function settings(options: Omit<Options, 'inputs'>, cwd: string): Omit<Co
     threads: integerOption('--threads', options.threads, availableParallelism(), MINIMUM.threads),
     logLevel: oneOf('--log-level', options.logLevel, LEVELS, defaults.logLevel),
     statePath: statePathFor(options, output, once, cwd),
-    checkpointIntervalMs: integerOption(
+    checkpointIntervalMs: durationOption(
       '--checkpoint-interval',
       options.checkpointInterval,
       defaults.checkpointIntervalMs,
       MINIMUM.checkpointInterval,
     ),
-    shutdownTimeoutMs: integerOption(
+    shutdownTimeoutMs: durationOption(
       '--shutdown-timeout',
       options.shutdownTimeout,
       defaults.shutdownTimeoutMs,
@@ -214,7 +214,7 @@ function reserved(options: Omit<Options, 'inputs'>, cwd: string): Partial<Config
     out.timestampZone = parseZone(options.timestampZone, '--timestamp-zone')
   }
   if (options.reorderWindow !== undefined) {
-    out.reorderWindowMs = integerOption(
+    out.reorderWindowMs = durationOption(
       '--reorder-window',
       options.reorderWindow,
       DEFAULT_WINDOW_MS,
@@ -285,6 +285,35 @@ export function integerOption(
     throw errors.usage(`Expected \`${flag}\` to be an integer >= ${min}, got \`${value}\``)
   }
   return n
+}
+
+/**
+ * Parses a time option: milliseconds (`500`), or a number with a unit (`500ms`, `2s`, `1m`,
+ * `1h`). Before, these went through parseSize, so `2m` meant two mebi-milliseconds (35 min).
+ */
+export function durationOption(
+  flag: string,
+  value: string | number | undefined,
+  fallback: number,
+  min: number,
+): number {
+  if (value === undefined) return fallback
+  const ms = typeof value === 'number' ? value : parseDuration(value)
+  if (!Number.isInteger(ms) || ms < min) {
+    throw errors.usage(
+      `Expected \`${flag}\` to be a time of at least ${min} ms: milliseconds, or with a unit (500ms, 2s, 1m), got \`${value}\``,
+    )
+  }
+  return ms
+}
+
+const MS_PER: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+/** "2s" -> 2000, "250" -> 250 (milliseconds); NaN when it is not a time. */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text)
+  if (m === null) return Number.NaN
+  return Math.round(Number(m[1]) * (MS_PER[m[2] ?? 'ms'] as number))
 }
 
 /** "64k" -> 65536; NaN when it is not a size. */
