@@ -119,6 +119,8 @@ export class FileTable<H> {
   readonly #deferred = new Map<string, { key: string; size: number }>()
   /** Names whose last open failed (to say so when one works again). */
   readonly #openFailures = new Set<string>()
+  /** Files read again from 0 after a truncation, none of whose new bytes we have: since when. */
+  readonly #emptied = new Map<string, number>()
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes
@@ -329,6 +331,32 @@ export class FileTable<H> {
       }
     }
     return dropped
+  }
+
+  /** The shell saw `file` truncated and starts it again from 0 (see generationsToFind). */
+  emptied(file: Tracked<H>, at = Date.now()): void {
+    this.#emptied.set(file.key, at)
+  }
+
+  /**
+   * Before reading `file`, whose size is now `size`: if it was truncated and we have none of its
+   * new bytes yet, the time of that truncation, so the shell first looks beside it for
+   * generations born since (searchHit's `unknownSince`). A copytruncate of content we never
+   * read leaves no trace in the file itself: the fingerprint we would compare is empty, so the
+   * truncation is not seen, and the copy was found only by a later search, after the next
+   * generation's lines (the selftest's 120 s async run: 4 whole generations late). Undefined
+   * when there is nothing to look for; once the file has bytes of ours, it is forgotten.
+   */
+  generationsToFind(file: Tracked<H>, size: number): number | undefined {
+    const since = this.#emptied.get(file.key)
+    if (since === undefined) return undefined
+    if (file.cursor.head.length > 0 || file.cursor.offset > 0) {
+      this.#emptied.delete(file.key)
+      return undefined
+    }
+    if (size === 0) return undefined
+    this.#emptied.delete(file.key)
+    return since
   }
 
   /** The shell closed `file`'s handle: with no name left, it is finished. */

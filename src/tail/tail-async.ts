@@ -500,6 +500,13 @@ export class AsyncFollower {
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
         if (rest) await sink.write(rest, markOf(file))
+        this.#table.emptied(file)
+      }
+      const since = this.#table.generationsToFind(file, size)
+      if (since !== undefined) {
+        // Copied and truncated again before we read a byte of it: the copy first (see FileTable).
+        const names = new Set(this.#table.names.keys())
+        await this.#scanMissing(names, new Set([dirname(file.path)]), { unknownSince: since })
       }
       if (change !== 'idle') await this.#readFrom(fh, file, size)
       this.#table.readWorked(file, log)

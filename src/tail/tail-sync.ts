@@ -385,6 +385,7 @@ export class SyncFollower {
     if (fd === null) return
     const { sink, log } = this.#opts
     const cursor = file.cursor
+    const outer = this.#reading // a search made while reading reads other files
     this.#reading = file
     try {
       checkReadFault(file.path)
@@ -399,6 +400,13 @@ export class SyncFollower {
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
         if (rest) sink.write(rest, markOf(file))
+        this.#table.emptied(file)
+      }
+      const since = this.#table.generationsToFind(file, size)
+      if (since !== undefined) {
+        // Copied and truncated again before we read a byte of it: the copy first (see FileTable).
+        const names = new Set(this.#table.names.keys())
+        this.#scanMissing(names, new Set([dirname(file.path)]), { unknownSince: since })
       }
       if (change !== 'idle') this.#readFrom(fd, file, size)
       this.#table.readWorked(file, log)
@@ -406,7 +414,7 @@ export class SyncFollower {
       if (!isSystemError(err)) throw err // a bug, not the disk: let the thread fail loudly
       this.#table.readFailed(file, err, log)
     } finally {
-      this.#reading = null
+      this.#reading = outer
     }
   }
 

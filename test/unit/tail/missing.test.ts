@@ -8,6 +8,7 @@
  */
 import {
   appendFileSync,
+  existsSync,
   mkdtempSync,
   readFileSync,
   renameSync,
@@ -196,6 +197,30 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     appendFileSync(log, 'new 1\n')
     await shell.start([log])
     expect(sink.lines).toEqual(['old 2', 'old 3', 'new 1'])
+    await shell.close()
+  })
+
+  test('a generation copied and truncated before we read a byte of it comes before the next', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'g1 a\n')
+    const sink = new Recorder()
+    const shell = make(sink)
+    await shell.findRotated([log])
+    await shell.start([log])
+    const copytruncate = () => {
+      if (existsSync(`${log}.1`)) renameSync(`${log}.1`, `${log}.2`)
+      writeFileSync(`${log}.1`, readFileSync(log))
+      truncateSync(log, 0)
+    }
+    copytruncate()
+    await shell.changed(log) // the truncation is seen: a.log is read again from 0
+    // g2 is written, copied and truncated before logmerge reads any of it: the file shows only
+    // g3 next time, and our fingerprint of it is empty, so nothing in a.log says it happened.
+    appendFileSync(log, 'g2 a\n')
+    copytruncate()
+    appendFileSync(log, 'g3 a\n')
+    await shell.changed(log)
+    expect(sink.lines).toEqual(['g1 a', 'g2 a', 'g3 a'])
     await shell.close()
   })
 
