@@ -279,12 +279,7 @@ export function integerOption(
   fallback: number,
   min: number,
 ): number {
-  if (value === undefined) return fallback
-  const n = typeof value === 'number' ? value : parseSize(value)
-  if (!Number.isInteger(n) || n < min) {
-    throw errors.usage(`Expected \`${flag}\` to be an integer >= ${min}, got \`${value}\``)
-  }
-  return n
+  return numericOption(flag, value, fallback, min, parseSize, `an integer >= ${min}`)
 }
 
 /**
@@ -297,14 +292,25 @@ export function durationOption(
   fallback: number,
   min: number,
 ): number {
+  const expected = `a time of at least ${min} ms: milliseconds, or with a unit (500ms, 2s, 1m)`
+  return numericOption(flag, value, fallback, min, parseDuration, expected)
+}
+
+/** A flag's integer (config files give numbers as they are), or a usage error saying what is expected. */
+function numericOption(
+  flag: string,
+  value: string | number | undefined,
+  fallback: number,
+  min: number,
+  parse: (text: string) => number,
+  expected: string,
+): number {
   if (value === undefined) return fallback
-  const ms = typeof value === 'number' ? value : parseDuration(value)
-  if (!Number.isInteger(ms) || ms < min) {
-    throw errors.usage(
-      `Expected \`${flag}\` to be a time of at least ${min} ms: milliseconds, or with a unit (500ms, 2s, 1m), got \`${value}\``,
-    )
+  const n = typeof value === 'number' ? value : parse(value)
+  if (!Number.isInteger(n) || n < min) {
+    throw errors.usage(`Expected \`${flag}\` to be ${expected}, got \`${value}\``)
   }
-  return ms
+  return n
 }
 
 const MS_PER: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
