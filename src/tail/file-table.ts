@@ -481,6 +481,45 @@ export class FileTable<H> {
     }
   }
 
+  /**
+   * The file `st` at `path` could not be opened (EACCES, say): follow its identity from now on,
+   * from 0 and not yet read, so that if it is rotated away before it can be opened, a search
+   * finds it by identity as it finds a remembered file, and reads it. Before, such a generation
+   * was never read (the selftest lost whole generations created unreadable and rotated away;
+   * docs/selftest.md). Not under --from end for a file there at start-up (`fromEnd`): that one
+   * begins at its start-up size when it opens (startSize). Returns the new entry for the shell
+   * to note (so checkpoints keep it across a restart), or null.
+   */
+  trackUnopened(
+    path: string,
+    st: Identity & { readonly size: number },
+    fromEnd: boolean,
+  ): Tracked<H> | null {
+    const key = identityKey(st)
+    if (this.files.has(key)) return null
+    if (fromEnd && (this.#startupNames.has(path) || this.#deferred.get(path)?.key === key))
+      return null
+    const cursor = new Cursor({
+      identity: st,
+      offset: 0,
+      head: Buffer.alloc(0),
+      maxLineBytes: this.maxLineBytes,
+    })
+    const tracked: Tracked<H> = {
+      key,
+      cursor,
+      handle: null,
+      path,
+      names: 0,
+      lastActivity: Date.now(),
+      finished: false,
+      missed: 0,
+      parked: false,
+    }
+    this.files.set(key, tracked)
+    return tracked
+  }
+
   /** `path` opened: if opening it had failed, say it works now (and warn again next time). */
   openWorked(path: string, log: Pick<Logger, 'forget' | 'info'>): void {
     if (!this.#openFailures.delete(path)) return

@@ -346,6 +346,11 @@ export class SyncFollower {
         return
       }
       this.#table.openFailed(path, named)
+      const unopened = this.#table.trackUnopened(path, named, this.#opts.from === 'end')
+      if (unopened) {
+        this.#opts.sink.note?.(markOf(unopened))
+        this.#tellSource(unopened)
+      }
       log.warnOnce(
         `open:${path}`,
         `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,

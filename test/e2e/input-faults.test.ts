@@ -354,6 +354,42 @@ describe.each(ENGINES)('engine %s', (engine) => {
     )
   })
 
+  describe('case 2: unreadable inputs, rotated away', () => {
+    test.skipIf(!IS_ROOT)(
+      'a generation created unreadable and rotated away before it could be read is read once it can be (run as nobody)',
+      async ({ tmp }) => {
+        giveToNobody(tmp)
+        const a = join(tmp, 'a.log')
+        writeFileSync(a, '')
+        const { lm, out, journal } = await follow({
+          cwd: tmp,
+          engine,
+          inputs: ['a.log'],
+          probe: [a],
+          args: FAST,
+          uid: NOBODY,
+        })
+        journal.append(a, uniqueLines('g1', 5), 'g1')
+        await waitForAll(out, journal.all, { proc: lm })
+        // logrotate's create with a mode logmerge's user cannot read; the application writes.
+        renameSync(a, `${a}.1`)
+        writeFileSync(a, '', { mode: 0o600 })
+        journal.append(a, uniqueLines('g2', 5), 'g2')
+        await waitFor(() => warnings(lm).length > 0, { proc: lm, what: 'a warning' })
+        // Rotated again before anyone fixed the mode: g2 is a.log.1 now, never opened.
+        renameSync(`${a}.1`, `${a}.2`)
+        renameSync(a, `${a}.1`)
+        writeFileSync(a, '')
+        journal.append(a, uniqueLines('g3', 5), 'g3')
+        await waitForAll(out, journal.streams.get('g3') ?? [], { proc: lm })
+        chmodSync(`${a}.1`, 0o644) // found by identity beside its name, read from its start
+        await waitForAll(out, journal.all, { proc: lm })
+        await stop(lm)
+        expectMerged(completeLines(out), journal)
+      },
+    )
+  })
+
   describe('case 5: inotify limits', () => {
     test.skipIf(inotifySkip !== null)(
       'no inotify instance left for the user (run as nobody): one warning naming the sysctl; appends and a new file in a glob are found by polling',
