@@ -21,6 +21,7 @@ import {
   changeMessage,
   checkOutput,
   cutUnfinishedLine,
+  dueToAct,
   isRetryable,
   nextBackoff,
   type OutputChange,
@@ -121,9 +122,8 @@ export class LockedWriter implements BlockSink {
   #checkpointing = false
   /** The output went away and cannot be created again (yet): writes wait at the gate. */
   #held = false
-  /** The watch saw a change at its last tick (see output-file.ts, changes are acted on at the
-   * second tick that sees them). */
-  #noticed = false
+  /** When the watch first saw the change it has not acted on yet (see dueToAct). */
+  #noticedAt: number | null = null
   /** Every output fd this thread opened and has not closed: it closes them all (a worker
    * closing an fd another thread opened makes Node warn). */
   readonly #opened = new Set<number>()
@@ -509,13 +509,17 @@ export class LockedWriter implements BlockSink {
     } catch {
       return // the fd cannot be stat'ed (the device is failing): the writes will tell
     }
-    if (change === null) this.#noticed = false
+    if (change === null) this.#noticedAt = null
     if (change === null && !this.#held) return
-    if (change && !this.#noticed && !this.#held) {
-      this.#noticed = true // acted on at the next tick, unless it is over by then
-      return
+    if (change && !this.#held) {
+      // Acted on at a later tick, unless it is over by then (see dueToAct).
+      if (this.#noticedAt === null) {
+        this.#noticedAt = Date.now()
+        return
+      }
+      if (!dueToAct(change, this.#noticedAt)) return
     }
-    this.#noticed = false
+    this.#noticedAt = null
     if (change) log.warn(changeMessage(path, change))
     let fd: number
     try {

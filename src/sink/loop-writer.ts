@@ -13,6 +13,7 @@ import {
   changeMessage,
   checkOutput,
   cutUnfinishedLine,
+  dueToAct,
   isRetryable,
   nextBackoff,
   type OutputChange,
@@ -83,9 +84,8 @@ export class LoopWriter implements BlockSink {
   #unheld: (() => void)[] = []
   /** A reopen by the watch is under way. */
   #replacing = false
-  /** The watch saw a change at its last tick (changes are acted on at the second tick that sees
-   * them, see output-file.ts). */
-  #noticed = false
+  /** When the watch first saw the change it has not acted on yet (see dueToAct). */
+  #noticedAt: number | null = null
   #watch: NodeJS.Timeout | null = null
   #closed: Promise<void> | null = null
   #failed: Error | null = null
@@ -422,13 +422,17 @@ export class LoopWriter implements BlockSink {
     } catch {
       return // the fd cannot be stat'ed (the device is failing): the writes will tell
     }
-    if (change === null) this.#noticed = false
+    if (change === null) this.#noticedAt = null
     if (change === null && this.#held === null) return
-    if (change && !this.#noticed && this.#held === null) {
-      this.#noticed = true // acted on at the next tick, unless it is over by then
-      return
+    if (change && this.#held === null) {
+      // Acted on at a later tick, unless it is over by then (see dueToAct).
+      if (this.#noticedAt === null) {
+        this.#noticedAt = Date.now()
+        return
+      }
+      if (!dueToAct(change, this.#noticedAt)) return
     }
-    this.#noticed = false
+    this.#noticedAt = null
     if (change) this.#opts.log.warn(changeMessage(this.path, change))
     void this.#replace()
   }

@@ -103,9 +103,28 @@ export type OutputChange =
   | { readonly kind: 'truncated'; readonly from: number; readonly to: number }
 
 /**
- * The writers' watch acts on a change at the second tick that sees it: logrotate's `create`
- * followed by its postrotate SIGHUP would otherwise race the watch, which would then warn about
- * a rotation that was announced.
+ * How long a rotation-like change (the output moved away, or another file at its path) waits
+ * for its SIGHUP before the watch acts on it itself: logrotate's `create` then its postrotate
+ * `kill -HUP` take a shell's start between them, which on a loaded machine outlasted two ticks
+ * of a short --poll-interval (a spurious warning in CI). A deletion or truncation is not a
+ * rotation: acted on at the second tick.
+ */
+export const ROTATION_GRACE_MS = 500
+
+/**
+ * Whether the watch acts now on `change`, first seen at `firstSeen` (at an earlier tick): at
+ * the second tick that sees it, and for a rotation-like change not before ROTATION_GRACE_MS.
+ */
+export function dueToAct(change: OutputChange, firstSeen: number, now = Date.now()): boolean {
+  if (change.kind === 'moved' || change.kind === 'replaced')
+    return now - firstSeen >= ROTATION_GRACE_MS
+  return true
+}
+
+/**
+ * The writers' watch acts on a change at the second tick that sees it (see dueToAct):
+ * logrotate's `create` followed by its postrotate SIGHUP would otherwise race the watch, which
+ * would then warn about a rotation that was announced.
  *
  * Decides, from the open file (`held`, by fstat), the file now at the output's path (`atPath`,
  * by stat; null if there is none) and the bytes we know we wrote (`known`), whether the output
