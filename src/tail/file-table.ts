@@ -401,11 +401,16 @@ export class FileTable<H> {
       const oldPath = known?.path
       const adopted = this.adoptOrphan(path, handle, file)
       if (!adopted) return null
-      const message = finished
-        ? `${path}: written to after it was closed; reading the new lines`
-        : path !== oldPath
-          ? `${path}: rotated while logmerge was not looking; reading the rest of it`
-          : null
+      // Said only when there is something to read: after a restart every older generation the
+      // state knows is found again under its shifted name, most of them read to their end.
+      const unread = file.size > adopted.cursor.offset
+      const message = !unread
+        ? null
+        : finished
+          ? `${path}: written to after it was closed; reading the new lines`
+          : path !== oldPath
+            ? `${path}: rotated while logmerge was not looking; reading the rest of it`
+            : null
       return { file: adopted, isNew: false, message }
     }
     if (this.isCopyOfFollowed(path, file.head)) return null

@@ -156,7 +156,7 @@ export class AsyncFollower {
       const fh = hit ? await this.#openInput(path).catch(() => null) : null
       if (!hit || !fh) continue
       const head = await readHead(fh).catch(() => Buffer.alloc(0))
-      const taken = this.#table.adoptHit(path, fh, { identity: st, size: 0, head }, hit)
+      const taken = this.#table.adoptHit(path, fh, { identity: st, size: st.size, head }, hit)
       if (!taken) {
         await this.#closeInput(fh)
         continue

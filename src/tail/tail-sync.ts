@@ -145,7 +145,7 @@ export class SyncFollower {
       } catch {
         head = Buffer.alloc(0)
       }
-      const taken = this.#table.adoptHit(path, fd, { identity: st, size: 0, head }, hit)
+      const taken = this.#table.adoptHit(path, fd, { identity: st, size: st.size, head }, hit)
       if (!taken) {
         this.#closeInput(fd)
         continue

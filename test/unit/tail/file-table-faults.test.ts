@@ -182,6 +182,28 @@ describe('a closed rotated file', () => {
   })
 })
 
+describe('a remembered file found under a new name', () => {
+  const remember = (size: number, offset: number) => {
+    const table = new FileTable<number>(1024)
+    const identity = { dev: 1, ino: 42 }
+    const head = Buffer.from('first line\n')
+    table.remember([{ identity, head, offset, path: '/x/app.log' }])
+    const file = { identity, size, head }
+    return table.adoptHit('/x/app.log.3', 7, file, 'remembered')
+  }
+
+  it('says it reads the rest only when there is a rest to read', () => {
+    expect(remember(100, 60)?.message).toBe(
+      '/x/app.log.3: rotated while logmerge was not looking; reading the rest of it',
+    )
+    // Read to its end by the last run, only renamed since (every older generation, at each
+    // restart): adopted, quietly.
+    const quiet = remember(100, 100)
+    expect(quiet?.file.cursor.offset).toBe(100)
+    expect(quiet?.message).toBeNull()
+  })
+})
+
 describe('parking (more files than descriptors)', () => {
   it('parks the idlest named files; a parked file keeps its name and cursor', () => {
     const table = new FileTable<number>(1024)
