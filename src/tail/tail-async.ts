@@ -129,7 +129,7 @@ export class AsyncFollower {
   async #scanMissing(
     current: ReadonlySet<string>,
     dirs: ReadonlySet<string>,
-    how: { unknownSince?: number; settle?: boolean } = {},
+    how: { unknownSince?: number; settle?: boolean; nowAtName?: Buffer } = {},
   ): Promise<void> {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
@@ -156,7 +156,8 @@ export class AsyncFollower {
       const fh = hit ? await this.#openInput(path).catch(() => null) : null
       if (!hit || !fh) continue
       const head = await readHead(fh).catch(() => Buffer.alloc(0))
-      const taken = this.#table.adoptHit(path, fh, { identity: st, size: st.size, head }, hit)
+      const file = { identity: st, size: st.size, head }
+      const taken = this.#table.adoptHit(path, fh, file, hit, how.nowAtName)
       if (!taken) {
         await this.#closeInput(fh)
         continue
@@ -511,7 +512,10 @@ export class AsyncFollower {
       if (since !== undefined) {
         // Copied and truncated again before we read a byte of it: the copy first (see FileTable).
         const names = new Set(this.#table.names.keys())
-        await this.#scanMissing(names, new Set([dirname(file.path)]), { unknownSince: since })
+        await this.#scanMissing(names, new Set([dirname(file.path)]), {
+          unknownSince: since,
+          nowAtName: await readHead(fh),
+        })
       }
       if (change !== 'idle') await this.#readFrom(fh, file, size)
       this.#table.readWorked(file, log)

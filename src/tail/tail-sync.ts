@@ -104,7 +104,7 @@ export class SyncFollower {
   #scanMissing(
     current: ReadonlySet<string>,
     dirs: ReadonlySet<string>,
-    how: { unknownSince?: number; settle?: boolean } = {},
+    how: { unknownSince?: number; settle?: boolean; nowAtName?: Buffer } = {},
   ): void {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
@@ -145,7 +145,8 @@ export class SyncFollower {
       } catch {
         head = Buffer.alloc(0)
       }
-      const taken = this.#table.adoptHit(path, fd, { identity: st, size: st.size, head }, hit)
+      const file = { identity: st, size: st.size, head }
+      const taken = this.#table.adoptHit(path, fd, file, hit, how.nowAtName)
       if (!taken) {
         this.#closeInput(fd)
         continue
@@ -411,7 +412,10 @@ export class SyncFollower {
       if (since !== undefined) {
         // Copied and truncated again before we read a byte of it: the copy first (see FileTable).
         const names = new Set(this.#table.names.keys())
-        this.#scanMissing(names, new Set([dirname(file.path)]), { unknownSince: since })
+        this.#scanMissing(names, new Set([dirname(file.path)]), {
+          unknownSince: since,
+          nowAtName: readHead(fd),
+        })
       }
       if (change !== 'idle') this.#readFrom(fd, file, size)
       this.#table.readWorked(file, log)

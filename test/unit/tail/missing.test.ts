@@ -224,6 +224,26 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     await shell.close()
   })
 
+  test('a copy of what the file holds now (copied, not truncated yet) is not read as well', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'g1 a\n')
+    const sink = new Recorder()
+    const shell = make(sink)
+    await shell.findRotated([log])
+    await shell.start([log])
+    writeFileSync(`${log}.1`, readFileSync(log)) // copytruncate of g1, unseen
+    truncateSync(log, 0)
+    appendFileSync(log, 'g2 a\n')
+    renameSync(`${log}.1`, `${log}.2`) // the next copytruncate has copied g2, not truncated yet
+    writeFileSync(`${log}.1`, readFileSync(log))
+    await shell.changed(log) // sees g1 truncated: the copy of g1 first, then a.log from 0
+    truncateSync(log, 0) // logrotate's truncate
+    appendFileSync(log, 'g3 a\n')
+    await shell.changed(log)
+    expect(sink.lines).toEqual(['g1 a', 'g2 a', 'g3 a'])
+    await shell.close()
+  })
+
   test('a generation created and rotated away between two looks is read, in order', async () => {
     const log = join(dir, 'a.log')
     writeFileSync(log, 'g1 a\n')
