@@ -13,10 +13,11 @@
  * Reads are synchronous: the files are at rest and each read is a page-cache copy, and the
  * writer's backpressure is awaited between rounds, so the event loop still turns.
  *
- * Output: runs of records are copied into one output area (CopyArena; the read slots live in
- * the same buffer, which makes the copy a copyWithin) and written 1 MiB at a time, each write
- * carrying the file offset just past the last record of every source in it, so a checkpoint of
- * a long --once that is killed resumes exactly once.
+ * Output: runs of records are copied into output areas of 1 MiB (CopyArena; the read slots
+ * live in the same buffer, which makes the copy a copyWithin). A full area goes to the writer
+ * as it is, and the merge fills the next while it is written; each write carries the file
+ * offset just past the last record of every source in it, so a checkpoint of a long --once
+ * that is killed resumes exactly once.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { describeErrno } from '../errors.js'
@@ -34,8 +35,13 @@ import { lineStartBeforeSync } from '../tail/start.js'
 
 /** The writer the merge writes to (LoopWriter). */
 export interface OnceWriter {
+  /** Queues `block`, which the writer may hold until written (see queuedBytes). */
   write(block: Buffer, marks?: readonly SourceMark[]): Promise<void> | undefined
   note(mark: SourceMark): void
+  /** Bytes queued and not yet written: the newest ones handed over, as writes go in order. */
+  readonly queuedBytes: number
+  /** Resolves once everything queued so far is written. */
+  drain(): Promise<void>
 }
 
 export interface OnceTimeOptions {
@@ -73,6 +79,8 @@ interface OnceSource {
 }
 
 const OUT_BYTES = 1024 * 1024
+/** Output areas: the merge fills one while the writer writes the others. */
+const OUT_AREAS = 4
 /** Room in a read slot for the partial line carried over from the previous read. */
 const SLOT_SLACK = 64 * 1024
 /** The read slots of all files together stay under this (many files: smaller reads). */
@@ -120,21 +128,47 @@ export class OnceTimeMerge {
     )
     const raw = this.#opts.format === 'raw'
     let pending: Promise<void> | undefined
+    // The writer keeps each output area until it is written (no copy): see #makeRoom.
     const arena = new CopyArena(
       slotBytes + SLOT_SLACK,
       2 * Math.max(1, sources.length),
       OUT_BYTES,
       (bytes) => {
-        // The arena reuses its output area: the writer gets a copy.
-        pending = writer.write(Buffer.from(bytes), this.#marks())
+        pending = writer.write(bytes, this.#marks()) ?? pending
       },
+      { outAreas: OUT_AREAS },
     )
+    let released = 0
     const runSink = (key: number, block: Buffer, start: number, end: number, endOffset: number) => {
       const source = sources[key] as OnceSource
       arena.append(block, start, end)
+      released += end - start
       // Mapped to a file offset only when the output area is written (#marks): once a MiB.
       source.written = endOffset
       source.touched = true
+    }
+    /**
+     * Releases what the merge allows (everything held with `force`), a few MiB at a time: each
+     * step takes no more than the free output areas hold, then waits for room.
+     */
+    const release = async (force: boolean) => {
+      for (;;) {
+        await this.#makeRoom(arena, writer)
+        const limit = arena.freeBytes - OUT_BYTES
+        released = 0
+        if (raw) {
+          if (force) this.#order.flushRuns(runSink, limit)
+          else this.#order.releaseRuns(0, runSink, limit)
+        } else {
+          const records = force ? this.#order.flush(limit) : this.#order.release(0, limit)
+          released = this.#writeRecords(records, arena)
+        }
+        if (pending) {
+          await pending
+          pending = undefined
+        }
+        if (released < limit) return
+      }
     }
     const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.startOffset), 0)
     let open = sources.length
@@ -146,19 +180,25 @@ export class OnceTimeMerge {
         if (this.#order.needsMore(s.index))
           this.#readOne(s, arena.slot(2 * s.index + (s.reads++ % 2)), slotBytes)
       }
-      if (raw) this.#order.releaseRuns(0, runSink)
-      else this.#writeRecords(this.#order.release(0), arena)
-      if (pending) {
-        await pending
-        pending = undefined
-      }
+      await release(false)
       this.#opts.onProgress?.(this.#doneBytes(), total, this.#order.stats.written)
     }
-    if (raw) this.#order.flushRuns(runSink)
-    else this.#writeRecords(this.#order.flush(), arena)
+    await release(true)
     arena.flush()
     if (pending) await pending
     this.#opts.onProgress?.(this.#doneBytes(), total, this.#order.stats.written)
+  }
+
+  /**
+   * Frees the output areas the writer is done with (writes go in order, so every byte handed
+   * over before the last `queuedBytes` is written); while fewer than two are free, waits for
+   * the writer. A step of the merge then fills at most the free ones (no spill).
+   */
+  async #makeRoom(arena: CopyArena, writer: OnceWriter): Promise<void> {
+    arena.written(arena.handedBytes - writer.queuedBytes)
+    if (arena.freeBytes >= 2 * OUT_BYTES) return
+    await writer.drain()
+    arena.written(arena.handedBytes)
   }
 
   /** Closes every file (idempotent). */
@@ -176,8 +216,11 @@ export class OnceTimeMerge {
     return done
   }
 
-  #writeRecords(records: ReturnType<TimeOrder<number>['release']>, arena: CopyArena): void {
+  /** Formats and appends records (prefix, json); returns their bytes as read. */
+  #writeRecords(records: ReturnType<TimeOrder<number>['release']>, arena: CopyArena): number {
+    let taken = 0
     for (const record of records) {
+      taken += record.end - record.start
       const source = this.#sources[record.key] as OnceSource
       const offset = source.offsets.toFile(record.offset)
       const bytes = formatRecord(this.#opts.format, { ...record, offset }, source.info)
@@ -185,6 +228,7 @@ export class OnceTimeMerge {
       source.written = record.endOffset
       source.touched = true
     }
+    return taken
   }
 
   /** The marks of the sources written since the last write. */

@@ -192,9 +192,9 @@ export class TimeOrder<K> {
    * The records that may be written at `now` (the caller's clock, as for push), in order.
    * Call it after pushes, after end(), and when the deadline from nextDeadline() comes.
    */
-  release(now: number): MergedRecord<K>[] {
+  release(now: number, limitBytes = Number.POSITIVE_INFINITY): MergedRecord<K>[] {
     const out = new RecordList<K>()
-    this.#drain(now, false, out)
+    this.#drain(now, false, out, limitBytes)
     return out.records
   }
 
@@ -202,26 +202,30 @@ export class TimeOrder<K> {
    * Like release(), but hands `sink` runs of consecutive records from one block (contiguous
    * bytes) instead of an object per record: the fast path for raw output. Returns how many
    * records were written.
+   *
+   * `limitBytes` (all four): stop once at least this many bytes were handed out (the record or
+   * run that reaches it included), so a caller with bounded room for output can write what it
+   * has and call again; what is left stays held, in order.
    */
-  releaseRuns(now: number, sink: RunSink<K>): number {
-    if (this.#once) return this.#drainOnceRuns(false, sink)
+  releaseRuns(now: number, sink: RunSink<K>, limitBytes = Number.POSITIVE_INFINITY): number {
+    if (this.#once) return this.#drainOnceRuns(false, sink, limitBytes)
     const runs = new RunJoiner(sink)
-    this.#drain(now, false, runs)
+    this.#drain(now, false, runs, limitBytes)
     return runs.finish()
   }
 
   /** Everything held, in order, whatever the rules (shutdown; the end of a --once run). */
-  flush(): MergedRecord<K>[] {
+  flush(limitBytes = Number.POSITIVE_INFINITY): MergedRecord<K>[] {
     const out = new RecordList<K>()
-    this.#drain(0, true, out)
+    this.#drain(0, true, out, limitBytes)
     return out.records
   }
 
   /** flush() as runs (see releaseRuns). */
-  flushRuns(sink: RunSink<K>): number {
-    if (this.#once) return this.#drainOnceRuns(true, sink)
+  flushRuns(sink: RunSink<K>, limitBytes = Number.POSITIVE_INFINITY): number {
+    if (this.#once) return this.#drainOnceRuns(true, sink, limitBytes)
     const runs = new RunJoiner(sink)
-    this.#drain(0, true, runs)
+    this.#drain(0, true, runs, limitBytes)
     return runs.finish()
   }
 
@@ -277,13 +281,15 @@ export class TimeOrder<K> {
     return source
   }
 
-  /** Writes records to `visit` while the rules (or `force`) allow. */
-  #drain(now: number, force: boolean, visit: RecordVisitor<K>): void {
+  /** Writes records to `visit` while the rules (or `force`) allow, up to about `limitBytes`. */
+  #drain(now: number, force: boolean, visit: RecordVisitor<K>, limitBytes: number): void {
+    const stopAt = this.#bufferedBytes - limitBytes
     for (;;) {
       const top = this.#byHead.peek()
       if (top === undefined) return
       if (!force && !this.#mayWrite(top, now)) return
       this.#take(top, visit)
+      if (this.#bufferedBytes <= stopAt) return
     }
   }
 
@@ -293,10 +299,11 @@ export class TimeOrder<K> {
    * before the next-best source's head (and is complete), then hands the run to `sink` and
    * moves the heap once, instead of once a record.
    */
-  #drainOnceRuns(force: boolean, sink: RunSink<K>): number {
+  #drainOnceRuns(force: boolean, sink: RunSink<K>, limitBytes: number): number {
     const heap = this.#byHead
     let taken = 0
-    for (;;) {
+    let left = limitBytes
+    while (left > 0) {
       const top = heap.peek()
       if (top === undefined) break
       if (!force && (this.#starving !== 0 || !this.#complete(top))) break
@@ -342,6 +349,7 @@ export class TimeOrder<K> {
       this.#bufferedBytes -= end - start
       top.advanceBy(block, i - first, end - start)
       sink(top.key, block.buf, start, end, endOffset)
+      left -= end - start
       if (top.records > 0) heap.topChanged()
       else this.#placeInHeaps(top)
     }

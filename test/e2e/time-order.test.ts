@@ -11,7 +11,7 @@
  *   the test itself put in the lines (in order, except lines logmerge counts late).
  */
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
+import { closeSync, copyFileSync, openSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
@@ -111,6 +111,33 @@ describe.each(TIME_ENGINES)('--once --order time, engine %s', (engine) => {
     const got = readFileSync(out)
     expect(got.length).toBe(sorted.length)
     expect(got.equals(sorted)).toBe(true)
+  })
+
+  test('stdout redirected to a file (`>>`): the same bytes, after what the file held', async ({
+    tmp,
+  }) => {
+    const files = sortedIsoFiles(tmp, 3, 20_000, 11)
+    const out = join(tmp, 'out.log')
+    writeFileSync(out, 'already here\n')
+    const fd = openSync(out, 'a')
+    let ran: Awaited<ReturnType<typeof runLogmerge>>
+    try {
+      ran = await runLogmerge(['--once', '--order', 'time', '--engine', engine, ...files], {
+        cwd: tmp,
+        stdoutFd: fd,
+      })
+    } finally {
+      closeSync(fd)
+    }
+    expect(ran.code, ran.stderr).toBe(0)
+    const sorted = execFileSync('sort', ['-m', '-s', '-k1,1', ...files], {
+      env: { PATH: process.env.PATH, LC_ALL: 'C' },
+      maxBuffer: 64 * 1024 * 1024,
+    })
+    const expected = Buffer.concat([Buffer.from('already here\n'), sorted])
+    const got = readFileSync(out)
+    expect(got.length).toBe(expected.length)
+    expect(got.equals(expected)).toBe(true)
   })
 })
 
