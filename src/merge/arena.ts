@@ -13,7 +13,7 @@
  * while the merge fills the next one: an area is reused only once the caller says the writer
  * is done with it (written()). When every area is still being written and more output comes
  * (the caller released more than it made room for), the output goes on in a fresh buffer
- * outside the arena (a spill): slower, never wrong.
+ * outside the arena (a spill): slower, never wrong. A piece is never split between writes.
  *
  * The caller owns the slots' lifetime: a slot may be read into again only when nothing pushed
  * from it is still held by the merge. With --once and TimeOrder.needsMore, two slots per source
@@ -135,31 +135,41 @@ export class CopyArena {
     }
   }
 
-  /** Appends block[start, end) to the output (split over areas when it does not fit in one). */
-  append(block: Buffer, start: number, end: number): void {
+  /**
+   * Appends block[start, end) to the output. A piece is never split between two writes: one
+   * that does not fit in what is left of the area goes to the next area, and one larger than an
+   * area is a write of its own. So every write holds whole pieces, and a caller that notes,
+   * with each write, how far each source's pieces go (checkpoints) is exact.
+   * `base` is baseOf(block), for a caller that appends from one block many times and keeps it.
+   */
+  append(block: Buffer, start: number, end: number, base = this.baseOf(block)): void {
     // The hot path (a piece of a slot that fits in an arena area) first, with nothing around it.
     const used = this.#used
-    if (end - start <= this.outBytes - used && this.#targetBase >= 0) {
-      const base = this.#baseOf(block)
-      if (base >= 0) {
-        this.#all.copyWithin(this.#targetBase + used, base + start, base + end)
-        this.#used = used + end - start
-        return
-      }
+    if (base >= 0 && this.#targetBase >= 0 && end - start <= this.outBytes - used) {
+      this.#all.copyWithin(this.#targetBase + used, base + start, base + end)
+      this.#used = used + end - start
+      return
     }
-    this.#appendPieces(block, start, end)
+    this.#appendWhole(block, start, end, base)
   }
 
-  #appendPieces(block: Buffer, start: number, end: number): void {
-    let from = start
-    while (from < end) {
-      if (this.#used === this.outBytes) this.flush()
-      if (this.#current === NONE) this.#takeFreeArea()
-      const n = Math.min(end - from, this.outBytes - this.#used)
-      this.#copy(block, from, from + n)
-      this.#used += n
-      from += n
+  #appendWhole(block: Buffer, start: number, end: number, base: number): void {
+    const n = end - start
+    if (n === 0) return
+    if (this.#used + n > this.outBytes) this.flush()
+    if (n > this.outBytes) {
+      // A copy: the block's memory (a read slot) is read into again before the writer is done.
+      this.#handed += n
+      this.#write(Buffer.from(block.subarray(start, end)))
+      return
     }
+    if (this.#current === NONE) this.#takeFreeArea()
+    if (base >= 0 && this.#targetBase >= 0) {
+      this.#all.copyWithin(this.#targetBase + this.#used, base + start, base + end)
+    } else {
+      block.copy(this.#target, this.#used, start, end)
+    }
+    this.#used += n
   }
 
   /** Hands what the area being filled holds to `write`; the next output goes to another area. */
@@ -195,22 +205,11 @@ export class CopyArena {
     this.#spills++
   }
 
-  #copy(block: Buffer, start: number, end: number): void {
-    if (this.#targetBase >= 0) {
-      const base = this.#baseOf(block)
-      if (base >= 0) {
-        this.#all.copyWithin(this.#targetBase + this.#used, base + start, base + end)
-        return
-      }
-    }
-    block.copy(this.#target, this.#used, start, end)
-  }
-
   /**
    * Where block[0] lies in the arena, or -1 when the block is not in it. Asking a view for its
    * `.buffer` costs about as much as the copy, so the answer for the last few blocks is kept.
    */
-  #baseOf(block: Buffer): number {
+  baseOf(block: Buffer): number {
     const known = this.#recent
     for (let i = 0; i < known.length; i++)
       if (known[i] === block) return this.#recentBase[i] as number

@@ -32,7 +32,7 @@ class HoldingWriter {
 }
 
 describe('CopyArena', () => {
-  it('writes exactly the pieces appended, in order, and never touches an area the writer holds', () => {
+  it('writes exactly the pieces appended, whole and in order, never touching an area the writer holds', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 64 }),
@@ -73,13 +73,21 @@ describe('CopyArena', () => {
           arena.flush()
           writer.writtenUpTo(writer.handed.length)
           expect(writer.output.equals(Buffer.concat(expected))).toBe(true)
+          // Every write ends where a piece ends.
+          const pieceEnds = new Set<number>()
+          let at = 0
+          for (const e of expected) {
+            at += e.length
+            pieceEnds.add(at)
+          }
+          for (const h of writer.handed) expect(pieceEnds.has(h.end)).toBe(true)
         },
       ),
       { numRuns: 300 },
     )
   })
 
-  it('splits a piece over areas; with every area held, goes on in a spill buffer', () => {
+  it('never splits a piece between writes; with every area held, goes on in a spill buffer', () => {
     const writer = new HoldingWriter()
     const arena = new CopyArena(32, 1, 8, writer.write, { outAreas: 2 })
     const slot = arena.slot(0)
@@ -87,22 +95,26 @@ describe('CopyArena', () => {
     expect(arena.freeBytes).toBe(16)
     arena.append(slot, 0, 5) // abcde
     expect(arena.freeBytes).toBe(11)
-    arena.append(slot, 5, 21) // fgh | ijklmnop (both areas handed) | qrstu in a spill
-    expect(writer.handed.map((h) => h.copy.toString())).toEqual(['abcdefgh', 'ijklmnop'])
+    arena.append(slot, 5, 9) // fghi does not fit after abcde: abcde goes, fghi starts the other area
+    expect(writer.handed.map((h) => h.copy.toString())).toEqual(['abcde'])
+    arena.append(slot, 9, 20) // jklmnopqrst: larger than an area, a write of its own (fghi first)
+    expect(writer.handed.map((h) => h.copy.toString())).toEqual(['abcde', 'fghi', 'jklmnopqrst'])
+    expect(arena.freeBytes).toBe(0) // both areas held by the writer
+    arena.append(slot, 20, 23) // uvw: in a spill buffer
     expect(arena.spills).toBe(1)
-    expect(arena.freeBytes).toBe(0)
     arena.written(writer.writtenUpTo(1)) // the first area is free again
     expect(arena.freeBytes).toBe(8)
-    arena.append(slot, 21, 26) // vwx fills the spill, yz goes to the free area
+    arena.append(slot, 23, 26) // xyz still fits in the spill
     arena.flush()
     arena.flush()
     expect(arena.spills).toBe(1)
     expect(writer.handed.map((h) => h.copy.toString())).toEqual([
-      'abcdefgh',
-      'ijklmnop',
-      'qrstuvwx',
-      'yz',
+      'abcde',
+      'fghi',
+      'jklmnopqrst',
+      'uvwxyz',
     ])
+    expect(arena.handedBytes).toBe(26)
     writer.writtenUpTo(4)
   })
 
