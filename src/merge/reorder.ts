@@ -40,7 +40,7 @@ import {
   type RunSink,
 } from './emit.js'
 import { IndexedHeap } from './heap.js'
-import { type Block, Source } from './source.js'
+import { type Block, type Leaders, Source } from './source.js'
 import {
   type LineFormat,
   LineTimes,
@@ -53,7 +53,7 @@ const NEWLINE = 0x0a
 export const DEFAULT_WINDOW_MS = 1000
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024
 export type { MergedRecord, RunSink } from './emit.js'
-export { JOIN_LIMIT_BYTES } from './source.js'
+export { findLeaders, JOIN_LIMIT_BYTES, type Leaders } from './source.js'
 
 export interface TimeOrderOptions {
   /** The reorder window in ms (--reorder-window); Infinity for --once. Default 1000. */
@@ -160,8 +160,12 @@ export class TimeOrder<K> {
    * matter; it is ignored with --once). `offset` is where the block starts in the caller's
    * terms (default: the bytes pushed to this source before it); emitted records report their
    * offsets in the same terms. The block must not be modified afterwards.
+   *
+   * `leaders`: the block's leaders and times when a reader thread found them already
+   * (findLeaders with a LineTimes made with this source's format and options); the source's own
+   * LineTimes then learns nothing, so format(key) stays null.
    */
-  push(key: K, block: Buffer, now: number, offset?: number): void {
+  push(key: K, block: Buffer, now: number, offset?: number, leaders?: Leaders): void {
     const source = this.#source(key, 'push to')
     if (source.ended) throw new Error(`time order: source ${String(key)} has ended`)
     if (block.length === 0) return
@@ -173,7 +177,13 @@ export class TimeOrder<K> {
     const blockOffset = offset ?? source.pushedBytes
     source.pushedBytes += block.length
     const bytesBefore = source.bytes
-    this.#nextSeq += source.push(block, arrival, blockOffset, this.#once ? null : this.#nextSeq)
+    this.#nextSeq += source.push(
+      block,
+      arrival,
+      blockOffset,
+      this.#once ? null : this.#nextSeq,
+      leaders,
+    )
     this.#bufferedBytes += source.bytes - bytesBefore
     this.#placeInHeaps(source)
     if (!this.#once) this.#byWatermark.update(source)
