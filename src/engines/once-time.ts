@@ -8,10 +8,11 @@
  * file in memory or, with backpressure and a read concurrency limit smaller than the number of
  * files, wait forever on a file the limit never lets it read.
  *
- * Both the async and the top-down engine run it on the main thread (parsing in reader threads
- * would save the main thread ~a quarter of its work, see docs/time-order.md; not done).
- * Reads are synchronous: the files are at rest and each read is a page-cache copy, and the
- * writer's backpressure is awaited between rounds, so the event loop still turns.
+ * Both the async and the top-down engine run the merge on the main thread. The framing into
+ * lines and the parsing of timestamps (a third of the work) are done by a reader thread that
+ * works ahead of the merge (once-feed.ts), or, for small inputs, where starting a thread costs
+ * more than it saves, on the main thread when the merge asks. Reads are synchronous: the files
+ * are at rest and each read is a page-cache copy.
  *
  * Output: runs of records are copied into output areas of 1 MiB (CopyArena; the read slots
  * live in the same buffer, which makes the copy a copyWithin). A full area goes to the writer
@@ -30,8 +31,11 @@ import type { TimestampFormat, TimestampOptions } from '../merge/timestamps.js'
 import type { Labels } from '../sink/format-sink.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
-import { Cursor, FINGERPRINT_BYTES, identityKey } from '../tail/cursor.js'
+import { FINGERPRINT_BYTES, identityKey } from '../tail/cursor.js'
 import { lineStartBeforeSync } from '../tail/start.js'
+import { collectGarbage } from './exit-gc.js'
+import { type Feed, InlineFeed, SLOTS_PER_SOURCE, ThreadFeed } from './once-feed.js'
+import type { ReaderInit, ReadResult } from './once-read.js'
 
 /** The writer the merge writes to (LoopWriter). */
 export interface OnceWriter {
@@ -58,12 +62,19 @@ export interface OnceTimeOptions {
   readonly log: Logger
   /** Called after each round with the bytes read so far, of the total, and records written. */
   readonly onProgress?: (done: number, total: number, records: number) => void
+  /**
+   * Read and parse in a reader thread (true), on the main thread (false), or by the bytes to
+   * read (undefined: a thread from THREAD_MIN_BYTES on). See readerThreadChoice.
+   */
+  readonly readerThread?: boolean
+  /** The output areas' size and number (tests make them small); default 256 KiB x 4. */
+  readonly outBytes?: number
+  readonly outAreas?: number
 }
 
 interface OnceSource {
   readonly index: number
   readonly fd: number
-  readonly cursor: Cursor
   readonly offsets: FileOffsets
   /** Its identity key (dev:ino), as the writer's marks name it. */
   readonly key: string
@@ -71,27 +82,48 @@ interface OnceSource {
   readonly info: SourceInfo & { readonly prefix: Buffer }
   readonly startOffset: number
   readonly size: number
-  reads: number
+  readonly mtimeMs: number
+  /** The file offset read up to (progress). */
+  readTo: number
+  /** The block runs were last copied from, and where it lies in the arena (CopyArena.baseOf). */
+  block: Buffer | null
+  base: number
   done: boolean
   /** The merge's offset just past the last record written (for the next write's marks). */
   written: number
   touched: boolean
 }
 
-const OUT_BYTES = 1024 * 1024
 /** Output areas: the merge fills one while the writer writes the others. */
+const OUT_BYTES = 256 * 1024
 const OUT_AREAS = 4
 /** Room in a read slot for the partial line carried over from the previous read. */
 const SLOT_SLACK = 64 * 1024
 /** The read slots of all files together stay under this (many files: smaller reads). */
 const ARENA_BUDGET = 64 * 1024 * 1024
 const MIN_READ = 16 * 1024
+/**
+ * From this many bytes to read on, a reader thread reads and parses (starting one costs
+ * ~40 ms; it saves about half the main thread's time, ~1 ms a MiB on the benchmark machine).
+ */
+export const THREAD_MIN_BYTES = 64 * 1024 * 1024
+
+/**
+ * LOGMERGE_READER_THREAD=on|off forces the choice (tests run the thread on small files, the
+ * benchmark compares both); anything else, or unset, leaves it to the size.
+ */
+export function readerThreadChoice(env: NodeJS.ProcessEnv = process.env): boolean | undefined {
+  const value = env.LOGMERGE_READER_THREAD
+  return value === 'on' ? true : value === 'off' ? false : undefined
+}
 
 export class OnceTimeMerge {
   readonly #opts: OnceTimeOptions
   readonly #sources: OnceSource[] = []
   readonly #unreadable: string[] = []
   readonly #order: TimeOrder<number>
+  #feed: Feed | null = null
+  #closed: Promise<void> | null = null
 
   constructor(opts: OnceTimeOptions) {
     this.#opts = opts
@@ -119,42 +151,57 @@ export class OnceTimeMerge {
   /** Merges every source to its end into `writer`. */
   async run(writer: OnceWriter): Promise<void> {
     const sources = this.#sources
+    const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.startOffset), 0)
+    const threaded = this.#opts.readerThread ?? total >= THREAD_MIN_BYTES
     const slotBytes = Math.max(
       MIN_READ,
       Math.min(
         this.#opts.readChunkBytes,
-        Math.floor(ARENA_BUDGET / (2 * Math.max(1, sources.length))),
+        Math.floor(ARENA_BUDGET / (SLOTS_PER_SOURCE * Math.max(1, sources.length))),
       ),
     )
+    const outBytes = this.#opts.outBytes ?? OUT_BYTES
     const raw = this.#opts.format === 'raw'
     let pending: Promise<void> | undefined
     // The writer keeps each output area until it is written (no copy): see #makeRoom.
     const arena = new CopyArena(
       slotBytes + SLOT_SLACK,
-      2 * Math.max(1, sources.length),
-      OUT_BYTES,
+      SLOTS_PER_SOURCE * Math.max(1, sources.length),
+      outBytes,
       (bytes) => {
         pending = writer.write(bytes, this.#marks()) ?? pending
       },
-      { outAreas: OUT_AREAS },
+      { outAreas: this.#opts.outAreas ?? OUT_AREAS },
     )
+    const readers = sources.map((s) => this.#readerInit(s, slotBytes))
+    this.#opts.log.debug(
+      `--once --order time: ${total} bytes in ${sources.length} files, read and parsed ${threaded ? 'in a reader thread' : 'on the main thread'}`,
+    )
+    const feed = threaded ? new ThreadFeed(arena, readers) : new InlineFeed(arena, readers)
+    this.#feed = feed
     let released = 0
     const runSink = (key: number, block: Buffer, start: number, end: number, endOffset: number) => {
       const source = sources[key] as OnceSource
-      arena.append(block, start, end)
+      if (block !== source.block) {
+        source.block = block
+        source.base = arena.baseOf(block)
+      }
+      arena.append(block, start, end, source.base)
       released += end - start
-      // Mapped to a file offset only when the output area is written (#marks): once a MiB.
+      // Mapped to a file offset only when the output area is written (#marks): once an area.
       source.written = endOffset
       source.touched = true
     }
     /**
-     * Releases what the merge allows (everything held with `force`), a few MiB at a time: each
-     * step takes no more than the free output areas hold, then waits for room.
+     * Releases what the merge allows (everything held with `force`), a few areas at a time:
+     * each step takes no more than the free output areas hold, then waits for room.
      */
     const release = async (force: boolean) => {
       for (;;) {
         await this.#makeRoom(arena, writer)
-        const limit = arena.freeBytes - OUT_BYTES
+        // Room for one more run past the limit (most are far shorter than an area); at least
+        // one run a step, so that the merge always moves on.
+        const limit = Math.max(1, arena.freeBytes - outBytes)
         released = 0
         if (raw) {
           if (force) this.#order.flushRuns(runSink, limit)
@@ -170,15 +217,15 @@ export class OnceTimeMerge {
         if (released < limit) return
       }
     }
-    const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.startOffset), 0)
     let open = sources.length
     while (open > 0) {
       open = 0
       for (const s of sources) {
         if (s.done) continue
         open++
-        if (this.#order.needsMore(s.index))
-          this.#readOne(s, arena.slot(2 * s.index + (s.reads++ % 2)), slotBytes)
+        if (!this.#order.needsMore(s.index)) continue
+        const read = feed.next(s.index)
+        this.#take(s, read instanceof Promise ? await read : read)
       }
       await release(false)
       this.#opts.onProgress?.(this.#doneBytes(), total, this.#order.stats.written)
@@ -187,6 +234,47 @@ export class OnceTimeMerge {
     arena.flush()
     if (pending) await pending
     this.#opts.onProgress?.(this.#doneBytes(), total, this.#order.stats.written)
+    collectGarbage() // see exit-gc.ts: without it the process may never exit
+  }
+
+  /** What the reader of `s` needs (plain data: it may go to the reader thread). */
+  #readerInit(s: OnceSource, slotBytes: number): ReaderInit {
+    return {
+      fd: s.fd,
+      offset: s.startOffset,
+      maxLineBytes: this.#opts.maxLineBytes,
+      readBytes: slotBytes,
+      format: this.#opts.timestampFormat ?? 'auto',
+      timestamps: this.#timestamps(s.mtimeMs),
+    }
+  }
+
+  /** The timestamp options of a file: RFC 3164 dates have no year, placed by its mtime. */
+  #timestamps(mtimeMs: number): TimestampOptions {
+    return {
+      ...(this.#opts.zone === undefined ? {} : { zone: this.#opts.zone }),
+      referenceMs: mtimeMs,
+    }
+  }
+
+  /** One read of `s`: its lines go to the merge; at its end, it ends. */
+  #take(s: OnceSource, read: ReadResult): void {
+    if (read.failure) {
+      const err = Object.assign(new Error(read.failure.message), { code: read.failure.code })
+      this.#opts.log.warn(
+        `cannot read ${s.state.path}: ${describeErrno(err)}; merging what was read`,
+      )
+      this.#unreadable.push(s.state.path)
+    }
+    if (read.block !== null) {
+      const at = s.offsets.add(read.block.length, read.fileStart, read.inserted)
+      this.#order.push(s.index, read.block, 0, at, read.leaders ?? undefined)
+    }
+    s.readTo = read.readTo
+    if (read.end) {
+      this.#order.end(s.index)
+      s.done = true
+    }
   }
 
   /**
@@ -196,23 +284,30 @@ export class OnceTimeMerge {
    */
   async #makeRoom(arena: CopyArena, writer: OnceWriter): Promise<void> {
     arena.written(arena.handedBytes - writer.queuedBytes)
-    if (arena.freeBytes >= 2 * OUT_BYTES) return
+    if (arena.freeBytes >= 2 * arena.outBytes) return
     await writer.drain()
     arena.written(arena.handedBytes)
   }
 
-  /** Closes every file (idempotent). */
-  close(): void {
-    for (const s of this.#sources) {
-      if (s.done) continue
-      s.done = true
-      closeSync(s.fd)
-    }
+  /**
+   * Stops the reader thread, if any, then closes every file. Idempotent: every call returns
+   * the same promise.
+   */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      try {
+        await this.#feed?.close()
+      } finally {
+        // Only now: the reader thread may read ahead of the merge until it is stopped.
+        for (const s of this.#sources) closeSync(s.fd)
+      }
+    })()
+    return this.#closed
   }
 
   #doneBytes(): number {
     let done = 0
-    for (const s of this.#sources) done += Math.max(0, s.cursor.offset - s.startOffset)
+    for (const s of this.#sources) done += Math.max(0, s.readTo - s.startOffset)
     return done
   }
 
@@ -242,32 +337,6 @@ export class OnceTimeMerge {
     return marks
   }
 
-  /** One read of `s` into `slot`: its lines go to the merge; at its end, it ends. */
-  #readOne(s: OnceSource, slot: Buffer, want: number): void {
-    const committed = s.cursor.committedOffset
-    const { buf, start } = s.cursor.readBuffer(want, slot)
-    let n: number
-    try {
-      n = readSync(s.fd, buf, start, want, s.cursor.offset)
-    } catch (err) {
-      this.#opts.log.warn(
-        `cannot read ${s.state.path}: ${describeErrno(err as NodeJS.ErrnoException)}; merging what was read`,
-      )
-      this.#unreadable.push(s.state.path)
-      n = 0
-    }
-    const block = n === 0 ? s.cursor.flush() : s.cursor.frameRead(buf, start, n)
-    if (block !== null) {
-      const at = s.offsets.add(block.length, committed, s.cursor.inserted)
-      this.#order.push(s.index, block, 0, at)
-    }
-    if (n === 0) {
-      this.#order.end(s.index)
-      s.done = true
-      closeSync(s.fd)
-    }
-  }
-
   #openOne(path: string, writer: OnceWriter): void {
     let fd: number
     try {
@@ -293,30 +362,24 @@ export class OnceTimeMerge {
           : lineStartBeforeSync(fd, st.size)
     const index = this.#sources.length
     const label = this.#opts.labels.labelOf(path)
+    // The reader finds the leaders and times (once-read.ts); the source's own parser is idle.
     this.#order.open(index, {
       format: this.#opts.timestampFormat,
-      // RFC 3164 dates have no year: a file at rest is placed by its modification time.
-      timestamps: {
-        ...(this.#opts.zone === undefined ? {} : { zone: this.#opts.zone }),
-        referenceMs: st.mtimeMs,
-      },
+      timestamps: this.#timestamps(st.mtimeMs),
     })
     this.#sources.push({
       index,
       fd,
-      cursor: new Cursor({
-        identity: st,
-        offset: startOffset,
-        head: head.subarray(0, headBytes),
-        maxLineBytes: this.#opts.maxLineBytes,
-      }),
       offsets: new FileOffsets(),
       key,
       state: { path, dev: st.dev, ino: st.ino, head: headText, offset: startOffset },
       info: { label, path, prefix: labelPrefix(label) },
       startOffset,
       size: st.size,
-      reads: 0,
+      mtimeMs: st.mtimeMs,
+      readTo: startOffset,
+      block: null,
+      base: -1,
       done: false,
       written: 0,
       touched: false,
