@@ -386,6 +386,38 @@ function runProgram(program, args, paths, outFd, hash) {
  *   in-process contenders, which includes V8's helper threads)
  */
 
+const BASELINE = 'logmerge (baseline)'
+
+/**
+ * The end-to-end contender for another build of logmerge (a checkout with dist/ built).
+ * @param {string} dir
+ * @returns {Contender}
+ */
+function baseline(dir) {
+  const bin = join(dir, 'bin', 'logmerge')
+  if (!statSync(join(dir, 'dist', 'cli.js'), { throwIfNoEntry: false })) {
+    throw new RangeError(`--baseline: ${dir} has no dist/cli.js (run npm run build there)`)
+  }
+  return {
+    name: BASELINE,
+    ordersByTime: true,
+    command: `${relative(ROOT, bin)} --once --order time f1 f2 f3 f4 > out (${gitCommitOf(dir)})`,
+    run: (paths, fd, hash) => runProgram(bin, ['--once', '--order', 'time'], paths, fd, hash),
+  }
+}
+
+/**
+ * The commit a checkout was made from, when it says (a git archive carries none).
+ * @param {string} dir
+ */
+function gitCommitOf(dir) {
+  try {
+    return readFileSync(join(dir, 'COMMIT'), 'utf8').trim()
+  } catch {
+    return 'commit unknown'
+  }
+}
+
 /** The contender whose output every other must equal: the same order by definition. */
 const REFERENCE = 'sort -m -s -k1,1'
 
@@ -468,6 +500,8 @@ const USAGE = `usage: node bench/timeorder.mjs [--size SIZE] [--runs N] [--out P
   --no-verify   skip comparing each output with sort -m -s -k1,1's (sha256; plain sort -m
                 differs where two lines share a timestamp: it compares whole lines)
   --only NAME   run only this contender (repeatable): ${CONTENDERS.map((c) => c.name).join(', ')}
+  --baseline DIR  also run DIR/bin/logmerge (another checkout, built) as 'logmerge (baseline)',
+                in the same rounds: before/after figures from one run
 `
 
 async function main() {
@@ -479,6 +513,7 @@ async function main() {
       verify: { type: 'boolean', default: true },
       'no-verify': { type: 'boolean', default: false },
       only: { type: 'string', multiple: true },
+      baseline: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -496,8 +531,13 @@ async function main() {
   const totalLines = inputs.reduce((n, f) => n + f.lines, 0)
   warm(paths)
 
-  const contenders = CONTENDERS.filter(
-    (c) => values.only === undefined || values.only.includes(c.name),
+  const all =
+    values.baseline === undefined ? CONTENDERS : [baseline(values.baseline), ...CONTENDERS]
+  const contenders = all.filter(
+    (c) =>
+      values.only === undefined ||
+      values.only.includes(c.name) ||
+      (c.name === BASELINE && values.baseline !== undefined),
   )
   if (contenders.length === 0) {
     throw new RangeError(`--only: expected some of ${CONTENDERS.map((c) => c.name).join(', ')}`)
