@@ -159,6 +159,22 @@ async function loadDist() {
 const SLOT_SLACK = 64 * 1024
 
 /**
+ * A CopyArena writing with `write`, which is synchronous: an output area is free again as soon
+ * as write returns (the product's writer keeps areas until they are written).
+ * @param {typeof import('../src/merge/arena.js').CopyArena} CopyArena
+ * @param {number} slotBytes
+ * @param {number} slots
+ * @param {(bytes: Buffer) => void} write
+ */
+function syncArena(CopyArena, slotBytes, slots, write) {
+  const arena = new CopyArena(slotBytes, slots, OUT_CHUNK, (bytes) => {
+    write(bytes)
+    arena.written(arena.handedBytes)
+  })
+  return arena
+}
+
+/**
  * The merge as --once would run it, in this process: read the sources the merge waits for,
  * push, release runs, write. With `arena`, reads go into two slots per source of a CopyArena
  * and runs are copied to the output with copyWithin; without, each read gets a fresh buffer
@@ -182,7 +198,7 @@ async function mergeInProcess(paths, outFd, hash, arena) {
     outBytes += bytes.length
   }
   const out = arena
-    ? new CopyArena(READ_CHUNK + SLOT_SLACK, 2 * paths.length, OUT_CHUNK, write)
+    ? syncArena(CopyArena, READ_CHUNK + SLOT_SLACK, 2 * paths.length, write)
     : new ChunkWriter(write)
   const sources = paths.map((path, i) => {
     order.open(i, { format: 'iso' })
@@ -262,7 +278,7 @@ async function mergeReadAhead(paths, outFd, hash) {
     outBytes += bytes.length
   }
   const SLOTS = 3
-  const arena = new CopyArena(READ_CHUNK + SLOT_SLACK, SLOTS * paths.length, OUT_CHUNK, write)
+  const arena = syncArena(CopyArena, READ_CHUNK + SLOT_SLACK, SLOTS * paths.length, write)
   const sources = await Promise.all(
     paths.map(async (path, i) => {
       order.open(i, { format: 'iso' })
@@ -340,16 +356,17 @@ function runSort(args, paths, outFd, hash) {
  * @param {string[]} paths
  * @param {number} outFd
  * @param {import('node:crypto').Hash | null} hash
+ * @param {NodeJS.ProcessEnv} [env] added to the environment
  * @returns {Promise<{ outBytes: number, cpuMs: number }>}
  */
-function runProgram(program, args, paths, outFd, hash) {
+function runProgram(program, args, paths, outFd, hash, env = {}) {
   return new Promise((resolve, reject) => {
     const cpuFile = join(OUT_DIR, `.sort-cpu-${process.pid}`)
     const child = spawn(
       '/usr/bin/time',
       ['-f', '%U %S', '-o', cpuFile, program, ...args, ...paths],
       {
-        env: { ...process.env, LC_ALL: 'C' },
+        env: { ...process.env, LC_ALL: 'C', ...env },
         stdio: ['ignore', hash === null ? outFd : 'pipe', 'pipe'],
       },
     )
@@ -429,6 +446,15 @@ const CONTENDERS = [
     command: 'bin/logmerge --once --order time f1 f2 f3 f4 > out (end to end: formats detected)',
     run: (paths, fd, hash) =>
       runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash),
+  },
+  {
+    name: 'logmerge (main-thread reader)',
+    ordersByTime: true,
+    command: 'LOGMERGE_READER_THREAD=off bin/logmerge --once --order time f1 f2 f3 f4 > out',
+    run: (paths, fd, hash) =>
+      runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash, {
+        LOGMERGE_READER_THREAD: 'off',
+      }),
   },
   {
     name: 'merge',
