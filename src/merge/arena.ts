@@ -111,7 +111,7 @@ export class CopyArena {
     return this.#handed
   }
 
-  /** Output buffers allocated outside the arena because every area was still being written. */
+  /** Output buffers allocated outside the arena: every area was held, or a piece was larger. */
   get spills(): number {
     return this.#spills
   }
@@ -138,8 +138,9 @@ export class CopyArena {
   /**
    * Appends block[start, end) to the output. A piece is never split between two writes: one
    * that does not fit in what is left of the area goes to the next area, and one larger than an
-   * area is a write of its own. So every write holds whole pieces, and a caller that notes,
-   * with each write, how far each source's pieces go (checkpoints) is exact.
+   * area to a buffer of its own. And `write` is only ever called from here with pieces appended
+   * before this one. So a caller that notes how far each source's pieces go after append
+   * returns, and sends those notes with each write (checkpoints), is exact.
    * `base` is baseOf(block), for a caller that appends from one block many times and keeps it.
    */
   append(block: Buffer, start: number, end: number, base = this.baseOf(block)): void {
@@ -156,14 +157,15 @@ export class CopyArena {
   #appendWhole(block: Buffer, start: number, end: number, base: number): void {
     const n = end - start
     if (n === 0) return
-    if (this.#used + n > this.outBytes) this.flush()
-    if (n > this.outBytes) {
-      // A copy: the block's memory (a read slot) is read into again before the writer is done.
-      this.#handed += n
-      this.#write(Buffer.from(block.subarray(start, end)))
-      return
+    if (this.#current !== NONE && this.#used + n > this.#target.length) {
+      this.flush()
+      this.#current = NONE // also when it was empty: an empty area stays free
+      this.#targetBase = -1
     }
-    if (this.#current === NONE) this.#takeFreeArea()
+    if (this.#current === NONE) {
+      if (n > this.outBytes) this.#takeSpill(n)
+      else this.#takeFreeArea()
+    }
     if (base >= 0 && this.#targetBase >= 0) {
       this.#all.copyWithin(this.#targetBase + this.#used, base + start, base + end)
     } else {
@@ -199,8 +201,13 @@ export class CopyArena {
         return
       }
     }
+    this.#takeSpill(this.outBytes)
+  }
+
+  /** Output goes to a buffer of `bytes` outside the arena (every area is held, or too small). */
+  #takeSpill(bytes: number): void {
     this.#current = SPILL
-    this.#target = Buffer.allocUnsafe(this.outBytes)
+    this.#target = Buffer.allocUnsafe(bytes)
     this.#targetBase = -1
     this.#spills++
   }

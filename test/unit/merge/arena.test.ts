@@ -62,7 +62,13 @@ describe('CopyArena', () => {
             } else {
               block = Buffer.concat([Buffer.alloc(5), bytes])
             }
+            const handedBefore = arena.handedBytes
             arena.append(block, 5, 5 + bytes.length)
+            // A write made by this append holds only what was appended before it.
+            expect(arena.handedBytes).toBeLessThanOrEqual(
+              expected.reduce((n, e) => n + e.length, 0),
+            )
+            expect(arena.handedBytes).toBeGreaterThanOrEqual(handedBefore)
             expected.push(bytes)
             // Slots are reused by the caller once appended (as the merge does): overwrite.
             if (piece.inSlot) arena.slot(piece.slot).fill(0xee)
@@ -87,7 +93,7 @@ describe('CopyArena', () => {
     )
   })
 
-  it('never splits a piece between writes; with every area held, goes on in a spill buffer', () => {
+  it('never splits a piece between writes, nor writes the piece being appended', () => {
     const writer = new HoldingWriter()
     const arena = new CopyArena(32, 1, 8, writer.write, { outAreas: 2 })
     const slot = arena.slot(0)
@@ -97,17 +103,19 @@ describe('CopyArena', () => {
     expect(arena.freeBytes).toBe(11)
     arena.append(slot, 5, 9) // fghi does not fit after abcde: abcde goes, fghi starts the other area
     expect(writer.handed.map((h) => h.copy.toString())).toEqual(['abcde'])
-    arena.append(slot, 9, 20) // jklmnopqrst: larger than an area, a write of its own (fghi first)
-    expect(writer.handed.map((h) => h.copy.toString())).toEqual(['abcde', 'fghi', 'jklmnopqrst'])
-    expect(arena.freeBytes).toBe(0) // both areas held by the writer
-    arena.append(slot, 20, 23) // uvw: in a spill buffer
+    arena.append(slot, 9, 20) // jklmnopqrst, larger than an area: fghi goes, it waits in a spill
+    expect(writer.handed.map((h) => h.copy.toString())).toEqual(['abcde', 'fghi'])
     expect(arena.spills).toBe(1)
+    expect(arena.freeBytes).toBe(0) // both areas held by the writer
+    arena.append(slot, 20, 23) // uvw: jklmnopqrst goes; uvw to a spill (no area is free)
+    expect(writer.handed.map((h) => h.copy.toString())).toEqual(['abcde', 'fghi', 'jklmnopqrst'])
+    expect(arena.spills).toBe(2)
     arena.written(writer.writtenUpTo(1)) // the first area is free again
     expect(arena.freeBytes).toBe(8)
     arena.append(slot, 23, 26) // xyz still fits in the spill
     arena.flush()
     arena.flush()
-    expect(arena.spills).toBe(1)
+    expect(arena.spills).toBe(2)
     expect(writer.handed.map((h) => h.copy.toString())).toEqual([
       'abcde',
       'fghi',
