@@ -21,6 +21,7 @@
  * that is killed resumes exactly once.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { availableParallelism, loadavg } from 'node:os'
 import { describeErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import { CopyArena } from '../merge/arena.js'
@@ -63,8 +64,8 @@ export interface OnceTimeOptions {
   /** Called after each round with the bytes read so far, of the total, and records written. */
   readonly onProgress?: (done: number, total: number, records: number) => void
   /**
-   * Read and parse in a reader thread (true), on the main thread (false), or by the bytes to
-   * read (undefined: a thread from THREAD_MIN_BYTES on). See readerThreadChoice.
+   * Read and parse in a reader thread (true), on the main thread (false), or as
+   * wantsReaderThread says for the bytes to read and the machine (undefined).
    */
   readonly readerThread?: boolean
   /** The output areas' size and number (tests make them small); default 256 KiB x 4. */
@@ -102,15 +103,24 @@ const SLOT_SLACK = 64 * 1024
 /** The read slots of all files together stay under this (many files: smaller reads). */
 const ARENA_BUDGET = 64 * 1024 * 1024
 const MIN_READ = 16 * 1024
-/**
- * From this many bytes to read on, a reader thread reads and parses (starting one costs
- * ~40 ms; it saves about half the main thread's time, ~1 ms a MiB on the benchmark machine).
- */
+/** Below this many bytes to read, starting a thread (~40 ms) costs more than it saves. */
 export const THREAD_MIN_BYTES = 64 * 1024 * 1024
 
 /**
+ * Whether a reader thread should read and parse `totalBytes`: enough bytes, and room for both
+ * threads (`cores` minus the 1-minute load average `load` leaves 1.5 cores). The thread saves
+ * the main thread a third of its work but costs more CPU in all; on a machine whose cores are
+ * busy it only competes with the main thread (4 x 128 MiB on 2 shared
+ * cores, median wall time with and without it: 2.11 s and 1.52 s at load 3.8; 1.66 s and
+ * 1.79 s at load 1.8).
+ */
+export function wantsReaderThread(totalBytes: number, cores: number, load: number): boolean {
+  return totalBytes >= THREAD_MIN_BYTES && cores - load >= 1.5
+}
+
+/**
  * LOGMERGE_READER_THREAD=on|off forces the choice (tests run the thread on small files, the
- * benchmark compares both); anything else, or unset, leaves it to the size.
+ * benchmark compares both); anything else, or unset, leaves it to wantsReaderThread.
  */
 export function readerThreadChoice(env: NodeJS.ProcessEnv = process.env): boolean | undefined {
   const value = env.LOGMERGE_READER_THREAD
@@ -152,7 +162,8 @@ export class OnceTimeMerge {
   async run(writer: OnceWriter): Promise<void> {
     const sources = this.#sources
     const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.startOffset), 0)
-    const threaded = this.#opts.readerThread ?? total >= THREAD_MIN_BYTES
+    const threaded =
+      this.#opts.readerThread ?? wantsReaderThread(total, availableParallelism(), loadavg()[0] ?? 0)
     const slotBytes = Math.max(
       MIN_READ,
       Math.min(
