@@ -10,13 +10,15 @@
  *   node bench/timeorder.mjs --out /dev/null  # measure without writing the output to disk
  *
  * Contenders (CONTENDERS below, one function each; add one to compare something else):
- *   logmerge --once --order time   the real CLI end to end (spawned, under GNU time)
+ *   logmerge --once --order time   the real CLI end to end (spawned, under GNU time), as the
+ *                  product chooses its reader; `(reader thread)` and `(main-thread reader)`
+ *                  force one (LOGMERGE_READER_THREAD); --baseline DIR adds another build
  *   merge          TimeOrder from dist/ in this process: readSync 1 MiB chunks, framed by the
  *                  tail Cursor, pushed, released, copied into 1 MiB output writes
  *   sort -m        LC_ALL=C sort -m f1..f4 > out          (whole-line comparison)
  *   sort -m -s -k1,1   the same order as the merge: the timestamp field only, stable, so
  *                  equal times keep file order (its output must equal the merge's: --verify)
- * Rounds are interleaved (order rotated each round) and the best time of each is kept. Inputs
+ * Rounds are interleaved (order rotated each round); best and median are reported. Inputs
  * are read through the page cache (a warm-up read comes first). MB/s = input bytes / wall time.
  */
 
@@ -435,6 +437,15 @@ function gitCommitOf(dir) {
   }
 }
 
+/** @param {number[]} values @returns {number} the middle value (the mean of the two for an even count) */
+function medianOf(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1
+    ? (sorted[mid] ?? Number.NaN)
+    : ((sorted[mid - 1] ?? Number.NaN) + (sorted[mid] ?? Number.NaN)) / 2
+}
+
 /** The contender whose output every other must equal: the same order by definition. */
 const REFERENCE = 'sort -m -s -k1,1'
 
@@ -443,9 +454,19 @@ const CONTENDERS = [
   {
     name: 'logmerge --once --order time',
     ordersByTime: true,
-    command: 'bin/logmerge --once --order time f1 f2 f3 f4 > out (end to end: formats detected)',
+    command:
+      'bin/logmerge --once --order time f1 f2 f3 f4 > out (end to end: formats detected; a reader thread when 1.5 cores are free)',
     run: (paths, fd, hash) =>
       runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash),
+  },
+  {
+    name: 'logmerge (reader thread)',
+    ordersByTime: true,
+    command: 'LOGMERGE_READER_THREAD=on bin/logmerge --once --order time f1 f2 f3 f4 > out',
+    run: (paths, fd, hash) =>
+      runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash, {
+        LOGMERGE_READER_THREAD: 'on',
+      }),
   },
   {
     name: 'logmerge (main-thread reader)',
@@ -595,14 +616,18 @@ async function main() {
   const rows = contenders.map((c) => {
     const all = times[c.name] ?? []
     const best = Math.min(...all.map((t) => t.wallMs))
+    const median = medianOf(all.map((t) => t.wallMs))
     const bestCpu = Math.min(...all.map((t) => t.cpuMs))
+    const medianCpu = medianOf(all.map((t) => t.cpuMs))
     const hash = hashes[c.name]
     return [
       c.name,
       fmt(best / 1000, 2),
       fmt(totalBytes / MiB / (best / 1000), 0),
-      fmt(totalLines / (best / 1000) / 1e6, 2),
+      fmt(median / 1000, 2),
+      fmt(totalBytes / MiB / (median / 1000), 0),
       fmt(bestCpu / 1000, 2),
+      fmt(medianCpu / 1000, 2),
       all.map((t) => (t.wallMs / 1000).toFixed(2)).join(', '),
       hash === undefined || reference === undefined
         ? 'not checked'
@@ -631,9 +656,11 @@ async function main() {
       [
         'contender',
         'best wall s',
-        'MiB/s',
-        'M lines/s',
+        'MiB/s (best)',
+        'median wall s',
+        'MiB/s (median)',
         'best CPU s',
+        'median CPU s',
         'all runs (wall s)',
         'same output',
         'command',
