@@ -271,10 +271,11 @@ export class OnceTimeMerge {
   /** One read of `s`: its lines go to the merge; at its end, it ends. */
   #take(s: OnceSource, read: ReadResult): void {
     if (read.failure) {
-      const err = Object.assign(new Error(read.failure.message), { code: read.failure.code })
-      this.#opts.log.warn(
-        `cannot read ${s.state.path}: ${describeErrno(err)}; merging what was read`,
-      )
+      const { code, message } = read.failure
+      // An errno from the read, or the reader thread's finding (the file changed meanwhile).
+      const why =
+        code === undefined ? message : describeErrno(Object.assign(new Error(message), { code }))
+      this.#opts.log.warn(`cannot read ${s.state.path}: ${why}; merging what was read`)
       this.#unreadable.push(s.state.path)
     }
     if (read.block !== null) {
