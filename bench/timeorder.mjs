@@ -10,13 +10,15 @@
  *   node bench/timeorder.mjs --out /dev/null  # measure without writing the output to disk
  *
  * Contenders (CONTENDERS below, one function each; add one to compare something else):
- *   logmerge --once --order time   the real CLI end to end (spawned, under GNU time)
+ *   logmerge --once --order time   the real CLI end to end (spawned, under GNU time), as the
+ *                  product chooses its reader; `(reader thread)` and `(main-thread reader)`
+ *                  force one (LOGMERGE_READER_THREAD); --baseline DIR adds another build
  *   merge          TimeOrder from dist/ in this process: readSync 1 MiB chunks, framed by the
  *                  tail Cursor, pushed, released, copied into 1 MiB output writes
  *   sort -m        LC_ALL=C sort -m f1..f4 > out          (whole-line comparison)
  *   sort -m -s -k1,1   the same order as the merge: the timestamp field only, stable, so
  *                  equal times keep file order (its output must equal the merge's: --verify)
- * Rounds are interleaved (order rotated each round) and the best time of each is kept. Inputs
+ * Rounds are interleaved (order rotated each round); best and median are reported. Inputs
  * are read through the page cache (a warm-up read comes first). MB/s = input bytes / wall time.
  */
 
@@ -159,6 +161,22 @@ async function loadDist() {
 const SLOT_SLACK = 64 * 1024
 
 /**
+ * A CopyArena writing with `write`, which is synchronous: an output area is free again as soon
+ * as write returns (the product's writer keeps areas until they are written).
+ * @param {typeof import('../src/merge/arena.js').CopyArena} CopyArena
+ * @param {number} slotBytes
+ * @param {number} slots
+ * @param {(bytes: Buffer) => void} write
+ */
+function syncArena(CopyArena, slotBytes, slots, write) {
+  const arena = new CopyArena(slotBytes, slots, OUT_CHUNK, (bytes) => {
+    write(bytes)
+    arena.written(arena.handedBytes)
+  })
+  return arena
+}
+
+/**
  * The merge as --once would run it, in this process: read the sources the merge waits for,
  * push, release runs, write. With `arena`, reads go into two slots per source of a CopyArena
  * and runs are copied to the output with copyWithin; without, each read gets a fresh buffer
@@ -182,7 +200,7 @@ async function mergeInProcess(paths, outFd, hash, arena) {
     outBytes += bytes.length
   }
   const out = arena
-    ? new CopyArena(READ_CHUNK + SLOT_SLACK, 2 * paths.length, OUT_CHUNK, write)
+    ? syncArena(CopyArena, READ_CHUNK + SLOT_SLACK, 2 * paths.length, write)
     : new ChunkWriter(write)
   const sources = paths.map((path, i) => {
     order.open(i, { format: 'iso' })
@@ -262,7 +280,7 @@ async function mergeReadAhead(paths, outFd, hash) {
     outBytes += bytes.length
   }
   const SLOTS = 3
-  const arena = new CopyArena(READ_CHUNK + SLOT_SLACK, SLOTS * paths.length, OUT_CHUNK, write)
+  const arena = syncArena(CopyArena, READ_CHUNK + SLOT_SLACK, SLOTS * paths.length, write)
   const sources = await Promise.all(
     paths.map(async (path, i) => {
       order.open(i, { format: 'iso' })
@@ -340,16 +358,17 @@ function runSort(args, paths, outFd, hash) {
  * @param {string[]} paths
  * @param {number} outFd
  * @param {import('node:crypto').Hash | null} hash
+ * @param {NodeJS.ProcessEnv} [env] added to the environment
  * @returns {Promise<{ outBytes: number, cpuMs: number }>}
  */
-function runProgram(program, args, paths, outFd, hash) {
+function runProgram(program, args, paths, outFd, hash, env = {}) {
   return new Promise((resolve, reject) => {
     const cpuFile = join(OUT_DIR, `.sort-cpu-${process.pid}`)
     const child = spawn(
       '/usr/bin/time',
       ['-f', '%U %S', '-o', cpuFile, program, ...args, ...paths],
       {
-        env: { ...process.env, LC_ALL: 'C' },
+        env: { ...process.env, LC_ALL: 'C', ...env },
         stdio: ['ignore', hash === null ? outFd : 'pipe', 'pipe'],
       },
     )
@@ -386,6 +405,47 @@ function runProgram(program, args, paths, outFd, hash) {
  *   in-process contenders, which includes V8's helper threads)
  */
 
+const BASELINE = 'logmerge (baseline)'
+
+/**
+ * The end-to-end contender for another build of logmerge (a checkout with dist/ built).
+ * @param {string} dir
+ * @returns {Contender}
+ */
+function baseline(dir) {
+  const bin = join(dir, 'bin', 'logmerge')
+  if (!statSync(join(dir, 'dist', 'cli.js'), { throwIfNoEntry: false })) {
+    throw new RangeError(`--baseline: ${dir} has no dist/cli.js (run npm run build there)`)
+  }
+  return {
+    name: BASELINE,
+    ordersByTime: true,
+    command: `${relative(ROOT, bin)} --once --order time f1 f2 f3 f4 > out (${gitCommitOf(dir)})`,
+    run: (paths, fd, hash) => runProgram(bin, ['--once', '--order', 'time'], paths, fd, hash),
+  }
+}
+
+/**
+ * The commit a checkout was made from, when it says (a git archive carries none).
+ * @param {string} dir
+ */
+function gitCommitOf(dir) {
+  try {
+    return readFileSync(join(dir, 'COMMIT'), 'utf8').trim()
+  } catch {
+    return 'commit unknown'
+  }
+}
+
+/** @param {number[]} values @returns {number} the middle value (the mean of the two for an even count) */
+function medianOf(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1
+    ? (sorted[mid] ?? Number.NaN)
+    : ((sorted[mid - 1] ?? Number.NaN) + (sorted[mid] ?? Number.NaN)) / 2
+}
+
 /** The contender whose output every other must equal: the same order by definition. */
 const REFERENCE = 'sort -m -s -k1,1'
 
@@ -394,9 +454,28 @@ const CONTENDERS = [
   {
     name: 'logmerge --once --order time',
     ordersByTime: true,
-    command: 'bin/logmerge --once --order time f1 f2 f3 f4 > out (end to end: formats detected)',
+    command:
+      'bin/logmerge --once --order time f1 f2 f3 f4 > out (end to end: formats detected; a reader thread when 1.5 cores are free)',
     run: (paths, fd, hash) =>
       runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash),
+  },
+  {
+    name: 'logmerge (reader thread)',
+    ordersByTime: true,
+    command: 'LOGMERGE_READER_THREAD=on bin/logmerge --once --order time f1 f2 f3 f4 > out',
+    run: (paths, fd, hash) =>
+      runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash, {
+        LOGMERGE_READER_THREAD: 'on',
+      }),
+  },
+  {
+    name: 'logmerge (main-thread reader)',
+    ordersByTime: true,
+    command: 'LOGMERGE_READER_THREAD=off bin/logmerge --once --order time f1 f2 f3 f4 > out',
+    run: (paths, fd, hash) =>
+      runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash, {
+        LOGMERGE_READER_THREAD: 'off',
+      }),
   },
   {
     name: 'merge',
@@ -468,6 +547,8 @@ const USAGE = `usage: node bench/timeorder.mjs [--size SIZE] [--runs N] [--out P
   --no-verify   skip comparing each output with sort -m -s -k1,1's (sha256; plain sort -m
                 differs where two lines share a timestamp: it compares whole lines)
   --only NAME   run only this contender (repeatable): ${CONTENDERS.map((c) => c.name).join(', ')}
+  --baseline DIR  also run DIR/bin/logmerge (another checkout, built) as 'logmerge (baseline)',
+                in the same rounds: before/after figures from one run
 `
 
 async function main() {
@@ -479,6 +560,7 @@ async function main() {
       verify: { type: 'boolean', default: true },
       'no-verify': { type: 'boolean', default: false },
       only: { type: 'string', multiple: true },
+      baseline: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -496,8 +578,13 @@ async function main() {
   const totalLines = inputs.reduce((n, f) => n + f.lines, 0)
   warm(paths)
 
-  const contenders = CONTENDERS.filter(
-    (c) => values.only === undefined || values.only.includes(c.name),
+  const all =
+    values.baseline === undefined ? CONTENDERS : [baseline(values.baseline), ...CONTENDERS]
+  const contenders = all.filter(
+    (c) =>
+      values.only === undefined ||
+      values.only.includes(c.name) ||
+      (c.name === BASELINE && values.baseline !== undefined),
   )
   if (contenders.length === 0) {
     throw new RangeError(`--only: expected some of ${CONTENDERS.map((c) => c.name).join(', ')}`)
@@ -529,14 +616,18 @@ async function main() {
   const rows = contenders.map((c) => {
     const all = times[c.name] ?? []
     const best = Math.min(...all.map((t) => t.wallMs))
+    const median = medianOf(all.map((t) => t.wallMs))
     const bestCpu = Math.min(...all.map((t) => t.cpuMs))
+    const medianCpu = medianOf(all.map((t) => t.cpuMs))
     const hash = hashes[c.name]
     return [
       c.name,
       fmt(best / 1000, 2),
       fmt(totalBytes / MiB / (best / 1000), 0),
-      fmt(totalLines / (best / 1000) / 1e6, 2),
+      fmt(median / 1000, 2),
+      fmt(totalBytes / MiB / (median / 1000), 0),
       fmt(bestCpu / 1000, 2),
+      fmt(medianCpu / 1000, 2),
       all.map((t) => (t.wallMs / 1000).toFixed(2)).join(', '),
       hash === undefined || reference === undefined
         ? 'not checked'
@@ -565,9 +656,11 @@ async function main() {
       [
         'contender',
         'best wall s',
-        'MiB/s',
-        'M lines/s',
+        'MiB/s (best)',
+        'median wall s',
+        'MiB/s (median)',
         'best CPU s',
+        'median CPU s',
         'all runs (wall s)',
         'same output',
         'command',

@@ -15,7 +15,7 @@ import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { OnceTimeMerge } from './once-time.js'
+import { OnceTimeMerge, readerThreadChoice } from './once-time.js'
 import { outputChain, timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
 
@@ -109,6 +109,7 @@ export async function runAsync({
         zone: timestampOptions(config).zone,
         resume: recovered.sources,
         log,
+        readerThread: readerThreadChoice(),
         onProgress: progress
           ? (done, total, records) => {
               progress.total = total
@@ -122,7 +123,7 @@ export async function runAsync({
         checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
         await merge.run(writer)
       } finally {
-        merge.close()
+        await merge.close()
       }
     } else if (config.once) {
       const paths = await scanInputs(config.inputs, exclude)

@@ -40,7 +40,7 @@ import {
   type RunSink,
 } from './emit.js'
 import { IndexedHeap } from './heap.js'
-import { type Block, Source } from './source.js'
+import { type Block, type Leaders, Source } from './source.js'
 import {
   type LineFormat,
   LineTimes,
@@ -53,7 +53,7 @@ const NEWLINE = 0x0a
 export const DEFAULT_WINDOW_MS = 1000
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024
 export type { MergedRecord, RunSink } from './emit.js'
-export { JOIN_LIMIT_BYTES } from './source.js'
+export { findLeaders, JOIN_LIMIT_BYTES, type Leaders } from './source.js'
 
 export interface TimeOrderOptions {
   /** The reorder window in ms (--reorder-window); Infinity for --once. Default 1000. */
@@ -160,8 +160,12 @@ export class TimeOrder<K> {
    * matter; it is ignored with --once). `offset` is where the block starts in the caller's
    * terms (default: the bytes pushed to this source before it); emitted records report their
    * offsets in the same terms. The block must not be modified afterwards.
+   *
+   * `leaders`: the block's leaders and times when a reader thread found them already
+   * (findLeaders with a LineTimes made with this source's format and options); the source's own
+   * LineTimes then learns nothing, so format(key) stays null.
    */
-  push(key: K, block: Buffer, now: number, offset?: number): void {
+  push(key: K, block: Buffer, now: number, offset?: number, leaders?: Leaders): void {
     const source = this.#source(key, 'push to')
     if (source.ended) throw new Error(`time order: source ${String(key)} has ended`)
     if (block.length === 0) return
@@ -173,7 +177,13 @@ export class TimeOrder<K> {
     const blockOffset = offset ?? source.pushedBytes
     source.pushedBytes += block.length
     const bytesBefore = source.bytes
-    this.#nextSeq += source.push(block, arrival, blockOffset, this.#once ? null : this.#nextSeq)
+    this.#nextSeq += source.push(
+      block,
+      arrival,
+      blockOffset,
+      this.#once ? null : this.#nextSeq,
+      leaders,
+    )
     this.#bufferedBytes += source.bytes - bytesBefore
     this.#placeInHeaps(source)
     if (!this.#once) this.#byWatermark.update(source)
@@ -192,9 +202,9 @@ export class TimeOrder<K> {
    * The records that may be written at `now` (the caller's clock, as for push), in order.
    * Call it after pushes, after end(), and when the deadline from nextDeadline() comes.
    */
-  release(now: number): MergedRecord<K>[] {
+  release(now: number, limitBytes = Number.POSITIVE_INFINITY): MergedRecord<K>[] {
     const out = new RecordList<K>()
-    this.#drain(now, false, out)
+    this.#drain(now, false, out, limitBytes)
     return out.records
   }
 
@@ -202,26 +212,30 @@ export class TimeOrder<K> {
    * Like release(), but hands `sink` runs of consecutive records from one block (contiguous
    * bytes) instead of an object per record: the fast path for raw output. Returns how many
    * records were written.
+   *
+   * `limitBytes` (all four): stop once at least this many bytes were handed out (the record or
+   * run that reaches it included), so a caller with bounded room for output can write what it
+   * has and call again; what is left stays held, in order.
    */
-  releaseRuns(now: number, sink: RunSink<K>): number {
-    if (this.#once) return this.#drainOnceRuns(false, sink)
+  releaseRuns(now: number, sink: RunSink<K>, limitBytes = Number.POSITIVE_INFINITY): number {
+    if (this.#once) return this.#drainOnceRuns(false, sink, limitBytes)
     const runs = new RunJoiner(sink)
-    this.#drain(now, false, runs)
+    this.#drain(now, false, runs, limitBytes)
     return runs.finish()
   }
 
   /** Everything held, in order, whatever the rules (shutdown; the end of a --once run). */
-  flush(): MergedRecord<K>[] {
+  flush(limitBytes = Number.POSITIVE_INFINITY): MergedRecord<K>[] {
     const out = new RecordList<K>()
-    this.#drain(0, true, out)
+    this.#drain(0, true, out, limitBytes)
     return out.records
   }
 
   /** flush() as runs (see releaseRuns). */
-  flushRuns(sink: RunSink<K>): number {
-    if (this.#once) return this.#drainOnceRuns(true, sink)
+  flushRuns(sink: RunSink<K>, limitBytes = Number.POSITIVE_INFINITY): number {
+    if (this.#once) return this.#drainOnceRuns(true, sink, limitBytes)
     const runs = new RunJoiner(sink)
-    this.#drain(0, true, runs)
+    this.#drain(0, true, runs, limitBytes)
     return runs.finish()
   }
 
@@ -277,13 +291,15 @@ export class TimeOrder<K> {
     return source
   }
 
-  /** Writes records to `visit` while the rules (or `force`) allow. */
-  #drain(now: number, force: boolean, visit: RecordVisitor<K>): void {
+  /** Writes records to `visit` while the rules (or `force`) allow, up to about `limitBytes`. */
+  #drain(now: number, force: boolean, visit: RecordVisitor<K>, limitBytes: number): void {
+    const stopAt = this.#bufferedBytes - limitBytes
     for (;;) {
       const top = this.#byHead.peek()
       if (top === undefined) return
       if (!force && !this.#mayWrite(top, now)) return
       this.#take(top, visit)
+      if (this.#bufferedBytes <= stopAt) return
     }
   }
 
@@ -293,10 +309,11 @@ export class TimeOrder<K> {
    * before the next-best source's head (and is complete), then hands the run to `sink` and
    * moves the heap once, instead of once a record.
    */
-  #drainOnceRuns(force: boolean, sink: RunSink<K>): number {
+  #drainOnceRuns(force: boolean, sink: RunSink<K>, limitBytes: number): number {
     const heap = this.#byHead
     let taken = 0
-    for (;;) {
+    let left = limitBytes
+    while (left > 0) {
       const top = heap.peek()
       if (top === undefined) break
       if (!force && (this.#starving !== 0 || !this.#complete(top))) break
@@ -342,6 +359,7 @@ export class TimeOrder<K> {
       this.#bufferedBytes -= end - start
       top.advanceBy(block, i - first, end - start)
       sink(top.key, block.buf, start, end, endOffset)
+      left -= end - start
       if (top.records > 0) heap.topChanged()
       else this.#placeInHeaps(top)
     }

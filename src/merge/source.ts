@@ -94,11 +94,19 @@ export class Source<K> {
 
   /**
    * Splits a block of whole lines into records and queues them. `tieBase` numbers the new
-   * leaders' ties when following (null with --once). Returns how many ties it used.
+   * leaders' ties when following (null with --once). `leaders`: the block's leaders when they
+   * were found elsewhere (a reader thread, with a LineTimes like this source's), else found
+   * here. Returns how many ties it used.
    */
-  push(buf: Buffer, arrival: number, offset: number, tieBase: number | null): number {
-    this.times.learn(buf)
-    const { starts, times, count } = this.#findLeaders(buf)
+  push(
+    buf: Buffer,
+    arrival: number,
+    offset: number,
+    tieBase: number | null,
+    leaders: Leaders = findLeaders(buf, this.times),
+  ): number {
+    const { starts, times, count } = leaders
+    if (leaders.maxTime > this.watermark) this.watermark = leaders.maxTime
     const headEnd = count > 1 ? (starts[1] as number) : buf.length
     let first = 1
     if (headEnd > 0 && !this.#joinToHeld(buf, headEnd, offset)) {
@@ -154,39 +162,6 @@ export class Source<K> {
     this.headArrival = b.arrival
   }
 
-  /**
-   * Where the block's leader lines (those with a timestamp) start, and their times, from
-   * slot 1 on (slot 0 is kept for continuation lines, see Block).
-   */
-  #findLeaders(buf: Buffer): { starts: Int32Array; times: Float64Array; count: number } {
-    const lineTimes = this.times
-    const n = buf.length
-    let capacity = Math.ceil(n / GUESSED_LINE_BYTES) + 2
-    let starts = new Int32Array(capacity)
-    let times = new Float64Array(capacity)
-    let count = 1
-    let watermark = this.watermark
-    let p = 0
-    while (p < n) {
-      const nl = buf.indexOf(NEWLINE, p)
-      const t = lineTimes.scan(buf, p, nl)
-      if (!Number.isNaN(t)) {
-        if (count === capacity) {
-          capacity *= 2
-          starts = grown(starts, new Int32Array(capacity))
-          times = grown(times, new Float64Array(capacity))
-        }
-        starts[count] = p
-        times[count] = t
-        count++
-        if (t > watermark) watermark = t
-      }
-      p = nl + 1
-    }
-    this.watermark = watermark
-    return { starts, times, count }
-  }
-
   /** Ties for records first..count-1: numbered from tieBase; slot 0 takes its leader's. */
   #ties(first: number, count: number, tieBase: number): number[] {
     const ties: number[] = new Array(count).fill(0)
@@ -233,6 +208,50 @@ export class Source<K> {
     this.bytes += headEnd
     return true
   }
+}
+
+/**
+ * Where a block's leader lines (those with a timestamp) start, and their times, from slot 1
+ * on (slot 0 is kept for continuation lines, see Block); `count` is one past the last.
+ */
+export interface Leaders {
+  readonly starts: Int32Array
+  readonly times: Float64Array
+  readonly count: number
+  /** The greatest of the times (-Infinity when none). */
+  readonly maxTime: number
+}
+
+/**
+ * The leaders of a block of whole lines, read by a source's LineTimes (which first learns the
+ * source's format from the block when it has none yet). Pure but for `times`' own state.
+ */
+export function findLeaders(buf: Buffer, lineTimes: LineTimes): Leaders {
+  lineTimes.learn(buf)
+  const n = buf.length
+  let capacity = Math.ceil(n / GUESSED_LINE_BYTES) + 2
+  let starts = new Int32Array(capacity)
+  let times = new Float64Array(capacity)
+  let count = 1
+  let maxTime = Number.NEGATIVE_INFINITY
+  let p = 0
+  while (p < n) {
+    const nl = buf.indexOf(NEWLINE, p)
+    const t = lineTimes.scan(buf, p, nl)
+    if (!Number.isNaN(t)) {
+      if (count === capacity) {
+        capacity *= 2
+        starts = grown(starts, new Int32Array(capacity))
+        times = grown(times, new Float64Array(capacity))
+      }
+      starts[count] = p
+      times[count] = t
+      count++
+      if (t > maxTime) maxTime = t
+    }
+    p = nl + 1
+  }
+  return { starts, times, count, maxTime }
 }
 
 /** `to` (larger) with `from` copied to its start. */

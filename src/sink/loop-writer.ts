@@ -89,6 +89,8 @@ export class LoopWriter implements BlockSink {
   #watch: NodeJS.Timeout | null = null
   #closed: Promise<void> | null = null
   #failed: Error | null = null
+  /** The output is stdout and not a regular file: written through process.stdout. */
+  #stdoutStream = false
   readonly #opts: LoopWriterOptions
 
   private constructor(path: string, fd: number, size: number, opts: LoopWriterOptions) {
@@ -110,6 +112,13 @@ export class LoopWriter implements BlockSink {
   static async open(path: string, opts: LoopWriterOptions): Promise<LoopWriter> {
     if (path === '-') {
       const writer = new LoopWriter(path, STDOUT_FD, 0, opts)
+      // A regular file (`> all.log`) is written like an output file: writev on libuv's pool,
+      // beside the work of the main thread (process.stdout writes a file synchronously).
+      writer.#stdoutStream = !(await fstatAsync(STDOUT_FD).then(
+        (st) => st.isFile(),
+        () => false, // closed or odd: process.stdout reports what goes wrong
+      ))
+      if (!writer.#stdoutStream) return writer
       // Errors may come after a write's callback (EPIPE on a later flush): always listen.
       process.stdout.on('error', (err: NodeJS.ErrnoException) =>
         writer.#fail(
@@ -361,7 +370,7 @@ export class LoopWriter implements BlockSink {
   /** One writev (or stdout write) of the batch from byte `done`; returns the bytes written. */
   async #writeSome(batch: Buffer[], done: number, bytes: number): Promise<number> {
     const rest = done === 0 ? batch : skipBytes(batch, done)
-    if (this.#fd === STDOUT_FD) {
+    if (this.#stdoutStream) {
       await this.#writeStdout(rest)
       return bytes - done
     }

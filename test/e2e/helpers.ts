@@ -122,6 +122,8 @@ export interface SpawnOptions {
   readonly uid?: number
   /** Run under `ulimit -n <this>` (through bash). */
   readonly openFilesLimit?: number
+  /** Its stdout is this file descriptor (`> file`) instead of a pipe the test collects. */
+  readonly stdoutFd?: number
 }
 
 /** Starts the real bin/logmerge (through its shebang) with a pinned environment. */
@@ -133,7 +135,7 @@ export function spawnLogmerge(args: readonly string[], opts: SpawnOptions = {}):
   const proc = spawn(command, argv, {
     cwd: opts.cwd ?? ROOT,
     env: pinnedEnv(opts.env),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', opts.stdoutFd ?? 'pipe', 'pipe'],
     ...(opts.uid !== undefined && { uid: opts.uid, gid: opts.uid }),
   })
   return track(`logmerge ${args.join(' ')}`, proc)

@@ -11,7 +11,15 @@
  *   the test itself put in the lines (in order, except lines logmerge counts late).
  */
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  copyFileSync,
+  openSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { basename, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
@@ -20,7 +28,9 @@ import {
   completeLines,
   expectMerged,
   Journal,
+  pause,
   ROOT,
+  resume,
   runLogmerge,
   spawnLogmerge,
   stop,
@@ -74,14 +84,35 @@ function seqOracle(): string[] {
   return [...head, ...records.flatMap((r) => r.lines)]
 }
 
-describe.each(TIME_ENGINES)('--once --order time, engine %s', (engine) => {
+/**
+ * Where --once --order time reads and parses: a reader thread (from 64 MiB of input on) or the
+ * main thread; LOGMERGE_READER_THREAD forces either, so both run on small files here.
+ */
+const READERS = [
+  ['thread', 'on', /read and parsed in a reader thread/],
+  ['main thread', 'off', /read and parsed on the main thread/],
+] as const
+const ONCE_RUNS = TIME_ENGINES.flatMap((engine) => READERS.map((r) => [engine, ...r] as const))
+
+/** What LC_ALL=C sort -m -s -k1,1 writes for `files`: the oracle of sorted ISO files. */
+function sortMerge(files: readonly string[]): Buffer {
+  return execFileSync('sort', ['-m', '-s', '-k1,1', ...files], {
+    env: { PATH: process.env.PATH, LC_ALL: 'C' },
+    maxBuffer: 256 * 1024 * 1024,
+  })
+}
+
+describe.each(ONCE_RUNS)('--once --order time, engine %s, reader %s', (engine, _, env, said) => {
+  const reader = { LOGMERGE_READER_THREAD: env }
+
   test('the samples of every format merge as the seq= markers say', async ({ tmp }) => {
     const inputs = copySamples(tmp)
-    const ran = await runLogmerge(['--once', '--order', 'time', '--engine', engine, ...inputs], {
-      cwd: tmp,
-    })
-    expect(ran.stderr).toBe('')
-    expect(ran.code).toBe(0)
+    const ran = await runLogmerge(
+      ['--once', '--order', 'time', '--engine', engine, '--log-level', 'debug', ...inputs],
+      { cwd: tmp, env: reader },
+    )
+    expect(ran.code, ran.stderr).toBe(0)
+    expect(ran.stderr).toMatch(said) // the reader this test is about did the reading
     expect(ran.stdout.toString('utf8').split('\n').slice(0, -1)).toEqual(seqOracle())
   })
 
@@ -101,18 +132,116 @@ describe.each(TIME_ENGINES)('--once --order time, engine %s', (engine) => {
         out,
         ...files,
       ],
-      { cwd: tmp },
+      { cwd: tmp, env: reader },
     )
     expect(ran.code, ran.stderr).toBe(0)
-    const sorted = execFileSync('sort', ['-m', '-s', '-k1,1', ...files], {
-      env: { PATH: process.env.PATH, LC_ALL: 'C' },
-      maxBuffer: 64 * 1024 * 1024,
-    })
+    const sorted = sortMerge(files)
     const got = readFileSync(out)
     expect(got.length).toBe(sorted.length)
     expect(got.equals(sorted)).toBe(true)
   })
+
+  test('lines longer than --max-line-bytes: split into pieces that stay behind their leader', async ({
+    tmp,
+  }) => {
+    const files = sortedIsoFiles(tmp, 3, 3000, 5)
+    const ran = await runLogmerge(
+      ['--once', '--order', 'time', '--engine', engine, '--max-line-bytes', '1024', ...files],
+      { cwd: tmp, env: reader },
+    )
+    expect(ran.code, ran.stderr).toBe(0)
+    // Each line of the merge cut into pieces of 1023 bytes, a newline after each.
+    const pieces = sortMerge(files)
+      .toString('latin1')
+      .split('\n')
+      .slice(0, -1)
+      .flatMap((line) => line.match(/.{1,1023}/gs) ?? [''])
+    expect(pieces.some((p) => p.length === 1023)).toBe(true)
+    expect(ran.stdout.toString('latin1')).toBe(`${pieces.join('\n')}\n`)
+  })
+
+  test('stdout redirected to a file (`>>`): the same bytes, after what the file held', async ({
+    tmp,
+  }) => {
+    const files = sortedIsoFiles(tmp, 3, 20_000, 11)
+    const out = join(tmp, 'out.log')
+    writeFileSync(out, 'already here\n')
+    const fd = openSync(out, 'a')
+    let ran: Awaited<ReturnType<typeof runLogmerge>>
+    try {
+      ran = await runLogmerge(['--once', '--order', 'time', '--engine', engine, ...files], {
+        cwd: tmp,
+        env: reader,
+        stdoutFd: fd,
+      })
+    } finally {
+      closeSync(fd)
+    }
+    expect(ran.code, ran.stderr).toBe(0)
+    const expected = Buffer.concat([Buffer.from('already here\n'), sortMerge(files)])
+    const got = readFileSync(out)
+    expect(got.length).toBe(expected.length)
+    expect(got.equals(expected)).toBe(true)
+  })
 })
+
+describe.each(READERS)('--once --order time killed and run again, reader %s', (_, env) => {
+  test('SIGKILL in the middle: the state names line ends, the rerun completes the merge exactly', {
+    timeout: 60_000,
+  }, async ({ tmp }) => {
+    const files = sortedIsoFiles(tmp, 4, 60_000, 3) // ~14 MB
+    const out = join(tmp, 'out.log')
+    const state = join(tmp, 'state.json')
+    const args = ['--once', '--order', 'time', '--checkpoint-interval', '20', '--state', state]
+    const first = spawnLogmerge([...args, '-o', out, ...files], {
+      cwd: tmp,
+      env: { LOGMERGE_READER_THREAD: env },
+    })
+    // It runs a few ms at a time, stopped in between, until a checkpoint counts output: then it
+    // is surely in the middle of the merge (a stopped process cannot finish meanwhile).
+    await waitFor(
+      async () => {
+        resume(first)
+        await sleep(5)
+        await pause(first)
+        return checkpointedBytes(state) > 0
+      },
+      { what: 'a checkpoint with output', proc: first, interval: 0 },
+    )
+    first.kill('SIGKILL')
+    expect((await first.exited).signal).toBe('SIGKILL')
+    const expected = sortMerge(files)
+    // Killed before the end, with checkpoints of sources at line ends.
+    const recorded = JSON.parse(readFileSync(state, 'utf8')) as {
+      sources: { path: string; offset: number }[]
+    }
+    expect(statSync(out).size).toBeLessThan(expected.length)
+    for (const s of recorded.sources) {
+      if (s.offset === 0) continue
+      const text = readFileSync(s.path)
+      expect(s.offset).toBeLessThanOrEqual(text.length)
+      expect(text[s.offset - 1], `${s.path} at ${s.offset}`).toBe(0x0a)
+    }
+    const second = await runLogmerge([...args, '-o', out, ...files], {
+      cwd: tmp,
+      env: { LOGMERGE_READER_THREAD: env },
+    })
+    expect(second.code, second.stderr).toBe(0)
+    const got = readFileSync(out)
+    expect(got.length).toBe(expected.length)
+    expect(got.equals(expected)).toBe(true)
+  })
+})
+
+/** The output bytes a state file records (0 while there is none, or it cannot be read yet). */
+function checkpointedBytes(state: string): number {
+  try {
+    const parsed = JSON.parse(readFileSync(state, 'utf8')) as { output?: { size?: number } }
+    return parsed.output?.size ?? 0
+  } catch {
+    return 0
+  }
+}
 
 /**
  * `n` files of `lines` lines each, every one sorted by a fixed-width ISO time (so that text

@@ -124,17 +124,49 @@ export interface Run {
   readonly endOffset: number
 }
 
-/** driveOnce through releaseRuns (the fast path), with the runs' text. */
+/**
+ * driveOnce through releaseRuns (the fast path), with the runs' text. With `limitBytes`, each
+ * release is made in steps of that many bytes, as a caller with bounded output room does: it
+ * calls again while a step handed out at least the limit.
+ */
 export function driveOnceRuns(
   order: TimeOrder<number>,
   blocks: readonly Buffer[][],
   schedule: readonly number[],
+  limitBytes = Number.POSITIVE_INFINITY,
 ): Run[] {
   const out: Run[] = []
   driveOnceWith(order, blocks, schedule, () => {
-    order.releaseRuns(0, (key, block, start, end, endOffset) => {
-      out.push({ key, text: block.toString('utf8', start, end), endOffset })
-    })
+    for (;;) {
+      let bytes = 0
+      order.releaseRuns(
+        0,
+        (key, block, start, end, endOffset) => {
+          bytes += end - start
+          out.push({ key, text: block.toString('utf8', start, end), endOffset })
+        },
+        limitBytes,
+      )
+      if (bytes < limitBytes) return
+    }
+  })
+  return out
+}
+
+/** driveOnce through release() in steps of `limitBytes` (see driveOnceRuns). */
+export function driveOnceLimited(
+  order: TimeOrder<number>,
+  blocks: readonly Buffer[][],
+  schedule: readonly number[],
+  limitBytes: number,
+): MergedRecord<number>[] {
+  const out: MergedRecord<number>[] = []
+  driveOnceWith(order, blocks, schedule, () => {
+    for (;;) {
+      const step = order.release(0, limitBytes)
+      out.push(...step)
+      if (step.reduce((n, r) => n + r.end - r.start, 0) < limitBytes) return
+    }
   })
   return out
 }

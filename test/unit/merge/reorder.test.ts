@@ -5,6 +5,7 @@ import {
   BASE_MS,
   blocksOf,
   driveOnce,
+  driveOnceLimited,
   driveOnceRuns,
   type ModelRecord,
   naiveHeadMerge,
@@ -291,6 +292,51 @@ describe('--once properties', () => {
         expect(runs.every((r) => r.text.length > 0)).toBe(true)
       }),
       RUNS,
+    )
+  })
+
+  it('a byte limit only cuts a release into steps: the same records, each step about the limit', () => {
+    fc.assert(
+      fc.property(
+        setupArb(false),
+        fc.integer({ min: 1, max: 200 }),
+        ({ sources, cuts, schedule, limit }, step) => {
+          const blocks = cutSources(sources, cuts)
+          const options = { windowMs: Number.POSITIVE_INFINITY, maxBufferedBytes: limit }
+          const whole = driveOnce(new TimeOrder<number>(options), blocks, schedule)
+          const inSteps = driveOnceLimited(new TimeOrder<number>(options), blocks, schedule, step)
+          expect(outputText(inSteps)).toBe(outputText(whole))
+          expect(inSteps.map((r) => [r.key, r.endOffset, r.late])).toEqual(
+            whole.map((r) => [r.key, r.endOffset, r.late]),
+          )
+          const runs = driveOnceRuns(new TimeOrder<number>(options), blocks, schedule, step)
+          expect(runs.map((r) => r.text).join('')).toBe(outputText(whole))
+        },
+      ),
+      RUNS,
+    )
+  })
+
+  it('a step stops at the run that reaches the limit', () => {
+    const order = new TimeOrder<string>({ windowMs: Number.POSITIVE_INFINITY })
+    order.open('a')
+    order.open('b')
+    order.push('a', b(line(1, 'a1') + line(3, 'a3') + line(5, 'a5')), 0)
+    order.push('b', b(line(2, 'b2') + line(4, 'b4') + line(6, 'b6')), 0)
+    order.end('a')
+    order.end('b')
+    const step = (limit: number) => texts(order.release(0, limit)).join('')
+    expect(step(1)).toBe(line(1, 'a1'))
+    expect(step(line(2, 'b2').length + 1)).toBe(line(2, 'b2') + line(3, 'a3'))
+    const runs: string[] = []
+    order.releaseRuns(
+      0,
+      (_k, block, start, end) => runs.push(block.toString('utf8', start, end)),
+      1,
+    )
+    expect(runs).toEqual([line(4, 'b4')])
+    expect(texts(order.flush(Number.POSITIVE_INFINITY)).join('')).toBe(
+      line(5, 'a5') + line(6, 'b6'),
     )
   })
 

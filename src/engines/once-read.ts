@@ -1,0 +1,99 @@
+/**
+ * One input of `--once --order time` read front to back: read a chunk into a slot, frame it
+ * into whole lines (LineFramer), find its records' leaders and times (findLeaders). The same
+ * code runs on the main thread (small inputs) and in the reader thread (once-thread.ts), which
+ * is what lets the merge on the main thread do nothing but merge.
+ */
+import { readSync } from 'node:fs'
+import { LineFramer } from '../merge/frame.js'
+import { findLeaders, type Leaders } from '../merge/source.js'
+import { LineTimes, type TimestampFormat, type TimestampOptions } from '../merge/timestamps.js'
+
+/** What a reader needs to know about its file (plain data: it crosses to the reader thread). */
+export interface ReaderInit {
+  readonly fd: number
+  /** Where reading starts (a line start: the checkpoint's offset, 0, or the last line). */
+  readonly offset: number
+  readonly maxLineBytes: number
+  /** Bytes a read asks for (at most what is left of the slot after a held partial line). */
+  readonly readBytes: number
+  readonly format: TimestampFormat
+  readonly timestamps: TimestampOptions
+}
+
+/** A read failed: the file is merged up to there (what the warning says), as plain data. */
+export interface ReadFailure {
+  readonly code: string | undefined
+  readonly message: string
+}
+
+/** The result of one read. */
+export interface ReadResult {
+  /** Whole lines (a view of the slot, or a buffer of their own), or null when none. */
+  readonly block: Buffer | null
+  /** The file offset of block[0]. */
+  readonly fileStart: number
+  /** Where in `block` the framer added newlines (see Cursor.inserted). */
+  readonly inserted: readonly number[]
+  readonly leaders: Leaders | null
+  /** The file offset read up to (for progress). */
+  readonly readTo: number
+  /** The file has been read to its end (or failed): nothing more will come. */
+  readonly end: boolean
+  readonly failure: ReadFailure | null
+}
+
+/** Reads below this much room left in a slot go to a buffer of their own. */
+const MIN_READ = 16 * 1024
+
+export class SourceReader {
+  readonly #fd: number
+  readonly #readBytes: number
+  readonly #framer: LineFramer
+  readonly #times: LineTimes
+  #offset: number
+  #ended = false
+
+  constructor(init: ReaderInit) {
+    this.#fd = init.fd
+    this.#readBytes = init.readBytes
+    this.#offset = init.offset
+    this.#framer = new LineFramer(init.maxLineBytes)
+    this.#times = new LineTimes(init.format, init.timestamps)
+  }
+
+  get ended(): boolean {
+    return this.#ended
+  }
+
+  /**
+   * Reads the next chunk into `slot` (the held partial line first), or at the end of the file
+   * flushes the partial line with a newline and ends. Read errors end the file too (failure).
+   */
+  next(slot: Buffer): ReadResult {
+    if (this.#ended) throw new Error('SourceReader.next: the file has ended')
+    const fileStart = this.#offset - this.#framer.pendingBytes
+    const { buf, start, want } = this.#framer.readBuffer(slot, this.#readBytes, MIN_READ)
+    let n: number
+    let failure: ReadFailure | null = null
+    try {
+      n = readSync(this.#fd, buf, start, want, this.#offset)
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      failure = { code: e.code, message: e.message }
+      n = 0
+    }
+    this.#offset += n
+    const framed = n === 0 ? this.#framer.flush() : this.#framer.frame(buf, start, n)
+    if (n === 0) this.#ended = true
+    return {
+      block: framed?.block ?? null,
+      fileStart,
+      inserted: framed?.inserted ?? [],
+      leaders: framed === null ? null : findLeaders(framed.block, this.#times),
+      readTo: this.#offset,
+      end: n === 0,
+      failure,
+    }
+  }
+}
