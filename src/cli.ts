@@ -57,7 +57,7 @@ Exit codes:
      missing output dir, two jobs writing one output (not restarted by the shipped unit)
   3  --once: some inputs could not be read (the others were merged)
   4  the output could not be opened or written
-  5  a reader thread failed (threads, top-down, bottom-up engines; the others were drained)
+  5  a reader thread failed (threads, top-down, bottom-up engines, or the read-ahead thread of --once --order time; the others were drained)
   6  SIGTERM/SIGINT: draining took longer than --shutdown-timeout (the state keeps the rest)
 With several jobs, the most severe job's code, in this order: 1, 4, 5, 2, 6, 3, 0.
 `
