@@ -132,20 +132,9 @@ export class FileTable<H> {
    */
   remember(files: Iterable<RememberedSource>): void {
     for (const f of files) {
-      const cursor = new Cursor({ ...f, maxLineBytes: this.maxLineBytes })
       const key = identityKey(f.identity)
       if (this.files.has(key)) continue // already followed: never replace a live cursor
-      this.files.set(key, {
-        key,
-        cursor,
-        handle: null,
-        path: f.path,
-        names: 0,
-        lastActivity: Date.now(),
-        finished: false,
-        missed: 0,
-        parked: false,
-      })
+      this.#add(f.path, new Cursor({ ...f, maxLineBytes: this.maxLineBytes }), null)
       this.#knownNames.add(f.path)
       this.#recordedAt.set(f.path, key)
     }
@@ -202,27 +191,8 @@ export class FileTable<H> {
    * when another search adopted it meanwhile (two names' searches can meet one file).
    */
   adoptUnknown(path: string, handle: H, file: OpenedFile): Tracked<H> | null {
-    const key = identityKey(file.identity)
-    if (this.files.has(key)) return null
-    const cursor = new Cursor({
-      identity: file.identity,
-      offset: 0,
-      head: file.head,
-      maxLineBytes: this.maxLineBytes,
-    })
-    const tracked: Tracked<H> = {
-      key,
-      cursor,
-      handle,
-      path,
-      names: 0,
-      lastActivity: Date.now(),
-      finished: false,
-      missed: 0,
-      parked: false,
-    }
-    this.files.set(key, tracked)
-    return tracked
+    if (this.files.has(identityKey(file.identity))) return null
+    return this.#add(path, this.#cursorAt(file.identity, 0, file.head), handle)
   }
 
   /**
@@ -230,22 +200,8 @@ export class FileTable<H> {
    * later search does not take it for an unread generation.
    */
   rememberCopy(path: string, identity: Identity, head: Buffer, size: number): Tracked<H> | null {
-    const key = identityKey(identity)
-    if (this.files.has(key)) return null
-    const cursor = new Cursor({ identity, offset: size, head, maxLineBytes: this.maxLineBytes })
-    const copy: Tracked<H> = {
-      key,
-      cursor,
-      handle: null,
-      path,
-      names: 0,
-      lastActivity: Date.now(),
-      finished: true,
-      missed: 0,
-      parked: false,
-    }
-    this.files.set(key, copy)
-    return copy
+    if (this.files.has(identityKey(identity))) return null
+    return this.#add(path, this.#cursorAt(identity, size, head), null, { finished: true })
   }
 
   /**
@@ -509,25 +465,7 @@ export class FileTable<H> {
     if (this.files.has(key)) return null
     if (fromEnd && (this.#startupNames.has(path) || this.#deferred.get(path)?.key === key))
       return null
-    const cursor = new Cursor({
-      identity: st,
-      offset: 0,
-      head: Buffer.alloc(0),
-      maxLineBytes: this.maxLineBytes,
-    })
-    const tracked: Tracked<H> = {
-      key,
-      cursor,
-      handle: null,
-      path,
-      names: 0,
-      lastActivity: Date.now(),
-      finished: false,
-      missed: 0,
-      parked: false,
-    }
-    this.files.set(key, tracked)
-    return tracked
+    return this.#add(path, this.#cursorAt(st, 0, Buffer.alloc(0)), null)
   }
 
   /** `path` opened: if opening it had failed, say it works now (and warn again next time). */
@@ -676,27 +614,37 @@ export class FileTable<H> {
       // (found by the selftest: copytruncate under the reader-thread engines).
       cursor = known.cursor
     } else {
-      const offset = atStartup && startAtEnd ? lineStart : 0
-      cursor = new Cursor({
-        identity: file.identity,
-        offset,
-        head: file.head,
-        maxLineBytes: this.maxLineBytes,
-      })
+      cursor = this.#cursorAt(file.identity, atStartup && startAtEnd ? lineStart : 0, file.head)
     }
+    const tracked = this.#add(path, cursor, handle, { names: 1 })
+    this.names.set(path, key)
+    return tracked
+  }
+
+  /** A cursor on the file `identity` at `offset`, which begins with `head`. */
+  #cursorAt(identity: Identity, offset: number, head: Buffer): Cursor {
+    return new Cursor({ identity, offset, head, maxLineBytes: this.maxLineBytes })
+  }
+
+  /** Follows the file `cursor` reads (replacing any entry of its identity); returns the entry. */
+  #add(
+    path: string,
+    cursor: Cursor,
+    handle: H | null,
+    how: { names?: number; finished?: boolean } = {},
+  ): Tracked<H> {
     const tracked: Tracked<H> = {
-      key,
+      key: identityKey(cursor.identity),
       cursor,
       handle,
       path,
-      names: 1,
+      names: how.names ?? 0,
       lastActivity: Date.now(),
-      finished: false,
+      finished: how.finished ?? false,
       missed: 0,
       parked: false,
     }
-    this.files.set(key, tracked)
-    this.names.set(path, key)
+    this.files.set(tracked.key, tracked)
     return tracked
   }
 
