@@ -182,6 +182,12 @@ export class AsyncFollower {
     this.#opts.onSource(file)
   }
 
+  /** A file newly followed: where it starts goes to the writer (for checkpoints) and the owner. */
+  #announce(file: Tracked<unknown>): void {
+    this.#opts.sink.note?.(markOf(file))
+    this.#tellSource(file)
+  }
+
   /** After a read: tell again if the fingerprint moved on since it was last told. */
   #retellIfHeadChanged(file: Tracked<unknown>): void {
     const sent = this.#headSent.get(file)
@@ -426,8 +432,7 @@ export class AsyncFollower {
       this.#table.openFailed(path, named)
       const unopened = this.#table.trackUnopened(path, named, this.#opts.from === 'end')
       if (unopened) {
-        this.#opts.sink.note?.(markOf(unopened))
-        this.#tellSource(unopened)
+        this.#announce(unopened)
       }
       log.warnOnce(
         `open:${path}`,
@@ -458,8 +463,7 @@ export class AsyncFollower {
       if (file === null) await this.#closeInput(fh)
     }
     if (file !== null) {
-      this.#opts.sink.note?.(markOf(file))
-      this.#tellSource(file)
+      this.#announce(file)
       this.#wake() // it may be parked now
     }
   }
@@ -573,8 +577,7 @@ export class AsyncFollower {
         const copy = this.#table.rememberCopy(path, st, await readHead(fh), st.size)
         // Checkpointed as read to its end: a restart must not take it for a new generation.
         if (copy) {
-          this.#opts.sink.note?.(markOf(copy))
-          this.#tellSource(copy)
+          this.#announce(copy)
         }
         return
       } finally {

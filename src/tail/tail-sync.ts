@@ -171,6 +171,12 @@ export class SyncFollower {
     this.#opts.onSource(file)
   }
 
+  /** A file newly followed: where it starts goes to the writer (for checkpoints) and the owner. */
+  #announce(file: Tracked<unknown>): void {
+    this.#opts.sink.note?.(markOf(file))
+    this.#tellSource(file)
+  }
+
   /** After a read: tell again if the fingerprint moved on since it was last told. */
   #retellIfHeadChanged(file: Tracked<unknown>): void {
     const sent = this.#headSent.get(file)
@@ -349,8 +355,7 @@ export class SyncFollower {
       this.#table.openFailed(path, named)
       const unopened = this.#table.trackUnopened(path, named, this.#opts.from === 'end')
       if (unopened) {
-        this.#opts.sink.note?.(markOf(unopened))
-        this.#tellSource(unopened)
+        this.#announce(unopened)
       }
       log.warnOnce(
         `open:${path}`,
@@ -381,8 +386,7 @@ export class SyncFollower {
       if (file === null) this.#closeInput(fd)
     }
     if (file !== null) {
-      this.#opts.sink.note?.(markOf(file))
-      this.#tellSource(file)
+      this.#announce(file)
     }
   }
 
@@ -482,8 +486,7 @@ export class SyncFollower {
         const copy = this.#table.rememberCopy(path, st, readHead(fd), st.size)
         // Checkpointed as read to its end: a restart must not take it for a new generation.
         if (copy) {
-          this.#opts.sink.note?.(markOf(copy))
-          this.#tellSource(copy)
+          this.#announce(copy)
         }
         return
       } finally {
