@@ -6,7 +6,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { loadState } from '../state/checkpoint.js'
-import { FINGERPRINT_BYTES } from '../tail/cursor.js'
+import { FINGERPRINT_BYTES, headsAgree } from '../tail/cursor.js'
 
 export function isCommitted(statePath: string, path: string): boolean {
   const fd = openSync(path, 'r')
@@ -26,12 +26,6 @@ export function isCommitted(statePath: string, path: string): boolean {
       s.dev === file.dev &&
       s.ino === file.ino &&
       s.offset >= file.size &&
-      sameStart(Buffer.from(s.head, 'base64'), file.head),
+      headsAgree(Buffer.from(s.head, 'base64'), file.head),
   )
-}
-
-/** One fingerprint is a prefix of the other: the same content, seen at different lengths. */
-function sameStart(a: Buffer, b: Buffer): boolean {
-  const n = Math.min(a.length, b.length)
-  return a.compare(b, 0, n, 0, n) === 0
 }

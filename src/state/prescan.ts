@@ -6,7 +6,7 @@
  */
 import { open, readdir, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { FINGERPRINT_BYTES, identityKey } from '../tail/cursor.js'
+import { FINGERPRINT_BYTES, headsAgree, identityKey } from '../tail/cursor.js'
 import { isRotatedSibling, rotationFamily } from '../tail/rotation.js'
 import { lineStartBefore } from '../tail/start.js'
 import type { SourceState } from './checkpoint.js'
@@ -132,10 +132,4 @@ function copiedFrom(
       isRotatedSibling(path, rotationFamily(s.path)) &&
       headsAgree(Buffer.from(s.head, 'base64'), head),
   )
-}
-
-/** The shorter of two fingerprints is a prefix of the longer (the file only grew). */
-function headsAgree(a: Buffer, b: Buffer): boolean {
-  const n = Math.min(a.length, b.length)
-  return a.compare(b, 0, n, 0, n) === 0
 }

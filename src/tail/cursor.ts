@@ -20,6 +20,15 @@ export interface Identity {
 
 export const identityKey = (id: Identity): string => `${id.dev}:${id.ino}`
 
+/**
+ * Two fingerprints of one file: the shorter is a prefix of the longer (the file only grew since
+ * the shorter was taken). An empty one agrees with anything.
+ */
+export function headsAgree(a: Buffer, b: Buffer): boolean {
+  const n = Math.min(a.length, b.length)
+  return a.compare(b, 0, n, 0, n) === 0
+}
+
 export const sameIdentity = (a: Identity, b: Identity): boolean =>
   a.dev === b.dev && a.ino === b.ino
 
@@ -142,8 +151,7 @@ export class Cursor {
 
   /** True when `headNow` (the file's first bytes now) agrees with what we saw before. */
   headMatches(headNow: Buffer): boolean {
-    const n = Math.min(this.#head.length, headNow.length)
-    return this.#head.compare(headNow, 0, n, 0, n) === 0
+    return headsAgree(this.#head, headNow)
   }
 
   /** Learn the file's first bytes (read separately when we did not start at offset 0). */

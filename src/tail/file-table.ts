@@ -16,7 +16,7 @@ import { describeErrno, isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
-import { Cursor, type CursorCounts, type Identity, identityKey } from './cursor.js'
+import { Cursor, type CursorCounts, headsAgree, type Identity, identityKey } from './cursor.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
 
 export interface Tracked<H> {
@@ -374,7 +374,13 @@ export class FileTable<H> {
     // A copy of what the name holds now (logrotate copied and has not truncated yet): read from
     // the file itself; the copy's rest is read when the truncation is seen. Taking it as a new
     // generation read its lines twice (the selftest, threads, right after a truncation).
-    if (nowAtName && nowAtName.length > 0 && startsAlike(nowAtName, file.head)) return null
+    if (
+      nowAtName &&
+      nowAtName.length > 0 &&
+      file.head.length > 0 &&
+      headsAgree(nowAtName, file.head)
+    )
+      return null
     const adopted = this.adoptUnknown(path, handle, file)
     if (!adopted) return null
     const message = `${path}: created and rotated between two looks; reading all of it`
@@ -721,10 +727,4 @@ export function notAFile(path: string, st: FileKind): string {
     'remove it from the inputs',
   ]
   return `${path} is ${what}, not a regular file; skipping it: logmerge follows regular files only (${instead})`
-}
-
-/** The shorter of two fingerprints is a prefix of the longer (one file may have grown). */
-function startsAlike(a: Buffer, b: Buffer): boolean {
-  const n = Math.min(a.length, b.length)
-  return n > 0 && a.compare(b, 0, n, 0, n) === 0
 }
