@@ -14,6 +14,7 @@
 import { parseArgs } from 'node:util'
 import { parseSize } from '../fixtures/generate.mjs'
 import { catchup } from './catchup.mjs'
+import { checkpoint } from './checkpoint.mjs'
 import { idle } from './idle.mjs'
 import { latency } from './latency.mjs'
 import {
@@ -36,11 +37,13 @@ import { throughput } from './throughput.mjs'
  * @property {number | undefined} seconds
  * @property {number | undefined} rate
  * @property {string[]} extraArgs   appended to every logmerge command line
+ * @property {string | undefined} dir  checkpoint: where inputs, output and state go
  */
 
 /** @type {Record<string, (o: BenchOptions) => Promise<{ markdown: string, json: object }>>} */
 const BENCHMARKS = {
   catchup: (o) => catchup(o),
+  checkpoint: (o) => checkpoint(o),
   latency: (o) => latency(o),
   throughput: (o) => throughput(o),
   idle: (o) => idle(o),
@@ -54,15 +57,18 @@ Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
                  that \`bin/logmerge --help\` lists)
   --quick        small smoke sizes (catchup: 4 x 8 MiB; latency: 2 s; throughput: 2 s;
                  idle: 100 and 1,000 files, 5 s window)
-  --runs N       catchup: runs of each variant, best one kept (default 3)
-  --size SIZE    catchup: bytes per input file (default 128M; 8M with --quick)
+  --runs N       catchup, checkpoint: runs of each variant, best one kept (default 3)
+  --size SIZE    catchup, checkpoint: bytes per input file (default 128M; 8M with --quick)
   --seconds S    latency, throughput: how long to append (default 10; 2 with --quick)
   --rate N       latency: lines appended per second (default 100)
+  --dir PATH     checkpoint: put inputs, output and state in PATH (default: a tmpfs
+                 directory under /dev/shm, removed afterwards)
   --arg A        pass A to every logmerge command (repeatable), e.g. --arg=--read-chunk=4M
   -h, --help     show this help
 
 throughput: 8 writer processes append to 8 followed files as fast as they can for 10 s.
 idle: 1,000 unchanging files per engine (and 10,000 for async), sampled for 20 s.
+checkpoint: catch-up over 4 x 128 MiB with and without a state file (issue 4's < 5 % target).
 
 Results: Markdown on stdout, JSON in bench/out/results-<name>.json. Build first (npm run build).
 `
@@ -89,6 +95,7 @@ async function main(argv) {
       seconds: { type: 'string' },
       rate: { type: 'string' },
       arg: { type: 'string', multiple: true },
+      dir: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -123,6 +130,7 @@ async function main(argv) {
     seconds: positive(values.seconds, '--seconds'),
     rate: positive(values.rate, '--rate'),
     extraArgs: values.arg ?? [],
+    dir: values.dir,
   }
 
   const machine = machineInfo()
