@@ -24,3 +24,29 @@ export function statQuietly(path: string): Stats | undefined {
     return undefined
   }
 }
+
+/**
+ * How many times a directory search is made again when the directory changed under it (see
+ * SearchRace). A rotation renames every generation in a few hundred microseconds; two more
+ * looks are enough unless the directory never stops changing, and then the periodic scan and
+ * the looks at the names go on finding what is left.
+ */
+export const SEARCH_ATTEMPTS = 3
+
+/**
+ * What tells a directory search that a rename raced it: the directory's change time moved
+ * between its listing and the end of the stats (a generation renamed after the readdir may have
+ * been stat'ed under no name at all), or a file opened after its stat is not the file that was
+ * stat'ed (renamed away in between, another one renamed in). The selftest's threads run read
+ * the rest of a copytruncate copy after the next generation: a restart's search ran while
+ * logrotate shifted a.log.1 to a.log.2, so each name it opened held another file and the copy
+ * was found only by a later search.
+ */
+export function changedSince(dir: string, stamp: number | undefined): boolean {
+  return stamp !== undefined && directoryStamp(dir) !== stamp
+}
+
+/** The directory's change time (entries added, removed, renamed), or -1 when it cannot say. */
+export function directoryStamp(dir: string): number {
+  return statQuietly(dir)?.ctimeMs ?? -1
+}

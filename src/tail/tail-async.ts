@@ -11,7 +11,7 @@ import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
-import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
+import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { forEachLimited } from './each.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
@@ -22,7 +22,13 @@ import {
   type RememberedSource,
   type Tracked,
 } from './file-table.js'
-import { INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
+import {
+  changedSince,
+  directoryStamp,
+  INPUT_OPEN_FLAGS,
+  SEARCH_ATTEMPTS,
+  statQuietly,
+} from './input-fs.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBefore } from './start.js'
@@ -45,6 +51,8 @@ export interface FollowOptions {
   readonly onRelease?: (file: Tracked<unknown>) => void
   /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
   readonly maxOpenFiles?: number
+  /** Tests only: called after a directory search lists `dir`, to rename things under it. */
+  readonly searchHook?: (dir: string) => void
 }
 
 type File = Tracked<FileHandle>
@@ -130,12 +138,17 @@ export class AsyncFollower {
     current: ReadonlySet<string>,
     dirs: ReadonlySet<string>,
     how: { unknownSince?: number; settle?: boolean; nowAtName?: Buffer } = {},
+    attempt = 1,
   ): Promise<void> {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
     const before = this.#table.missingKeys()
+    const stamps = new Map<string, number>()
     for (const dir of dirs) {
-      for (const name of await readdir(dir).catch(() => [] as string[])) {
+      stamps.set(dir, directoryStamp(dir))
+      const names = await readdir(dir).catch(() => [] as string[])
+      this.#opts.searchHook?.(dir)
+      for (const name of names) {
         const path = join(dir, name)
         const st = await stat(path).catch(() => null)
         if (!st?.isFile()) continue
@@ -143,7 +156,10 @@ export class AsyncFollower {
         if (this.#table.searchHit(path, st, current, how.unknownSince)) found.push({ path, st })
       }
     }
-    const gone = how.settle ? this.#table.settleScan(dirs, seen, before) : []
+    // A rename racing the search (see changedSince in input-fs.ts): search again.
+    let raced = [...stamps].some(([dir, stamp]) => changedSince(dir, stamp))
+    // A search made again must not count the same misses twice (see settleScan).
+    const gone = how.settle && attempt === 1 ? this.#table.settleScan(dirs, seen, before) : []
     for (const file of gone) {
       this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
       this.#opts.sink.forget?.(file.key)
@@ -153,8 +169,17 @@ export class AsyncFollower {
       olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
     )) {
       const hit = this.#table.searchHit(path, st, current, how.unknownSince)
-      const fh = hit ? await this.#openInput(path).catch(() => null) : null
-      if (!hit || !fh) continue
+      if (!hit) continue
+      const fh = await this.#openInput(path).catch((err: unknown) => {
+        if (isErrno(err, 'ENOENT')) raced = true // renamed away since the stat
+        return null
+      })
+      if (!fh) continue
+      if (!sameIdentity(await fh.stat(), st)) {
+        raced = true // another file was renamed to this name since the stat
+        await this.#closeInput(fh)
+        continue
+      }
       const head = await readHead(fh).catch(() => Buffer.alloc(0))
       const file = { identity: st, size: st.size, head }
       const taken = this.#table.adoptHit(path, fh, file, hit, how.nowAtName)
@@ -169,6 +194,7 @@ export class AsyncFollower {
       this.#orphansMayGrow = true
       await this.#pump(taken.file)
     }
+    if (raced && attempt < SEARCH_ATTEMPTS) await this.#scanMissing(current, dirs, how, attempt + 1)
   }
 
   /**

@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
-import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
+import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import {
@@ -26,7 +26,13 @@ import {
   type RememberedSource,
   type Tracked,
 } from './file-table.js'
-import { INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
+import {
+  changedSince,
+  directoryStamp,
+  INPUT_OPEN_FLAGS,
+  SEARCH_ATTEMPTS,
+  statQuietly,
+} from './input-fs.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
@@ -54,6 +60,8 @@ export interface SyncFollowOptions {
   readonly onRelease?: (file: Tracked<unknown>) => void
   /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
   readonly maxOpenFiles?: number
+  /** Tests only: called after a directory search lists `dir`, to rename things under it. */
+  readonly searchHook?: (dir: string) => void
 }
 
 type File = Tracked<number>
@@ -105,15 +113,19 @@ export class SyncFollower {
     current: ReadonlySet<string>,
     dirs: ReadonlySet<string>,
     how: { unknownSince?: number; settle?: boolean; nowAtName?: Buffer } = {},
+    attempt = 1,
   ): void {
     const found: { path: string; st: Stats }[] = []
     const seen = new Set<string>()
     const before = this.#table.missingKeys()
+    const stamps = new Map<string, number>()
     for (const dir of dirs) {
+      stamps.set(dir, directoryStamp(dir))
       let names: string[] = []
       try {
         names = readdirSync(dir)
       } catch {}
+      this.#opts.searchHook?.(dir)
       for (const name of names) {
         const path = join(dir, name)
         const st = statQuietly(path)
@@ -122,7 +134,9 @@ export class SyncFollower {
         if (this.#table.searchHit(path, st, current, how.unknownSince)) found.push({ path, st })
       }
     }
-    const gone = how.settle ? this.#table.settleScan(dirs, seen, before) : []
+    let raced = [...stamps].some(([dir, stamp]) => changedSince(dir, stamp))
+    // A search made again must not count the same misses twice (see settleScan).
+    const gone = how.settle && attempt === 1 ? this.#table.settleScan(dirs, seen, before) : []
     for (const file of gone) {
       this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
       this.#opts.sink.forget?.(file.key)
@@ -136,7 +150,13 @@ export class SyncFollower {
       let fd: number
       try {
         fd = this.#openInput(path)
-      } catch {
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) raced = true // renamed away since the stat
+        continue
+      }
+      if (!sameIdentity(fstatSync(fd), st)) {
+        raced = true // another file was renamed to this name since the stat
+        this.#closeInput(fd)
         continue
       }
       let head: Buffer
@@ -158,6 +178,7 @@ export class SyncFollower {
       this.#orphansMayGrow = true
       this.#readNew(taken.file)
     }
+    if (raced && attempt < SEARCH_ATTEMPTS) this.#scanMissing(current, dirs, how, attempt + 1)
   }
 
   /**

@@ -57,7 +57,8 @@ interface Shell {
   close(): Promise<void>
 }
 
-const common = (sink: Recorder) => ({
+const common = (sink: Recorder, searchHook?: (dir: string) => void) => ({
+  ...(searchHook && { searchHook }),
   follow: true,
   from: 'start' as const,
   maxLineBytes: 1024 * 1024,
@@ -67,9 +68,9 @@ const common = (sink: Recorder) => ({
   log: silentLogger,
 })
 
-const SHELLS: Record<string, (sink: Recorder) => Shell> = {
-  async: (sink) => {
-    const f = new AsyncFollower({ ...common(sink), limit: pLimit(8) })
+const SHELLS: Record<string, (sink: Recorder, searchHook?: (dir: string) => void) => Shell> = {
+  async: (sink, searchHook) => {
+    const f = new AsyncFollower({ ...common(sink, searchHook), limit: pLimit(8) })
     return {
       remember: (s) => f.remember(s),
       findRotated: (n) => f.findRotated(n),
@@ -86,8 +87,8 @@ const SHELLS: Record<string, (sink: Recorder) => Shell> = {
       close: () => f.close(false),
     }
   },
-  sync: (sink) => {
-    const f = new SyncFollower(common(sink))
+  sync: (sink, searchHook) => {
+    const f = new SyncFollower(common(sink, searchHook))
     return {
       remember: (s) => f.remember(s),
       findRotated: async (n) => f.findRotated(n),
@@ -123,7 +124,7 @@ function recorded(path: string, offset: number): RememberedSource {
 }
 
 describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
-  const make = SHELLS[kind] as (sink: Recorder) => Shell
+  const make = SHELLS[kind] as (sink: Recorder, searchHook?: (dir: string) => void) => Shell
 
   test('a file rotated after the start-up search is finished before the new file', async () => {
     const log = join(dir, 'a.log')
@@ -159,6 +160,36 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     // The copy is known from now on: a later search does not read it again from its start.
     for (let i = 0; i < MISSING_SCAN_SWEEPS; i++) await shell.sweep()
     expect(sink.lines).toEqual(['old 2', 'new 1', 'new 2'])
+    await shell.close()
+  })
+
+  test("a copytruncate renaming generations while the start-up search lists them: the old copy's rest first", async () => {
+    // The selftest's threads run: after a restart, logrotate shifted a.log.1 (the copy whose
+    // rest was unread) to a.log.2 between the search's readdir and its stats, so no name it
+    // looked at held the copy; it was read only after the next generation.
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'g1 1\ng1 2\n')
+    writeFileSync(`${log}.1`, readFileSync(log)) // copied and truncated while we were down
+    truncateSync(log, 0)
+    writeFileSync(log, 'g2 1\ng2 2\n')
+    const copy = recorded(`${log}.1`, 'g1 1\n'.length) // the restart's prescan found it
+    const named = recorded(log, 0)
+    let shifted = false
+    const shiftOnce = () => {
+      if (shifted) return
+      shifted = true
+      renameSync(`${log}.1`, `${log}.2`)
+      writeFileSync(`${log}.1`, readFileSync(log))
+      truncateSync(log, 0)
+      writeFileSync(log, 'g3 1\n')
+    }
+    const sink = new Recorder()
+    const shell = make(sink, shiftOnce)
+    shell.remember([copy, named])
+    await shell.findRotated([log])
+    expect(shifted).toBe(true)
+    await shell.start([log])
+    expect(sink.lines).toEqual(['g1 2', 'g2 1', 'g2 2', 'g3 1'])
     await shell.close()
   })
 
