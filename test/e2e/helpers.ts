@@ -122,16 +122,24 @@ export interface SpawnOptions {
   readonly uid?: number
   /** Run under `ulimit -n <this>` (through bash). */
   readonly openFilesLimit?: number
+  /** Run under this file size limit in bytes, rounded up to KiB (`ulimit -f`, through bash). */
+  readonly fileSizeLimit?: number
   /** Its stdout is this file descriptor (`> file`) instead of a pipe the test collects. */
   readonly stdoutFd?: number
 }
 
 /** Starts the real bin/logmerge (through its shebang) with a pinned environment. */
 export function spawnLogmerge(args: readonly string[], opts: SpawnOptions = {}): Child {
+  const limits = [
+    ...(opts.openFilesLimit === undefined ? [] : [`ulimit -n ${opts.openFilesLimit}`]),
+    ...(opts.fileSizeLimit === undefined
+      ? []
+      : [`ulimit -f ${Math.ceil(opts.fileSizeLimit / 1024)}`]),
+  ]
   const [command, argv] =
-    opts.openFilesLimit === undefined
+    limits.length === 0
       ? [BIN, args]
-      : ['bash', ['-c', `ulimit -n ${opts.openFilesLimit} && exec "$0" "$@"`, BIN, ...args]]
+      : ['bash', ['-c', `${limits.join(' && ')} && exec "$0" "$@"`, BIN, ...args]]
   const proc = spawn(command, argv, {
     cwd: opts.cwd ?? ROOT,
     env: pinnedEnv(opts.env),

@@ -421,6 +421,52 @@ describe.each(ENGINES)('engine %s', (engine) => {
     )
   })
 
+  describe('case 2: unreadable inputs, across restarts', () => {
+    test.skipIf(!IS_ROOT)(
+      'a file unreadable at its name when logmerge starts, rotated away before that run could open it, is read by the next run (run as nobody)',
+      async ({ tmp }) => {
+        giveToNobody(tmp)
+        const a = join(tmp, 'a.log')
+        writeFileSync(a, '')
+        const run = { cwd: tmp, engine, inputs: ['a.log'], args: FAST, uid: NOBODY }
+        const first = await follow({ ...run, probe: [a] })
+        const journal = first.journal
+        journal.append(a, uniqueLines('g1', 5), 'g1')
+        await waitForAll(first.out, journal.all, { proc: first.lm })
+        await stop(first.lm)
+        // While stopped: a.log written on, rotated, and a new a.log created with a mode
+        // logmerge's user cannot read (logrotate's create), which the application writes.
+        // More than the KiB of room the file size limit below may leave.
+        journal.append(a, uniqueLines('g1', 100), 'g1')
+        renameSync(a, `${a}.1`)
+        writeFileSync(a, '', { mode: 0o600 })
+        journal.append(a, uniqueLines('g2', 5), 'g2')
+        // The second run cannot open a.log, and its output is full (EFBIG) before it gets to
+        // the name: it finishes a.log.1 first and its writer pauses there. The selftest lost a
+        // generation so: the next run took it for one it had seen (born before the last start).
+        const out = join(tmp, 'out.log')
+        const second = spawnLogmerge(['--engine', engine, ...FAST, '-o', out, 'a.log'], {
+          cwd: tmp,
+          uid: NOBODY,
+          fileSizeLimit: statSync(out).size,
+        })
+        await waitFor(() => second.stderr().includes('EFBIG'), { proc: second, what: 'EFBIG' })
+        second.kill('SIGKILL')
+        await second.exited
+        // Rotated again while down; the mode is fixed afterwards.
+        renameSync(`${a}.1`, `${a}.2`)
+        renameSync(a, `${a}.1`)
+        writeFileSync(a, '')
+        journal.append(a, uniqueLines('g3', 5), 'g3')
+        chmodSync(`${a}.1`, 0o644)
+        const third = await follow(run)
+        await waitForAll(third.out, journal.all, { proc: third.lm })
+        await stop(third.lm)
+        expectMerged(completeLines(third.out), journal)
+      },
+    )
+  })
+
   describe('case 5: inotify limits', () => {
     test.skipIf(inotifySkip !== null)(
       'no inotify instance left for the user (run as nobody): one warning naming the sysctl; appends and a new file in a glob are found by polling',
