@@ -6,6 +6,7 @@
 import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
+import type { Logger } from '../log.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { BlockSink } from '../sink/sink.js'
 import { Checkpointer } from '../state/checkpointer.js'
@@ -121,7 +122,7 @@ export async function runAsync({
         merge.open(writer)
         await checkpoints?.save()
         checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
-        await merge.run(writer)
+        if (!(await merge.run(writer, stop))) stoppedEarly(config.statePath, log)
       } finally {
         await merge.close()
       }
@@ -178,6 +179,23 @@ export async function runAsync({
   }
   if (fatal) throw fatal
   return { unreadable: merge ? merge.unreadable : follower.unreadable }
+}
+
+/**
+ * --once --order time stopped by SIGTERM/SIGINT before the end: the output holds a prefix of the
+ * merge, in whole records. With a state file a rerun with the same one writes the rest (the final
+ * checkpoint records exactly what was written); without, the user should know it is partial.
+ */
+function stoppedEarly(statePath: string | null, log: Logger): void {
+  if (statePath) {
+    log.info(
+      `stopped before the end of the merge; run again with --state ${statePath} to finish it`,
+    )
+  } else {
+    log.warn(
+      'stopped before the end of the merge: the output holds only its beginning (with --state FILE a rerun would finish it)',
+    )
+  }
 }
 
 /** The bytes of `paths` now (the progress bar's total); a file gone meanwhile counts 0. */
