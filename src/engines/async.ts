@@ -6,7 +6,6 @@
 import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
-import type { Logger } from '../log.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { BlockSink } from '../sink/sink.js'
 import { Checkpointer } from '../state/checkpointer.js'
@@ -16,8 +15,7 @@ import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { OnceTimeMerge, readerThreadChoice } from './once-time.js'
-import { outputChain, timestampOptions } from './output.js'
+import { outputChain } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
 
 export async function runAsync({
@@ -58,15 +56,13 @@ export async function runAsync({
     onSource: (file) => chain.opened(file.key, file.path),
     onRelease: (file) => chain.released(file.key),
   })
-  /** --once --order time: the pull-based merge instead of the follower. */
-  let merge: OnceTimeMerge | null = null
   const checkpoints: Checkpointer | null = config.statePath
     ? new Checkpointer(
         config.statePath,
         config.output,
         {
           snapshot: () => writer.snapshot(),
-          sources: (offsets) => (merge ? merge.checkpoint(offsets) : follower.checkpoint(offsets)),
+          sources: (offsets) => follower.checkpoint(offsets),
           fsync: () => writer.fsync(),
           changes: () => writer.changes,
         },
@@ -96,37 +92,7 @@ export async function runAsync({
     await checkpoints.save()
   }
   try {
-    if (config.once && config.order === 'time') {
-      const paths = await scanInputs(config.inputs, exclude)
-      chain.labels.addInitial(paths)
-      merge = new OnceTimeMerge({
-        paths,
-        from: config.from,
-        maxLineBytes: config.maxLineBytes,
-        readChunkBytes: config.readChunkBytes,
-        format: config.format ?? 'raw',
-        labels: chain.labels,
-        timestampFormat: config.timestampFormat,
-        zone: timestampOptions(config).zone,
-        resume: recovered.sources,
-        log,
-        readerThread: readerThreadChoice(),
-        onProgress: progress
-          ? (done, total, records) => {
-              progress.total = total
-              progress.update(done, records)
-            }
-          : undefined,
-      })
-      try {
-        merge.open(writer)
-        await checkpoints?.save()
-        checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
-        if (!(await merge.run(writer, stop))) stoppedEarly(config.statePath, log)
-      } finally {
-        await merge.close()
-      }
-    } else if (config.once) {
+    if (config.once) {
       const paths = await scanInputs(config.inputs, exclude)
       chain.labels.addInitial(paths)
       if (progress) progress.total = await totalSize(paths)
@@ -178,24 +144,7 @@ export async function runAsync({
     await writer.close()
   }
   if (fatal) throw fatal
-  return { unreadable: merge ? merge.unreadable : follower.unreadable }
-}
-
-/**
- * --once --order time stopped by SIGTERM/SIGINT before the end: the output holds a prefix of the
- * merge, in whole records. With a state file a rerun with the same one writes the rest (the final
- * checkpoint records exactly what was written); without, the user should know it is partial.
- */
-function stoppedEarly(statePath: string | null, log: Logger): void {
-  if (statePath) {
-    log.info(
-      `stopped before the end of the merge; run again with --state ${statePath} to finish it`,
-    )
-  } else {
-    log.warn(
-      'stopped before the end of the merge: the output holds only its beginning (with --state FILE a rerun would finish it)',
-    )
-  }
+  return { unreadable: follower.unreadable }
 }
 
 /** The bytes of `paths` now (the progress bar's total); a file gone meanwhile counts 0. */

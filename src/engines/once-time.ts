@@ -143,6 +143,11 @@ export class OnceTimeMerge {
     })
   }
 
+  /** Records written after a record with a later time (a file's own times went back). */
+  get late(): number {
+    return this.#order.stats.late
+  }
+
   /** Input names that could not be opened. */
   get unreadable(): readonly string[] {
     return this.#unreadable
