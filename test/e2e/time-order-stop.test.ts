@@ -3,7 +3,7 @@
  * merging, writes what it released, takes its final checkpoint and exits 0; a rerun with the
  * same state writes the rest, so the two outputs together are the whole merge, no line lost or
  * doubled. Both readers (the reader thread is stopped while it reads ahead), a file output and
- * stdout.
+ * stdout, the async engine and (once) top-down.
  *
  * Oracle: a real `LC_ALL=C sort -m -s -k1,1` of the same files (sorted, fixed-width ISO times,
  * so text order is time order; many equal times across files, which sort -s keeps in file
@@ -103,6 +103,29 @@ describe.each(READERS)('--once --order time stopped by a signal, reader %s', (_,
     expect(partial.equals(expected.subarray(0, partial.length))).toBe(true)
     expect(partial[partial.length - 1]).toBe(0x0a)
   })
+})
+
+test('the top-down engine stops the same way (SIGTERM, -o FILE --state S, then the rerun)', {
+  timeout: 120_000,
+}, async ({ tmp }) => {
+  const files = sortedIsoFiles(tmp, 4, LINES, 14)
+  const expected = sortMerge(files)
+  const out = join(tmp, 'out.log')
+  const state = join(tmp, 'state.json')
+  const args = ['--once', '--order', 'time', '--engine', 'top-down', '--state', state, '-o', out]
+  const first = spawnLogmerge([...args, ...files], { cwd: tmp })
+  await signalMidRun(
+    first,
+    'SIGTERM',
+    () => (statSync(out, { throwIfNoEntry: false })?.size ?? 0) > 0,
+  )
+  expect(await first.exited, first.stderr()).toEqual({ code: 0, signal: null })
+  const partial = readFileSync(out)
+  expect(partial.length).toBeLessThan(expected.length)
+  expectStateCovers(state, files, partial)
+  const second = await runLogmerge([...args, ...files], { cwd: tmp })
+  expect(second.code, second.stderr).toBe(0)
+  expect(readFileSync(out).equals(expected)).toBe(true)
 })
 
 /**
