@@ -13,7 +13,6 @@ import { createLogger, detectStyle, formatLine, LEVELS, prefixLines } from './lo
 import { parseLabel } from './merge/format.js'
 import { DEFAULT_WINDOW_MS } from './merge/reorder.js'
 import { TIMESTAMP_FORMATS } from './merge/timestamps.js'
-import { systemdNotifier } from './sd-notify.js'
 import { defaultStatePath } from './state/checkpoint.js'
 import { formatStatus, readStatus } from './status.js'
 
@@ -298,7 +297,7 @@ export async function main(argv: string[]): Promise<void> {
   if (!parse(program, argv)) return
   try {
     const run = runFrom(program)
-    process.exitCode = await runJobs(run, daemonIO(run))
+    process.exitCode = await runJobs(run, await daemonIO(run))
   } catch (err) {
     process.exitCode = report(err)
   }
@@ -334,15 +333,20 @@ function runFrom(program: Command): Run {
   return resolveRun(loaded, cli, given)
 }
 
-/** Loggers on stderr: the jobs' prefixed with their names when there are several. */
-function daemonIO(run: Run) {
+/**
+ * Loggers on stderr: the jobs' prefixed with their names when there are several. systemd's
+ * notifier (and the child_process module it spawns with) is loaded only under Type=notify.
+ */
+async function daemonIO(run: Run) {
   const log = createLogger(run.logLevel)
   const several = run.jobs.length > 1
   return {
     log,
     logFor: (job: Job) =>
       several ? createLogger(run.logLevel, undefined, { job: job.name }) : log,
-    notifier: systemdNotifier(log),
+    notifier: process.env.NOTIFY_SOCKET
+      ? (await import('./sd-notify.js')).systemdNotifier(log)
+      : null,
   }
 }
 

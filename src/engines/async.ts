@@ -15,8 +15,7 @@ import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { OnceTimeMerge, readerThreadChoice } from './once-time.js'
-import { outputChain, timestampOptions } from './output.js'
+import { outputChain } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
 
 export async function runAsync({
@@ -57,15 +56,13 @@ export async function runAsync({
     onSource: (file) => chain.opened(file.key, file.path),
     onRelease: (file) => chain.released(file.key),
   })
-  /** --once --order time: the pull-based merge instead of the follower. */
-  let merge: OnceTimeMerge | null = null
   const checkpoints: Checkpointer | null = config.statePath
     ? new Checkpointer(
         config.statePath,
         config.output,
         {
           snapshot: () => writer.snapshot(),
-          sources: (offsets) => (merge ? merge.checkpoint(offsets) : follower.checkpoint(offsets)),
+          sources: (offsets) => follower.checkpoint(offsets),
           fsync: () => writer.fsync(),
           changes: () => writer.changes,
         },
@@ -95,37 +92,7 @@ export async function runAsync({
     await checkpoints.save()
   }
   try {
-    if (config.once && config.order === 'time') {
-      const paths = await scanInputs(config.inputs, exclude)
-      chain.labels.addInitial(paths)
-      merge = new OnceTimeMerge({
-        paths,
-        from: config.from,
-        maxLineBytes: config.maxLineBytes,
-        readChunkBytes: config.readChunkBytes,
-        format: config.format ?? 'raw',
-        labels: chain.labels,
-        timestampFormat: config.timestampFormat,
-        zone: timestampOptions(config).zone,
-        resume: recovered.sources,
-        log,
-        readerThread: readerThreadChoice(),
-        onProgress: progress
-          ? (done, total, records) => {
-              progress.total = total
-              progress.update(done, records)
-            }
-          : undefined,
-      })
-      try {
-        merge.open(writer)
-        await checkpoints?.save()
-        checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
-        await merge.run(writer)
-      } finally {
-        await merge.close()
-      }
-    } else if (config.once) {
+    if (config.once) {
       const paths = await scanInputs(config.inputs, exclude)
       chain.labels.addInitial(paths)
       if (progress) progress.total = await totalSize(paths)
@@ -177,7 +144,7 @@ export async function runAsync({
     await writer.close()
   }
   if (fatal) throw fatal
-  return { unreadable: merge ? merge.unreadable : follower.unreadable }
+  return { unreadable: follower.unreadable }
 }
 
 /** The bytes of `paths` now (the progress bar's total); a file gone meanwhile counts 0. */

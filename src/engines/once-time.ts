@@ -143,6 +143,11 @@ export class OnceTimeMerge {
     })
   }
 
+  /** Records written after a record with a later time (a file's own times went back). */
+  get late(): number {
+    return this.#order.stats.late
+  }
+
   /** Input names that could not be opened. */
   get unreadable(): readonly string[] {
     return this.#unreadable
@@ -158,8 +163,14 @@ export class OnceTimeMerge {
     for (const path of this.#opts.paths) this.#openOne(path, writer)
   }
 
-  /** Merges every source to its end into `writer`. */
-  async run(writer: OnceWriter): Promise<void> {
+  /**
+   * Merges every source to its end into `writer`, or until `stop` is aborted (SIGTERM): then
+   * the merge reads nothing more, what it has released so far goes to the writer (whole
+   * records, each write with its exact marks) and the records it still holds stay unwritten,
+   * so a restart with the same state goes on with them. Returns whether every source was
+   * merged to its end.
+   */
+  async run(writer: OnceWriter, stop?: AbortSignal): Promise<boolean> {
     const sources = this.#sources
     const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.startOffset), 0)
     const threaded =
@@ -228,24 +239,26 @@ export class OnceTimeMerge {
         if (released < limit) return
       }
     }
-    let open = sources.length
-    while (open > 0) {
-      open = 0
+    // A round reads at most one block of each source and releases what it allows: the stop is
+    // looked at between rounds, a few milliseconds apart (the waits for the writer inside a
+    // round are where the event loop, and with it the signal handler, runs).
+    while (!stop?.aborted && !sources.every((s) => s.done)) {
       for (const s of sources) {
-        if (s.done) continue
-        open++
-        if (!this.#order.needsMore(s.index)) continue
+        if (s.done || !this.#order.needsMore(s.index)) continue
         const read = feed.next(s.index)
         this.#take(s, read instanceof Promise ? await read : read)
       }
       await release(false)
       this.#opts.onProgress?.(this.#doneBytes(), total, this.#order.stats.written)
     }
-    await release(true)
+    const finished = sources.every((s) => s.done)
+    // Stopped: the held records wait in their files (no mark covers them), not forced out.
+    if (finished) await release(true)
     arena.flush()
     if (pending) await pending
     this.#opts.onProgress?.(this.#doneBytes(), total, this.#order.stats.written)
     collectGarbage() // see exit-gc.ts: without it the process may never exit
+    return finished
   }
 
   /** What the reader of `s` needs (plain data: it may go to the reader thread). */

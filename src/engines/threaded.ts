@@ -59,11 +59,8 @@ export function threadedEngine(shape: ThreadedShape): Engine {
 
 async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<EngineResult> {
   const { config, log, stop, events } = ctx
-  // top-down --once --order time: the merge pulls from every file in turn on the main thread,
-  // exactly as the async engine does it (once-time.ts); reader threads would only post blocks.
-  if (shape.writer === 'loop' && config.once && config.order === 'time') {
-    return (await import('./async.js')).runAsync(ctx)
-  }
+  // top-down --once --order time does not come here: the merge pulls from every file in turn
+  // on the main thread, as on the async engine (engines/index.ts, once-run.ts).
   const failed = new AbortController()
   let failure: Error | null = null
   const fail = (err: Error) => {

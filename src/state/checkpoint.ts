@@ -13,7 +13,6 @@
 import { readFileSync } from 'node:fs'
 import { rename } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import writeFileAtomic from 'write-file-atomic'
 import type { SourceStats } from '../sink/sink.js'
 import type { Identity } from '../tail/cursor.js'
 
@@ -177,6 +176,8 @@ export function encodeState(
 
 /** Atomically replaces the state file (temp file, fsync, rename). */
 export async function saveState(path: string, text: string): Promise<void> {
+  // Loaded at the first checkpoint, not at every start (runs without state never need it).
+  const { default: writeFileAtomic } = await import('write-file-atomic')
   await writeFileAtomic(path, text, { fsync: true, mode: 0o644 })
 }
 

@@ -160,6 +160,109 @@ describe('OnceTimeMerge (main-thread reader)', () => {
   })
 })
 
+describe('OnceTimeMerge stopped (SIGTERM) and resumed', () => {
+  let dir: string
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'logmerge-once-stop-'))
+  })
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('stops after any write with marks that cover exactly its output; a resumed merge writes the rest', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(fc.nat({ max: 3 }), { minLength: 1, maxLength: 200 }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.integer({ min: 0, max: 12 }),
+        fc.integer({ min: 32, max: 400 }),
+        async (files, stopAfter, outBytes) => {
+          const lines: Line[] = []
+          const paths = files.map((steps, file) => {
+            let time = BASE
+            const text = steps.map((step, index) => {
+              time += step
+              const line = `${new Date(time).toISOString()} f${file} l${index} ${'y'.repeat(index % 50)}\n`
+              lines.push({ file, index, time, text: line })
+              return line
+            })
+            const path = join(dir, `f${file}-${Math.random().toString(36).slice(2)}.log`)
+            writeFileSync(path, text.join(''))
+            return path
+          })
+          const expected = [...lines]
+            .sort((a, b) => a.time - b.time || a.file - b.file || a.index - b.index)
+            .map((l) => l.text)
+            .join('')
+          const options = {
+            paths,
+            from: 'start' as const,
+            maxLineBytes: 1024 * 1024,
+            readChunkBytes: 256,
+            format: 'raw' as const,
+            labels: new Labels(),
+            log: silentLogger,
+            readerThread: false,
+            outBytes,
+            outAreas: 2,
+          }
+          // The first run: stopped (as the daemon's SIGTERM does) once `stopAfter` writes are out.
+          const stop = new AbortController()
+          const firstWriter = new SlowWriter()
+          const write = firstWriter.write.bind(firstWriter)
+          firstWriter.write = (block, marks) => {
+            const r = write(block, marks)
+            if (firstWriter.writes.length >= stopAfter) stop.abort()
+            return r
+          }
+          const first = new OnceTimeMerge({ ...options, resume: [] })
+          first.open(firstWriter)
+          if (stopAfter === 0) stop.abort()
+          let finished: boolean
+          try {
+            finished = await first.run(firstWriter, stop.signal)
+          } finally {
+            await first.close()
+          }
+          await firstWriter.drain()
+          const firstOut = Buffer.concat(firstWriter.writes.map((w) => w.bytes)).toString('latin1')
+          expect(expected.startsWith(firstOut)).toBe(true)
+          if (!finished) expect(firstOut.length).toBeLessThan(expected.length)
+          // The final checkpoint: the offsets the writer holds once everything is written.
+          const offsets = new Map(firstWriter.noted)
+          for (const w of firstWriter.writes) for (const m of w.marks) offsets.set(m.key, m.offset)
+          const checkpoint = first.checkpoint(offsets)
+          const contents = paths.map((p) => readFileSync(p, 'latin1'))
+          for (const [i, s] of checkpoint.entries()) {
+            const own = firstOut
+              .split(/(?<=\n)/)
+              .filter((line) => line.includes(` f${i} `))
+              .join('')
+            expect(contents[i]?.slice(0, s.offset)).toBe(own)
+          }
+          // The rerun with that checkpoint writes exactly the rest.
+          const secondWriter = new SlowWriter()
+          const second = new OnceTimeMerge({ ...options, resume: checkpoint })
+          second.open(secondWriter)
+          try {
+            expect(await second.run(secondWriter)).toBe(true)
+          } finally {
+            await second.close()
+          }
+          await secondWriter.drain()
+          const secondOut = Buffer.concat(secondWriter.writes.map((w) => w.bytes)).toString(
+            'latin1',
+          )
+          expect(firstOut + secondOut).toBe(expected)
+        },
+      ),
+      { numRuns: 60 },
+    )
+  })
+})
+
 describe('wantsReaderThread', () => {
   it('wants enough bytes and room for two threads (1.5 cores nobody else uses)', () => {
     expect(wantsReaderThread(THREAD_MIN_BYTES, 2, 0.2)).toBe(true)

@@ -1,0 +1,130 @@
+/**
+ * `--once --order time` on the async and top-down engines: the pull merge of once-time.ts
+ * around the event-loop writer and its checkpoints. A module of its own, which engines/index.ts
+ * loads instead of the engine's, so that such a run loads neither the follower (tail-async,
+ * the file table, p-limit) nor the reader threads' pool: start-up is part of a --once run's
+ * time (docs/time-order.md).
+ */
+import type { Logger } from '../log.js'
+import { Labels } from '../sink/format-sink.js'
+import { LoopWriter } from '../sink/loop-writer.js'
+import { Checkpointer } from '../state/checkpointer.js'
+import { recover } from '../state/recover.js'
+import { scanInputs } from '../tail/discovery.js'
+import type { EngineContext, EngineResult } from './engine.js'
+import { OnceTimeMerge, readerThreadChoice } from './once-time.js'
+import { timestampOptions } from './output.js'
+import { ProgressBar, wantsProgress } from './progress-bar.js'
+
+export async function runOnceTime({
+  config,
+  log,
+  stop,
+  events,
+}: EngineContext): Promise<EngineResult> {
+  let fatal: Error | null = null
+  // The merge stops on SIGTERM/SIGINT, and when the output has failed for good (nothing more
+  // can be written: merging on would only waste the time until the error is reported).
+  const failed = new AbortController()
+  const recovered = config.statePath
+    ? await recover(config.statePath, config.output, log)
+    : { sources: [], previousStart: null }
+  let checkpoints: Checkpointer | null = null
+  const writer = await LoopWriter.open(config.output, {
+    highWaterBytes: config.highWaterBytes,
+    log,
+    onFatal: (err) => {
+      fatal = err
+      failed.abort()
+    },
+    onNewSource: () => void checkpoints?.save(),
+    // An output deleted or replaced meanwhile is opened again; its checkpoint comes first.
+    watchMs: config.pollIntervalMs,
+    onSwitch: () => checkpoints?.save(),
+  })
+  const exclude = config.output === '-' ? undefined : config.output
+  const paths = await scanInputs(config.inputs, exclude)
+  const labels = new Labels(config.labels ?? {})
+  labels.addInitial(paths)
+  const progress = wantsProgress(config) ? new ProgressBar() : null
+  const merge = new OnceTimeMerge({
+    paths,
+    from: config.from,
+    maxLineBytes: config.maxLineBytes,
+    readChunkBytes: config.readChunkBytes,
+    format: config.format ?? 'raw',
+    labels,
+    timestampFormat: config.timestampFormat,
+    zone: timestampOptions(config).zone,
+    resume: recovered.sources,
+    log,
+    readerThread: readerThreadChoice(),
+    onProgress: progress
+      ? (done, total, records) => {
+          progress.total = total
+          progress.update(done, records)
+        }
+      : undefined,
+  })
+  checkpoints = config.statePath
+    ? new Checkpointer(
+        config.statePath,
+        config.output,
+        {
+          snapshot: () => writer.snapshot(),
+          sources: (offsets) => merge.checkpoint(offsets),
+          fsync: () => writer.fsync(),
+          changes: () => writer.changes,
+        },
+        log,
+      )
+    : null
+  const reopen = () => {
+    writer
+      .reopen()
+      .then(() => checkpoints?.save()) // the new file's identity and size, at once
+      .catch((err: Error) => log.error(`reopening ${config.output}: ${err.message}`))
+  }
+  events.on('reopen', reopen)
+  try {
+    try {
+      merge.open(writer)
+      await checkpoints?.save()
+      checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
+      const finished = await merge.run(writer, AbortSignal.any([stop, failed.signal]))
+      if (!finished && !fatal) stoppedEarly(config.statePath, log)
+    } finally {
+      await merge.close()
+    }
+    progress?.finish()
+    if (merge.late > 0) {
+      log.info(
+        `--order time: ${merge.late} records came after a later one (their file's own times go back)`,
+      )
+    }
+    await writer.drain()
+    if (!fatal) await checkpoints?.stop()
+  } finally {
+    events.off('reopen', reopen)
+    await writer.close()
+  }
+  if (fatal) throw fatal
+  return { unreadable: merge.unreadable }
+}
+
+/**
+ * Stopped by SIGTERM/SIGINT before the end: the output holds a prefix of the merge, in whole
+ * records. With a state file a rerun with the same one writes the rest (the final checkpoint
+ * records exactly what was written); without, the user should know the output is partial.
+ */
+function stoppedEarly(statePath: string | null, log: Logger): void {
+  if (statePath) {
+    log.info(
+      `stopped before the end of the merge; run again with --state ${statePath} to finish it`,
+    )
+  } else {
+    log.warn(
+      'stopped before the end of the merge: the output holds only its beginning (with --state FILE a rerun would finish it)',
+    )
+  }
+}
