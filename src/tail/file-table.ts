@@ -121,6 +121,8 @@ export class FileTable<H> {
   readonly #openFailures = new Set<string>()
   /** Files read again from 0 after a truncation, none of whose new bytes we have: since when. */
   readonly #emptied = new Map<string, number>()
+  /** When each file was last seen not truncated (see emptied). */
+  readonly #seenWhole = new WeakMap<Tracked<H>, number>()
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes
@@ -289,9 +291,24 @@ export class FileTable<H> {
     return dropped
   }
 
-  /** The shell saw `file` truncated and starts it again from 0 (see generationsToFind). */
-  emptied(file: Tracked<H>, at = Date.now()): void {
-    this.#emptied.set(file.key, at)
+  /** The shell looked at `file` at `at` and it was not truncated (see emptied). */
+  sawWhole(file: Tracked<H>, at: number): void {
+    this.#seenWhole.set(file, at)
+  }
+
+  /**
+   * The shell saw `file` truncated and starts it again from 0 (see generationsToFind). The
+   * truncation happened after the file was last seen whole, and so did the births of any
+   * generations copied away in between: that is the time to search from. The time the
+   * truncation was seen is too late: with the readers held (a full output) for longer than a
+   * rotation interval, a whole generation was written, copied and truncated in between, and
+   * its copy, born before the truncation was seen, was read only at the next restart, after
+   * the next generation's lines (the selftest, every engine). `otherwise`: when this run never
+   * saw the file whole (a remembered one), the shell's start.
+   */
+  emptied(file: Tracked<H>, otherwise: number): void {
+    this.#emptied.set(file.key, this.#seenWhole.get(file) ?? otherwise)
+    this.#seenWhole.delete(file)
   }
 
   /**

@@ -524,6 +524,7 @@ export class AsyncFollower {
     const cursor = file.cursor
     try {
       checkReadFault(file.path)
+      const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const { size } = await fh.stat()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
@@ -536,7 +537,9 @@ export class AsyncFollower {
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
         if (rest) await sink.write(rest, markOf(file))
-        this.#table.emptied(file)
+        this.#table.emptied(file, this.#startedAt)
+      } else {
+        this.#table.sawWhole(file, lookedAt)
       }
       const since = this.#table.generationsToFind(file, size)
       if (since !== undefined) {

@@ -420,6 +420,7 @@ export class SyncFollower {
     this.#reading = file
     try {
       checkReadFault(file.path)
+      const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const { size } = fstatSync(fd)
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length shows only
@@ -431,7 +432,9 @@ export class SyncFollower {
         log.info(`${file.path}: truncated; reading it again from the start`)
         const rest = cursor.restart()
         if (rest) sink.write(rest, markOf(file))
-        this.#table.emptied(file)
+        this.#table.emptied(file, this.#startedAt)
+      } else {
+        this.#table.sawWhole(file, lookedAt)
       }
       const since = this.#table.generationsToFind(file, size)
       if (since !== undefined) {

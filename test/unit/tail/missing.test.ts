@@ -255,6 +255,32 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     await shell.close()
   })
 
+  test('two copytruncates between two looks (the readers held): the middle generation before the newest', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'g1 a\n')
+    const sink = new Recorder()
+    const shell = make(sink)
+    await shell.findRotated([log])
+    await shell.start([log])
+    const copytruncate = () => {
+      if (existsSync(`${log}.1`)) renameSync(`${log}.1`, `${log}.2`)
+      writeFileSync(`${log}.1`, readFileSync(log))
+      truncateSync(log, 0)
+    }
+    // While logmerge does not look (its output full, say): g1 gets a line, is copied and
+    // truncated; g2 is written, copied and truncated; g3 is written. Then it looks, later
+    // than the clock slack of the birth-time rule.
+    appendFileSync(log, 'g1 b\n')
+    copytruncate()
+    appendFileSync(log, 'g2 a\n')
+    copytruncate()
+    appendFileSync(log, 'g3 a\n')
+    await new Promise((r) => setTimeout(r, 100))
+    await shell.changed(log)
+    expect(sink.lines).toEqual(['g1 a', 'g1 b', 'g2 a', 'g3 a'])
+    await shell.close()
+  })
+
   test('a copy of what the file holds now (copied, not truncated yet) is not read as well', async () => {
     const log = join(dir, 'a.log')
     writeFileSync(log, 'g1 a\n')
