@@ -104,6 +104,18 @@ export const MISSING_SCAN_SWEEPS = 30
  */
 const BIRTH_CLOCK_SLACK_MS = 20
 
+/**
+ * After a search that skipped the copies agreeing with `before` (the first bytes at the name when
+ * it began: a copy of what the file still held, see adoptHit's `nowAtName`): true when the name
+ * still holds that content (`after`, read once the search is done). False means it was copied
+ * and truncated during the search, so a copy it skipped is the generation's only remaining
+ * place: the search is made again with the new first bytes (the selftest, bottom-up: a whole
+ * generation read after the next one's lines).
+ */
+export function stillHolds(before: Buffer, after: Buffer): boolean {
+  return after.length > 0 && headsAgree(before, after)
+}
+
 export class FileTable<H> {
   readonly maxLineBytes: number
   readonly files = new Map<string, Tracked<H>>()

@@ -20,6 +20,7 @@ import {
   MISSING_SCAN_SWEEPS,
   markOf,
   type RememberedSource,
+  stillHolds,
   type Tracked,
 } from './file-table.js'
 import {
@@ -517,6 +518,23 @@ export class AsyncFollower {
     return entry.running
   }
 
+  /**
+   * Copied and truncated again before we read a byte of it: the copies born since `since` first
+   * (see FileTable.generationsToFind), made again while the name's content changes under the
+   * search (see stillHolds).
+   */
+  async #findSkippedGenerations(file: File, fh: FileHandle, since: number): Promise<void> {
+    const names = new Set(this.#table.names.keys())
+    for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
+      const before = await readHead(fh)
+      await this.#scanMissing(names, new Set([dirname(file.path)]), {
+        unknownSince: since,
+        nowAtName: before,
+      })
+      if (stillHolds(before, await readHead(fh))) return
+    }
+  }
+
   async #readNew(file: File): Promise<void> {
     const fh = file.handle
     if (fh === null) return
@@ -542,14 +560,7 @@ export class AsyncFollower {
         this.#table.sawWhole(file, lookedAt)
       }
       const since = this.#table.generationsToFind(file, size)
-      if (since !== undefined) {
-        // Copied and truncated again before we read a byte of it: the copy first (see FileTable).
-        const names = new Set(this.#table.names.keys())
-        await this.#scanMissing(names, new Set([dirname(file.path)]), {
-          unknownSince: since,
-          nowAtName: await readHead(fh),
-        })
-      }
+      if (since !== undefined) await this.#findSkippedGenerations(file, fh, since)
       if (change !== 'idle') await this.#readFrom(fh, file, size)
       this.#table.readWorked(file, log)
     } catch (err) {

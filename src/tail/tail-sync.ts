@@ -24,6 +24,7 @@ import {
   MISSING_SCAN_SWEEPS,
   markOf,
   type RememberedSource,
+  stillHolds,
   type Tracked,
 } from './file-table.js'
 import {
@@ -437,14 +438,7 @@ export class SyncFollower {
         this.#table.sawWhole(file, lookedAt)
       }
       const since = this.#table.generationsToFind(file, size)
-      if (since !== undefined) {
-        // Copied and truncated again before we read a byte of it: the copy first (see FileTable).
-        const names = new Set(this.#table.names.keys())
-        this.#scanMissing(names, new Set([dirname(file.path)]), {
-          unknownSince: since,
-          nowAtName: readHead(fd),
-        })
-      }
+      if (since !== undefined) this.#findSkippedGenerations(file, fd, since)
       if (change !== 'idle') this.#readFrom(fd, file, size)
       this.#table.readWorked(file, log)
     } catch (err) {
@@ -452,6 +446,23 @@ export class SyncFollower {
       this.#table.readFailed(file, err, log)
     } finally {
       this.#reading = outer
+    }
+  }
+
+  /**
+   * Copied and truncated again before we read a byte of it: the copies born since `since` first
+   * (see FileTable.generationsToFind), made again while the name's content changes under the
+   * search (see stillHolds).
+   */
+  #findSkippedGenerations(file: File, fd: number, since: number): void {
+    const names = new Set(this.#table.names.keys())
+    for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
+      const before = readHead(fd)
+      this.#scanMissing(names, new Set([dirname(file.path)]), {
+        unknownSince: since,
+        nowAtName: before,
+      })
+      if (stillHolds(before, readHead(fd))) return
     }
   }
 

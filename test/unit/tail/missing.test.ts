@@ -281,6 +281,35 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     await shell.close()
   })
 
+  test('copied and truncated during the search after a truncation: that copy too, before the newest', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'g1 a\n')
+    const copytruncate = () => {
+      if (existsSync(`${log}.1`)) renameSync(`${log}.1`, `${log}.2`)
+      writeFileSync(`${log}.1`, readFileSync(log))
+      truncateSync(log, 0)
+    }
+    let armed = false
+    const sink = new Recorder()
+    // The search after g1's truncation skips a copy of what a.log holds when it begins (g2,
+    // not truncated yet); logrotate copies and truncates g2 while the search runs.
+    const shell = make(sink, () => {
+      if (!armed) return
+      armed = false
+      copytruncate()
+      appendFileSync(log, 'g3 a\n')
+    })
+    await shell.findRotated([log])
+    await shell.start([log])
+    copytruncate()
+    appendFileSync(log, 'g2 a\n')
+    armed = true
+    await shell.changed(log)
+    expect(armed).toBe(false)
+    expect(sink.lines).toEqual(['g1 a', 'g2 a', 'g3 a'])
+    await shell.close()
+  })
+
   test('a copy of what the file holds now (copied, not truncated yet) is not read as well', async () => {
     const log = join(dir, 'a.log')
     writeFileSync(log, 'g1 a\n')
