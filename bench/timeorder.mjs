@@ -455,25 +455,38 @@ const CONTENDERS = [
     name: 'logmerge --once --order time',
     ordersByTime: true,
     command:
-      'bin/logmerge --once --order time f1 f2 f3 f4 > out (end to end: formats detected; a reader thread when 1.5 cores are free)',
+      'bin/logmerge --once --order time f1 f2 f3 f4 > out (end to end: formats detected; partition threads, or a reader thread, when the load average leaves cores free)',
     run: (paths, fd, hash) =>
       runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash),
   },
   {
-    name: 'logmerge (reader thread)',
+    name: 'logmerge (partitions)',
     ordersByTime: true,
-    command: 'LOGMERGE_READER_THREAD=on bin/logmerge --once --order time f1 f2 f3 f4 > out',
+    command: 'LOGMERGE_PARTITIONS=on bin/logmerge --once --order time f1 f2 f3 f4 > out',
     run: (paths, fd, hash) =>
       runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash, {
+        LOGMERGE_PARTITIONS: 'on',
+      }),
+  },
+  {
+    name: 'logmerge (reader thread)',
+    ordersByTime: true,
+    command:
+      'LOGMERGE_PARTITIONS=off LOGMERGE_READER_THREAD=on bin/logmerge --once --order time f1 f2 f3 f4 > out',
+    run: (paths, fd, hash) =>
+      runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash, {
+        LOGMERGE_PARTITIONS: 'off',
         LOGMERGE_READER_THREAD: 'on',
       }),
   },
   {
     name: 'logmerge (main-thread reader)',
     ordersByTime: true,
-    command: 'LOGMERGE_READER_THREAD=off bin/logmerge --once --order time f1 f2 f3 f4 > out',
+    command:
+      'LOGMERGE_PARTITIONS=off LOGMERGE_READER_THREAD=off bin/logmerge --once --order time f1 f2 f3 f4 > out',
     run: (paths, fd, hash) =>
       runProgram(join(ROOT, 'bin', 'logmerge'), ['--once', '--order', 'time'], paths, fd, hash, {
+        LOGMERGE_PARTITIONS: 'off',
         LOGMERGE_READER_THREAD: 'off',
       }),
   },

@@ -7,13 +7,23 @@
 import { readSync } from 'node:fs'
 import { LineFramer } from '../merge/frame.js'
 import { findLeaders, type Leaders } from '../merge/source.js'
-import { LineTimes, type TimestampFormat, type TimestampOptions } from '../merge/timestamps.js'
+import {
+  type LineFormat,
+  LineTimes,
+  type TimestampFormat,
+  type TimestampOptions,
+} from '../merge/timestamps.js'
 
 /** What a reader needs to know about its file (plain data: it crosses to the reader thread). */
 export interface ReaderInit {
   readonly fd: number
   /** Where reading starts (a line start: the checkpoint's offset, 0, or the last line). */
   readonly offset: number
+  /**
+   * Where reading stops (a line start), as if the file ended there; default: the file's end.
+   * A partitioned merge (once-parallel.ts) reads each file's part of the time range this way.
+   */
+  readonly end?: number
   readonly maxLineBytes: number
   /** Bytes a read asks for (at most what is left of the slot after a held partial line). */
   readonly readBytes: number
@@ -49,6 +59,7 @@ const MIN_READ = 16 * 1024
 export class SourceReader {
   readonly #fd: number
   readonly #readBytes: number
+  readonly #end: number
   readonly #framer: LineFramer
   readonly #times: LineTimes
   #offset: number
@@ -58,12 +69,18 @@ export class SourceReader {
     this.#fd = init.fd
     this.#readBytes = init.readBytes
     this.#offset = init.offset
+    this.#end = init.end ?? Number.POSITIVE_INFINITY
     this.#framer = new LineFramer(init.maxLineBytes)
     this.#times = new LineTimes(init.format, init.timestamps)
   }
 
   get ended(): boolean {
     return this.#ended
+  }
+
+  /** The timestamp format in use: given, or found in the first block (null until then). */
+  get format(): LineFormat | null {
+    return this.#times.format
   }
 
   /**
@@ -77,7 +94,8 @@ export class SourceReader {
     let n: number
     let failure: ReadFailure | null = null
     try {
-      n = readSync(this.#fd, buf, start, want, this.#offset)
+      const left = this.#end - this.#offset
+      n = left <= 0 ? 0 : readSync(this.#fd, buf, start, Math.min(want, left), this.#offset)
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       failure = { code: e.code, message: e.message }

@@ -5,6 +5,7 @@
  * the file table, p-limit) nor the reader threads' pool: start-up is part of a --once run's
  * time (docs/time-order.md).
  */
+import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { Labels } from '../sink/format-sink.js'
 import { LoopWriter } from '../sink/loop-writer.js'
@@ -12,7 +13,14 @@ import { Checkpointer } from '../state/checkpointer.js'
 import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/discovery.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { OnceTimeMerge, readerThreadChoice } from './once-time.js'
+import { collectGarbage } from './exit-gc.js'
+import {
+  mergePartitioned,
+  PartThreads,
+  partBytesFor,
+  partitionThreadsFor,
+} from './once-parallel.js'
+import { OnceTimeMerge, readBytesFor, readerThreadChoice } from './once-time.js'
 import { timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
 
@@ -86,20 +94,25 @@ export async function runOnceTime({
       .catch((err: Error) => log.error(`reopening ${config.output}: ${err.message}`))
   }
   events.on('reopen', reopen)
+  let late = 0
   try {
     try {
       merge.open(writer)
       await checkpoints?.save()
       checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
-      const finished = await merge.run(writer, AbortSignal.any([stop, failed.signal]))
+      const signal = AbortSignal.any([stop, failed.signal])
+      const parts = await mergeInPartitions(merge, writer, config, log, signal, progress)
+      late = parts.late
+      const finished = parts.finished ?? (await merge.run(writer, signal))
       if (!finished && !fatal) stoppedEarly(config.statePath, log)
     } finally {
       await merge.close()
     }
     progress?.finish()
-    if (merge.late > 0) {
+    late += merge.late
+    if (late > 0) {
       log.info(
-        `--order time: ${merge.late} records came after a later one (their file's own times go back)`,
+        `--order time: ${late} records came after a later one (their file's own times go back)`,
       )
     }
     await writer.drain()
@@ -110,6 +123,72 @@ export async function runOnceTime({
   }
   if (fatal) throw fatal
   return { unreadable: merge.unreadable }
+}
+
+/** What each partition thread's reads ask for (its slots: 2 per file, made per partition). */
+const PART_READ_BYTES = 256 * 1024
+
+/**
+ * The partitioned merge (once-parallel.ts), when the machine and the inputs allow it: returns
+ * `finished` (true: all written; false: stopped), or undefined when the single merge is to do
+ * the rest (no plan, or a partition it could not take), set to go on where the partitions
+ * ended.
+ */
+async function mergeInPartitions(
+  merge: OnceTimeMerge,
+  writer: LoopWriter,
+  config: Config,
+  log: Logger,
+  stop: AbortSignal,
+  progress: ProgressBar | null,
+): Promise<{ finished?: boolean; late: number }> {
+  const sources = merge.planSources
+  const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.start), 0)
+  const threads = partitionThreadsFor(total)
+  if (threads < 2 || sources.length < 2) return { late: 0 }
+  const zone = timestampOptions(config).zone
+  const pool = new PartThreads(threads, {
+    format: config.format ?? 'raw',
+    maxLineBytes: config.maxLineBytes,
+    readChunkBytes: PART_READ_BYTES,
+    ...(zone === undefined ? {} : { zone }),
+  })
+  const { planPartitions } = await import('./once-plan.js')
+  const plan = planPartitions(sources, {
+    readBytes: readBytesFor(config.readChunkBytes, sources.length),
+    maxLineBytes: config.maxLineBytes,
+    ...(config.timestampFormat === undefined ? {} : { timestampFormat: config.timestampFormat }),
+    ...(zone === undefined ? {} : { zone }),
+    partBytes: partBytesFor(),
+  })
+  if (plan === null || plan.partitions.length < 2) {
+    await pool.close()
+    log.debug('--once --order time: no partitions (see once-plan.ts); one merge')
+    return { late: 0 }
+  }
+  log.debug(
+    `--once --order time: ${total} bytes in ${plan.partitions.length} partitions, ${threads} threads`,
+  )
+  const result = await mergePartitioned(writer, {
+    plan,
+    sources,
+    threads: pool,
+    log,
+    stop,
+    onProgress: progress
+      ? (done, all, records) => {
+          progress.total = all
+          progress.update(done, records)
+        }
+      : undefined,
+  })
+  if (result.outcome === 'fallback') {
+    const at = plan.partitions[result.at]
+    if (at !== undefined) merge.resumeAt(at.starts, plan.formats, result.maxWritten)
+    return { late: result.late }
+  }
+  collectGarbage() // exit-gc.ts
+  return { finished: result.outcome === 'finished', late: result.late }
 }
 
 /**

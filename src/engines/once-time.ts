@@ -71,6 +71,13 @@ export interface OnceTimeOptions {
   /** The output areas' size and number (tests make them small); default 256 KiB x 4. */
   readonly outBytes?: number
   readonly outAreas?: number
+  /** The full collection at the end (exit-gc.ts); a partition thread, which goes on, skips it. */
+  readonly collectAtEnd?: boolean
+  /**
+   * The arena's memory from one merge to the next (a partition thread): used when large
+   * enough, and set to the memory this merge used.
+   */
+  readonly arenaMemory?: { buffer: Buffer | null }
 }
 
 interface OnceSource {
@@ -81,7 +88,11 @@ interface OnceSource {
   readonly key: string
   readonly state: SourceState
   readonly info: SourceInfo & { readonly prefix: Buffer }
-  readonly startOffset: number
+  /** Where reading starts (moved by resumeAt) and stops (a partition's end; default the file's). */
+  startOffset: number
+  end?: number
+  /** The timestamp format found by a planner (once-plan.ts); default --timestamp-format or auto. */
+  format?: TimestampFormat
   readonly size: number
   readonly mtimeMs: number
   /** The file offset read up to (progress). */
@@ -93,6 +104,26 @@ interface OnceSource {
   /** The merge's offset just past the last record written (for the next write's marks). */
   written: number
   touched: boolean
+  /** Its fd belongs to another thread's merge (openParts): not closed here. */
+  borrowed?: boolean
+}
+
+/** A source as the planner of a partitioned merge sees it (once-plan.ts). */
+export interface PlanSource {
+  readonly fd: number
+  readonly key: string
+  readonly path: string
+  readonly label: string
+  /** Where its merge starts (checkpoint, --from) and its size when opened. */
+  readonly start: number
+  readonly size: number
+  readonly mtimeMs: number
+}
+
+/** A source's part of one partition: its bytes [start, end), parsed as `format`. */
+export interface PartSource extends Omit<PlanSource, 'size'> {
+  readonly end: number
+  readonly format: TimestampFormat
 }
 
 /** Output areas: the merge fills one while the writer writes the others. */
@@ -116,6 +147,14 @@ export const THREAD_MIN_BYTES = 64 * 1024 * 1024
  */
 export function wantsReaderThread(totalBytes: number, cores: number, load: number): boolean {
   return totalBytes >= THREAD_MIN_BYTES && cores - load >= 1.5
+}
+
+/** What each read of a merge of `sources` files asks for: the slots of all stay in budget. */
+export function readBytesFor(readChunkBytes: number, sources: number): number {
+  return Math.max(
+    MIN_READ,
+    Math.min(readChunkBytes, Math.floor(ARENA_BUDGET / (SLOTS_PER_SOURCE * Math.max(1, sources)))),
+  )
 }
 
 /**
@@ -148,6 +187,11 @@ export class OnceTimeMerge {
     return this.#order.stats.late
   }
 
+  /** Records written. */
+  get records(): number {
+    return this.#order.stats.written
+  }
+
   /** Input names that could not be opened. */
   get unreadable(): readonly string[] {
     return this.#unreadable
@@ -156,6 +200,73 @@ export class OnceTimeMerge {
   /** Every source as a checkpoint records it, at `offsets` (the writer's snapshot). */
   checkpoint(offsets: ReadonlyMap<string, number>): SourceState[] {
     return this.#sources.map((s) => ({ ...s.state, offset: offsets.get(s.key) ?? s.startOffset }))
+  }
+
+  /** The sources opened, as a partitioned merge plans them (once-plan.ts). */
+  get planSources(): readonly PlanSource[] {
+    return this.#sources.map((s) => ({
+      fd: s.fd,
+      key: s.key,
+      path: s.state.path,
+      label: s.info.label,
+      start: s.startOffset,
+      size: s.size,
+      mtimeMs: s.mtimeMs,
+    }))
+  }
+
+  /**
+   * Merges parts of files already open elsewhere (a partition, in a partition thread): each
+   * source is read from `start` to `end` with the format given. Instead of open().
+   */
+  openParts(parts: readonly PartSource[]): void {
+    for (const part of parts) {
+      const index = this.#sources.length
+      this.#order.open(index, { timestamps: this.#timestamps(part.mtimeMs) })
+      this.#sources.push({
+        index,
+        fd: part.fd,
+        offsets: new FileOffsets(),
+        key: part.key,
+        state: { path: part.path, dev: 0, ino: 0, head: '', offset: part.start },
+        info: { label: part.label, path: part.path, prefix: labelPrefix(part.label) },
+        startOffset: part.start,
+        end: part.end,
+        format: part.format,
+        size: part.end,
+        mtimeMs: part.mtimeMs,
+        readTo: part.start,
+        block: null,
+        base: -1,
+        done: false,
+        written: 0,
+        touched: false,
+        borrowed: true,
+      })
+    }
+  }
+
+  /**
+   * Goes on from where a partitioned merge stopped: every source from `offsets[i]`, parsed as
+   * `formats[i]` (what the planner found at the file's start: parsing from the middle of a file
+   * must not guess again), after records up to time `maxWritten`. Before run().
+   */
+  resumeAt(
+    offsets: readonly number[],
+    formats: readonly TimestampFormat[],
+    maxWritten: number,
+  ): void {
+    for (const s of this.#sources) {
+      s.startOffset = offsets[s.index] ?? s.startOffset
+      s.readTo = s.startOffset
+      s.format = formats[s.index] ?? s.format
+    }
+    this.#order.writtenUpTo(maxWritten)
+  }
+
+  /** The latest time written (a partitioned merge checks its partition against its bound). */
+  get maxWritten(): number {
+    return this.#order.maxWritten
   }
 
   /** Opens every input where the checkpoint or --from says, and notes it with the writer. */
@@ -175,13 +286,7 @@ export class OnceTimeMerge {
     const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.startOffset), 0)
     const threaded =
       this.#opts.readerThread ?? wantsReaderThread(total, availableParallelism(), loadavg()[0] ?? 0)
-    const slotBytes = Math.max(
-      MIN_READ,
-      Math.min(
-        this.#opts.readChunkBytes,
-        Math.floor(ARENA_BUDGET / (SLOTS_PER_SOURCE * Math.max(1, sources.length))),
-      ),
-    )
+    const slotBytes = readBytesFor(this.#opts.readChunkBytes, sources.length)
     const outBytes = this.#opts.outBytes ?? OUT_BYTES
     const raw = this.#opts.format === 'raw'
     let pending: Promise<void> | undefined
@@ -193,8 +298,12 @@ export class OnceTimeMerge {
       (bytes) => {
         pending = writer.write(bytes, this.#marks()) ?? pending
       },
-      { outAreas: this.#opts.outAreas ?? OUT_AREAS },
+      {
+        outAreas: this.#opts.outAreas ?? OUT_AREAS,
+        ...(this.#opts.arenaMemory?.buffer ? { memory: this.#opts.arenaMemory.buffer } : {}),
+      },
     )
+    if (this.#opts.arenaMemory) this.#opts.arenaMemory.buffer = Buffer.from(arena.memory)
     const readers = sources.map((s) => this.#readerInit(s, slotBytes))
     this.#opts.log.debug(
       `--once --order time: ${total} bytes in ${sources.length} files, read and parsed ${threaded ? 'in a reader thread' : 'on the main thread'}`,
@@ -257,7 +366,8 @@ export class OnceTimeMerge {
     arena.flush()
     if (pending) await pending
     this.#opts.onProgress?.(this.#doneBytes(), total, this.#order.stats.written)
-    collectGarbage() // see exit-gc.ts: without it the process may never exit
+    // See exit-gc.ts: without it the process may never exit.
+    if (this.#opts.collectAtEnd !== false) collectGarbage()
     return finished
   }
 
@@ -266,9 +376,10 @@ export class OnceTimeMerge {
     return {
       fd: s.fd,
       offset: s.startOffset,
+      ...(s.end === undefined ? {} : { end: s.end }),
       maxLineBytes: this.#opts.maxLineBytes,
       readBytes: slotBytes,
-      format: this.#opts.timestampFormat ?? 'auto',
+      format: s.format ?? this.#opts.timestampFormat ?? 'auto',
       timestamps: this.#timestamps(s.mtimeMs),
     }
   }
@@ -324,7 +435,7 @@ export class OnceTimeMerge {
         await this.#feed?.close()
       } finally {
         // Only now: the reader thread may read ahead of the merge until it is stopped.
-        for (const s of this.#sources) closeSync(s.fd)
+        for (const s of this.#sources) if (!s.borrowed) closeSync(s.fd)
       }
     })()
     return this.#closed

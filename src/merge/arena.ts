@@ -33,6 +33,11 @@ export interface CopyArenaOptions {
   readonly outAreas?: number
   /** Back the arena with a SharedArrayBuffer, so that another thread can read into its slots. */
   readonly shared?: boolean
+  /**
+   * Memory to carve the arena from when it is large enough (not shared): a thread that merges
+   * one partition after another reuses it instead of faulting in fresh pages each time.
+   */
+  readonly memory?: Buffer
 }
 
 export class CopyArena {
@@ -85,7 +90,9 @@ export class CopyArena {
     const total = outStart + outBytes * outAreas
     this.#all = options.shared
       ? Buffer.from(new SharedArrayBuffer(total))
-      : Buffer.allocUnsafeSlow(total)
+      : options.memory !== undefined && options.memory.length >= total
+        ? options.memory.subarray(0, total)
+        : Buffer.allocUnsafeSlow(total)
     this.#areas = Array.from({ length: outAreas }, (_, i) =>
       this.#all.subarray(outStart + i * outBytes, outStart + (i + 1) * outBytes),
     )

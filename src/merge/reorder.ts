@@ -283,6 +283,19 @@ export class TimeOrder<K> {
     return { written: this.#written, late: this.#late, bufferedBytes: this.#bufferedBytes }
   }
 
+  /** The latest time written so far (-Infinity before any): a partitioned merge checks it. */
+  get maxWritten(): number {
+    return this.#maxWritten
+  }
+
+  /**
+   * Goes on from a merge that already wrote records up to `time` elsewhere (a partitioned
+   * merge falling back to this one): records before it count as late, as they would have.
+   */
+  writtenUpTo(time: number): void {
+    if (time > this.#maxWritten) this.#maxWritten = time
+  }
+
   #source(key: K, what: string): Source<K> {
     const source = this.#sources.get(key)
     if (source === undefined) {

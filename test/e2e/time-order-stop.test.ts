@@ -2,7 +2,8 @@
  * SIGTERM/SIGINT in the middle of `--once --order time`, on the spawned bin/logmerge: it stops
  * merging, writes what it released, takes its final checkpoint and exits 0; a rerun with the
  * same state writes the rest, so the two outputs together are the whole merge, no line lost or
- * doubled. Both readers (the reader thread is stopped while it reads ahead), a file output and
+ * doubled. Both readers (the reader thread is stopped while it reads ahead) and the partition
+ * threads (stopped between the blocks of a partition), a file output and
  * stdout, the async engine and (once) top-down.
  *
  * Oracle: a real `LC_ALL=C sort -m -s -k1,1` of the same files (sorted, fixed-width ISO times,
@@ -21,17 +22,17 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
 import { type Child, pause, resume, runLogmerge, spawnLogmerge, test, waitFor } from './helpers.js'
 
+/** The reader thread, the main-thread reader, and the partition threads (once-parallel.ts). */
 const READERS = [
-  ['thread', 'on'],
-  ['main thread', 'off'],
+  ['thread', { LOGMERGE_READER_THREAD: 'on', LOGMERGE_PARTITIONS: 'off' }],
+  ['main thread', { LOGMERGE_READER_THREAD: 'off', LOGMERGE_PARTITIONS: 'off' }],
+  ['partition threads', { LOGMERGE_PARTITIONS: '2', LOGMERGE_PART_BYTES: '262144' }],
 ] as const
 
 /** Four files of this many lines: ~40 MB, far more than the merge does between two signals. */
 const LINES = 100_000
 
-describe.each(READERS)('--once --order time stopped by a signal, reader %s', (_, reader) => {
-  const env = { LOGMERGE_READER_THREAD: reader }
-
+describe.each(READERS)('--once --order time stopped by a signal, reader %s', (_, env) => {
   test('SIGTERM with -o FILE --state S: exit 0, exact marks; the rerun completes the merge', {
     timeout: 120_000,
   }, async ({ tmp }) => {

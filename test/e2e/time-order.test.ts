@@ -185,7 +185,17 @@ describe.each(ONCE_RUNS)('--once --order time, engine %s, reader %s', (engine, _
   })
 })
 
-describe.each(READERS)('--once --order time killed and run again, reader %s', (_, env) => {
+/** The partition threads (once-parallel.ts) on small files: small partitions, two threads. */
+const PARTITIONS = { LOGMERGE_PARTITIONS: '2', LOGMERGE_PART_BYTES: '16384' }
+
+const KILLED_RUNS = [
+  ...READERS.map(
+    ([name, env]) => [name, { LOGMERGE_READER_THREAD: env, LOGMERGE_PARTITIONS: 'off' }] as const,
+  ),
+  ['partition threads', { ...PARTITIONS, LOGMERGE_PART_BYTES: '262144' }] as const,
+]
+
+describe.each(KILLED_RUNS)('--once --order time killed and run again, reader %s', (_, env) => {
   test('SIGKILL in the middle: the state names line ends, the rerun completes the merge exactly', {
     timeout: 60_000,
   }, async ({ tmp }) => {
@@ -193,10 +203,7 @@ describe.each(READERS)('--once --order time killed and run again, reader %s', (_
     const out = join(tmp, 'out.log')
     const state = join(tmp, 'state.json')
     const args = ['--once', '--order', 'time', '--checkpoint-interval', '20', '--state', state]
-    const first = spawnLogmerge([...args, '-o', out, ...files], {
-      cwd: tmp,
-      env: { LOGMERGE_READER_THREAD: env },
-    })
+    const first = spawnLogmerge([...args, '-o', out, ...files], { cwd: tmp, env })
     // It runs a few ms at a time, stopped in between, until a checkpoint counts output: then it
     // is surely in the middle of the merge (a stopped process cannot finish meanwhile).
     await waitFor(
@@ -222,14 +229,101 @@ describe.each(READERS)('--once --order time killed and run again, reader %s', (_
       expect(s.offset).toBeLessThanOrEqual(text.length)
       expect(text[s.offset - 1], `${s.path} at ${s.offset}`).toBe(0x0a)
     }
-    const second = await runLogmerge([...args, '-o', out, ...files], {
-      cwd: tmp,
-      env: { LOGMERGE_READER_THREAD: env },
-    })
+    const second = await runLogmerge([...args, '-o', out, ...files], { cwd: tmp, env })
     expect(second.code, second.stderr).toBe(0)
     const got = readFileSync(out)
     expect(got.length).toBe(expected.length)
     expect(got.equals(expected)).toBe(true)
+  })
+})
+
+describe('--once --order time in partitions (once-parallel.ts)', () => {
+  /** The same run merged in one thread: the output the partitions must give byte for byte. */
+  const single = { LOGMERGE_PARTITIONS: 'off', LOGMERGE_READER_THREAD: 'off' }
+
+  test('sorted ISO files: many partitions, byte for byte what LC_ALL=C sort -m -s -k1,1 writes', async ({
+    tmp,
+  }) => {
+    const files = sortedIsoFiles(tmp, 5, 3000, 7)
+    const out = join(tmp, 'out.log')
+    const ran = await runLogmerge(
+      ['--once', '--order', 'time', '--log-level', 'debug', '-o', out, ...files],
+      { cwd: tmp, env: PARTITIONS },
+    )
+    expect(ran.code, ran.stderr).toBe(0)
+    const parts = /in (\d+) partitions, 2 threads/.exec(ran.stderr)
+    expect(Number(parts?.[1]), ran.stderr).toBeGreaterThan(20)
+    expect(ran.stderr).not.toMatch(/single merge goes on/)
+    const sorted = sortMerge(files)
+    const got = readFileSync(out)
+    expect(got.length).toBe(sorted.length)
+    expect(got.equals(sorted)).toBe(true)
+  })
+
+  test('a file whose times go back: from the partition that shows it on, the single merge; the same output and late count', async ({
+    tmp,
+  }) => {
+    const files = sortedIsoFiles(tmp, 3, 3000, 5)
+    // Its times jump back 10 minutes every 400 lines, from the middle of the others' range.
+    const back = join(tmp, 'back.log')
+    let t = Date.parse('2026-11-24T08:00:10Z')
+    const lines: string[] = []
+    for (let i = 0; i < 2000; i++) {
+      t += i % 400 === 399 ? -600_000 : 9
+      lines.push(`${new Date(t).toISOString()} back line ${i}`)
+      if (i % 50 === 0) lines.push('    a continuation line')
+    }
+    writeFileSync(back, `${lines.join('\n')}\n`)
+    const inputs = [...files, back]
+    const args = ['--once', '--order', 'time', '--log-level', 'debug', ...inputs]
+    const one = await runLogmerge(args, { cwd: tmp, env: single })
+    const parts = await runLogmerge(args, { cwd: tmp, env: PARTITIONS })
+    expect(one.code, one.stderr).toBe(0)
+    expect(parts.code, parts.stderr).toBe(0)
+    expect(parts.stderr).toMatch(/partitions, 2 threads/)
+    expect(parts.stderr).toMatch(
+      /holds times after its bound .* the single merge goes on from there/,
+    )
+    const late = (stderr: string) => /(\d+) records came after a later one/.exec(stderr)?.[1]
+    expect(late(one.stderr)).toBeDefined()
+    expect(late(parts.stderr)).toBe(late(one.stderr))
+    expect(parts.stdout.length).toBe(one.stdout.length)
+    expect(parts.stdout.equals(one.stdout)).toBe(true)
+  })
+
+  test.for(['prefix', 'json'])(
+    '--format %s: the same bytes as the single merge',
+    async (format, { tmp }) => {
+      const files = sortedIsoFiles(tmp, 4, 2000, 3)
+      const args = [
+        '--once',
+        '--order',
+        'time',
+        '--format',
+        format,
+        '--log-level',
+        'debug',
+        ...files,
+      ]
+      const one = await runLogmerge(args, { cwd: tmp, env: single })
+      const parts = await runLogmerge(args, { cwd: tmp, env: PARTITIONS })
+      expect(one.code, one.stderr).toBe(0)
+      expect(parts.code, parts.stderr).toBe(0)
+      expect(parts.stderr).toMatch(/partitions, 2 threads/)
+      expect(parts.stdout.equals(one.stdout)).toBe(true)
+    },
+  )
+
+  test('the samples of every format: RFC 3164 among them, so no partitions; the seq= order', async ({
+    tmp,
+  }) => {
+    const ran = await runLogmerge(
+      ['--once', '--order', 'time', '--log-level', 'debug', ...copySamples(tmp)],
+      { cwd: tmp, env: PARTITIONS },
+    )
+    expect(ran.code, ran.stderr).toBe(0)
+    expect(ran.stderr).toMatch(/no partitions/)
+    expect(ran.stdout.toString('utf8').split('\n').slice(0, -1)).toEqual(seqOracle())
   })
 })
 

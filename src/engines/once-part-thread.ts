@@ -1,0 +1,120 @@
+/**
+ * A partition thread of the partitioned `--once --order time` merge (once-parallel.ts): merges
+ * the partitions it is sent, one at a time, with the same merge as the single one (OnceTimeMerge
+ * over byte ranges of the files the main thread opened: fds are the process's), and posts each
+ * partition's output as the blocks the writer is to write, each with its checkpoint marks.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import type { Logger } from '../log.js'
+import { Labels } from '../sink/format-sink.js'
+import type { SourceMark } from '../sink/sink.js'
+import type { FromPartThread, PartThreadInit, ToPartThread } from './once-parallel.js'
+import { OnceTimeMerge, type OnceWriter } from './once-time.js'
+import { serializeError } from './protocol.js'
+
+const init = workerData as PartThreadInit
+const port = parentPort
+if (port === null) throw new Error('once-part-thread.ts runs as a worker thread')
+
+/** Warnings go to the main thread with the partition (a failed read sends it back to the single merge). */
+const quiet: Logger = {
+  error: () => {},
+  warn: () => {},
+  info: () => {},
+  debug: () => {},
+  warnOnce: () => {},
+  forget: () => {},
+}
+
+/**
+ * Keeps what the merge writes: each output area copied into one buffer for the partition (the
+ * merge reuses its areas), with where each area ends and its marks. The buffers come back
+ * from the main thread once written, and are used again: fresh memory for every partition
+ * costs more in page faults than the merge itself.
+ */
+class Collector implements OnceWriter {
+  #buf: Buffer
+  #used = 0
+  readonly ends: number[] = []
+  readonly marks: (readonly SourceMark[])[] = []
+  readonly queuedBytes = 0
+
+  constructor(buf: Buffer) {
+    this.#buf = buf
+  }
+
+  write(block: Buffer, marks: readonly SourceMark[] = []): undefined {
+    if (this.#used + block.length > this.#buf.length) {
+      const grown = Buffer.allocUnsafeSlow(
+        Math.max(2 * this.#buf.length, this.#used + block.length),
+      )
+      this.#buf.copy(grown, 0, 0, this.#used)
+      this.#buf = grown
+    }
+    this.#used += block.copy(this.#buf, this.#used)
+    this.ends.push(this.#used)
+    this.marks.push(marks)
+    return undefined
+  }
+
+  get buffer(): ArrayBuffer {
+    return this.#buf.buffer as ArrayBuffer
+  }
+
+  note(): void {}
+
+  async drain(): Promise<void> {}
+}
+
+/** Output buffers the main thread gave back. */
+const spare: ArrayBuffer[] = []
+const arenaMemory: { buffer: Buffer | null } = { buffer: null }
+
+async function merge(msg: Extract<ToPartThread, { code: 'part' }>): Promise<FromPartThread> {
+  const merge = new OnceTimeMerge({
+    paths: [],
+    from: 'start',
+    maxLineBytes: init.maxLineBytes,
+    readChunkBytes: init.readChunkBytes,
+    format: init.format,
+    labels: new Labels(),
+    ...(init.zone === undefined ? {} : { zone: init.zone }),
+    resume: [],
+    log: quiet,
+    readerThread: false,
+    collectAtEnd: false,
+    arenaMemory,
+  })
+  merge.openParts(msg.parts)
+  const reuse = spare.pop()
+  const out = new Collector(
+    reuse ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(msg.bytes + msg.bytes / 8 + 65536),
+  )
+  try {
+    await merge.run(out)
+  } finally {
+    await merge.close()
+  }
+  return {
+    code: 'done',
+    index: msg.index,
+    buffer: out.buffer,
+    ends: out.ends,
+    marks: out.marks,
+    maxWritten: merge.maxWritten,
+    late: merge.late,
+    records: merge.records,
+    failed: merge.unreadable.length > 0,
+  }
+}
+
+port.on('message', (msg: ToPartThread) => {
+  if (msg.code === 'buffer') {
+    spare.push(msg.buffer)
+    return
+  }
+  merge(msg).then(
+    (done) => port.postMessage(done, done.code === 'done' ? [done.buffer] : []),
+    (err: unknown) => port.postMessage({ code: 'failed', error: serializeError(err) }),
+  )
+})
