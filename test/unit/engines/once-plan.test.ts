@@ -9,6 +9,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  PARTITIONED_MIN_BYTES,
+  partitionThreads,
+  partitionThreadsFor,
+} from '../../../src/engines/once-parallel.js'
 import { planPartitions } from '../../../src/engines/once-plan.js'
 import type { PlanSource } from '../../../src/engines/once-time.js'
 
@@ -180,5 +185,25 @@ describe('planPartitions', () => {
     expect(
       planPartitions([same, other], { readBytes: 65536, maxLineBytes: 65536, partBytes: 1024 }),
     ).toBeNull()
+  })
+})
+
+describe('partitionThreads and partitionThreadsFor', () => {
+  it('threads only for enough bytes and at least two cores nobody else uses, at most four', () => {
+    const big = PARTITIONED_MIN_BYTES
+    expect(partitionThreads(big, 2, 0)).toBe(2)
+    expect(partitionThreads(big, 2, 0.4)).toBe(2)
+    expect(partitionThreads(big, 2, 0.6)).toBe(0)
+    expect(partitionThreads(big - 1, 8, 0)).toBe(0)
+    expect(partitionThreads(big, 1, 0)).toBe(0)
+    expect(partitionThreads(big, 8, 5)).toBe(3)
+    expect(partitionThreads(big, 16, 0)).toBe(4)
+  })
+
+  it('LOGMERGE_PARTITIONS forces them off, on (two at least) or to a number', () => {
+    expect(partitionThreadsFor(1, { LOGMERGE_PARTITIONS: 'off' })).toBe(0)
+    expect(partitionThreadsFor(1, { LOGMERGE_PARTITIONS: 'on' })).toBeGreaterThanOrEqual(2)
+    expect(partitionThreadsFor(1, { LOGMERGE_PARTITIONS: '3' })).toBe(3)
+    expect(partitionThreadsFor(1, {})).toBe(0) // one byte: never worth a thread
   })
 })
