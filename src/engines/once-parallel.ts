@@ -97,10 +97,11 @@ export function partBytesFor(env = process.env): number {
 /**
  * Below this many bytes to merge, starting the threads costs about what they save: each
  * thread loads its modules and warms up its own compiled code (~0.3 s of CPU), and the plan
- * takes ~60 ms. Measured on 2 cores (docs/time-order.md): 128 MiB 0.6 s alone against 0.9 s
- * in partitions, 256 MiB even, 512 MiB 5-10% faster, 2 GiB 1.45 times faster.
+ * takes ~60 ms. Measured on 2 cores (docs/time-order.md), output to a file: 128 MiB 0.6 s in
+ * one thread against 0.9 s in partitions, 512 MiB no faster than the reader thread, 2 GiB
+ * 3-14% faster than the reader thread and 1.4 times faster than the main-thread reader.
  */
-export const PARTITIONED_MIN_BYTES = 512 * 1024 * 1024
+export const PARTITIONED_MIN_BYTES = 1024 * 1024 * 1024
 /** At most this many partition threads (the main thread writes). */
 const MAX_THREADS = 4
 
