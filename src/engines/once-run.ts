@@ -154,6 +154,7 @@ async function mergeInPartitions(
     ...(zone === undefined ? {} : { zone }),
   })
   const { planPartitions } = await import('./once-plan.js')
+  const planStart = performance.now()
   const plan = planPartitions(sources, {
     readBytes: readBytesFor(config.readChunkBytes, sources.length),
     maxLineBytes: config.maxLineBytes,
@@ -167,7 +168,7 @@ async function mergeInPartitions(
     return { late: 0 }
   }
   log.debug(
-    `--once --order time: ${total} bytes in ${plan.partitions.length} partitions, ${threads} threads`,
+    `--once --order time: ${total} bytes in ${plan.partitions.length} partitions, ${threads} threads (planned in ${Math.round(performance.now() - planStart)} ms)`,
   )
   const result = await mergePartitioned(writer, {
     plan,
