@@ -44,7 +44,11 @@ export interface PlanOptions {
 export interface Partition {
   /** The latest time it holds (+Infinity for the last partition). */
   readonly bound: number
-  /** Each file's range [starts[i], ends[i]); the last partition's ends are +Infinity (to EOF). */
+  /**
+   * Each file's range [starts[i], ends[i]). An end of +Infinity reads the file to its end (the
+   * last partition, and the one that holds a file's last records or an empty file: lines
+   * written during the run go there); later partitions then start at +Infinity: nothing.
+   */
   readonly starts: readonly number[]
   readonly ends: readonly number[]
   /** Its input bytes (the last partition counted to each file's size when planned). */
@@ -102,17 +106,27 @@ class ProbedFile {
     while (at < limit) {
       const end = this.#lineEnd(at)
       if (end < 0) return null
-      const start = at - this.#at
-      const time = this.#times.scan(
-        this.#buf,
-        start,
-        Math.min(end - this.#at, start + this.#maxLineBytes - 1),
-      )
+      const time = this.#scan(at - this.#at, end - this.#at)
       if (!Number.isNaN(time)) return { at, time, next: end + 1 }
       at = end + 1
       if (at - from > PROBE_LIMIT) throw new Unplannable()
     }
     return null
+  }
+
+  /**
+   * The time of the line at #buf[start, end) as the merge reads it: its first piece at
+   * --max-line-bytes, and followed by a newline. When the line is cut there, or is the file's
+   * last without a newline, the parser would see other bytes after it here; it gets a copy.
+   */
+  #scan(start: number, end: number): number {
+    const cut = Math.min(end, start + this.#maxLineBytes - 1)
+    if (cut < this.#len && this.#buf[cut] === NEWLINE)
+      return this.#times.scan(this.#buf, start, cut)
+    const line = Buffer.allocUnsafe(cut - start + 1)
+    this.#buf.copy(line, 0, start, cut)
+    line[cut - start] = NEWLINE
+    return this.#times.scan(line, 0, cut - start)
   }
 
   /** The first line start at or after `offset` (`offset` itself when it is `lineStart`), or -1. */
@@ -311,19 +325,33 @@ export function planPartitions(sources: readonly PlanSource[], opts: PlanOptions
     const partitions: Partition[] = []
     let starts = sources.map((s) => s.start)
     const maxPart = opts.maxPartBytes ?? 8 * opts.partBytes
+    /** The bytes of file i in [from, to), counted up to its size when planned. */
+    const within = (i: number, from: number, to: number) => {
+      const size = (sources[i] as PlanSource).size
+      return Math.min(to, size) - Math.min(from, size)
+    }
     for (const bound of bounds) {
       const ends = sources.map((s, i) => {
+        const start = starts[i] as number
         const file = files[i]
-        return file ? boundaryIn(file, bound, starts[i] as number, s.size) : s.start
+        if (start === Number.POSITIVE_INFINITY || !file) return Number.POSITIVE_INFINITY
+        // No record after the bound in the rest of the file: this partition reads it to its
+        // end, lines written meanwhile included (as the single merge would), later ones none
+        // of it. An end at the planned size could cut a line that is still being written.
+        const end = boundaryIn(file, bound, start, s.size)
+        return end >= s.size ? Number.POSITIVE_INFINITY : end
       })
-      const bytes = ends.reduce((n, end, i) => n + end - (starts[i] as number), 0)
+      const bytes = ends.reduce((n, end, i) => n + within(i, starts[i] as number, end), 0)
       if (ends.some((end, i) => end < (starts[i] as number)) || bytes > maxPart) return null
       if (bytes > 0) {
         partitions.push({ bound, starts, ends, bytes })
         starts = ends
       }
     }
-    const bytes = sources.reduce((n, s, i) => n + Math.max(0, s.size - (starts[i] as number)), 0)
+    const bytes = sources.reduce(
+      (n, _, i) => n + within(i, starts[i] as number, Number.POSITIVE_INFINITY),
+      0,
+    )
     if (bytes > maxPart) return null
     partitions.push({
       bound: Number.POSITIVE_INFINITY,

@@ -95,7 +95,8 @@ export class SourceReader {
     let failure: ReadFailure | null = null
     try {
       const left = this.#end - this.#offset
-      n = left <= 0 ? 0 : readSync(this.#fd, buf, start, Math.min(want, left), this.#offset)
+      // Not `left <= 0`: a range after a file's end is [Infinity, Infinity) (once-plan.ts).
+      n = left > 0 ? readSync(this.#fd, buf, start, Math.min(want, left), this.#offset) : 0
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       failure = { code: e.code, message: e.message }

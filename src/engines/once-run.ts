@@ -20,6 +20,7 @@ import {
   partBytesFor,
   partitionThreadsFor,
 } from './once-parallel.js'
+import type { Plan } from './once-plan.js'
 import { OnceTimeMerge, readBytesFor, readerThreadChoice } from './once-time.js'
 import { timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
@@ -125,6 +126,9 @@ export async function runOnceTime({
   return { unreadable: merge.unreadable }
 }
 
+/** More files than this: no partitions (see mergeInPartitions). */
+const PARTITION_MAX_FILES = 64
+
 /** What each partition thread's reads ask for (its slots: 2 per file, made per partition). */
 const PART_READ_BYTES = 256 * 1024
 
@@ -146,6 +150,15 @@ async function mergeInPartitions(
   const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.start), 0)
   const threads = partitionThreadsFor(total)
   if (threads < 2 || sources.length < 2) return { late: 0 }
+  // json writes a record longer than the merge joins (1 MiB) or holds (8 MiB) as several
+  // objects, cut where its reads happen to end: partitions read from other places.
+  // Many files: each thread's read slots would take as much memory as the single merge's.
+  if (config.format === 'json' || sources.length > PARTITION_MAX_FILES) {
+    log.debug(
+      `--once --order time: no partitions (${config.format === 'json' ? '--format json' : `more than ${PARTITION_MAX_FILES} files`}); one merge`,
+    )
+    return { late: 0 }
+  }
   const zone = timestampOptions(config).zone
   const pool = new PartThreads(threads, {
     format: config.format ?? 'raw',
@@ -153,15 +166,22 @@ async function mergeInPartitions(
     readChunkBytes: PART_READ_BYTES,
     ...(zone === undefined ? {} : { zone }),
   })
-  const { planPartitions } = await import('./once-plan.js')
   const planStart = performance.now()
-  const plan = planPartitions(sources, {
-    readBytes: readBytesFor(config.readChunkBytes, sources.length),
-    maxLineBytes: config.maxLineBytes,
-    ...(config.timestampFormat === undefined ? {} : { timestampFormat: config.timestampFormat }),
-    ...(zone === undefined ? {} : { zone }),
-    partBytes: partBytesFor(),
-  })
+  let plan: Plan | null
+  try {
+    const { planPartitions } = await import('./once-plan.js')
+    plan = planPartitions(sources, {
+      readBytes: readBytesFor(config.readChunkBytes, sources.length),
+      maxLineBytes: config.maxLineBytes,
+      ...(config.timestampFormat === undefined ? {} : { timestampFormat: config.timestampFormat }),
+      ...(zone === undefined ? {} : { zone }),
+      partBytes: partBytesFor(),
+    })
+  } catch (err) {
+    // A read error while planning: the single merge reads and reports it.
+    log.debug(`--once --order time: no partitions (${(err as Error).message}); one merge`)
+    plan = null
+  }
   if (plan === null || plan.partitions.length < 2) {
     await pool.close()
     log.debug('--once --order time: no partitions (see once-plan.ts); one merge')

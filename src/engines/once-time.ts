@@ -257,9 +257,16 @@ export class OnceTimeMerge {
     maxWritten: number,
   ): void {
     for (const s of this.#sources) {
-      s.startOffset = offsets[s.index] ?? s.startOffset
-      s.readTo = s.startOffset
+      const offset = offsets[s.index] ?? s.startOffset
       s.format = formats[s.index] ?? s.format
+      if (Number.isFinite(offset)) {
+        s.startOffset = offset
+        s.readTo = offset
+      } else {
+        // Read to its end by a partition already written: nothing left of it to merge.
+        s.done = true
+        this.#order.end(s.index)
+      }
     }
     this.#order.writtenUpTo(maxWritten)
   }

@@ -144,7 +144,11 @@ export function zoneOffsetMs(buf: Buffer, p: number, end: number): number {
   if (c === SPACE && p + 1 < end) {
     const next = buf[p + 1]
     // After a space only the full forms count: `08:07:01 +12 retries` is not a zone.
-    const full = buf[p + 4] === COLON || (digitAt(buf, p + 4) >= 0 && digitAt(buf, p + 5) >= 0)
+    // Nothing at or past `end` is read: it is the line's newline in the merge, but the rest of
+    // a line cut at --max-line-bytes where the partition planner scans the file (once-plan.ts).
+    const full =
+      (p + 4 < end && buf[p + 4] === COLON) ||
+      (p + 5 < end && digitAt(buf, p + 4) >= 0 && digitAt(buf, p + 5) >= 0)
     if ((next === PLUS || next === MINUS) && full) return numericOffsetMs(buf, p + 1, end)
   }
   return Number.NaN
@@ -155,7 +159,7 @@ function numericOffsetMs(buf: Buffer, p: number, end: number): number {
   const hours = p + 3 <= end ? twoDigits(buf, p + 1) : -1
   if (hours < 0 || hours > 23) return Number.NaN
   let minutes = 0
-  if (buf[p + 3] === COLON && p + 6 <= end) minutes = twoDigits(buf, p + 4)
+  if (p + 3 < end && buf[p + 3] === COLON && p + 6 <= end) minutes = twoDigits(buf, p + 4)
   else if (p + 5 <= end && digitAt(buf, p + 3) >= 0) minutes = twoDigits(buf, p + 3)
   if (minutes < 0 || minutes > 59) return Number.NaN
   const sign = buf[p] === MINUS ? -1 : 1

@@ -188,6 +188,59 @@ describe('planPartitions', () => {
   })
 })
 
+describe('planPartitions: the partition that holds the end of a file reads it to its end', () => {
+  let dir: string
+  const fds: number[] = []
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'logmerge-plan-end-'))
+  })
+  afterEach(() => {
+    for (const fd of fds.splice(0)) closeSync(fd)
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a file that ends early, and one empty when planned: their rest, and what is written meanwhile, in one partition', () => {
+    const open = (name: string, text: string): PlanSource => {
+      const path = join(dir, name)
+      writeFileSync(path, text)
+      const fd = openSync(path, 'r')
+      fds.push(fd)
+      const st = statSync(path)
+      return { fd, key: name, path, label: name, start: 0, size: st.size, mtimeMs: st.mtimeMs }
+    }
+    const early = open('early.log', generate(Array<number>(50).fill(10), 0, 1).text)
+    const long = open('long.log', generate(Array<number>(400).fill(10), 0, 2).text)
+    const empty = open('empty.log', '')
+    const plan = planPartitions([early, long, empty], {
+      readBytes: 65536,
+      maxLineBytes: 65536,
+      partBytes: 2048,
+    })
+    expect(plan).not.toBeNull()
+    const parts = plan?.partitions ?? []
+    expect(parts.length).toBeGreaterThan(4)
+    for (const [i, size] of [
+      [0, early.size],
+      [2, 0],
+    ] as const) {
+      // Exactly one partition reads the file from a real offset to +Infinity; after it, none.
+      const holding = parts.findIndex((p) => p.ends[i] === Number.POSITIVE_INFINITY)
+      expect(holding, `file ${i}`).toBeGreaterThanOrEqual(0)
+      expect(parts[holding]?.starts[i]).toBeLessThanOrEqual(size)
+      for (const p of parts.slice(holding + 1)) {
+        expect(p.starts[i]).toBe(Number.POSITIVE_INFINITY)
+        expect(p.ends[i]).toBe(Number.POSITIVE_INFINITY)
+      }
+      for (const p of parts.slice(0, holding)) expect(p.ends[i]).toBeLessThan(size + 1)
+    }
+    // The empty file: read to its end by the first partition (lines written meanwhile, with
+    // times from its start, are checked against that partition's bound, not sent to the last).
+    expect(parts[0]?.ends[2]).toBe(Number.POSITIVE_INFINITY)
+    // The long file is cut at record starts until its last partition.
+    expect(parts.filter((p) => p.ends[1] === Number.POSITIVE_INFINITY)).toHaveLength(1)
+  })
+})
+
 describe('partitionThreads and partitionThreadsFor', () => {
   it('threads only for enough bytes and at least two cores nobody else uses, at most four', () => {
     const big = PARTITIONED_MIN_BYTES

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { formatRfc3339, parseZone } from '../../../src/merge/calendar.js'
 import {
   createLineParser,
+  createScanner,
   DETECTION_ORDER,
   detectFormat,
   type LineFormat,
@@ -409,5 +410,26 @@ describe('zones and RFC 3339 output', () => {
       ),
       RUNS,
     )
+  })
+})
+
+describe('nothing at or past the end of the line is read', () => {
+  // The partition planner (once-plan.ts) scans lines inside a window of the file, where the
+  // byte at `end` is the rest of a line cut at --max-line-bytes, not its newline.
+  it('a zone cut by the end is no zone, whatever follows', () => {
+    const cases = [
+      ['iso', '2026-01-01T00:10:00 -05', '00 more'],
+      ['iso', '2026-01-01T00:10:00 -05', ':00 more'],
+      ['clf', '10.0.0.1 - - [01/Jan/2026:00:10:00 -05', '00] "GET / HTTP/1.1" 200 5'],
+    ] as const
+    for (const [format, line, rest] of cases) {
+      const scan = createScanner(format)
+      const buf = Buffer.from(`${line}${rest}\n`)
+      const alone = Buffer.from(`${line}\n`)
+      expect(scan(buf, 0, line.length), `${format}: ${line}|${rest}`).toBe(
+        scan(alone, 0, line.length),
+      )
+      expect(scan(alone, 0, line.length)).toBe(Date.UTC(2026, 0, 1, 0, 10, 0))
+    }
   })
 })
