@@ -10,13 +10,14 @@
  * Memory: a partition's output is held until it is checked, and partitions are handed out at
  * most `threads + AHEAD` ahead of the one being written.
  */
-import { availableParallelism, loadavg } from 'node:os'
+import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from '../log.js'
 import type { OutputFormat } from '../merge/format.js'
 import type { TimestampOptions } from '../merge/timestamps.js'
 import type { SourceMark } from '../sink/sink.js'
+import { busyCoresNow } from './busy.js'
 import type { Plan } from './once-plan.js'
 import type { OnceWriter, PartSource, PlanSource } from './once-time.js'
 import { rebuildError, type SerializedError } from './protocol.js'
@@ -106,8 +107,9 @@ export const PARTITIONED_MIN_BYTES = 1024 * 1024 * 1024
 const MAX_THREADS = 4
 
 /**
- * How many partition threads to merge `totalBytes` with on `cores` at 1-minute load average
- * `load`: 0 (the single merge) unless there are enough bytes and at least two cores left.
+ * How many partition threads to merge `totalBytes` with on `cores` of which `load` are busy
+ * with other work (busy.ts): 0 (the single merge) unless there are enough bytes and at least
+ * two cores left.
  */
 export function partitionThreads(totalBytes: number, cores: number, load: number): number {
   if (totalBytes < PARTITIONED_MIN_BYTES) return 0
@@ -126,7 +128,7 @@ export function partitionThreadsFor(totalBytes: number, env = process.env): numb
   if (value === 'on') return Math.max(2, Math.min(cores, MAX_THREADS))
   const n = Number(value)
   if (value !== undefined && value !== '' && Number.isInteger(n) && n >= 0) return n
-  return partitionThreads(totalBytes, cores, loadavg()[0] ?? 0)
+  return partitionThreads(totalBytes, cores, busyCoresNow())
 }
 
 /** Merges the plan's partitions in `threads` threads and writes them, in order, to `writer`. */

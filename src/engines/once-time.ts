@@ -21,7 +21,7 @@
  * that is killed resumes exactly once.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
-import { availableParallelism, loadavg } from 'node:os'
+import { availableParallelism } from 'node:os'
 import { describeErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import { CopyArena } from '../merge/arena.js'
@@ -34,6 +34,7 @@ import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { FINGERPRINT_BYTES, identityKey } from '../tail/cursor.js'
 import { lineStartBeforeSync } from '../tail/start.js'
+import { busyCoresNow } from './busy.js'
 import { collectGarbage } from './exit-gc.js'
 import { type Feed, InlineFeed, SLOTS_PER_SOURCE, ThreadFeed } from './once-feed.js'
 import type { ReaderInit, ReadResult } from './once-read.js'
@@ -139,7 +140,7 @@ export const THREAD_MIN_BYTES = 64 * 1024 * 1024
 
 /**
  * Whether a reader thread should read and parse `totalBytes`: enough bytes, and room for both
- * threads (`cores` minus the 1-minute load average `load` leaves 1.5 cores). The thread saves
+ * threads (`cores` minus the `load` other work keeps busy, busy.ts, leaves 1.5 cores). The thread saves
  * the main thread a third of its work but costs more CPU in all; on a machine whose cores are
  * busy it only competes with the main thread (4 x 128 MiB on 2 shared
  * cores, median wall time with and without it: 2.11 s and 1.52 s at load 3.8; 1.66 s and
@@ -292,7 +293,7 @@ export class OnceTimeMerge {
     const sources = this.#sources
     const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.startOffset), 0)
     const threaded =
-      this.#opts.readerThread ?? wantsReaderThread(total, availableParallelism(), loadavg()[0] ?? 0)
+      this.#opts.readerThread ?? wantsReaderThread(total, availableParallelism(), busyCoresNow())
     const slotBytes = readBytesFor(this.#opts.readChunkBytes, sources.length)
     const outBytes = this.#opts.outBytes ?? OUT_BYTES
     const raw = this.#opts.format === 'raw'

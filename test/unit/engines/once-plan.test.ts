@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { busyCores } from '../../../src/engines/busy.js'
 import {
   PARTITIONED_MIN_BYTES,
   partitionThreads,
@@ -258,5 +259,18 @@ describe('partitionThreads and partitionThreadsFor', () => {
     expect(partitionThreadsFor(1, { LOGMERGE_PARTITIONS: 'on' })).toBeGreaterThanOrEqual(2)
     expect(partitionThreadsFor(1, { LOGMERGE_PARTITIONS: '3' })).toBe(3)
     expect(partitionThreadsFor(1, {})).toBe(0) // one byte: never worth a thread
+  })
+})
+
+describe('busyCores', () => {
+  it('the smaller of the load average and the tasks runnable now, less this process', () => {
+    // A machine busy a minute ago, idle now: idle (the load average lags).
+    expect(busyCores('2.61 2.47 2.29 1/77 12345\n', 2.61)).toBe(0)
+    // Busy now, quiet over the minute: the load average.
+    expect(busyCores('0.40 0.30 0.20 4/77 12345\n', 0.4)).toBe(0.4)
+    expect(busyCores('3.10 2.00 1.00 3/90 1\n', 3.1)).toBe(2)
+    // No /proc (not Linux), or a text it cannot read: the load average.
+    expect(busyCores(null, 1.5)).toBe(1.5)
+    expect(busyCores('garbage', 1.5)).toBe(1.5)
   })
 })
