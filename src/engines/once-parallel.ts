@@ -11,6 +11,7 @@
  * most `threads + AHEAD` ahead of the one being written.
  */
 import { availableParallelism } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from '../log.js'
@@ -24,6 +25,8 @@ import { rebuildError, type SerializedError } from './protocol.js'
 
 /** A partition thread's setup (workerData). */
 export interface PartThreadInit {
+  /** Int32: [0] is set when the merges in progress are to stop (PartThreads.close). */
+  readonly control?: SharedArrayBuffer
   readonly format: OutputFormat
   readonly maxLineBytes: number
   readonly readChunkBytes: number
@@ -177,7 +180,7 @@ export async function mergePartitioned(
         parts: partsOf(handed),
         bytes: (partitions[handed] as Plan['partitions'][number]).bytes,
       }
-      worker.postMessage(msg)
+      opts.threads.send(worker, msg)
       handed++
     }
   }
@@ -190,7 +193,7 @@ export async function mergePartitioned(
     while (lent.length > 0 && (lent[0] as (typeof lent)[number]).until <= writtenBytes) {
       const { buffer, worker } = lent.shift() as (typeof lent)[number]
       const msg: ToPartThread = { code: 'buffer', buffer }
-      worker.postMessage(msg, [buffer])
+      opts.threads.send(worker, msg, [buffer])
     }
   }
   const workers = opts.threads.workers
@@ -271,17 +274,59 @@ export async function mergePartitioned(
 }
 
 /**
- * The partition threads, started before the plan is made: a thread takes tens of milliseconds
- * to start, which the planning on the main thread then hides.
+ * The partition threads.
+ *
+ * Closing stops them in two steps. `worker.terminate()` on a thread in the middle of a merge
+ * crashed the process once in a test run (Node 20 aborts in NodePlatform::ForIsolate: a
+ * background compile of the thread's hot code asked for its isolate while it was being torn
+ * down). So a thread at work is first told to stop (a shared flag its merge looks at between
+ * rounds, milliseconds apart) and waited for; only an idle thread is terminated, after a short
+ * pause for compiles still running.
  */
 export class PartThreads {
   readonly workers: readonly Worker[]
+  /** Int32: [0] set to 1 to stop the merges in progress (once-part-thread.ts). */
+  readonly #control: Int32Array
+  /** Workers with a partition not answered yet, and how to learn when they answer. */
+  readonly #busy = new Map<Worker, Promise<void>>()
+  readonly #answered = new Map<Worker, () => void>()
 
   constructor(count: number, init: PartThreadInit) {
-    this.workers = Array.from({ length: count }, () => new Worker(THREAD, { workerData: init }))
+    const control = new SharedArrayBuffer(4)
+    this.#control = new Int32Array(control)
+    this.workers = Array.from({ length: count }, () => {
+      const worker = new Worker(THREAD, { workerData: { ...init, control } })
+      const settle = () => {
+        this.#busy.delete(worker)
+        this.#answered.get(worker)?.()
+        this.#answered.delete(worker)
+      }
+      worker.on('message', settle)
+      worker.on('exit', settle)
+      return worker
+    })
+  }
+
+  /** Hands `worker` a partition (it answers with one message). */
+  send(worker: Worker, msg: ToPartThread, transfer?: ArrayBuffer[]): void {
+    if (msg.code === 'part') {
+      this.#busy.set(worker, new Promise<void>((resolve) => this.#answered.set(worker, resolve)))
+    }
+    worker.postMessage(msg, transfer)
   }
 
   async close(): Promise<void> {
+    Atomics.store(this.#control, 0, 1)
+    const busy = [...this.#busy.values()]
+    if (busy.length > 0) {
+      await Promise.race([Promise.all(busy), sleep(CLOSE_WAIT_MS)])
+    }
+    await sleep(COMPILE_GRACE_MS)
     await Promise.all(this.workers.map((w) => w.terminate()))
   }
 }
+
+/** How long close() waits for threads to stop their merges before terminating them anyway. */
+const CLOSE_WAIT_MS = 2000
+/** The pause before terminating idle threads (background compiles still running). */
+const COMPILE_GRACE_MS = 20

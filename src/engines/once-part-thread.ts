@@ -66,6 +66,18 @@ class Collector implements OnceWriter {
   async drain(): Promise<void> {}
 }
 
+/**
+ * Set by the main thread when the run stops (PartThreads.close): the merge in progress ends at
+ * its next round, so that the thread is idle when it is terminated. An AbortSignal as far as
+ * OnceTimeMerge.run looks at one (`aborted`).
+ */
+const control = init.control ? new Int32Array(init.control) : null
+const stopped = {
+  get aborted(): boolean {
+    return control !== null && Atomics.load(control, 0) !== 0
+  },
+} as AbortSignal
+
 /** Output buffers the main thread gave back. */
 const spare: ArrayBuffer[] = []
 const arenaMemory: { buffer: Buffer | null } = { buffer: null }
@@ -91,7 +103,7 @@ async function merge(msg: Extract<ToPartThread, { code: 'part' }>): Promise<From
     reuse ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(msg.bytes + msg.bytes / 8 + 65536),
   )
   try {
-    await merge.run(out)
+    await merge.run(out, stopped)
   } finally {
     await merge.close()
   }

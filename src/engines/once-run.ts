@@ -160,12 +160,6 @@ async function mergeInPartitions(
     return { late: 0 }
   }
   const zone = timestampOptions(config).zone
-  const pool = new PartThreads(threads, {
-    format: config.format ?? 'raw',
-    maxLineBytes: config.maxLineBytes,
-    readChunkBytes: PART_READ_BYTES,
-    ...(zone === undefined ? {} : { zone }),
-  })
   const planStart = performance.now()
   let plan: Plan | null
   try {
@@ -183,10 +177,17 @@ async function mergeInPartitions(
     plan = null
   }
   if (plan === null || plan.partitions.length < 2) {
-    await pool.close()
     log.debug('--once --order time: no partitions (see once-plan.ts); one merge')
     return { late: 0 }
   }
+  // Only now: a thread terminated while it still loads its modules risks the crash that
+  // PartThreads.close avoids for threads at work (and without a plan none is needed).
+  const pool = new PartThreads(threads, {
+    format: config.format ?? 'raw',
+    maxLineBytes: config.maxLineBytes,
+    readChunkBytes: PART_READ_BYTES,
+    ...(zone === undefined ? {} : { zone }),
+  })
   log.debug(
     `--once --order time: ${total} bytes in ${plan.partitions.length} partitions, ${threads} threads (planned in ${Math.round(performance.now() - planStart)} ms)`,
   )
