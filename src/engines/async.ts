@@ -8,13 +8,13 @@ import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { BlockSink } from '../sink/sink.js'
-import { Checkpointer } from '../state/checkpointer.js'
 import { prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark, toRemembered } from '../state/recover.js'
 import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
+import { loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import { outputChain } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
 
@@ -56,26 +56,13 @@ export async function runAsync({
     onSource: (file) => chain.opened(file.key, file.path),
     onRelease: (file) => chain.released(file.key),
   })
-  const checkpoints: Checkpointer | null = config.statePath
-    ? new Checkpointer(
-        config.statePath,
-        config.output,
-        {
-          snapshot: () => writer.snapshot(),
-          sources: (offsets) => follower.checkpoint(offsets),
-          fsync: () => writer.fsync(),
-          changes: () => writer.changes,
-        },
-        log,
-      )
-    : null
-  const reopen = () => {
-    writer
-      .reopen()
-      .then(() => checkpoints?.save()) // the new file's identity and size, at once
-      .catch((err: Error) => log.error(`reopening ${config.output}: ${err.message}`))
-  }
-  events.on('reopen', reopen)
+  const checkpoints = loopCheckpointer(
+    config,
+    writer,
+    (offsets) => follower.checkpoint(offsets),
+    log,
+  )
+  const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
   const exclude = config.output === '-' ? undefined : config.output
   /**
    * Every file present now starts where the state says, or where --from says: decided and
@@ -140,7 +127,7 @@ export async function runAsync({
     await writer.drain()
     if (!fatal) await checkpoints?.stop()
   } finally {
-    events.off('reopen', reopen)
+    stopReopening()
     await writer.close()
   }
   if (fatal) throw fatal

@@ -9,11 +9,12 @@ import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { Labels } from '../sink/format-sink.js'
 import { LoopWriter } from '../sink/loop-writer.js'
-import { Checkpointer } from '../state/checkpointer.js'
+import type { Checkpointer } from '../state/checkpointer.js'
 import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/discovery.js'
 import type { EngineContext, EngineResult } from './engine.js'
 import { collectGarbage } from './exit-gc.js'
+import { loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import {
   mergePartitioned,
   PartThreads,
@@ -56,6 +57,13 @@ export async function runOnceTime({
   const labels = new Labels(config.labels ?? {})
   labels.addInitial(paths)
   const progress = wantsProgress(config) ? new ProgressBar() : null
+  /** Both merges report input bytes done of the total, and records written. */
+  const onProgress = progress
+    ? (done: number, total: number, records: number) => {
+        progress.total = total
+        progress.update(done, records)
+      }
+    : undefined
   const merge = new OnceTimeMerge({
     paths,
     from: config.from,
@@ -68,33 +76,10 @@ export async function runOnceTime({
     resume: recovered.sources,
     log,
     readerThread: readerThreadChoice(),
-    onProgress: progress
-      ? (done, total, records) => {
-          progress.total = total
-          progress.update(done, records)
-        }
-      : undefined,
+    onProgress,
   })
-  checkpoints = config.statePath
-    ? new Checkpointer(
-        config.statePath,
-        config.output,
-        {
-          snapshot: () => writer.snapshot(),
-          sources: (offsets) => merge.checkpoint(offsets),
-          fsync: () => writer.fsync(),
-          changes: () => writer.changes,
-        },
-        log,
-      )
-    : null
-  const reopen = () => {
-    writer
-      .reopen()
-      .then(() => checkpoints?.save()) // the new file's identity and size, at once
-      .catch((err: Error) => log.error(`reopening ${config.output}: ${err.message}`))
-  }
-  events.on('reopen', reopen)
+  checkpoints = loopCheckpointer(config, writer, (offsets) => merge.checkpoint(offsets), log)
+  const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
   let late = 0
   try {
     try {
@@ -102,7 +87,7 @@ export async function runOnceTime({
       await checkpoints?.save()
       checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
       const signal = AbortSignal.any([stop, failed.signal])
-      const parts = await mergeInPartitions(merge, writer, config, log, signal, progress)
+      const parts = await mergeInPartitions(merge, writer, config, log, signal, onProgress)
       late = parts.late
       const finished = parts.finished ?? (await merge.run(writer, signal))
       if (!finished && !fatal) stoppedEarly(config.statePath, log)
@@ -119,7 +104,7 @@ export async function runOnceTime({
     await writer.drain()
     if (!fatal) await checkpoints?.stop()
   } finally {
-    events.off('reopen', reopen)
+    stopReopening()
     await writer.close()
   }
   if (fatal) throw fatal
@@ -144,7 +129,7 @@ async function mergeInPartitions(
   config: Config,
   log: Logger,
   stop: AbortSignal,
-  progress: ProgressBar | null,
+  onProgress: ((done: number, total: number, records: number) => void) | undefined,
 ): Promise<{ finished?: boolean; late: number }> {
   const sources = merge.planSources
   const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.start), 0)
@@ -197,12 +182,7 @@ async function mergeInPartitions(
     threads: pool,
     log,
     stop,
-    onProgress: progress
-      ? (done, all, records) => {
-          progress.total = all
-          progress.update(done, records)
-        }
-      : undefined,
+    onProgress,
   })
   if (result.outcome === 'fallback') {
     const at = plan.partitions[result.at]
