@@ -15,12 +15,12 @@
  * of the merge however fast the machine is. That it stopped early is checked (the output is
  * shorter than the merge), not assumed.
  */
-import { execFileSync } from 'node:child_process'
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
 import { type Child, pause, resume, runLogmerge, spawnLogmerge, test, waitFor } from './helpers.js'
+import { sortedIsoFiles, sortMerge } from './sorted-iso.js'
 
 /** The reader thread, the main-thread reader, and the partition threads (once-parallel.ts). */
 const READERS = [
@@ -170,37 +170,4 @@ function expectStateCovers(state: string, files: readonly string[], output: Buff
   expect(recorded.sources.map((s) => [s.path, s.offset])).toEqual(
     files.map((path, i) => [path, bytesOf[i]]),
   )
-}
-
-/** What LC_ALL=C sort -m -s -k1,1 writes for `files`. */
-function sortMerge(files: readonly string[]): Buffer {
-  return execFileSync('sort', ['-m', '-s', '-k1,1', ...files], {
-    env: { PATH: process.env.PATH, LC_ALL: 'C' },
-    maxBuffer: 256 * 1024 * 1024,
-  })
-}
-
-/**
- * `n` files of `lines` lines each, every one sorted by a fixed-width ISO time, with many equal
- * times across files and within one, lines of varied length.
- */
-function sortedIsoFiles(dir: string, n: number, lines: number, seed: number): string[] {
-  let state = seed
-  const random = () => {
-    state = (state * 1103515245 + 12345) % 2 ** 31
-    return state / 2 ** 31
-  }
-  const base = Date.parse('2026-11-24T08:00:00Z')
-  return Array.from({ length: n }, (_, f) => {
-    let t = base
-    const text: string[] = []
-    for (let i = 0; i < lines; i++) {
-      t += Math.floor(random() * 3) * 5 // steps of 0, 5 or 10 ms: equal times are common
-      const pad = 'x'.repeat(Math.floor(random() * 120))
-      text.push(`${new Date(t).toISOString()} file${f} line ${i} ${pad}`)
-    }
-    const path = join(dir, `iso${f}.log`)
-    writeFileSync(path, `${text.join('\n')}\n`)
-    return path
-  })
 }

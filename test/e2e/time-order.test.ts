@@ -37,6 +37,7 @@ import {
   test,
   waitFor,
 } from './helpers.js'
+import { sortedIsoFiles, sortMerge } from './sorted-iso.js'
 
 const FIXTURES = join(ROOT, 'fixtures', 'time')
 /** In the order they are given: equal times go to the earlier file (as sort -m -s). */
@@ -93,14 +94,6 @@ const READERS = [
   ['main thread', 'off', /read and parsed on the main thread/],
 ] as const
 const ONCE_RUNS = TIME_ENGINES.flatMap((engine) => READERS.map((r) => [engine, ...r] as const))
-
-/** What LC_ALL=C sort -m -s -k1,1 writes for `files`: the oracle of sorted ISO files. */
-function sortMerge(files: readonly string[]): Buffer {
-  return execFileSync('sort', ['-m', '-s', '-k1,1', ...files], {
-    env: { PATH: process.env.PATH, LC_ALL: 'C' },
-    maxBuffer: 256 * 1024 * 1024,
-  })
-}
 
 describe.each(ONCE_RUNS)('--once --order time, engine %s, reader %s', (engine, _, env, said) => {
   const reader = { LOGMERGE_READER_THREAD: env }
@@ -322,12 +315,7 @@ describe('--once --order time in partitions (once-parallel.ts)', () => {
    * midnight, and in a.log, after 00:09:58, `last` at 00:10:00 in zone -0500 (05:10 UTC).
    */
   function clfPair(dir: string, last: string): string[] {
-    const months = 'Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec'.split(' ')
-    const two = (n: number) => String(n).padStart(2, '0')
-    const clf = (t: number) => {
-      const d = new Date(t)
-      return `[${two(d.getUTCDate())}/${months[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000]`
-    }
+    const clf = (t: number) => `[${clfTime(t)}]`
     const base = Date.UTC(2026, 0, 1)
     let a = ''
     for (let s = 0; s < 600; s += 2)
@@ -387,34 +375,6 @@ function checkpointedBytes(state: string): number {
   } catch {
     return 0
   }
-}
-
-/**
- * `n` files of `lines` lines each, every one sorted by a fixed-width ISO time (so that text
- * order is time order), with many equal times across files (and within one), a payload that
- * may hold spaces, and a few lines longer than a 4 KiB read.
- */
-function sortedIsoFiles(dir: string, n: number, lines: number, seed: number): string[] {
-  let state = seed
-  const random = () => {
-    state = (state * 1103515245 + 12345) % 2 ** 31
-    return state / 2 ** 31
-  }
-  const base = Date.parse('2026-11-24T08:00:00Z')
-  return Array.from({ length: n }, (_, f) => {
-    let t = base
-    const text: string[] = []
-    for (let i = 0; i < lines; i++) {
-      t += Math.floor(random() * 3) * 7 // steps of 0, 7 or 14 ms: equal times are common
-      const long = random() < 0.002 ? ' '.padEnd(6000, 'x') : ''
-      text.push(
-        `${new Date(t).toISOString()} file${f} line ${i} value=${Math.floor(random() * 1e6)}${long}`,
-      )
-    }
-    const path = join(dir, `iso${f}.log`)
-    writeFileSync(path, `${text.join('\n')}\n`)
-    return path
-  })
 }
 
 const FORMAT_RUNS = [
