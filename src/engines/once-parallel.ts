@@ -145,11 +145,13 @@ export async function mergePartitioned(
   const done = new Map<number, Extract<FromPartThread, { code: 'done' }> & { worker: Worker }>()
   const idle: Worker[] = []
   // In an object: set by the threads' events, which TypeScript's narrowing does not see.
-  const threads = { failure: null as Error | null }
+  const thrown = { failure: null as Error | null }
   let wake: (() => void) | null = null
   const wakeUp = () => wake?.()
   let handed = 0
   let written = 0
+  /** Set once this returns: a thread that answers then gets nothing more (close waits for it). */
+  let ended = false
   const result = { maxWritten: Number.NEGATIVE_INFINITY, late: 0, records: 0 }
   let doneBytes = 0
 
@@ -169,9 +171,10 @@ export async function mergePartitioned(
   }
   const handOut = () => {
     while (
+      !ended &&
       idle.length > 0 &&
       handed < partitions.length &&
-      handed - written < workers.length + AHEAD
+      handed - written < opts.threads.workers.length + AHEAD
     ) {
       const worker = idle.pop() as Worker
       const msg: ToPartThread = {
@@ -196,21 +199,20 @@ export async function mergePartitioned(
       opts.threads.send(worker, msg, [buffer])
     }
   }
-  const workers = opts.threads.workers
-  for (const worker of workers) {
+  for (const worker of opts.threads.workers) {
     worker.on('message', (msg: FromPartThread) => {
       if (msg.code === 'done') done.set(msg.index, { ...msg, worker })
-      else threads.failure ??= rebuildError(msg.error)
+      else thrown.failure ??= rebuildError(msg.error)
       idle.push(worker)
       handOut()
       wakeUp()
     })
     worker.on('error', (err) => {
-      threads.failure ??= err
+      thrown.failure ??= err
       wakeUp()
     })
     worker.on('exit', (code) => {
-      if (code !== 0) threads.failure ??= new Error(`a partition thread exited with code ${code}`)
+      if (code !== 0) thrown.failure ??= new Error(`a partition thread exited with code ${code}`)
       wakeUp()
     })
     idle.push(worker)
@@ -227,9 +229,9 @@ export async function mergePartitioned(
       if (stop?.aborted) return end('stopped')
       const part = done.get(written)
       if (part === undefined) {
-        if (threads.failure) {
+        if (thrown.failure) {
           opts.log.warn(
-            `a partition thread failed (${threads.failure.message}); merging the rest in one thread`,
+            `a partition thread failed (${thrown.failure.message}); merging the rest in one thread`,
           )
           return end('fallback')
         }
@@ -268,6 +270,7 @@ export async function mergePartitioned(
     }
     return end('finished')
   } finally {
+    ended = true
     stop?.removeEventListener('abort', wakeUp)
     await opts.threads.close()
   }
