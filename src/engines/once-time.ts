@@ -222,29 +222,47 @@ export class OnceTimeMerge {
    */
   openParts(parts: readonly PartSource[]): void {
     for (const part of parts) {
-      const index = this.#sources.length
-      this.#order.open(index, { timestamps: this.#timestamps(part.mtimeMs) })
-      this.#sources.push({
-        index,
+      this.#add({
         fd: part.fd,
-        offsets: new FileOffsets(),
         key: part.key,
         state: { path: part.path, dev: 0, ino: 0, head: '', offset: part.start },
-        info: { label: part.label, path: part.path, prefix: labelPrefix(part.label) },
+        label: part.label,
         startOffset: part.start,
         end: part.end,
         format: part.format,
         size: part.end,
         mtimeMs: part.mtimeMs,
-        readTo: part.start,
-        block: null,
-        base: -1,
-        done: false,
-        written: 0,
-        touched: false,
         borrowed: true,
       })
     }
+  }
+
+  /** Adds a source to read from `startOffset`, with nothing read yet. */
+  #add(
+    opened: Pick<
+      OnceSource,
+      'fd' | 'key' | 'state' | 'startOffset' | 'end' | 'format' | 'size' | 'mtimeMs' | 'borrowed'
+    > & { readonly label: string },
+  ): void {
+    const { label, ...source } = opened
+    const index = this.#sources.length
+    // The reader finds the leaders and times (once-read.ts); the source's own parser is idle.
+    this.#order.open(index, {
+      format: this.#opts.timestampFormat,
+      timestamps: this.#timestamps(opened.mtimeMs),
+    })
+    this.#sources.push({
+      ...source,
+      index,
+      offsets: new FileOffsets(),
+      info: { label, path: opened.state.path, prefix: labelPrefix(label) },
+      readTo: opened.startOffset,
+      block: null,
+      base: -1,
+      done: false,
+      written: 0,
+      touched: false,
+    })
   }
 
   /**
@@ -504,29 +522,14 @@ export class OnceTimeMerge {
         : this.#opts.from === 'start'
           ? 0
           : lineStartBeforeSync(fd, st.size)
-    const index = this.#sources.length
-    const label = this.#opts.labels.labelOf(path)
-    // The reader finds the leaders and times (once-read.ts); the source's own parser is idle.
-    this.#order.open(index, {
-      format: this.#opts.timestampFormat,
-      timestamps: this.#timestamps(st.mtimeMs),
-    })
-    this.#sources.push({
-      index,
+    this.#add({
       fd,
-      offsets: new FileOffsets(),
       key,
       state: { path, dev: st.dev, ino: st.ino, head: headText, offset: startOffset },
-      info: { label, path, prefix: labelPrefix(label) },
+      label: this.#opts.labels.labelOf(path),
       startOffset,
       size: st.size,
       mtimeMs: st.mtimeMs,
-      readTo: startOffset,
-      block: null,
-      base: -1,
-      done: false,
-      written: 0,
-      touched: false,
     })
     writer.note({ key, offset: startOffset, head: head.subarray(0, headBytes) })
   }
