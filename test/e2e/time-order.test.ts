@@ -234,24 +234,37 @@ describe('--once --order time in partitions (once-parallel.ts)', () => {
   /** The same run merged in one thread: the output the partitions must give byte for byte. */
   const single = { LOGMERGE_PARTITIONS: 'off', LOGMERGE_READER_THREAD: 'off' }
 
-  test('sorted ISO files: many partitions, byte for byte what LC_ALL=C sort -m -s -k1,1 writes', async ({
-    tmp,
-  }) => {
-    const files = sortedIsoFiles(tmp, 5, 3000, 7)
-    const out = join(tmp, 'out.log')
-    const ran = await runLogmerge(
-      ['--once', '--order', 'time', '--log-level', 'debug', '-o', out, ...files],
-      { cwd: tmp, env: PARTITIONS },
-    )
-    expect(ran.code, ran.stderr).toBe(0)
-    const parts = /in (\d+) partitions, 2 threads/.exec(ran.stderr)
-    expect(Number(parts?.[1]), ran.stderr).toBeGreaterThan(20)
-    expect(ran.stderr).not.toMatch(/single merge goes on/)
-    const sorted = sortMerge(files)
-    const got = readFileSync(out)
-    expect(got.length).toBe(sorted.length)
-    expect(got.equals(sorted)).toBe(true)
-  })
+  // Both engines that take --order time run the same merge (once-run.ts): checked on both.
+  test.for(TIME_ENGINES)(
+    'engine %s, sorted ISO files: many partitions, byte for byte what LC_ALL=C sort -m -s -k1,1 writes',
+    async (engine, { tmp }) => {
+      const files = sortedIsoFiles(tmp, 5, 3000, 7)
+      const out = join(tmp, 'out.log')
+      const ran = await runLogmerge(
+        [
+          '--once',
+          '--order',
+          'time',
+          '--engine',
+          engine,
+          '--log-level',
+          'debug',
+          '-o',
+          out,
+          ...files,
+        ],
+        { cwd: tmp, env: PARTITIONS },
+      )
+      expect(ran.code, ran.stderr).toBe(0)
+      const parts = /in (\d+) partitions, 2 threads/.exec(ran.stderr)
+      expect(Number(parts?.[1]), ran.stderr).toBeGreaterThan(20)
+      expect(ran.stderr).not.toMatch(/single merge goes on/)
+      const sorted = sortMerge(files)
+      const got = readFileSync(out)
+      expect(got.length).toBe(sorted.length)
+      expect(got.equals(sorted)).toBe(true)
+    },
+  )
 
   test('a file whose times go back: from the partition that shows it on, the single merge; the same output and late count', async ({
     tmp,
