@@ -6,7 +6,6 @@
 import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
-import { LoopWriter } from '../sink/loop-writer.js'
 import type { BlockSink } from '../sink/sink.js'
 import { prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark, toRemembered } from '../state/recover.js'
@@ -14,7 +13,7 @@ import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { loopCheckpointer, reopenOnRequest } from './loop-state.js'
+import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import { outputChain } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
 
@@ -24,24 +23,11 @@ export async function runAsync({
   stop,
   events,
 }: EngineContext): Promise<EngineResult> {
-  let fatal: Error | null = null
-  const failed = new AbortController()
   const recovered = config.statePath
     ? await recover(config.statePath, config.output, log)
     : { sources: [], previousStart: null }
-  const writer = await LoopWriter.open(config.output, {
-    highWaterBytes: config.highWaterBytes,
-    log,
-    onFatal: (err) => {
-      fatal = err
-      failed.abort()
-    },
-    // A file opened while running is recorded at once, not at the next interval.
-    onNewSource: () => void checkpoints?.save(),
-    // An output deleted or replaced meanwhile is opened again; its checkpoint comes first.
-    watchMs: config.pollIntervalMs,
-    onSwitch: () => checkpoints?.save(),
-  })
+  const output = await LoopOutput.open(config, log)
+  const writer = output.writer
   const chain = outputChain(config, writer)
   const progress = wantsProgress(config) ? new ProgressBar() : null
   const follower = new AsyncFollower({
@@ -62,6 +48,7 @@ export async function runAsync({
     (offsets) => follower.checkpoint(offsets),
     log,
   )
+  output.checkpoints = checkpoints
   const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
   const exclude = config.output === '-' ? undefined : config.output
   /**
@@ -110,7 +97,7 @@ export async function runAsync({
         events.emit('ready')
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
         try {
-          const ended = AbortSignal.any([stop, failed.signal])
+          const ended = AbortSignal.any([stop, output.failed])
           if (!ended.aborted) await once(ended, 'abort')
         } finally {
           clearInterval(sweep)
@@ -118,19 +105,19 @@ export async function runAsync({
       } finally {
         await discovery.close()
       }
-      if (!fatal) await follower.catchUp() // drain: what was appended before the signal
+      if (!output.fatal) await follower.catchUp() // drain: what was appended before the signal
       await follower.close(false)
       chain.finish() // what the time order holds, before the final checkpoint
     }
     progress?.finish()
     if (chain.late > 0) log.info(`--order time: ${chain.late} lines came later than the window`)
     await writer.drain()
-    if (!fatal) await checkpoints?.stop()
+    if (!output.fatal) await checkpoints?.stop()
   } finally {
     stopReopening()
     await writer.close()
   }
-  if (fatal) throw fatal
+  if (output.fatal) throw output.fatal
   return { unreadable: follower.unreadable }
 }
 

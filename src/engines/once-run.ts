@@ -8,13 +8,12 @@
 import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { Labels } from '../sink/format-sink.js'
-import { LoopWriter } from '../sink/loop-writer.js'
-import type { Checkpointer } from '../state/checkpointer.js'
+import type { LoopWriter } from '../sink/loop-writer.js'
 import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/discovery.js'
 import type { EngineContext, EngineResult } from './engine.js'
 import { collectGarbage } from './exit-gc.js'
-import { loopCheckpointer, reopenOnRequest } from './loop-state.js'
+import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import {
   mergePartitioned,
   PartThreads,
@@ -32,26 +31,11 @@ export async function runOnceTime({
   stop,
   events,
 }: EngineContext): Promise<EngineResult> {
-  let fatal: Error | null = null
-  // The merge stops on SIGTERM/SIGINT, and when the output has failed for good (nothing more
-  // can be written: merging on would only waste the time until the error is reported).
-  const failed = new AbortController()
   const recovered = config.statePath
     ? await recover(config.statePath, config.output, log)
     : { sources: [], previousStart: null }
-  let checkpoints: Checkpointer | null = null
-  const writer = await LoopWriter.open(config.output, {
-    highWaterBytes: config.highWaterBytes,
-    log,
-    onFatal: (err) => {
-      fatal = err
-      failed.abort()
-    },
-    onNewSource: () => void checkpoints?.save(),
-    // An output deleted or replaced meanwhile is opened again; its checkpoint comes first.
-    watchMs: config.pollIntervalMs,
-    onSwitch: () => checkpoints?.save(),
-  })
+  const output = await LoopOutput.open(config, log)
+  const writer = output.writer
   const exclude = config.output === '-' ? undefined : config.output
   const paths = await scanInputs(config.inputs, exclude)
   const labels = new Labels(config.labels ?? {})
@@ -78,7 +62,8 @@ export async function runOnceTime({
     readerThread: readerThreadChoice(),
     onProgress,
   })
-  checkpoints = loopCheckpointer(config, writer, (offsets) => merge.checkpoint(offsets), log)
+  const checkpoints = loopCheckpointer(config, writer, (offsets) => merge.checkpoint(offsets), log)
+  output.checkpoints = checkpoints
   const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
   let late = 0
   try {
@@ -86,11 +71,13 @@ export async function runOnceTime({
       merge.open(writer)
       await checkpoints?.save()
       checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
-      const signal = AbortSignal.any([stop, failed.signal])
+      // The merge stops on SIGTERM/SIGINT, and when the output has failed for good (nothing
+      // more can be written: merging on would only waste the time until it is reported).
+      const signal = AbortSignal.any([stop, output.failed])
       const parts = await mergeInPartitions(merge, writer, config, log, signal, onProgress)
       late = parts.late
       const finished = parts.finished ?? (await merge.run(writer, signal))
-      if (!finished && !fatal) stoppedEarly(config.statePath, log)
+      if (!finished && !output.fatal) stoppedEarly(config.statePath, log)
     } finally {
       await merge.close()
     }
@@ -102,12 +89,12 @@ export async function runOnceTime({
       )
     }
     await writer.drain()
-    if (!fatal) await checkpoints?.stop()
+    if (!output.fatal) await checkpoints?.stop()
   } finally {
     stopReopening()
     await writer.close()
   }
-  if (fatal) throw fatal
+  if (output.fatal) throw output.fatal
   return { unreadable: merge.unreadable }
 }
 
