@@ -559,7 +559,7 @@ export class AsyncFollower {
       } else {
         this.#table.sawWhole(file, lookedAt)
       }
-      const since = this.#table.generationsToFind(file, size)
+      const since = this.#table.generationsToFind(file, size, lookedAt)
       if (since !== undefined) await this.#findSkippedGenerations(file, fh, since)
       if (change !== 'idle') await this.#readFrom(fh, file, size)
       this.#table.readWorked(file, log)

@@ -437,7 +437,7 @@ export class SyncFollower {
       } else {
         this.#table.sawWhole(file, lookedAt)
       }
-      const since = this.#table.generationsToFind(file, size)
+      const since = this.#table.generationsToFind(file, size, lookedAt)
       if (since !== undefined) this.#findSkippedGenerations(file, fd, since)
       if (change !== 'idle') this.#readFrom(fd, file, size)
       this.#table.readWorked(file, log)

@@ -281,6 +281,27 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     await shell.close()
   })
 
+  test('a file seen empty, then written, copied and truncated before the next look: the copy first', async () => {
+    // The service test's logrotate run: the copytruncate input was created empty, logrotate
+    // copied it right after the writer's first lines; nothing of ours was ever in it, so no
+    // truncation shows, and the copy came after the next generation's first line.
+    const log = join(dir, 'a.log')
+    writeFileSync(log, '')
+    const sink = new Recorder()
+    const shell = make(sink)
+    await shell.findRotated([log])
+    await shell.start([log])
+    await shell.changed(log) // looked at: empty
+    await new Promise((r) => setTimeout(r, 50)) // later than the birth-time rule's clock slack
+    appendFileSync(log, 'g1 a\ng1 b\n')
+    writeFileSync(`${log}.1`, readFileSync(log))
+    truncateSync(log, 0)
+    appendFileSync(log, 'g2 a\n')
+    await shell.changed(log)
+    expect(sink.lines).toEqual(['g1 a', 'g1 b', 'g2 a'])
+    await shell.close()
+  })
+
   test('copied and truncated during the search after a truncation: that copy too, before the newest', async () => {
     const log = join(dir, 'a.log')
     writeFileSync(log, 'g1 a\n')
