@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import type { Logger } from '../log.js'
+import type { ArenaMemory } from '../merge/arena-memory.js'
 import { Labels } from '../sink/format-sink.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { FromPartThread, PartThreadInit, ToPartThread } from './once-parallel.js'
@@ -64,6 +65,8 @@ class Collector implements OnceWriter {
   note(): void {}
 
   async drain(): Promise<void> {}
+
+  async drainTo(): Promise<void> {}
 }
 
 /**
@@ -80,7 +83,7 @@ const stopped = {
 
 /** Output buffers the main thread gave back. */
 const spare: ArrayBuffer[] = []
-const arenaMemory: { buffer: Buffer | null } = { buffer: null }
+const arenaMemory: { memory: ArenaMemory | null } = { memory: null }
 
 async function merge(msg: Extract<ToPartThread, { code: 'part' }>): Promise<FromPartThread> {
   const merge = new OnceTimeMerge({

@@ -25,6 +25,7 @@ import { availableParallelism } from 'node:os'
 import { describeErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import { CopyArena } from '../merge/arena.js'
+import type { ArenaMemory } from '../merge/arena-memory.js'
 import { FileOffsets } from '../merge/file-offsets.js'
 import { formatRecord, labelPrefix, type OutputFormat, type SourceInfo } from '../merge/format.js'
 import { TimeOrder } from '../merge/reorder.js'
@@ -48,6 +49,8 @@ export interface OnceWriter {
   readonly queuedBytes: number
   /** Resolves once everything queued so far is written. */
   drain(): Promise<void>
+  /** Resolves once at most `bytes` are queued (the writer writes a long queue a part at a time). */
+  drainTo(bytes: number): Promise<void>
 }
 
 export interface OnceTimeOptions {
@@ -69,7 +72,7 @@ export interface OnceTimeOptions {
    * wantsReaderThread says for the bytes to read and the machine (undefined).
    */
   readonly readerThread?: boolean
-  /** The output areas' size and number (tests make them small); default 256 KiB x 4. */
+  /** The output areas' size and number (tests make them small); default 256 KiB x 16. */
   readonly outBytes?: number
   readonly outAreas?: number
   /** The full collection at the end (exit-gc.ts); a partition thread, which goes on, skips it. */
@@ -78,7 +81,7 @@ export interface OnceTimeOptions {
    * The arena's memory from one merge to the next (a partition thread): used when large
    * enough, and set to the memory this merge used.
    */
-  readonly arenaMemory?: { buffer: Buffer | null }
+  readonly arenaMemory?: { memory: ArenaMemory | null }
 }
 
 interface OnceSource {
@@ -127,9 +130,14 @@ export interface PartSource extends Omit<PlanSource, 'size'> {
   readonly format: TimestampFormat
 }
 
-/** Output areas: the merge fills one while the writer writes the others. */
+/**
+ * Output areas: the merge fills some while the writer writes the others. Many of them, so that
+ * it rarely waits: on 2 cores the writes (a third of the CPU time of the merge, in the kernel)
+ * lag behind in bursts while other threads have the cores. With 4 areas the benchmark's merge
+ * waited for the writer 180-560 ms of its ~1.1 s.
+ */
 const OUT_BYTES = 256 * 1024
-const OUT_AREAS = 4
+const OUT_AREAS = 16
 /** Room in a read slot for the partial line carried over from the previous read. */
 const SLOT_SLACK = 64 * 1024
 /** The read slots of all files together stay under this (many files: smaller reads). */
@@ -314,6 +322,7 @@ export class OnceTimeMerge {
       this.#opts.readerThread ?? wantsReaderThread(total, availableParallelism(), busyCoresNow())
     const slotBytes = readBytesFor(this.#opts.readChunkBytes, sources.length)
     const outBytes = this.#opts.outBytes ?? OUT_BYTES
+    const outAreas = this.#opts.outAreas ?? OUT_AREAS
     const raw = this.#opts.format === 'raw'
     let pending: Promise<void> | undefined
     // The writer keeps each output area until it is written (no copy): see #makeRoom.
@@ -325,11 +334,11 @@ export class OnceTimeMerge {
         pending = writer.write(bytes, this.#marks()) ?? pending
       },
       {
-        outAreas: this.#opts.outAreas ?? OUT_AREAS,
-        ...(this.#opts.arenaMemory?.buffer ? { memory: this.#opts.arenaMemory.buffer } : {}),
+        outAreas,
+        ...(this.#opts.arenaMemory?.memory ? { memory: this.#opts.arenaMemory.memory } : {}),
       },
     )
-    if (this.#opts.arenaMemory) this.#opts.arenaMemory.buffer = Buffer.from(arena.memory)
+    if (this.#opts.arenaMemory) this.#opts.arenaMemory.memory = arena.memory
     const readers = sources.map((s) => this.#readerInit(s, slotBytes))
     this.#opts.log.debug(
       `--once --order time: ${total} bytes in ${sources.length} files, read and parsed ${threaded ? 'in a reader thread' : 'on the main thread'}`,
@@ -355,7 +364,7 @@ export class OnceTimeMerge {
      */
     const release = async (force: boolean) => {
       for (;;) {
-        await this.#makeRoom(arena, writer)
+        await this.#makeRoom(arena, writer, outAreas)
         // Room for one more run past the limit (most are far shorter than an area); at least
         // one run a step, so that the merge always moves on.
         const limit = Math.max(1, arena.freeBytes - outBytes)
@@ -441,14 +450,16 @@ export class OnceTimeMerge {
 
   /**
    * Frees the output areas the writer is done with (writes go in order, so every byte handed
-   * over before the last `queuedBytes` is written); while fewer than two are free, waits for
-   * the writer. A step of the merge then fills at most the free ones (no spill).
+   * over before the last `queuedBytes` is written); while fewer than two are free, waits until
+   * the writer holds no more than half of them (it frees them a batch at a time). A step of the
+   * merge then fills at most the free ones (no spill).
    */
-  async #makeRoom(arena: CopyArena, writer: OnceWriter): Promise<void> {
+  async #makeRoom(arena: CopyArena, writer: OnceWriter, areas: number): Promise<void> {
     arena.written(arena.handedBytes - writer.queuedBytes)
     if (arena.freeBytes >= 2 * arena.outBytes) return
-    await writer.drain()
-    arena.written(arena.handedBytes)
+    const held = Math.max(0, Math.min(Math.floor(areas / 2), areas - 2))
+    await writer.drainTo(held * arena.outBytes)
+    arena.written(arena.handedBytes - writer.queuedBytes)
   }
 
   /**

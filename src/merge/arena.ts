@@ -1,13 +1,14 @@
 /**
- * Read buffers and output areas carved from one ArrayBuffer, so that copying a record from
- * the block it was read into to the output is a `copyWithin` on one view.
+ * Read buffers and output areas carved from one memory, so that copying a record from the
+ * block it was read into to the output is a copy within that memory (arena-memory.ts: a
+ * WebAssembly `memory.copy`, or `copyWithin` without WebAssembly).
  *
  * Why: a time-ordered output is made of short pieces (a line or a few) taken from several
  * blocks in turn. `Buffer.copy` of a 100-byte piece costs far more than the bytes (it goes
- * through a native call that builds a view per copy: ~130 ns a line on the benchmark machine),
- * while `Uint8Array.prototype.copyWithin` inside one buffer is a builtin with no allocation
- * (~25 ns). Pieces from buffers outside the arena (a record joined from two blocks, a block
- * the caller did not read into a slot) are copied the ordinary way.
+ * through a native call that builds a view per copy: ~90-130 ns a line on the benchmark
+ * machine), while a copy inside one memory needs no allocation (~18 ns in WebAssembly, ~35 ns
+ * with copyWithin). Pieces from buffers outside the arena (a record joined from two blocks, a
+ * block the caller did not read into a slot) are copied the ordinary way.
  *
  * Output areas are handed to the writer as they are (no copy), and the writer writes them
  * while the merge fills the next one: an area is reused only once the caller says the writer
@@ -21,6 +22,8 @@
  * which lies in the slot read last (or in a joined copy), so the other slot is free.
  */
 
+import { type ArenaMemory, arenaMemory } from './arena-memory.js'
+
 /** How many blocks' places in the arena are remembered (a few per source being merged). */
 const RECENT_BLOCKS = 16
 /** #current when output goes to a buffer outside the arena. */
@@ -31,20 +34,24 @@ const NONE = -2
 export interface CopyArenaOptions {
   /** Output areas of `outBytes` each (default 2: one written while the other fills). */
   readonly outAreas?: number
-  /** Back the arena with a SharedArrayBuffer, so that another thread can read into its slots. */
+  /** Back the arena with a SharedArrayBuffer, so that another thread can put blocks into its slots. */
   readonly shared?: boolean
   /**
-   * Memory to carve the arena from when it is large enough (not shared): a thread that merges
-   * one partition after another reuses it instead of faulting in fresh pages each time.
+   * Memory to carve the arena from when it is large enough and shared as asked: a thread that
+   * merges one partition after another reuses it instead of faulting in fresh pages each time.
    */
-  readonly memory?: Buffer
+  readonly memory?: ArenaMemory
+  /** false: copy with copyWithin even where WebAssembly is available (tests run both). */
+  readonly wasm?: boolean
 }
 
 export class CopyArena {
   readonly slotBytes: number
   readonly slots: number
   readonly outBytes: number
+  readonly #memory: ArenaMemory
   readonly #all: Buffer
+  readonly #copy: (to: number, from: number, length: number) => void
   readonly #write: (bytes: Buffer) => void
   /** Each output area's end in the handed-out stream while the writer has it; -1 when free. */
   readonly #busyUntil: number[]
@@ -88,11 +95,17 @@ export class CopyArena {
     this.outBytes = outBytes
     const outStart = slotBytes * slots
     const total = outStart + outBytes * outAreas
-    this.#all = options.shared
-      ? Buffer.from(new SharedArrayBuffer(total))
-      : options.memory !== undefined && options.memory.length >= total
-        ? options.memory.subarray(0, total)
-        : Buffer.allocUnsafeSlow(total)
+    const shared = options.shared ?? false
+    const reused = options.memory
+    this.#memory =
+      reused !== undefined &&
+      reused.bytes.length >= total &&
+      reused.shared === shared &&
+      (options.wasm !== false || !reused.wasm)
+        ? reused
+        : arenaMemory(total, { shared, ...(options.wasm === false ? { wasm: false } : {}) })
+    this.#all = this.#memory.bytes.subarray(0, total)
+    this.#copy = this.#memory.copy
     this.#areas = Array.from({ length: outAreas }, (_, i) =>
       this.#all.subarray(outStart + i * outBytes, outStart + (i + 1) * outBytes),
     )
@@ -102,9 +115,9 @@ export class CopyArena {
     this.#write = write
   }
 
-  /** The memory behind the arena (a SharedArrayBuffer when `shared`). */
-  get memory(): ArrayBufferLike {
-    return this.#all.buffer
+  /** The memory behind the arena (its bytes a SharedArrayBuffer when `shared`). */
+  get memory(): ArenaMemory {
+    return this.#memory
   }
 
   /** Read slot `i` (0 <= i < slots), a view of the arena. */
@@ -154,7 +167,7 @@ export class CopyArena {
     // The hot path (a piece of a slot that fits in an arena area) first, with nothing around it.
     const used = this.#used
     if (base >= 0 && this.#targetBase >= 0 && end - start <= this.outBytes - used) {
-      this.#all.copyWithin(this.#targetBase + used, base + start, base + end)
+      this.#copy(this.#targetBase + used, base + start, end - start)
       this.#used = used + end - start
       return
     }
@@ -174,7 +187,7 @@ export class CopyArena {
       else this.#takeFreeArea()
     }
     if (base >= 0 && this.#targetBase >= 0) {
-      this.#all.copyWithin(this.#targetBase + this.#used, base + start, base + end)
+      this.#copy(this.#targetBase + this.#used, base + start, n)
     } else {
       block.copy(this.#target, this.#used, start, end)
     }

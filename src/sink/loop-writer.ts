@@ -30,6 +30,12 @@ const fstatAsync = promisify(fstat)
 
 /** POSIX IOV_MAX on Linux: more buffers than this in one writev fail with EINVAL. */
 const IOV_MAX = 1024
+/**
+ * A batch (one writev) takes blocks until it holds this many bytes: the writer frees the
+ * blocks of a long queue a batch at a time, so that whoever waits for room (drainTo) goes on
+ * while the rest is written, instead of after the whole queue.
+ */
+const BATCH_BYTES = 512 * 1024
 const STDOUT_FD = 1
 const FIRST_BACKOFF_MS = 50
 
@@ -62,6 +68,8 @@ export class LoopWriter implements BlockSink {
   #flushing: Promise<void> | null = null
   #waiters: (() => void)[] = []
   #idle: (() => void)[] = []
+  /** drainTo() calls: each waits for the queue to hold at most `bytes`. */
+  #room: { readonly bytes: number; readonly resolve: () => void }[] = []
   /** Output size and per-source offsets: changed together, only when a whole batch is out. */
   #size: number
   #written = new Map<string, number>()
@@ -228,6 +236,16 @@ export class LoopWriter implements BlockSink {
     await new Promise<void>((resolve) => this.#idle.push(resolve))
   }
 
+  /**
+   * Resolves once at most `bytes` are queued (or the output failed for good): a producer that
+   * keeps what it handed over until written (the --once merge's output areas) waits for some
+   * of them, and goes on filling those while the rest is written.
+   */
+  async drainTo(bytes: number): Promise<void> {
+    if (this.#queuedBytes <= bytes || this.#flushing === null) return
+    await new Promise<void>((resolve) => this.#room.push({ bytes, resolve }))
+  }
+
   /** Writes out the queue and makes the output durable (no-op for stdout and pipes). */
   async sync(): Promise<void> {
     await this.drain()
@@ -279,13 +297,15 @@ export class LoopWriter implements BlockSink {
       if (this.#held !== null) await new Promise<void>((resolve) => this.#unheld.push(resolve))
       if (this.#next !== null) await this.#switch()
       if (this.#queue.length === 0 || this.#failed) break
-      const batch = this.#queue.splice(0, IOV_MAX)
+      const batch = this.#queue.splice(0, batchLength(this.#queue))
       const marks = this.#marks.splice(0, batch.length)
       if (!(await this.#writeBatch(batch, marks))) return
       if (this.#queuedBytes < this.#opts.highWaterBytes / 2) this.#wakeWaiters()
+      this.#wakeRoom()
     }
     this.#flushing = null
     this.#wakeWaiters()
+    this.#wakeRoom()
     for (const resolve of this.#idle.splice(0)) resolve()
   }
 
@@ -509,6 +529,18 @@ export class LoopWriter implements BlockSink {
     for (const resolve of this.#waiters.splice(0)) resolve()
   }
 
+  /** Resolves the drainTo() calls the queue now satisfies (all of them once it is idle). */
+  #wakeRoom(): void {
+    if (this.#room.length === 0) return
+    const idle = this.#flushing === null
+    const waiting = this.#room
+    this.#room = []
+    for (const w of waiting) {
+      if (idle || this.#queuedBytes <= w.bytes) w.resolve()
+      else this.#room.push(w)
+    }
+  }
+
   #fail(err: Error): void {
     if (this.#failed) return
     this.#failed = err
@@ -518,11 +550,23 @@ export class LoopWriter implements BlockSink {
     this.#flushing = null
     this.#wake?.abort()
     this.#wakeWaiters()
+    this.#wakeRoom()
     for (const resolve of this.#idle.splice(0)) resolve()
     for (const resolve of this.#unheld.splice(0)) resolve()
     this.#releaseSwitchWaiters()
     this.#opts.onFatal(err)
   }
+}
+
+/** How many blocks from the queue's front the next batch takes (at least one): see BATCH_BYTES. */
+function batchLength(queue: readonly Buffer[]): number {
+  const most = Math.min(queue.length, IOV_MAX)
+  let bytes = 0
+  for (let n = 0; n < most; n++) {
+    bytes += (queue[n] as Buffer).length
+    if (bytes >= BATCH_BYTES) return n + 1
+  }
+  return most
 }
 
 /** What one queued block moves when it is written: one source's mark, several, or none. */

@@ -50,7 +50,11 @@ class SlowWriter implements OnceWriter {
   }
 
   async drain(): Promise<void> {
-    while (this.#queued.length > 0) {
+    await this.drainTo(0)
+  }
+
+  async drainTo(bytes: number): Promise<void> {
+    while (this.queuedBytes > bytes) {
       await tick()
       this.settleOne()
     }

@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { CopyArena } from '../../../src/merge/arena.js'
+import { CopyArena, type CopyArenaOptions } from '../../../src/merge/arena.js'
+import { arenaMemory, wasmAvailable } from '../../../src/merge/arena-memory.js'
 
 /** A writer that holds each area it is handed until the test says it is written. */
 class HoldingWriter {
@@ -31,7 +32,14 @@ class HoldingWriter {
   }
 }
 
-describe('CopyArena', () => {
+/** Every memory an arena can have: WebAssembly's (plain and shared), and a plain buffer. */
+const MEMORIES: readonly { readonly name: string; readonly options: CopyArenaOptions }[] = [
+  { name: 'WebAssembly memory', options: {} },
+  { name: 'shared WebAssembly memory', options: { shared: true } },
+  { name: 'a buffer and copyWithin', options: { wasm: false } },
+]
+
+describe.each(MEMORIES)('CopyArena in $name', ({ options: memory }) => {
   it('writes exactly the pieces appended, whole and in order, never touching an area the writer holds', () => {
     fc.assert(
       fc.property(
@@ -49,7 +57,7 @@ describe('CopyArena', () => {
         ),
         (outBytes, outAreas, pieces) => {
           const writer = new HoldingWriter()
-          const arena = new CopyArena(100, 3, outBytes, writer.write, { outAreas })
+          const arena = new CopyArena(100, 3, outBytes, writer.write, { outAreas, ...memory })
           const expected: Buffer[] = []
           for (const piece of pieces) {
             const bytes = Buffer.from(piece.bytes)
@@ -95,7 +103,7 @@ describe('CopyArena', () => {
 
   it('never splits a piece between writes, nor writes the piece being appended', () => {
     const writer = new HoldingWriter()
-    const arena = new CopyArena(32, 1, 8, writer.write, { outAreas: 2 })
+    const arena = new CopyArena(32, 1, 8, writer.write, { outAreas: 2, ...memory })
     const slot = arena.slot(0)
     slot.write('abcdefghijklmnopqrstuvwxyz')
     expect(arena.freeBytes).toBe(16)
@@ -128,7 +136,7 @@ describe('CopyArena', () => {
 
   it('chooses the next area when output comes, so one the writer finished meanwhile is taken', () => {
     const writer = new HoldingWriter()
-    const arena = new CopyArena(16, 1, 4, writer.write, { outAreas: 1 })
+    const arena = new CopyArena(16, 1, 4, writer.write, { outAreas: 1, ...memory })
     const slot = arena.slot(0)
     slot.write('abcdefgh')
     arena.append(slot, 0, 4) // fills the only area
@@ -144,10 +152,18 @@ describe('CopyArena', () => {
     expect(writer.output.toString()).toBe('abcdefgh')
   })
 
-  it('can live in shared memory (for a reader thread)', () => {
-    const arena = new CopyArena(4, 2, 4, () => {}, { shared: true })
-    expect(arena.memory).toBeInstanceOf(SharedArrayBuffer)
-    expect(new CopyArena(4, 2, 4, () => {}).memory).toBeInstanceOf(ArrayBuffer)
+  it('uses the memory asked for, and reuses a given one only when it fits', () => {
+    const arena = new CopyArena(4, 2, 4, () => {}, memory)
+    const shared = memory.shared === true
+    expect(arena.memory.shared).toBe(shared)
+    expect(arena.memory.bytes.buffer).toBeInstanceOf(shared ? SharedArrayBuffer : ArrayBuffer)
+    expect(arena.memory.wasm).toBe(memory.wasm !== false)
+    const again = new CopyArena(4, 2, 4, () => {}, { ...memory, memory: arena.memory })
+    expect(again.memory).toBe(arena.memory)
+    const larger = new CopyArena(1 << 20, 2, 4, () => {}, { ...memory, memory: arena.memory })
+    expect(larger.memory).not.toBe(arena.memory)
+    const other = new CopyArena(4, 2, 4, () => {}, { shared: !shared, memory: arena.memory })
+    expect(other.memory).not.toBe(arena.memory)
   })
 
   it('refuses bad sizes and slots', () => {
@@ -157,5 +173,43 @@ describe('CopyArena', () => {
     const arena = new CopyArena(4, 2, 4, () => {})
     expect(arena.slot(1).length).toBe(4)
     expect(() => arena.slot(2)).toThrow(/no slot 2/)
+  })
+})
+
+describe('arenaMemory', () => {
+  it('is WebAssembly memory here (the merge relies on its copy being fast)', () => {
+    expect(wasmAvailable()).toBe(true)
+  })
+
+  it.each([
+    { shared: false, wasm: true },
+    { shared: true, wasm: true },
+    { shared: false, wasm: false },
+  ])('copies forwards, backwards and overlapping (shared $shared, wasm $wasm)', (kind) => {
+    const size = 70_000 // more than a WebAssembly page
+    const memory = arenaMemory(size, kind)
+    expect(memory.bytes.length).toBeGreaterThanOrEqual(size)
+    expect(memory.wasm).toBe(kind.wasm)
+    const model = Buffer.alloc(memory.bytes.length)
+    for (let i = 0; i < model.length; i++) model[i] = (i * 131) & 0xff
+    memory.bytes.set(model)
+    const copies: [number, number, number][] = [
+      [66_000, 10, 500], // across the page boundary
+      [100, 90, 50], // overlapping, forwards
+      [90, 100, 50], // overlapping, backwards
+      [5, 5, 7], // onto itself
+      [0, 69_990, 10], // the last bytes asked for
+      [1234, 4321, 0], // nothing
+    ]
+    for (const [to, from, length] of copies) {
+      memory.copy(to, from, length)
+      model.copyWithin(to, from, from + length)
+    }
+    expect(memory.bytes.equals(model)).toBe(true)
+  })
+
+  it('refuses shared memory without WebAssembly, and bad sizes', () => {
+    expect(() => arenaMemory(16, { shared: true, wasm: false })).toThrow(/needs WebAssembly/)
+    expect(() => arenaMemory(0)).toThrow(/size/)
   })
 })

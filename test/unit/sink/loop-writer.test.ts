@@ -55,3 +55,25 @@ test('a note with nothing queued is recorded at once, and only the first note of
   expect(Object.fromEntries(writer.snapshot().offsets)).toEqual({ a: 7, b: 2 })
   await writer.close()
 })
+
+test('drainTo resolves once the queue is that short, while the rest is still being written', async () => {
+  const out = join(dir, 'out.log')
+  const writer = await open(out)
+  const area = 256 * 1024
+  const blocks = Array.from({ length: 8 }, (_, i) => Buffer.alloc(area, 0x61 + i))
+  blocks.forEach((block, i) => {
+    writer.write(block, { key: 'a', offset: (i + 1) * area })
+  })
+  await writer.drainTo(3 * area)
+  // Written a batch (512 KiB) at a time: the waiter goes on before the last ones are out.
+  expect(writer.queuedBytes).toBeLessThanOrEqual(3 * area)
+  expect(writer.queuedBytes).toBeGreaterThan(0)
+  const snap = writer.snapshot()
+  expect(snap.size).toBe(8 * area - writer.queuedBytes)
+  expect(snap.offsets.get('a')).toBe(snap.size)
+  await writer.drainTo(0)
+  expect(writer.queuedBytes).toBe(0)
+  await writer.drainTo(0) // idle: at once
+  expect(readFileSync(out).equals(Buffer.concat(blocks))).toBe(true)
+  await writer.close()
+})
