@@ -4,20 +4,20 @@
  * the main thread merges (ThreadFeed). The merge asks for a source's next block only when it
  * needs it (TimeOrder.needsMore), in each source's order.
  *
- * Slots. A source's blocks go into its two arena slots in turn. When the merge asks for a
- * source's next block it holds at most one of its records (needsMore), which lies in the block
- * delivered last or in a joined copy outside the arena: the other slot is free.
+ * Slots. A source's blocks go into its arena slots in turn. When the merge asks for a source's
+ * next block it holds at most one of its records, which lies in the block delivered last or in
+ * a joined copy outside the arena: every earlier block's slot is free. The inline feed needs two
+ * slots a source; the reader thread, which works up to DEPTH blocks ahead, DEPTH + 2.
  *
- * The reader thread reads each file into memory of its own and posts, per block, where it lies
- * in the file with its leaders and times; the main thread then reads those bytes again, into
- * its slot. Reading twice looks wasteful, but it is what keeps the merge's copies fast: a
- * block in shared memory (a SharedArrayBuffer, so both threads could use one copy) makes
- * V8's copyWithin and Buffer.indexOf take their slow, shared-memory-safe paths (measured: the
- * main thread's copies 4x slower), and a block the other thread wrote is cold in this core's
- * cache anyway. A page-cache read costs about a quarter of a millisecond a MiB; parsing, which
- * the thread takes over, costs several times that.
+ * The reader thread reads each file into memory of its own, frames and parses it there, then
+ * copies each block into the source's next slot of the arena, which is shared memory (a
+ * WebAssembly memory on a SharedArrayBuffer, arena-memory.ts), and posts where it is with its
+ * leaders and times. Parsing happens in the thread's own memory because Buffer.indexOf is 2.4x
+ * slower on shared memory; the main thread only copies runs out of the slots, with
+ * WebAssembly's memory.copy, which is as fast on shared memory. The copy into the slot costs
+ * the thread ~55 ms per 512 MiB; until session 6 the main thread read each block from the file
+ * a second time instead (~90 ms per 512 MiB, on the thread that sets the pace).
  */
-import { readSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads'
 import { LogmergeError } from '../errors.js'
@@ -33,8 +33,8 @@ export interface Feed {
   close(): Promise<void>
 }
 
-/** Slots a source in the arena (both feeds): the block read last, and the other. */
-export const SLOTS_PER_SOURCE = 2
+/** Slots a source in the arena, with the inline feed: the block read last, and the other. */
+export const INLINE_SLOTS = 2
 
 /** Reads on the main thread, when asked. */
 export class InlineFeed implements Feed {
@@ -51,7 +51,7 @@ export class InlineFeed implements Feed {
   next(i: number): ReadResult {
     const reads = this.#reads[i] as number
     this.#reads[i] = reads + 1
-    const slot = this.#arena.slot(SLOTS_PER_SOURCE * i + (reads % SLOTS_PER_SOURCE))
+    const slot = this.#arena.slot(INLINE_SLOTS * i + (reads % INLINE_SLOTS))
     return (this.#readers[i] as SourceReader).next(slot)
   }
 
@@ -63,6 +63,10 @@ export interface ReaderThreadInit {
   readonly readers: readonly ReaderInit[]
   /** Blocks the thread may post for a source ahead of what the merge took. */
   readonly depth: number
+  /** The arena's memory: block `seq` of source `i` goes to slot `i * slotsPerSource + seq % slotsPerSource`. */
+  readonly arena: SharedArrayBuffer
+  readonly slotBytes: number
+  readonly slotsPerSource: number
   /** Int32: [WAKE] bumped by the main thread after it took blocks, [STOP], [TAKEN + i]. */
   readonly control: SharedArrayBuffer
   readonly port: MessagePort
@@ -80,11 +84,10 @@ export type FromReaderThread =
       readonly source: number
       readonly seq: number
       /**
-       * The block: `file` when it is the file's bytes [fileStart, fileStart + length) as they
-       * are (the main thread reads them again), `bytes` when the framer made it (split lines,
-       * the last line's added newline), `none` when the read finished no line.
+       * The block: `slot` when it is in its slot, `bytes` when it did not fit there (then it
+       * comes with the message), `none` when the read finished no line.
        */
-      readonly kind: 'file' | 'bytes' | 'none'
+      readonly kind: 'slot' | 'bytes' | 'none'
       readonly length: number
       readonly bytes: Uint8Array | null
       readonly fileStart: number
@@ -102,12 +105,12 @@ export type FromReaderThread =
 const THREAD = fileURLToPath(new URL('./once-thread.js', import.meta.url))
 /** Blocks read ahead of the merge, per source. */
 const DEPTH = 3
-const NEWLINE = 0x0a
+/** Slots a source in the arena, with the reader thread (see Slots above). */
+export const THREAD_SLOTS = DEPTH + 2
 
 /** Reads, frames and parses in a reader thread, ahead of the merge. */
 export class ThreadFeed implements Feed {
   readonly #arena: CopyArena
-  readonly #fds: number[]
   readonly #worker: Worker
   readonly #port: MessagePort
   readonly #control: Int32Array
@@ -118,16 +121,28 @@ export class ThreadFeed implements Feed {
   #wake: (() => void) | null = null
   #closed: Promise<void> | null = null
 
+  /** `arena`: shared memory (CopyArenaOptions.shared), THREAD_SLOTS slots a source. */
   constructor(arena: CopyArena, readers: readonly ReaderInit[]) {
+    const memory = arena.memory.bytes.buffer
+    if (!(memory instanceof SharedArrayBuffer) || arena.slots < THREAD_SLOTS * readers.length) {
+      throw new Error('the reader thread needs an arena in shared memory with its slots')
+    }
     this.#arena = arena
-    this.#fds = readers.map((r) => r.fd)
     this.#queues = readers.map(() => [])
     this.#taken = readers.map(() => 0)
     const control = new SharedArrayBuffer(4 * (TAKEN + readers.length))
     this.#control = new Int32Array(control)
     const { port1, port2 } = new MessageChannel()
     this.#port = port1
-    const init: ReaderThreadInit = { readers, depth: DEPTH, control, port: port2 }
+    const init: ReaderThreadInit = {
+      readers,
+      depth: DEPTH,
+      arena: memory,
+      slotBytes: arena.slotBytes,
+      slotsPerSource: THREAD_SLOTS,
+      control,
+      port: port2,
+    }
     this.#worker = new Worker(THREAD, { workerData: init, transferList: [port2] })
     port1.on('message', (msg: FromReaderThread) => this.#accept(msg))
     this.#worker.on('error', (err) => this.#fail(threadFailed(`crashed: ${err.message}`, err)))
@@ -172,7 +187,7 @@ export class ThreadFeed implements Feed {
     return this.#deliver(i, queue.shift() as FromReaderThread)
   }
 
-  /** Hands block `msg` of source `i` to the merge, its bytes read into the source's next slot. */
+  /** Hands block `msg` of source `i` to the merge (its bytes in the source's slot for it). */
   #deliver(i: number, msg: FromReaderThread): ReadResult {
     if (this.#failure) throw this.#failure
     if (msg.code !== 'read') throw new Error(`unexpected message ${msg.code}`)
@@ -196,14 +211,9 @@ export class ThreadFeed implements Feed {
     if (msg.kind === 'bytes' && msg.bytes !== null) {
       return { ...result, block: Buffer.from(msg.bytes.buffer, msg.bytes.byteOffset, msg.length) }
     }
-    if (msg.kind !== 'file') return result
-    const slot = this.#arena.slot(SLOTS_PER_SOURCE * i + (seq % SLOTS_PER_SOURCE))
-    const block = readBlockAgain(this.#fds[i] as number, slot, msg.fileStart, msg.length)
-    if (typeof block === 'string') {
-      // The file changed between the two reads (it is not at rest): stop at what was merged.
-      return { ...result, leaders: null, end: true, failure: { code: undefined, message: block } }
-    }
-    return { ...result, block }
+    if (msg.kind !== 'slot') return result
+    const slot = this.#arena.slot(THREAD_SLOTS * i + (seq % THREAD_SLOTS))
+    return { ...result, block: slot.subarray(0, msg.length) }
   }
 
   #accept(msg: FromReaderThread): void {
@@ -240,30 +250,6 @@ export class ThreadFeed implements Feed {
     this.#failure ??= err
     this.#wake?.()
   }
-}
-
-/**
- * A block the reader thread found, read again from the file into `slot`: the block, or why
- * these bytes are not the block (the file was truncated or rewritten between the two reads;
- * files at rest do not change, but --once may be run on live ones).
- */
-export function readBlockAgain(
-  fd: number,
-  slot: Buffer,
-  fileStart: number,
-  length: number,
-): Buffer | string {
-  if (length > slot.length) return `a block of ${length} bytes does not fit its slot` // a bug
-  let n: number
-  try {
-    n = readSync(fd, slot, 0, length, fileStart)
-  } catch (err) {
-    return (err as Error).message
-  }
-  if (n !== length || slot[length - 1] !== NEWLINE) {
-    return 'it changed while it was read (truncated or rewritten)'
-  }
-  return slot.subarray(0, length)
 }
 
 function threadFailed(what: string, cause?: Error): LogmergeError {

@@ -1,9 +1,12 @@
 /**
  * The reader thread of `--once --order time` (once-feed.ts, ThreadFeed): reads every input
- * front to back into memory of its own, frames and parses each block (SourceReader) and posts
- * where the block lies in the file with its leaders and times (or the block itself when the
- * framer made it). It keeps up to `depth` blocks a source ahead of the merge, the source the
- * merge is closest to needing first, and sleeps on the control word while all are that far.
+ * front to back into memory of its own, frames and parses each block (SourceReader), copies it
+ * into its slot in the main thread's arena (shared memory) and posts its leaders and times. It
+ * keeps up to `depth` blocks a source ahead of the merge, the source the merge is closest to
+ * needing first, and sleeps on the control word while all are that far. A slot is written
+ * only once the merge is done with the block it held: block n goes where block
+ * n - slotsPerSource was, which is free once the merge has taken block n - slotsPerSource + 2,
+ * and `depth` = slotsPerSource - 2 keeps the thread that far behind.
  */
 import { workerData } from 'node:worker_threads'
 import { type FromReaderThread, type ReaderThreadInit, STOP, TAKEN, WAKE } from './once-feed.js'
@@ -18,6 +21,13 @@ const control = new Int32Array(init.control)
 const readers = init.readers.map((r) => new SourceReader(r))
 const buffers = init.readers.map((r) => Buffer.allocUnsafeSlow(r.readBytes + SLOT_SLACK))
 const posted = readers.map(() => 0)
+if (init.depth > init.slotsPerSource - 2) throw new Error('depth leaves no free slot')
+
+/** Source i's slot for its block `seq`, in the main thread's arena. */
+function slotFor(i: number, seq: number): Buffer {
+  const slot = i * init.slotsPerSource + (seq % init.slotsPerSource)
+  return Buffer.from(init.arena, slot * init.slotBytes, init.slotBytes)
+}
 
 /** The source to read next: not ended, not `depth` ahead, the fewest blocks ahead. */
 function pick(): number {
@@ -34,25 +44,29 @@ function pick(): number {
   return best
 }
 
-function post(i: number, buf: Buffer, r: ReadResult): void {
+function post(i: number, r: ReadResult): void {
   const block = r.block
-  const asRead =
-    block !== null &&
-    r.inserted.length === 0 &&
-    block.buffer === buf.buffer &&
-    block.byteOffset === buf.byteOffset
+  const seq = posted[i] as number
+  let kind: 'slot' | 'bytes' | 'none' = 'none'
   let bytes: Uint8Array | null = null
-  if (block !== null && !asRead) {
-    // A copy in its own ArrayBuffer: a framed block may be a view of Node's shared pool.
-    bytes = new Uint8Array(block.length)
-    bytes.set(block)
+  if (block !== null) {
+    if (block.length <= init.slotBytes) {
+      slotFor(i, seq).set(block)
+      kind = 'slot'
+    } else {
+      // Larger than a slot (the framer made it: a joined line): a copy in its own ArrayBuffer
+      // goes with the message.
+      bytes = new Uint8Array(block.length)
+      bytes.set(block)
+      kind = 'bytes'
+    }
   }
   const leaders = r.leaders
   const msg: FromReaderThread = {
     code: 'read',
     source: i,
-    seq: posted[i] as number,
-    kind: block === null ? 'none' : asRead ? 'file' : 'bytes',
+    seq,
+    kind,
     length: block?.length ?? 0,
     bytes,
     fileStart: r.fileStart,
@@ -83,8 +97,7 @@ function run(): void {
       Atomics.wait(control, WAKE, wake)
       continue
     }
-    const buf = buffers[i] as Buffer
-    post(i, buf, (readers[i] as SourceReader).next(buf))
+    post(i, (readers[i] as SourceReader).next(buffers[i] as Buffer))
   }
 }
 

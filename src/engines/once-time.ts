@@ -25,7 +25,7 @@ import { availableParallelism } from 'node:os'
 import { describeErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import { CopyArena } from '../merge/arena.js'
-import type { ArenaMemory } from '../merge/arena-memory.js'
+import { type ArenaMemory, wasmAvailable } from '../merge/arena-memory.js'
 import { FileOffsets } from '../merge/file-offsets.js'
 import { formatRecord, labelPrefix, type OutputFormat, type SourceInfo } from '../merge/format.js'
 import { TimeOrder } from '../merge/reorder.js'
@@ -37,7 +37,7 @@ import { FINGERPRINT_BYTES, identityKey } from '../tail/cursor.js'
 import { lineStartBeforeSync } from '../tail/start.js'
 import { busyCoresNow } from './busy.js'
 import { collectGarbage } from './exit-gc.js'
-import { type Feed, InlineFeed, SLOTS_PER_SOURCE, ThreadFeed } from './once-feed.js'
+import { type Feed, INLINE_SLOTS, InlineFeed, THREAD_SLOTS, ThreadFeed } from './once-feed.js'
 import type { ReaderInit, ReadResult } from './once-read.js'
 
 /** The writer the merge writes to (LoopWriter). */
@@ -158,11 +158,18 @@ export function wantsReaderThread(totalBytes: number, cores: number, load: numbe
   return totalBytes >= THREAD_MIN_BYTES && cores - load >= 1.5
 }
 
-/** What each read of a merge of `sources` files asks for: the slots of all stay in budget. */
-export function readBytesFor(readChunkBytes: number, sources: number): number {
+/**
+ * What each read of a merge of `sources` files asks for: the slots of all stay in budget
+ * (`slots` a source: INLINE_SLOTS, or THREAD_SLOTS with the reader thread).
+ */
+export function readBytesFor(
+  readChunkBytes: number,
+  sources: number,
+  slots = INLINE_SLOTS,
+): number {
   return Math.max(
     MIN_READ,
-    Math.min(readChunkBytes, Math.floor(ARENA_BUDGET / (SLOTS_PER_SOURCE * Math.max(1, sources)))),
+    Math.min(readChunkBytes, Math.floor(ARENA_BUDGET / (slots * Math.max(1, sources)))),
   )
 }
 
@@ -318,9 +325,14 @@ export class OnceTimeMerge {
   async run(writer: OnceWriter, stop?: AbortSignal): Promise<boolean> {
     const sources = this.#sources
     const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.startOffset), 0)
+    // The reader thread puts blocks into shared memory that only WebAssembly copies from fast
+    // (arena-memory.ts); without it (--jitless) the main thread reads.
     const threaded =
-      this.#opts.readerThread ?? wantsReaderThread(total, availableParallelism(), busyCoresNow())
-    const slotBytes = readBytesFor(this.#opts.readChunkBytes, sources.length)
+      (this.#opts.readerThread ??
+        wantsReaderThread(total, availableParallelism(), busyCoresNow())) &&
+      wasmAvailable()
+    const slots = threaded ? THREAD_SLOTS : INLINE_SLOTS
+    const slotBytes = readBytesFor(this.#opts.readChunkBytes, sources.length, slots)
     const outBytes = this.#opts.outBytes ?? OUT_BYTES
     const outAreas = this.#opts.outAreas ?? OUT_AREAS
     const raw = this.#opts.format === 'raw'
@@ -328,13 +340,14 @@ export class OnceTimeMerge {
     // The writer keeps each output area until it is written (no copy): see #makeRoom.
     const arena = new CopyArena(
       slotBytes + SLOT_SLACK,
-      SLOTS_PER_SOURCE * Math.max(1, sources.length),
+      slots * Math.max(1, sources.length),
       outBytes,
       (bytes) => {
         pending = writer.write(bytes, this.#marks()) ?? pending
       },
       {
         outAreas,
+        shared: threaded,
         ...(this.#opts.arenaMemory?.memory ? { memory: this.#opts.arenaMemory.memory } : {}),
       },
     )
