@@ -7,6 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { defaults, ENGINES, FORMATS, type Options, ORDERS } from './config.js'
 import { type ConfigFile, loadConfigFile } from './config-file.js'
 import { runJobs } from './daemon.js'
+import { releasePrestarted } from './engines/prestart.js'
 import { ExitCode, errors, LogmergeError } from './errors.js'
 import { type Job, type Run, resolveRun } from './jobs.js'
 import { createLogger, detectStyle, formatLine, LEVELS, prefixLines } from './log.js'
@@ -294,12 +295,17 @@ export async function main(argv: string[]): Promise<void> {
     return
   }
   const program = buildProgram()
-  if (!parse(program, argv)) return
   try {
-    const run = runFrom(program)
-    process.exitCode = await runJobs(run, await daemonIO(run))
-  } catch (err) {
-    process.exitCode = report(err)
+    if (!parse(program, argv)) return
+    try {
+      const run = runFrom(program)
+      process.exitCode = await runJobs(run, await daemonIO(run))
+    } catch (err) {
+      process.exitCode = report(err)
+    }
+  } finally {
+    // A reader thread bin/logmerge started for a merge that did not take it ends by itself.
+    await releasePrestarted()
   }
 }
 

@@ -24,6 +24,7 @@ import { LogmergeError } from '../errors.js'
 import type { CopyArena } from '../merge/arena.js'
 import type { ReaderInit, ReadResult } from './once-read.js'
 import { SourceReader } from './once-read.js'
+import { takePrestarted } from './prestart.js'
 import { rebuildError, type SerializedError } from './protocol.js'
 
 export interface Feed {
@@ -72,6 +73,11 @@ export interface ReaderThreadInit {
   readonly port: MessagePort
 }
 
+/** To a prestarted reader thread (prestart.ts), which has no workerData: its work, or to end. */
+export type ToReaderThread =
+  | { readonly code: 'init'; readonly init: ReaderThreadInit }
+  | { readonly code: 'exit' }
+
 export const WAKE = 0
 export const STOP = 1
 /** control[TAKEN + i]: how many of source i's blocks the merge has taken. */
@@ -111,6 +117,8 @@ export const THREAD_SLOTS = DEPTH + 2
 /** Reads, frames and parses in a reader thread, ahead of the merge. */
 export class ThreadFeed implements Feed {
   readonly #arena: CopyArena
+  /** The thread was started with the process (prestart.ts), not by this feed. */
+  readonly prestarted: boolean
   readonly #worker: Worker
   readonly #port: MessagePort
   readonly #control: Int32Array
@@ -143,7 +151,11 @@ export class ThreadFeed implements Feed {
       control,
       port: port2,
     }
-    this.#worker = new Worker(THREAD, { workerData: init, transferList: [port2] })
+    // Started at the process's start when the command line promised a big merge (prestart.ts).
+    const prestarted = takePrestarted()
+    this.prestarted = prestarted !== null
+    if (prestarted) prestarted.postMessage({ code: 'init', init }, [port2])
+    this.#worker = prestarted ?? new Worker(THREAD, { workerData: init, transferList: [port2] })
     port1.on('message', (msg: FromReaderThread) => this.#accept(msg))
     this.#worker.on('error', (err) => this.#fail(threadFailed(`crashed: ${err.message}`, err)))
     this.#worker.on('exit', (code) => {

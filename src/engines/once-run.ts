@@ -23,6 +23,7 @@ import {
 import type { Plan } from './once-plan.js'
 import { OnceTimeMerge, readBytesFor, readerThreadChoice } from './once-time.js'
 import { timestampOptions } from './output.js'
+import { releasePrestarted } from './prestart.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
 
 export async function runOnceTime({
@@ -80,6 +81,10 @@ export async function runOnceTime({
       if (!finished && !output.fatal) stoppedEarly(config.statePath, log)
     } finally {
       await merge.close()
+      // The merge did not want the reader thread started for it (small, partitioned, stopped).
+      if (await releasePrestarted()) {
+        log.debug('--once --order time: the reader thread started with the process was not needed')
+      }
     }
     progress?.finish()
     late += merge.late

@@ -39,6 +39,9 @@ import { busyCoresNow } from './busy.js'
 import { collectGarbage } from './exit-gc.js'
 import { type Feed, INLINE_SLOTS, InlineFeed, THREAD_SLOTS, ThreadFeed } from './once-feed.js'
 import type { ReaderInit, ReadResult } from './once-read.js'
+import { wantsReaderThread } from './prestart.js'
+
+export { THREAD_MIN_BYTES, wantsReaderThread } from './prestart.js'
 
 /** The writer the merge writes to (LoopWriter). */
 export interface OnceWriter {
@@ -143,21 +146,6 @@ const SLOT_SLACK = 64 * 1024
 /** The read slots of all files together stay under this (many files: smaller reads). */
 const ARENA_BUDGET = 64 * 1024 * 1024
 const MIN_READ = 16 * 1024
-/** Below this many bytes to read, starting a thread (~40 ms) costs more than it saves. */
-export const THREAD_MIN_BYTES = 64 * 1024 * 1024
-
-/**
- * Whether a reader thread should read and parse `totalBytes`: enough bytes, and room for both
- * threads (`cores` minus the `load` other work keeps busy, busy.ts, leaves 1.5 cores). The thread saves
- * the main thread a third of its work but costs more CPU in all; on a machine whose cores are
- * busy it only competes with the main thread (4 x 128 MiB on 2 shared
- * cores, median wall time with and without it: 2.11 s and 1.52 s at load 3.8; 1.66 s and
- * 1.79 s at load 1.8).
- */
-export function wantsReaderThread(totalBytes: number, cores: number, load: number): boolean {
-  return totalBytes >= THREAD_MIN_BYTES && cores - load >= 1.5
-}
-
 /**
  * What each read of a merge of `sources` files asks for: the slots of all stay in budget
  * (`slots` a source: INLINE_SLOTS, or THREAD_SLOTS with the reader thread).
@@ -353,11 +341,15 @@ export class OnceTimeMerge {
     )
     if (this.#opts.arenaMemory) this.#opts.arenaMemory.memory = arena.memory
     const readers = sources.map((s) => this.#readerInit(s, slotBytes))
-    this.#opts.log.debug(
-      `--once --order time: ${total} bytes in ${sources.length} files, read and parsed ${threaded ? 'in a reader thread' : 'on the main thread'}`,
-    )
     const feed = threaded ? new ThreadFeed(arena, readers) : new InlineFeed(arena, readers)
     this.#feed = feed
+    const reader =
+      feed instanceof ThreadFeed
+        ? `in a reader thread${feed.prestarted ? ' (started with the process)' : ''}`
+        : 'on the main thread'
+    this.#opts.log.debug(
+      `--once --order time: ${total} bytes in ${sources.length} files, read and parsed ${reader}`,
+    )
     let released = 0
     const runSink = (key: number, block: Buffer, start: number, end: number, endOffset: number) => {
       const source = sources[key] as OnceSource
