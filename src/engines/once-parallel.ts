@@ -103,21 +103,30 @@ export function partBytesFor(env = process.env): number {
  * thread loads its modules and warms up its own compiled code (~0.3 s of CPU), and the plan
  * takes ~60 ms. Measured on 2 cores (docs/time-order.md), output to a file: 128 MiB 0.6 s in
  * one thread against 0.9 s in partitions, 512 MiB no faster than the reader thread, 2 GiB
- * 3-14% faster than the reader thread and 1.4 times faster than the main-thread reader.
+ * 3-14% faster than the reader thread and 1.4 times faster than the main-thread reader (in
+ * session 5; since session 6 the reader thread is faster, see MIN_FREE_CORES).
  */
 export const PARTITIONED_MIN_BYTES = 1024 * 1024 * 1024
+/**
+ * Partitions only with this many cores free. On 2 cores the reader thread's pipeline (a
+ * reader thread and the merge, session 6) merges 2 GiB in 2.66-2.73 s against 3.10-3.22 s in
+ * two partition threads. With three or more free cores, three or four partition threads
+ * should overtake it (each merges ~330 MB/s on this machine, the pipeline ~770 MiB/s in all),
+ * but no machine here has them: not measured.
+ */
+const MIN_FREE_CORES = 3
 /** At most this many partition threads (the main thread writes). */
 const MAX_THREADS = 4
 
 /**
  * How many partition threads to merge `totalBytes` with on `cores` of which `load` are busy
  * with other work (busy.ts): 0 (the single merge) unless there are enough bytes and at least
- * two cores left.
+ * MIN_FREE_CORES cores left.
  */
 export function partitionThreads(totalBytes: number, cores: number, load: number): number {
   if (totalBytes < PARTITIONED_MIN_BYTES) return 0
   const free = Math.floor(cores - load + 0.5)
-  return free >= 2 ? Math.min(free, MAX_THREADS) : 0
+  return free >= MIN_FREE_CORES ? Math.min(free, MAX_THREADS) : 0
 }
 
 /**
