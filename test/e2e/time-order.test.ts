@@ -193,7 +193,9 @@ describe.each(KILLED_RUNS)('--once --order time killed and run again, reader %s'
   test('SIGKILL in the middle: the state names line ends, the rerun completes the merge exactly', {
     timeout: 60_000,
   }, async ({ tmp }) => {
-    const files = sortedIsoFiles(tmp, 4, 60_000, 3) // ~14 MB
+    // ~35 MB: the merge must take many of the slices below (14 MB, merged at ~600 MB/s since
+    // session 6, was once all written before the first checkpoint that counted output).
+    const files = sortedIsoFiles(tmp, 4, 150_000, 3)
     const out = join(tmp, 'out.log')
     const state = join(tmp, 'state.json')
     const args = ['--once', '--order', 'time', '--checkpoint-interval', '20', '--state', state]
@@ -203,7 +205,7 @@ describe.each(KILLED_RUNS)('--once --order time killed and run again, reader %s'
     await waitFor(
       async () => {
         resume(first)
-        await sleep(5)
+        await sleep(2)
         await pause(first)
         return checkpointedBytes(state) > 0
       },
