@@ -593,28 +593,41 @@ export class AsyncFollower {
    * copy holds what we had not read yet, so read it from our offset to its end first. (Lines
    * written between logrotate's copy and its truncate are in neither file: lost by logrotate.)
    */
-  async #finishFromCopy(file: File): Promise<void> {
+  async #finishFromCopy(file: File, attempt = 1): Promise<void> {
     const cursor = file.cursor
     if (cursor.head.length === 0) return
     const dir = dirname(file.path)
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const stamp = directoryStamp(dir)
+    const names = await readdir(dir).catch(() => [] as string[])
+    this.#opts.searchHook?.(dir)
+    let raced = false
+    for (const name of names) {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
       const st = await stat(path).catch(() => null)
       if (!st?.isFile() || this.#table.files.has(identityKey(st))) continue
       const fh = await this.#openInput(path).catch(() => null)
-      if (!fh) continue
+      if (!fh) {
+        raced = true // renamed away since the listing (or unreadable: one more look is cheap)
+        continue
+      }
       try {
+        // The file opened, not the one stat'ed: a rotation may have renamed another one here.
+        const opened = await fh.stat()
+        if (!sameIdentity(opened, st)) {
+          raced = true
+          continue
+        }
         if (!cursor.headMatches(await readHead(fh))) continue
         // A copy shorter than our offset: the lines written between logrotate's copy and its
         // truncate were read from the file itself. Nothing to read; it is still remembered.
-        if (st.size > cursor.offset) {
+        if (opened.size > cursor.offset) {
           this.#opts.log.info(
             `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
           )
-          await this.#readFrom(fh, file, st.size)
+          await this.#readFrom(fh, file, opened.size)
         }
-        const copy = this.#table.rememberCopy(path, st, await readHead(fh), st.size)
+        const copy = this.#table.rememberCopy(path, opened, await readHead(fh), opened.size)
         // Checkpointed as read to its end: a restart must not take it for a new generation.
         if (copy) {
           this.#announce(copy)
@@ -623,6 +636,11 @@ export class AsyncFollower {
       } finally {
         await this.#closeInput(fh)
       }
+    }
+    // Not found while rotations renamed files under the search (the selftest's copy was shifted
+    // to the next number between the listing and its look, and 8 of its lines lost): again.
+    if ((raced || changedSince(dir, stamp)) && attempt < SEARCH_ATTEMPTS) {
+      await this.#finishFromCopy(file, attempt + 1)
     }
   }
 

@@ -490,14 +490,17 @@ export class SyncFollower {
   }
 
   /** copytruncate: finish from logrotate's copy first (see tail-async.ts). */
-  #finishFromCopy(file: File): void {
+  #finishFromCopy(file: File, attempt = 1): void {
     const cursor = file.cursor
     if (cursor.head.length === 0) return
     const dir = dirname(file.path)
+    const stamp = directoryStamp(dir)
     let names: string[] = []
     try {
       names = readdirSync(dir)
     } catch {}
+    this.#opts.searchHook?.(dir)
+    let raced = false
     for (const name of names) {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
@@ -507,18 +510,25 @@ export class SyncFollower {
       try {
         fd = this.#openInput(path)
       } catch {
+        raced = true // renamed away since the listing (or unreadable: one more look is cheap)
         continue
       }
       try {
+        // The file opened, not the one stat'ed: see tail-async's #finishFromCopy.
+        const opened = fstatSync(fd)
+        if (!sameIdentity(opened, st)) {
+          raced = true
+          continue
+        }
         if (!cursor.headMatches(readHead(fd))) continue
         // A copy shorter than our offset: see tail-async's #finishFromCopy.
-        if (st.size > cursor.offset) {
+        if (opened.size > cursor.offset) {
           this.#opts.log.info(
             `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
           )
-          this.#readFrom(fd, file, st.size)
+          this.#readFrom(fd, file, opened.size)
         }
-        const copy = this.#table.rememberCopy(path, st, readHead(fd), st.size)
+        const copy = this.#table.rememberCopy(path, opened, readHead(fd), opened.size)
         // Checkpointed as read to its end: a restart must not take it for a new generation.
         if (copy) {
           this.#announce(copy)
@@ -527,6 +537,10 @@ export class SyncFollower {
       } finally {
         this.#closeInput(fd)
       }
+    }
+    // Not found while rotations renamed files under the search: again (see tail-async).
+    if ((raced || changedSince(dir, stamp)) && attempt < SEARCH_ATTEMPTS) {
+      this.#finishFromCopy(file, attempt + 1)
     }
   }
 
