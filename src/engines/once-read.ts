@@ -86,24 +86,35 @@ export class SourceReader {
   /**
    * Reads the next chunk into `slot` (the held partial line first), or at the end of the file
    * flushes the partial line with a newline and ends. Read errors end the file too (failure).
+   *
+   * A read that finishes no line (a line longer than a read, shorter than --max-line-bytes)
+   * is followed by the next at once: every result but the last holds a block. The feeds count
+   * on it: a source's blocks take its slots in turn, and a slot is read into again once the
+   * merge has asked for the block two after it (once-feed.ts), which says the slot is free only
+   * if each of those blocks brought lines. An empty result in between left the merge holding
+   * a record in a slot that was then overwritten (found by review in session 6: output corrupt
+   * for lines longer than a read, on both feeds, since the inline feed's first version).
    */
   next(slot: Buffer): ReadResult {
     if (this.#ended) throw new Error('SourceReader.next: the file has ended')
     const fileStart = this.#offset - this.#framer.pendingBytes
-    const { buf, start, want } = this.#framer.readBuffer(slot, this.#readBytes, MIN_READ)
     let n: number
     let failure: ReadFailure | null = null
-    try {
-      const left = this.#end - this.#offset
-      // Not `left <= 0`: a range after a file's end is [Infinity, Infinity) (once-plan.ts).
-      n = left > 0 ? readSync(this.#fd, buf, start, Math.min(want, left), this.#offset) : 0
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException
-      failure = { code: e.code, message: e.message }
-      n = 0
-    }
-    this.#offset += n
-    const framed = n === 0 ? this.#framer.flush() : this.#framer.frame(buf, start, n)
+    let framed: ReturnType<LineFramer['frame']>
+    do {
+      const { buf, start, want } = this.#framer.readBuffer(slot, this.#readBytes, MIN_READ)
+      try {
+        const left = this.#end - this.#offset
+        // Not `left <= 0`: a range after a file's end is [Infinity, Infinity) (once-plan.ts).
+        n = left > 0 ? readSync(this.#fd, buf, start, Math.min(want, left), this.#offset) : 0
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException
+        failure = { code: e.code, message: e.message }
+        n = 0
+      }
+      this.#offset += n
+      framed = n === 0 ? this.#framer.flush() : this.#framer.frame(buf, start, n)
+    } while (framed === null && n > 0)
     if (n === 0) this.#ended = true
     return {
       block: framed?.block ?? null,

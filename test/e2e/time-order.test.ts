@@ -135,6 +135,35 @@ describe.each(ONCE_RUNS)('--once --order time, engine %s, reader %s', (engine, _
     expect(got.equals(sorted)).toBe(true)
   })
 
+  test('lines longer than a read, shorter than --max-line-bytes: the records around them intact', async ({
+    tmp,
+  }) => {
+    // Reads of 16 KiB (the least --read-chunk gives) that finish no line: until session 6 such
+    // a read still took a slot, and the next read overwrote the record the merge held.
+    const files = sortedIsoFiles(tmp, 3, 4000, 13, { longEvery: 40, longBytes: [20_000, 90_000] })
+    const out = join(tmp, 'out.log')
+    const ran = await runLogmerge(
+      [
+        '--once',
+        '--order',
+        'time',
+        '--engine',
+        engine,
+        '--read-chunk',
+        '4096',
+        '-o',
+        out,
+        ...files,
+      ],
+      { cwd: tmp, env: reader },
+    )
+    expect(ran.code, ran.stderr).toBe(0)
+    const sorted = sortMerge(files)
+    const got = readFileSync(out)
+    expect(got.length).toBe(sorted.length)
+    expect(got.equals(sorted)).toBe(true)
+  })
+
   test('lines longer than --max-line-bytes: split into pieces that stay behind their leader', async ({
     tmp,
   }) => {

@@ -35,12 +35,20 @@ describe('ThreadFeed (the reader thread fills the arena slots)', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  /** A file of `lines` timestamped lines; its bytes. */
-  function logFile(name: string, lines: number, seed: number): { path: string; bytes: Buffer } {
+  /**
+   * A file of `lines` timestamped lines; its bytes. With `long`, every 97th line is 2.8-3.5 KB:
+   * longer than a read of 700 bytes, so some reads finish no line.
+   */
+  function logFile(
+    name: string,
+    lines: number,
+    seed: number,
+    long = false,
+  ): { path: string; bytes: Buffer } {
     const base = Date.parse('2026-11-24T08:00:00.000Z')
     let text = ''
     for (let i = 0; i < lines; i++) {
-      const pad = 'x'.repeat((i * seed) % 90)
+      const pad = 'x'.repeat(long && i % 97 === 5 ? 2800 + ((i * seed) % 700) : (i * seed) % 90)
       text += `${new Date(base + i * 10).toISOString()} file ${name} line ${i} ${pad}\n`
     }
     const path = join(dir, name)
@@ -54,53 +62,61 @@ describe('ThreadFeed (the reader thread fills the arena slots)', () => {
     return { fd, offset: 0, maxLineBytes: 1 << 20, readBytes, format: 'iso', timestamps: {} }
   }
 
-  it('delivers every block as in the file, and never overwrites one before the merge is past it', async () => {
-    const readBytes = 700
-    const files = [logFile('a.log', 900, 7), logFile('b.log', 600, 13)]
-    const arena = new CopyArena(readBytes + SLACK, THREAD_SLOTS * files.length, 64, () => {}, {
-      shared: true,
-    })
-    const feed = new ThreadFeed(
-      arena,
-      files.map((f) => readerOf(f.path, readBytes)),
-    )
-    try {
-      const got = files.map(() => [] as Buffer[])
-      // Per source: the block delivered last, with a copy of its bytes then.
-      const last = files.map(() => null as { view: Buffer; copy: Buffer } | null)
-      const ended = files.map(() => false)
-      let blocks = 0
-      while (!ended.every(Boolean)) {
-        for (let i = 0; i < files.length; i++) {
-          if (ended[i]) continue
-          const next = feed.next(i)
-          const r: ReadResult = next instanceof Promise ? await next : next
-          // The previous block may still hold a record of the merge's: still as delivered.
-          const before = last[i]
-          if (before) expect(before.view.equals(before.copy)).toBe(true)
-          const file = files[i] as { bytes: Buffer }
-          if (r.block !== null) {
-            const expected = file.bytes.subarray(r.fileStart, r.fileStart + r.block.length)
-            expect(r.block.equals(expected)).toBe(true)
-            got[i]?.push(Buffer.from(r.block))
-            last[i] = { view: r.block, copy: Buffer.from(r.block) }
-            blocks++
-          }
-          if (r.end) ended[i] = true
-          // Now and then let the thread run ahead as far as it may.
-          if (blocks % 3 === 0) await sleep(2)
-        }
-      }
-      expect(blocks).toBeGreaterThan(4 * THREAD_SLOTS)
-      files.forEach((f, i) => {
-        expect(Buffer.concat(got[i] ?? []).equals(f.bytes)).toBe(true)
+  // Long lines: reads that finish no line must not take a slot of their own (until session 6
+  // they did, and the block after them overwrote the one the merge still held).
+  it.each([
+    { lines: 'short lines', long: false, slack: SLACK },
+    { lines: 'lines longer than a read', long: true, slack: 4096 },
+  ])(
+    '$lines: every block as in the file, none overwritten before the merge is past it',
+    async ({ long, slack }) => {
+      const readBytes = 700
+      const files = [logFile('a.log', 900, 7, long), logFile('b.log', 600, 13, long)]
+      const arena = new CopyArena(readBytes + slack, THREAD_SLOTS * files.length, 64, () => {}, {
+        shared: true,
       })
-      // The blocks were in the arena's slots (not sent apart).
-      expect(last.every((l) => l?.view.buffer === arena.memory.bytes.buffer)).toBe(true)
-    } finally {
-      await feed.close()
-    }
-  })
+      const feed = new ThreadFeed(
+        arena,
+        files.map((f) => readerOf(f.path, readBytes)),
+      )
+      try {
+        const got = files.map(() => [] as Buffer[])
+        // Per source: the block delivered last, with a copy of its bytes then.
+        const last = files.map(() => null as { view: Buffer; copy: Buffer } | null)
+        const ended = files.map(() => false)
+        let blocks = 0
+        while (!ended.every(Boolean)) {
+          for (let i = 0; i < files.length; i++) {
+            if (ended[i]) continue
+            const next = feed.next(i)
+            const r: ReadResult = next instanceof Promise ? await next : next
+            // The previous block may still hold a record of the merge's: still as delivered.
+            const before = last[i]
+            if (before) expect(before.view.equals(before.copy)).toBe(true)
+            const file = files[i] as { bytes: Buffer }
+            if (r.block !== null) {
+              const expected = file.bytes.subarray(r.fileStart, r.fileStart + r.block.length)
+              expect(r.block.equals(expected)).toBe(true)
+              got[i]?.push(Buffer.from(r.block))
+              last[i] = { view: r.block, copy: Buffer.from(r.block) }
+              blocks++
+            }
+            if (r.end) ended[i] = true
+            // Now and then let the thread run ahead as far as it may.
+            if (blocks % 3 === 0) await sleep(2)
+          }
+        }
+        expect(blocks).toBeGreaterThan(4 * THREAD_SLOTS)
+        files.forEach((f, i) => {
+          expect(Buffer.concat(got[i] ?? []).equals(f.bytes)).toBe(true)
+        })
+        // The blocks were in the arena's slots (not sent apart).
+        expect(last.every((l) => l?.view.buffer === arena.memory.bytes.buffer)).toBe(true)
+      } finally {
+        await feed.close()
+      }
+    },
+  )
 
   it('refuses an arena that is not shared, or has too few slots', () => {
     const file = logFile('a.log', 10, 3)
