@@ -113,6 +113,8 @@ const THREAD = fileURLToPath(new URL('./once-thread.js', import.meta.url))
 const DEPTH = 3
 /** Slots a source in the arena, with the reader thread (see Slots above). */
 export const THREAD_SLOTS = DEPTH + 2
+/** How long close() lets the thread end by itself before terminating it. */
+const STOP_GRACE_MS = 2000
 
 /** Reads, frames and parses in a reader thread, ahead of the merge. */
 export class ThreadFeed implements Feed {
@@ -126,6 +128,8 @@ export class ThreadFeed implements Feed {
   readonly #taken: number[]
   #failure: Error | null = null
   #exited = false
+  readonly #ended: Promise<void>
+  #ending: 'running' | 'by itself' | 'terminated' = 'running'
   #wake: (() => void) | null = null
   #closed: Promise<void> | null = null
 
@@ -158,6 +162,7 @@ export class ThreadFeed implements Feed {
     this.#worker = prestarted ?? new Worker(THREAD, { workerData: init, transferList: [port2] })
     port1.on('message', (msg: FromReaderThread) => this.#accept(msg))
     this.#worker.on('error', (err) => this.#fail(threadFailed(`crashed: ${err.message}`, err)))
+    this.#ended = new Promise((resolve) => this.#worker.once('exit', () => resolve()))
     this.#worker.on('exit', (code) => {
       // 'exit' and the port's messages travel apart: take what is still queued first.
       this.#drainPort()
@@ -165,6 +170,11 @@ export class ThreadFeed implements Feed {
       if (code !== 0 && !this.#closed) this.#fail(threadFailed(`exited with code ${code}`))
       this.#wake?.()
     })
+  }
+
+  /** How the thread ended on close(): by itself once told to stop, or terminated (debug). */
+  get ending(): 'running' | 'by itself' | 'terminated' {
+    return this.#ending
   }
 
   next(i: number): ReadResult | Promise<ReadResult> {
@@ -175,11 +185,26 @@ export class ThreadFeed implements Feed {
     return this.#waitFor(i)
   }
 
+  /**
+   * Tells the thread to stop and waits for it to end by itself: it looks at STOP between two
+   * reads, a few ms apart. Terminated only if it has not ended after STOP_GRACE_MS (a read
+   * stuck on a slow disk): terminating a thread at work once aborted Node 20 (see
+   * once-parallel.ts).
+   */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       Atomics.store(this.#control, STOP, 1)
       this.#bump()
-      await this.#worker.terminate()
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), STOP_GRACE_MS)
+      })
+      const tooLate = await Promise.race([this.#ended.then(() => false), late])
+      clearTimeout(timer)
+      if (tooLate) {
+        this.#ending = 'terminated'
+        await this.#worker.terminate()
+      } else this.#ending = 'by itself'
       this.#port.close()
     })()
     return this.#closed

@@ -25,7 +25,7 @@ import { availableParallelism } from 'node:os'
 import { describeErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import { CopyArena } from '../merge/arena.js'
-import { type ArenaMemory, wasmAvailable } from '../merge/arena-memory.js'
+import { type ArenaMemory, MAX_WASM_BYTES, wasmAvailable } from '../merge/arena-memory.js'
 import { FileOffsets } from '../merge/file-offsets.js'
 import { formatRecord, labelPrefix, type OutputFormat, type SourceInfo } from '../merge/format.js'
 import { TimeOrder } from '../merge/reorder.js'
@@ -313,22 +313,26 @@ export class OnceTimeMerge {
   async run(writer: OnceWriter, stop?: AbortSignal): Promise<boolean> {
     const sources = this.#sources
     const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.startOffset), 0)
+    const outBytes = this.#opts.outBytes ?? OUT_BYTES
+    const outAreas = this.#opts.outAreas ?? OUT_AREAS
+    const files = Math.max(1, sources.length)
+    const threadSlotBytes = readBytesFor(this.#opts.readChunkBytes, files, THREAD_SLOTS)
     // The reader thread puts blocks into shared memory that only WebAssembly copies from fast
-    // (arena-memory.ts); without it (--jitless) the main thread reads.
+    // (arena-memory.ts): without it (--jitless), or for an arena over WebAssembly's 4 GiB
+    // (some 10,000 files), the main thread reads.
     const threaded =
       (this.#opts.readerThread ??
         wantsReaderThread(total, availableParallelism(), busyCoresNow())) &&
-      wasmAvailable()
+      wasmAvailable() &&
+      (threadSlotBytes + SLOT_SLACK) * THREAD_SLOTS * files + outBytes * outAreas <= MAX_WASM_BYTES
     const slots = threaded ? THREAD_SLOTS : INLINE_SLOTS
-    const slotBytes = readBytesFor(this.#opts.readChunkBytes, sources.length, slots)
-    const outBytes = this.#opts.outBytes ?? OUT_BYTES
-    const outAreas = this.#opts.outAreas ?? OUT_AREAS
+    const slotBytes = readBytesFor(this.#opts.readChunkBytes, files, slots)
     const raw = this.#opts.format === 'raw'
     let pending: Promise<void> | undefined
     // The writer keeps each output area until it is written (no copy): see #makeRoom.
     const arena = new CopyArena(
       slotBytes + SLOT_SLACK,
-      slots * Math.max(1, sources.length),
+      slots * files,
       outBytes,
       (bytes) => {
         pending = writer.write(bytes, this.#marks()) ?? pending
@@ -474,7 +478,11 @@ export class OnceTimeMerge {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       try {
-        await this.#feed?.close()
+        const feed = this.#feed
+        await feed?.close()
+        if (feed instanceof ThreadFeed) {
+          this.#opts.log.debug(`--once --order time: the reader thread ended ${feed.ending}`)
+        }
       } finally {
         // Only now: the reader thread may read ahead of the merge until it is stopped.
         for (const s of this.#sources) if (!s.borrowed) closeSync(s.fd)

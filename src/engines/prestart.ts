@@ -108,11 +108,17 @@ export function wantsPrestart(args: readonly string[], env: NodeJS.ProcessEnv): 
   return wantsReaderThread(fileBytes(args), availableParallelism(), busyCoresNow())
 }
 
-/** The sizes of the arguments that are regular files, added up (others count nothing). */
+/** Options whose value is a path that is not an input. */
+const NOT_INPUTS = new Set(['-o', '--output', '--state', '--config'])
+
+/**
+ * The sizes of the arguments that are regular files, added up (others count nothing, nor the
+ * output: an append-mode output grows past any threshold).
+ */
 export function fileBytes(args: readonly string[]): number {
   let bytes = 0
-  for (const arg of args) {
-    if (arg.startsWith('-')) continue
+  for (const [i, arg] of args.entries()) {
+    if (arg.startsWith('-') || NOT_INPUTS.has(args[i - 1] ?? '')) continue
     try {
       const st = statSync(arg, { throwIfNoEntry: false })
       if (st?.isFile()) bytes += st.size

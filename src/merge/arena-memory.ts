@@ -50,6 +50,11 @@ declare namespace WebAssembly {
 
 const WASM_PAGE = 64 * 1024
 const MAX_PAGES = 65536
+/**
+ * The largest WebAssembly memory (4 GiB): larger arenas (some 10,000 files with the reader
+ * thread's five slots each) get a plain buffer, and cannot be shared.
+ */
+export const MAX_WASM_BYTES = MAX_PAGES * WASM_PAGE
 
 /**
  * The module, written out by hand (the WebAssembly binary format, spec section 5):
@@ -132,7 +137,7 @@ export function arenaMemory(
 ): ArenaMemory {
   if (!Number.isInteger(size) || size < 1) throw new RangeError('size must be an integer >= 1')
   const shared = options.shared ?? false
-  if (options.wasm !== false && wasmAvailable()) {
+  if (options.wasm !== false && size <= MAX_WASM_BYTES && wasmAvailable()) {
     const pages = Math.ceil(size / WASM_PAGE)
     const memory = new WebAssembly.Memory(
       shared ? { initial: pages, maximum: pages, shared: true } : { initial: pages },
@@ -142,7 +147,9 @@ export function arenaMemory(
     return { bytes: Buffer.from(memory.buffer), copy, shared, wasm: true }
   }
   if (shared) {
-    throw new Error('shared arena memory needs WebAssembly (copyWithin is slow on shared memory)')
+    throw new Error(
+      'shared arena memory needs WebAssembly, and at most 4 GiB (copyWithin is slow on shared memory)',
+    )
   }
   const bytes = Buffer.allocUnsafeSlow(size)
   return {

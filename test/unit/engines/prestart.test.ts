@@ -30,6 +30,10 @@ describe('prestart', () => {
     mkdirSync(join(dir, 'sub'))
     const args = ['--once', '-o', join(dir, 'missing.out'), a, join(dir, 'sub'), b, '--label']
     expect(fileBytes(args)).toBe(3 * THREAD_MIN_BYTES + 1000)
+    // The output (appended to, it grows past anything) and the state are not inputs.
+    const out = file('all.log', 5 * THREAD_MIN_BYTES)
+    expect(fileBytes(['--output', out, '--state', a, b])).toBe(1000)
+    expect(fileBytes(['-o', out, b])).toBe(1000)
     expect(fileBytes([join(dir, 'nope', 'x.log')])).toBe(0)
   })
 

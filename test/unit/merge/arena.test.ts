@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { CopyArena, type CopyArenaOptions } from '../../../src/merge/arena.js'
-import { arenaMemory, wasmAvailable } from '../../../src/merge/arena-memory.js'
+import { arenaMemory, MAX_WASM_BYTES, wasmAvailable } from '../../../src/merge/arena-memory.js'
 
 /** A writer that holds each area it is handed until the test says it is written. */
 class HoldingWriter {
@@ -208,8 +208,9 @@ describe('arenaMemory', () => {
     expect(memory.bytes.equals(model)).toBe(true)
   })
 
-  it('refuses shared memory without WebAssembly, and bad sizes', () => {
+  it('refuses shared memory without WebAssembly or over its 4 GiB, and bad sizes', () => {
     expect(() => arenaMemory(16, { shared: true, wasm: false })).toThrow(/needs WebAssembly/)
+    expect(() => arenaMemory(MAX_WASM_BYTES + 1, { shared: true })).toThrow(/at most 4 GiB/)
     expect(() => arenaMemory(0)).toThrow(/size/)
   })
 })
