@@ -109,6 +109,13 @@ beforeEach(() => {
 })
 afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
+/** logrotate's copytruncate: `log.1` shifted to `log.2` if there, `log` copied to `log.1`, then truncated. */
+function copytruncate(log: string): void {
+  if (existsSync(`${log}.1`)) renameSync(`${log}.1`, `${log}.2`)
+  writeFileSync(`${log}.1`, readFileSync(log))
+  truncateSync(log, 0)
+}
+
 /** A checkpoint's record of `path` read up to `offset`. */
 function recorded(path: string, offset: number): RememberedSource {
   const st = statSync(path)
@@ -151,8 +158,7 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     shell.remember([state])
     await shell.findRotated([log]) // finds a.log where the state says, same first bytes
     // copytruncate now, before the start-up pass opens the name: same inode, new first bytes.
-    writeFileSync(`${log}.1`, readFileSync(log))
-    truncateSync(log, 0)
+    copytruncate(log)
     writeFileSync(log, 'new 1\nnew 2\n')
     expect(statSync(log).ino).toBe(state.identity.ino)
     await shell.start([log])
@@ -169,8 +175,7 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     // looked at held the copy; it was read only after the next generation.
     const log = join(dir, 'a.log')
     writeFileSync(log, 'g1 1\ng1 2\n')
-    writeFileSync(`${log}.1`, readFileSync(log)) // copied and truncated while we were down
-    truncateSync(log, 0)
+    copytruncate(log) // while we were down
     writeFileSync(log, 'g2 1\ng2 2\n')
     const copy = recorded(`${log}.1`, 'g1 1\n'.length) // the restart's prescan found it
     const named = recorded(log, 0)
@@ -178,9 +183,7 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     const shiftOnce = () => {
       if (shifted) return
       shifted = true
-      renameSync(`${log}.1`, `${log}.2`)
-      writeFileSync(`${log}.1`, readFileSync(log))
-      truncateSync(log, 0)
+      copytruncate(log)
       writeFileSync(log, 'g3 1\n')
     }
     const sink = new Recorder()
@@ -210,8 +213,7 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     await shell.start([log])
     expect(sink.lines).toEqual(['g1 1'])
     appendFileSync(log, 'g1 2\ng1 3\n') // not read yet
-    writeFileSync(`${log}.1`, readFileSync(log)) // copytruncate
-    truncateSync(log, 0)
+    copytruncate(log)
     writeFileSync(log, 'g2 1\n')
     await shell.changed(log)
     expect(shifted).toBe(true)
@@ -267,17 +269,12 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     const shell = make(sink)
     await shell.findRotated([log])
     await shell.start([log])
-    const copytruncate = () => {
-      if (existsSync(`${log}.1`)) renameSync(`${log}.1`, `${log}.2`)
-      writeFileSync(`${log}.1`, readFileSync(log))
-      truncateSync(log, 0)
-    }
-    copytruncate()
+    copytruncate(log)
     await shell.changed(log) // the truncation is seen: a.log is read again from 0
     // g2 is written, copied and truncated before logmerge reads any of it: the file shows only
     // g3 next time, and our fingerprint of it is empty, so nothing in a.log says it happened.
     appendFileSync(log, 'g2 a\n')
-    copytruncate()
+    copytruncate(log)
     appendFileSync(log, 'g3 a\n')
     await shell.changed(log)
     expect(sink.lines).toEqual(['g1 a', 'g2 a', 'g3 a'])
@@ -291,18 +288,13 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     const shell = make(sink)
     await shell.findRotated([log])
     await shell.start([log])
-    const copytruncate = () => {
-      if (existsSync(`${log}.1`)) renameSync(`${log}.1`, `${log}.2`)
-      writeFileSync(`${log}.1`, readFileSync(log))
-      truncateSync(log, 0)
-    }
     // While logmerge does not look (its output full, say): g1 gets a line, is copied and
     // truncated; g2 is written, copied and truncated; g3 is written. Then it looks, later
     // than the clock slack of the birth-time rule.
     appendFileSync(log, 'g1 b\n')
-    copytruncate()
+    copytruncate(log)
     appendFileSync(log, 'g2 a\n')
-    copytruncate()
+    copytruncate(log)
     appendFileSync(log, 'g3 a\n')
     await new Promise((r) => setTimeout(r, 100))
     await shell.changed(log)
@@ -323,8 +315,7 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     await shell.changed(log) // looked at: empty
     await new Promise((r) => setTimeout(r, 50)) // later than the birth-time rule's clock slack
     appendFileSync(log, 'g1 a\ng1 b\n')
-    writeFileSync(`${log}.1`, readFileSync(log))
-    truncateSync(log, 0)
+    copytruncate(log)
     appendFileSync(log, 'g2 a\n')
     await shell.changed(log)
     expect(sink.lines).toEqual(['g1 a', 'g1 b', 'g2 a'])
@@ -334,11 +325,6 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
   test('copied and truncated during the search after a truncation: that copy too, before the newest', async () => {
     const log = join(dir, 'a.log')
     writeFileSync(log, 'g1 a\n')
-    const copytruncate = () => {
-      if (existsSync(`${log}.1`)) renameSync(`${log}.1`, `${log}.2`)
-      writeFileSync(`${log}.1`, readFileSync(log))
-      truncateSync(log, 0)
-    }
     let armed = false
     const sink = new Recorder()
     // The search after g1's truncation skips a copy of what a.log holds when it begins (g2,
@@ -346,12 +332,12 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     const shell = make(sink, () => {
       if (!armed) return
       armed = false
-      copytruncate()
+      copytruncate(log)
       appendFileSync(log, 'g3 a\n')
     })
     await shell.findRotated([log])
     await shell.start([log])
-    copytruncate()
+    copytruncate(log)
     appendFileSync(log, 'g2 a\n')
     armed = true
     await shell.changed(log)
