@@ -20,9 +20,6 @@ import {
 import { type ReadResult, SourceReader } from './once-read.js'
 import { serializeError } from './protocol.js'
 
-/** Room for the partial line carried over, as the main thread's slots have. */
-const SLOT_SLACK = 64 * 1024
-
 /**
  * One run's reading: started with its init (workerData, or the message a prestarted thread
  * waits for, prestart.ts).
@@ -47,7 +44,9 @@ class ReaderThread {
     this.init = init
     this.control = new Int32Array(init.control)
     this.readers = init.readers.map((r) => new SourceReader(r))
-    this.buffers = init.readers.map((r) => Buffer.allocUnsafeSlow(r.readBytes + SLOT_SLACK))
+    // As large as the merge's slots (reads plus room for a carried partial line), so that a
+    // block read here fits the slot it is copied to.
+    this.buffers = init.readers.map(() => Buffer.allocUnsafeSlow(init.slotBytes))
     this.posted = this.readers.map(() => 0)
   }
 

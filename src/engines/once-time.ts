@@ -41,8 +41,6 @@ import { type Feed, INLINE_SLOTS, InlineFeed, THREAD_SLOTS, ThreadFeed } from '.
 import type { ReaderInit, ReadResult } from './once-read.js'
 import { wantsReaderThread } from './prestart.js'
 
-export { THREAD_MIN_BYTES, wantsReaderThread } from './prestart.js'
-
 /** The writer the merge writes to (LoopWriter). */
 export interface OnceWriter {
   /** Queues `block`, which the writer may hold until written (see queuedBytes). */
@@ -317,6 +315,12 @@ export class OnceTimeMerge {
     const outAreas = this.#opts.outAreas ?? OUT_AREAS
     const files = Math.max(1, sources.length)
     const threadSlotBytes = readBytesFor(this.#opts.readChunkBytes, files, THREAD_SLOTS)
+    const threadArenaBytes = CopyArena.bytesFor(
+      threadSlotBytes + SLOT_SLACK,
+      THREAD_SLOTS * files,
+      outBytes,
+      outAreas,
+    )
     // The reader thread puts blocks into shared memory that only WebAssembly copies from fast
     // (arena-memory.ts): without it (--jitless), or for an arena over WebAssembly's 4 GiB
     // (some 10,000 files), the main thread reads.
@@ -324,9 +328,11 @@ export class OnceTimeMerge {
       (this.#opts.readerThread ??
         wantsReaderThread(total, availableParallelism(), busyCoresNow())) &&
       wasmAvailable() &&
-      (threadSlotBytes + SLOT_SLACK) * THREAD_SLOTS * files + outBytes * outAreas <= MAX_WASM_BYTES
+      threadArenaBytes <= MAX_WASM_BYTES
     const slots = threaded ? THREAD_SLOTS : INLINE_SLOTS
-    const slotBytes = readBytesFor(this.#opts.readChunkBytes, files, slots)
+    const slotBytes = threaded
+      ? threadSlotBytes
+      : readBytesFor(this.#opts.readChunkBytes, files, INLINE_SLOTS)
     const raw = this.#opts.format === 'raw'
     let pending: Promise<void> | undefined
     // The writer keeps each output area until it is written (no copy): see #makeRoom.

@@ -94,7 +94,7 @@ export class CopyArena {
     this.slots = slots
     this.outBytes = outBytes
     const outStart = slotBytes * slots
-    const total = outStart + outBytes * outAreas
+    const total = CopyArena.bytesFor(slotBytes, slots, outBytes, outAreas)
     const shared = options.shared ?? false
     const reused = options.memory
     this.#memory =
@@ -113,6 +113,11 @@ export class CopyArena {
     this.#target = this.#areas[0] as Buffer
     this.#targetBase = outStart
     this.#write = write
+  }
+
+  /** The bytes an arena of these sizes takes (its slots, then its output areas). */
+  static bytesFor(slotBytes: number, slots: number, outBytes: number, outAreas: number): number {
+    return slotBytes * slots + outBytes * outAreas
   }
 
   /** The memory behind the arena (its bytes a SharedArrayBuffer when `shared`). */

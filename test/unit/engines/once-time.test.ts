@@ -11,12 +11,8 @@ import { join } from 'node:path'
 import { setImmediate as tick } from 'node:timers/promises'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import {
-  OnceTimeMerge,
-  type OnceWriter,
-  THREAD_MIN_BYTES,
-  wantsReaderThread,
-} from '../../../src/engines/once-time.js'
+import { OnceTimeMerge, type OnceWriter } from '../../../src/engines/once-time.js'
+import { THREAD_MIN_BYTES, wantsReaderThread } from '../../../src/engines/prestart.js'
 import { silentLogger } from '../../../src/log.js'
 import { Labels } from '../../../src/sink/format-sink.js'
 import type { SourceMark } from '../../../src/sink/sink.js'
