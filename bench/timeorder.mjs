@@ -179,8 +179,8 @@ function syncArena(CopyArena, slotBytes, slots, write) {
 /**
  * The merge as --once would run it, in this process: read the sources the merge waits for,
  * push, release runs, write. With `arena`, reads go into two slots per source of a CopyArena
- * and runs are copied to the output with copyWithin; without, each read gets a fresh buffer
- * and runs are copied with Buffer.copy.
+ * and runs are copied to the output within its memory (WebAssembly's memory.copy); without,
+ * each read gets a fresh buffer and runs are copied with Buffer.copy.
  * @param {string[]} paths
  * @param {number} outFd
  * @param {import('node:crypto').Hash | null} hash
