@@ -29,6 +29,10 @@ Examples:
     --label web=/var/log/nginx/access.log /var/log/nginx/access.log app.log
                                                          follow, in time order, "web: ..." lines
   logmerge --once --order time --format json *.log       one JSON object per record
+  logmerge '/var/log/app/*.log' -o nats://n1:4222,n2:4222/LOGS --host-id web-1
+                                                         a host: publish lines to a stream
+  logmerge nats://n1:4222/LOGS -o /var/log/fleet.log --order time --format prefix
+                                                         the centre: every host into one file
 
 Time order (docs/time-order.md): each file's timestamp format is detected (iso, rfc5424,
 rfc3164, clf, json, epoch; or --timestamp-format). With --once it is a stable merge (as
@@ -59,7 +63,14 @@ Exit codes:
   4  the output could not be opened or written
   5  a reader thread failed (threads, top-down, bottom-up engines, or the read-ahead thread of --once --order time; the others were drained)
   6  SIGTERM/SIGINT: draining took longer than --shutdown-timeout (the state keeps the rest)
-With several jobs, the most severe job's code, in this order: 1, 4, 5, 2, 6, 3, 0.
+  7  nats://: no server of the URL could be reached at start-up (or it has no JetStream)
+  8  nats://: the server refused the credentials, or does not permit the stream's subjects
+  9  nats:// input: the stream no longer holds messages not yet merged (--nats-skip-lost)
+With several jobs, the most severe job's code, in this order: 1, 4, 9, 5, 8, 7, 2, 6, 3, 0.
+
+Fleet (docs/fleet.md): -o nats://[user:pass@]host:4222[,host...]/STREAM publishes whole lines
+to a JetStream stream (tls:// for TLS); nats://.../STREAM as the input merges every host's
+lines into the output, exactly once. A stream that does not exist is created.
 `
 
 function version(): string {
@@ -153,6 +164,17 @@ export function buildProgram(): Command {
       '--shutdown-timeout <time>',
       'after SIGTERM/SIGINT, give up draining after this long (exit 6)',
       String(defaults.shutdownTimeoutMs),
+    )
+    .option('--host-id <id>', 'with a nats:// output: publish as this host (default: host name)')
+    .option('--nats-creds <file>', 'NATS credentials file (JWT and seed) for nats:// URLs')
+    .option('--nats-tls-ca <file>', 'CA certificate to check the NATS servers with (TLS)')
+    .option('--nats-tls-cert <file>', 'client certificate for NATS (with --nats-tls-key)')
+    .option('--nats-tls-key <file>', "the client certificate's key")
+    .option('--nats-replicas <n>', 'replicas of a stream logmerge creates (default: 1)')
+    .option('--nats-max-bytes <n>', 'limit of a stream logmerge creates (k/M/G; default: 1G)')
+    .option(
+      '--nats-skip-lost',
+      'nats:// input: go on past messages the stream no longer holds (else exit 9)',
     )
     .addOption(
       new Option(
@@ -366,8 +388,14 @@ function checkConfig(file: string): void {
 
 /** One line: what a job reads, where it writes, and how. */
 function summary({ name, config: c }: Job): string {
-  const inputs = c.inputs.map((i) => i.given).join(' ')
-  const output = c.output === '-' ? 'stdout' : c.output
+  const inputs =
+    c.fleet?.role === 'centre' ? c.fleet.url.display : c.inputs.map((i) => i.given).join(' ')
+  const output =
+    c.output === '-'
+      ? 'stdout'
+      : c.fleet?.role === 'host'
+        ? `${c.output} as host ${c.fleet.hostId}`
+        : c.output
   const state = c.statePath ?? 'none'
   const mode = c.once ? 'once' : `follow from ${c.from}`
   return `job ${name}: ${inputs} -> ${output} (${mode}, engine ${c.engine}, order ${c.order}, format ${c.format ?? 'raw'}, state ${state})`

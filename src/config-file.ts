@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { ENGINES, FORMATS, MINIMUM, type Options, ORDERS, parseSize } from './config.js'
 import { describeErrno, errors, isErrno } from './errors.js'
+import { isFleetUrl } from './fleet/url.js'
 import { LEVELS, type Level } from './log.js'
 import { TIMESTAMP_FORMATS } from './merge/timestamps.js'
 
@@ -72,6 +73,15 @@ export const KEYS = {
   state: { kind: { type: 'state' }, scope: 'job' },
   stateDirectory: { kind: str(true), scope: 'job' },
   checkpointInterval: { kind: ms(MINIMUM.checkpointInterval), scope: 'job' },
+  // The fleet (a nats:// output or input: docs/fleet.md).
+  hostId: { kind: str(false), scope: 'job' },
+  natsCreds: { kind: str(true), scope: 'job' },
+  natsReplicas: { kind: { type: 'integer', min: 1, unit: 'replicas' }, scope: 'job' },
+  natsMaxBytes: { kind: { type: 'size', min: 1024 ** 2 }, scope: 'job' },
+  natsTlsCa: { kind: str(true), scope: 'job' },
+  natsTlsCert: { kind: str(true), scope: 'job' },
+  natsTlsKey: { kind: str(true), scope: 'job' },
+  natsSkipLost: { kind: { type: 'boolean' }, scope: 'job' },
   logLevel: { kind: { type: 'oneOf', values: LEVELS }, scope: 'daemon' },
   shutdownTimeout: { kind: ms(MINIMUM.shutdownTimeout), scope: 'daemon' },
 } as const satisfies Record<string, KeySpec>
@@ -317,7 +327,7 @@ function checkValue(
       return typeof value === 'boolean' ? value : fail('true or false')
     case 'string':
       if (typeof value !== 'string' || value === '') return fail('a non-empty string')
-      return kind.path && value !== '-' ? resolve(dir, value) : value
+      return kind.path && value !== '-' && !isFleetUrl(value) ? resolve(dir, value) : value
     case 'name':
       if (typeof value === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(value)) return value
       return fail(
@@ -352,7 +362,7 @@ function checkValue(
 function checkInputs(list: unknown[], at: string, dir: string, problems: string[]): unknown {
   let ok = true
   const inputs = list.map((item, i) => {
-    if (typeof item === 'string' && item !== '') return resolve(dir, item)
+    if (typeof item === 'string' && item !== '') return isFleetUrl(item) ? item : resolve(dir, item)
     problems.push(`${at}[${i}]: expected a file, directory or glob (a string), got ${show(item)}`)
     ok = false
     return ''

@@ -2,9 +2,17 @@
  * The resolved configuration every engine runs from, and the one place options are validated.
  * The user's options (strings from the command line) are kept apart from the resolved Config.
  */
-import { availableParallelism } from 'node:os'
+import { availableParallelism, hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { errors } from './errors.js'
+import {
+  type FleetConfig,
+  type FleetOptions,
+  fleetConfig,
+  hostStatePath,
+  refuseHostSettings,
+} from './fleet/options.js'
+import { isFleetUrl, parseFleetUrl } from './fleet/url.js'
 import { LEVELS, type Level } from './log.js'
 import { DEFAULT_WINDOW_MS } from './merge/reorder.js'
 import {
@@ -44,7 +52,7 @@ export const MINIMUM = {
 const LOCKED_WRITER_ENGINES: readonly EngineName[] = ['threads', 'bottom-up']
 
 /** What the user may give (all optional but the inputs), as commander hands it over. */
-export interface Options {
+export interface Options extends FleetOptions {
   inputs: string[]
   output?: string
   once?: boolean
@@ -111,6 +119,11 @@ export interface Config {
   readonly reorderWindowMs?: number
   /** --progress/--no-progress; absent: a progress bar with --once when stderr is a terminal. */
   readonly progress?: boolean
+  /**
+   * A nats:// output (this run is a host: it publishes its lines to a stream) or input (the
+   * centre: it merges a stream into the output). docs/fleet.md.
+   */
+  readonly fleet?: FleetConfig
 }
 
 export const defaults = {
@@ -128,9 +141,14 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
   if (options.inputs.length === 0) {
     throw errors.usage('no input files given', 'name at least one file, directory or glob')
   }
+  const fleet = fleetConfig(options.inputs, options.output, options, cwd, integerOption)
+  const rest = settings(options, cwd)
+  if (fleet) refuseHostSettings(fleet, rest)
   return {
-    inputs: options.inputs.map((given) => parseInput(given, cwd)),
-    ...settings(options, cwd),
+    // The centre's one input is the stream, not a file.
+    inputs: fleet?.role === 'centre' ? [] : options.inputs.map((given) => parseInput(given, cwd)),
+    ...rest,
+    ...(fleet && { fleet }),
   }
 }
 
@@ -138,7 +156,11 @@ export function resolveConfig(options: Options, cwd = process.cwd()): Config {
 export function settings(options: Omit<Options, 'inputs'>, cwd: string): Omit<Config, 'inputs'> {
   const once = options.once ?? false
   const output =
-    options.output === undefined || options.output === '-' ? '-' : resolve(cwd, options.output)
+    options.output === undefined || options.output === '-'
+      ? '-'
+      : isFleetUrl(options.output)
+        ? parseFleetUrl(options.output, '--output').display
+        : resolve(cwd, options.output)
   const engine = oneOf('--engine', options.engine, ENGINES, 'async')
   const order = oneOf('--order', options.order, ORDERS, 'arrival')
   validateOrder(engine, order)
@@ -240,6 +262,12 @@ function statePathFor(
   if (given === false) return null
   if (typeof given === 'string') return resolve(cwd, given)
   if (once) return null
+  if (isFleetUrl(options.output)) {
+    // A host has no output file to keep its state beside (fleet/options.ts).
+    const url = parseFleetUrl(options.output, '--output')
+    const dir = options.stateDirectory && resolve(cwd, options.stateDirectory)
+    return hostStatePath(url, options.hostId ?? hostname(), dir).path
+  }
   // A config file's stateDirectory names the directory for every process reading the file
   // alike: the service (which also has $STATE_DIRECTORY) and `logmerge status --config`.
   const dir = options.stateDirectory

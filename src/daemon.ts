@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events'
 import type { Config } from './config.js'
 import { engines } from './engines/index.js'
 import { ExitCode, LogmergeError } from './errors.js'
+import { prepareFleet } from './fleet/options.js'
 import { checkOutputNotInput, checkOutputWritable } from './guard.js'
 import type { Job, Run } from './jobs.js'
 import type { Logger } from './log.js'
@@ -35,13 +36,17 @@ export function runDaemon(config: Config, log: Logger): Promise<ExitCode> {
 
 /**
  * Exit codes from the most to the least severe: with several jobs the daemon exits with the
- * worst of theirs. A bug first, then the output (data stops flowing), a reader thread, a
- * usage problem found late (a missing output directory), unreadable --once inputs, success.
+ * worst of theirs. A bug first, then the output (data stops flowing), lines lost from a fleet
+ * stream, a reader thread, NATS refusing or unreachable, a usage problem found late (a missing
+ * output directory), unreadable --once inputs, success.
  */
 const SEVERITY: readonly ExitCode[] = [
   ExitCode.internal,
   ExitCode.io,
+  ExitCode.streamLost,
   ExitCode.thread,
+  ExitCode.natsAuth,
+  ExitCode.natsUnreachable,
   ExitCode.usage,
   ExitCode.shutdownTimeout,
   ExitCode.inputs,
@@ -66,6 +71,7 @@ interface Running {
 export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
   const { log } = io
   for (const { config } of run.jobs) {
+    if (config.fleet) prepareFleet(config)
     checkOutputNotInput(config.output, config.inputs)
     checkOutputWritable(config.output, config.statePath)
   }
@@ -135,7 +141,11 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
 async function runJob(r: Running, onFailed: (r: Running, code: ExitCode) => void) {
   const { config } = r.job
   try {
-    const engine = await engines[config.engine]()
+    // The fleet's centre (a nats:// input) runs on the event loop whatever the engine.
+    const engine =
+      config.fleet?.role === 'centre'
+        ? (await import('./fleet/centre.js')).runCentre
+        : await engines[config.engine]()
     const result = await engine({ config, log: r.log, stop: r.stop.signal, events: r.events })
     if (config.once && result.unreadable.length > 0) {
       r.log.error(

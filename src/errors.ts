@@ -23,6 +23,12 @@ export const ExitCode = {
   thread: 5,
   /** SIGTERM/SIGINT: could not drain within --shutdown-timeout (nothing lost: see the state). */
   shutdownTimeout: 6,
+  /** Fleet: no NATS server of the URL could be reached at start-up, or JetStream is unusable. */
+  natsUnreachable: 7,
+  /** Fleet: the NATS server refused the credentials (or does not permit the stream's subjects). */
+  natsAuth: 8,
+  /** Fleet centre: the stream no longer holds messages not yet merged (limits, purge, deleted). */
+  streamLost: 9,
 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
@@ -37,6 +43,9 @@ export type ErrorCode =
   | 'EOUTPUT_CLOSED'
   | 'EINPUT'
   | 'ETHREAD'
+  | 'ENATS_UNREACHABLE'
+  | 'ENATS_AUTH'
+  | 'ESTREAM_LOST'
 
 const exitFor: Record<ErrorCode, ExitCode> = {
   EUSAGE: ExitCode.usage,
@@ -49,6 +58,9 @@ const exitFor: Record<ErrorCode, ExitCode> = {
   EOUTPUT_CLOSED: ExitCode.io,
   EINPUT: ExitCode.usage,
   ETHREAD: ExitCode.thread,
+  ENATS_UNREACHABLE: ExitCode.natsUnreachable,
+  ENATS_AUTH: ExitCode.natsAuth,
+  ESTREAM_LOST: ExitCode.streamLost,
 }
 
 export class LogmergeError extends Error {

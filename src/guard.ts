@@ -9,6 +9,7 @@
 import { accessSync, constants, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { describeErrno, errors } from './errors.js'
+import { isFleetUrl } from './fleet/url.js'
 import type { InputSpec } from './tail/inputs.js'
 
 /** Directories looked at below a directory or glob input before giving up the search. */
@@ -28,7 +29,7 @@ export function checkOutputNotInput(output: string, inputs: readonly InputSpec[]
 
 /** How `inputs` would read `output` (same path, a glob matching it, a link), or null. */
 export function outputReadBy(output: string, inputs: readonly InputSpec[]): string | null {
-  if (output === '-') return null
+  if (output === '-' || isFleetUrl(output)) return null
   const target = finalPath(output)
   const dirId = identityOf(dirname(target))
   const fileId = identityOf(target)
@@ -211,7 +212,7 @@ const sameFile = (a: Identity, b: Identity): boolean => a.dev === b.dev && a.ino
  * must be writable too. Checked as the user logmerge runs as (access(2)).
  */
 export function checkOutputWritable(output: string, statePath: string | null): void {
-  if (output !== '-') checkWritable(output, 'output', false)
+  if (output !== '-' && !isFleetUrl(output)) checkWritable(output, 'output', false)
   if (statePath) checkWritable(statePath, 'state file', true)
 }
 

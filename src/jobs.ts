@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path'
 import { type Config, defaults, type Options, resolveConfig, settings } from './config.js'
 import type { ConfigFile, FileJob } from './config-file.js'
 import { errors, LogmergeError } from './errors.js'
+import { isFleetUrl } from './fleet/url.js'
 import { checkJobs } from './guard.js'
 import type { Level } from './log.js'
 
@@ -123,11 +124,16 @@ function overridesFrom(
 ): Partial<Options> {
   const out: Record<string, unknown> = {}
   for (const key of given) out[key] = cli[key]
-  if (typeof cli.output === 'string' && given.has('output') && cli.output !== '-') {
+  if (
+    typeof cli.output === 'string' &&
+    given.has('output') &&
+    cli.output !== '-' &&
+    !isFleetUrl(cli.output)
+  ) {
     out.output = resolve(cwd, cli.output)
   }
   if (typeof cli.state === 'string' && given.has('state')) out.state = resolve(cwd, cli.state)
-  if (given.has('inputs')) out.inputs = cli.inputs.map((p) => resolve(cwd, p))
+  if (given.has('inputs')) out.inputs = cli.inputs.map((p) => (isFleetUrl(p) ? p : resolve(cwd, p)))
   return out as Partial<Options>
 }
 

@@ -5,10 +5,17 @@
  */
 import type { EventEmitter } from 'node:events'
 import type { Config } from '../config.js'
+import type { Publisher } from '../fleet/publisher.js'
 import type { Logger } from '../log.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer } from '../state/checkpointer.js'
+
+/**
+ * What the engines use of their event-loop writer: the file writer, or the fleet publisher of
+ * a nats:// output (the same sink interface, with checkpoints of what the stream acknowledged).
+ */
+export type OutputWriter = LoopWriter | Publisher
 
 /** The event-loop writer of config.output, and what its failure and checkpoints need. */
 export class LoopOutput {
@@ -17,13 +24,20 @@ export class LoopOutput {
   /** The output failed for good: the run ends and throws this. */
   fatal: Error | null = null
   readonly #failed = new AbortController()
-  #writer: LoopWriter | null = null
+  #writer: OutputWriter | null = null
 
   private constructor() {}
 
-  get writer(): LoopWriter {
+  get writer(): OutputWriter {
     if (this.#writer === null) throw new Error('LoopOutput: not open')
     return this.#writer
+  }
+
+  /** The writer of an output file (--once --order time writes only to files). */
+  get fileWriter(): LoopWriter {
+    const w = this.writer
+    if (!(w instanceof LoopWriter)) throw new Error('LoopOutput: the output is not a file')
+    return w
   }
 
   /** Aborted when the output has failed for good (nothing more can be written). */
@@ -33,27 +47,51 @@ export class LoopOutput {
 
   static async open(config: Config, log: Logger): Promise<LoopOutput> {
     const out = new LoopOutput()
-    out.#writer = await LoopWriter.open(config.output, {
-      highWaterBytes: config.highWaterBytes,
-      log,
-      onFatal: (err) => {
-        out.fatal = err
-        out.#failed.abort()
-      },
-      // A file opened while running is recorded at once, not at the next interval.
-      onNewSource: () => void out.checkpoints?.save(),
-      // An output deleted or replaced meanwhile is opened again; its checkpoint comes first.
-      watchMs: config.pollIntervalMs,
-      onSwitch: () => out.checkpoints?.save(),
-    })
+    const onFatal = (err: Error) => {
+      out.fatal = err
+      out.#failed.abort()
+    }
+    out.#writer = await openOutputWriter(config, log, onFatal, () => out.checkpoints)
     return out
   }
+}
+
+/**
+ * The event-loop writer of config.output: a file (LoopWriter), or for a nats:// output the
+ * fleet publisher (loaded only then). `checkpoints` is the engine's, once it made it.
+ */
+export async function openOutputWriter(
+  config: Config,
+  log: Logger,
+  onFatal: (err: Error) => void,
+  checkpoints: () => { save(): Promise<void> } | null,
+  highWaterBytes = config.highWaterBytes,
+): Promise<OutputWriter> {
+  if (config.fleet?.role === 'host') {
+    const { Publisher } = await import('../fleet/publisher.js')
+    return Publisher.open(config, {
+      log,
+      onFatal,
+      onNewSource: () => void checkpoints()?.save(),
+      ...(config.statePath && { persist: async () => checkpoints()?.save() }),
+    })
+  }
+  return LoopWriter.open(config.output, {
+    highWaterBytes,
+    log,
+    onFatal,
+    // A file opened while running is recorded at once, not at the next interval.
+    onNewSource: () => void checkpoints()?.save(),
+    // An output deleted or replaced meanwhile is opened again; its checkpoint comes first.
+    watchMs: config.pollIntervalMs,
+    onSwitch: () => checkpoints()?.save(),
+  })
 }
 
 /** The checkpointer of `writer` (null without a state file). */
 export function loopCheckpointer(
   config: Config,
-  writer: LoopWriter,
+  writer: OutputWriter,
   sources: (offsets: ReadonlyMap<string, number>) => SourceState[] | null,
   log: Logger,
 ): Checkpointer | null {
@@ -77,7 +115,7 @@ export function loopCheckpointer(
  */
 export function reopenOnRequest(
   events: EventEmitter,
-  writer: LoopWriter,
+  writer: OutputWriter,
   checkpoints: Checkpointer | null,
   output: string,
   log: Logger,

@@ -36,7 +36,7 @@ export async function runOnceTime({
     ? await recover(config.statePath, config.output, log)
     : { sources: [], previousStart: null }
   const output = await LoopOutput.open(config, log)
-  const writer = output.writer
+  const writer = output.fileWriter
   const exclude = config.output === '-' ? undefined : config.output
   const paths = await scanInputs(config.inputs, exclude)
   const labels = new Labels(config.labels ?? {})

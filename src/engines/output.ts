@@ -29,6 +29,16 @@ export function timestampOptions(config: Config): TimestampOptions {
   return config.timestampZone === undefined ? {} : { zone: config.timestampZone }
 }
 
+/** A writer that labels what it writes with the files (the fleet publisher: docs/fleet.md). */
+interface KnowsFiles {
+  opened(key: string, path: string, label: string): void
+  released(key: string): void
+}
+
+const knowsFiles = (w: BlockSink): w is BlockSink & KnowsFiles =>
+  typeof (w as Partial<KnowsFiles>).opened === 'function' &&
+  typeof (w as Partial<KnowsFiles>).released === 'function'
+
 export function outputChain(config: Config, writer: BlockSink): OutputChain {
   const labels = new Labels(config.labels ?? {})
   const format = config.format ?? 'raw'
@@ -61,11 +71,15 @@ export function outputChain(config: Config, writer: BlockSink): OutputChain {
           timestamps: timestampOptions(config),
         })
   const sink = formatter ? new FormatSink(writer, formatter) : writer
+  const files = knowsFiles(writer) ? writer : null
   return {
     sink,
     labels,
-    opened: (key, path) => formatter?.open(key, path),
-    released: () => {},
+    opened: (key, path) => {
+      formatter?.open(key, path)
+      files?.opened(key, path, labels.labelOf(path))
+    },
+    released: (key) => files?.released(key),
     finish: () => {},
     late: 0,
   }

@@ -19,7 +19,6 @@ import Pool from 'worker-threads-pool'
 import { LogmergeError } from '../errors.js'
 import { Labels } from '../sink/format-sink.js'
 import { LockedWriter } from '../sink/locked-writer.js'
-import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer } from '../state/checkpointer.js'
@@ -29,6 +28,7 @@ import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
+import { type OutputWriter, openOutputWriter } from './loop-state.js'
 import { outputChain, timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
 import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
@@ -72,24 +72,26 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
   const recovered = config.statePath
     ? await recover(config.statePath, config.output, log)
     : { sources: [], previousStart: null }
+  // A nats:// output (a fleet host): the threads post their blocks to this thread's publisher.
+  const fleetHost = config.fleet?.role === 'host'
   const locked =
-    shape.writer === 'locked'
+    shape.writer === 'locked' && !fleetHost
       ? LockedWriter.open(config.output, config.threads, (m) => log.warnOnce('output-retry', m), {
           log,
           intervalMs: config.pollIntervalMs,
           onSwitch: (): Promise<void> | undefined => checkpoints?.save(),
         })
       : null
-  const loop =
-    shape.writer === 'loop'
-      ? await LoopWriter.open(config.output, {
-          // Behind the threads' own budget (postBudget): a small queue here is enough.
-          highWaterBytes: Math.max(4 * 1024 * 1024, 2 * config.maxLineBytes),
+  const loop: OutputWriter | null =
+    shape.writer === 'loop' || fleetHost
+      ? await openOutputWriter(
+          config,
           log,
-          onFatal: fail,
-          watchMs: config.pollIntervalMs,
-          onSwitch: (): Promise<void> | undefined => checkpoints?.save(),
-        })
+          fail,
+          (): Checkpointer | null => checkpoints,
+          // Behind the threads' own budget (postBudget): a small queue here is enough.
+          Math.max(4 * 1024 * 1024, 2 * config.maxLineBytes),
+        )
       : null
   /** top-down: what stands before the writer (--order time, --format), and the progress bar. */
   const chain = loop ? outputChain(config, loop) : null
@@ -104,7 +106,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         config.statePath,
         config.output,
         {
-          snapshot: () => (locked ?? (loop as LoopWriter)).snapshot(),
+          snapshot: () => (locked ?? (loop as OutputWriter)).snapshot(),
           sources: (offsets) => {
             const out: SourceState[] = []
             for (const [key, offset] of offsets) {
@@ -116,7 +118,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             return out
           },
           fsync: async () => (locked ? locked.sync() : loop?.fsync()),
-          changes: () => (locked ?? (loop as LoopWriter)).changes + sourcesSeen,
+          changes: () => (locked ?? (loop as OutputWriter)).changes + sourcesSeen,
         },
         log,
       )
@@ -193,7 +195,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         sources.set(key, s)
         // With the fingerprint of its offset (see async.ts): the threads' 'source' messages
         // carry the current one, which may already be a truncated file's new first bytes.
-        ;(locked ?? (loop as LoopWriter)).note(resumeMark(s))
+        ;(locked ?? (loop as OutputWriter)).note(resumeMark(s))
       }
       await checkpoints.save()
     }

@@ -44,6 +44,13 @@ export interface Snapshot {
   /** Each source's first bytes as of its offset (event-loop writer only; see SourceMark.head). */
   readonly heads?: ReadonlyMap<string, Uint8Array>
   readonly stats: ReadonlyMap<string, SourceStats>
+  /**
+   * What the writer itself needs to resume exactly, saved with the offsets (a fleet publisher's
+   * file generations): kept in the state file as `writer`, opaque to everyone else.
+   */
+  readonly writer?: unknown
+  /** Called once a checkpoint holding this snapshot is saved. */
+  readonly onSaved?: () => void
 }
 
 export interface BlockSink {

@@ -48,6 +48,8 @@ export interface State {
    * status` looks at which files it holds open. Not used to resume.
    */
   readonly pid?: number
+  /** The writer's own resume data (Snapshot.writer), if it keeps any. Not used by the readers. */
+  readonly writer?: unknown
 }
 
 export type Loaded =
@@ -112,6 +114,7 @@ export function decodeState(text: string): State {
     output,
     sources: o.sources.map(checkSource),
     ...(isCount(o.pid) && o.pid > 0 && { pid: o.pid }),
+    ...(typeof o.writer === 'object' && o.writer !== null && { writer: o.writer }),
   }
 }
 
@@ -161,6 +164,7 @@ export function encodeState(
   startedAt: Date,
   now = new Date(),
   pid = process.pid,
+  writer?: unknown,
 ): string {
   const state: State = {
     format: STATE_FORMAT,
@@ -170,6 +174,7 @@ export function encodeState(
     output,
     sources,
     pid,
+    ...(writer !== undefined && { writer }),
   }
   return `${JSON.stringify(state, null, 1)}\n`
 }

@@ -80,8 +80,10 @@ export class Checkpointer {
     })
     try {
       await this.#from.fsync()
-      await saveState(this.path, encodeState(output, sources, this.#startedAt))
+      const text = encodeState(output, sources, this.#startedAt, undefined, undefined, snap.writer)
+      await saveState(this.path, text)
       this.#savedChanges = changes
+      snap.onSaved?.()
       this.#log.forget('checkpoint')
     } catch (err) {
       this.#log.warnOnce(

@@ -1,0 +1,195 @@
+/**
+ * File generations on a host: the unit the centre counts offsets in. A generation is one run of
+ * content of one file: a new file, or a file again after a truncation (copytruncate, `: >`).
+ * The readers name files by device and inode (the key) and tell generations apart by offsets
+ * going back and by the first bytes (the head); this table gives each generation an id that
+ * outlives a restart, so a line published before a SIGKILL and again after it carries the same
+ * (generation, offset) and the centre writes it once.
+ *
+ * The rule that makes ids survive a crash: a generation's id is in a saved checkpoint before
+ * any of its bytes is published (the publisher waits for that checkpoint: see Publisher). After
+ * a restart the table comes back from the checkpoint: each file resumes in the generation it
+ * was in, and a generation the last run had started after that checkpoint (a truncation, a new
+ * file, both already published in part) is found again by where it starts and by its first
+ * bytes, under its own key or, for a copytruncate copy read again from its start, under the
+ * copy's key. Pure logic, no I/O.
+ */
+import { headsAgree } from '../tail/cursor.js'
+
+export interface Generation {
+  readonly id: string
+  /** The file (dev:ino) it was read from, last. */
+  key: string
+  /** Its first bytes as far as known (up to 64). */
+  head: Buffer
+  /** The file offset it starts at (0, or where --from end started a file). */
+  readonly origin: number
+  path: string
+  label: string
+}
+
+/** A generation as the state file keeps it. */
+export interface SavedGeneration {
+  readonly id: string
+  readonly key: string
+  readonly head: string
+  readonly origin: number
+  readonly path: string
+  readonly label: string
+  /** The generation its key's checkpointed offset is in. */
+  readonly current: boolean
+}
+
+/** Generations kept per key besides the current one (older ones cannot be read again). */
+const KEPT_PER_KEY = 4
+
+export class Generations {
+  readonly #run: string
+  #next = 0
+  readonly #byId = new Map<string, Generation>()
+  /** Generations from the last run not yet taken up again (see claim). */
+  readonly #unclaimed = new Set<string>()
+  /** key -> generation id of the checkpointed offset (from the state, until the key is written). */
+  readonly #restoredCurrent = new Map<string, string>()
+  /** Bumped whenever an id is handed out: a checkpoint must record it before it is used. */
+  #version = 0
+
+  constructor(run: string, saved: readonly SavedGeneration[] = []) {
+    this.#run = run
+    for (const s of saved) {
+      const g: Generation = {
+        id: s.id,
+        key: s.key,
+        head: Buffer.from(s.head, 'base64'),
+        origin: s.origin,
+        path: s.path,
+        label: s.label,
+      }
+      this.#byId.set(g.id, g)
+      if (s.current) this.#restoredCurrent.set(s.key, s.id)
+      else this.#unclaimed.add(s.id)
+    }
+  }
+
+  get version(): number {
+    return this.#version
+  }
+
+  get(id: string): Generation | undefined {
+    return this.#byId.get(id)
+  }
+
+  /**
+   * The generation `key` was in at the checkpoint, if its head agrees with `head` (the head the
+   * state recorded with the offset, which the resume point carries).
+   */
+  resumed(key: string, head: Buffer): Generation | null {
+    const id = this.#restoredCurrent.get(key)
+    if (id === undefined) return null
+    this.#restoredCurrent.delete(key)
+    const g = this.#byId.get(id)
+    if (!g || !headsAgree(g.head, head)) return null
+    return g
+  }
+
+  /**
+   * A new generation of `key` starting at file offset `origin` with first bytes `head`: one the
+   * last run started after its checkpoint (same start, heads agreeing; the same key first, then
+   * a copy's), or a fresh id. `fresh` says whether a checkpoint must record it before use.
+   */
+  begin(
+    key: string,
+    origin: number,
+    head: Buffer,
+    path: string,
+    label: string,
+  ): { gen: Generation; fresh: boolean } {
+    const found = this.#claim(key, origin, head)
+    if (found) {
+      found.key = key
+      found.path = path
+      if (head.length > found.head.length) found.head = Buffer.from(head)
+      return { gen: found, fresh: false }
+    }
+    const gen: Generation = {
+      id: `${this.#run}.${(this.#next++).toString(36)}`,
+      key,
+      head: Buffer.from(head),
+      origin,
+      path,
+      label,
+    }
+    this.#byId.set(gen.id, gen)
+    this.#version++
+    return { gen, fresh: true }
+  }
+
+  #claim(key: string, origin: number, head: Buffer): Generation | null {
+    if (head.length === 0 || this.#unclaimed.size === 0) return null
+    let other: Generation | null = null
+    for (const id of this.#unclaimed) {
+      const g = this.#byId.get(id) as Generation
+      if (g.origin !== origin || g.head.length === 0 || !headsAgree(g.head, head)) continue
+      if (g.key === key) {
+        this.#unclaimed.delete(id)
+        return g
+      }
+      other ??= g
+    }
+    if (other) this.#unclaimed.delete(other.id)
+    return other
+  }
+
+  /** The head grew (the file was short when the generation began). */
+  learnHead(gen: Generation, head: Buffer): void {
+    if (head.length > gen.head.length && headsAgree(gen.head, head)) gen.head = Buffer.from(head)
+  }
+
+  /** The key is gone for good (its file deleted): its generations cannot be read again. */
+  forgetKey(key: string, keep: ReadonlySet<string>): void {
+    for (const [id, g] of this.#byId) {
+      if (g.key === key && !keep.has(id)) {
+        this.#byId.delete(id)
+        this.#unclaimed.delete(id)
+      }
+    }
+    this.#restoredCurrent.delete(key)
+  }
+
+  /**
+   * The table for a checkpoint: every generation still useful, `current` marking the one each
+   * key's checkpointed offset is in (`currentOf`). A key keeps its current generation and the
+   * KEPT_PER_KEY newest others (one started after the checkpoint may be read again after a
+   * crash; older ones no longer can).
+   */
+  save(currentOf: ReadonlyMap<string, string | null>): SavedGeneration[] {
+    const current = new Set<string>()
+    for (const id of currentOf.values()) if (id !== null) current.add(id)
+    for (const id of this.#restoredCurrent.values()) current.add(id)
+    const perKey = new Map<string, number>()
+    const out: SavedGeneration[] = []
+    const all = [...this.#byId.values()].reverse() // newest first
+    for (const g of all) {
+      const isCurrent = current.has(g.id)
+      if (!isCurrent) {
+        const n = perKey.get(g.key) ?? 0
+        if (n >= KEPT_PER_KEY) {
+          this.#byId.delete(g.id)
+          this.#unclaimed.delete(g.id)
+          continue
+        }
+        perKey.set(g.key, n + 1)
+      }
+      out.push({
+        id: g.id,
+        key: g.key,
+        head: g.head.toString('base64'),
+        origin: g.origin,
+        path: g.path,
+        label: g.label,
+        current: isCurrent,
+      })
+    }
+    return out.reverse()
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The fleet's promise under faults (issue 18): three simulated hosts (their own input
+ * directories and --host-id, three engines) publish to a 3-node JetStream cluster (replicas
+ * 3) while the test appends to their files and rotates them (rename and copytruncate, some
+ * while a host is down); hosts, the centre and the stream's leader are killed with SIGKILL at
+ * random moments and started again. At the end every line is in the central output exactly
+ * once, and each file generation's lines keep their order.
+ *
+ * LOGMERGE_FLEET_SOAK=N makes N kills in all instead of 30 (the soak; docs/fleet.md).
+ */
+import { copyFileSync, mkdirSync, renameSync, truncateSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { expect } from 'vitest'
+import {
+  type Child,
+  completeLines,
+  expectMerged,
+  Journal,
+  spawnLogmerge,
+  test,
+  uniqueLines,
+  waitForAll,
+} from './helpers.js'
+import { needNats, startCluster } from './nats.js'
+
+const KILLS = Number(process.env.LOGMERGE_FLEET_SOAK ?? 30)
+const SEED = Number(process.env.LOGMERGE_SEED ?? 20261206)
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+interface Host {
+  readonly id: string
+  readonly engine: string
+  readonly files: readonly string[]
+  readonly rotation: 'rename' | 'copytruncate'
+  proc: Child
+}
+
+test(`every host's line exactly once after ${KILLS} SIGKILLs of hosts, centre and stream leader (seed ${SEED})`, {
+  timeout: 120_000 + KILLS * 4_000,
+}, async ({ tmp, skip }) => {
+  needNats(skip)
+  const random = mulberry32(SEED)
+  const cluster = await startCluster(tmp)
+  const url = cluster.url('LOGS')
+  const out = join(tmp, 'fleet.log')
+  const journal = new Journal()
+  const rotations = new Map<string, number>()
+  const generation = (file: string) => `${file}#${rotations.get(file) ?? 0}`
+  const append = (file: string, lines: string[]) => journal.append(file, lines, generation(file))
+
+  const hostArgs = (h: Omit<Host, 'proc'>) => [
+    join(tmp, h.id, '*.log'),
+    '-o',
+    url,
+    '--host-id',
+    h.id,
+    '--engine',
+    h.engine,
+    '--threads',
+    '2',
+    '--nats-replicas',
+    '3',
+    '--state',
+    join(tmp, `${h.id}.state.json`),
+    '--from',
+    'start',
+    '--checkpoint-interval',
+    '50',
+    '--poll-interval',
+    '100',
+    '--log-level',
+    'info',
+  ]
+  const centreArgs = [
+    url,
+    '-o',
+    out,
+    '--checkpoint-interval',
+    '50',
+    '--poll-interval',
+    '100',
+    '--log-level',
+    'info',
+  ]
+  const specs = [
+    { id: 'web-1', engine: 'async', rotation: 'rename' as const },
+    { id: 'web-2', engine: 'threads', rotation: 'copytruncate' as const },
+    { id: 'db-1', engine: 'top-down', rotation: 'rename' as const },
+  ]
+  const hosts: Host[] = specs.map((s) => {
+    mkdirSync(join(tmp, s.id))
+    const files = ['app', 'sys'].map((n) => join(tmp, s.id, `${n}.log`))
+    for (const f of files) writeFileSync(f, '')
+    return { ...s, files, proc: null as unknown as Child }
+  })
+  const runs: string[] = []
+  for (const h of hosts) h.proc = spawnLogmerge(hostArgs(h))
+  let centre = spawnLogmerge(centreArgs)
+  for (const h of hosts) for (const f of h.files) append(f, uniqueLines(`probe-${h.id}`, 1))
+  await waitForAll(out, journal.all, { timeout: 60_000, proc: centre })
+
+  const rotate = (h: Host, file: string) => {
+    const n = (rotations.get(file) ?? 0) + 1
+    rotations.set(file, n)
+    if (h.rotation === 'rename') {
+      renameSync(file, `${file}.${n}`)
+      writeFileSync(file, '')
+    } else {
+      copyFileSync(file, `${file}.${n}`)
+      truncateSync(file, 0)
+    }
+  }
+  let writing = true
+  const writer = (async () => {
+    let i = 0
+    while (writing) {
+      const h = hosts[i % hosts.length] as Host
+      const file = h.files[Math.floor(i / hosts.length) % h.files.length] as string
+      i++
+      append(file, uniqueLines(`${h.id}-${file.slice(-7, -4)}`, 1 + (i % 5)))
+      if (random() < 0.004) rotate(h, file)
+      await sleep(1)
+    }
+  })()
+
+  const counts = { host: 0, centre: 0, leader: 0, leaderMissing: 0 }
+  for (let kill = 0; kill < KILLS; kill++) {
+    await sleep(100 + random() * 400)
+    const what = kill % 3
+    if (what === 0) {
+      const h = hosts[Math.floor(random() * hosts.length)] as Host
+      h.proc.kill('SIGKILL')
+      await h.proc.exited
+      runs.push(`${h.id}: ${h.proc.stderr()}`)
+      if (random() < 0.4) rotate(h, h.files[Math.floor(random() * h.files.length)] as string)
+      await sleep(random() * 300)
+      h.proc = spawnLogmerge(hostArgs(h))
+      counts.host++
+    } else if (what === 1) {
+      centre.kill('SIGKILL')
+      await centre.exited
+      runs.push(`centre: ${centre.stderr()}`)
+      await sleep(random() * 300)
+      centre = spawnLogmerge(centreArgs)
+      counts.centre++
+    } else {
+      const leader = await cluster.leader('LOGS')
+      if (!leader) {
+        counts.leaderMissing++
+        continue
+      }
+      await leader.kill('SIGKILL')
+      await sleep(300 + random() * 700)
+      await leader.start()
+      counts.leader++
+    }
+  }
+  writing = false
+  await writer
+  try {
+    await waitForAll(out, journal.all, { timeout: 90_000 })
+  } catch (err) {
+    const have = new Set(completeLines(out))
+    const missing = journal.all.filter((l) => !have.has(l))
+    const byFile = new Map<string, number>()
+    for (const [stream, lines] of journal.streams) {
+      const n = lines.filter((l) => !have.has(l)).length
+      if (n > 0) byFile.set(stream.slice(tmp.length), n)
+    }
+    throw new Error(
+      `${(err as Error).message}\n${missing.length} missing by file#generation: ${JSON.stringify([...byFile])}\ncentre stderr:\n${centre.stderr().slice(-3000)}\nhosts:\n${hosts.map((h) => `${h.id}: ${h.proc.stderr().slice(-1500)}`).join('\n')}`,
+    )
+  }
+  for (const h of hosts) h.proc.kill('SIGTERM')
+  centre.kill('SIGTERM')
+  const exits = await Promise.all([...hosts.map((h) => h.proc.exited), centre.exited])
+  expect(exits, [centre.stderr(), ...hosts.map((h) => h.proc.stderr())].join('\n')).toEqual(
+    exits.map(() => ({ code: 0, signal: null })),
+  )
+  expectMerged(completeLines(out), journal)
+  const rotated = [...rotations.values()].reduce((n, r) => n + r, 0)
+  console.info(
+    `fleet: ${counts.host} host, ${counts.centre} centre and ${counts.leader} leader SIGKILLs (${counts.leaderMissing} times no leader to kill), ${journal.all.length} lines, ${rotated} rotations: every line exactly once, each file generation in order`,
+  )
+})

@@ -1,0 +1,198 @@
+/**
+ * Real NATS servers for the fleet tests: Debian's nats-server (installed by .ci/run), started on
+ * free loopback ports with their own store directories, one node or a 3-node JetStream
+ * cluster, and killed after each test. A node can be SIGKILLed and started again with the same
+ * store (the stream leader, for the fault tests).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { connect } from '@nats-io/transport-node'
+import { afterEach } from 'vitest'
+
+export const NATS_SERVER = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find(existsSync)
+
+/** CI installs nats-server (.ci/run): only a machine without it may skip, and says why. */
+export function needNats(skip: (note: string) => void): void {
+  if (NATS_SERVER) return
+  if (process.env.CI) throw new Error('nats-server is missing: .ci/run installs it')
+  skip('nats-server is not installed here (apt-get install nats-server); CI runs this')
+}
+
+/** A port nothing listens on now (the kernel's pick; free when this returns). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export interface NatsNode {
+  readonly name: string
+  readonly port: number
+  /** host:port for URLs. */
+  readonly address: string
+  readonly running: boolean
+  log(): string
+  /** SIGKILL (or another signal); resolves once it has exited. */
+  kill(signal?: NodeJS.Signals): Promise<void>
+  /** Starts it again with the same config and store; resolves once it is ready. */
+  start(): Promise<void>
+}
+
+const nodes = new Set<NatsNode>()
+
+afterEach(async () => {
+  const all = [...nodes]
+  nodes.clear()
+  await Promise.all(all.map((n) => n.kill('SIGKILL')))
+})
+
+function node(name: string, port: number, config: string): NatsNode {
+  let proc: ChildProcess | null = null
+  let exited: Promise<void> = Promise.resolve()
+  let out = ''
+  const self: NatsNode = {
+    name,
+    port,
+    address: `127.0.0.1:${port}`,
+    get running() {
+      return proc !== null && proc.exitCode === null && proc.signalCode === null
+    },
+    log: () => out,
+    async kill(signal = 'SIGKILL') {
+      if (self.running) proc?.kill(signal)
+      await exited
+    },
+    async start() {
+      if (!NATS_SERVER) throw new Error('nats-server is not installed')
+      const p = spawn(NATS_SERVER, ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+      proc = p
+      const ready = new Promise<void>((resolve, reject) => {
+        const onData = (b: Buffer) => {
+          out += b.toString('utf8')
+          if (out.length > 200_000) out = out.slice(-100_000)
+          if (/Server is ready/.test(out)) resolve()
+        }
+        p.stdout?.on('data', onData)
+        p.stderr?.on('data', onData)
+        p.once('exit', (code, sig) => reject(new Error(`${name} exited (${code ?? sig}):\n${out}`)))
+      })
+      exited = new Promise((resolve) => p.once('exit', () => resolve()))
+      out = ''
+      await Promise.race([
+        ready,
+        sleep(15_000).then(() => Promise.reject(new Error(`${name} not ready:\n${out}`))),
+      ])
+    },
+  }
+  nodes.add(self)
+  return self
+}
+
+export interface Auth {
+  readonly user: string
+  readonly pass: string
+}
+
+/** One JetStream node on a free port, with its store under `dir`. */
+export async function startNats(dir: string, opts: { auth?: Auth } = {}): Promise<NatsNode> {
+  const port = await freePort()
+  const store = join(dir, 'nats-store')
+  mkdirSync(store, { recursive: true })
+  const lines = [
+    'server_name: n0',
+    `listen: 127.0.0.1:${port}`,
+    `jetstream { store_dir: "${store}", max_mem: 64MB, max_file: 4GB }`,
+  ]
+  if (opts.auth) {
+    lines.push(
+      `authorization { users = [ { user: "${opts.auth.user}", password: "${opts.auth.pass}" } ] }`,
+    )
+  }
+  const config = join(dir, 'nats-n0.conf')
+  writeFileSync(config, `${lines.join('\n')}\n`)
+  const n = node('n0', port, config)
+  await n.start()
+  return n
+}
+
+export interface Cluster {
+  readonly nodes: readonly NatsNode[]
+  /** nats://a,b,c/STREAM */
+  url(stream: string): string
+  /** The node that leads `stream` now (asked through any running node). */
+  leader(stream: string): Promise<NatsNode | null>
+}
+
+/** A JetStream cluster of `size` nodes on loopback, each with its store under `dir`. */
+export async function startCluster(dir: string, size = 3): Promise<Cluster> {
+  const ports = await Promise.all(Array.from({ length: size }, () => freePort()))
+  const routes = await Promise.all(Array.from({ length: size }, () => freePort()))
+  const list: NatsNode[] = []
+  for (let i = 0; i < size; i++) {
+    const name = `n${i + 1}`
+    const store = join(dir, `nats-${name}`)
+    mkdirSync(store, { recursive: true })
+    const others = routes.filter((_, j) => j !== i).map((p) => `nats-route://127.0.0.1:${p}`)
+    const config = join(dir, `nats-${name}.conf`)
+    writeFileSync(
+      config,
+      [
+        `server_name: ${name}`,
+        `listen: 127.0.0.1:${ports[i]}`,
+        `jetstream { store_dir: "${store}", max_mem: 64MB, max_file: 4GB }`,
+        `cluster { name: lmtest, listen: 127.0.0.1:${routes[i]}, routes: [${others.join(', ')}] }`,
+        '',
+      ].join('\n'),
+    )
+    list.push(node(name, ports[i] as number, config))
+  }
+  await Promise.all(list.map((n) => n.start()))
+  const cluster: Cluster = {
+    nodes: list,
+    url: (stream) => `nats://${list.map((n) => n.address).join(',')}/${stream}`,
+    async leader(stream) {
+      const up = list.filter((n) => n.running)
+      const nc = await connect({ servers: up.map((n) => n.address), timeout: 3000 })
+      try {
+        const jsm = await jetstreamManager(nc)
+        const info = await jsm.streams.info(stream)
+        return list.find((n) => n.name === info.cluster?.leader) ?? null
+      } catch {
+        return null
+      } finally {
+        await nc.close()
+      }
+    },
+  }
+  await waitForJetStream(cluster)
+  return cluster
+}
+
+/** A fresh cluster answers JetStream requests only once it has elected its meta leader. */
+async function waitForJetStream(cluster: Cluster): Promise<void> {
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      const nc = await connect({ servers: cluster.nodes.map((n) => n.address), timeout: 3000 })
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 2000 })
+        await jsm.getAccountInfo()
+        return
+      } finally {
+        await nc.close()
+      }
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`the cluster has no JetStream: ${err}`)
+      await sleep(200)
+    }
+  }
+}
