@@ -198,6 +198,7 @@ class Centre {
           }),
         )
         messages = await consumer.consume({ max_messages: FETCH_MESSAGES })
+        void this.#watchConsumer(messages)
         if (!once) events.emit('ready')
         if (ended.aborted) messages.stop()
         for await (const m of messages) {
@@ -223,11 +224,21 @@ class Centre {
     return { unreadable: [] }
   }
 
+  /** The client's own notes on the consumer (recreated after a server went away...), for debug. */
+  async #watchConsumer(messages: ConsumerMessages): Promise<void> {
+    for await (const s of messages.status()) {
+      if (s.type === 'heartbeat' || s.type === 'next') continue
+      this.#log.debug(`stream consumer: ${JSON.stringify(s)}`)
+    }
+  }
+
   async #take(m: JsMsg, chain: ReturnType<typeof outputChain>, opened: Set<string>): Promise<void> {
     const seq = m.seq
     if (seq > this.#lastRead + 1) {
       const lost = `messages ${this.#lastRead + 1} to ${seq - 1} of stream ${this.#fleet.url.stream} were deleted before the centre read them (stream limits, a purge, or another centre on the same stream)`
       if (!this.#fleet.skipLost) {
+        const info = await this.#jsm.streams.info(this.#fleet.url.stream).catch(() => null)
+        this.#log.debug(`stream now: ${JSON.stringify(info?.state)}`)
         this.fail(streamLost(lost))
         return
       }

@@ -15,14 +15,17 @@ import type { FleetConfig } from './options.js'
 /** How long one connection attempt at start-up may take. */
 const CONNECT_TIMEOUT_MS = 5000
 /**
- * How long start-up keeps trying before it says the servers cannot be reached (exit 7): long
- * enough for a cluster node being restarted or a leader being elected, short enough that a
- * wrong address is said soon. Once running, logmerge reconnects for as long as it takes.
+ * How long start-up keeps trying before it says the servers cannot be reached (exit 7). No
+ * server answering at all (refused, timed out) is said after CONNECT_RETRY_MS: a wrong address
+ * or a stopped server is said soon. A server that answers but whose JetStream does not yet (a
+ * cluster electing a leader after a node restarted) is waited for JETSTREAM_RETRY_MS. Once
+ * running, logmerge reconnects for as long as it takes.
  */
-export const STARTUP_RETRY_MS = 10_000
+export const CONNECT_RETRY_MS = 3_000
+export const JETSTREAM_RETRY_MS = 60_000
 
 export async function connectFleet(fleet: FleetConfig, log: Logger): Promise<NatsConnection> {
-  return startupRetry(fleet, log, 'connecting', () => connectOnce(fleet, log))
+  return startupRetry(fleet, log, 'connecting', () => connectOnce(fleet, log), CONNECT_RETRY_MS)
 }
 
 /**
@@ -34,8 +37,9 @@ export async function startupRetry<T>(
   log: Logger,
   what: string,
   attempt: () => Promise<T>,
+  budget = JETSTREAM_RETRY_MS,
 ): Promise<T> {
-  const deadline = Date.now() + STARTUP_RETRY_MS
+  const started = Date.now()
   let said = false
   for (let pause = 200; ; pause = Math.min(pause * 2, 2000)) {
     try {
@@ -43,8 +47,8 @@ export async function startupRetry<T>(
     } catch (err) {
       const e = natsError(err, fleet)
       const passing = e instanceof LogmergeError && e.code === 'ENATS_UNREACHABLE'
-      if (!passing || Date.now() + pause > deadline) throw e
-      if (!said) log.info(`${what}: ${e.message}; trying again for ${STARTUP_RETRY_MS / 1000} s`)
+      if (!passing || Date.now() + pause > started + budget) throw e
+      if (!said) log.warn(`${what}: ${e.message}; trying again for up to ${budget / 1000} s`)
       said = true
       await new Promise((resolve) => setTimeout(resolve, pause))
     }
