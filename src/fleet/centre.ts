@@ -104,6 +104,8 @@ class Centre {
   #lastPurge = 0
   #purged = 0
   #savedChanges = -1
+  /** The resume position of the last checkpoint saved: the stream is purged up to it. */
+  #savedResume = 0
   #changes = 0
 
   private constructor(
@@ -312,7 +314,8 @@ class Centre {
     const path = this.#config.statePath
     if (!path) return
     const changes = this.#changes + this.#writer.changes
-    if (changes === this.#savedChanges) return
+    // Nothing new to record; the purge behind the last one may still be due.
+    if (changes === this.#savedChanges) return this.#purge(this.#savedResume)
     const snap = this.#writer.snapshot()
     // Messages whose every line is now in the output are done; the first one that is not is
     // where a restart reads again (the hosts' run numbers as they were before it).
@@ -366,6 +369,7 @@ class Centre {
       await this.#writer.fsync()
       await saveState(path, encodeCentreState(state))
       this.#savedChanges = changes
+      this.#savedResume = resume
       this.#log.forget('checkpoint')
     } catch (err) {
       this.#log.warnOnce(

@@ -48,7 +48,10 @@ export async function startupRetry<T>(
       const e = natsError(err, fleet)
       const passing = e instanceof LogmergeError && e.code === 'ENATS_UNREACHABLE'
       if (!passing || Date.now() + pause > started + budget) throw e
-      if (!said) log.warn(`${what}: ${e.message}; trying again for up to ${budget / 1000} s`)
+      // Said as a warning when the wait is long (a cluster electing); a start-up that fails
+      // soon anyway says only its error.
+      const say = budget > CONNECT_RETRY_MS ? log.warn : log.info
+      if (!said) say.call(log, `${what}: ${e.message}; trying again for up to ${budget / 1000} s`)
       said = true
       await new Promise((resolve) => setTimeout(resolve, pause))
     }
@@ -128,10 +131,11 @@ export function natsError(err: unknown, fleet: FleetConfig): Error {
       { cause: err, hint: 'enable it in the server config (`jetstream { store_dir: ... }`)' },
     )
   }
-  const why = e?.cause?.message ?? e?.message ?? String(err)
+  const code = (e?.cause as NodeJS.ErrnoException | undefined)?.code
+  const why = `${e?.message ?? String(err)}${code ? ` (${code})` : ''}`
   return new LogmergeError('ENATS_UNREACHABLE', `cannot reach NATS server ${servers}: ${why}`, {
     cause: err,
-    hint: `start it, or check host and port (default 4222) and the network; with ${fleet.url.scheme === 'tls' ? 'tls://' : 'TLS, use tls:// or --nats-tls-ca'}`,
+    hint: 'start it, or check the host and port (default 4222), the network, and tls:// for a server that requires TLS',
   })
 }
 

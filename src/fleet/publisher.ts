@@ -170,6 +170,8 @@ export class Publisher implements BlockSink {
   #pausedUntilSaved = false
   #backoff = FIRST_BACKOFF_MS
   #troubled: string | null = null
+  /** The trouble said last (once per outage), until a message gets through. */
+  #said: string | null = null
   #failed: Error | null = null
   #closed: Promise<void> | null = null
   readonly #highWater: number
@@ -550,9 +552,10 @@ export class Publisher implements BlockSink {
       : missing
         ? `stream ${this.#fleet.url.stream} is not there (deleted?): creating it again`
         : `cannot publish to ${this.#fleet.url.display}: ${err.message}`
-    if (this.#troubled !== why) {
+    if (this.#said !== why) {
       this.#opts.log.warn(`${why}; the readers wait, the lines stay in their files`)
     }
+    this.#said = why
     this.#troubled = why
     await sleep(this.#backoff, undefined, { ref: false })
     this.#backoff = Math.min(this.#backoff * 2, MAX_BACKOFF_MS)
@@ -568,10 +571,11 @@ export class Publisher implements BlockSink {
   }
 
   #acknowledged(m: Sent, seq: number): void {
-    if (this.#backoff !== FIRST_BACKOFF_MS) {
+    if (this.#said !== null) {
       this.#opts.log.warn(`publishing to ${this.#fleet.url.display} again`)
-      this.#backoff = FIRST_BACKOFF_MS
+      this.#said = null
     }
+    this.#backoff = FIRST_BACKOFF_MS
     this.#ackedSeq = Math.max(this.#ackedSeq, seq)
     this.#ackedAt = new Date().toISOString()
     this.#queuedBytes -= m.lineBytes
@@ -612,10 +616,19 @@ export class Publisher implements BlockSink {
     this.#changes++
   }
 
+  /**
+   * Something queued that a drain must see acknowledged: lines, or a checkpoint's effects. A
+   * message of generation ends only (files let go at shutdown) is not waited for: the centre
+   * only orders better with it, and at shutdown the stream may be full with no centre reading.
+   */
   #busy(): boolean {
+    if (this.#failed) return false
+    const needed = (m: { lineBytes: number; effects: readonly Effect[] }) =>
+      m.lineBytes > 0 || m.effects.length > 0
     return (
-      !this.#failed &&
-      (this.#open.segments.length > 0 || this.#ready.length > 0 || this.#inflight.length > 0)
+      needed({ lineBytes: this.#open.bytes, effects: this.#open.effects }) ||
+      this.#ready.some(needed) ||
+      this.#inflight.some(needed)
     )
   }
 

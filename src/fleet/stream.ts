@@ -50,7 +50,7 @@ async function findOrCreate(
   } catch (err) {
     if ((err as Error).name !== 'StreamNotFoundError') throw natsError(err, fleet)
   }
-  const maxMsgs = Math.max(16, Math.floor(fleet.maxBytes / MESSAGE_BYTES))
+  const maxMsgs = Math.max(4, Math.floor(fleet.maxBytes / MESSAGE_BYTES))
   try {
     const info = await jsm.streams.add({
       name: stream,

@@ -1,0 +1,336 @@
+/**
+ * The fleet end to end on a real nats-server (one node): hosts publish their files to a
+ * JetStream stream (`-o nats://...`), the centre merges the stream into one file. Every engine's
+ * readers publish; lines are labelled with host and file; a full stream holds the hosts back
+ * without losing a line; a wrong password, a server that is not there and messages the stream
+ * no longer holds are one-line errors with their exit codes.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { connect } from '@nats-io/transport-node'
+import { describe, expect } from 'vitest'
+import {
+  completeLines,
+  ENGINES,
+  expectMerged,
+  Journal,
+  runLogmerge,
+  spawnLogmerge,
+  stop,
+  test,
+  uniqueLines,
+  waitFor,
+  waitForAll,
+} from './helpers.js'
+import { freePort, needNats, startNats } from './nats.js'
+
+/** A host's input directory with `files` empty files in it. */
+function hostDir(tmp: string, host: string, files: readonly string[]): string[] {
+  mkdirSync(join(tmp, host), { recursive: true })
+  return files.map((f) => {
+    const path = join(tmp, host, f)
+    writeFileSync(path, '')
+    return path
+  })
+}
+
+const quick = ['--checkpoint-interval', '50', '--poll-interval', '100', '--from', 'start']
+
+describe('fleet', () => {
+  test('two hosts into one file while following: every line once, labelled with host and file', {
+    timeout: 60_000,
+  }, async ({ tmp, skip }) => {
+    needNats(skip)
+    const nats = await startNats(tmp)
+    const url = `nats://${nats.address}/LOGS`
+    const [a, b] = hostDir(tmp, 'web-1', ['app.log', 'err.log']) as [string, string]
+    const [c] = hostDir(tmp, 'db-1', ['app.log']) as [string]
+    const out = join(tmp, 'fleet.log')
+    const web = spawnLogmerge([
+      join(tmp, 'web-1', '*.log'),
+      '-o',
+      url,
+      '--host-id',
+      'web-1',
+      '--state',
+      join(tmp, 'web.state'),
+      ...quick,
+    ])
+    const db = spawnLogmerge([
+      c,
+      '-o',
+      url,
+      '--host-id',
+      'db-1',
+      '--engine',
+      'threads',
+      '--state',
+      join(tmp, 'db.state'),
+      ...quick,
+    ])
+    const centre = spawnLogmerge([url, '-o', out, '--format', 'prefix', ...quick])
+    const journal = new Journal()
+    for (let round = 0; round < 20; round++) {
+      journal.append(a, uniqueLines('a', 5))
+      journal.append(b, uniqueLines('b', 3))
+      journal.append(c, uniqueLines('c', 7))
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    const labelled = (f: string) =>
+      f === c ? 'db-1:app.log' : f === a ? 'web-1:app.log' : 'web-1:err.log'
+    const expected = [...journal.streams].flatMap(([f, lines]) =>
+      lines.map((l) => `${labelled(f)}: ${l}`),
+    )
+    await waitForAll(out, expected, { proc: centre, timeout: 30_000 })
+    await Promise.all([stop(web), stop(db), stop(centre)])
+    // Strip the labels: each line once, each file in order, and each label the right one.
+    const output = completeLines(out)
+    const stripped = output.map((l) => l.slice(l.indexOf(': ') + 2))
+    expectMerged(stripped, journal)
+    expect(new Set(output)).toEqual(new Set(expected))
+  })
+
+  describe.each(ENGINES)('host engine %s', (engine) => {
+    test('publishes every line of its files (--once), the centre merges them (--once)', {
+      timeout: 60_000,
+    }, async ({ tmp, skip }) => {
+      needNats(skip)
+      const nats = await startNats(tmp)
+      const url = `nats://${nats.address}/LOGS`
+      const files = hostDir(tmp, 'h', ['a.log', 'b.log', 'c.log'])
+      const journal = new Journal()
+      for (const f of files) journal.append(f, uniqueLines(engine, 2000))
+      // A line longer than a message carries: split the way --max-line-bytes splits.
+      const long = `${'x'.repeat(600_000)}`
+      writeFileSync(files[0] as string, `${long}\n`, { flag: 'a' })
+      const host = await runLogmerge([
+        ...files,
+        '-o',
+        url,
+        '--once',
+        '--engine',
+        engine,
+        '--threads',
+        '2',
+        '--host-id',
+        `h-${engine}`,
+      ])
+      expect(host.code, host.stderr).toBe(0)
+      const out = join(tmp, 'fleet.log')
+      const centre = await runLogmerge(['--once', url, '-o', out])
+      expect(centre.code, centre.stderr).toBe(0)
+      const output = completeLines(out)
+      const pieces = output.filter((l) => l.startsWith('xxx'))
+      expect(pieces.join('')).toBe(long)
+      expect(pieces.length).toBe(3) // 600,000 bytes in pieces of at most ~240 KiB
+      expectMerged(
+        output.filter((l) => !l.startsWith('xxx')),
+        journal,
+      )
+    })
+  })
+
+  test('a full stream holds the host back; nothing is lost once the centre reads it', {
+    timeout: 90_000,
+  }, async ({ tmp, skip }) => {
+    needNats(skip)
+    const nats = await startNats(tmp)
+    const url = `nats://${nats.address}/LOGS`
+    const [file] = hostDir(tmp, 'h', ['a.log']) as [string]
+    // 1 MiB: 4 messages of 256 KiB; the host has ~4.5 MiB to send.
+    const host = spawnLogmerge([
+      file,
+      '-o',
+      url,
+      '--host-id',
+      'h',
+      '--from',
+      'start',
+      '--nats-max-bytes',
+      '1M',
+      '--state',
+      join(tmp, 'h.state'),
+      ...quick,
+    ])
+    const journal = new Journal()
+    for (let i = 0; i < 20; i++) journal.append(file, uniqueLines(`full${i}`, 5000))
+    await waitFor(() => /stream LOGS is full/.test(host.stderr()), {
+      proc: host,
+      what: 'the host to say the stream is full',
+    })
+    const out = join(tmp, 'fleet.log')
+    const centre = spawnLogmerge([url, '-o', out, ...quick])
+    await waitForAll(out, journal.all, { proc: centre, timeout: 60_000 })
+    await Promise.all([stop(host), stop(centre)])
+    expectMerged(completeLines(out), journal)
+    expect(host.stderr()).toMatch(/publishing to .* again/)
+  })
+
+  test('a wrong password is refused with one line and exit 8; the right one works', {
+    timeout: 60_000,
+  }, async ({ tmp, skip }) => {
+    needNats(skip)
+    const nats = await startNats(tmp, { auth: { user: 'fleet', pass: 's3cret' } })
+    const [file] = hostDir(tmp, 'h', ['a.log']) as [string]
+    writeFileSync(file, 'one line\n')
+    const bad = await runLogmerge([file, '--once', '-o', `nats://fleet:wrong@${nats.address}/LOGS`])
+    expect(bad.code).toBe(8)
+    const lines = bad.stderr.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(
+      /^logmerge: error: NATS server 127\.0\.0\.1:\d+ refused logmerge: .*[Aa]uthorization/,
+    )
+    expect(bad.stderr).not.toContain('wrong') // the password is never printed
+    const centreBad = await runLogmerge([
+      `nats://fleet:nope@${nats.address}/LOGS`,
+      '--once',
+      '-o',
+      join(tmp, 'out.log'),
+    ])
+    expect(centreBad.code).toBe(8)
+    const good = await runLogmerge([
+      file,
+      '--once',
+      '-o',
+      `nats://fleet:s3cret@${nats.address}/LOGS`,
+    ])
+    expect(good.code, good.stderr).toBe(0)
+    const centre = await runLogmerge([
+      `nats://fleet:s3cret@${nats.address}/LOGS`,
+      '--once',
+      '-o',
+      join(tmp, 'out.log'),
+    ])
+    expect(centre.code, centre.stderr).toBe(0)
+    expect(completeLines(join(tmp, 'out.log'))).toEqual(['one line'])
+  })
+
+  test('no server at the address: one line and exit 7, soon', async ({ tmp, skip }) => {
+    needNats(skip)
+    const port = await freePort()
+    const [file] = hostDir(tmp, 'h', ['a.log']) as [string]
+    const started = Date.now()
+    const r = await runLogmerge([file, '-o', `nats://127.0.0.1:${port}/LOGS`])
+    expect(r.code).toBe(7)
+    expect(r.stderr).toMatch(
+      new RegExp(`logmerge: error: cannot reach NATS server 127\\.0\\.0\\.1:${port}: .*refused`),
+    )
+    expect(Date.now() - started).toBeLessThan(15_000)
+    const c = await runLogmerge([`nats://127.0.0.1:${port}/LOGS`, '-o', join(tmp, 'out.log')])
+    expect(c.code).toBe(7)
+  })
+
+  test('messages the stream no longer holds: exit 9 naming them; --nats-skip-lost goes on', {
+    timeout: 60_000,
+  }, async ({ tmp, skip }) => {
+    needNats(skip)
+    const nats = await startNats(tmp)
+    const url = `nats://${nats.address}/LOGS`
+    const [file] = hostDir(tmp, 'h', ['a.log']) as [string]
+    const out = join(tmp, 'fleet.log')
+    const state = join(tmp, 'centre.state')
+    writeFileSync(file, 'first\n')
+    expect((await runLogmerge([file, '--once', '-o', url])).code).toBe(0)
+    const first = await runLogmerge([url, '--once', '-o', out, '--state', state])
+    expect(first.code, first.stderr).toBe(0)
+    // More is published, then deleted before the centre reads it (a purge by hand).
+    writeFileSync(file, 'second\n')
+    expect((await runLogmerge([file, '--once', '-o', url, '--host-id', 'other'])).code).toBe(0)
+    const nc = await connect({ servers: nats.address })
+    const jsm = await jetstreamManager(nc)
+    await jsm.streams.purge('LOGS')
+    await nc.close()
+    const lost = await runLogmerge([url, '--once', '-o', out, '--state', state])
+    expect(lost.code).toBe(9)
+    expect(lost.stderr).toMatch(
+      /logmerge: error: messages 3 to 4 of stream LOGS were deleted before the centre merged them/,
+    )
+    const skipped = await runLogmerge([
+      url,
+      '--once',
+      '-o',
+      out,
+      '--state',
+      state,
+      '--nats-skip-lost',
+    ])
+    expect(skipped.code, skipped.stderr).toBe(0)
+    expect(skipped.stderr).toMatch(/going on from 5 \(--nats-skip-lost\)/)
+    expect(completeLines(out)).toEqual(['first'])
+  })
+
+  test('usage errors: exit 2 before anything is started', async ({ tmp }) => {
+    const url = 'nats://127.0.0.1:1/LOGS'
+    const cases: [string[], RegExp][] = [
+      [[join(tmp, 'a.log'), '-o', url, '--order', 'time'], /--order time` with a nats:\/\/ output/],
+      [
+        [join(tmp, 'a.log'), '-o', url, '--format', 'json'],
+        /--format json` with a nats:\/\/ output/,
+      ],
+      [
+        [url, join(tmp, 'a.log'), '-o', join(tmp, 'o.log')],
+        /the centre takes one input, the stream/,
+      ],
+      [
+        [join(tmp, 'a.log'), '-o', join(tmp, 'o.log'), '--host-id', 'x'],
+        /--host-id is for a nats:\/\/ output or input/,
+      ],
+      [[url, '-o', join(tmp, 'o.log'), '--host-id', 'x'], /--host-id is for a host/],
+      [[join(tmp, 'a.log'), '-o', 'nats://h:4222/A.B'], /is not a stream name/],
+      [[join(tmp, 'a.log'), '-o', url, '--host-id', 'bad id'], /--host-id` to be 1 to 128/],
+    ]
+    for (const [args, message] of cases) {
+      const r = await runLogmerge(args)
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
+      expect(r.stderr).toMatch(message)
+    }
+  })
+
+  test('check-config knows the fleet keys', async ({ tmp }) => {
+    const file = join(tmp, 'config.json')
+    writeFileSync(
+      file,
+      JSON.stringify({
+        jobs: [
+          {
+            name: 'ship',
+            inputs: ['/var/log/app/*.log'],
+            output: 'nats://u:p@n1:4222,n2/LOGS',
+            hostId: 'web-1',
+            natsReplicas: 3,
+            natsMaxBytes: '2G',
+          },
+          {
+            name: 'merge',
+            inputs: ['tls://n1:4222/LOGS'],
+            output: join(tmp, 'fleet.log'),
+            natsTlsCa: 'ca.pem',
+            order: 'time',
+            format: 'prefix',
+          },
+        ],
+      }),
+    )
+    const ok = await runLogmerge(['check-config', file])
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.stdout.toString()).toContain(
+      'job ship: /var/log/app/*.log -> nats://n1:4222,n2:4222/LOGS as host web-1',
+    )
+    expect(ok.stdout.toString()).toContain('job merge: tls://n1:4222/LOGS ->')
+    expect(ok.stdout.toString()).not.toContain('u:p')
+    writeFileSync(
+      file,
+      JSON.stringify({
+        inputs: ['a.log'],
+        output: 'nats://n1/LOGS',
+        natsReplicas: 0,
+        natsSkipLost: 'yes',
+      }),
+    )
+    const bad = await runLogmerge(['check-config', file])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/natsReplicas: expected an integer >= 1/)
+    expect(bad.stderr).toMatch(/natsSkipLost: expected true or false/)
+  })
+})
