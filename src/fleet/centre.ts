@@ -43,6 +43,7 @@ import { connectFleet, natsError, startupRetry } from './connect.js'
 import { decodeBatch } from './frame.js'
 import type { FleetConfig } from './options.js'
 import { ensureStream } from './stream.js'
+import { hostToken } from './url.js'
 
 /** Messages the client fetches ahead of the merge. */
 const FETCH_MESSAGES = 64
@@ -98,6 +99,8 @@ class Centre {
   #lastRead: number
   #streamLast: number
   #reads: Read[] = []
+  /** --order time: hosts in the stream whose first message is still to come (see #awaitHosts). */
+  readonly #waitingHosts = new Map<string, () => void>()
   #fatal: Error | null = null
   readonly #failed = new AbortController()
   #checkpointing: Promise<void> = Promise.resolve()
@@ -191,6 +194,7 @@ class Centre {
     ended.addEventListener('abort', onEnd)
     try {
       await this.checkpoint() // the output's identity before the first byte (as checkpoints.md)
+      if (this.#config.order === 'time') await this.#awaitHosts(chain)
       if (!(once && this.#until < this.#from)) {
         const js = jetstream(this.#nc)
         const consumer = await startupRetry(this.#fleet, this.#log, 'reading the stream', () =>
@@ -224,6 +228,30 @@ class Centre {
     }
     if (this.#fatal) throw this.#fatal
     return { unreadable: [] }
+  }
+
+  /**
+   * --order time: every host with messages in the stream holds the others back (for at most the
+   * reorder window) until its first message is read. Without this, the host whose messages come
+   * first in the stream would be written before any other host's file is open in the merge.
+   */
+  async #awaitHosts(chain: ReturnType<typeof outputChain>): Promise<void> {
+    const prefix = `${this.#fleet.url.stream}.`
+    let subjects: Record<string, number> = {}
+    try {
+      const info = await this.#jsm.streams.info(this.#fleet.url.stream, {
+        subjects_filter: `${prefix}>`,
+      })
+      subjects = info.state.subjects ?? {}
+    } catch (err) {
+      this.#log.debug(`cannot list the stream's hosts: ${(err as Error).message}`)
+    }
+    for (const subject of Object.keys(subjects)) {
+      const token = subject.slice(prefix.length)
+      const key = `${token}/*`
+      chain.opened(key, key)
+      this.#waitingHosts.set(token, () => chain.released(key))
+    }
   }
 
   /** The client's own notes on the consumer (recreated after a server went away...), for debug. */
@@ -275,6 +303,12 @@ class Centre {
     for (const action of verdict.actions) {
       const busy = this.#act(action, chain, opened, writes)
       if (busy) await busy
+    }
+    const token = hostToken(meta.h)
+    const waiting = this.#waitingHosts.get(token)
+    if (waiting) {
+      this.#waitingHosts.delete(token)
+      waiting()
     }
   }
 

@@ -103,9 +103,28 @@ function readCreds(fleet: FleetConfig): Uint8Array {
   }
 }
 
+/** The client's own errors (anything else is not NATS's doing, and is passed on as it is). */
+const NATS_ERRORS = new Set([
+  'AuthorizationError',
+  'ClosedConnectionError',
+  'ConnectionError',
+  'DrainingConnectionError',
+  'JetStreamApiError',
+  'JetStreamError',
+  'JetStreamNotEnabled',
+  'JetStreamStatusError',
+  'NoRespondersError',
+  'PermissionViolationError',
+  'ProtocolError',
+  'RequestError',
+  'StreamNotFoundError',
+  'TimeoutError',
+  'UserAuthenticationExpiredError',
+])
+
 /** The error of a failed connection or request, as the user should read it. */
 export function natsError(err: unknown, fleet: FleetConfig): Error {
-  if (err instanceof LogmergeError) return err
+  if (err instanceof LogmergeError || !NATS_ERRORS.has((err as Error)?.name)) return err as Error
   const e = err as Error & { code?: string; cause?: Error }
   const servers = fleet.url.servers.join(',')
   const name = e?.name ?? ''

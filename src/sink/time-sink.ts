@@ -140,16 +140,30 @@ export class TimeOrderSink implements BlockSink {
     if (this.#finished) return
     this.#finished = true
     this.#clearTimer()
-    for (const record of this.#order.flush()) this.#writeRecord(record)
+    this.#writeRecords(this.#order.flush())
     this.#wakeReaders()
   }
 
   /** Writes what the window rule allows now, and waits for the next deadline. */
   #release(): void {
     if (this.#finished) return
-    for (const record of this.#order.release(now())) this.#writeRecord(record)
+    this.#writeRecords(this.#order.release(now()))
     this.#wakeReaders()
     this.#schedule()
+  }
+
+  /**
+   * Writes `records`, then forgets the ended sources they drained. Only after all of them: an
+   * ended source is gone from the merge as soon as its last record is taken, which is before
+   * the first of its records in this batch is written (a source ended with two records held
+   * failed on the second: found by the fleet centre, which ends a file's source on a message).
+   */
+  #writeRecords(records: readonly MergedRecord<string>[]): void {
+    for (const record of records) this.#writeRecord(record)
+    for (const record of records) {
+      const source = this.#byOrderKey.get(record.key)
+      if (source?.ended && !this.#order.has(record.key)) this.#byOrderKey.delete(record.key)
+    }
   }
 
   #writeRecord(record: MergedRecord<string>): void {
@@ -171,7 +185,6 @@ export class TimeOrderSink implements BlockSink {
       })
       this.#writerBusy = wait
     }
-    if (source.ended && !this.#order.has(record.key)) this.#byOrderKey.delete(record.key)
   }
 
   #wakeReaders(): void {

@@ -131,6 +131,53 @@ describe('fleet', () => {
     })
   })
 
+  test('--order time merges the hosts by timestamp (centre --once)', {
+    timeout: 60_000,
+  }, async ({ tmp, skip }) => {
+    needNats(skip)
+    const nats = await startNats(tmp)
+    const url = `nats://${nats.address}/LOGS`
+    const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString()
+    const hosts = ['web-1', 'web-2', 'db-1']
+    const all: string[] = []
+    for (const [h, host] of hosts.entries()) {
+      const [a, b] = hostDir(tmp, host, ['a.log', 'b.log']) as [string, string]
+      const lines = (file: string, offset: number) => {
+        const out: string[] = []
+        for (let i = 0; i < 300; i++)
+          out.push(`${at((i * 6 + offset) * 1000)} ${host} ${file} ${i}`)
+        writeFileSync(file === 'a' ? a : b, out.map((l) => `${l}\n`).join(''))
+        all.push(...out.map((l) => `${host}:${file}.log: ${l}`))
+      }
+      lines('a', h * 2)
+      lines('b', h * 2 + 1)
+      const r = await runLogmerge([
+        join(tmp, host, '*.log'),
+        '--once',
+        '-o',
+        url,
+        '--host-id',
+        host,
+      ])
+      expect(r.code, r.stderr).toBe(0)
+    }
+    const out = join(tmp, 'fleet.log')
+    const centre = await runLogmerge([
+      url,
+      '--once',
+      '-o',
+      out,
+      '--order',
+      'time',
+      '--format',
+      'prefix',
+    ])
+    expect(centre.code, centre.stderr).toBe(0)
+    const time = (l: string) => l.slice(l.indexOf(': ') + 2, l.indexOf(': ') + 26)
+    const sorted = [...all].sort((x, y) => time(x).localeCompare(time(y)))
+    expect(completeLines(out)).toEqual(sorted)
+  })
+
   test('a full stream holds the host back; nothing is lost once the centre reads it', {
     timeout: 90_000,
   }, async ({ tmp, skip }) => {
