@@ -2,6 +2,7 @@
  * The command line: flags -> Options -> Config, then the daemon. Nothing else lives here.
  */
 import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { defaults, ENGINES, FORMATS, type Options, ORDERS } from './config.js'
@@ -9,6 +10,9 @@ import { type ConfigFile, loadConfigFile } from './config-file.js'
 import { runJobs } from './daemon.js'
 import { releasePrestarted } from './engines/prestart.js'
 import { ExitCode, errors, LogmergeError } from './errors.js'
+import { isCentreState } from './fleet/centre-state.js'
+import { type FleetConfig, hostStatePath } from './fleet/options.js'
+import { isFleetUrl, parseFleetUrl } from './fleet/url.js'
 import { type Job, type Run, resolveRun } from './jobs.js'
 import { createLogger, detectStyle, formatLine, LEVELS, prefixLines } from './log.js'
 import { parseLabel } from './merge/format.js'
@@ -216,16 +220,21 @@ export function buildStatusProgram(): Command {
     .option('-o, --output <path>', 'the output of the run (to find its default state file)')
     .option('-c, --config <file>', "every job of this config file (from the file's state paths)")
     .option('--job <name>', 'with --config: only this job')
+    .option(
+      '--host-id <id>',
+      'with -o nats://...: the host whose state to show (default: host name)',
+    )
     .option('--json', 'JSON instead of a table (with --config: a list, one entry a job)')
     .addHelpText(
       'after',
-      '\nExamples:\n  logmerge status -o /var/log/merged.log\n  sudo logmerge status --config /etc/logmerge/config.json --job web\n',
+      '\nExamples:\n  logmerge status -o /var/log/merged.log\n  sudo logmerge status --config /etc/logmerge/config.json --job web\n  logmerge status -o nats://n1:4222/LOGS --host-id web-1     a fleet host\n  logmerge status -o /var/log/fleet.log                      a fleet centre (asks the stream)\n',
     )
     .exitOverride()
     .configureOutput(errorOutput)
 }
 
 interface StatusOptions {
+  hostId?: string
   state?: string
   output?: string
   config?: string
@@ -233,20 +242,40 @@ interface StatusOptions {
   json?: boolean
 }
 
-function runStatus(program: Command): void {
+async function runStatus(program: Command): Promise<void> {
   const opts = program.opts<StatusOptions>()
   if (opts.config !== undefined) {
-    runStatusOfConfig(opts.config, opts)
+    await runStatusOfConfig(opts.config, opts)
     return
   }
   const path = opts.state
     ? resolve(opts.state)
     : opts.output
-      ? defaultStatePath(resolve(opts.output))
+      ? isFleetUrl(opts.output)
+        ? hostStatePath(
+            parseFleetUrl(opts.output, '--output'),
+            opts.hostId ?? hostname(),
+            undefined,
+          ).path
+        : defaultStatePath(resolve(opts.output))
       : null
   if (!path) throw errors.usage('status needs --state PATH or --output PATH')
-  const status = readStatus(path)
-  process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status))
+  const status = await statusOf(path, null)
+  process.stdout.write(opts.json ? `${JSON.stringify(status.value, null, 2)}\n` : status.text)
+}
+
+/** The status of the state at `path`: a run's, or a fleet centre's (which asks the stream). */
+async function statusOf(
+  path: string,
+  fleet: FleetConfig | null,
+): Promise<{ value: unknown; text: string }> {
+  if (isCentreState(path)) {
+    const { centreStatus, formatCentreStatus } = await import('./fleet/status.js')
+    const value = await centreStatus(path, fleet)
+    return { value, text: formatCentreStatus(value) }
+  }
+  const value = readStatus(path)
+  return { value, text: formatStatus(value) }
 }
 
 /**
@@ -254,7 +283,7 @@ function runStatus(program: Command): void {
  * (`state`, `stateDirectory`; else $STATE_DIRECTORY or beside the output, as when it runs). A
  * job whose state cannot be read is reported and the others shown; exit 2 then.
  */
-function runStatusOfConfig(file: string, opts: StatusOptions): void {
+async function runStatusOfConfig(file: string, opts: StatusOptions): Promise<void> {
   const run = resolveRun(loadConfigFile(file), { inputs: [] }, new Set())
   const jobs = run.jobs.filter((job) => opts.job === undefined || job.name === opts.job)
   if (jobs.length === 0) {
@@ -262,13 +291,14 @@ function runStatusOfConfig(file: string, opts: StatusOptions): void {
     throw errors.usage(`${file} has no job named ${opts.job}`, `its jobs: ${names}`)
   }
   const log = createLogger('error')
-  const shown: { job: string; status: ReturnType<typeof readStatus> }[] = []
+  const shown: { job: string; status: unknown; text: string }[] = []
   for (const job of jobs) {
     const path = job.config.statePath
     try {
       if (path === null)
         throw errors.usage(`job ${job.name} keeps no state (state: false, or once)`)
-      shown.push({ job: job.name, status: readStatus(path) })
+      const { value, text } = await statusOf(path, job.config.fleet ?? null)
+      shown.push({ job: job.name, status: value, text })
     } catch (err) {
       if (!(err instanceof LogmergeError)) throw err
       log.error(`job ${job.name}: ${err.message}${err.hint ? ` (${err.hint})` : ''}`)
@@ -276,10 +306,11 @@ function runStatusOfConfig(file: string, opts: StatusOptions): void {
     }
   }
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
+    const list = shown.map(({ job, status }) => ({ job, status }))
+    process.stdout.write(`${JSON.stringify(list, null, 2)}\n`)
     return
   }
-  const tables = shown.map(({ job, status }) => `job ${job}\n${formatStatus(status)}`)
+  const tables = shown.map(({ job, text }) => `job ${job}\n${text}`)
   process.stdout.write(tables.join('\n'))
 }
 
@@ -309,7 +340,7 @@ export async function main(argv: string[]): Promise<void> {
     const sub = command === 'status' ? buildStatusProgram() : buildCheckConfigProgram()
     if (!parse(sub, [node, script, ...argv.slice(3)])) return
     try {
-      if (command === 'status') runStatus(sub)
+      if (command === 'status') await runStatus(sub)
       else checkConfig(sub.args[0] as string)
     } catch (err) {
       process.exitCode = report(err)

@@ -4,6 +4,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { errors } from './errors.js'
+import { hostLines } from './fleet/host-status.js'
 import { loadState, type SourceState, type State } from './state/checkpoint.js'
 import { statQuietly } from './tail/input-fs.js'
 
@@ -59,6 +60,8 @@ export interface Status {
     readonly held: number | null
   } | null
   readonly sources: readonly SourceStatus[]
+  /** Lines about the writer: a fleet host's stream (empty for an output file). */
+  readonly writer: readonly string[]
 }
 
 export function readStatus(statePath: string, now = Date.now()): Status {
@@ -104,6 +107,7 @@ function describe(statePath: string, state: State, now: number): Status {
             held: held && sources.filter((s) => s.held).length,
           },
     sources,
+    writer: hostLines(state.writer),
   }
 }
 
@@ -173,6 +177,7 @@ export function formatStatus(s: Status): string {
       : 'not running (or its open files cannot be seen)'
     lines.push(`process     ${p.pid}: ${now}`)
   }
+  lines.push(...s.writer)
   lines.push(
     '',
     'SOURCE\tSTATE\tOFFSET\tSIZE\tLAG BYTES\tLAG S\tLINES\tSPLIT\tTRUNCATED\tPARTIAL\tLAST ACTIVE\tIDENTITY\tLATE\tHELD',

@@ -174,6 +174,8 @@ export class Publisher implements BlockSink {
   #said: string | null = null
   #failed: Error | null = null
   #closed: Promise<void> | null = null
+  /** Drained and closing: messages still out (generation ends) are given up. */
+  #closing = false
   readonly #highWater: number
 
   private constructor(
@@ -354,6 +356,7 @@ export class Publisher implements BlockSink {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       if (!this.#failed) await this.drain()
+      this.#closing = true
       await this.#nc.close().catch(() => {})
     })()
     return this.#closed
@@ -540,6 +543,7 @@ export class Publisher implements BlockSink {
 
   /** Says what is wrong (once), waits, and tells whether to go on (false: failed for good). */
   async #trouble(err: Error): Promise<boolean> {
+    if (this.#closing) return false // what is left is not waited for (see #busy)
     const e = natsError(err, this.#fleet)
     if (e instanceof LogmergeError && e.code === 'ENATS_AUTH') {
       this.#fail(e)

@@ -83,6 +83,32 @@ describe('fleet', () => {
       lines.map((l) => `${labelled(f)}: ${l}`),
     )
     await waitForAll(out, expected, { proc: centre, timeout: 30_000 })
+    // status on both sides: the host's offsets are what the stream acknowledged; the centre
+    // shows every host with no lag.
+    const hostStatus = await runLogmerge(['status', '--state', join(tmp, 'web.state')])
+    expect(hostStatus.code, hostStatus.stderr).toBe(0)
+    expect(hostStatus.stdout.toString()).toMatch(
+      new RegExp(
+        `stream +nats://${nats.address}/LOGS as host web-1: last message acknowledged \\d+ at `,
+      ),
+    )
+    let text = ''
+    await waitFor(
+      async () => {
+        const r = await runLogmerge(['status', '-o', out])
+        text = r.stdout.toString() + r.stderr
+        return (
+          r.code === 0 &&
+          /^web-1\t\d+\t\S+\t160\t0\t0\.0$/m.test(text) &&
+          /^db-1\t\d+\t\S+\t140\t0\t0\.0$/m.test(text)
+        )
+      },
+      { what: 'the centre status to show both hosts with no lag', timeout: 30_000 },
+    ).catch((err) => {
+      throw new Error(`${(err as Error).message}; status said:\n${text}`)
+    })
+    const json = JSON.parse((await runLogmerge(['status', '-o', out, '--json'])).stdout.toString())
+    expect(json.hosts.map((h: { host: string }) => h.host).sort()).toEqual(['db-1', 'web-1'])
     await Promise.all([stop(web), stop(db), stop(centre)])
     // Strip the labels: each line once, each file in order, and each label the right one.
     const output = completeLines(out)
@@ -171,6 +197,8 @@ describe('fleet', () => {
       'time',
       '--format',
       'prefix',
+      '--reorder-window',
+      '60s',
     ])
     expect(centre.code, centre.stderr).toBe(0)
     const time = (l: string) => l.slice(l.indexOf(': ') + 2, l.indexOf(': ') + 26)
