@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util'
 import { parseSize } from '../fixtures/generate.mjs'
 import { catchup } from './catchup.mjs'
 import { checkpoint } from './checkpoint.mjs'
+import { fleet } from './fleet.mjs'
 import { idle } from './idle.mjs'
 import { latency } from './latency.mjs'
 import {
@@ -47,6 +48,7 @@ const BENCHMARKS = {
   latency: (o) => latency(o),
   throughput: (o) => throughput(o),
   idle: (o) => idle(o),
+  fleet: (o) => fleet(o),
 }
 
 const USAGE = `usage: node bench/run.mjs [name...] [options]
@@ -69,6 +71,8 @@ Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
 throughput: 8 writer processes append to 8 followed files as fast as they can for 10 s.
 idle: 1,000 unchanging files per engine (and 10,000 for async), sampled for 20 s.
 checkpoint: catch-up over 4 x 128 MiB with and without a state file (issue 4's < 5 % target).
+fleet: 2 hosts -> NATS JetStream (replicas 1 and 3) -> centre, 1,000,000 lines of 100 bytes
+(200,000 with --quick), beside a local logmerge; latency at --rate lines/s (needs nats-server).
 
 Results: Markdown on stdout, JSON in bench/out/results-<name>.json. Build first (npm run build).
 `

@@ -47,7 +47,7 @@ import { ensureStream, MESSAGE_BYTES } from './stream.js'
 import { hostToken } from './url.js'
 
 /** Messages sent and not yet acknowledged, at most. */
-const WINDOW = 8
+const WINDOW = 32
 /** The longest line a message carries (the rest of a message is its header). */
 export const MAX_LINE_BYTES = MESSAGE_BYTES - 16 * 1024
 const PUBLISH_TIMEOUT_MS = 10_000
