@@ -119,7 +119,10 @@ async function startServers(dir, size) {
   }
 }
 
-/** `count` lines of exactly LINE_BYTES bytes, newline included. @param {string} tag @param {number} count */
+/**
+ * `count` lines of exactly LINE_BYTES bytes, newline included.
+ * @param {string} path @param {string} tag @param {number} count
+ */
 function writeLines(path, tag, count) {
   const fd = openSync(path, 'w')
   const chunk = []
@@ -290,7 +293,8 @@ async function latencyRun(dir, replicas, rate, seconds) {
       return { seen: o.seen.size, p50: percentile(ms, 50), p99: percentile(ms, 99), max: ms.at(-1) }
     })
     for (const o of outs) if (o.fd >= 0) closeSync(o.fd)
-    return { replicas, rate, seconds, total, fleet: result[0], local: result[1] }
+    const [fleet, local] = /** @type {[typeof result[0] & {}, typeof result[0] & {}]} */ (result)
+    return { replicas, rate, seconds, total, fleet, local }
   } finally {
     for (const p of procs) p.kill('SIGTERM')
     await Promise.all(

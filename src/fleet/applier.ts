@@ -38,8 +38,9 @@ export interface GenState {
   path: string
   label: string
   ended: boolean
-  /** Stream sequence of the last message that carried it. */
+  /** Stream sequence of the last message that carried it, and that message's time (ms). */
   lastSeq: number
+  lastTime: number
 }
 
 /** What to do with a part of a message. */
@@ -115,10 +116,12 @@ export class Applier {
           label: info?.l ?? '?',
           ended: false,
           lastSeq: seq,
+          lastTime: time,
         }
         this.gens.set(key, gen)
       }
       gen.lastSeq = seq
+      gen.lastTime = time
       if (info) {
         gen.path = info.p
         gen.label = info.l

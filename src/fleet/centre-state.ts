@@ -31,6 +31,8 @@ export interface SavedGen {
   readonly label: string
   readonly ended: boolean
   readonly lastSeq: number
+  /** When its last message was published (ISO), for forgetting ended ones. */
+  readonly lastTime?: string
 }
 
 export interface CentreState {
@@ -155,6 +157,7 @@ export function tablesOf(state: CentreState): {
       label: g.label ?? g.path,
       ended: g.ended === true,
       lastSeq: g.lastSeq ?? 0,
+      lastTime: g.lastTime ? Date.parse(g.lastTime) : 0,
     })
   }
   return { hosts, gens }

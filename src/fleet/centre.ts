@@ -47,6 +47,8 @@ import { hostToken } from './url.js'
 
 /** Messages the client fetches ahead of the merge. */
 const FETCH_MESSAGES = 64
+/** A generation ended this long ago leaves the state (see #checkpointNow). */
+const FORGET_ENDED_MS = 3600_000
 /** Purge the stream behind the checkpoint at most this often. */
 const PURGE_EVERY_MS = 2000
 
@@ -379,7 +381,14 @@ class Centre {
       else delete hosts[r.host]
     }
     const generations: Record<string, SavedGen> = {}
+    const forgetBefore = Date.now() - FORGET_ENDED_MS
     for (const [key, g] of this.#applier.gens) {
+      // A generation its host ended (the file read to its end and let go) an hour ago will
+      // not be sent again: the state does not grow by one entry per rotation forever.
+      if (g.ended && g.lastTime < forgetBefore && !snap.offsets.has(key)) {
+        this.#applier.gens.delete(key)
+        continue
+      }
       generations[key] = savedGen(g, snap.offsets.get(key))
     }
     const state: CentreState = {
@@ -438,6 +447,7 @@ function savedGen(g: GenState, written: number | undefined): SavedGen {
     label: g.label,
     ended: g.ended,
     lastSeq: g.lastSeq,
+    ...(g.lastTime > 0 && { lastTime: new Date(g.lastTime).toISOString() }),
   }
 }
 
