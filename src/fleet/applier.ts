@@ -77,13 +77,18 @@ export class Applier {
   readonly #gapSaid = new Set<string>()
   readonly #onGap: (gen: GenState, from: number, to: number) => void
 
+  /**
+   * `adopting`: the centre started without a state (or a checkpoint was saved before that
+   * start's replay was over): see the module comment. Default: when there is no state.
+   */
   constructor(
     saved: { hosts: Map<string, HostState>; gens: Map<string, GenState> } | null,
     onGap: (gen: GenState, from: number, to: number) => void = () => {},
+    adopting = saved === null,
   ) {
     this.hosts = saved?.hosts ?? new Map()
     this.gens = saved?.gens ?? new Map()
-    this.#adopting = saved === null
+    this.#adopting = adopting
     this.#onGap = onGap
   }
 

@@ -50,8 +50,13 @@ export interface CentreState {
     readonly created: string
     /** The first stream sequence not yet entirely in the output: read again from here. */
     readonly resume: number
-    /** The last sequence read, and the stream's last one then (lag, for `status`). */
+    /** The last sequence read (for `status`). */
     readonly read: number
+    /**
+     * Saved while a centre that started without a state was still reading what the stream
+     * held then: it goes on adopting hosts and generations up to this sequence (see Applier).
+     */
+    readonly adoptUntil?: number
   }
   readonly hosts: Readonly<Record<string, SavedHost>>
   /** Keyed `<host>/<generation id>`. */

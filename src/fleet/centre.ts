@@ -135,11 +135,14 @@ class Centre {
     this.#lastRead = from - 1
     this.#streamLast = info.state.last_seq
     this.#until = info.state.last_seq
-    this.#adoptUntil = saved ? 0 : info.state.last_seq
-    this.#applier = new Applier(saved ? tablesOf(saved) : null, (gen, from, to) =>
-      log.info(
-        `${gen.host} ${gen.path}: bytes ${from}-${to} never came (the host started there); going on`,
-      ),
+    this.#adoptUntil = saved ? (saved.stream.adoptUntil ?? 0) : info.state.last_seq
+    this.#applier = new Applier(
+      saved ? tablesOf(saved) : null,
+      (gen, from, to) =>
+        log.info(
+          `${gen.host} ${gen.path}: bytes ${from}-${to} never came (the host started there); going on`,
+        ),
+      from <= this.#adoptUntil,
     )
   }
 
@@ -279,7 +282,7 @@ class Centre {
     if (seq <= this.#lastRead) return // the consumer delivered it again
     this.#lastRead = seq
     if (seq > this.#streamLast) this.#streamLast = seq
-    if (seq >= this.#adoptUntil) this.#applier.stopAdopting()
+    if (seq > this.#adoptUntil) this.#applier.stopAdopting()
     let decoded: ReturnType<typeof decodeBatch>
     try {
       decoded = decodeBatch(m.data)
@@ -404,6 +407,7 @@ class Centre {
         created: this.#created,
         resume,
         read: this.#lastRead,
+        ...(resume <= this.#adoptUntil && { adoptUntil: this.#adoptUntil }),
       },
       hosts,
       generations,

@@ -80,6 +80,9 @@ describe('applier', () => {
     expect(written(adopting, [msg(5, 100, 'x\n')])).toBe('x\n')
     const known = new Applier({ hosts: new Map(), gens: new Map() })
     expect(written(known, [msg(5, 100, 'x\n')])).toBe('')
+    // A state saved before the start-up replay was over goes on adopting.
+    const resumed = new Applier({ hosts: new Map(), gens: new Map() }, undefined, true)
+    expect(written(resumed, [msg(5, 100, 'x\n')])).toBe('x\n')
   })
 
   test('run ids order by their start time', () => {
