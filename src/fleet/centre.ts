@@ -49,6 +49,8 @@ import { hostToken } from './url.js'
 const FETCH_MESSAGES = 64
 /** A generation ended this long ago leaves the state (see #checkpointNow). */
 const FORGET_ENDED_MS = 3600_000
+/** A consumer that delivered nothing this long, with messages waiting, is replaced. */
+const STALL_CHECK_MS = 5000
 /** Purge the stream behind the checkpoint at most this often. */
 const PURGE_EVERY_MS = 2000
 
@@ -101,6 +103,8 @@ class Centre {
   #lastRead: number
   #streamLast: number
   #reads: Read[] = []
+  /** When the consumer last delivered a message (for #watchdog). */
+  #lastDelivery = Date.now()
   /** --order time: hosts in the stream whose first message is still to come (see #awaitHosts). */
   readonly #waitingHosts = new Map<string, () => void>()
   #fatal: Error | null = null
@@ -200,23 +204,41 @@ class Centre {
     try {
       await this.checkpoint() // the output's identity before the first byte (as checkpoints.md)
       if (this.#config.order === 'time') await this.#awaitHosts(chain)
-      if (!(once && this.#until < this.#from)) {
-        const js = jetstream(this.#nc)
+      const js = jetstream(this.#nc)
+      let ready = false
+      let done = once && this.#until < this.#from
+      // One consumer after another: a consumer that stalls (see #watchdog) is replaced by a new
+      // one from the next message to read.
+      while (!done && !ended.aborted) {
         const consumer = await startupRetry(this.#fleet, this.#log, 'reading the stream', () =>
           js.consumers.get(this.#fleet.url.stream, {
             deliver_policy: DeliverPolicy.StartSequence,
-            opt_start_seq: this.#from,
+            opt_start_seq: this.#lastRead + 1,
           }),
         )
-        messages = await consumer.consume({ max_messages: FETCH_MESSAGES })
-        void this.#watchConsumer(messages)
-        if (!once) events.emit('ready')
-        if (ended.aborted) messages.stop()
-        for await (const m of messages) {
-          await this.#take(m, chain, opened)
-          if (once && m.seq >= this.#until) break
-          if (ended.aborted) break
+        const current = await consumer.consume({ max_messages: FETCH_MESSAGES })
+        messages = current
+        void this.#watchConsumer(current)
+        const watchdog = setInterval(() => void this.#watchdog(current), STALL_CHECK_MS)
+        watchdog.unref()
+        if (!ready && !once) events.emit('ready')
+        ready = true
+        if (ended.aborted) current.stop()
+        try {
+          for await (const m of current) {
+            this.#lastDelivery = Date.now()
+            await this.#take(m, chain, opened)
+            if (once && m.seq >= this.#until) {
+              done = true
+              break
+            }
+            if (ended.aborted) break
+          }
+        } finally {
+          clearInterval(watchdog)
+          current.stop()
         }
+        if (this.#fatal) break
       }
       if (this.#fatal) throw this.#fatal
       chain.finish() // what the time order still holds, before the final checkpoint
@@ -256,6 +278,27 @@ class Centre {
       const key = `${token}/*`
       chain.opened(key, key)
       this.#waitingHosts.set(token, () => chain.released(key))
+    }
+  }
+
+  /**
+   * A consumer that delivers nothing while the stream holds messages past the last one read
+   * (seen after a stream leader was killed: its pull requests kept expiring empty) is stopped;
+   * run() makes a new one from the next message.
+   */
+  async #watchdog(current: ConsumerMessages): Promise<void> {
+    if (Date.now() - this.#lastDelivery < STALL_CHECK_MS) return
+    try {
+      const info = await this.#jsm.streams.info(this.#fleet.url.stream)
+      if (info.state.last_seq <= this.#lastRead) return
+      if (Date.now() - this.#lastDelivery < STALL_CHECK_MS) return
+      this.#log.info(
+        `stream ${this.#fleet.url.stream}: no message for ${STALL_CHECK_MS / 1000} s though it holds ${info.state.last_seq - this.#lastRead} past ${this.#lastRead}; reading again from ${this.#lastRead + 1}`,
+      )
+      this.#lastDelivery = Date.now()
+      current.stop()
+    } catch {
+      // The servers do not answer: the client is reconnecting; looked at again later.
     }
   }
 

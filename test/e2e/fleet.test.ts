@@ -281,6 +281,24 @@ describe('fleet', () => {
     expect(completeLines(join(tmp, 'out.log'))).toEqual(['one line'])
   })
 
+  test('a token in the URL: a wrong one is refused (exit 8), the right one works', {
+    timeout: 60_000,
+  }, async ({ tmp, skip }) => {
+    needNats(skip)
+    const nats = await startNats(tmp, { token: 't0ken' })
+    const [file] = hostDir(tmp, 'h', ['a.log']) as [string]
+    writeFileSync(file, 'tokened\n')
+    const bad = await runLogmerge([file, '--once', '-o', `nats://nope@${nats.address}/LOGS`])
+    expect(bad.code).toBe(8)
+    expect(bad.stderr).toMatch(/refused logmerge/)
+    const good = await runLogmerge([file, '--once', '-o', `nats://t0ken@${nats.address}/LOGS`])
+    expect(good.code, good.stderr).toBe(0)
+    const out = join(tmp, 'out.log')
+    const centre = await runLogmerge([`nats://t0ken@${nats.address}/LOGS`, '--once', '-o', out])
+    expect(centre.code, centre.stderr).toBe(0)
+    expect(completeLines(out)).toEqual(['tokened'])
+  })
+
   test('no server at the address: one line and exit 7, soon', async ({ tmp, skip }) => {
     needNats(skip)
     const port = await freePort()

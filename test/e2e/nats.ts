@@ -97,10 +97,7 @@ function node(name: string, port: number, config: string): NatsNode {
   return self
 }
 
-export interface Auth {
-  readonly user: string
-  readonly pass: string
-}
+export type Auth = { readonly user: string; readonly pass: string } | { readonly token: string }
 
 /** One JetStream node on a free port, with its store under `dir`. */
 export async function startNats(dir: string, opts: { auth?: Auth } = {}): Promise<NatsNode> {
@@ -112,7 +109,9 @@ export async function startNats(dir: string, opts: { auth?: Auth } = {}): Promis
     `listen: 127.0.0.1:${port}`,
     `jetstream { store_dir: "${store}", max_mem: 64MB, max_file: 4GB }`,
   ]
-  if (opts.auth) {
+  if (opts.auth && 'token' in opts.auth) {
+    lines.push(`authorization { token: "${opts.auth.token}" }`)
+  } else if (opts.auth) {
     lines.push(
       `authorization { users = [ { user: "${opts.auth.user}", password: "${opts.auth.pass}" } ] }`,
     )
