@@ -476,8 +476,11 @@ class Centre {
     if (upTo <= this.#purged + 1 || Date.now() - this.#lastPurge < PURGE_EVERY_MS) return
     this.#lastPurge = Date.now()
     try {
-      await this.#jsm.streams.purge(this.#fleet.url.stream, { seq: upTo })
+      const r = await this.#jsm.streams.purge(this.#fleet.url.stream, { seq: upTo })
       this.#purged = upTo - 1
+      this.#log.debug(
+        `purged ${r.purged} messages of stream ${this.#fleet.url.stream} before ${upTo}`,
+      )
     } catch (err) {
       this.#log.warnOnce(
         'purge',

@@ -6,6 +6,9 @@
  * random moments and started again. At the end every line is in the central output exactly
  * once, and each file generation's lines keep their order.
  *
+ * Every tenth kill takes a host and the centre down together and rotates the host's files
+ * before both start again.
+ *
  * LOGMERGE_FLEET_SOAK=N makes N kills in all instead of 30 (the soak; docs/fleet.md).
  */
 import { copyFileSync, mkdirSync, renameSync, truncateSync, writeFileSync } from 'node:fs'
@@ -137,11 +140,23 @@ test(`every host's line exactly once after ${KILLS} SIGKILLs of hosts, centre an
     }
   })()
 
-  const counts = { host: 0, centre: 0, leader: 0 }
+  const counts = { host: 0, centre: 0, leader: 0, both: 0 }
   for (let kill = 0; kill < KILLS; kill++) {
     await sleep(100 + random() * 400)
     const what = kill % 3
-    if (what === 0) {
+    if (kill % 10 === 9) {
+      // A host and the centre both down while the host's files rotate.
+      const h = hosts[Math.floor(random() * hosts.length)] as Host
+      h.proc.kill('SIGKILL')
+      centre.kill('SIGKILL')
+      await Promise.all([h.proc.exited, centre.exited])
+      runs.push(`${h.id}: ${h.proc.stderr()}`, `centre: ${centre.stderr()}`)
+      for (const f of h.files) rotate(h, f)
+      await sleep(random() * 300)
+      h.proc = spawnLogmerge(hostArgs(h))
+      centre = spawnLogmerge(centreArgs)
+      counts.both++
+    } else if (what === 0) {
       const h = hosts[Math.floor(random() * hosts.length)] as Host
       h.proc.kill('SIGKILL')
       await h.proc.exited
@@ -181,8 +196,19 @@ test(`every host's line exactly once after ${KILLS} SIGKILLs of hosts, centre an
       const n = lines.filter((l) => !have.has(l)).length
       if (n > 0) byFile.set(stream.slice(tmp.length), n)
     }
+    // What every centre said about the stream (its errors, checkpoints' purges, restarts).
+    const said = [...runs, `centre: ${centre.stderr()}`]
+      .filter((r) => r.startsWith('centre:'))
+      .map((r, i) =>
+        r
+          .split('\n')
+          .filter((l) => /error|purged|dropping|reading again|stream now/.test(l))
+          .map((l) => `centre run ${i}: ${l}`)
+          .join('\n'),
+      )
+      .join('\n')
     throw new Error(
-      `${(err as Error).message}\n${missing.length} missing by file#generation: ${JSON.stringify([...byFile])}\ncentre stderr:\n${centre.stderr().slice(-3000)}\nhosts:\n${hosts.map((h) => `${h.id}: ${h.proc.stderr().slice(-1500)}`).join('\n')}`,
+      `${(err as Error).message}\n${said}\n${missing.length} missing by file#generation: ${JSON.stringify([...byFile]).slice(0, 2000)}\ncentre stderr:\n${centre.stderr().slice(-3000)}\nhosts:\n${hosts.map((h) => `${h.id}: ${h.proc.stderr().slice(-1500)}`).join('\n')}`,
     )
   }
   for (const h of hosts) h.proc.kill('SIGTERM')
@@ -194,6 +220,6 @@ test(`every host's line exactly once after ${KILLS} SIGKILLs of hosts, centre an
   expectMerged(completeLines(out), journal)
   const rotated = [...rotations.values()].reduce((n, r) => n + r, 0)
   console.info(
-    `fleet: ${counts.host} host, ${counts.centre} centre and ${counts.leader} leader SIGKILLs, ${journal.all.length} lines, ${rotated} rotations: every line exactly once, each file generation in order`,
+    `fleet: ${counts.host} host, ${counts.centre} centre and ${counts.leader} leader SIGKILLs, ${counts.both} times a host and the centre together (the host's files rotated meanwhile), ${journal.all.length} lines, ${rotated} rotations: every line exactly once, each file generation in order`,
   )
 })

@@ -285,7 +285,7 @@ describe('fleet', () => {
     timeout: 60_000,
   }, async ({ tmp, skip }) => {
     needNats(skip)
-    const nats = await startNats(tmp, { token: 't0ken' })
+    const nats = await startNats(tmp, { auth: { token: 't0ken' } })
     const [file] = hostDir(tmp, 'h', ['a.log']) as [string]
     writeFileSync(file, 'tokened\n')
     const bad = await runLogmerge([file, '--once', '-o', `nats://nope@${nats.address}/LOGS`])
