@@ -162,6 +162,11 @@ class Centre {
     // An empty stream that never held a message says first_seq 0; sequences start at 1.
     const first = Math.max(1, info.state.first_seq)
     let from = saved ? saved.stream.resume : first
+    if (saved && from > info.state.last_seq + 1) {
+      throw streamLost(
+        `stream ${fleet.url.stream} ends at message ${info.state.last_seq}, before message ${from - 1} the centre had read (the servers lost messages they had acknowledged)`,
+      )
+    }
     if (saved && from < first) {
       // Messages [from, first) are gone: unless the stream is simply empty past them.
       const lost = `messages ${from} to ${first - 1} of stream ${fleet.url.stream} were deleted before the centre merged them (stream limits, a purge, or another centre on the same stream)`
@@ -290,6 +295,17 @@ class Centre {
     if (Date.now() - this.#lastDelivery < STALL_CHECK_MS) return
     try {
       const info = await this.#jsm.streams.info(this.#fleet.url.stream)
+      if (info.state.last_seq < this.#lastRead && info.created === this.#created) {
+        // Messages the centre has read are not in the stream any more, and their sequence
+        // numbers will be given to new messages, which would then look read: say so and stop.
+        this.fail(
+          streamLost(
+            `stream ${this.#fleet.url.stream} now ends at message ${info.state.last_seq}, before message ${this.#lastRead} the centre has read (the servers lost messages they had acknowledged)`,
+          ),
+        )
+        current.stop()
+        return
+      }
       if (info.state.last_seq <= this.#lastRead) return
       if (Date.now() - this.#lastDelivery < STALL_CHECK_MS) return
       this.#log.info(
