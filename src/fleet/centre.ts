@@ -271,12 +271,16 @@ class Centre {
     const prefix = `${this.#fleet.url.stream}.`
     let subjects: Record<string, number> = {}
     try {
-      const info = await this.#jsm.streams.info(this.#fleet.url.stream, {
-        subjects_filter: `${prefix}>`,
-      })
+      // Retried like start-up's requests: on a loaded or electing cluster one may time out,
+      // and without the list the first host in the stream would be written alone.
+      const info = await startupRetry(this.#fleet, this.#log, "listing the stream's hosts", () =>
+        this.#jsm.streams.info(this.#fleet.url.stream, { subjects_filter: `${prefix}>` }),
+      )
       subjects = info.state.subjects ?? {}
     } catch (err) {
-      this.#log.debug(`cannot list the stream's hosts: ${(err as Error).message}`)
+      this.#log.warn(
+        `cannot list the hosts of stream ${this.#fleet.url.stream} (${(err as Error).message}): the first lines may be written before other hosts' earlier ones`,
+      )
     }
     for (const subject of Object.keys(subjects)) {
       const token = subject.slice(prefix.length)
