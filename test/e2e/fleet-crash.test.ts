@@ -217,6 +217,18 @@ test(`every host's line exactly once after ${KILLS} SIGKILLs of hosts, centre an
   expect(exits, [centre.stderr(), ...hosts.map((h) => h.proc.stderr())].join('\n')).toEqual(
     exits.map(() => ({ code: 0, signal: null })),
   )
+  // LOGMERGE_FLEET_DUMP=FILE: what every run said, for a failure of the check below.
+  if (process.env.LOGMERGE_FLEET_DUMP) {
+    const { writeFileSync: dump } = await import('node:fs')
+    dump(
+      process.env.LOGMERGE_FLEET_DUMP,
+      [
+        ...runs,
+        ...hosts.map((h) => `${h.id}: ${h.proc.stderr()}`),
+        `centre: ${centre.stderr()}`,
+      ].join('\n=====\n'),
+    )
+  }
   expectMerged(completeLines(out), journal)
   const rotated = [...rotations.values()].reduce((n, r) => n + r, 0)
   console.info(
