@@ -54,6 +54,27 @@ export const markOf = (file: Tracked<unknown>): SourceMark => ({
   ...(file.cursor.inserted.length > 0 ? { inserted: file.cursor.inserted } : {}),
 })
 
+/** The input names a search leaves to the looks at names (a Set, or the table's `names`). */
+export interface NameSet {
+  has(name: string): boolean
+}
+
+/** How a directory search (the shells' #scanMissing) is made. */
+export interface SearchHow {
+  /** Also read older generations of the input names born after this (see searchHit). */
+  readonly unknownSince?: number
+  /** A periodic scan: files missing from it in a row are forgotten (see settleScan). */
+  readonly settle?: boolean
+  /** The first bytes at the name when the search began (see adoptHit). */
+  readonly nowAtName?: Buffer
+  /**
+   * Only the rotated generations of this input name are looked at (a.log.1, a.log-2026...):
+   * the searches made on an event concern one name, and a directory of 10,000 logs must not
+   * cost 10,000 stats per event. The periodic scans look at every file.
+   */
+  readonly family?: string
+}
+
 /** What a directory search found worth reading (see FileTable.searchHit). */
 export type SearchHit = 'remembered' | 'unknown'
 
@@ -102,7 +123,7 @@ export const MISSING_SCAN_SWEEPS = 30
  * unit test that rotated twice within a few milliseconds of the start lost the middle
  * generation to this under load.
  */
-const BIRTH_CLOCK_SLACK_MS = 20
+export const BIRTH_CLOCK_SLACK_MS = 20
 
 /**
  * After a search that skipped the copies agreeing with `before` (the first bytes at the name when
@@ -143,6 +164,14 @@ export class FileTable<H> {
    * the copy's first line after the next generation's, about one run in twenty).
    */
   readonly #seenEmpty = new WeakMap<Tracked<H>, number>()
+  /**
+   * Files with no handle and no name (see missing), by the path they were last seen at, and
+   * files with a handle and no name (see orphans). Kept as each file changes (see #index), so
+   * the looks made on every event cost the same with 10 files or 10,000.
+   */
+  readonly #missingAt = new Map<string, Set<Tracked<H>>>()
+  readonly #missingPath = new Map<Tracked<H>, string>()
+  readonly #orphanSet = new Set<Tracked<H>>()
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes
@@ -181,7 +210,7 @@ export class FileTable<H> {
   isUnknownGeneration(
     path: string,
     st: Identity & { readonly birthtimeMs: number },
-    names: ReadonlySet<string>,
+    names: NameSet,
     since: number,
   ): boolean {
     if (
@@ -234,8 +263,7 @@ export class FileTable<H> {
    * lines in one come after the new a.log's.
    */
   *orphansNamed(path: string): Generator<Tracked<H>> {
-    for (const f of this.files.values()) {
-      if (f.names !== 0 || f.handle === null) continue
+    for (const f of [...this.#orphanSet]) {
       if (f.path === path || (rotationFamily(f.path) === path && isRotatedSibling(f.path, path)))
         yield f
     }
@@ -243,7 +271,7 @@ export class FileTable<H> {
 
   /** Files with no handle and no name: remembered from a checkpoint, or finished. */
   *missing(): Generator<Tracked<H>> {
-    for (const f of this.files.values()) if (f.handle === null && f.names === 0) yield f
+    for (const f of [...this.#missingPath.keys()]) yield f
   }
 
   /** Directories where missing files may be (beside their recorded names). */
@@ -274,8 +302,8 @@ export class FileTable<H> {
     // The file still at its name is not stranded: the look at the name opens it (searching its
     // directory for it would open every start-up file at once, as a nameless one).
     const here = now ? identityKey(now) : null
-    for (const f of this.missing())
-      if (f.path === path && !f.finished && f.key !== here) return true
+    for (const f of this.#missingAt.get(path) ?? [])
+      if (!f.finished && f.key !== here) return true
     return false
   }
 
@@ -305,6 +333,7 @@ export class FileTable<H> {
       if (seen.has(f.key)) f.missed = 0
       else if (++f.missed >= (f.finished ? PRUNE_AFTER : PRUNE_UNFINISHED_AFTER)) {
         this.files.delete(f.key)
+        this.#index(f)
         dropped.push(f)
       }
     }
@@ -362,6 +391,7 @@ export class FileTable<H> {
   /** The shell closed `file`'s handle: with no name left, it is finished. */
   released(file: Tracked<H>): void {
     file.finished = file.names === 0
+    this.#index(file)
   }
 
   /**
@@ -373,7 +403,7 @@ export class FileTable<H> {
   searchHit(
     path: string,
     st: Identity & { readonly size: number; readonly birthtimeMs: number },
-    current: ReadonlySet<string>,
+    current: NameSet,
     unknownSince?: number,
   ): SearchHit | null {
     if (current.has(path)) return null
@@ -441,6 +471,7 @@ export class FileTable<H> {
     known.lastActivity = Date.now()
     known.missed = 0
     known.finished = false
+    this.#index(known)
     return known
   }
 
@@ -588,6 +619,7 @@ export class FileTable<H> {
     const known = this.files.get(key)
     if (known && (known.handle !== null || known.parked)) {
       known.names++
+      this.#index(known)
       this.names.set(path, key)
       return { step: { kind: 'same' }, orphaned }
     }
@@ -616,6 +648,7 @@ export class FileTable<H> {
       throw new Error(`park: ${file.path} is not named and open`)
     file.handle = null
     file.parked = true
+    this.#index(file)
     return handle
   }
 
@@ -623,6 +656,7 @@ export class FileTable<H> {
   unparked(file: Tracked<H>, handle: H): void {
     file.handle = handle
     file.parked = false
+    this.#index(file)
   }
 
   /** Parked files (closed to save descriptors, still followed by name). */
@@ -647,6 +681,7 @@ export class FileTable<H> {
     const known = this.files.get(key)
     if (known?.handle) {
       known.names++
+      this.#index(known)
       this.names.set(path, key)
       return null
     }
@@ -694,13 +729,40 @@ export class FileTable<H> {
       missed: 0,
       parked: false,
     }
+    const replaced = this.files.get(tracked.key)
     this.files.set(tracked.key, tracked)
+    if (replaced) this.#index(replaced)
+    this.#index(tracked)
     return tracked
+  }
+
+  /**
+   * Files its state puts in the missing and orphan indexes (see #missingAt): called wherever a
+   * file's handle, names or entry change. A file no longer in the table leaves both.
+   */
+  #index(f: Tracked<H>): void {
+    const live = this.files.get(f.key) === f
+    const was = this.#missingPath.get(f)
+    const missingNow = live && f.handle === null && f.names === 0
+    if (was !== undefined && (!missingNow || was !== f.path)) {
+      const at = this.#missingAt.get(was)
+      at?.delete(f)
+      if (at?.size === 0) this.#missingAt.delete(was)
+      this.#missingPath.delete(f)
+    }
+    if (missingNow && this.#missingPath.get(f) === undefined) {
+      this.#missingPath.set(f, f.path)
+      const at = this.#missingAt.get(f.path)
+      if (at) at.add(f)
+      else this.#missingAt.set(f.path, new Set([f]))
+    }
+    if (live && f.names === 0 && f.handle !== null) this.#orphanSet.add(f)
+    else this.#orphanSet.delete(f)
   }
 
   /** Files that lost every name and still have a handle (being read to their end). */
   *orphans(): Generator<Tracked<H>> {
-    for (const f of this.files.values()) if (f.names === 0 && f.handle !== null) yield f
+    for (const f of [...this.#orphanSet]) yield f
   }
 
   /** Files with an open handle. */
@@ -737,6 +799,7 @@ export class FileTable<H> {
     if (file.names > 0) return null
     file.lastActivity = Date.now()
     file.parked = false // no name to reopen it by: missing now, looked for by identity
+    this.#index(file)
     return file
   }
 }

@@ -4,6 +4,7 @@
  * sweeps (an error there is the name's business, reported when the name is looked at properly).
  */
 import { constants, type Stats, statSync } from 'node:fs'
+import { BIRTH_CLOCK_SLACK_MS } from './file-table.js'
 
 /**
  * Read-only and non-blocking: opening a FIFO for reading otherwise waits for a writer, forever
@@ -49,4 +50,16 @@ export function changedSince(dir: string, stamp: number | undefined): boolean {
 /** The directory's change time (entries added, removed, renamed), or -1 when it cannot say. */
 export function directoryStamp(dir: string): number {
   return statQuietly(dir)?.ctimeMs ?? -1
+}
+
+/**
+ * False when no entry of `dir` can have been added, renamed or removed since `since` (ms since
+ * epoch): its change time is older, by more than the kernel's coarse clock can lag. A search
+ * for generations born since then would find none, so it is not made: without this, every
+ * file that filled after being seen empty listed and stat'ed its whole directory (1,000 empty
+ * files written once each cost a million stats).
+ */
+export function entriesChangedSince(dir: string, since: number): boolean {
+  const ctime = statQuietly(dir)?.ctimeMs
+  return ctime === undefined || ctime >= since - BIRTH_CLOCK_SLACK_MS
 }

@@ -20,12 +20,15 @@ import {
   MISSING_SCAN_SWEEPS,
   markOf,
   type RememberedSource,
+  type SearchHow,
   stillHolds,
+  type NameSet,
   type Tracked,
 } from './file-table.js'
 import {
   changedSince,
   directoryStamp,
+  entriesChangedSince,
   INPUT_OPEN_FLAGS,
   SEARCH_ATTEMPTS,
   statQuietly,
@@ -136,9 +139,9 @@ export class AsyncFollower {
    * seen are read too, from their start (see FileTable.isUnknownGeneration).
    */
   async #scanMissing(
-    current: ReadonlySet<string>,
+    current: NameSet,
     dirs: ReadonlySet<string>,
-    how: { unknownSince?: number; settle?: boolean; nowAtName?: Buffer } = {},
+    how: SearchHow = {},
     attempt = 1,
   ): Promise<void> {
     const found: { path: string; st: Stats }[] = []
@@ -151,6 +154,7 @@ export class AsyncFollower {
       this.#opts.searchHook?.(dir)
       for (const name of names) {
         const path = join(dir, name)
+        if (how.family !== undefined && !isRotatedSibling(path, how.family)) continue
         const st = await stat(path).catch(() => null)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
@@ -258,8 +262,7 @@ export class AsyncFollower {
     if (this.#closed) return
     if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0 && !this.#scanning) {
       this.#scanning = true
-      const current = new Set(this.#table.names.keys())
-      this.#scanMissing(current, this.#table.missingDirs(), { settle: true })
+      this.#scanMissing(this.#table.names, this.#table.missingDirs(), { settle: true })
         .catch((err: Error) => this.#opts.log.warn(`looking for rotated files: ${err.message}`))
         .finally(() => {
           this.#scanning = false
@@ -322,9 +325,9 @@ export class AsyncFollower {
     if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path, st))) {
       // Before the file now at the name: the one a checkpoint recorded there, if it was rotated
       // before we first looked, and generations created and rotated away between two looks.
-      const names = new Set(this.#table.names.keys())
-      await this.#scanMissing(names, new Set([dirname(path)]), {
+      await this.#scanMissing(this.#table.names, new Set([dirname(path)]), {
         unknownSince: this.#startedAt,
+        family: path,
       })
     }
     if (step.kind === 'open' && st) await this.#open(path, st)
@@ -524,12 +527,14 @@ export class AsyncFollower {
    * search (see stillHolds).
    */
   async #findSkippedGenerations(file: File, fh: FileHandle, since: number): Promise<void> {
-    const names = new Set(this.#table.names.keys())
+    const dir = dirname(file.path)
+    if (!entriesChangedSince(dir, since)) return
     for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
       const before = await readHead(fh)
-      await this.#scanMissing(names, new Set([dirname(file.path)]), {
+      await this.#scanMissing(this.#table.names, new Set([dir]), {
         unknownSince: since,
         nowAtName: before,
+        family: file.path,
       })
       if (stillHolds(before, await readHead(fh))) return
     }

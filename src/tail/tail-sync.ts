@@ -24,12 +24,15 @@ import {
   MISSING_SCAN_SWEEPS,
   markOf,
   type RememberedSource,
+  type SearchHow,
   stillHolds,
+  type NameSet,
   type Tracked,
 } from './file-table.js'
 import {
   changedSince,
   directoryStamp,
+  entriesChangedSince,
   INPUT_OPEN_FLAGS,
   SEARCH_ATTEMPTS,
   statQuietly,
@@ -111,9 +114,9 @@ export class SyncFollower {
 
   /** Looks through `dirs` for the missing files (see tail-async's #scanMissing). */
   #scanMissing(
-    current: ReadonlySet<string>,
+    current: NameSet,
     dirs: ReadonlySet<string>,
-    how: { unknownSince?: number; settle?: boolean; nowAtName?: Buffer } = {},
+    how: SearchHow = {},
     attempt = 1,
   ): void {
     const found: { path: string; st: Stats }[] = []
@@ -129,6 +132,7 @@ export class SyncFollower {
       this.#opts.searchHook?.(dir)
       for (const name of names) {
         const path = join(dir, name)
+        if (how.family !== undefined && !isRotatedSibling(path, how.family)) continue
         const st = statQuietly(path)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
@@ -225,9 +229,9 @@ export class SyncFollower {
     }
     if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path, st))) {
       // Before the file now at the name: see tail-async's #resolve.
-      const names = new Set(this.#table.names.keys())
-      this.#scanMissing(names, new Set([dirname(path)]), {
+      this.#scanMissing(this.#table.names, new Set([dirname(path)]), {
         unknownSince: this.#startedAt,
+        family: path,
       })
     }
     if (step.kind === 'open' && st) this.#open(path, st)
@@ -258,9 +262,7 @@ export class SyncFollower {
   sweep(): boolean {
     let grew = false
     if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0) {
-      this.#scanMissing(new Set(this.#table.names.keys()), this.#table.missingDirs(), {
-        settle: true,
-      })
+      this.#scanMissing(this.#table.names, this.#table.missingDirs(), { settle: true })
     }
     for (const [path, key] of this.#table.names) {
       const st = statQuietly(path)
@@ -455,12 +457,14 @@ export class SyncFollower {
    * search (see stillHolds).
    */
   #findSkippedGenerations(file: File, fd: number, since: number): void {
-    const names = new Set(this.#table.names.keys())
+    const dir = dirname(file.path)
+    if (!entriesChangedSince(dir, since)) return
     for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
       const before = readHead(fd)
-      this.#scanMissing(names, new Set([dirname(file.path)]), {
+      this.#scanMissing(this.#table.names, new Set([dir]), {
         unknownSince: since,
         nowAtName: before,
+        family: file.path,
       })
       if (stillHolds(before, readHead(fd))) return
     }
