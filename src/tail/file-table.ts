@@ -302,8 +302,7 @@ export class FileTable<H> {
     // The file still at its name is not stranded: the look at the name opens it (searching its
     // directory for it would open every start-up file at once, as a nameless one).
     const here = now ? identityKey(now) : null
-    for (const f of this.#missingAt.get(path) ?? [])
-      if (!f.finished && f.key !== here) return true
+    for (const f of this.#missingAt.get(path) ?? []) if (!f.finished && f.key !== here) return true
     return false
   }
 

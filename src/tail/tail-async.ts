@@ -19,10 +19,10 @@ import {
   FileTable,
   MISSING_SCAN_SWEEPS,
   markOf,
+  type NameSet,
   type RememberedSource,
   type SearchHow,
   stillHolds,
-  type NameSet,
   type Tracked,
 } from './file-table.js'
 import {
