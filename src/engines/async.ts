@@ -36,6 +36,7 @@ export async function runAsync({
     maxLineBytes: config.maxLineBytes,
     readChunkBytes: config.readChunkBytes,
     quietMs: 2 * config.pollIntervalMs,
+    pollMs: config.pollIntervalMs,
     sink: progress ? countingSink(chain.sink, progress) : chain.sink,
     limit: pLimit(config.readConcurrency),
     log,

@@ -158,19 +158,36 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     }
     const exclude = config.output === '-' ? undefined : config.output
     const route = (path: string) => shards[shardOf(path, shards.length)] as Shard
-    // Events wait until every thread has its 'start' (with the resume points) first.
-    let early: { code: 'resolve' | 'changed'; path: string }[] | null = []
-    const deliver = (msg: { code: 'resolve' | 'changed'; path: string }) => {
-      if (early) early.push(msg)
-      else send(route(msg.path), msg)
+    // Events are gathered per thread and sent once a turn of this event loop (see 'events'),
+    // and only once every thread has its 'start' (with the resume points).
+    const pending = new Map<Shard, { resolve: Set<string>; changed: Set<string> }>()
+    let started = false
+    let flushing: NodeJS.Immediate | null = null
+    const flush = () => {
+      flushing = null
+      for (const [shard, { resolve, changed }] of pending) {
+        for (const p of resolve) changed.delete(p) // a look at the name reads the file too
+        send(shard, { code: 'events', resolve: [...resolve], changed: [...changed] })
+      }
+      pending.clear()
+    }
+    const deliver = (kind: 'resolve' | 'changed', path: string) => {
+      const shard = route(path)
+      let events = pending.get(shard)
+      if (!events) {
+        events = { resolve: new Set(), changed: new Set() }
+        pending.set(shard, events)
+      }
+      events[kind].add(path)
+      if (started && flushing === null) flushing = setImmediate(flush)
     }
     const discovery = config.once
       ? null
       : await Discovery.start(
           config.inputs,
           {
-            changedName: (path) => deliver({ code: 'resolve', path }),
-            changedData: (path) => deliver({ code: 'changed', path }),
+            changedName: (path) => deliver('resolve', path),
+            changedData: (path) => deliver('changed', path),
           },
           { exclude, log, pollMs: config.pollIntervalMs },
         )
@@ -207,8 +224,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         labels: labels.table(),
       })
     }
-    for (const msg of early) send(route(msg.path), msg)
-    early = null
+    started = true
+    flush()
     checkpoints?.start(config.checkpointIntervalMs) // also --once: a long one that is killed resumes
     if (!config.once) {
       events.emit('ready')
@@ -216,6 +233,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
     }
+    if (flushing !== null) clearImmediate(flushing)
+    flush() // events seen before the stop, ahead of it
     stopping = true
     for (const shard of shards) send(shard, { code: 'stop', flush: config.once })
     const unreadable = (await Promise.all(shards.map((s) => s.done.catch(() => [])))).flat()

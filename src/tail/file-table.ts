@@ -118,6 +118,19 @@ export const PRUNE_UNFINISHED_AFTER = 10
 export const MISSING_SCAN_SWEEPS = 30
 
 /**
+ * Input names the periodic sweep stats per second at most. Change events (inotify) are how
+ * changes reach the readers; the sweep is the net under them (an event lost to a full inotify
+ * queue, a file system that sends none), so it goes round the names at a bounded pace: every
+ * name every poll interval up to this many names, slower beyond (10,000 names: once every 50 s).
+ * Stat'ing 2,000 names a second cost 10,000 idle files a quarter of a core.
+ */
+export const SWEEP_NAMES_PER_SECOND = 200
+
+/** Names a sweep looks at when sweeps come every `pollMs`. */
+export const sweepBudget = (pollMs: number): number =>
+  Math.max(1, Math.ceil((SWEEP_NAMES_PER_SECOND * pollMs) / 1000))
+
+/**
  * Birth times come from the kernel's coarse clock, which runs up to a tick (1-10 ms) behind
  * Date.now(): a file created just after a follower started can carry an earlier birth time. A
  * unit test that rotated twice within a few milliseconds of the start lost the middle
@@ -172,6 +185,8 @@ export class FileTable<H> {
   readonly #missingAt = new Map<string, Set<Tracked<H>>>()
   readonly #missingPath = new Map<Tracked<H>, string>()
   readonly #orphanSet = new Set<Tracked<H>>()
+  /** Where the sweep goes on from (a live iterator: names added meanwhile are met too). */
+  #sweepAt: Iterator<[string, string | null]> = new Map<string, string | null>().entries()
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes
@@ -267,6 +282,25 @@ export class FileTable<H> {
       if (f.path === path || (rotationFamily(f.path) === path && isRotatedSibling(f.path, path)))
         yield f
     }
+  }
+
+  /**
+   * The next `budget` input names for the periodic sweep, with the file each points to, going
+   * round: each call goes on where the last one stopped, and at most once round.
+   */
+  sweepNames(budget: number): [string, string | null][] {
+    const out: [string, string | null][] = []
+    while (out.length < budget) {
+      let next = this.#sweepAt.next()
+      if (next.done) {
+        if (out.length > 0) break // once round per call at most
+        this.#sweepAt = this.names.entries()
+        next = this.#sweepAt.next()
+        if (next.done) break
+      }
+      out.push(next.value)
+    }
+    return out
   }
 
   /** Files with no handle and no name: remembered from a checkpoint, or finished. */

@@ -27,6 +27,7 @@ import {
   type RememberedSource,
   type SearchHow,
   stillHolds,
+  sweepBudget,
   type Tracked,
 } from './file-table.js'
 import {
@@ -37,6 +38,7 @@ import {
   SEARCH_ATTEMPTS,
   statQuietly,
 } from './input-fs.js'
+import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
@@ -56,6 +58,10 @@ export interface SyncFollowOptions {
   readonly maxLineBytes: number
   readonly readChunkBytes: number
   readonly quietMs: number
+  /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
+  readonly pollMs?: number
+  /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
+  readonly foldMs?: number
   readonly sink: SyncSink
   readonly log: Logger
   /** Called when a file is opened (the thread tells the main thread, for checkpoints). */
@@ -81,6 +87,10 @@ export class SyncFollower {
   /** The file being read: never parked under its own read (copytruncate opens a copy). */
   #reading: File | null = null
   #sweeps = 0
+  /** Names each sweep looks at (see sweepBudget). */
+  readonly #sweepBudget: number
+  /** When files that keep changing are read (see Pacer). */
+  readonly #pacer: Pacer<File>
   /** The fingerprint each file was last told with (see #tellSource). */
   readonly #headSent = new WeakMap<Tracked<unknown>, Buffer>()
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
@@ -94,6 +104,8 @@ export class SyncFollower {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
+    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000)
+    this.#pacer = new Pacer(opts.foldMs)
   }
 
   /** Inputs that could not be read at their last look (for --once's exit status). */
@@ -245,7 +257,10 @@ export class SyncFollower {
     this.current = null
   }
 
-  /** A file at `path` was written to: read it. */
+  /**
+   * A file at `path` was written to: read it, at once or, while it keeps changing, folded into a
+   * read due shortly (see Pacer; the thread calls readDue when nextDueIn says).
+   */
   changed(path: string): void {
     const file = this.#table.fileOf(path)
     if (file?.handle == null) {
@@ -253,9 +268,25 @@ export class SyncFollower {
       return
     }
     this.current = path
-    if (this.#orphansMayGrow) for (const old of this.#table.orphansNamed(path)) this.#readNew(old)
-    this.#readNew(file)
+    let old: File[] = []
+    if (this.#orphansMayGrow) old = [...this.#table.orphansNamed(path)]
+    for (const f of old) this.#readNew(f)
+    if (old.length > 0 || this.#pacer.changed(file, performance.now())) this.#readNew(file)
     this.current = null
+  }
+
+  /** Reads the files whose folded read is due now. */
+  readDue(): void {
+    for (const file of this.#pacer.takeDue(performance.now())) {
+      this.current = file.path
+      this.#readNew(file)
+    }
+    this.current = null
+  }
+
+  /** Milliseconds until the next folded read is due (0: now), or null: none. */
+  nextDueIn(): number | null {
+    return this.#pacer.nextIn(performance.now())
   }
 
   /** The periodic look at every name and every nameless open file. Returns true if any grew. */
@@ -264,7 +295,8 @@ export class SyncFollower {
     if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0) {
       this.#scanMissing(this.#table.names, this.#table.missingDirs(), { settle: true })
     }
-    for (const [path, key] of this.#table.names) {
+    // A bounded number of names a tick, going round (see SWEEP_NAMES_PER_SECOND).
+    for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
       const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
       if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset) {
@@ -419,12 +451,14 @@ export class SyncFollower {
     if (fd === null) return
     const { sink, log } = this.#opts
     const cursor = file.cursor
+    this.#pacer.reading(file, performance.now())
     const outer = this.#reading // a search made while reading reads other files
     this.#reading = file
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const { size } = fstatSync(fd)
+      const statedAt = performance.now()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length shows only
       // in the first bytes (see tail-async.ts).
@@ -440,7 +474,7 @@ export class SyncFollower {
         this.#table.sawWhole(file, lookedAt)
       }
       const since = this.#table.generationsToFind(file, size, lookedAt)
-      if (since !== undefined) this.#findSkippedGenerations(file, fd, since)
+      if (since !== undefined) this.#findSkippedGenerations(file, fd, since, statedAt)
       if (change !== 'idle') this.#readFrom(fd, file, size)
       this.#table.readWorked(file, log)
     } catch (err) {
@@ -456,9 +490,9 @@ export class SyncFollower {
    * (see FileTable.generationsToFind), made again while the name's content changes under the
    * search (see stillHolds).
    */
-  #findSkippedGenerations(file: File, fd: number, since: number): void {
+  #findSkippedGenerations(file: File, fd: number, since: number, statedAt: number): void {
     const dir = dirname(file.path)
-    if (!entriesChangedSince(dir, since)) return
+    if (!entriesChangedSince(dir, since, statedAt)) return
     for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
       const before = readHead(fd)
       this.#scanMissing(this.#table.names, new Set([dir]), {
@@ -552,6 +586,7 @@ export class SyncFollower {
     const fd = file.handle
     if (fd === null) return
     file.handle = null
+    this.#pacer.forget(file)
     this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) this.#opts.sink.write(rest, markOf(file))
