@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
 import type { BlockSink } from '../sink/sink.js'
-import { prescan, resumePoints } from '../state/prescan.js'
+import { type KeepOpen, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark, toRemembered } from '../state/recover.js'
 import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
@@ -52,6 +52,8 @@ export async function runAsync({
   output.checkpoints = checkpoints
   const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
   const exclude = config.output === '-' ? undefined : config.output
+  /** Files prescan leaves open for the start-up pass (see KeepOpen). */
+  const kept: KeepOpen = { max: follower.openBudget, files: new Map() }
   /**
    * Every file present now starts where the state says, or where --from says: decided and
    * checkpointed before the first byte is written, so no crash can leave unaccounted bytes.
@@ -59,7 +61,8 @@ export async function runAsync({
   const resumeFrom = async (paths: readonly string[]) => {
     if (!checkpoints) return
     const { sources, previousStart } = recovered
-    const all = resumePoints(sources, await prescan(paths, sources, config.from, previousStart))
+    const found = await prescan(paths, sources, config.from, previousStart, kept)
+    const all = resumePoints(sources, found)
     follower.remember(toRemembered(all))
     // Each with the fingerprint of its offset: a checkpoint must not pair this offset with the
     // reader's newer fingerprint (after a truncation) before a block moves it.
@@ -74,7 +77,7 @@ export async function runAsync({
       await resumeFrom(paths)
       checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
       await follower.findRotated(paths)
-      await follower.start(paths)
+      await follower.start(paths, kept.files)
       await follower.catchUp()
       await follower.close(true)
       chain.finish()
@@ -93,7 +96,7 @@ export async function runAsync({
         await resumeFrom(paths)
         // Files rotated while we were down are finished first, then the names are followed.
         await follower.findRotated(paths)
-        await follower.start(paths)
+        await follower.start(paths, kept.files)
         checkpoints?.start(config.checkpointIntervalMs)
         events.emit('ready')
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)

@@ -75,6 +75,19 @@ export interface SearchHow {
   readonly family?: string
 }
 
+/**
+ * False when the stat of a name, `st`, shows the file it leads to just as far as we have read:
+ * nothing to read. A look at a name is made for a rename, at start-up and at the drain, not for
+ * a write (a change event reads, and checks the first bytes for a rewrite, see changed()); 10,000
+ * idle files at the drain cost a stat each, not three reads.
+ */
+export function grewSince(
+  file: Tracked<unknown>,
+  st: (Identity & { readonly size: number }) | null,
+): boolean {
+  return !(st && identityKey(st) === file.key && st.size === file.cursor.offset)
+}
+
 /** What a directory search found worth reading (see FileTable.searchHit). */
 export type SearchHit = 'remembered' | 'unknown'
 
@@ -611,9 +624,11 @@ export class FileTable<H> {
 
   /**
    * Where the file `st` at `path` begins under --from end, or null when it begins at 0 (not a
-   * start-up name, or another file than the one there at start-up).
+   * start-up name, or another file than the one there at start-up) or where it was (known).
    */
   startSize(path: string, st: Identity & { readonly size: number }): number | null {
+    // A file we know resumes where it was (see opened): no start to look for.
+    if (this.files.has(identityKey(st))) return null
     if (this.#startupNames.has(path)) return st.size
     const deferred = this.#deferred.get(path)
     if (deferred?.key !== identityKey(st) || st.size < deferred.size) return null

@@ -10,6 +10,7 @@ import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
+import type { KeptOpen } from '../state/prescan.js'
 import { closeFd, fstatFd, listDir, openFd, pread, statPath } from './async-fs.js'
 import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { forEachLimited } from './each.js'
@@ -17,6 +18,7 @@ import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import {
   FileTable,
+  grewSince,
   MISSING_SCAN_SWEEPS,
   markOf,
   type NameSet,
@@ -94,6 +96,8 @@ export class AsyncFollower {
   readonly #pacer: Pacer<File>
   #pacerTimer: NodeJS.Timeout | null = null
   #pacerDue = 0
+  /** Files prescan left open for the start-up pass (see start), until it takes them. */
+  #kept: Map<string, KeptOpen> | null = null
   /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
   #started: Promise<void>
   #markStarted!: () => void
@@ -165,6 +169,9 @@ export class AsyncFollower {
       for (const name of names) {
         const path = join(dir, name)
         if (how.family !== undefined && !isRotatedSibling(path, how.family)) continue
+        // Input names are the looks' business (searchHit skips them); only a periodic scan
+        // must see every file, to count the missing ones it did not find (see settleScan).
+        if (!how.settle && current.has(path)) continue
         const st = await statPath(path).catch(() => null)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
@@ -235,13 +242,29 @@ export class AsyncFollower {
     if (sent !== undefined && sent !== file.cursor.head) this.#tellSource(file)
   }
 
-  /** Adds the input names found at start-up and reads what they hold. */
-  async start(paths: Iterable<string>): Promise<void> {
+  /**
+   * Adds the input names found at start-up and reads what they hold. `kept`: files prescan left
+   * open (see KeptOpen), taken instead of looking at and opening those names again; the pass
+   * closes the ones it does not take.
+   */
+  async start(paths: Iterable<string>, kept?: Map<string, KeptOpen>): Promise<void> {
     const all = [...paths]
+    this.#kept = kept ?? null
     this.#table.beginStartup(all)
     this.#markStarted()
-    await forEachLimited(all, STARTUP_CONCURRENCY, (p) => this.resolve(p))
-    this.#table.endStartup()
+    try {
+      await forEachLimited(all, STARTUP_CONCURRENCY, (p) => this.resolve(p))
+    } finally {
+      this.#table.endStartup()
+      const left = [...(this.#kept?.values() ?? [])]
+      this.#kept = null
+      await Promise.all(left.map((k) => closeFd(k.fd).catch(() => {})))
+    }
+  }
+
+  /** Input descriptors this reader may hold at once (prescan leaves at most this many open). */
+  get openBudget(): number {
+    return this.#budget
   }
 
   /** Something happened at `path` (created, changed, removed): look again and read. */
@@ -331,10 +354,13 @@ export class AsyncFollower {
     }
   }
 
-  /** Reads every file to its end once more (for --once and the drain at shutdown). */
+  /**
+   * Reads every file to its end once more (for --once and the drain at shutdown): a look at
+   * each name reads the file it leads to if it grew; the nameless ones are read too.
+   */
   async catchUp(): Promise<void> {
     await forEachLimited([...this.#table.names.keys()], STARTUP_CONCURRENCY, (p) => this.resolve(p))
-    await forEachLimited([...this.#table.open()], STARTUP_CONCURRENCY, (f) => this.#pump(f))
+    await forEachLimited([...this.#table.orphans()], STARTUP_CONCURRENCY, (f) => this.#pump(f))
   }
 
   /**
@@ -354,7 +380,19 @@ export class AsyncFollower {
 
   async #resolve(path: string): Promise<void> {
     if (this.#closed) return
-    const st = await this.#statName(path)
+    const kept = this.#kept?.get(path)
+    if (kept) this.#kept?.delete(path)
+    const st = kept
+      ? this.#table.judgeName(path, { stats: kept.stats }, this.#opts.follow, this.#opts.log)
+      : await this.#statName(path)
+    if (kept && !(st && this.#table.names.get(path) !== identityKey(st))) {
+      await closeFd(kept.fd) // the name leads to a file already open (or to none)
+      return this.#resolveWith(path, st, null)
+    }
+    return this.#resolveWith(path, st, kept ?? null)
+  }
+
+  async #resolveWith(path: string, st: Stats | null, kept: KeptOpen | null): Promise<void> {
     const movedOn = this.#table.movedOn(path, st)
     const { step, orphaned } = this.#table.look(path, st)
     if (orphaned) {
@@ -370,7 +408,8 @@ export class AsyncFollower {
         family: path,
       })
     }
-    if (step.kind === 'open' && st) await this.#open(path, st)
+    if (step.kind === 'open' && st) await this.#open(path, st, kept)
+    else if (kept) await closeFd(kept.fd)
     const file = this.#table.fileOf(path)
     if (file?.parked && st && st.size !== file.cursor.offset) await this.#unpark(file, path)
     if (!file?.handle) return
@@ -378,6 +417,7 @@ export class AsyncFollower {
     // right after a.log.1; the application may have written to both in between).
     if (this.#orphansMayGrow)
       for (const old of this.#table.orphansNamed(path)) await this.#pump(old)
+    if (!grewSince(file, st)) return
     await this.#pump(file)
   }
 
@@ -488,12 +528,18 @@ export class AsyncFollower {
     return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log)
   }
 
-  /** Opens the file a stat of `path` showed to be `named` (see FileTable.opened). */
-  async #open(path: string, named: Stats): Promise<void> {
+  /**
+   * Opens the file a stat of `path` showed to be `named` (see FileTable.opened), or takes the
+   * one prescan left open (`kept`, its descriptor, stat and first bytes).
+   */
+  async #open(path: string, named: Stats, kept: KeptOpen | null = null): Promise<void> {
     const { log } = this.#opts
     let fh: number
     try {
-      fh = await this.#openInput(path)
+      if (kept) {
+        fh = kept.fd
+        this.#held++ // opened outside the budget's count, within its size (see openBudget)
+      } else fh = await this.#openInput(path)
     } catch (err) {
       if (isErrno(err, 'ENOENT')) {
         this.#table.unreadable.add(path) // gone since the stat: the next look says what is there
@@ -513,10 +559,10 @@ export class AsyncFollower {
     this.#table.openWorked(path, log)
     let file: File | null = null
     try {
-      const st = await fstatFd(fh)
+      const st = kept ? kept.stats : await fstatFd(fh)
       // Swapped for a FIFO or a device since the stat: never read one (it may never end).
       if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
-      const head = await readHead(fh)
+      const head = kept ? kept.head : await readHead(fh)
       const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
       const lineStart = startSize === null ? 0 : await lineStartBefore(fh, startSize)
       file = this.#table.opened(

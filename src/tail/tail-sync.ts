@@ -21,6 +21,7 @@ import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import {
   FileTable,
+  grewSince,
   MISSING_SCAN_SWEEPS,
   markOf,
   type NameSet,
@@ -145,6 +146,9 @@ export class SyncFollower {
       for (const name of names) {
         const path = join(dir, name)
         if (how.family !== undefined && !isRotatedSibling(path, how.family)) continue
+        // Input names are the looks' business (searchHit skips them); only a periodic scan
+        // must see every file, to count the missing ones it did not find (see settleScan).
+        if (!how.settle && current.has(path)) continue
         const st = statQuietly(path)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
@@ -252,7 +256,7 @@ export class SyncFollower {
     if (file?.handle != null) {
       // As in changed(): an old generation's late lines first (see tail-async.ts).
       if (this.#orphansMayGrow) for (const old of this.#table.orphansNamed(path)) this.#readNew(old)
-      this.#readNew(file)
+      if (grewSince(file, st)) this.#readNew(file)
     }
     this.current = null
   }
@@ -319,9 +323,10 @@ export class SyncFollower {
     return grew
   }
 
+  /** Reads every file to its end once more (see tail-async.ts). */
   catchUp(): void {
     for (const p of [...this.#table.names.keys()]) this.resolve(p)
-    for (const f of [...this.#table.open()]) this.#readNew(f)
+    for (const f of [...this.#table.orphans()]) this.#readNew(f)
   }
 
   close(flush: boolean): void {
