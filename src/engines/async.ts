@@ -7,12 +7,13 @@ import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
 import type { BlockSink } from '../sink/sink.js'
-import { type KeepOpen, prescan, resumePoints } from '../state/prescan.js'
+import { type KeepOpen, PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark, toRemembered } from '../state/recover.js'
 import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
+import { collectGarbage } from './exit-gc.js'
 import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import { outputChain } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
@@ -61,7 +62,9 @@ export async function runAsync({
   const resumeFrom = async (paths: readonly string[]) => {
     if (!checkpoints) return
     const { sources, previousStart } = recovered
-    const found = await prescan(paths, sources, config.from, previousStart, kept)
+    // At most a quarter of the descriptor budget in flight (a low ulimit -n).
+    const looks = Math.min(PROBE_CONCURRENCY, Math.ceil(follower.openBudget / 4))
+    const found = await prescan(paths, sources, config.from, previousStart, kept, looks)
     const all = resumePoints(sources, found)
     follower.remember(toRemembered(all))
     // Each with the fingerprint of its offset: a checkpoint must not pair this offset with the
@@ -99,6 +102,7 @@ export async function runAsync({
         await follower.start(paths, kept.files)
         checkpoints?.start(config.checkpointIntervalMs)
         events.emit('ready')
+        collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
         try {
           const ended = AbortSignal.any([stop, output.failed])

@@ -23,18 +23,21 @@ import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer } from '../state/checkpointer.js'
-import { prescan, resumePoints } from '../state/prescan.js'
+import { PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
+import { collectGarbage } from './exit-gc.js'
 import { outputChain, timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
 import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
 import { shardOf } from './shard.js'
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url))
+/** A following reader thread's young generation (MiB; see exit-gc.ts). */
+const FOLLOW_YOUNG_MB = 4
 
 export interface ThreadedShape {
   /** The reader shell inside each thread. */
@@ -203,7 +206,15 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       const { sources: had, previousStart } = recovered
       remembered = resumePoints(
         had,
-        await prescan([...paths.values()].flat(), had, config.from, previousStart),
+        await prescan(
+          [...paths.values()].flat(),
+          had,
+          config.from,
+          previousStart,
+          undefined,
+          // At most a quarter of a thread's descriptor budget in flight (a low ulimit -n).
+          Math.min(PROBE_CONCURRENCY, Math.ceil(inputFileBudget(config.threads) / 4)),
+        ),
       )
       for (const s of remembered) {
         const key = identityKey(s)
@@ -229,6 +240,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     checkpoints?.start(config.checkpointIntervalMs) // also --once: a long one that is killed resumes
     if (!config.once) {
       events.emit('ready')
+      collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
       const ended = AbortSignal.any([stop, failed.signal])
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
@@ -282,8 +294,16 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       timestamps: timestampOptions(config),
     }
     const worker = await new Promise<Worker>((resolve, reject) =>
-      pool.acquire(WORKER, { workerData: init, transferList: [port2] }, (err, w) =>
-        err ? reject(err) : resolve(w),
+      pool.acquire(
+        WORKER,
+        {
+          workerData: init,
+          transferList: [port2],
+          // A following reader's young generation stays small (see exit-gc.ts): 32 MiB each
+          // that V8 grew at start-up and kept was most of a thread's resident memory.
+          ...(config.once ? {} : { resourceLimits: { maxYoungGenerationSizeMb: FOLLOW_YOUNG_MB } }),
+        },
+        (err, w) => (err ? reject(err) : resolve(w)),
       ),
     )
     let finished = false

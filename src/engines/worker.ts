@@ -14,6 +14,7 @@ import { toRemembered } from '../state/recover.js'
 import type { Tracked } from '../tail/file-table.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
+import { collectGarbage, GarbageWatch } from './exit-gc.js'
 import { type FromWorker, serializeError, type ToWorker, type WorkerInit } from './protocol.js'
 
 const init = workerData as WorkerInit
@@ -137,6 +138,7 @@ function runBlocking(sink: SyncSink): void {
             follower.remember(toRemembered(msg.remembered))
             follower.findRotated(msg.paths)
             follower.start(msg.paths)
+            if (init.follow) collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
             break
           case 'events':
             for (const p of msg.resolve) {
@@ -162,6 +164,7 @@ function runBlocking(sink: SyncSink): void {
       follower.readDue()
       if (Date.now() >= nextSweep) {
         follower.sweep()
+        if (init.follow) garbage.check()
         nextSweep = Date.now() + init.pollIntervalMs
       }
       // Until the next message, the next folded read, or the next sweep.
@@ -198,6 +201,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
     log,
   })
   const sweep = setInterval(() => follower.sweep(), init.pollIntervalMs)
+  if (init.follow) garbage.start() // unref'd: ends with the thread
   const fail = (err: unknown, path: string | null) => {
     clearInterval(sweep)
     post({ code: 'failed', error: serializeError(err), path })
@@ -212,7 +216,9 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         labels.addTable(msg.labels)
         follower.remember(toRemembered(msg.remembered))
         await follower.findRotated(msg.paths)
-        return follower.start(msg.paths)
+        await follower.start(msg.paths)
+        if (init.follow) collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
+        return
       case 'events': {
         // Side by side: the follower keeps each name's and each file's work in order itself.
         const work: Promise<void>[] = []
@@ -244,6 +250,9 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
     chain = chain.then(() => handle(msg)).catch((err) => fail(err, faultPath(err)))
   })
 }
+
+/** A following thread's heap (see exit-gc.ts). */
+const garbage = new GarbageWatch()
 
 function main(): void {
   const sink = makeSink()

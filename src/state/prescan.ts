@@ -6,6 +6,7 @@
  */
 import type { Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { errors, isErrno } from '../errors.js'
 import { closeFd, fstatFd, listDir, openFd, pread, statPath } from '../tail/async-fs.js'
 import { FINGERPRINT_BYTES, headsAgree, identityKey } from '../tail/cursor.js'
 import { forEachLimited } from '../tail/each.js'
@@ -54,6 +55,7 @@ export async function prescan(
   from: 'start' | 'end',
   previousStart: number | null,
   keep?: KeepOpen,
+  concurrency = PROBE_CONCURRENCY,
 ): Promise<SourceState[]> {
   const known = new Map(remembered.map((s) => [identityKey(s), s]))
   const knownNames = new Set(remembered.map((s) => s.path))
@@ -64,14 +66,20 @@ export async function prescan(
     knownNames.has(path) || (previousStart !== null && st.birthtimeMs > previousStart)
   // The looks at the files run side by side (10,000 one after another took most of a second);
   // what they found is then taken in the order of the names, as before.
-  const probes = new Array<Probe | null>(paths.length)
-  await forEachLimited([...paths.keys()], PROBE_CONCURRENCY, async (i) => {
+  const probes = new Array<Probe | null | 'again'>(paths.length)
+  const look = (i: number, k?: KeepOpen) => {
     const path = paths[i] as string
-    probes[i] = await probe(path, (st) => from === 'end' && !isNew(path, st), keep)
+    return probe(path, (st) => from === 'end' && !isNew(path, st), k)
+  }
+  await forEachLimited([...paths.keys()], Math.max(1, concurrency), async (i) => {
+    probes[i] = await look(i, keep)
   })
+  // Out of descriptors (a low ulimit -n, other files held): one at a time, none kept.
+  for (const [i, p] of probes.entries()) if (p === 'again') probes[i] = await look(i)
   for (const [i, path] of paths.entries()) {
     const found = probes[i]
     if (!found) continue
+    if (found === 'again') throw errors.outOfDescriptors(path)
     const { st, head, lineStart } = found
     const key = identityKey(st)
     const had = known.get(key)
@@ -98,8 +106,8 @@ export async function prescan(
   return fresh
 }
 
-/** Files looked at at once by prescan. */
-const PROBE_CONCURRENCY = 64
+/** Files looked at at once by prescan, unless the caller says fewer (a small fd budget). */
+export const PROBE_CONCURRENCY = 64
 
 /** What prescan needs of a file: its stat, first bytes (null: cannot be opened) and line start. */
 interface Probe {
@@ -110,17 +118,22 @@ interface Probe {
 }
 
 /**
- * Looks at the regular file at `path`; null when there is none. Opened first and stat'ed through
- * the descriptor (the name cannot move on in between); stat'ed by name only when it cannot be
- * opened, to tell a file we may not read from no file at all.
+ * Looks at the regular file at `path`; null when there is none, 'again' when the process is out
+ * of descriptors (not a fault of the file: taking it for unreadable would record it without a
+ * fingerprint). Opened first and stat'ed through the descriptor (the name cannot move on in
+ * between); stat'ed by name only when it cannot be opened, to tell a file we may not read from
+ * no file at all.
  */
 async function probe(
   path: string,
   wantsLineStart: (st: Stats) => boolean,
   keep: KeepOpen | undefined,
-): Promise<Probe | null> {
-  const fd = await openFd(path, INPUT_OPEN_FLAGS).catch(() => null)
-  if (fd === null) {
+): Promise<Probe | null | 'again'> {
+  let fd: number
+  try {
+    fd = await openFd(path, INPUT_OPEN_FLAGS)
+  } catch (err) {
+    if (isErrno(err, 'EMFILE', 'ENFILE')) return 'again'
     const st = await statPath(path).catch(() => null)
     return st?.isFile() ? { st, head: null, lineStart: 0 } : null
   }
