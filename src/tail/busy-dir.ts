@@ -30,8 +30,14 @@ export const POLL_MAX_FILES = 64
 
 /** Counts a directory's events; says when they come too fast. */
 export class EventRate {
+  readonly #busy: number
   #windowStart = 0
   #count = 0
+
+  /** `busy`: events in a window that make it busy (default BUSY_EVENTS). */
+  constructor(busy = BUSY_EVENTS) {
+    this.#busy = busy
+  }
 
   /** An event at `now` (ms): true when this one makes the current window busy. */
   hit(now: number): boolean {
@@ -39,7 +45,7 @@ export class EventRate {
       this.#windowStart = now
       this.#count = 0
     }
-    return ++this.#count === BUSY_EVENTS
+    return ++this.#count === this.#busy
   }
 
   reset(): void {

@@ -174,6 +174,8 @@ export interface DiscoveryOptions {
   readonly log: Logger
   /** How often directories that inotify cannot watch are scanned (--poll-interval). */
   readonly pollMs?: number
+  /** Events in WINDOW_MS that make a directory busy (default BUSY_EVENTS; see busy-dir.ts). */
+  readonly busyEvents?: number
 }
 
 /** A root scanned every poll interval, and the matching paths its last scan found. */
@@ -216,6 +218,7 @@ export class Discovery {
   readonly #events: DiscoveryEvents
   readonly #log: Logger
   readonly #pollMs: number
+  readonly #busyEvents: number
   readonly #polled = new Map<string, Polled>()
   #poller: NodeJS.Timeout | null = null
   #rescanning: Promise<void> | null = null
@@ -234,6 +237,7 @@ export class Discovery {
     this.#events = events
     this.#log = opts.log
     this.#pollMs = opts.pollMs ?? DEFAULT_POLL_MS
+    this.#busyEvents = opts.busyEvents ?? BUSY_EVENTS
   }
 
   /**
@@ -333,7 +337,7 @@ export class Discovery {
     const entry: RawDir = {
       watcher: null,
       ino: st.ino,
-      rate: new EventRate(),
+      rate: new EventRate(this.#busyEvents),
       busy: null,
       tooBigUntil: 0,
     }
@@ -388,7 +392,7 @@ export class Discovery {
     timer.unref()
     entry.busy = { look, listed, quiet: 0, timer }
     this.#log.debug(
-      `${dir}: over ${BUSY_EVENTS} change events in ${WINDOW_MS} ms; looking at its files every ${POLL_MS} ms instead of watching it`,
+      `${dir}: over ${this.#busyEvents} change events in ${WINDOW_MS} ms; looking at its files every ${POLL_MS} ms instead of watching it`,
     )
   }
 
