@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * cpu: what following costs per line. 8 writer processes (./writer.mjs fast) append to their
- * own followed file as fast as they can for 10 s (3 s with --quick), ONE ~100-byte line PER
+ * own followed file as fast as they can for 10 s (2 s with --quick), ONE ~100-byte line PER
  * write(2), all starting together; the procedure is ./writing.mjs's.
  *   CPU-s per million lines = the follower's utime+stime from the writers' start to the
  *   output's last growth / lines written x 10^6. Merged lines/s = lines / (the output's last
@@ -18,7 +18,7 @@ export const WRITERS = 8
 
 /** @param {import('./context.mjs').FollowContext} ctx */
 export async function cpu(ctx) {
-  const seconds = ctx.quick ? 3 : 10
+  const seconds = ctx.quick ? 2 : 10
   /** @type {any[]} */
   const results = []
   for (const s of ctx.subjects) {

@@ -8,7 +8,7 @@
  * end, the state file by default and the hard open-file limit.
  *   1. Time until following: ./probe.mjs's untilFollowing rule over all N files (a probe every
  *      20 ms to a rotating choice of file, from spawn).
- *   2. 2 s later, a 20 s window (5 s with --quick) with nothing written: CPU = utime+stime
+ *   2. 2 s later (1 s with --quick), a 20 s window (3 s with --quick) with nothing written: CPU = utime+stime
  *      from /proc/<pid>/stat over the window in % of one core (and the largest 1-s share);
  *      VmRSS (largest of the 1-s samples) and VmHWM, threads and open fds from /proc.
  *   3. SIGTERM: exit code and time (SIGKILL after 15 s).
@@ -80,7 +80,7 @@ async function idleCase(ctx, subject, n, windowMs) {
         error: `exited during start-up (${s.exit}): ${excerpt(r.stderr())}`,
       }
     }
-    await sleep(2000)
+    await sleep(ctx.quick ? 1000 : 2000)
     tail.setPoll(null)
     /** @type {ReturnType<typeof readStatus>[]} */
     const samples = [readStatus(r.pid)]
@@ -228,7 +228,7 @@ async function parkedCase(ctx, subject, o) {
 /** @param {import('./context.mjs').FollowContext} ctx */
 export async function idle(ctx) {
   const n = ctx.files ? Math.max(...ctx.files) : ctx.quick ? 500 : 10_000
-  const windowMs = ctx.quick ? 5000 : 20_000
+  const windowMs = ctx.quick ? 3000 : 20_000
   const parked = ctx.quick
     ? { n: 600, limit: 256, appends: 10 }
     : { n: 2000, limit: 1024, appends: 50 }

@@ -63,7 +63,7 @@ export function bestNote(cols) {
       ? `${name}: no peer did it correctly`
       : `${name}: ${b.subject} ${fmt(b.value, digits)}${unit ?? ''}`,
   )
-  return `Ratios (x) are logmerge / the best peer that did the case correctly. Best peer: ${parts.join('; ')}.`
+  return `Ratios (x): logmerge / the best peer that did the case correctly (times, CPU, memory: above 1 is worse; rates: below 1 is worse). Best peer: ${parts.join('; ')}.`
 }
 
 /** @param {string} s @returns {string} a short single-line excerpt of stderr */
