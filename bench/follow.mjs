@@ -39,7 +39,8 @@
  * after each sub-benchmark is printed beside it.
  */
 
-import { mkdirSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { burst } from './follow/burst.mjs'
@@ -48,6 +49,7 @@ import { cpu } from './follow/cpu.mjs'
 import { idle } from './follow/idle.mjs'
 import { latency } from './follow/latency.mjs'
 import { hardNofile, nofileLimit } from './follow/proc.mjs'
+import { RATIO_NOTE } from './follow/report.mjs'
 import { rotation } from './follow/rotation.mjs'
 import { describeBuild, makeSubjects, PEERS } from './follow/subjects.mjs'
 import { machineInfo, markdownTable, OUT_DIR, ROOT, writeResults } from './lib.mjs'
@@ -99,23 +101,32 @@ export function parseOnly(text) {
   return names
 }
 
-/** @returns {string} */
-const load = () =>
-  loadavg()
+/** @returns {string} the load averages and the CPU pressure (PSI "some" avg10, avg60) */
+const load = () => {
+  let psi = ''
+  try {
+    const m = /^some avg10=(\S+) avg60=(\S+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'))
+    if (m) psi = `; CPU pressure ${m[1]} % / ${m[2]} %`
+  } catch {}
+  return `${loadavg()
     .map((x) => x.toFixed(2))
-    .join(', ')
+    .join(', ')}${psi}`
+}
 
 /**
- * @param {{ engines: string[], quick: boolean, extraArgs: string[], only?: string | undefined, logmerge?: string[] | undefined, peers?: string | undefined, files?: number[] | undefined, keep?: boolean | undefined }} opts
+ * @param {{ engines: string[], quick: boolean, extraArgs: string[], only?: string | undefined, logmerge?: string[] | undefined, peers?: string | undefined, files?: number[] | undefined, keep?: boolean | undefined, dir?: string | undefined }} opts
  */
 export async function follow(opts) {
   const only = parseOnly(opts.only)
+  if (spawnSync('prlimit', ['--version']).status !== 0) {
+    throw new Error("prlimit (util-linux) is needed to set the followers' open-file limits")
+  }
   const peers = parsePeers(opts.peers)
   const builds = [ROOT, ...(opts.logmerge ?? []).map((d) => resolve(d))].map((root, i) =>
     describeBuild(root, String.fromCharCode(65 + i)),
   )
   const subjects = makeSubjects({ engines: opts.engines, builds, peers, extraArgs: opts.extraArgs })
-  const root = join(OUT_DIR, 'follow')
+  const root = join(opts.dir ?? OUT_DIR, 'follow')
   mkdirSync(root, { recursive: true })
   /** @type {FollowContext} */
   const ctx = {
@@ -140,6 +151,7 @@ export async function follow(opts) {
     ),
     '',
     `Builds: ${builds.map((b) => `${b.label} = ${b.root} (${b.commit}${b.dirty.length > 0 ? `, uncommitted ${b.dirty.join(' ')}` : ''}, dist ${b.dist})`).join('; ')}.`,
+    RATIO_NOTE,
     `Followers run with an open-file limit of ${ctx.nofile} (soft = hard, via prlimit) unless a case says otherwise; the bench's own limit is ${nofileLimit('self')}.`,
   ].join('\n')
   /** @type {string[]} */
@@ -173,7 +185,7 @@ export async function follow(opts) {
       ...section,
     })
     parts.push(
-      `${r.markdown}\n\n(load average before ${before}, after ${section.loadAfter}; ${section.wallSeconds} s)`,
+      `${r.markdown}\n\n(load average before ${before}; after ${section.loadAfter}; ${section.wallSeconds} s. CPU pressure: the share of time runnable tasks waited for a CPU, 10 s / 60 s averages: above a few % the machine is shared and the figures are noisy)`,
     )
   }
   return {

@@ -61,7 +61,7 @@ const USAGE = `usage: node bench/run.mjs [name...] [options]
 Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
 
   --engine E     benchmark this engine (repeatable; default: every --engine choice
-                 that \`bin/logmerge --help\` lists)
+                 that \`bin/logmerge --help\` lists; follow: none for the peers alone)
   --quick        small smoke sizes (catchup: 4 x 8 MiB; latency: 2 s; throughput: 2 s;
                  idle: 100 and 1,000 files, 5 s window)
   --runs N       catchup, checkpoint: runs of each variant, best one kept (default 3)
@@ -69,7 +69,8 @@ Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
   --seconds S    latency, throughput: how long to append (default 10; 2 with --quick)
   --rate N       latency: lines appended per second (default 100)
   --dir PATH     checkpoint: put inputs, output and state in PATH (default: a tmpfs
-                 directory under /dev/shm, removed afterwards)
+                 directory under /dev/shm, removed afterwards); follow: the case
+                 directories go under PATH/follow/ (default bench/out/follow/)
   --arg A        pass A to every logmerge command (repeatable), e.g. --arg=--read-chunk=4M
   --only LIST    follow: these sub-benchmarks (burst,idle,cpu,rotation,latency,catchup)
   --logmerge DIR follow: also measure DIR/bin/logmerge (repeatable): this checkout is
@@ -134,7 +135,8 @@ async function main(argv) {
   }
   checkBuild()
   const available = listEngines()
-  const engines = values.engine ?? available
+  // `--engine none`: no logmerge rows (follow: the peers alone).
+  const engines = (values.engine ?? available).filter((e) => e !== 'none')
   for (const e of engines) {
     if (!available.includes(e)) {
       throw new RangeError(

@@ -45,6 +45,16 @@ function burstLine(b, i, n) {
   return Buffer.from(`${head.padEnd(LINE_BYTES - 1, 'x')}\n`, 'latin1')
 }
 
+/** @param {number[]} delays NaN for a line never seen @returns {(number | null)[]} */
+function deciles(delays) {
+  const sorted = delays.filter((d) => !Number.isNaN(d)).sort((a, b) => a - b)
+  return Array.from({ length: 10 }, (_, k) => {
+    const at = Math.ceil(((k + 1) / 10) * delays.length) - 1
+    const d = sorted[at]
+    return d === undefined ? null : Math.round(d)
+  })
+}
+
 /** @param {number} n @returns {number[]} the probe files' indexes, spread through 0..n-1 */
 function probeIndexes(n) {
   const p = Math.min(100, Math.max(5, Math.round(n / 100)), n)
@@ -206,10 +216,13 @@ async function burstCase(ctx, subject, v) {
       delivered: got,
       allMs: complete ? Math.max(...delays) : null,
       arrived,
+      // The arrival curve: ms after the last append by which 10 %, 20 %, ... 100 % were out.
+      arrivalDecilesMs: deciles(delays),
       burstCpuS: cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null,
       rssKiB: status.rssKiB,
       hwmKiB: status.hwmKiB,
       fds: status.fds,
+      nofile: ctx.nofile,
       sigterm: tLast2 !== null,
       stop: stopped,
       ...counted,
@@ -339,9 +352,17 @@ function burstMarkdown(results, capMs) {
         notes.push(
           `- ${r.subject}, ${what.join(' ')}: unexpected lines, e.g. ${JSON.stringify(r.examples)}`,
         )
+      if (r.fds !== null && r.fds >= r.nofile - 16) {
+        notes.push(
+          `- ${r.subject}, ${what.join(' ')}: it held ${r.fds} fds, its whole open-file limit (${r.nofile})`,
+        )
+      }
       if (r.stderr) notes.push(`- ${r.subject}, ${what.join(' ')}: stderr: ${r.stderr}`)
     }
-    notes.push(`- ${g.replace(/\|/g, ', ')}: ${bestNote([['all in output', best, 3, ' s']])}`)
+    const [n, inputs, content] = g.split('|')
+    notes.push(
+      `- ${Number(n).toLocaleString('en')} ${inputs} ${content}: ${bestNote([['all in output', best, 3, ' s']])}`,
+    )
   }
   const table = markdownTable(
     [

@@ -347,9 +347,14 @@ function idleMarkdown(rs, ps, n, windowMs, parked) {
           ],
     ),
   )
-  const notes = [...rs, ...ps]
-    .filter((r) => r.stderr)
-    .map((r) => `- ${r.subject}${r.limit ? ' (parked)' : ''}: stderr: ${r.stderr}`)
+  const notes = [
+    ...rs
+      .filter((r) => r.fds !== null && r.fds >= r.nofile - 16)
+      .map((r) => `- ${r.subject}: it held ${r.fds} fds, its whole open-file limit (${r.nofile})`),
+    ...[...rs, ...ps]
+      .filter((r) => r.stderr)
+      .map((r) => `- ${r.subject}${r.limit ? ' (parked)' : ''}: stderr: ${r.stderr}`),
+  ]
   const commands = [
     ...new Set([...rs, ...ps].filter((r) => r.command).map((r) => `    ${r.command}`)),
   ]

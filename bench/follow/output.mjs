@@ -65,9 +65,11 @@ export class OutputTail {
     }
   }
 
+  /** Reads what is left and stops watching; idempotent. */
   stop() {
     this.drain()
     this.#watcher?.close()
+    this.#watcher = null
     this.setPoll(null)
     if (this.#fd >= 0) closeSync(this.#fd)
     this.#fd = -1

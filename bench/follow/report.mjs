@@ -52,6 +52,10 @@ export function cell(v, best, kind, digits, unit = '') {
   return `${text} (${r >= 10 ? r.toFixed(0) : r.toFixed(2)}x)`
 }
 
+/** How to read the ratios; said once, above the tables. */
+export const RATIO_NOTE =
+  'Ratios (x) in logmerge rows: logmerge / the best peer that did the case correctly, named under each table (times, CPU, memory: above 1 is worse; rates: below 1 is worse).'
+
 /**
  * The footnote naming each column's best peer.
  * @param {Array<[string, { value: number, subject: string } | null, number, string?]>} cols
@@ -63,7 +67,7 @@ export function bestNote(cols) {
       ? `${name}: no peer did it correctly`
       : `${name}: ${b.subject} ${fmt(b.value, digits)}${unit ?? ''}`,
   )
-  return `Ratios (x): logmerge / the best peer that did the case correctly (times, CPU, memory: above 1 is worse; rates: below 1 is worse). Best peer: ${parts.join('; ')}.`
+  return `Best peer: ${parts.join('; ')}.`
 }
 
 /** @param {string} s @returns {string} a short single-line excerpt of stderr */

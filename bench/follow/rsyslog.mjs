@@ -76,5 +76,11 @@ export function rsyslogUnavailable() {
 /** @returns {string} rsyslogd's version line */
 export function rsyslogVersion() {
   const v = spawnSync('rsyslogd', ['-v'], { encoding: 'utf8' })
-  return `${v.stdout}`.split('\n')[0]?.trim() ?? 'unknown'
+  const first = `${v.stdout}`.split('\n')[0] ?? ''
+  return (
+    first
+      .replace(/\s+compiled with:.*$/, '')
+      .replace(/\s+/g, ' ')
+      .trim() || 'unknown'
+  )
 }
