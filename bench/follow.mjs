@@ -22,21 +22,32 @@
  *   catchup    a daemon `--from start` on 4 x 128 MiB (state file, following): MiB/s until the
  *              output holds everything, beside `tail -F -n +1` and `cat` (the ceiling)
  *
- * How to run (build first: `npm run build`; the npm peers: `npm ci --prefix bench` once):
+ * How to run (build first: `npm run build`; the npm peers once: `npm ci --prefix bench`,
+ * which installs bench/package.json's exact versions into bench/node_modules; rsyslogd and
+ * GNU tail come from Debian's rsyslog and coreutils; prlimit from util-linux):
  *
- *   node bench/run.mjs follow                              # everything, every engine, all peers
- *   node bench/run.mjs follow --quick                      # small N, short windows: a smoke test
- *   node bench/run.mjs follow --only burst,idle --engine async
- *   node bench/run.mjs follow --only cpu --peers tail,rsyslog
- *   node bench/run.mjs follow --peers none --logmerge /work/main   # A/B: this checkout is A,
- *                                                                  # each --logmerge DIR B, C...
- *   node bench/run.mjs follow --only burst --files 2000 --keep     # other N; keep the files
+ *   node bench/run.mjs follow                        # everything: every engine, every peer
+ *   node bench/run.mjs follow --quick                # N = 100/500, short windows: a smoke test
+ *   node bench/run.mjs follow --quick --peers none   # the smoke test without the peers
+ *   node bench/run.mjs follow --only burst,idle --engine async --engine threads
+ *   node bench/run.mjs follow --only cpu --engine none --peers tail,rsyslog    # peers alone
+ *   node bench/run.mjs follow --only burst --engine async --peers none --logmerge /work/main
+ *        # A/B in one run: this checkout is A, each --logmerge DIR (its own built dist/) is
+ *        # B, C...; rows "async A", "async B"
+ *   node bench/run.mjs follow --only burst --files 2000 --keep   # other N; keep the files
+ *   node bench/run.mjs follow --dir /dev/shm/lm                   # cases on a tmpfs
+ *
+ * How long: a full run of every engine is long (burst alone about 40 min at today's speed,
+ * because each logmerge case at 10,000 files runs into the 60 s cap and the 15 s SIGKILL
+ * grace); --quick took 8 min with every engine and peer, 3.7 min with --peers none, on a
+ * machine with a load average of 10-14 on 2 cores. Use --only and --engine to narrow.
  *
  * Markdown on stdout (progress on stderr); JSON in bench/out/results-follow.json and one
  * bench/out/results-follow-<sub>.json per sub-benchmark. Case files live in
- * bench/out/follow/<case>/ while a case runs and are removed after it (unless --keep).
- * The machine has to be quiet for the figures to mean anything: the load average before and
- * after each sub-benchmark is printed beside it.
+ * bench/out/follow/<case>/ (DIR/follow/<case>/ with --dir) while a case runs and are removed
+ * after it (unless --keep).
+ * The machine has to be quiet for the figures to mean anything: the load average and the CPU
+ * pressure (/proc/pressure/cpu) before and after each sub-benchmark are printed beside it.
  */
 
 import { spawnSync } from 'node:child_process'
