@@ -1,20 +1,31 @@
 /**
- * The file system calls of the event-loop reader (tail-async.ts), as promises over Node's
- * callback API on plain descriptors.
+ * The file system calls of the event-loop reader (tail-async.ts): promises over Node's callback
+ * API on plain descriptors, and the small calls of the hot path made synchronously.
  *
  * Why not fs.promises and FileHandle: each of their calls allocates its own request and result
  * arrays, where the callback API reuses one. Measured on the 2-vCPU machine with 5,000 open
  * files (CPU per call, main thread and pool thread together): fstat 29 µs against 11, a 64-byte
- * pread 29 µs against 13, a stat by path 28 µs against 14. A burst of 10,000 files costs three
- * calls a file, so this is the difference between a second and half of one. The calls still
- * run on libuv's pool: a slow disk holds a read, never the event loop.
+ * pread 29 µs against 13, a stat by path 28 µs against 14.
+ *
+ * Why some calls are synchronous: a call through libuv's pool that nothing else overlaps costs
+ * two thread wake-ups (the pool thread's, then the loop's), and a read of a followed file is
+ * such a chain (fstat, then the first bytes, then the new bytes). Measured on the same machine
+ * under load, four writers at 2,000 lines a second: 28,500 pool calls in 10 s cost 4.0 CPU-s,
+ * about 140 µs each; fstatSync and a 64-byte readSync cost 4-5 µs. So the fstat, the first
+ * bytes and reads of at most SYNC_READ_MAX bytes (an append of a few lines) block the loop for
+ * microseconds; a bigger read (catching up, a file that grew by megabytes) goes through the
+ * pool, where its size pays for the trip and other files are read meanwhile. The cost is that a
+ * hung network mount holds the loop (as the sweep's statSync always did); local disks are
+ * what logmerge follows (docs/failure-modes.md).
  */
 import {
   close as closeCb,
   fstat as fstatCb,
+  fstatSync,
   open as openCb,
   read as readCb,
   readdir as readdirCb,
+  readSync,
   type Stats,
   stat as statCb,
 } from 'node:fs'
@@ -58,4 +69,25 @@ export function pread(
 /** The names in `dir`, or none when it cannot be listed. */
 export function listDir(dir: string): Promise<string[]> {
   return new Promise((resolve) => readdirCb(dir, (err, names) => resolve(err ? [] : names)))
+}
+
+/** Reads of at most this many bytes are made synchronously (see the header). */
+export const SYNC_READ_MAX = 64 * 1024
+
+/** The open file's stat, now (synchronous: see the header). */
+export function fstatNow(fd: number): Stats {
+  return fstatSync(fd)
+}
+
+/** pread of `length` bytes: synchronous up to SYNC_READ_MAX, through the pool above. */
+export function readAt(
+  fd: number,
+  buf: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<number> | number {
+  return length <= SYNC_READ_MAX
+    ? readSync(fd, buf, offset, length, position)
+    : pread(fd, buf, offset, length, position)
 }

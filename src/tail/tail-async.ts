@@ -3,7 +3,7 @@
  * and FileTable. Woken by chokidar events, with a cheap periodic sweep as a safety net; p-limit
  * bounds the reads in flight. Compare tail-sync.ts, the blocking shell: same steps, same order.
  */
-import { fstatSync, type Stats } from 'node:fs'
+import { fstatSync, readSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LimitFunction } from 'p-limit'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
@@ -11,7 +11,7 @@ import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import type { KeptOpen } from '../state/prescan.js'
-import { closeFd, fstatFd, listDir, openFd, pread, statPath } from './async-fs.js'
+import { closeFd, fstatFd, fstatNow, listDir, openFd, pread, readAt, statPath } from './async-fs.js'
 import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { forEachLimited } from './each.js'
 import { checkReadFault } from './fault.js'
@@ -285,13 +285,6 @@ export class AsyncFollower {
   async changed(path: string): Promise<void> {
     const file = this.#table.fileOf(path)
     if (!file?.handle) return this.resolve(path)
-    if (this.#orphansMayGrow) {
-      const old = [...this.#table.orphansNamed(path)]
-      if (old.length > 0) {
-        for (const f of old) await this.#pump(f)
-        return this.#pump(file)
-      }
-    }
     return this.#paced(file)
   }
 
@@ -302,9 +295,19 @@ export class AsyncFollower {
       running.later = true
       return running.running
     }
-    if (this.#pacer.changed(file, performance.now())) return this.#pump(file)
+    if (this.#pacer.changed(file, performance.now())) return this.#readNamed(file)
     this.#armPacer()
     return Promise.resolve()
+  }
+
+  /**
+   * Reads `file`, after the files that lost its name and may still grow: an application writes
+   * to its old file until it reopens, and those lines came first.
+   */
+  async #readNamed(file: File): Promise<void> {
+    if (this.#orphansMayGrow)
+      for (const old of this.#table.orphansNamed(file.path)) await this.#pump(old)
+    return this.#pump(file)
   }
 
   /** Arms the timer for the next read put off by the pacer (or an earlier one than armed). */
@@ -320,7 +323,7 @@ export class AsyncFollower {
     this.#pacerDue = now + wait
     this.#pacerTimer = setTimeout(() => {
       this.#pacerTimer = null
-      for (const f of this.#pacer.takeDue(performance.now())) void this.#pump(f)
+      for (const f of this.#pacer.takeDue(performance.now())) void this.#readNamed(f)
       this.#armPacer()
     }, wait)
   }
@@ -646,13 +649,13 @@ export class AsyncFollower {
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
-      const { size } = await fstatFd(fh)
+      const { size } = fstatNow(fh)
       const statedAt = performance.now()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
       // equal length) shows only in the first bytes. We were woken, so something changed.
       if (change !== 'truncated' && cursor.head.length > 0) {
-        change = cursor.classify(size, await readHead(fh))
+        change = cursor.classify(size, readHeadNow(fh))
       }
       if (change === 'truncated') {
         await this.#finishFromCopy(file)
@@ -678,11 +681,15 @@ export class AsyncFollower {
   async #readFrom(fh: number, file: File, size: number): Promise<void> {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
-    while (true) {
+    let end = size
+    for (let more = false; ; more = true) {
       checkReadFault(file.path)
-      const want = readSize(size, cursor.offset, readChunkBytes)
+      // It grew while we read: how much now, so a big append is read in big reads (which go
+      // through the pool and let the loop run) rather than in many small ones at once.
+      if (more) end = fstatNow(fh).size
+      const want = readSize(end, cursor.offset, readChunkBytes)
       const { buf, start } = cursor.readBuffer(want)
-      const bytesRead = await pread(fh, buf, start, want, cursor.offset)
+      const bytesRead = await readAt(fh, buf, start, want, cursor.offset)
       if (bytesRead === 0) break
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
@@ -776,6 +783,12 @@ function sizeOf(file: File): number {
   } catch {
     return -1
   }
+}
+
+/** The file's first bytes, now (synchronous: see async-fs.ts). */
+function readHeadNow(fd: number): Buffer {
+  const buf = Buffer.alloc(FINGERPRINT_BYTES)
+  return buf.subarray(0, readSync(fd, buf, 0, FINGERPRINT_BYTES, 0))
 }
 
 async function readHead(fd: number): Promise<Buffer> {

@@ -272,10 +272,7 @@ export class SyncFollower {
       return
     }
     this.current = path
-    let old: File[] = []
-    if (this.#orphansMayGrow) old = [...this.#table.orphansNamed(path)]
-    for (const f of old) this.#readNew(f)
-    if (old.length > 0 || this.#pacer.changed(file, performance.now())) this.#readNew(file)
+    if (this.#pacer.changed(file, performance.now())) this.#readNamed(file)
     this.current = null
   }
 
@@ -283,9 +280,16 @@ export class SyncFollower {
   readDue(): void {
     for (const file of this.#pacer.takeDue(performance.now())) {
       this.current = file.path
-      this.#readNew(file)
+      this.#readNamed(file)
     }
     this.current = null
+  }
+
+  /** Reads `file`, after the files that lost its name and may still grow (see tail-async.ts). */
+  #readNamed(file: File): void {
+    if (this.#orphansMayGrow)
+      for (const old of this.#table.orphansNamed(file.path)) this.#readNew(old)
+    this.#readNew(file)
   }
 
   /** Milliseconds until the next folded read is due (0: now), or null: none. */
@@ -513,9 +517,11 @@ export class SyncFollower {
   #readFrom(fd: number, file: File, size: number): void {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
-    while (true) {
+    let end = size
+    for (let more = false; ; more = true) {
       checkReadFault(file.path)
-      const want = readSize(size, cursor.offset, readChunkBytes)
+      if (more) end = fstatSync(fd).size // it grew while we read (see tail-async.ts)
+      const want = readSize(end, cursor.offset, readChunkBytes)
       // Blocks are consumed before the next read (the sink copies or writes them at once), so
       // one scratch buffer serves every read of this thread.
       if (this.#scratch.length < cursor.pendingBytes + want) {
