@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Config } from './config.js'
+import { GarbageWatch, keepYoungGenerationSmall } from './engines/exit-gc.js'
 import { engines } from './engines/index.js'
 import { ExitCode, LogmergeError } from './errors.js'
 import { prepareFleet } from './fleet/options.js'
@@ -126,6 +127,9 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
   process.on('SIGINT', onStop)
   process.on('SIGHUP', onHup)
   announceReady(running, io, () => draining || failed)
+  const follows = run.jobs.some((j) => !j.config.once)
+  if (follows) keepYoungGenerationSmall() // engines/exit-gc.ts
+  const stopWatching = follows ? new GarbageWatch().start() : () => {}
   try {
     const codes = await Promise.all(running.map((r) => runJob(r, onFailed)))
     return worstOf(codes)
@@ -133,6 +137,7 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
     process.off('SIGTERM', onStop)
     process.off('SIGINT', onStop)
     process.off('SIGHUP', onHup)
+    stopWatching()
     io.notifier?.close()
   }
 }

@@ -22,10 +22,16 @@ export type ToWorker =
       /** --format prefix|json: path -> label of the files found at start-up (see Labels). */
       readonly labels: Readonly<Record<string, string>>
     }
-  /** A name appeared or went away (chokidar add/unlink). */
-  | { readonly code: 'resolve'; readonly path: string }
-  /** A file was written to (chokidar change). */
-  | { readonly code: 'changed'; readonly path: string }
+  /**
+   * What discovery saw since the last message, each path once: names that appeared or went
+   * away (look at them again), and files written to. One message a turn of the main thread's
+   * event loop, not one an event: a writer logging a line at a time makes an event a line.
+   */
+  | {
+      readonly code: 'events'
+      readonly resolve: readonly string[]
+      readonly changed: readonly string[]
+    }
   /** Read what is left and stop; `flush` writes held partial lines (--once). */
   | { readonly code: 'stop'; readonly flush: boolean }
 
