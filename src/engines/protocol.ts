@@ -11,6 +11,16 @@ import type { LockedWriterShare } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 
+/**
+ * The control cells of a blocking reader thread. The main thread bumps WAKE after each message;
+ * the thread reads WAKE before it takes its messages, sets ASLEEP, and waits for WAKE to move.
+ * A bump that comes before the wait ends it at once, so the main thread calls Atomics.notify
+ * only when ASLEEP is set.
+ */
+export const WAKE = 0
+export const ASLEEP = 1
+export const CONTROL_BYTES = 8
+
 /** Main thread -> reader thread. */
 export type ToWorker =
   /** The input names this thread owns at start-up. */
@@ -88,7 +98,7 @@ export interface WorkerInit {
         readonly inflight: SharedArrayBuffer
         readonly highWaterBytes: number
       }
-  /** Int32 [0]: a wake-up counter the main thread bumps (Atomics.notify) after each message. */
+  /** Int32 [WAKE]: the wake-up count; [ASLEEP]: 1 while the thread waits (see below). */
   readonly control: SharedArrayBuffer
   readonly port: MessagePort
   readonly follow: boolean

@@ -32,7 +32,15 @@ import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { collectGarbage } from './exit-gc.js'
 import { outputChain, timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
-import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
+import {
+  ASLEEP,
+  CONTROL_BYTES,
+  type FromWorker,
+  rebuildError,
+  type ToWorker,
+  WAKE,
+  type WorkerInit,
+} from './protocol.js'
 import { shardOf } from './shard.js'
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url))
@@ -151,8 +159,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
   let stopping = false
   const send = (shard: Shard, msg: ToWorker) => {
     shard.port.postMessage(msg)
-    Atomics.add(shard.control, 0, 1)
-    Atomics.notify(shard.control, 0)
+    Atomics.add(shard.control, WAKE, 1)
+    // A thread that is awake sees the count move before it sleeps (see worker.ts): only a
+    // sleeping one needs the futex call, which costs a wake-up each (thousands a second).
+    if (Atomics.load(shard.control, ASLEEP) === 1) Atomics.notify(shard.control, WAKE)
   }
 
   try {
@@ -271,7 +281,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
 
   async function startShard(id: number): Promise<Shard> {
     const { port1, port2 } = new MessageChannel()
-    const control = new SharedArrayBuffer(4)
+    const control = new SharedArrayBuffer(CONTROL_BYTES)
     const init: WorkerInit = {
       id,
       style: shape.style,

@@ -15,7 +15,14 @@ import type { Tracked } from '../tail/file-table.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
 import { collectGarbage, GarbageWatch } from './exit-gc.js'
-import { type FromWorker, serializeError, type ToWorker, type WorkerInit } from './protocol.js'
+import {
+  ASLEEP,
+  type FromWorker,
+  serializeError,
+  type ToWorker,
+  WAKE,
+  type WorkerInit,
+} from './protocol.js'
 
 const init = workerData as WorkerInit
 const port = init.port
@@ -127,7 +134,7 @@ function runBlocking(sink: SyncSink): void {
   let nextSweep = Date.now() + init.pollIntervalMs
   try {
     for (;;) {
-      const seen = Atomics.load(control, 0)
+      const seen = Atomics.load(control, WAKE)
       for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
         const msg = m.message as ToWorker
         at = null
@@ -170,7 +177,9 @@ function runBlocking(sink: SyncSink): void {
       // Until the next message, the next folded read, or the next sweep.
       const due = follower.nextDueIn()
       const sweepIn = Math.max(1, nextSweep - Date.now())
-      Atomics.wait(control, 0, seen, due === null ? sweepIn : Math.min(due, sweepIn))
+      Atomics.store(control, ASLEEP, 1)
+      Atomics.wait(control, WAKE, seen, due === null ? sweepIn : Math.min(due, sweepIn))
+      Atomics.store(control, ASLEEP, 0)
     }
   } catch (err) {
     post({ code: 'failed', error: serializeError(err), path: follower.current ?? at })
