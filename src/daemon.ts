@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Config } from './config.js'
-import { GarbageWatch, keepYoungGenerationSmall } from './engines/exit-gc.js'
+import { GarbageWatch } from './engines/exit-gc.js'
 import { engines } from './engines/index.js'
 import { ExitCode, LogmergeError } from './errors.js'
 import { checkOutputNotInput, checkOutputWritable } from './guard.js'
@@ -122,7 +122,6 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
   process.on('SIGHUP', onHup)
   announceReady(running, io, () => draining || failed)
   const follows = run.jobs.some((j) => !j.config.once)
-  if (follows) keepYoungGenerationSmall() // engines/exit-gc.ts
   const stopWatching = follows ? new GarbageWatch().start() : () => {}
   try {
     const codes = await Promise.all(running.map((r) => runJob(r, onFailed)))

@@ -29,7 +29,7 @@ import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
-import { collectGarbage } from './exit-gc.js'
+import { settleHeap } from './exit-gc.js'
 import { outputChain, timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
 import {
@@ -250,7 +250,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     checkpoints?.start(config.checkpointIntervalMs) // also --once: a long one that is killed resumes
     if (!config.once) {
       events.emit('ready')
-      collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
+      settleHeap() // the start-up's garbage, before following (exit-gc.ts)
       const ended = AbortSignal.any([stop, failed.signal])
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()

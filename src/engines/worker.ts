@@ -14,7 +14,7 @@ import { toRemembered } from '../state/recover.js'
 import type { Tracked } from '../tail/file-table.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
-import { collectGarbage, GarbageWatch } from './exit-gc.js'
+import { GarbageWatch, settleHeap } from './exit-gc.js'
 import {
   ASLEEP,
   type FromWorker,
@@ -145,7 +145,7 @@ function runBlocking(sink: SyncSink): void {
             follower.remember(toRemembered(msg.remembered))
             follower.findRotated(msg.paths)
             follower.start(msg.paths)
-            if (init.follow) collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
+            if (init.follow) settleHeap() // the start-up's garbage, before following (exit-gc.ts)
             break
           case 'events':
             for (const p of msg.resolve) {
@@ -226,7 +226,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         follower.remember(toRemembered(msg.remembered))
         await follower.findRotated(msg.paths)
         await follower.start(msg.paths)
-        if (init.follow) collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
+        if (init.follow) settleHeap() // the start-up's garbage, before following (exit-gc.ts)
         return
       case 'events': {
         // Side by side: the follower keeps each name's and each file's work in order itself.
