@@ -210,10 +210,14 @@ export class LockedWriter implements BlockSink {
       for (let i = 0; i < s.length; i += SLOT) {
         if (s[i + 3] !== 1) continue
         const key = `${s[i]}:${s[i + 1]}`
+        // A key in two slots (noted at start-up in region 0, then recorded by its reader
+        // thread): the later region's slot wins, offset, fingerprint and stats together, so
+        // that a snapshot never pairs one slot's offset with another slot's fingerprint.
         offsets.set(key, s[i + 2] as number)
         const at = (i / SLOT) * HEAD_CELL
         const stored = this.#heads[at] as number
         if (stored > 0) heads.set(key, this.#heads.slice(at + 1, at + stored))
+        else heads.delete(key)
         const [lines, linesSplit, truncations, pendingBytes, lastActivity] = s.subarray(
           i + 4,
           i + 9,
@@ -243,17 +247,43 @@ export class LockedWriter implements BlockSink {
     })
   }
 
-  /** The source `key` is gone for good: its slot is freed for another file. */
+  /**
+   * The source `key` is gone for good: its slot is freed for another file, and so is its
+   * start-up note in region 0 (the main thread's), which no reader thread owns. Left there, the
+   * note kept the source in every snapshot after its thread had forgotten it (and the main
+   * thread had dropped what it knew of it), and the threads engines' checkpoints, finding an
+   * offset for a source nobody knew, were put off for good.
+   */
   forget(key: string): void {
     this.#mutex.withLock(() => {
       const slot = this.#slotOf.get(key)
-      if (slot === undefined) return
-      this.#slots[slot + 3] = 0
-      this.#heads[(slot / SLOT) * HEAD_CELL] = 0
-      this.#slotOf.delete(key)
-      this.#freeSlots.push(slot)
+      if (slot !== undefined) {
+        this.#free(slot)
+        this.#slotOf.delete(key)
+        this.#freeSlots.push(slot)
+      }
+      if (this.#region !== 0) this.#forgetStartupNote(key)
       Atomics.add(this.#cells, CELL.changes, 1)
     })
+  }
+
+  /** Under the lock: marks `slot` unused (its fingerprint with it). */
+  #free(slot: number): void {
+    this.#slots[slot + 3] = 0
+    this.#heads[(slot / SLOT) * HEAD_CELL] = 0
+  }
+
+  /**
+   * Under the lock, in a reader thread: frees region 0's slot of `key`, if it has one. Region 0
+   * is filled from its start and never freed by its owner; an inode is never 0, so the first
+   * slot with inode 0 ends the used part.
+   */
+  #forgetStartupNote(key: string): void {
+    const [dev, ino] = key.split(':').map(Number)
+    const s = this.#slots
+    for (let i = 0; i < SLOTS_PER_THREAD * SLOT && s[i + 1] !== 0; i += SLOT) {
+      if (s[i + 3] === 1 && s[i] === dev && s[i + 1] === ino) this.#free(i)
+    }
   }
 
   /** Under the lock: the source's offset, in this thread's slot for it. */

@@ -19,6 +19,28 @@ export interface Checkpointable {
   changes(): number
 }
 
+/**
+ * The reader-thread engines' sources for a checkpoint: each source the writer has an offset for
+ * (`offsets`, from one snapshot), as its thread last described it (`told`, from the threads'
+ * 'source' messages, by identity key), at that offset. Null when the writer counts a source no
+ * message has described yet (one may be on its way): the checkpoint is put off, never taken
+ * without it, since a source left out of the state is read again from --from after a crash.
+ * The fingerprint stays the one the thread sent until the checkpointer puts the writer's in
+ * its place (Snapshot.heads): the one recorded with the offset.
+ */
+export function sourcesAt(
+  told: ReadonlyMap<string, SourceState>,
+  offsets: ReadonlyMap<string, number>,
+): SourceState[] | null {
+  const out: SourceState[] = []
+  for (const [key, offset] of offsets) {
+    const known = told.get(key)
+    if (!known) return null
+    out.push({ ...known, offset })
+  }
+  return out
+}
+
 export class Checkpointer {
   readonly path: string
   readonly #output: string
