@@ -199,6 +199,7 @@ describe('planOutput', () => {
       kind: 'at-least-once',
       why: 'the output was replaced by another file',
     })
+    expect(planOutput(rec, { dev: 1, ino: 2, size: 10 })).toEqual({ kind: 'truncate', size: 10 })
     expect(planOutput(rec, { dev: 1, ino: 2, size: 9 })).toEqual({
       kind: 'at-least-once',
       why: 'the output is shorter than recorded (9 < 10 bytes)',

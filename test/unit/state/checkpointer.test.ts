@@ -12,7 +12,7 @@ import { afterEach, beforeEach, expect, test } from 'vitest'
 import { type Level, levelLogger } from '../../../src/log.js'
 import type { Snapshot } from '../../../src/sink/sink.js'
 import { decodeState, type SourceState } from '../../../src/state/checkpoint.js'
-import { type Checkpointable, Checkpointer } from '../../../src/state/checkpointer.js'
+import { type Checkpointable, Checkpointer, sourcesAt } from '../../../src/state/checkpointer.js'
 
 let dir: string
 let statePath: string
@@ -195,4 +195,20 @@ test('start(ms) saves on its own; stop() takes the last checkpoint and no more a
   w.changes++
   await sleep(100)
   expect(w.calls.filter((c) => c === 'snapshot').length).toBe(snapshots)
+})
+
+test("sourcesAt: each source at the writer's offset; put off (null) while one is not described yet", () => {
+  const told = new Map([['1:10', source]])
+  expect(sourcesAt(told, new Map([['1:10', 42]]))).toEqual([{ ...source, offset: 42 }])
+  // A thread's 'source' message still on its way: never a state without that source.
+  expect(
+    sourcesAt(
+      told,
+      new Map([
+        ['1:10', 42],
+        ['1:11', 0],
+      ]),
+    ),
+  ).toBeNull()
+  expect(sourcesAt(told, new Map())).toEqual([])
 })

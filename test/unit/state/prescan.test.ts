@@ -105,6 +105,15 @@ describe('prescan with a state', () => {
     expect(resumePoints([old], found)).toEqual([old, { ...fresh, offset: 0 }])
   })
 
+  test('the same, on a file system without birth times (or a file born before the last start): the name decides', async () => {
+    const old = logFile('a.log', 'old\n', 4)
+    renameSync(old.path, join(dir, 'a.log.1'))
+    const fresh = logFile('a.log', 'new one\nnew two\n')
+    // The last run "started" after this file was born: only the name says it is new.
+    const found = await prescan([fresh.path], [old], 'end', Date.now() + 60_000)
+    expect(found).toEqual([{ ...fresh, offset: 0 }])
+  })
+
   test('a file born after the last run started starts at 0 with --from end', async () => {
     const a = logFile('a.log', 'one\ntwo\n')
     const [found] = await prescan([a.path], [], 'end', Date.now() - 60_000)
