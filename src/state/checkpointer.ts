@@ -41,6 +41,9 @@ export function sourcesAt(
   return out
 }
 
+/** How long checkpoints may be put off for an undescribed source before a warning. */
+export const PUT_OFF_WARN_MS = 30_000
+
 export class Checkpointer {
   readonly path: string
   readonly #output: string
@@ -52,6 +55,8 @@ export class Checkpointer {
   /** The change count the last saved checkpoint was taken at. */
   #savedChanges = -1
   readonly #startedAt = new Date()
+  /** Since when checkpoints are put off for a source not described yet (see #saveNow). */
+  #putOffSince: number | null = null
 
   constructor(path: string, output: string, from: Checkpointable, log: Logger) {
     this.path = path
@@ -91,7 +96,21 @@ export class Checkpointer {
       size: snap.size,
     }
     const known = this.#from.sources(snap.offsets)
-    if (known === null) return
+    if (known === null) {
+      // Put off until the readers have described every source, which takes a message or two.
+      // For longer, something counts a source nobody will describe: say so, as checkpoints
+      // that silently stop make every crash from then on resume from an old state.
+      this.#putOffSince ??= Date.now()
+      const seconds = Math.round((Date.now() - this.#putOffSince) / 1000)
+      if (seconds * 1000 >= PUT_OFF_WARN_MS)
+        this.#log.warnOnce(
+          'checkpoint-put-off',
+          `checkpoints of ${this.path} put off for ${seconds} s: the writer counts a source no reader described (a bug: please report it with this message)`,
+        )
+      return
+    }
+    if (this.#putOffSince !== null) this.#log.forget('checkpoint-put-off')
+    this.#putOffSince = null
     const sources = known.map((s) => {
       const key = identityKey(s)
       const stats = snap.stats.get(key)
