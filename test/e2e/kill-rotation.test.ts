@@ -18,7 +18,7 @@ import {
   readdirSync,
   readFileSync,
   readSync,
-  statSync,
+  writeFileSync,
 } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -34,6 +34,7 @@ import {
   spawnRotatingWriter,
   stop,
   test,
+  waitFor,
   waitForAll,
 } from './helpers.js'
 
@@ -115,15 +116,23 @@ describe.each(ENGINES)('engine %s', (engine) => {
       '--log-level',
       'info',
     ]
+    // logmerge follows the files before the first rotation: a generation renamed away before
+    // it was ever looked at is not an input (as with tail -F), and a loaded machine can take
+    // longer than a rotation interval to start logmerge.
+    for (const f of files) writeFileSync(f, '')
+    let lm: Child = spawnLogmerge(args)
+    await waitFor(() => lm.stderr().includes('ready'), { proc: lm, what: 'logmerge ready' })
     const writers = names.map((n, i) =>
       spawnRotatingWriter(files[i] as string, n, LINES, RATE, ROTATE_EVERY),
     )
+    // One stream per file on disk (each generation), as in crash.test.ts: exactly once and in
+    // order within each. Order across a name's generations after a crash is a documented limit
+    // (docs/checkpoints.md, Limits), counted and printed below, not failed on.
     const journal = new Journal()
-    for (const w of writers) journal.record(w.name, w.lines)
-    // The writers create their files: start once all three exist.
-    for (const f of files) for (let i = 0; i < 200 && !existsQuietly(f); i++) await sleep(10)
-
-    let lm: Child = spawnLogmerge(args)
+    const generationOf = (line: string) => Math.floor(Number(line.split('-')[1]) / ROTATE_EVERY)
+    for (const w of writers)
+      for (let at = 0; at < w.lines.length; at += ROTATE_EVERY)
+        journal.record(`${w.name}#${at / ROTATE_EVERY}`, w.lines.slice(at, at + ROTATE_EVERY))
     const runs: string[] = []
     const torn: string[] = []
     for (let kill = 0; kill < KILLS; kill++) {
@@ -150,15 +159,18 @@ describe.each(ENGINES)('engine %s', (engine) => {
     await stop(lm)
     expect(torn, 'state files whose entries mix two files').toEqual([])
     expect(lm.stderr()).not.toMatch(/error|may appear twice/)
-    expectMerged(completeLines(out), journal)
+    const output = completeLines(out)
+    expectMerged(output, journal)
+    const newest = new Map<string, number>()
+    let late = 0
+    for (const line of output) {
+      const [name] = line.split('-') as [string]
+      const generation = generationOf(line)
+      if (generation < (newest.get(name) ?? 0)) late++
+      newest.set(name, Math.max(generation, newest.get(name) ?? 0))
+    }
+    console.info(
+      `${engine}: ${KILLS} SIGKILLs, ${output.length} lines, ${Math.floor((LINES - 1) / ROTATE_EVERY) * WRITERS} rotations: exactly once; ${late} lines late across generations`,
+    )
   })
 })
-
-function existsQuietly(path: string): boolean {
-  try {
-    statSync(path)
-    return true
-  } catch {
-    return false
-  }
-}

@@ -8,7 +8,7 @@
  * write() per line, paced to `linesPerSecond` on the monotonic clock. Every `rotateEvery` lines
  * it renames `path` to `path.K` (K = 1, 2, ...: a new name each time, so every generation stays
  * on disk under one name) and opens a new `path`, as an application with built-in rotation does.
- * It creates `path` itself (O_CREAT), so the first generation exists once it has started.
+ * It opens `path` with O_CREAT: it may exist already (the first generation, created empty).
  */
 import { closeSync, constants, openSync, renameSync, writeSync } from 'node:fs'
 import { lineFor } from './writer-child.mjs'
