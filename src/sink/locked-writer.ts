@@ -127,6 +127,12 @@ export class LockedWriter implements BlockSink {
   /** Every output fd this thread opened and has not closed: it closes them all (a worker
    * closing an fd another thread opened makes Node warn). */
   readonly #opened = new Set<number>()
+  /**
+   * Fds with an fsync on libuv's pool (how many), which #closeRetired leaves open: closed
+   * before the fsync ran, it failed with EBADF (a checkpoint lost to a reopen; seen on Node 24),
+   * or, the number reused by another open meanwhile, synced some other file.
+   */
+  readonly #syncing = new Map<number, number>()
 
   private constructor(
     share: LockedWriterShare,
@@ -442,14 +448,21 @@ export class LockedWriter implements BlockSink {
   /**
    * Makes the output durable (no-op for stdout and pipes). Not under the lock: fsync covers
    * every write made before it, and holding the lock would stall every reader thread meanwhile.
-   * Off the calling thread too (libuv's pool), so the main loop keeps serving events.
+   * Off the calling thread too (libuv's pool), so the main loop keeps serving events; the fd
+   * stays open until the fsync has run, even if a switch retires it meanwhile (see #syncing).
    */
   async sync(): Promise<void> {
     if (this.share.path === '-') return
+    const fd = Atomics.load(this.#cells, CELL.fd)
+    this.#syncing.set(fd, (this.#syncing.get(fd) ?? 0) + 1)
     try {
-      await fsyncAsync(this.#cells[CELL.fd] as number)
+      await fsyncAsync(fd)
     } catch (err) {
       if (!isErrno(err, 'EINVAL', 'EROFS')) throw err
+    } finally {
+      const left = (this.#syncing.get(fd) ?? 1) - 1
+      if (left > 0) this.#syncing.set(fd, left)
+      else this.#syncing.delete(fd)
     }
   }
 
@@ -475,7 +488,7 @@ export class LockedWriter implements BlockSink {
       const current = Atomics.load(this.#cells, CELL.fd)
       const pending = Atomics.load(this.#cells, CELL.nextFd)
       for (const fd of this.#opened) {
-        if (fd === current || fd === pending) continue
+        if (fd === current || fd === pending || this.#syncing.has(fd)) continue
         closeSync(fd)
         this.#opened.delete(fd)
       }
