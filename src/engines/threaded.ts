@@ -22,7 +22,7 @@ import { LockedWriter } from '../sink/locked-writer.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
-import { Checkpointer } from '../state/checkpointer.js'
+import { Checkpointer, sourcesAt } from '../state/checkpointer.js'
 import { PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
@@ -116,16 +116,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         config.output,
         {
           snapshot: () => (locked ?? (loop as LoopWriter)).snapshot(),
-          sources: (offsets) => {
-            const out: SourceState[] = []
-            for (const [key, offset] of offsets) {
-              const known = sources.get(key)
-              // A thread's 'source' message may still be on its way: try again next time.
-              if (!known) return null
-              out.push({ ...known, offset })
-            }
-            return out
-          },
+          sources: (offsets) => sourcesAt(sources, offsets),
           fsync: async () => (locked ? locked.sync() : loop?.fsync()),
           changes: () => (locked ?? (loop as LoopWriter)).changes + sourcesSeen,
         },
