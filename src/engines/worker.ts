@@ -136,6 +136,9 @@ function runBlocking(sink: SyncSink): void {
             checkFault(msg.path)
             follower.changed(msg.path)
             break
+          case 'summary':
+            post({ code: 'summary', summary: follower.summary() })
+            break
           case 'stop':
             follower.catchUp()
             follower.close(msg.flush)
@@ -196,6 +199,8 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
       case 'changed':
         checkFault(msg.path)
         return follower.changed(msg.path)
+      case 'summary':
+        return // answered as it comes (below)
       case 'stop':
         clearInterval(sweep)
         await follower.catchUp()
@@ -210,6 +215,8 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
   // Messages are handled in order: each waits for the one before (start before stop).
   let chain = Promise.resolve()
   port.on('message', (msg: ToWorker) => {
+    // Read-only: answered at once, not behind a long start-up pass or a burst of changes.
+    if (msg.code === 'summary') return post({ code: 'summary', summary: follower.summary() })
     const path = 'path' in msg ? msg.path : null
     chain = chain.then(() => handle(msg)).catch((err) => fail(err, path))
   })

@@ -24,6 +24,11 @@ export interface SourceMark {
 export interface SourceStats {
   /** Lines handed to the writer (each piece of a split line counts). */
   readonly lines: number
+  /**
+   * Bytes of those lines (the newlines added to split or flushed lines included); absent in
+   * state files from before it was kept.
+   */
+  readonly bytes?: number
   /** Lines longer than --max-line-bytes, split into pieces. */
   readonly linesSplit: number
   /** Times the file was seen truncated (copytruncate, `: > file`). */
@@ -34,6 +39,50 @@ export interface SourceStats {
   readonly lastActivity: number
   /** --order time: records written after a later one (absent in arrival order). */
   readonly late?: number
+}
+
+/**
+ * Codes a failed output write is counted under (metrics): the errors a writer waits out, the
+ * ones that end the run, and `other` for the rest, so the label has a bounded set of values.
+ * EAGAIN (a full pipe on stdout) is ordinary backpressure and not counted.
+ */
+export const WRITE_ERROR_CODES = [
+  'ENOSPC',
+  'EDQUOT',
+  'EFBIG',
+  'EIO',
+  'EINTR',
+  'EPIPE',
+  'EACCES',
+  'EPERM',
+  'EROFS',
+  'EBADF',
+  'other',
+] as const
+export type WriteErrorCode = (typeof WRITE_ERROR_CODES)[number]
+
+/** Where `code` is counted in WRITE_ERROR_CODES (`other` for a code not listed). */
+export const writeErrorIndex = (code: string | undefined): number => {
+  const at = (WRITE_ERROR_CODES as readonly string[]).indexOf(code ?? '')
+  return at === -1 ? WRITE_ERROR_CODES.length - 1 : at
+}
+
+/** How the output is doing, for metrics (every writer keeps these; cheap to read). */
+export interface OutputHealth {
+  /** Bytes written to the output since start (over every file it was: a reopen goes on). */
+  readonly bytes: number
+  /** Failed writes, by WRITE_ERROR_CODES index (a write retried 10 times counts 10). */
+  readonly errors: readonly number[]
+  /**
+   * Pauses begun: writing waited out an error (ENOSPC, EFBIG, ...), or the output was gone and
+   * could not be created again (the readers wait meanwhile; nothing is lost).
+   */
+  readonly pauses: number
+  /** Seconds spent paused, the pause under way included. */
+  readonly pausedSeconds: number
+  readonly paused: boolean
+  /** Bytes handed to the writer and not written yet (the event-loop writer's queue). */
+  readonly queuedBytes: number
 }
 
 /** A writer's consistent view for a checkpoint: output size and identity, source offsets. */

@@ -62,6 +62,7 @@ export const toRemembered = (sources: readonly SourceState[]): RememberedSource[
     ...(s.stats && {
       counts: {
         lines: s.stats.lines,
+        ...(s.stats.bytes !== undefined && { bytes: s.stats.bytes }),
         linesSplit: s.stats.linesSplit,
         truncations: s.stats.truncations,
       },

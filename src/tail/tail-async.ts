@@ -21,6 +21,7 @@ import {
   markOf,
   type RememberedSource,
   stillHolds,
+  type TableSummary,
   type Tracked,
 } from './file-table.js'
 import {
@@ -110,6 +111,11 @@ export class AsyncFollower {
   /** Files a checkpoint recorded: they resume where they were when found again. */
   remember(sources: readonly RememberedSource[]): void {
     this.#table.remember(sources)
+  }
+
+  /** Files open, parked and missing, rotations and copies per name (for metrics). */
+  summary(): TableSummary {
+    return this.#table.summary()
   }
 
   /** Where every file stands, for a checkpoint (see FileTable.checkpoint). */
