@@ -200,7 +200,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         checkFault(msg.path)
         return follower.changed(msg.path)
       case 'summary':
-        return // answered as it comes (below)
+        return post({ code: 'summary', summary: follower.summary() })
       case 'stop':
         clearInterval(sweep)
         await follower.catchUp()
@@ -214,11 +214,21 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
   }
   // Messages are handled in order: each waits for the one before (start before stop).
   let chain = Promise.resolve()
+  /** The start-up pass is over (a summary before it would count no file). */
+  let started = false
   port.on('message', (msg: ToWorker) => {
-    // Read-only: answered at once, not behind a long start-up pass or a burst of changes.
-    if (msg.code === 'summary') return post({ code: 'summary', summary: follower.summary() })
+    // Read-only: once started, answered at once, not behind a burst of changes.
+    if (msg.code === 'summary' && started) {
+      void handle(msg)
+      return
+    }
     const path = 'path' in msg ? msg.path : null
-    chain = chain.then(() => handle(msg)).catch((err) => fail(err, path))
+    chain = chain
+      .then(() => handle(msg))
+      .then(() => {
+        if (msg.code === 'start') started = true
+      })
+      .catch((err) => fail(err, path))
   })
 }
 
