@@ -8,7 +8,8 @@
  *   job's fast sample, then the file if due. A file forgotten by its reader (deleted, then not
  *   found by two directory searches, 30 sweeps apart) leaves the writer at least 30 poll
  *   intervals after its last line: a tick in between has counted that line.
- * - the refresh, every REFRESH_MS: each job's slow part (reader summaries, a round of lag looks).
+ * - the refresh, every 5 poll intervals (the jobs' shortest), between 0.5 and 5 s: each job's
+ *   slow part (reader summaries, a round of at most LAG_LOOKS lag looks).
  */
 import { readFileSync } from 'node:fs'
 import type { EngineView } from '../engines/engine.js'
@@ -21,8 +22,8 @@ import { type MetricsServer, serveMetrics } from './server.js'
 import type { MetricsSettings } from './settings.js'
 import { MetricsFile } from './textfile.js'
 
-/** How often the slow part runs (reader summaries, lag looks). */
-export const REFRESH_MS = 5000
+/** How often the slow part runs at most and at least (reader summaries, lag looks). */
+export const REFRESH_MS = { most: 5000, least: 500 } as const
 
 export class Metrics {
   readonly #families: Families
@@ -81,7 +82,9 @@ export class Metrics {
       }
     }, tickMs)
     metrics.#tick.unref()
-    metrics.#refresh = setInterval(() => void metrics.#refreshAll(), REFRESH_MS)
+    const pollMs = Math.min(...jobs.map((j) => j.config.pollIntervalMs))
+    const refreshMs = Math.min(REFRESH_MS.most, Math.max(REFRESH_MS.least, 5 * pollMs))
+    metrics.#refresh = setInterval(() => void metrics.#refreshAll(), refreshMs)
     metrics.#refresh.unref()
     return metrics
   }
