@@ -35,6 +35,8 @@ const countsOf = (s: SourceStats): Counts => ({
 
 export class SourceTally {
   readonly #last = new Map<string, Counts>()
+  /** Files of #last that the writer has had (see keepOnly). */
+  readonly #seen = new Set<string>()
 
   /** `restored`: identity key -> the stats a file's counting resumes from (the state file's). */
   constructor(restored: ReadonlyMap<string, SourceStats> = new Map()) {
@@ -55,8 +57,15 @@ export class SourceTally {
     this.#last.set(key, now)
   }
 
-  /** Drops the files not in `present` (left the writer): a file seen again later counts from 0. */
+  /**
+   * Drops the files that were in the writer and are not in `present` any more (left it): a
+   * file seen again later counts from 0. A restored file stays until it has been in the writer
+   * once: the writer learns of the files a little after it starts.
+   */
   keepOnly(present: ReadonlyMap<string, unknown>): void {
-    for (const key of this.#last.keys()) if (!present.has(key)) this.#last.delete(key)
+    for (const key of this.#last.keys()) {
+      if (present.has(key)) this.#seen.add(key)
+      else if (this.#seen.delete(key)) this.#last.delete(key)
+    }
   }
 }

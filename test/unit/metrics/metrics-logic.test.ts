@@ -92,10 +92,19 @@ describe('SourceTally', () => {
     expect(into).toEqual({ lines: 10, bytes: 100, linesSplit: 0, truncations: 0, late: 2 })
   })
 
+  test('restored totals wait for their file to reach the writer (it starts empty)', () => {
+    const tally = new SourceTally(new Map([['1:1', stats({ lines: 100 })]]))
+    tally.keepOnly(new Map()) // the first look: the writer knows no file yet
+    const into = zeroCounts()
+    tally.take('1:1', stats({ lines: 103 }), into)
+    expect(into.lines).toBe(3)
+  })
+
   test('a file that left the writer and a new one under its identity count from 0', () => {
     const tally = new SourceTally()
     const into = zeroCounts()
     tally.take('1:1', stats({ lines: 50 }), into)
+    tally.keepOnly(new Map([['1:1', 0]]))
     tally.keepOnly(new Map([['1:2', 0]]))
     tally.take('1:1', stats({ lines: 4 }), into)
     expect(into.lines).toBe(54)
