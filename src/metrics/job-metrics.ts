@@ -24,8 +24,12 @@ import { InputLabels } from './input-labels.js'
 import { type Lag, type LagMark, lagAt } from './lag.js'
 import { type Counts, SourceTally, zeroCounts } from './source-tally.js'
 
-/** Input names stat'ed per refresh at most (for the lag): 10,000 files take 10 rounds. */
-export const LAG_LOOKS = 1000
+/**
+ * Input names stat'ed per refresh at most (for the lag): the ones found behind at their last
+ * look and those whose file moved since first, then the others in turn (10,000 files: each
+ * every 50 rounds).
+ */
+export const LAG_LOOKS = 200
 
 /** An input name looked at for the lag. */
 interface Named {
@@ -47,16 +51,31 @@ export class JobMetrics {
   #seen = Number.NaN
   /** Identity key -> its input label, once its path is known. */
   readonly #keyLabel = new Map<string, string>()
+  /** Identity key -> the input name looked at for its lag (when its path is one). */
+  readonly #keyName = new Map<string, string>()
+  /** Input names whose file moved since the last refresh: looked at first for the lag. */
+  readonly #recent = new Set<string>()
   /** The writer's offsets at the last snapshot (for the lag). */
   #offsets: ReadonlyMap<string, number> = new Map()
   /** Input names whose lag is looked at, and where the rounds go on from. */
   readonly #names = new Map<string, Named>()
   #round: Iterator<[string, Named]> = new Map<string, Named>().entries()
+  /** Input names found behind at their last look: looked at first, every refresh. */
+  readonly #behind = new Set<string>()
+  /** The labels last set to a lag above 0 (a gauge set to the same value changes nothing). */
+  readonly #lagShown = new Map<string, Lag>()
   /** Labels whose series exist. */
   readonly #inputLabels = new Set<string>()
   /** Per input name: rotations and copies counted so far (the readers' totals). */
   readonly #events = new Map<string, { rotations: number; copies: number }>()
   #health: OutputHealth | null = null
+  /** Files open, parked, missing as last set. */
+  #files = ''
+  /**
+   * Something but the clock moved since the owner last cleared this (the metrics file is
+   * written again at once then; otherwise every few intervals: see index.ts).
+   */
+  changed = true
 
   constructor(name: string, config: Config, families: Families, maxInputs: number) {
     this.name = name
@@ -104,6 +123,7 @@ export class JobMetrics {
     const changes = view.changes()
     if (changes === this.#seen) return
     this.#seen = changes
+    this.changed = true
     const snap = view.snapshot()
     // Every source the writer knows has its series, written to yet or not.
     this.#labelNew(view, snap.offsets)
@@ -119,10 +139,19 @@ export class JobMetrics {
       this.#tally.take(key, stats, into)
     }
     this.#tally.keepOnly(snap.offsets)
-    for (const key of this.#keyLabel.keys()) if (!snap.offsets.has(key)) this.#keyLabel.delete(key)
+    for (const key of this.#keyLabel.keys()) {
+      if (snap.offsets.has(key)) continue
+      this.#keyLabel.delete(key)
+      this.#keyName.delete(key)
+    }
+    for (const [key, offset] of snap.offsets) {
+      const name = this.#keyName.get(key)
+      if (name !== undefined && this.#offsets.get(key) !== offset) this.#recent.add(name)
+    }
     this.#offsets = snap.offsets
     const f = this.#f
     for (const [label, c] of grown) {
+      if (c.lines + c.bytes + c.linesSplit + c.truncations + c.late > 0) f.inputsChanged = true
       const labels = { ...this.#job, input: label }
       f.lines.inc(labels, c.lines)
       f.bytes.inc(labels, c.bytes)
@@ -151,12 +180,20 @@ export class JobMetrics {
       }
     }
     const f = this.#f
-    for (const [state, n] of Object.entries(files)) f.files.set({ ...this.#job, state }, n)
+    const counted = `${files.open} ${files.parked} ${files.missing}`
+    if (counted !== this.#files) {
+      this.#files = counted
+      this.changed = true
+      for (const [state, n] of Object.entries(files)) f.files.set({ ...this.#job, state }, n)
+    }
     for (const [path, e] of events) {
       const last = this.#events.get(path) ?? { rotations: 0, copies: 0 }
+      if (e.rotations === last.rotations && e.copies === last.copies) continue
       const labels = { ...this.#job, input: this.#labelFor(path) }
       f.rotations.inc(labels, Math.max(0, e.rotations - last.rotations))
       f.copies.inc(labels, Math.max(0, e.copies - last.copies))
+      f.inputsChanged = true
+      this.changed = true
       this.#events.set(path, e)
     }
     this.#lookForLag(now)
@@ -171,7 +208,10 @@ export class JobMetrics {
       unknown.set(key, offset)
     }
     if (unknown === null) return
-    for (const [key, path] of view.paths(unknown)) this.#keyLabel.set(key, this.#labelFor(path))
+    for (const [key, path] of view.paths(unknown)) {
+      this.#keyLabel.set(key, this.#labelFor(path))
+      if (this.#names.has(path)) this.#keyName.set(key, path)
+    }
   }
 
   /** The label of a file first seen at `path`; its input name is looked at for the lag. */
@@ -191,6 +231,7 @@ export class JobMetrics {
     if (this.#inputLabels.has(label)) return
     this.#inputLabels.add(label)
     const f = this.#f
+    f.inputsChanged = true
     const labels = { ...this.#job, input: label }
     for (const c of [f.lines, f.bytes, f.linesSplit, f.truncations, f.rotations, f.copies]) {
       c.inc(labels, 0)
@@ -200,43 +241,65 @@ export class JobMetrics {
     f.lagSeconds.set(labels, 0)
   }
 
-  /** Stats up to LAG_LOOKS input names (going round), then sets every label's lag. */
+  /** Stats up to LAG_LOOKS input names, then sets each label's lag (summed; the longest wait). */
   #lookForLag(now: number): void {
+    // First the names found behind at their last look and those whose file moved since.
     let looked = 0
-    while (looked < Math.min(LAG_LOOKS, this.#names.size)) {
+    for (const path of new Set([...this.#behind, ...this.#recent])) {
+      if (looked >= LAG_LOOKS) break
+      const named = this.#names.get(path)
+      if (named) this.#look(path, named, now)
+      looked++
+    }
+    this.#recent.clear()
+    const round = Math.min(LAG_LOOKS - looked, this.#names.size)
+    for (let n = 0; n < round; n++) {
       let next = this.#round.next()
       if (next.done) {
         this.#round = this.#names.entries()
         next = this.#round.next()
         if (next.done) break
       }
-      const [path, named] = next.value
-      looked++
-      const st = statQuietly(path)
-      if (!st?.isFile()) {
-        named.mark = null
-        named.lag = { bytes: 0, seconds: 0 }
-        continue
-      }
-      // A file at the name that the writer does not know yet (just created, or never
-      // readable): none of it is in the output.
-      const offset = this.#offsets.get(identityKey(st)) ?? 0
-      const looks = lagAt(now, st.size, offset, named.mark)
-      named.mark = looks.mark
-      named.lag = looks.lag
+      this.#look(next.value[0], next.value[1], now)
     }
+    // Only names found behind have a lag: the others are 0, so the sums need only these.
     const byLabel = new Map<string, { bytes: number; seconds: number }>()
-    for (const { label, lag } of this.#names.values()) {
-      const l = byLabel.get(label) ?? { bytes: 0, seconds: 0 }
-      l.bytes += lag.bytes
-      l.seconds = Math.max(l.seconds, lag.seconds)
-      byLabel.set(label, l)
+    for (const path of this.#behind) {
+      const named = this.#names.get(path)
+      if (named === undefined) continue
+      const l = byLabel.get(named.label) ?? { bytes: 0, seconds: 0 }
+      l.bytes += named.lag.bytes
+      l.seconds = Math.max(l.seconds, named.lag.seconds)
+      byLabel.set(named.label, l)
+    }
+    for (const label of this.#lagShown.keys()) {
+      if (!byLabel.has(label)) byLabel.set(label, { bytes: 0, seconds: 0 })
     }
     for (const [label, l] of byLabel) {
+      const shown = this.#lagShown.get(label) ?? { bytes: 0, seconds: 0 }
+      if (shown.bytes === l.bytes && shown.seconds === l.seconds) continue
+      if (l.bytes === 0) this.#lagShown.delete(label)
+      else this.#lagShown.set(label, l)
       const labels = { ...this.#job, input: label }
       this.#f.lagBytes.set(labels, l.bytes)
       this.#f.lagSeconds.set(labels, l.seconds)
+      this.#f.inputsChanged = true
+      this.changed = true
     }
+  }
+
+  /** One look at an input name: its file's size now against the writer's offset in it. */
+  #look(path: string, named: Named, now: number): void {
+    const st = statQuietly(path)
+    // A file at the name that the writer does not know yet (just created, or never readable):
+    // none of it is in the output.
+    const looks = st?.isFile()
+      ? lagAt(now, st.size, this.#offsets.get(identityKey(st)) ?? 0, named.mark)
+      : { lag: { bytes: 0, seconds: 0 }, mark: null }
+    named.mark = looks.mark
+    named.lag = looks.lag
+    if (looks.lag.bytes > 0) this.#behind.add(path)
+    else this.#behind.delete(path)
   }
 
   /** The writer's totals -> counters (what they grew by), and its state -> gauges. */
@@ -244,6 +307,16 @@ export class JobMetrics {
     const f = this.#f
     const job = this.#job
     const last = this.#health
+    if (
+      last === null ||
+      h.bytes !== last.bytes ||
+      h.pauses !== last.pauses ||
+      h.paused !== last.paused ||
+      h.queuedBytes !== last.queuedBytes ||
+      h.errors.some((n, i) => n !== last.errors[i])
+    ) {
+      this.changed = true
+    }
     f.outputBytes.inc(job, Math.max(0, h.bytes - (last?.bytes ?? 0)))
     for (const [i, code] of WRITE_ERROR_CODES.entries()) {
       const grew = (h.errors[i] ?? 0) - (last?.errors[i] ?? 0)

@@ -253,8 +253,14 @@ export class LockedWriter implements BlockSink {
         } as SourceStats)
       }
       const fd = this.#cells[CELL.fd] as number
+      // Closed (the run is over; the metrics take a last look): the fd may be another file's
+      // now, the identity is the last snapshot's.
       const output =
-        this.share.path === '-' ? null : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
+        this.share.path === '-'
+          ? null
+          : this.#closed
+            ? (this.#last?.output ?? null)
+            : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
       this.#last = { size: this.#size[0] as number, output, offsets, stats, heads }
       return this.#last
     } finally {
