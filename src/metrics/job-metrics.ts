@@ -317,15 +317,17 @@ export class JobMetrics {
     ) {
       this.changed = true
     }
-    f.outputBytes.inc(job, Math.max(0, h.bytes - (last?.bytes ?? 0)))
+    // Only what moved: an idle tick then costs a few comparisons.
+    const more = (key: 'bytes' | 'pauses' | 'pausedSeconds') => h[key] - (last?.[key] ?? 0)
+    if (more('bytes') > 0) f.outputBytes.inc(job, more('bytes'))
+    if (more('pauses') > 0) f.pauses.inc(job, more('pauses'))
+    if (more('pausedSeconds') > 0) f.pausedSeconds.inc(job, more('pausedSeconds'))
     for (const [i, code] of WRITE_ERROR_CODES.entries()) {
-      const grew = (h.errors[i] ?? 0) - (last?.errors[i] ?? 0)
-      if (grew > 0) f.writeErrors.inc({ ...job, code }, grew)
+      const failed = (h.errors[i] ?? 0) - (last?.errors[i] ?? 0)
+      if (failed > 0) f.writeErrors.inc({ ...job, code }, failed)
     }
-    f.pauses.inc(job, Math.max(0, h.pauses - (last?.pauses ?? 0)))
-    f.pausedSeconds.inc(job, Math.max(0, h.pausedSeconds - (last?.pausedSeconds ?? 0)))
-    f.paused.set(job, h.paused ? 1 : 0)
-    f.queued.set(job, h.queuedBytes)
+    if (h.paused !== last?.paused) f.paused.set(job, h.paused ? 1 : 0)
+    if (h.queuedBytes !== last?.queuedBytes) f.queued.set(job, h.queuedBytes)
     this.#health = h
   }
 }

@@ -431,7 +431,7 @@ describe.each(['async', 'threads'])('engine %s, restarted', (engine) => {
 })
 
 describe('the bound on input series', () => {
-  test('over --metrics-max-inputs, inputs are summed under input="other" (their lines exactly)', async ({
+  test('over --metrics-max-inputs, inputs are summed under input="other" (their lines exactly); other paths 404, other methods 405', async ({
     tmp,
   }) => {
     const names = ['a', 'b', 'c', 'd'].map((n) => join(tmp, `${n}.log`))
@@ -452,6 +452,11 @@ describe('the bound on input series', () => {
       ],
     })
     const url = await metricsUrl(lm)
+    // Only /metrics, only GET and HEAD.
+    expect((await fetch(url.replace(/\/metrics$/, '/'))).status).toBe(404)
+    expect((await fetch(url, { method: 'POST' })).status).toBe(405)
+    const head = await fetch(url, { method: 'HEAD' })
+    expect([head.status, await head.text()]).toEqual([200, ''])
     const job = { logmerge_job: 'main' }
     const labelled = (text: string) =>
       new Set(
