@@ -168,7 +168,7 @@ export function buildProgram(): Command {
     )
     .option(
       '--metrics-file <path>',
-      'write the metrics to this file every checkpoint interval (node_exporter textfile)',
+      'write the metrics to this file (node_exporter textfile; each checkpoint interval when busy)',
     )
     .option(
       '--metrics-max-inputs <n>',
