@@ -8,8 +8,8 @@
  *   change count first; only when it moved, a snapshot and the per-input counters. Idle, one
  *   comparison.
  * - refresh(), every few seconds: the readers' summaries (files open, parked, missing;
- *   rotations and copies per name), and a stat of at most LAG_LOOKS input names for the lag,
- *   going round, so each round costs a bounded amount whatever the number of files.
+ *   rotations and copies per name), and a round of lag looks (lag-looks.ts: a bounded number
+ *   of stats, whatever the number of files).
  */
 import type { Config } from '../config.js'
 import type { EngineView } from '../engines/engine.js'
@@ -18,25 +18,10 @@ import { WRITE_ERROR_CODES } from '../sink/sink.js'
 import { loadState } from '../state/checkpoint.js'
 import { identityKey } from '../tail/cursor.js'
 import { makeMatcher } from '../tail/discovery.js'
-import { statQuietly } from '../tail/input-fs.js'
 import { type Families, JOB } from './families.js'
 import { InputLabels } from './input-labels.js'
-import { type Lag, type LagMark, lagAt } from './lag.js'
+import { LagLooks } from './lag-looks.js'
 import { type Counts, SourceTally, zeroCounts } from './source-tally.js'
-
-/**
- * Input names stat'ed per refresh at most (for the lag): the ones found behind at their last
- * look and those whose file moved since first, then the others in turn (10,000 files: each
- * every 50 rounds).
- */
-export const LAG_LOOKS = 200
-
-/** An input name looked at for the lag. */
-interface Named {
-  readonly label: string
-  mark: LagMark | null
-  lag: Lag
-}
 
 export class JobMetrics {
   readonly name: string
@@ -53,17 +38,9 @@ export class JobMetrics {
   readonly #keyLabel = new Map<string, string>()
   /** Identity key -> the input name looked at for its lag (when its path is one). */
   readonly #keyName = new Map<string, string>()
-  /** Input names whose file moved since the last refresh: looked at first for the lag. */
-  readonly #recent = new Set<string>()
   /** The writer's offsets at the last snapshot (for the lag). */
   #offsets: ReadonlyMap<string, number> = new Map()
-  /** Input names whose lag is looked at, and where the rounds go on from. */
-  readonly #names = new Map<string, Named>()
-  #round: Iterator<[string, Named]> = new Map<string, Named>().entries()
-  /** Input names found behind at their last look: looked at first, every refresh. */
-  readonly #behind = new Set<string>()
-  /** The labels last set to a lag above 0 (a gauge set to the same value changes nothing). */
-  readonly #lagShown = new Map<string, Lag>()
+  readonly #lag = new LagLooks()
   /** Labels whose series exist. */
   readonly #inputLabels = new Set<string>()
   /** Per input name: rotations and copies counted so far (the readers' totals). */
@@ -146,7 +123,7 @@ export class JobMetrics {
     }
     for (const [key, offset] of snap.offsets) {
       const name = this.#keyName.get(key)
-      if (name !== undefined && this.#offsets.get(key) !== offset) this.#recent.add(name)
+      if (name !== undefined && this.#offsets.get(key) !== offset) this.#lag.moved(name)
     }
     this.#offsets = snap.offsets
     const f = this.#f
@@ -210,7 +187,7 @@ export class JobMetrics {
     if (unknown === null) return
     for (const [key, path] of view.paths(unknown)) {
       this.#keyLabel.set(key, this.#labelFor(path))
-      if (this.#names.has(path)) this.#keyName.set(key, path)
+      if (this.#lag.has(path)) this.#keyName.set(key, path)
     }
   }
 
@@ -219,9 +196,7 @@ export class JobMetrics {
     const name = this.#labels.nameOf(path)
     const label = this.#labels.labelOf(name)
     this.#initInput(label)
-    if (this.#labels.isInput(name) && !this.#names.has(name)) {
-      this.#names.set(name, { label, mark: null, lag: { bytes: 0, seconds: 0 } })
-    }
+    if (this.#labels.isInput(name)) this.#lag.add(name, label)
     this.#f.inputsSummed.set(this.#job, this.#labels.summed)
     return label
   }
@@ -241,65 +216,15 @@ export class JobMetrics {
     f.lagSeconds.set(labels, 0)
   }
 
-  /** Stats up to LAG_LOOKS input names, then sets each label's lag (summed; the longest wait). */
+  /** A round of lag looks; the labels whose lag changed are set. */
   #lookForLag(now: number): void {
-    // First the names found behind at their last look and those whose file moved since.
-    let looked = 0
-    for (const path of new Set([...this.#behind, ...this.#recent])) {
-      if (looked >= LAG_LOOKS) break
-      const named = this.#names.get(path)
-      if (named) this.#look(path, named, now)
-      looked++
-    }
-    this.#recent.clear()
-    const round = Math.min(LAG_LOOKS - looked, this.#names.size)
-    for (let n = 0; n < round; n++) {
-      let next = this.#round.next()
-      if (next.done) {
-        this.#round = this.#names.entries()
-        next = this.#round.next()
-        if (next.done) break
-      }
-      this.#look(next.value[0], next.value[1], now)
-    }
-    // Only names found behind have a lag: the others are 0, so the sums need only these.
-    const byLabel = new Map<string, { bytes: number; seconds: number }>()
-    for (const path of this.#behind) {
-      const named = this.#names.get(path)
-      if (named === undefined) continue
-      const l = byLabel.get(named.label) ?? { bytes: 0, seconds: 0 }
-      l.bytes += named.lag.bytes
-      l.seconds = Math.max(l.seconds, named.lag.seconds)
-      byLabel.set(named.label, l)
-    }
-    for (const label of this.#lagShown.keys()) {
-      if (!byLabel.has(label)) byLabel.set(label, { bytes: 0, seconds: 0 })
-    }
-    for (const [label, l] of byLabel) {
-      const shown = this.#lagShown.get(label) ?? { bytes: 0, seconds: 0 }
-      if (shown.bytes === l.bytes && shown.seconds === l.seconds) continue
-      if (l.bytes === 0) this.#lagShown.delete(label)
-      else this.#lagShown.set(label, l)
+    for (const [label, lag] of this.#lag.look(now, this.#offsets)) {
       const labels = { ...this.#job, input: label }
-      this.#f.lagBytes.set(labels, l.bytes)
-      this.#f.lagSeconds.set(labels, l.seconds)
+      this.#f.lagBytes.set(labels, lag.bytes)
+      this.#f.lagSeconds.set(labels, lag.seconds)
       this.#f.inputsChanged = true
       this.changed = true
     }
-  }
-
-  /** One look at an input name: its file's size now against the writer's offset in it. */
-  #look(path: string, named: Named, now: number): void {
-    const st = statQuietly(path)
-    // A file at the name that the writer does not know yet (just created, or never readable):
-    // none of it is in the output.
-    const looks = st?.isFile()
-      ? lagAt(now, st.size, this.#offsets.get(identityKey(st)) ?? 0, named.mark)
-      : { lag: { bytes: 0, seconds: 0 }, mark: null }
-    named.mark = looks.mark
-    named.lag = looks.lag
-    if (looks.lag.bytes > 0) this.#behind.add(path)
-    else this.#behind.delete(path)
   }
 
   /** The writer's totals -> counters (what they grew by), and its state -> gauges. */
