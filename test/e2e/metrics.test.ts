@@ -430,6 +430,39 @@ describe.each(['async', 'threads'])('engine %s, restarted', (engine) => {
   })
 })
 
+describe.each(['async', 'top-down'])('engine %s, --order time', (engine) => {
+  test(`${engine}: a line written after a later one is counted late for its input`, async ({
+    tmp,
+  }) => {
+    const a = join(tmp, 'a.log')
+    const b = join(tmp, 'b.log')
+    writeFileSync(a, '')
+    writeFileSync(b, '')
+    // --from start: the files are empty, so no line can fall before a start point taken after
+    // it was written (with --from end, a line appended before the start-up look is skipped).
+    const args = ['--from', 'start', '--order', 'time', '--reorder-window', '0']
+    args.push('--metrics-listen', '127.0.0.1:0')
+    const { lm, out } = await follow({
+      cwd: tmp,
+      engine,
+      inputs: ['a.log', 'b.log'],
+      args: [...FAST, ...args, '--log-level', 'info'],
+    })
+    const url = await metricsUrl(lm)
+    const late = (input: string) =>
+      expectReaches(() => scrape(url), 'logmerge_input_late_lines_total', { input }, 1, lm)
+    const journal = new Journal()
+    journal.append(a, ['2026-12-06T12:00:00Z a-first'])
+    await waitForAll(out, ['2026-12-06T12:00:00Z a-first'], { proc: lm })
+    // An hour earlier than what is already out: written, and counted late for b.log.
+    journal.append(b, ['2026-12-06T11:00:00Z b-earlier'])
+    await waitForAll(out, ['2026-12-06T11:00:00Z b-earlier'], { proc: lm })
+    await late(b)
+    expect(sample(await scrape(url), 'logmerge_input_late_lines_total', { input: a })).toBe(0)
+    await stop(lm)
+  })
+})
+
 describe('the bound on input series', () => {
   test('over --metrics-max-inputs, inputs are summed under input="other" (their lines exactly); other paths 404, other methods 405', async ({
     tmp,
