@@ -47,7 +47,7 @@ const WARMUP = /\bwarmup=(\d+)$/
 /**
  * Follows a growing file from inside this process and notes when each `seq=N` first shows up.
  */
-class OutputWatcher {
+export class OutputWatcher {
   /** @type {Map<number, number>} seq -> performance.now() when first seen */
   seen = new Map()
   warmupSeen = false
@@ -108,7 +108,7 @@ class OutputWatcher {
  * @param {string} path @param {number} count @param {number} rate
  * @returns {Promise<number[]>} when each append's write() returned (performance.now())
  */
-async function appendLines(path, count, rate) {
+export async function appendLines(path, count, rate) {
   const next = createLineSource({ format: 'app', seed: 7, gapMs: 1000 / rate })
   const fd = openSync(path, 'a')
   /** @type {number[]} */
@@ -133,7 +133,7 @@ async function appendLines(path, count, rate) {
  * @param {number[]} sentAt @param {Map<number, number>} seen
  * @returns {{ samples: number[], p50: number, p90: number, p99: number, max: number, mean: number }}
  */
-function summarize(sentAt, seen) {
+export function summarize(sentAt, seen) {
   /** @type {number[]} */
   const samples = []
   sentAt.forEach((t, seq) => {
@@ -152,7 +152,7 @@ function summarize(sentAt, seen) {
 }
 
 /** @param {number} deadline @param {() => boolean} done */
-async function waitFor(deadline, done) {
+export async function waitFor(deadline, done) {
   while (!done() && performance.now() < deadline) await sleep(5)
   return done()
 }
@@ -161,7 +161,7 @@ async function waitFor(deadline, done) {
  * The watcher's own delay: the bench appends straight to a file it watches.
  * @param {string} dir @param {number} count @param {number} rate
  */
-async function calibrate(dir, count, rate) {
+export async function calibrate(dir, count, rate) {
   const path = join(dir, 'calibration.log')
   writeFileSync(path, '')
   const watcher = new OutputWatcher(path)

@@ -74,15 +74,18 @@ export function formatMachine(m) {
   ].join('\n')
 }
 
-/** @returns {{ commit: string, dirty: string[] }} HEAD and the uncommitted files under src/ */
-export function gitInfo() {
+/**
+ * @param {string} [root]  a checkout of logmerge (default: this one)
+ * @returns {{ commit: string, dirty: string[] }} HEAD and the uncommitted files under src/
+ */
+export function gitInfo(root = ROOT) {
   try {
     const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
-      cwd: ROOT,
+      cwd: root,
       encoding: 'utf8',
     }).trim()
     const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], {
-      cwd: ROOT,
+      cwd: root,
       encoding: 'utf8',
     })
       .split('\n')
@@ -116,9 +119,12 @@ export function parseEngineChoices(help) {
   return [...m[1].matchAll(/"([^"]*)"/g)].map((x) => x[1] ?? '').filter((x) => x !== '')
 }
 
-/** @returns {string[]} every engine `bin/logmerge --help` offers */
-export function listEngines() {
-  const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' })
+/**
+ * @param {string} [bin]  a bin/logmerge (default: this checkout's)
+ * @returns {string[]} every engine `bin/logmerge --help` offers
+ */
+export function listEngines(bin = BIN) {
+  const r = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8' })
   const engines = parseEngineChoices(`${r.stdout}`)
   if (engines.length === 0) {
     throw new Error(
@@ -153,8 +159,11 @@ export function checkBuild() {
   return stale
 }
 
-/** @returns {string} a hash of the compiled files under dist/ (what the benchmarks run) */
-export function distStamp() {
+/**
+ * @param {string} [root]  a checkout of logmerge (default: this one)
+ * @returns {string} a hash of the compiled files under dist/ (what the benchmarks run)
+ */
+export function distStamp(root = ROOT) {
   const hash = createHash('sha1')
   /** @param {string} dir */
   const walk = (dir) => {
@@ -164,11 +173,11 @@ export function distStamp() {
     for (const e of entries) {
       const p = join(dir, e.name)
       if (e.isDirectory()) walk(p)
-      else if (e.name.endsWith('.js')) hash.update(relative(ROOT, p)).update(readFileSync(p))
+      else if (e.name.endsWith('.js')) hash.update(relative(root, p)).update(readFileSync(p))
     }
   }
   try {
-    walk(join(ROOT, 'dist'))
+    walk(join(root, 'dist'))
   } catch {}
   return hash.digest('hex').slice(0, 12)
 }

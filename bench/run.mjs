@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util'
 import { parseSize } from '../fixtures/generate.mjs'
 import { catchup } from './catchup.mjs'
 import { checkpoint } from './checkpoint.mjs'
+import { follow } from './follow.mjs'
 import { idle } from './idle.mjs'
 import { latency } from './latency.mjs'
 import {
@@ -38,6 +39,11 @@ import { throughput } from './throughput.mjs'
  * @property {number | undefined} rate
  * @property {string[]} extraArgs   appended to every logmerge command line
  * @property {string | undefined} dir  checkpoint: where inputs, output and state go
+ * @property {string | undefined} only       follow: sub-benchmarks, comma-separated
+ * @property {string[] | undefined} logmerge follow: other checkouts to compare (A/B)
+ * @property {string | undefined} peers      follow: peers, comma-separated, all or none
+ * @property {number[] | undefined} files    follow: the burst's file counts
+ * @property {boolean} keep                   follow: keep the case directories
  */
 
 /** @type {Record<string, (o: BenchOptions) => Promise<{ markdown: string, json: object }>>} */
@@ -47,6 +53,7 @@ const BENCHMARKS = {
   latency: (o) => latency(o),
   throughput: (o) => throughput(o),
   idle: (o) => idle(o),
+  follow: (o) => follow(o),
 }
 
 const USAGE = `usage: node bench/run.mjs [name...] [options]
@@ -54,7 +61,7 @@ const USAGE = `usage: node bench/run.mjs [name...] [options]
 Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
 
   --engine E     benchmark this engine (repeatable; default: every --engine choice
-                 that \`bin/logmerge --help\` lists)
+                 that \`bin/logmerge --help\` lists; follow: none for the peers alone)
   --quick        small smoke sizes (catchup: 4 x 8 MiB; latency: 2 s; throughput: 2 s;
                  idle: 100 and 1,000 files, 5 s window)
   --runs N       catchup, checkpoint: runs of each variant, best one kept (default 3)
@@ -62,13 +69,23 @@ Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
   --seconds S    latency, throughput: how long to append (default 10; 2 with --quick)
   --rate N       latency: lines appended per second (default 100)
   --dir PATH     checkpoint: put inputs, output and state in PATH (default: a tmpfs
-                 directory under /dev/shm, removed afterwards)
+                 directory under /dev/shm, removed afterwards); follow: the case
+                 directories go under PATH/follow/ (default bench/out/follow/)
   --arg A        pass A to every logmerge command (repeatable), e.g. --arg=--read-chunk=4M
+  --only LIST    follow: these sub-benchmarks (burst,idle,cpu,rotation,latency,catchup)
+  --logmerge DIR follow: also measure DIR/bin/logmerge (repeatable): this checkout is
+                 build A, each DIR B, C... (A/B in one run)
+  --peers LIST   follow: tail,rsyslog,npm-tail,logdna (default all installed; none)
+  --files LIST   follow: the burst's file counts (default 1000,10000; 100 with --quick)
+  --keep         follow: keep the case directories under bench/out/follow/
   -h, --help     show this help
 
 throughput: 8 writer processes append to 8 followed files as fast as they can for 10 s.
 idle: 1,000 unchanging files per engine (and 10,000 for async), sampled for 20 s.
 checkpoint: catch-up over 4 x 128 MiB with and without a state file (issue 4's < 5 % target).
+follow: issue 15's follow path at scale beside GNU tail -F, rsyslog imfile, npm tail and
+@logdna/tail-file (burst, idle, cpu, rotation, latency, catchup; see bench/follow.mjs;
+install the npm peers once with \`npm ci --prefix bench\`).
 
 Results: Markdown on stdout, JSON in bench/out/results-<name>.json. Build first (npm run build).
 `
@@ -96,6 +113,11 @@ async function main(argv) {
       rate: { type: 'string' },
       arg: { type: 'string', multiple: true },
       dir: { type: 'string' },
+      only: { type: 'string' },
+      logmerge: { type: 'string', multiple: true },
+      peers: { type: 'string' },
+      files: { type: 'string' },
+      keep: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -113,7 +135,8 @@ async function main(argv) {
   }
   checkBuild()
   const available = listEngines()
-  const engines = values.engine ?? available
+  // `--engine none`: no logmerge rows (follow: the peers alone).
+  const engines = (values.engine ?? available).filter((e) => e !== 'none')
   for (const e of engines) {
     if (!available.includes(e)) {
       throw new RangeError(
@@ -131,6 +154,13 @@ async function main(argv) {
     rate: positive(values.rate, '--rate'),
     extraArgs: values.arg ?? [],
     dir: values.dir,
+    only: values.only,
+    logmerge: values.logmerge,
+    peers: values.peers,
+    files: values.files
+      ?.split(',')
+      .map((f) => Math.round(/** @type {number} */ (positive(f, '--files')))),
+    keep: values.keep ?? false,
   }
 
   const machine = machineInfo()

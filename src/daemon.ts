@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events'
 import type { Config } from './config.js'
 import type { EngineView } from './engines/engine.js'
+import { GarbageWatch } from './engines/exit-gc.js'
 import { engines } from './engines/index.js'
 import { ExitCode, LogmergeError } from './errors.js'
 import { checkOutputNotInput, checkOutputWritable } from './guard.js'
@@ -130,6 +131,8 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
   process.on('SIGHUP', onHup)
   announceReady(running, io, () => draining || failed)
   for (const r of running) r.events.once('ready', () => metrics?.ready())
+  const follows = run.jobs.some((j) => !j.config.once)
+  const stopWatching = follows ? new GarbageWatch().start() : () => {}
   try {
     const codes = await Promise.all(running.map((r) => runJob(r, onFailed)))
     return worstOf(codes)
@@ -137,6 +140,7 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
     process.off('SIGTERM', onStop)
     process.off('SIGINT', onStop)
     process.off('SIGHUP', onHup)
+    stopWatching()
     io.notifier?.close()
     await metrics?.close() // the metrics file's last version: every job's final counts
   }

@@ -121,6 +121,13 @@ export const errors = {
     new LogmergeError('EOUTPUT_CLOSED', 'the output was closed by its reader (EPIPE); stopping', {
       cause,
     }),
+  /** At start-up, an input cannot be opened even one at a time: the fd limit is too low. */
+  outOfDescriptors: (path: string) =>
+    new LogmergeError(
+      'EINPUT',
+      `cannot open input ${path}: the process is out of file descriptors (EMFILE) with no input open`,
+      { hint: 'raise the limit on open files: ulimit -n, or LimitNOFILE= in the unit' },
+    ),
   outputWrite: (output: string, cause: NodeJS.ErrnoException) =>
     new LogmergeError('EOUTPUT_WRITE', `cannot write output ${output}: ${describeErrno(cause)}`, {
       cause,

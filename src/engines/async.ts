@@ -7,12 +7,13 @@ import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
 import type { BlockSink } from '../sink/sink.js'
-import { prescan, resumePoints } from '../state/prescan.js'
+import { type KeepOpen, PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark, toRemembered } from '../state/recover.js'
 import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
+import { settleHeap } from './exit-gc.js'
 import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import { outputChain } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
@@ -38,6 +39,7 @@ export async function runAsync({
     maxLineBytes: config.maxLineBytes,
     readChunkBytes: config.readChunkBytes,
     quietMs: 2 * config.pollIntervalMs,
+    pollMs: config.pollIntervalMs,
     sink: progress ? countingSink(chain.sink, progress) : chain.sink,
     limit: pLimit(config.readConcurrency),
     log,
@@ -54,6 +56,8 @@ export async function runAsync({
   observe?.(loopView(writer, follower, checkpoints))
   const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
   const exclude = config.output === '-' ? undefined : config.output
+  /** Files prescan leaves open for the start-up pass (see KeepOpen). */
+  const kept: KeepOpen = { max: follower.openBudget, files: new Map() }
   /**
    * Every file present now starts where the state says, or where --from says: decided and
    * checkpointed before the first byte is written, so no crash can leave unaccounted bytes.
@@ -61,7 +65,10 @@ export async function runAsync({
   const resumeFrom = async (paths: readonly string[]) => {
     if (!checkpoints) return
     const { sources, previousStart } = recovered
-    const all = resumePoints(sources, await prescan(paths, sources, config.from, previousStart))
+    // At most a quarter of the descriptor budget in flight (a low ulimit -n).
+    const looks = Math.min(PROBE_CONCURRENCY, Math.ceil(follower.openBudget / 4))
+    const found = await prescan(paths, sources, config.from, previousStart, kept, looks)
+    const all = resumePoints(sources, found)
     follower.remember(toRemembered(all))
     // Each with the fingerprint of its offset: a checkpoint must not pair this offset with the
     // reader's newer fingerprint (after a truncation) before a block moves it.
@@ -76,7 +83,7 @@ export async function runAsync({
       await resumeFrom(paths)
       checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
       await follower.findRotated(paths)
-      await follower.start(paths)
+      await follower.start(paths, kept.files)
       await follower.catchUp()
       await follower.close(true)
       chain.finish()
@@ -95,9 +102,10 @@ export async function runAsync({
         await resumeFrom(paths)
         // Files rotated while we were down are finished first, then the names are followed.
         await follower.findRotated(paths)
-        await follower.start(paths)
+        await follower.start(paths, kept.files)
         checkpoints?.start(config.checkpointIntervalMs)
         events.emit('ready')
+        settleHeap() // the start-up's garbage, before following (exit-gc.ts)
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
         try {
           const ended = AbortSignal.any([stop, output.failed])

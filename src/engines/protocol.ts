@@ -12,6 +12,16 @@ import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import type { TableSummary } from '../tail/file-table.js'
 
+/**
+ * The control cells of a blocking reader thread. The main thread bumps WAKE after each message;
+ * the thread reads WAKE before it takes its messages, sets ASLEEP, and waits for WAKE to move.
+ * A bump that comes before the wait ends it at once, so the main thread calls Atomics.notify
+ * only when ASLEEP is set.
+ */
+export const WAKE = 0
+export const ASLEEP = 1
+export const CONTROL_BYTES = 8
+
 /** Main thread -> reader thread. */
 export type ToWorker =
   /** The input names this thread owns at start-up. */
@@ -23,10 +33,16 @@ export type ToWorker =
       /** --format prefix|json: path -> label of the files found at start-up (see Labels). */
       readonly labels: Readonly<Record<string, string>>
     }
-  /** A name appeared or went away (chokidar add/unlink). */
-  | { readonly code: 'resolve'; readonly path: string }
-  /** A file was written to (chokidar change). */
-  | { readonly code: 'changed'; readonly path: string }
+  /**
+   * What discovery saw since the last message, each path once: names that appeared or went
+   * away (look at them again), and files written to. One message a turn of the main thread's
+   * event loop, not one an event: a writer logging a line at a time makes an event a line.
+   */
+  | {
+      readonly code: 'events'
+      readonly resolve: readonly string[]
+      readonly changed: readonly string[]
+    }
   /** Read what is left and stop; `flush` writes held partial lines (--once). */
   | { readonly code: 'stop'; readonly flush: boolean }
   /** Metrics: answer with the thread's table summary. */
@@ -87,7 +103,7 @@ export interface WorkerInit {
         readonly inflight: SharedArrayBuffer
         readonly highWaterBytes: number
       }
-  /** Int32 [0]: a wake-up counter the main thread bumps (Atomics.notify) after each message. */
+  /** Int32 [WAKE]: the wake-up count; [ASLEEP]: 1 while the thread waits (see below). */
   readonly control: SharedArrayBuffer
   readonly port: MessagePort
   readonly follow: boolean

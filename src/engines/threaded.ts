@@ -22,20 +22,31 @@ import { LockedWriter } from '../sink/locked-writer.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
-import { Checkpointer } from '../state/checkpointer.js'
-import { prescan, resumePoints } from '../state/prescan.js'
+import { Checkpointer, sourcesAt } from '../state/checkpointer.js'
+import { PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
+import { settleHeap } from './exit-gc.js'
 import { outputChain, timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
-import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
+import {
+  ASLEEP,
+  CONTROL_BYTES,
+  type FromWorker,
+  rebuildError,
+  type ToWorker,
+  WAKE,
+  type WorkerInit,
+} from './protocol.js'
 import { shardOf } from './shard.js'
 import { ReaderSummaries, threadedView } from './view.js'
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url))
+/** A following reader thread's young generation (MiB; see exit-gc.ts). */
+const FOLLOW_YOUNG_MB = 4
 
 export interface ThreadedShape {
   /** The reader shell inside each thread. */
@@ -106,16 +117,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         config.output,
         {
           snapshot: () => (locked ?? (loop as LoopWriter)).snapshot(),
-          sources: (offsets) => {
-            const out: SourceState[] = []
-            for (const [key, offset] of offsets) {
-              const known = sources.get(key)
-              // A thread's 'source' message may still be on its way: try again next time.
-              if (!known) return null
-              out.push({ ...known, offset })
-            }
-            return out
-          },
+          sources: (offsets) => sourcesAt(sources, offsets),
           fsync: async () => (locked ? locked.sync() : loop?.fsync()),
           changes: () => (locked ?? (loop as LoopWriter)).changes + sourcesSeen,
         },
@@ -164,8 +166,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
   )
   const send = (shard: Shard, msg: ToWorker) => {
     shard.port.postMessage(msg)
-    Atomics.add(shard.control, 0, 1)
-    Atomics.notify(shard.control, 0)
+    Atomics.add(shard.control, WAKE, 1)
+    // A thread that is awake sees the count move before it sleeps (see worker.ts): only a
+    // sleeping one needs the futex call, which costs a wake-up each (thousands a second).
+    if (Atomics.load(shard.control, ASLEEP) === 1) Atomics.notify(shard.control, WAKE)
   }
 
   try {
@@ -174,19 +178,36 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     }
     const exclude = config.output === '-' ? undefined : config.output
     const route = (path: string) => shards[shardOf(path, shards.length)] as Shard
-    // Events wait until every thread has its 'start' (with the resume points) first.
-    let early: { code: 'resolve' | 'changed'; path: string }[] | null = []
-    const deliver = (msg: { code: 'resolve' | 'changed'; path: string }) => {
-      if (early) early.push(msg)
-      else send(route(msg.path), msg)
+    // Events are gathered per thread and sent once a turn of this event loop (see 'events'),
+    // and only once every thread has its 'start' (with the resume points).
+    const pending = new Map<Shard, { resolve: Set<string>; changed: Set<string> }>()
+    let started = false
+    let flushing: NodeJS.Immediate | null = null
+    const flush = () => {
+      flushing = null
+      for (const [shard, { resolve, changed }] of pending) {
+        for (const p of resolve) changed.delete(p) // a look at the name reads the file too
+        send(shard, { code: 'events', resolve: [...resolve], changed: [...changed] })
+      }
+      pending.clear()
+    }
+    const deliver = (kind: 'resolve' | 'changed', path: string) => {
+      const shard = route(path)
+      let events = pending.get(shard)
+      if (!events) {
+        events = { resolve: new Set(), changed: new Set() }
+        pending.set(shard, events)
+      }
+      events[kind].add(path)
+      if (started && flushing === null) flushing = setImmediate(flush)
     }
     const discovery = config.once
       ? null
       : await Discovery.start(
           config.inputs,
           {
-            changedName: (path) => deliver({ code: 'resolve', path }),
-            changedData: (path) => deliver({ code: 'changed', path }),
+            changedName: (path) => deliver('resolve', path),
+            changedData: (path) => deliver('changed', path),
           },
           { exclude, log, pollMs: config.pollIntervalMs },
         )
@@ -202,7 +223,15 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       const { sources: had, previousStart } = recovered
       remembered = resumePoints(
         had,
-        await prescan([...paths.values()].flat(), had, config.from, previousStart),
+        await prescan(
+          [...paths.values()].flat(),
+          had,
+          config.from,
+          previousStart,
+          undefined,
+          // At most a quarter of a thread's descriptor budget in flight (a low ulimit -n).
+          Math.min(PROBE_CONCURRENCY, Math.ceil(inputFileBudget(config.threads) / 4)),
+        ),
       )
       for (const s of remembered) {
         const key = identityKey(s)
@@ -223,15 +252,18 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         labels: labels.table(),
       })
     }
-    for (const msg of early) send(route(msg.path), msg)
-    early = null
+    started = true
+    flush()
     checkpoints?.start(config.checkpointIntervalMs) // also --once: a long one that is killed resumes
     if (!config.once) {
       events.emit('ready')
+      settleHeap() // the start-up's garbage, before following (exit-gc.ts)
       const ended = AbortSignal.any([stop, failed.signal])
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
     }
+    if (flushing !== null) clearImmediate(flushing)
+    flush() // events seen before the stop, ahead of it
     stopping = true
     for (const shard of shards) send(shard, { code: 'stop', flush: config.once })
     const unreadable = (await Promise.all(shards.map((s) => s.done.catch(() => [])))).flat()
@@ -256,7 +288,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
 
   async function startShard(id: number): Promise<Shard> {
     const { port1, port2 } = new MessageChannel()
-    const control = new SharedArrayBuffer(4)
+    const control = new SharedArrayBuffer(CONTROL_BYTES)
     const init: WorkerInit = {
       id,
       style: shape.style,
@@ -279,8 +311,16 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       timestamps: timestampOptions(config),
     }
     const worker = await new Promise<Worker>((resolve, reject) =>
-      pool.acquire(WORKER, { workerData: init, transferList: [port2] }, (err, w) =>
-        err ? reject(err) : resolve(w),
+      pool.acquire(
+        WORKER,
+        {
+          workerData: init,
+          transferList: [port2],
+          // A following reader's young generation stays small (see exit-gc.ts): 32 MiB each
+          // that V8 grew at start-up and kept was most of a thread's resident memory.
+          ...(config.once ? {} : { resourceLimits: { maxYoungGenerationSizeMb: FOLLOW_YOUNG_MB } }),
+        },
+        (err, w) => (err ? reject(err) : resolve(w)),
       ),
     )
     let finished = false
@@ -297,14 +337,18 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             return
           case 'block':
             return accept(msg.bytes, msg.mark)
-          case 'source':
+          case 'source': {
+            const isNew = !sources.has(msg.key)
             sources.set(msg.key, msg.source)
             sourcesSeen++
             loop?.note(resumeMark(msg.source))
             chain?.opened(msg.key, msg.source.path)
-            // A file opened while running is recorded at once, not at the next interval.
-            void checkpoints?.save()
+            // A file new to the state is recorded at once, not at the next interval (one the
+            // start-up checkpoint has already recorded can wait: 10,000 files opened at start
+            // asked for a checkpoint of 10,000 sources each).
+            if (isNew) void checkpoints?.save()
             return
+          }
           case 'forget':
             sources.delete(msg.key)
             loop?.forget(msg.key)

@@ -14,7 +14,15 @@ import { toRemembered } from '../state/recover.js'
 import type { Tracked } from '../tail/file-table.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
-import { type FromWorker, serializeError, type ToWorker, type WorkerInit } from './protocol.js'
+import { GarbageWatch, settleHeap } from './exit-gc.js'
+import {
+  ASLEEP,
+  type FromWorker,
+  serializeError,
+  type ToWorker,
+  WAKE,
+  type WorkerInit,
+} from './protocol.js'
 
 const init = workerData as WorkerInit
 const port = init.port
@@ -30,6 +38,9 @@ function checkFault(path: string): void {
   if (fault !== undefined && path.includes(fault))
     throw new Error(`injected fault while reading ${path}`)
 }
+
+/** The path a thread that fails is said to have been at (see 'failed'). */
+let at: string | null = null
 
 /** top-down: hand each block to the main thread; wait (Atomics.wait) while it is behind. */
 class PostSink implements SyncSink {
@@ -111,15 +122,22 @@ function onSource(file: Tracked<unknown>): void {
 /** The notes' `tail_file` loop: look, read, sleep; sleep ends early when the main thread calls. */
 function runBlocking(sink: SyncSink): void {
   const control = new Int32Array(init.control)
-  const follower = new SyncFollower({ ...init, quietMs, sink, log, onSource, onRelease })
+  const follower = new SyncFollower({
+    ...init,
+    quietMs,
+    pollMs: init.pollIntervalMs,
+    sink,
+    log,
+    onSource,
+    onRelease,
+  })
   let nextSweep = Date.now() + init.pollIntervalMs
-  let at: string | null = null
   try {
     for (;;) {
-      const seen = Atomics.load(control, 0)
+      const seen = Atomics.load(control, WAKE)
       for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
         const msg = m.message as ToWorker
-        at = 'path' in msg ? msg.path : null
+        at = null
         switch (msg.code) {
           case 'start':
             for (const p of msg.paths) checkFault(p)
@@ -127,14 +145,19 @@ function runBlocking(sink: SyncSink): void {
             follower.remember(toRemembered(msg.remembered))
             follower.findRotated(msg.paths)
             follower.start(msg.paths)
+            if (init.follow) settleHeap() // the start-up's garbage, before following (exit-gc.ts)
             break
-          case 'resolve':
-            checkFault(msg.path)
-            follower.resolve(msg.path)
-            break
-          case 'changed':
-            checkFault(msg.path)
-            follower.changed(msg.path)
+          case 'events':
+            for (const p of msg.resolve) {
+              at = p
+              checkFault(p)
+              follower.resolve(p)
+            }
+            for (const p of msg.changed) {
+              at = p
+              checkFault(p)
+              follower.changed(p)
+            }
             break
           case 'summary':
             post({ code: 'summary', summary: follower.summary() })
@@ -148,22 +171,34 @@ function runBlocking(sink: SyncSink): void {
             throw new Error(`unknown message code ${(msg as { code: string }).code}`)
         }
       }
+      follower.readDue()
       if (Date.now() >= nextSweep) {
         follower.sweep()
+        if (init.follow) garbage.check()
         nextSweep = Date.now() + init.pollIntervalMs
       }
-      Atomics.wait(control, 0, seen, Math.max(1, nextSweep - Date.now()))
+      // Until the next message, the next folded read, or the next sweep.
+      const due = follower.nextDueIn()
+      const sweepIn = Math.max(1, nextSweep - Date.now())
+      Atomics.store(control, ASLEEP, 1)
+      Atomics.wait(control, WAKE, seen, due === null ? sweepIn : Math.min(due, sweepIn))
+      Atomics.store(control, ASLEEP, 0)
     }
   } catch (err) {
     post({ code: 'failed', error: serializeError(err), path: follower.current ?? at })
   }
 }
 
+/** The injected fault's path, from its message (bottom-up handles a batch of paths at once). */
+const faultPath = (err: unknown): string | null =>
+  /^injected fault while reading (.+)$/.exec((err as Error)?.message ?? '')?.[1] ?? null
+
 /** bottom-up: the thread's structure is unchanged, but inside it runs the event-loop reader. */
 async function runEventLoop(sink: SyncSink): Promise<void> {
   const follower = new AsyncFollower({
     ...init,
     quietMs,
+    pollMs: init.pollIntervalMs,
     sink: {
       write: (block, mark) => {
         sink.write(block, mark) // blocking: the lock and the disk are the backpressure
@@ -178,6 +213,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
     log,
   })
   const sweep = setInterval(() => follower.sweep(), init.pollIntervalMs)
+  if (init.follow) garbage.start() // unref'd: ends with the thread
   const fail = (err: unknown, path: string | null) => {
     clearInterval(sweep)
     post({ code: 'failed', error: serializeError(err), path })
@@ -192,13 +228,23 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         labels.addTable(msg.labels)
         follower.remember(toRemembered(msg.remembered))
         await follower.findRotated(msg.paths)
-        return follower.start(msg.paths)
-      case 'resolve':
-        checkFault(msg.path)
-        return follower.resolve(msg.path)
-      case 'changed':
-        checkFault(msg.path)
-        return follower.changed(msg.path)
+        await follower.start(msg.paths)
+        if (init.follow) settleHeap() // the start-up's garbage, before following (exit-gc.ts)
+        return
+      case 'events': {
+        // Side by side: the follower keeps each name's and each file's work in order itself.
+        const work: Promise<void>[] = []
+        for (const p of msg.resolve) {
+          checkFault(p)
+          work.push(follower.resolve(p))
+        }
+        for (const p of msg.changed) {
+          checkFault(p)
+          work.push(follower.changed(p))
+        }
+        await Promise.all(work)
+        return
+      }
       case 'summary':
         return post({ code: 'summary', summary: follower.summary() })
       case 'stop':
@@ -222,15 +268,17 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
       void handle(msg)
       return
     }
-    const path = 'path' in msg ? msg.path : null
     chain = chain
       .then(() => handle(msg))
       .then(() => {
         if (msg.code === 'start') started = true
       })
-      .catch((err) => fail(err, path))
+      .catch((err) => fail(err, faultPath(err)))
   })
 }
+
+/** A following thread's heap (see exit-gc.ts). */
+const garbage = new GarbageWatch()
 
 function main(): void {
   const sink = makeSink()

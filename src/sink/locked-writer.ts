@@ -150,6 +150,12 @@ export class LockedWriter implements BlockSink {
   /** Every output fd this thread opened and has not closed: it closes them all (a worker
    * closing an fd another thread opened makes Node warn). */
   readonly #opened = new Set<number>()
+  /**
+   * Fds with an fsync on libuv's pool (how many), which #closeRetired leaves open: closed
+   * before the fsync ran, it failed with EBADF (a checkpoint lost to a reopen; seen on Node 24),
+   * or, the number reused by another open meanwhile, synced some other file.
+   */
+  readonly #syncing = new Map<number, number>()
 
   private constructor(
     share: LockedWriterShare,
@@ -235,10 +241,14 @@ export class LockedWriter implements BlockSink {
       for (let i = 0; i < s.length; i += SLOT) {
         if (s[i + 3] !== 1) continue
         const key = `${s[i]}:${s[i + 1]}`
+        // A key in two slots (noted at start-up in region 0, then recorded by its reader
+        // thread): the later region's slot wins, offset, fingerprint and stats together, so
+        // that a snapshot never pairs one slot's offset with another slot's fingerprint.
         offsets.set(key, s[i + 2] as number)
         const at = (i / SLOT) * HEAD_CELL
         const stored = this.#heads[at] as number
         if (stored > 0) heads.set(key, this.#heads.slice(at + 1, at + stored))
+        else heads.delete(key)
         const [lines, linesSplit, truncations, pendingBytes, lastActivity, bytes] = s.subarray(
           i + 4,
           i + 10,
@@ -275,17 +285,43 @@ export class LockedWriter implements BlockSink {
     })
   }
 
-  /** The source `key` is gone for good: its slot is freed for another file. */
+  /**
+   * The source `key` is gone for good: its slot is freed for another file, and so is its
+   * start-up note in region 0 (the main thread's), which no reader thread owns. Left there, the
+   * note kept the source in every snapshot after its thread had forgotten it (and the main
+   * thread had dropped what it knew of it), and the threads engines' checkpoints, finding an
+   * offset for a source nobody knew, were put off for good.
+   */
   forget(key: string): void {
     this.#mutex.withLock(() => {
       const slot = this.#slotOf.get(key)
-      if (slot === undefined) return
-      this.#slots[slot + 3] = 0
-      this.#heads[(slot / SLOT) * HEAD_CELL] = 0
-      this.#slotOf.delete(key)
-      this.#freeSlots.push(slot)
+      if (slot !== undefined) {
+        this.#free(slot)
+        this.#slotOf.delete(key)
+        this.#freeSlots.push(slot)
+      }
+      if (this.#region !== 0) this.#forgetStartupNote(key)
       Atomics.add(this.#cells, CELL.changes, 1)
     })
+  }
+
+  /** Under the lock: marks `slot` unused (its fingerprint with it). */
+  #free(slot: number): void {
+    this.#slots[slot + 3] = 0
+    this.#heads[(slot / SLOT) * HEAD_CELL] = 0
+  }
+
+  /**
+   * Under the lock, in a reader thread: frees region 0's slot of `key`, if it has one. Region 0
+   * is filled from its start and never freed by its owner; an inode is never 0, so the first
+   * slot with inode 0 ends the used part.
+   */
+  #forgetStartupNote(key: string): void {
+    const [dev, ino] = key.split(':').map(Number)
+    const s = this.#slots
+    for (let i = 0; i < SLOTS_PER_THREAD * SLOT && s[i + 1] !== 0; i += SLOT) {
+      if (s[i + 3] === 1 && s[i] === dev && s[i + 1] === ino) this.#free(i)
+    }
   }
 
   /** Under the lock: the source's offset, in this thread's slot for it. */
@@ -480,14 +516,21 @@ export class LockedWriter implements BlockSink {
   /**
    * Makes the output durable (no-op for stdout and pipes). Not under the lock: fsync covers
    * every write made before it, and holding the lock would stall every reader thread meanwhile.
-   * Off the calling thread too (libuv's pool), so the main loop keeps serving events.
+   * Off the calling thread too (libuv's pool), so the main loop keeps serving events; the fd
+   * stays open until the fsync has run, even if a switch retires it meanwhile (see #syncing).
    */
   async sync(): Promise<void> {
     if (this.share.path === '-') return
+    const fd = Atomics.load(this.#cells, CELL.fd)
+    this.#syncing.set(fd, (this.#syncing.get(fd) ?? 0) + 1)
     try {
-      await fsyncAsync(this.#cells[CELL.fd] as number)
+      await fsyncAsync(fd)
     } catch (err) {
       if (!isErrno(err, 'EINVAL', 'EROFS')) throw err
+    } finally {
+      const left = (this.#syncing.get(fd) ?? 1) - 1
+      if (left > 0) this.#syncing.set(fd, left)
+      else this.#syncing.delete(fd)
     }
   }
 
@@ -513,7 +556,7 @@ export class LockedWriter implements BlockSink {
       const current = Atomics.load(this.#cells, CELL.fd)
       const pending = Atomics.load(this.#cells, CELL.nextFd)
       for (const fd of this.#opened) {
-        if (fd === current || fd === pending) continue
+        if (fd === current || fd === pending || this.#syncing.has(fd)) continue
         closeSync(fd)
         this.#opened.delete(fd)
       }

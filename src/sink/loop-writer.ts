@@ -3,7 +3,7 @@
  * written in batches with writev; past a byte high-water mark, write() hands readers a promise
  * so they wait instead of memory growing (the "memory explosion" of the notes' BetterWay55).
  */
-import { close, fstat, fsync, writev } from 'node:fs'
+import { close, fstat, fsync, writev, writevSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { errors, isErrno } from '../errors.js'
@@ -44,6 +44,8 @@ const IOV_MAX = 1024
  * while the rest is written, instead of after the whole queue.
  */
 const BATCH_BYTES = 512 * 1024
+/** Batches of at most this many bytes are written synchronously (see #writeSome). */
+const SYNC_WRITE_MAX = 64 * 1024
 const STDOUT_FD = 1
 const FIRST_BACKOFF_MS = 50
 
@@ -333,6 +335,9 @@ export class LoopWriter implements BlockSink {
   }
 
   async #flushLoop(): Promise<void> {
+    // The blocks of this turn of the event loop (a burst of files read together) go out in one
+    // batch, not one write each.
+    await new Promise<void>((resolve) => setImmediate(resolve))
     for (;;) {
       if (this.#held !== null) await new Promise<void>((resolve) => this.#unheld.push(resolve))
       if (this.#next !== null) await this.#switch()
@@ -440,6 +445,9 @@ export class LoopWriter implements BlockSink {
       await this.#writeStdout(rest)
       return bytes - done
     }
+    // A small batch is written at once: a trip through libuv's pool costs two thread wake-ups,
+    // more than writing a few KiB to the page cache (tail/async-fs.ts has the figures).
+    if (bytes - done <= SYNC_WRITE_MAX) return writevSync(this.#fd, rest)
     const { bytesWritten } = await writevAsync(this.#fd, rest)
     return bytesWritten
   }

@@ -4,9 +4,18 @@
  * killed before its first checkpoint would leave bytes in the output that no state accounts for
  * (read again from the start: duplicates; or, with --from end, skipped: lost).
  */
-import { open, readdir, stat } from 'node:fs/promises'
+import type { Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { FINGERPRINT_BYTES, headsAgree, identityKey } from '../tail/cursor.js'
+import { errors, isErrno } from '../errors.js'
+import { closeFd, fstatFd, listDir, openFd, pread, statPath } from '../tail/async-fs.js'
+import { FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from '../tail/cursor.js'
+import { forEachLimited } from '../tail/each.js'
+import {
+  changedSince,
+  directoryStamp,
+  INPUT_OPEN_FLAGS,
+  SEARCH_ATTEMPTS,
+} from '../tail/input-fs.js'
 import { isRotatedSibling, rotationFamily } from '../tail/rotation.js'
 import { lineStartBefore } from '../tail/start.js'
 import type { SourceState } from './checkpoint.js'
@@ -27,51 +36,127 @@ export function resumePoints(
   return [...byKey.values()]
 }
 
+/** A file prescan opened and left open for the follower, with what it saw of it. */
+export interface KeptOpen {
+  readonly fd: number
+  readonly stats: Stats
+  /** Its first bytes (up to FINGERPRINT_BYTES) when prescan looked. */
+  readonly head: Buffer
+}
+
+/**
+ * Where to leave files open: up to `max` of them go into `files` (path -> the open file), for
+ * the follower to take instead of opening, stat'ing and reading the first bytes again (half
+ * the start-up of 10,000 files). The taker closes what it does not use.
+ */
+export interface KeepOpen {
+  readonly max: number
+  readonly files: Map<string, KeptOpen>
+}
+
 export async function prescan(
   paths: readonly string[],
   remembered: readonly SourceState[],
   from: 'start' | 'end',
   previousStart: number | null,
+  keep?: KeepOpen,
+  concurrency = PROBE_CONCURRENCY,
 ): Promise<SourceState[]> {
   const known = new Map(remembered.map((s) => [identityKey(s), s]))
   const knownNames = new Set(remembered.map((s) => s.path))
   const fresh: SourceState[] = []
-  for (const path of paths) {
-    const st = await stat(path).catch(() => null)
-    if (!st?.isFile()) continue
+  // A file at a name the last run followed, or born since the last run started, is new: all
+  // of it is unread. Only a file we never had a chance to see starts at --from.
+  const isNew = (path: string, st: Stats) =>
+    knownNames.has(path) || (previousStart !== null && st.birthtimeMs > previousStart)
+  // The looks at the files run side by side (10,000 one after another took most of a second);
+  // what they found is then taken in the order of the names, as before.
+  const probes = new Array<Probe | null | 'again'>(paths.length)
+  const look = (i: number, k?: KeepOpen) => {
+    const path = paths[i] as string
+    return probe(path, (st) => from === 'end' && !isNew(path, st), k)
+  }
+  await forEachLimited([...paths.keys()], Math.max(1, concurrency), async (i) => {
+    probes[i] = await look(i, keep)
+  })
+  // Out of descriptors (a low ulimit -n, other files held): one at a time, none kept.
+  for (const [i, p] of probes.entries()) if (p === 'again') probes[i] = await look(i)
+  for (const [i, path] of paths.entries()) {
+    const found = probes[i]
+    if (!found) continue
+    if (found === 'again') throw errors.outOfDescriptors(path)
+    const { st, head, lineStart } = found
     const key = identityKey(st)
     const had = known.get(key)
-    // A file at a name the last run followed, or born since the last run started, is new:
-    // all of it is unread. Only a file we never had a chance to see starts at --from.
-    const isNew = knownNames.has(path) || (previousStart !== null && st.birthtimeMs > previousStart)
-    const fh = await open(path, 'r').catch(() => null)
-    if (!fh) {
+    if (head === null) {
       // Cannot be opened now (a mode our user cannot read): recorded all the same, from 0 with
       // no fingerprint, so that it is read once it can be, wherever it was renamed to. Left out,
       // a run that never got to open it (its output full, then killed) left no trace of it, and
       // the next run took it for one seen before (born before the last start): the selftest
       // lost such generations (336-512 lines). A file we never had a chance to see under
       // --from end is the exception: where it starts cannot be read.
-      if (!had && (from === 'start' || isNew)) {
+      if (!had && (from === 'start' || isNew(path, st))) {
         fresh.push({ path, dev: st.dev, ino: st.ino, head: '', offset: 0 })
         known.set(key, fresh[fresh.length - 1] as SourceState)
       }
       continue
     }
-    try {
-      const buf = Buffer.alloc(FINGERPRINT_BYTES)
-      const head = buf.subarray(0, (await fh.read(buf, 0, FINGERPRINT_BYTES, 0)).bytesRead)
-      if (had && headsAgree(Buffer.from(had.head, 'base64'), head)) continue // resumes as recorded
-      const offset = from === 'end' && !isNew ? await lineStartBefore(fh, st.size) : 0
-      fresh.push({ path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset })
-      known.set(key, fresh[fresh.length - 1] as SourceState)
-    } finally {
-      await fh.close()
-    }
+    if (had && headsAgree(Buffer.from(had.head, 'base64'), head)) continue // resumes as recorded
+    const offset = from === 'end' && !isNew(path, st) ? lineStart : 0
+    fresh.push({ path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset })
+    known.set(key, fresh[fresh.length - 1] as SourceState)
   }
   if (previousStart !== null)
     fresh.push(...(await unknownGenerations(paths, known, remembered, previousStart)))
   return fresh
+}
+
+/** Files looked at at once by prescan, unless the caller says fewer (a small fd budget). */
+export const PROBE_CONCURRENCY = 64
+
+/** What prescan needs of a file: its stat, first bytes (null: cannot be opened) and line start. */
+interface Probe {
+  readonly st: Stats
+  readonly head: Buffer | null
+  /** Just after the last newline before its end, when `wantsLineStart` said so (else 0). */
+  readonly lineStart: number
+}
+
+/**
+ * Looks at the regular file at `path`; null when there is none, 'again' when the process is out
+ * of descriptors (not a fault of the file: taking it for unreadable would record it without a
+ * fingerprint). Opened first and stat'ed through the descriptor (the name cannot move on in
+ * between); stat'ed by name only when it cannot be opened, to tell a file we may not read from
+ * no file at all.
+ */
+async function probe(
+  path: string,
+  wantsLineStart: (st: Stats) => boolean,
+  keep: KeepOpen | undefined,
+): Promise<Probe | null | 'again'> {
+  let fd: number
+  try {
+    fd = await openFd(path, INPUT_OPEN_FLAGS)
+  } catch (err) {
+    if (isErrno(err, 'EMFILE', 'ENFILE')) return 'again'
+    const st = await statPath(path).catch(() => null)
+    return st?.isFile() ? { st, head: null, lineStart: 0 } : null
+  }
+  let kept = false
+  try {
+    const st = await fstatFd(fd)
+    if (!st.isFile()) return null
+    const buf = Buffer.alloc(FINGERPRINT_BYTES)
+    const head = buf.subarray(0, await pread(fd, buf, 0, FINGERPRINT_BYTES, 0))
+    const lineStart = wantsLineStart(st) ? await lineStartBefore(fd, st.size) : 0
+    if (keep && keep.files.size < keep.max && !keep.files.has(path)) {
+      keep.files.set(path, { fd, stats: st, head })
+      kept = true
+    }
+    return { st, head, lineStart }
+  } finally {
+    if (!kept) await closeFd(fd)
+  }
 }
 
 /**
@@ -79,6 +164,8 @@ export async function prescan(
  * run started: created and rotated away while no checkpoint could record them (a crash loop,
  * a rotation while stopped). Every byte of them is unread. Needs the file system to record
  * birth times (ext4, xfs, btrfs do); elsewhere there is nothing to compare and none are found.
+ * A directory that changed under the search (logrotate shifting a.log.1 to a.log.2 meanwhile)
+ * is searched again, at most SEARCH_ATTEMPTS times, as the followers' searches are.
  */
 async function unknownGenerations(
   names: readonly string[],
@@ -87,48 +174,82 @@ async function unknownGenerations(
   since: number,
 ): Promise<SourceState[]> {
   const found: SourceState[] = []
-  const byDir = new Map<string, string[]>()
-  for (const name of names) byDir.set(dirname(name), [...(byDir.get(dirname(name)) ?? []), name])
+  const byDir = new Map<string, Set<string>>()
+  for (const name of names) {
+    const family = byDir.get(dirname(name)) ?? new Set<string>()
+    family.add(name)
+    byDir.set(dirname(name), family)
+  }
   for (const [dir, family] of byDir) {
-    for (const entry of await readdir(dir).catch(() => [] as string[])) {
-      const path = join(dir, entry)
-      if (!family.some((name) => isRotatedSibling(path, name))) continue
-      const st = await stat(path).catch(() => null)
-      if (
-        !st?.isFile() ||
-        st.birthtimeMs === 0 ||
-        st.birthtimeMs <= since ||
-        known.has(identityKey(st))
-      )
-        continue
-      // One we cannot open (created with a mode our user cannot read, then rotated away) is
-      // recorded all the same, from 0 with no fingerprint: the search beside its name finds it
-      // by identity and reads it once its mode allows. Skipped, it was never read (the
-      // selftest lost such a generation on bottom-up: 214 lines).
-      const head = (await readHeadOf(path)) ?? Buffer.alloc(0)
-      // A copytruncate copy made before we saw the truncation: it begins as the file we were
-      // reading there did (the same first bytes), and that file's bytes up to our offset are
-      // in the output already: read the copy from there, not again from its start.
-      const original = copiedFrom(path, head, remembered)
-      const offset = original ? Math.min(original.offset, st.size) : 0
-      const source = { path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset }
-      known.set(identityKey(st), source)
-      found.push(source)
+    for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
+      const stamp = directoryStamp(dir)
+      const raced = await searchDir(dir, family, known, remembered, since, found)
+      if (!raced && !changedSince(dir, stamp)) break
     }
   }
   return found
 }
 
-/** The first bytes of the file at `path`, or null when it cannot be opened now. */
-async function readHeadOf(path: string): Promise<Buffer | null> {
-  const fh = await open(path, 'r').catch(() => null)
-  if (!fh) return null
-  try {
-    const buf = Buffer.alloc(FINGERPRINT_BYTES)
-    return buf.subarray(0, (await fh.read(buf, 0, FINGERPRINT_BYTES, 0)).bytesRead)
-  } finally {
-    await fh.close()
+/** One search of `dir` for unknown generations (see unknownGenerations); true if a rename raced it. */
+async function searchDir(
+  dir: string,
+  family: ReadonlySet<string>,
+  known: Map<string, SourceState>,
+  remembered: readonly SourceState[],
+  since: number,
+  found: SourceState[],
+): Promise<boolean> {
+  let raced = false
+  for (const entry of await listDir(dir)) {
+    const path = join(dir, entry)
+    // One family lookup, not a comparison with each name (10,000 names in one directory).
+    if (!family.has(rotationFamily(path)) || !isRotatedSibling(path, rotationFamily(path))) continue
+    const named = await statPath(path).catch(() => null)
+    if (!named?.isFile() || named.birthtimeMs === 0 || named.birthtimeMs <= since) continue
+    let fd: number | null = null
+    try {
+      fd = await openFd(path, INPUT_OPEN_FLAGS)
+    } catch (err) {
+      // Renamed away since the listing: the search is made again, and finds it where it went.
+      if (isErrno(err, 'ENOENT')) {
+        raced = true
+        continue
+      }
+    }
+    let st: Stats = named
+    let head: Buffer = Buffer.alloc(0)
+    if (fd !== null) {
+      try {
+        // As for the names: identity and first bytes from one descriptor, never a mix.
+        st = await fstatFd(fd)
+        const buf = Buffer.alloc(FINGERPRINT_BYTES)
+        head = buf.subarray(0, await pread(fd, buf, 0, FINGERPRINT_BYTES, 0))
+      } finally {
+        await closeFd(fd)
+      }
+      if (!sameIdentity(st, named)) raced = true // another file was renamed to this name
+      if (!st.isFile() || st.birthtimeMs <= since) continue
+    }
+    // One we cannot open (created with a mode our user cannot read, then rotated away) is
+    // recorded all the same, from 0 with no fingerprint: the search beside its name finds it
+    // by identity and reads it once its mode allows. Skipped, it was never read (the
+    // selftest lost such a generation on bottom-up: 214 lines).
+    const had = known.get(identityKey(st))
+    // Known and beginning as recorded: the followers resume it. Known by identity only (its
+    // inode freed and reused by a file born since): another file, all of it unread.
+    if (had && headsAgree(Buffer.from(had.head, 'base64'), head)) continue
+    // A copytruncate copy made before we saw the truncation: it begins as the file we were
+    // reading there did (the same first bytes), and that file's bytes up to our offset are
+    // in the output already: read the copy from there, not again from its start.
+    const original = copiedFrom(path, head, remembered)
+    const offset = original ? Math.min(original.offset, st.size) : 0
+    const source = { path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset }
+    const at = found.findIndex((s) => sameIdentity(s, st))
+    if (at >= 0) found[at] = source
+    else found.push(source)
+    known.set(identityKey(st), source)
   }
+  return raced
 }
 
 /**

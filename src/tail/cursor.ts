@@ -78,6 +78,8 @@ export class Cursor {
   #inserted: number[] = []
   /** The held partial line has already been cut into pieces (count it as split once). */
   #cutting = false
+  /** The last readBuffer lent the caller's scratch buffer (it is not ours to hold). */
+  #lent = false
 
   constructor(init: CursorInit) {
     if (!Number.isInteger(init.maxLineBytes) || init.maxLineBytes < 2) {
@@ -200,10 +202,9 @@ export class Cursor {
     const start = this.#pendingBytes
     // A caller that consumes each block before the next read (the blocking shell) may lend a
     // scratch buffer to read into: no garbage per read. Held bytes are always copied out.
-    const buf =
-      scratch && scratch.length >= start + want
-        ? scratch.subarray(0, start + want)
-        : Buffer.allocUnsafe(start + want)
+    const lend = scratch !== undefined && scratch.length >= start + want
+    const buf = lend ? scratch.subarray(0, start + want) : Buffer.allocUnsafe(start + want)
+    this.#lent = lend
     let at = 0
     for (const piece of this.#pending) at += piece.copy(buf, at)
     return { buf, start }
@@ -220,7 +221,12 @@ export class Cursor {
     this.#offset += bytesRead
     const lastNewline = chunk.lastIndexOf(NEWLINE)
     if (lastNewline < 0) {
-      this.#hold(Buffer.from(chunk)) // a copy: the read buffer may be far larger than the line
+      // The whole partial line is buf's start (readBuffer put the held bytes there). Held as it
+      // is when it fills most of a buffer of our own (a long line: no copy of each megabyte);
+      // a copy when the buffer is lent (the next read's) or far larger than the line.
+      const whole = buf.subarray(0, start + bytesRead)
+      this.#pending = [!this.#lent && whole.length * 2 >= buf.length ? whole : Buffer.from(whole)]
+      this.#pendingBytes = whole.length
       return this.#cutOverlongPending()
     }
     this.#pending = []
@@ -302,7 +308,10 @@ export class Cursor {
   #cutOverlongPending(): Buffer | null {
     const room = this.maxLineBytes - 1
     if (this.#pendingBytes <= room) return null
-    const held = Buffer.concat(this.#pending, this.#pendingBytes)
+    const held =
+      this.#pending.length === 1
+        ? (this.#pending[0] as Buffer)
+        : Buffer.concat(this.#pending, this.#pendingBytes)
     const parts: Buffer[] = []
     let at = 0
     // Same cut points as #splitOverlong, so any chunking of the input gives the same pieces.

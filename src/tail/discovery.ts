@@ -16,6 +16,18 @@ import { dirname, join, relative, sep } from 'node:path'
 import type { FSWatcher } from 'chokidar'
 import { isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
+import {
+  BUSY_EVENTS,
+  compareLooks,
+  EventRate,
+  type FileLook,
+  type LookDiff,
+  POLL_MAX_FILES,
+  POLL_MS,
+  QUIET_POLLS,
+  WINDOW_MS,
+} from './busy-dir.js'
+import { BIRTH_CLOCK_SLACK_MS } from './file-table.js'
 import { statQuietly } from './input-fs.js'
 import type { InputSpec } from './inputs.js'
 
@@ -26,12 +38,18 @@ export interface DiscoveryEvents {
   readonly changedData: (path: string) => void
 }
 
-/** True when `path` is wanted by any input (and is not the output). */
+/**
+ * True when `path` is wanted by any input (and is not the output). Files named one by one are
+ * looked up in a set: every change event asks, and 10,000 inputs tried in turn made each event
+ * cost 10,000 comparisons.
+ */
 export function makeMatcher(
   inputs: readonly InputSpec[],
   exclude?: string,
 ): (path: string) => boolean {
-  return (path) => path !== exclude && inputs.some((i) => i.matches(path))
+  const files = new Set(inputs.filter((i) => i.kind === 'file').map((i) => i.root))
+  const others = inputs.filter((i) => i.kind !== 'file')
+  return (path) => path !== exclude && (files.has(path) || others.some((i) => i.matches(path)))
 }
 
 /** Every path the inputs name now: literal files (present or not) and matching files found. */
@@ -113,6 +131,27 @@ export function watchRoots(inputs: readonly InputSpec[]): Map<string, number | u
   return roots
 }
 
+/** A directory's change time now, and when it was read (ms since epoch). */
+function listedNow(dir: string): { ctimeMs: number; at: number } {
+  return { at: Date.now(), ctimeMs: statQuietly(dir)?.ctimeMs ?? -1 }
+}
+
+/**
+ * True when a directory's entries cannot have changed between two reads of its change time:
+ * the same time, read long enough after it that a change in the same clock tick would have
+ * moved it (the kernel's coarse clock lags up to a tick; see BIRTH_CLOCK_SLACK_MS).
+ */
+function sameListing(
+  before: { ctimeMs: number; at: number },
+  now: { ctimeMs: number; at: number },
+): boolean {
+  return (
+    before.ctimeMs !== -1 &&
+    now.ctimeMs === before.ctimeMs &&
+    before.at - before.ctimeMs > BIRTH_CLOCK_SLACK_MS
+  )
+}
+
 function existingAncestor(dir: string): string {
   let at = dir
   while (!existsSync(at) && dirname(at) !== at) at = dirname(at)
@@ -135,6 +174,8 @@ export interface DiscoveryOptions {
   readonly log: Logger
   /** How often directories that inotify cannot watch are scanned (--poll-interval). */
   readonly pollMs?: number
+  /** Events in WINDOW_MS that make a directory busy (default BUSY_EVENTS; see busy-dir.ts). */
+  readonly busyEvents?: number
 }
 
 /** A root scanned every poll interval, and the matching paths its last scan found. */
@@ -143,9 +184,33 @@ interface Polled {
   seen: Set<string>
 }
 
+/** A directory watched with a plain fs.watch (see start), or polled while it is busy. */
+interface RawDir {
+  /** Null while the directory is polled for being busy (see busy-dir.ts). */
+  watcher: RawWatcher | null
+  readonly ino: number
+  readonly rate: EventRate
+  /** While busy: the last look at its files, looks in a row that found nothing, the timer. */
+  busy: Busy | null
+  /** Too many files to poll (see POLL_MAX_FILES): not tried again before this (ms). */
+  tooBigUntil: number
+}
+
+/** A busy directory's polling (see Discovery.#quieten). */
+interface Busy {
+  look: Map<string, FileLook>
+  /** The directory's change time when its entries were last listed, and when that was. */
+  listed: { ctimeMs: number; at: number }
+  quiet: number
+  readonly timer: NodeJS.Timeout
+}
+
+/** How long a directory found too big to poll is not tried again (ms). */
+const TOO_BIG_RETRY_MS = 10_000
+
 export class Discovery {
   readonly #watchers: FSWatcher[] = []
-  readonly #raw = new Map<string, { watcher: RawWatcher; ino: number }>()
+  readonly #raw = new Map<string, RawDir>()
   readonly #trailing = new Map<string, NodeJS.Timeout>()
   readonly #wanted: (path: string) => boolean
   /** Inputs named as files: a directory at such a name is worth a warning (not skipped quietly). */
@@ -153,6 +218,7 @@ export class Discovery {
   readonly #events: DiscoveryEvents
   readonly #log: Logger
   readonly #pollMs: number
+  readonly #busyEvents: number
   readonly #polled = new Map<string, Polled>()
   #poller: NodeJS.Timeout | null = null
   #rescanning: Promise<void> | null = null
@@ -171,6 +237,7 @@ export class Discovery {
     this.#events = events
     this.#log = opts.log
     this.#pollMs = opts.pollMs ?? DEFAULT_POLL_MS
+    this.#busyEvents = opts.busyEvents ?? BUSY_EVENTS
   }
 
   /**
@@ -242,9 +309,9 @@ export class Discovery {
 
   /** A directory watched plainly that was removed or replaced: hand it over to chokidar. */
   #checkDirectories(): void {
-    for (const [dir, { watcher, ino }] of this.#raw) {
-      if (statQuietly(dir)?.ino === ino) continue
-      watcher.close()
+    for (const [dir, entry] of this.#raw) {
+      if (statQuietly(dir)?.ino === entry.ino) continue
+      this.#stopRaw(entry)
       this.#raw.delete(dir)
       this.#log.info(`${dir} was removed or replaced; watching for it to come back`)
       void this.#watchWithChokidar(dir, 0).then(
@@ -267,25 +334,152 @@ export class Discovery {
   #watchDirectory(dir: string): boolean {
     const st = statQuietly(dir)
     if (!st?.isDirectory()) return false
+    const entry: RawDir = {
+      watcher: null,
+      ino: st.ino,
+      rate: new EventRate(this.#busyEvents),
+      busy: null,
+      tooBigUntil: 0,
+    }
     try {
-      const watcher = watchDir(dir, { persistent: true }, (type, name) => {
-        if (!name) return
-        const path = join(dir, name.toString())
-        if (!this.#wanted(path) || this.#isSubdirectory(type, path)) return
-        if (type === 'change') this.#events.changedData(path)
-        else this.#events.changedName(path)
-      })
-      watcher.on('error', (err) => {
-        watcher.close() // #checkDirectories hands a removed directory to chokidar
-        if (isInotifyLimit(err)) this.#pollInstead(dir, 0, err)
-      })
-      this.#raw.set(dir, { watcher, ino: st.ino })
+      entry.watcher = this.#rawWatch(dir, entry)
+      this.#raw.set(dir, entry)
       return true
     } catch (err) {
       if (!isInotifyLimit(err)) return false
       this.#pollInstead(dir, 0, err)
       return true
     }
+  }
+
+  /** The fs.watch of a plainly watched directory; throws what fs.watch throws. */
+  #rawWatch(dir: string, entry: RawDir): RawWatcher {
+    const watcher = watchDir(dir, { persistent: true }, (type, name) => {
+      if (!name) return
+      const path = join(dir, name.toString())
+      if (this.#wanted(path) && !this.#isSubdirectory(type, path)) {
+        if (type === 'change') this.#events.changedData(path)
+        else this.#events.changedName(path)
+      }
+      if (entry.rate.hit(performance.now())) this.#quieten(dir, entry)
+    })
+    watcher.on('error', (err) => {
+      watcher.close() // #checkDirectories hands a removed directory to chokidar
+      if (entry.watcher === watcher) entry.watcher = null
+      if (isInotifyLimit(err)) this.#pollInstead(dir, 0, err)
+    })
+    return watcher
+  }
+
+  /**
+   * `dir`'s events come too fast (see busy-dir.ts): stop watching it and look at its files every
+   * POLL_MS instead, unless it has too many files to look at so often.
+   */
+  #quieten(dir: string, entry: RawDir): void {
+    const now = performance.now()
+    if (entry.busy || !entry.watcher || this.#closed || now < entry.tooBigUntil) return
+    const listed = listedNow(dir)
+    const look = this.#lookAt(dir)
+    if (look === null || look.size > POLL_MAX_FILES) {
+      entry.tooBigUntil = now + TOO_BIG_RETRY_MS
+      return
+    }
+    entry.watcher.close()
+    entry.watcher = null
+    // Whatever came before this look and after the last event read is read now.
+    for (const path of look.keys()) this.#events.changedData(path)
+    const timer = setInterval(() => this.#poll(dir, entry), POLL_MS)
+    timer.unref()
+    entry.busy = { look, listed, quiet: 0, timer }
+    this.#log.debug(
+      `${dir}: over ${this.#busyEvents} change events in ${WINDOW_MS} ms; looking at its files every ${POLL_MS} ms instead of watching it`,
+    )
+  }
+
+  /** One look at a busy directory: what changed since the last is read (or looked at again). */
+  #poll(dir: string, entry: RawDir): void {
+    const busy = entry.busy
+    if (!busy) return
+    // Its entries are listed again only when they may have changed (a rotation); otherwise
+    // the files it had are stat'ed (a directory of 10,000 other files costs no listing).
+    const listed = listedNow(dir)
+    const relist = !sameListing(busy.listed, listed)
+    const look = relist ? this.#lookAt(dir) : this.#lookAgain(busy.look)
+    if (relist) busy.listed = listed
+    if (look === null) {
+      this.#stopRaw(entry) // gone: #checkDirectories hands it over to chokidar
+      return
+    }
+    const found = this.#tell(compareLooks(busy.look, look))
+    busy.look = look
+    busy.quiet = found ? 0 : busy.quiet + 1
+    if (busy.quiet >= QUIET_POLLS || look.size > POLL_MAX_FILES) this.#rewatch(dir, entry)
+  }
+
+  /** A busy directory has calmed down: watch it again, then look once more (see busy-dir.ts). */
+  #rewatch(dir: string, entry: RawDir): void {
+    const busy = entry.busy
+    if (!busy) return
+    clearInterval(busy.timer)
+    entry.busy = null
+    entry.rate.reset()
+    try {
+      entry.watcher = this.#rawWatch(dir, entry)
+    } catch (err) {
+      if (isInotifyLimit(err)) this.#pollInstead(dir, 0, err)
+      return
+    }
+    // Changes between the last look and the new watch: only a look finds them.
+    const look = this.#lookAt(dir)
+    if (look) this.#tell(compareLooks(busy.look, look))
+    this.#log.debug(`${dir}: quiet again; watching it`)
+  }
+
+  /** Passes a look's findings on; true when there were any. */
+  #tell({ names, data }: LookDiff): boolean {
+    for (const path of names) this.#events.changedName(path)
+    for (const path of data) this.#events.changedData(path)
+    return names.length + data.length > 0
+  }
+
+  /** The wanted files directly in `dir` as a stat sees them now, or null when it is gone. */
+  #lookAt(dir: string): Map<string, FileLook> | null {
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch {
+      return null
+    }
+    const look = new Map<string, FileLook>()
+    for (const name of names) {
+      const path = join(dir, name)
+      if (!this.#wanted(path)) continue
+      if (look.size >= POLL_MAX_FILES) {
+        look.set(path, { ino: -1, size: -1, mtimeMs: -1 }) // too many: the caller gives up
+        break
+      }
+      const st = statQuietly(path)
+      if (st?.isFile()) look.set(path, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs })
+    }
+    return look
+  }
+
+  /** The files of the last look, stat'ed again (one gone is absent from the new look). */
+  #lookAgain(last: ReadonlyMap<string, FileLook>): Map<string, FileLook> {
+    const look = new Map<string, FileLook>()
+    for (const path of last.keys()) {
+      const st = statQuietly(path)
+      if (st?.isFile()) look.set(path, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs })
+    }
+    return look
+  }
+
+  /** Stops watching and polling a plainly watched directory. */
+  #stopRaw(entry: RawDir): void {
+    entry.watcher?.close()
+    entry.watcher = null
+    if (entry.busy) clearInterval(entry.busy.timer)
+    entry.busy = null
   }
 
   /**
@@ -358,7 +552,7 @@ export class Discovery {
       if (this.#poller) clearInterval(this.#poller)
       await this.#rescanning
       for (const t of this.#trailing.values()) clearTimeout(t)
-      for (const { watcher } of this.#raw.values()) watcher.close()
+      for (const entry of this.#raw.values()) this.#stopRaw(entry)
       await Promise.all(this.#watchers.map((w) => w.close()))
     })()
     return this.#closed

@@ -74,6 +74,40 @@ export interface NameEvents {
   readonly copies: number
 }
 
+/** The input names a search leaves to the looks at names (a Set, or the table's `names`). */
+export interface NameSet {
+  has(name: string): boolean
+}
+
+/** How a directory search (the shells' #scanMissing) is made. */
+export interface SearchHow {
+  /** Also read older generations of the input names born after this (see searchHit). */
+  readonly unknownSince?: number
+  /** A periodic scan: files missing from it in a row are forgotten (see settleScan). */
+  readonly settle?: boolean
+  /** The first bytes at the name when the search began (see adoptHit). */
+  readonly nowAtName?: Buffer
+  /**
+   * Only the rotated generations of this input name are looked at (a.log.1, a.log-2026...):
+   * the searches made on an event concern one name, and a directory of 10,000 logs must not
+   * cost 10,000 stats per event. The periodic scans look at every file.
+   */
+  readonly family?: string
+}
+
+/**
+ * False when the stat of a name, `st`, shows the file it leads to just as far as we have read:
+ * nothing to read. A look at a name is made for a rename, at start-up and at the drain, not for
+ * a write (a change event reads, and checks the first bytes for a rewrite, see changed()); 10,000
+ * idle files at the drain cost a stat each, not three reads.
+ */
+export function grewSince(
+  file: Tracked<unknown>,
+  st: (Identity & { readonly size: number }) | null,
+): boolean {
+  return !(st && identityKey(st) === file.key && st.size === file.cursor.offset)
+}
+
 /** What a directory search found worth reading (see FileTable.searchHit). */
 export type SearchHit = 'remembered' | 'unknown'
 
@@ -117,12 +151,25 @@ export const PRUNE_UNFINISHED_AFTER = 10
 export const MISSING_SCAN_SWEEPS = 30
 
 /**
+ * Input names the periodic sweep stats per second at most. Change events (inotify) are how
+ * changes reach the readers; the sweep is the net under them (an event lost to a full inotify
+ * queue, a file system that sends none), so it goes round the names at a bounded pace: every
+ * name every poll interval up to this many names, slower beyond (10,000 names: once every 50 s).
+ * Stat'ing 2,000 names a second cost 10,000 idle files a quarter of a core.
+ */
+export const SWEEP_NAMES_PER_SECOND = 200
+
+/** Names a sweep looks at when sweeps come every `pollMs`. */
+export const sweepBudget = (pollMs: number): number =>
+  Math.max(1, Math.ceil((SWEEP_NAMES_PER_SECOND * pollMs) / 1000))
+
+/**
  * Birth times come from the kernel's coarse clock, which runs up to a tick (1-10 ms) behind
  * Date.now(): a file created just after a follower started can carry an earlier birth time. A
  * unit test that rotated twice within a few milliseconds of the start lost the middle
  * generation to this under load.
  */
-const BIRTH_CLOCK_SLACK_MS = 20
+export const BIRTH_CLOCK_SLACK_MS = 20
 
 /**
  * After a search that skipped the copies agreeing with `before` (the first bytes at the name when
@@ -165,6 +212,16 @@ export class FileTable<H> {
   readonly #seenEmpty = new WeakMap<Tracked<H>, number>()
   /** Per input name: rotations and copies seen (see TableSummary). */
   readonly #events = new Map<string, { rotations: number; copies: number }>()
+  /**
+   * Files with no handle and no name (see missing), by the path they were last seen at, and
+   * files with a handle and no name (see orphans). Kept as each file changes (see #index), so
+   * the looks made on every event cost the same with 10 files or 10,000.
+   */
+  readonly #missingAt = new Map<string, Set<Tracked<H>>>()
+  readonly #missingPath = new Map<Tracked<H>, string>()
+  readonly #orphanSet = new Set<Tracked<H>>()
+  /** Where the sweep goes on from (a live iterator: names added meanwhile are met too). */
+  #sweepAt: Iterator<[string, string | null]> = new Map<string, string | null>().entries()
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes
@@ -203,7 +260,7 @@ export class FileTable<H> {
   isUnknownGeneration(
     path: string,
     st: Identity & { readonly birthtimeMs: number },
-    names: ReadonlySet<string>,
+    names: NameSet,
     since: number,
   ): boolean {
     if (
@@ -278,16 +335,34 @@ export class FileTable<H> {
    * lines in one come after the new a.log's.
    */
   *orphansNamed(path: string): Generator<Tracked<H>> {
-    for (const f of this.files.values()) {
-      if (f.names !== 0 || f.handle === null) continue
+    for (const f of [...this.#orphanSet]) {
       if (f.path === path || (rotationFamily(f.path) === path && isRotatedSibling(f.path, path)))
         yield f
     }
   }
 
+  /**
+   * The next `budget` input names for the periodic sweep, with the file each points to, going
+   * round: each call goes on where the last one stopped, and at most once round.
+   */
+  sweepNames(budget: number): [string, string | null][] {
+    const out: [string, string | null][] = []
+    while (out.length < budget) {
+      let next = this.#sweepAt.next()
+      if (next.done) {
+        if (out.length > 0) break // once round per call at most
+        this.#sweepAt = this.names.entries()
+        next = this.#sweepAt.next()
+        if (next.done) break
+      }
+      out.push(next.value)
+    }
+    return out
+  }
+
   /** Files with no handle and no name: remembered from a checkpoint, or finished. */
   *missing(): Generator<Tracked<H>> {
-    for (const f of this.files.values()) if (f.handle === null && f.names === 0) yield f
+    for (const f of [...this.#missingPath.keys()]) yield f
   }
 
   /** Directories where missing files may be (beside their recorded names). */
@@ -318,8 +393,7 @@ export class FileTable<H> {
     // The file still at its name is not stranded: the look at the name opens it (searching its
     // directory for it would open every start-up file at once, as a nameless one).
     const here = now ? identityKey(now) : null
-    for (const f of this.missing())
-      if (f.path === path && !f.finished && f.key !== here) return true
+    for (const f of this.#missingAt.get(path) ?? []) if (!f.finished && f.key !== here) return true
     return false
   }
 
@@ -349,6 +423,7 @@ export class FileTable<H> {
       if (seen.has(f.key)) f.missed = 0
       else if (++f.missed >= (f.finished ? PRUNE_AFTER : PRUNE_UNFINISHED_AFTER)) {
         this.files.delete(f.key)
+        this.#index(f)
         dropped.push(f)
       }
     }
@@ -406,6 +481,7 @@ export class FileTable<H> {
   /** The shell closed `file`'s handle: with no name left, it is finished. */
   released(file: Tracked<H>): void {
     file.finished = file.names === 0
+    this.#index(file)
   }
 
   /**
@@ -417,7 +493,7 @@ export class FileTable<H> {
   searchHit(
     path: string,
     st: Identity & { readonly size: number; readonly birthtimeMs: number },
-    current: ReadonlySet<string>,
+    current: NameSet,
     unknownSince?: number,
   ): SearchHit | null {
     if (current.has(path)) return null
@@ -485,6 +561,7 @@ export class FileTable<H> {
     known.lastActivity = Date.now()
     known.missed = 0
     known.finished = false
+    this.#index(known)
     return known
   }
 
@@ -591,9 +668,11 @@ export class FileTable<H> {
 
   /**
    * Where the file `st` at `path` begins under --from end, or null when it begins at 0 (not a
-   * start-up name, or another file than the one there at start-up).
+   * start-up name, or another file than the one there at start-up) or where it was (known).
    */
   startSize(path: string, st: Identity & { readonly size: number }): number | null {
+    // A file we know resumes where it was (see opened): no start to look for.
+    if (this.files.has(identityKey(st))) return null
     if (this.#startupNames.has(path)) return st.size
     const deferred = this.#deferred.get(path)
     if (deferred?.key !== identityKey(st) || st.size < deferred.size) return null
@@ -633,6 +712,7 @@ export class FileTable<H> {
     const known = this.files.get(key)
     if (known && (known.handle !== null || known.parked)) {
       known.names++
+      this.#index(known)
       this.names.set(path, key)
       return { step: { kind: 'same' }, orphaned }
     }
@@ -661,6 +741,7 @@ export class FileTable<H> {
       throw new Error(`park: ${file.path} is not named and open`)
     file.handle = null
     file.parked = true
+    this.#index(file)
     return handle
   }
 
@@ -668,6 +749,7 @@ export class FileTable<H> {
   unparked(file: Tracked<H>, handle: H): void {
     file.handle = handle
     file.parked = false
+    this.#index(file)
   }
 
   /** Parked files (closed to save descriptors, still followed by name). */
@@ -692,6 +774,7 @@ export class FileTable<H> {
     const known = this.files.get(key)
     if (known?.handle) {
       known.names++
+      this.#index(known)
       this.names.set(path, key)
       return null
     }
@@ -739,13 +822,40 @@ export class FileTable<H> {
       missed: 0,
       parked: false,
     }
+    const replaced = this.files.get(tracked.key)
     this.files.set(tracked.key, tracked)
+    if (replaced) this.#index(replaced)
+    this.#index(tracked)
     return tracked
+  }
+
+  /**
+   * Files its state puts in the missing and orphan indexes (see #missingAt): called wherever a
+   * file's handle, names or entry change. A file no longer in the table leaves both.
+   */
+  #index(f: Tracked<H>): void {
+    const live = this.files.get(f.key) === f
+    const was = this.#missingPath.get(f)
+    const missingNow = live && f.handle === null && f.names === 0
+    if (was !== undefined && (!missingNow || was !== f.path)) {
+      const at = this.#missingAt.get(was)
+      at?.delete(f)
+      if (at?.size === 0) this.#missingAt.delete(was)
+      this.#missingPath.delete(f)
+    }
+    if (missingNow && this.#missingPath.get(f) === undefined) {
+      this.#missingPath.set(f, f.path)
+      const at = this.#missingAt.get(f.path)
+      if (at) at.add(f)
+      else this.#missingAt.set(f.path, new Set([f]))
+    }
+    if (live && f.names === 0 && f.handle !== null) this.#orphanSet.add(f)
+    else this.#orphanSet.delete(f)
   }
 
   /** Files that lost every name and still have a handle (being read to their end). */
   *orphans(): Generator<Tracked<H>> {
-    for (const f of this.files.values()) if (f.names === 0 && f.handle !== null) yield f
+    for (const f of [...this.#orphanSet]) yield f
   }
 
   /** Files with an open handle. */
@@ -782,6 +892,7 @@ export class FileTable<H> {
     if (file.names > 0) return null
     file.lastActivity = Date.now()
     file.parked = false // no name to reopen it by: missing now, looked for by identity
+    this.#index(file)
     return file
   }
 }

@@ -4,6 +4,7 @@
  * sweeps (an error there is the name's business, reported when the name is looked at properly).
  */
 import { constants, type Stats, statSync } from 'node:fs'
+import { BIRTH_CLOCK_SLACK_MS } from './file-table.js'
 
 /**
  * Read-only and non-blocking: opening a FIFO for reading otherwise waits for a writer, forever
@@ -50,3 +51,34 @@ export function changedSince(dir: string, stamp: number | undefined): boolean {
 export function directoryStamp(dir: string): number {
   return statQuietly(dir)?.ctimeMs ?? -1
 }
+
+/**
+ * False when no entry of `dir` can have been added, renamed or removed since `since` (ms since
+ * epoch): its change time is older, by more than the kernel's coarse clock can lag. A search
+ * for generations born since then would find none, so it is not made: without this, every
+ * file that filled after being seen empty listed and stat'ed its whole directory (1,000 empty
+ * files written once each cost a million stats).
+ *
+ * `statedAt` (performance.now() once the caller's stat of its file returned): a stat of the
+ * directory taken after that still tells, so one made for another file of the same directory
+ * is used again (a burst of 10,000 files asks this 10,000 times). One taken before it does not:
+ * a copy made between the two would be missed.
+ */
+export function entriesChangedSince(dir: string, since: number, statedAt: number): boolean {
+  let stamp = dirStamps.get(dir)
+  if (stamp === undefined || stamp.takenAt <= statedAt) {
+    const takenAt = performance.now()
+    stamp = { ctimeMs: statQuietly(dir)?.ctimeMs, takenAt }
+    if (dirStamps.size >= DIR_STAMPS) dirStamps.clear()
+    dirStamps.set(dir, stamp)
+  }
+  return stamp.ctimeMs === undefined || stamp.ctimeMs >= since - BIRTH_CLOCK_SLACK_MS
+}
+
+/** The last stat of each directory entriesChangedSince made, and when it began. */
+const dirStamps = new Map<
+  string,
+  { readonly ctimeMs: number | undefined; readonly takenAt: number }
+>()
+/** Directories remembered at most (one entry each; cleared when full). */
+const DIR_STAMPS = 1024

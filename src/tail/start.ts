@@ -3,7 +3,7 @@
  * half-written when we started is not cut in two.
  */
 import { readSync } from 'node:fs'
-import type { FileHandle } from 'node:fs/promises'
+import { pread } from './async-fs.js'
 
 /** How far back we look for that newline; a longer last line starts at the end instead. */
 const LOOK_BACK = 64 * 1024
@@ -19,11 +19,11 @@ export function afterLastNewline(tail: Buffer, end: number): number {
   return windowStart + at + 1
 }
 
-export async function lineStartBefore(fh: FileHandle, size: number): Promise<number> {
+export async function lineStartBefore(fd: number, size: number): Promise<number> {
   if (size === 0) return 0
   const len = Math.min(LOOK_BACK, size)
   const buf = Buffer.allocUnsafe(len)
-  const { bytesRead } = await fh.read(buf, 0, len, size - len)
+  const bytesRead = await pread(fd, buf, 0, len, size - len)
   return afterLastNewline(buf.subarray(0, bytesRead), size - len + bytesRead)
 }
 

@@ -3,34 +3,41 @@
  * and FileTable. Woken by chokidar events, with a cheap periodic sweep as a safety net; p-limit
  * bounds the reads in flight. Compare tail-sync.ts, the blocking shell: same steps, same order.
  */
-import { fstatSync, type Stats } from 'node:fs'
-import { type FileHandle, open, readdir, stat } from 'node:fs/promises'
+import { fstatSync, readSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LimitFunction } from 'p-limit'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
+import type { KeptOpen } from '../state/prescan.js'
+import { closeFd, fstatFd, fstatNow, listDir, openFd, pread, readAt, statPath } from './async-fs.js'
 import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { forEachLimited } from './each.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import {
   FileTable,
+  grewSince,
   MISSING_SCAN_SWEEPS,
   markOf,
+  type NameSet,
   type RememberedSource,
+  type SearchHow,
   stillHolds,
+  sweepBudget,
   type TableSummary,
   type Tracked,
 } from './file-table.js'
 import {
   changedSince,
   directoryStamp,
+  entriesChangedSince,
   INPUT_OPEN_FLAGS,
   SEARCH_ATTEMPTS,
   statQuietly,
 } from './input-fs.js'
+import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBefore } from './start.js'
@@ -44,6 +51,10 @@ export interface FollowOptions {
   readonly readChunkBytes: number
   /** A file that lost its name is closed once it has been quiet this long. */
   readonly quietMs: number
+  /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
+  readonly pollMs?: number
+  /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
+  readonly foldMs?: number
   readonly sink: BlockSink
   readonly limit: LimitFunction
   readonly log: Logger
@@ -57,10 +68,8 @@ export interface FollowOptions {
   readonly searchHook?: (dir: string) => void
 }
 
-type File = Tracked<FileHandle>
+type File = Tracked<number>
 
-/** Names the safety sweep stats per tick (see sweep). */
-const SWEEP_NAMES = 2000
 /** Names looked at, opened or read at once during the start-up and catch-up passes. */
 const STARTUP_CONCURRENCY = 64
 /** How long an open waits for a descriptor of the budget at most, and looks again meanwhile. */
@@ -69,10 +78,10 @@ const WAKE_CHECK_MS = 500
 
 export class AsyncFollower {
   readonly #opts: FollowOptions
-  readonly #table: FileTable<FileHandle>
+  readonly #table: FileTable<number>
   /** Serialises the work on each name, and on each file: never two reads of one file at once. */
   readonly #nameWork = new Map<string, Promise<void>>()
-  readonly #pumps = new Map<File, { running: Promise<void>; again: boolean }>()
+  readonly #pumps = new Map<File, { running: Promise<void>; again: boolean; later: boolean }>()
   #closed = false
   /** The fingerprint each file was last told with (see #tellSource). */
   readonly #headSent = new WeakMap<Tracked<unknown>, Buffer>()
@@ -82,8 +91,14 @@ export class AsyncFollower {
   readonly #startedAt = Date.now()
   #sweeps = 0
   #scanning = false
-  /** Where the sweep goes on from (a live iterator: names added meanwhile are met too). */
-  #sweepAt: Iterator<[string, string | null]> = new Map<string, string | null>().entries()
+  /** Names each sweep looks at (see sweepBudget). */
+  readonly #sweepBudget: number
+  /** When files that keep changing are read (see Pacer), and its timer. */
+  readonly #pacer: Pacer<File>
+  #pacerTimer: NodeJS.Timeout | null = null
+  #pacerDue = 0
+  /** Files prescan left open for the start-up pass (see start), until it takes them. */
+  #kept: Map<string, KeptOpen> | null = null
   /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
   #started: Promise<void>
   #markStarted!: () => void
@@ -101,6 +116,8 @@ export class AsyncFollower {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
+    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000)
+    this.#pacer = new Pacer(opts.foldMs)
   }
 
   /** Inputs that could not be read at their last look (for --once's exit status). */
@@ -142,9 +159,9 @@ export class AsyncFollower {
    * seen are read too, from their start (see FileTable.isUnknownGeneration).
    */
   async #scanMissing(
-    current: ReadonlySet<string>,
+    current: NameSet,
     dirs: ReadonlySet<string>,
-    how: { unknownSince?: number; settle?: boolean; nowAtName?: Buffer } = {},
+    how: SearchHow = {},
     attempt = 1,
   ): Promise<void> {
     const found: { path: string; st: Stats }[] = []
@@ -153,11 +170,15 @@ export class AsyncFollower {
     const stamps = new Map<string, number>()
     for (const dir of dirs) {
       stamps.set(dir, directoryStamp(dir))
-      const names = await readdir(dir).catch(() => [] as string[])
+      const names = await listDir(dir)
       this.#opts.searchHook?.(dir)
       for (const name of names) {
         const path = join(dir, name)
-        const st = await stat(path).catch(() => null)
+        if (how.family !== undefined && !isRotatedSibling(path, how.family)) continue
+        // Input names are the looks' business (searchHit skips them); only a periodic scan
+        // must see every file, to count the missing ones it did not find (see settleScan).
+        if (!how.settle && current.has(path)) continue
+        const st = await statPath(path).catch(() => null)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
         if (this.#table.searchHit(path, st, current, how.unknownSince)) found.push({ path, st })
@@ -182,7 +203,7 @@ export class AsyncFollower {
         return null
       })
       if (!fh) continue
-      if (!sameIdentity(await fh.stat(), st)) {
+      if (!sameIdentity(await fstatFd(fh), st)) {
         raced = true // another file was renamed to this name since the stat
         await this.#closeInput(fh)
         continue
@@ -227,13 +248,29 @@ export class AsyncFollower {
     if (sent !== undefined && sent !== file.cursor.head) this.#tellSource(file)
   }
 
-  /** Adds the input names found at start-up and reads what they hold. */
-  async start(paths: Iterable<string>): Promise<void> {
+  /**
+   * Adds the input names found at start-up and reads what they hold. `kept`: files prescan left
+   * open (see KeptOpen), taken instead of looking at and opening those names again; the pass
+   * closes the ones it does not take.
+   */
+  async start(paths: Iterable<string>, kept?: Map<string, KeptOpen>): Promise<void> {
     const all = [...paths]
+    this.#kept = kept ?? null
     this.#table.beginStartup(all)
     this.#markStarted()
-    await forEachLimited(all, STARTUP_CONCURRENCY, (p) => this.resolve(p))
-    this.#table.endStartup()
+    try {
+      await forEachLimited(all, STARTUP_CONCURRENCY, (p) => this.resolve(p))
+    } finally {
+      this.#table.endStartup()
+      const left = [...(this.#kept?.values() ?? [])]
+      this.#kept = null
+      await Promise.all(left.map((k) => closeFd(k.fd).catch(() => {})))
+    }
+  }
+
+  /** Input descriptors this reader may hold at once (prescan leaves at most this many open). */
+  get openBudget(): number {
+    return this.#budget
   }
 
   /** Something happened at `path` (created, changed, removed): look again and read. */
@@ -247,13 +284,54 @@ export class AsyncFollower {
     return next
   }
 
-  /** A file at `path` was written to: read it (cheaper than resolve: no stat of the name). */
+  /**
+   * A file at `path` was written to: read it (cheaper than resolve: no stat of the name), at once
+   * or, while it keeps changing, folded into a read due shortly (see Pacer).
+   */
   async changed(path: string): Promise<void> {
     const file = this.#table.fileOf(path)
     if (!file?.handle) return this.resolve(path)
+    return this.#paced(file)
+  }
+
+  /** A change event for `file`: read now, or later with the changes that follow (see Pacer). */
+  #paced(file: File): Promise<void> {
+    const running = this.#pumps.get(file)
+    if (running) {
+      running.later = true
+      return running.running
+    }
+    if (this.#pacer.changed(file, performance.now())) return this.#readNamed(file)
+    this.#armPacer()
+    return Promise.resolve()
+  }
+
+  /**
+   * Reads `file`, after the files that lost its name and may still grow: an application writes
+   * to its old file until it reopens, and those lines came first.
+   */
+  async #readNamed(file: File): Promise<void> {
     if (this.#orphansMayGrow)
-      for (const old of this.#table.orphansNamed(path)) await this.#pump(old)
+      for (const old of this.#table.orphansNamed(file.path)) await this.#pump(old)
     return this.#pump(file)
+  }
+
+  /** Arms the timer for the next read put off by the pacer (or an earlier one than armed). */
+  #armPacer(): void {
+    if (this.#closed) return
+    const now = performance.now()
+    const wait = this.#pacer.nextIn(now)
+    if (wait === null) return
+    if (this.#pacerTimer !== null) {
+      if (this.#pacerDue <= now + wait) return
+      clearTimeout(this.#pacerTimer)
+    }
+    this.#pacerDue = now + wait
+    this.#pacerTimer = setTimeout(() => {
+      this.#pacerTimer = null
+      for (const f of this.#pacer.takeDue(performance.now())) void this.#readNamed(f)
+      this.#armPacer()
+    }, wait)
   }
 
   /**
@@ -264,24 +342,14 @@ export class AsyncFollower {
     if (this.#closed) return
     if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0 && !this.#scanning) {
       this.#scanning = true
-      const current = new Set(this.#table.names.keys())
-      this.#scanMissing(current, this.#table.missingDirs(), { settle: true })
+      this.#scanMissing(this.#table.names, this.#table.missingDirs(), { settle: true })
         .catch((err: Error) => this.#opts.log.warn(`looking for rotated files: ${err.message}`))
         .finally(() => {
           this.#scanning = false
         })
     }
-    // At most SWEEP_NAMES names a tick, going round: with 10,000 files each is looked at every
-    // 5 ticks, and an idle sweep costs a bounded amount whatever the number of files.
-    for (let n = 0; n < SWEEP_NAMES; n++) {
-      let next = this.#sweepAt.next()
-      if (next.done) {
-        if (n > 0) break // once round per tick at most
-        this.#sweepAt = this.#table.names.entries()
-        next = this.#sweepAt.next()
-        if (next.done) break
-      }
-      const [path, key] = next.value
+    // A bounded number of names a tick, going round (see SWEEP_NAMES_PER_SECOND).
+    for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
       const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
       if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset)
@@ -295,10 +363,13 @@ export class AsyncFollower {
     }
   }
 
-  /** Reads every file to its end once more (for --once and the drain at shutdown). */
+  /**
+   * Reads every file to its end once more (for --once and the drain at shutdown): a look at
+   * each name reads the file it leads to if it grew; the nameless ones are read too.
+   */
   async catchUp(): Promise<void> {
     await forEachLimited([...this.#table.names.keys()], STARTUP_CONCURRENCY, (p) => this.resolve(p))
-    await forEachLimited([...this.#table.open()], STARTUP_CONCURRENCY, (f) => this.#pump(f))
+    await forEachLimited([...this.#table.orphans()], STARTUP_CONCURRENCY, (f) => this.#pump(f))
   }
 
   /**
@@ -307,6 +378,7 @@ export class AsyncFollower {
    */
   async close(flush: boolean): Promise<void> {
     this.#closed = true
+    if (this.#pacerTimer !== null) clearTimeout(this.#pacerTimer)
     await Promise.all([...this.#nameWork.values()])
     await Promise.all([...this.#table.open()].map((f) => this.#release(f, flush)))
     for (const file of flush ? [...this.#table.parkedFiles()] : []) {
@@ -317,7 +389,19 @@ export class AsyncFollower {
 
   async #resolve(path: string): Promise<void> {
     if (this.#closed) return
-    const st = await this.#statName(path)
+    const kept = this.#kept?.get(path)
+    if (kept) this.#kept?.delete(path)
+    const st = kept
+      ? this.#table.judgeName(path, { stats: kept.stats }, this.#opts.follow, this.#opts.log)
+      : await this.#statName(path)
+    if (kept && !(st && this.#table.names.get(path) !== identityKey(st))) {
+      await closeFd(kept.fd) // the name leads to a file already open (or to none)
+      return this.#resolveWith(path, st, null)
+    }
+    return this.#resolveWith(path, st, kept ?? null)
+  }
+
+  async #resolveWith(path: string, st: Stats | null, kept: KeptOpen | null): Promise<void> {
     const movedOn = this.#table.movedOn(path, st)
     const { step, orphaned } = this.#table.look(path, st)
     if (orphaned) {
@@ -328,12 +412,13 @@ export class AsyncFollower {
     if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path, st))) {
       // Before the file now at the name: the one a checkpoint recorded there, if it was rotated
       // before we first looked, and generations created and rotated away between two looks.
-      const names = new Set(this.#table.names.keys())
-      await this.#scanMissing(names, new Set([dirname(path)]), {
+      await this.#scanMissing(this.#table.names, new Set([dirname(path)]), {
         unknownSince: this.#startedAt,
+        family: path,
       })
     }
-    if (step.kind === 'open' && st) await this.#open(path, st)
+    if (step.kind === 'open' && st) await this.#open(path, st, kept)
+    else if (kept) await closeFd(kept.fd)
     const file = this.#table.fileOf(path)
     if (file?.parked && st && st.size !== file.cursor.offset) await this.#unpark(file, path)
     if (!file?.handle) return
@@ -341,6 +426,7 @@ export class AsyncFollower {
     // right after a.log.1; the application may have written to both in between).
     if (this.#orphansMayGrow)
       for (const old of this.#table.orphansNamed(path)) await this.#pump(old)
+    if (!grewSince(file, st)) return
     await this.#pump(file)
   }
 
@@ -349,25 +435,25 @@ export class AsyncFollower {
    * (closed, reopened by name when they change). EMFILE or ENFILE anyway (other descriptors, or
    * the whole system out of them): parks some and tries once more.
    */
-  async #openInput(path: string): Promise<FileHandle> {
+  async #openInput(path: string): Promise<number> {
     await this.#takeSlot()
     try {
-      return await open(path, INPUT_OPEN_FLAGS)
+      return await openFd(path, INPUT_OPEN_FLAGS)
     } catch (err) {
       if (!isErrno(err, 'EMFILE', 'ENFILE') || this.#park() === 0) {
         this.#freeSlot()
         throw err
       }
-      return await open(path, INPUT_OPEN_FLAGS).catch((again: unknown) => {
+      return await openFd(path, INPUT_OPEN_FLAGS).catch((again: unknown) => {
         this.#freeSlot()
         throw again
       })
     }
   }
 
-  async #closeInput(fh: FileHandle): Promise<void> {
+  async #closeInput(fd: number): Promise<void> {
     this.#freeSlot()
-    await fh.close()
+    await closeFd(fd)
   }
 
   /**
@@ -425,7 +511,7 @@ export class AsyncFollower {
    * next look at the name finds what it leads to now (and the parked file by identity).
    */
   async #unpark(file: File, path: string): Promise<void> {
-    let fh: FileHandle
+    let fh: number
     try {
       fh = await this.#openInput(path)
     } catch (err) {
@@ -437,26 +523,32 @@ export class AsyncFollower {
       }
       return
     }
-    const st = await fh.stat().catch(() => null)
+    const st = await fstatFd(fh).catch(() => null)
     if (file.parked && st !== null && identityKey(st) === file.key) this.#table.unparked(file, fh)
     else await this.#closeInput(fh)
   }
 
   /** The file a name points to now, or null (with a warning where one is due). */
   async #statName(path: string): Promise<Stats | null> {
-    const seen = await stat(path).then(
+    const seen = await statPath(path).then(
       (stats) => ({ stats }),
       (error: unknown) => ({ error }),
     )
     return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log)
   }
 
-  /** Opens the file a stat of `path` showed to be `named` (see FileTable.opened). */
-  async #open(path: string, named: Stats): Promise<void> {
+  /**
+   * Opens the file a stat of `path` showed to be `named` (see FileTable.opened), or takes the
+   * one prescan left open (`kept`, its descriptor, stat and first bytes).
+   */
+  async #open(path: string, named: Stats, kept: KeptOpen | null = null): Promise<void> {
     const { log } = this.#opts
-    let fh: FileHandle
+    let fh: number
     try {
-      fh = await this.#openInput(path)
+      if (kept) {
+        fh = kept.fd
+        this.#held++ // opened outside the budget's count, within its size (see openBudget)
+      } else fh = await this.#openInput(path)
     } catch (err) {
       if (isErrno(err, 'ENOENT')) {
         this.#table.unreadable.add(path) // gone since the stat: the next look says what is there
@@ -476,10 +568,10 @@ export class AsyncFollower {
     this.#table.openWorked(path, log)
     let file: File | null = null
     try {
-      const st = await fh.stat()
+      const st = kept ? kept.stats : await fstatFd(fh)
       // Swapped for a FIFO or a device since the stat: never read one (it may never end).
       if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
-      const head = await readHead(fh)
+      const head = kept ? kept.head : await readHead(fh)
       const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
       const lineStart = startSize === null ? 0 : await lineStartBefore(fh, startSize)
       file = this.#table.opened(
@@ -501,23 +593,30 @@ export class AsyncFollower {
     }
   }
 
-  /** Reads what is new in `file`; calls made while a read runs are folded into one more pass. */
+  /**
+   * Reads what is new in `file` now. Calls made while a read runs are folded into one more
+   * pass; change events made meanwhile (`later`) into a read the pacer times.
+   */
   #pump(file: File): Promise<void> {
     const state = this.#pumps.get(file)
     if (state) {
       state.again = true
       return state.running
     }
-    const entry = { running: Promise.resolve(), again: false }
+    const entry = { running: Promise.resolve(), again: false, later: false }
     entry.running = (async () => {
       try {
         do {
           entry.again = false
-          await this.#opts.limit(() => this.#readNew(file))
+          await this.#opts.limit(() => {
+            this.#pacer.reading(file, performance.now())
+            return this.#readNew(file)
+          })
         } while (entry.again)
       } finally {
         this.#pumps.delete(file)
         this.#wake() // it may be parked now
+        if (entry.later) void this.#paced(file)
       }
     })()
     this.#pumps.set(file, entry)
@@ -529,13 +628,20 @@ export class AsyncFollower {
    * (see FileTable.generationsToFind), made again while the name's content changes under the
    * search (see stillHolds).
    */
-  async #findSkippedGenerations(file: File, fh: FileHandle, since: number): Promise<void> {
-    const names = new Set(this.#table.names.keys())
+  async #findSkippedGenerations(
+    file: File,
+    fh: number,
+    since: number,
+    statedAt: number,
+  ): Promise<void> {
+    const dir = dirname(file.path)
+    if (!entriesChangedSince(dir, since, statedAt)) return
     for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
       const before = await readHead(fh)
-      await this.#scanMissing(names, new Set([dirname(file.path)]), {
+      await this.#scanMissing(this.#table.names, new Set([dir]), {
         unknownSince: since,
         nowAtName: before,
+        family: file.path,
       })
       if (stillHolds(before, await readHead(fh))) return
     }
@@ -549,12 +655,13 @@ export class AsyncFollower {
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
-      const { size } = await fh.stat()
+      const { size } = fstatNow(fh)
+      const statedAt = performance.now()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
       // equal length) shows only in the first bytes. We were woken, so something changed.
       if (change !== 'truncated' && cursor.head.length > 0) {
-        change = cursor.classify(size, await readHead(fh))
+        change = cursor.classify(size, readHeadNow(fh))
       }
       if (change === 'truncated') {
         await this.#finishFromCopy(file)
@@ -566,7 +673,7 @@ export class AsyncFollower {
         this.#table.sawWhole(file, lookedAt)
       }
       const since = this.#table.generationsToFind(file, size, lookedAt)
-      if (since !== undefined) await this.#findSkippedGenerations(file, fh, since)
+      if (since !== undefined) await this.#findSkippedGenerations(file, fh, since, statedAt)
       if (change !== 'idle') await this.#readFrom(fh, file, size)
       this.#table.readWorked(file, log)
     } catch (err) {
@@ -577,14 +684,18 @@ export class AsyncFollower {
   }
 
   /** Reads `fh` from the cursor's offset to its end (the file `file`, or its copy), in chunks. */
-  async #readFrom(fh: FileHandle, file: File, size: number): Promise<void> {
+  async #readFrom(fh: number, file: File, size: number): Promise<void> {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
-    while (true) {
+    let end = size
+    for (let more = false; ; more = true) {
       checkReadFault(file.path)
-      const want = readSize(size, cursor.offset, readChunkBytes)
+      // It grew while we read: how much now, so a big append is read in big reads (which go
+      // through the pool and let the loop run) rather than in many small ones at once.
+      if (more) end = fstatNow(fh).size
+      const want = readSize(end, cursor.offset, readChunkBytes)
       const { buf, start } = cursor.readBuffer(want)
-      const { bytesRead } = await fh.read(buf, start, want, cursor.offset)
+      const bytesRead = await readAt(fh, buf, start, want, cursor.offset)
       if (bytesRead === 0) break
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
@@ -604,13 +715,13 @@ export class AsyncFollower {
     if (cursor.head.length === 0) return
     const dir = dirname(file.path)
     const stamp = directoryStamp(dir)
-    const names = await readdir(dir).catch(() => [] as string[])
+    const names = await listDir(dir)
     this.#opts.searchHook?.(dir)
     let raced = false
     for (const name of names) {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
-      const st = await stat(path).catch(() => null)
+      const st = await statPath(path).catch(() => null)
       if (!st?.isFile() || this.#table.files.has(identityKey(st))) continue
       const fh = await this.#openInput(path).catch(() => null)
       if (!fh) {
@@ -619,7 +730,7 @@ export class AsyncFollower {
       }
       try {
         // The file opened, not the one stat'ed: a rotation may have renamed another one here.
-        const opened = await fh.stat()
+        const opened = await fstatFd(fh)
         if (!sameIdentity(opened, st)) {
           raced = true
           continue
@@ -662,6 +773,7 @@ export class AsyncFollower {
     const fh = file.handle
     if (fh === null) return
     file.handle = null
+    this.#pacer.forget(file)
     this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) await this.#opts.sink.write(rest, markOf(file))
@@ -673,14 +785,20 @@ export class AsyncFollower {
 /** The size of an open file now, or -1 when fstat fails (the next read says why, once). */
 function sizeOf(file: File): number {
   try {
-    return fstatSync((file.handle as FileHandle).fd).size
+    return fstatSync(file.handle as number).size
   } catch {
     return -1
   }
 }
 
-async function readHead(fh: FileHandle): Promise<Buffer> {
+/** The file's first bytes, now (synchronous: see async-fs.ts). */
+function readHeadNow(fd: number): Buffer {
   const buf = Buffer.alloc(FINGERPRINT_BYTES)
-  const { bytesRead } = await fh.read(buf, 0, FINGERPRINT_BYTES, 0)
+  return buf.subarray(0, readSync(fd, buf, 0, FINGERPRINT_BYTES, 0))
+}
+
+async function readHead(fd: number): Promise<Buffer> {
+  const buf = Buffer.alloc(FINGERPRINT_BYTES)
+  const bytesRead = await pread(fd, buf, 0, FINGERPRINT_BYTES, 0)
   return buf.subarray(0, bytesRead)
 }

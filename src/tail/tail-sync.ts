@@ -21,20 +21,26 @@ import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import {
   FileTable,
+  grewSince,
   MISSING_SCAN_SWEEPS,
   markOf,
+  type NameSet,
   type RememberedSource,
+  type SearchHow,
   stillHolds,
+  sweepBudget,
   type TableSummary,
   type Tracked,
 } from './file-table.js'
 import {
   changedSince,
   directoryStamp,
+  entriesChangedSince,
   INPUT_OPEN_FLAGS,
   SEARCH_ATTEMPTS,
   statQuietly,
 } from './input-fs.js'
+import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
@@ -54,6 +60,10 @@ export interface SyncFollowOptions {
   readonly maxLineBytes: number
   readonly readChunkBytes: number
   readonly quietMs: number
+  /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
+  readonly pollMs?: number
+  /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
+  readonly foldMs?: number
   readonly sink: SyncSink
   readonly log: Logger
   /** Called when a file is opened (the thread tells the main thread, for checkpoints). */
@@ -79,6 +89,10 @@ export class SyncFollower {
   /** The file being read: never parked under its own read (copytruncate opens a copy). */
   #reading: File | null = null
   #sweeps = 0
+  /** Names each sweep looks at (see sweepBudget). */
+  readonly #sweepBudget: number
+  /** When files that keep changing are read (see Pacer). */
+  readonly #pacer: Pacer<File>
   /** The fingerprint each file was last told with (see #tellSource). */
   readonly #headSent = new WeakMap<Tracked<unknown>, Buffer>()
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
@@ -92,6 +106,8 @@ export class SyncFollower {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
+    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000)
+    this.#pacer = new Pacer(opts.foldMs)
   }
 
   /** Inputs that could not be read at their last look (for --once's exit status). */
@@ -117,9 +133,9 @@ export class SyncFollower {
 
   /** Looks through `dirs` for the missing files (see tail-async's #scanMissing). */
   #scanMissing(
-    current: ReadonlySet<string>,
+    current: NameSet,
     dirs: ReadonlySet<string>,
-    how: { unknownSince?: number; settle?: boolean; nowAtName?: Buffer } = {},
+    how: SearchHow = {},
     attempt = 1,
   ): void {
     const found: { path: string; st: Stats }[] = []
@@ -135,6 +151,10 @@ export class SyncFollower {
       this.#opts.searchHook?.(dir)
       for (const name of names) {
         const path = join(dir, name)
+        if (how.family !== undefined && !isRotatedSibling(path, how.family)) continue
+        // Input names are the looks' business (searchHit skips them); only a periodic scan
+        // must see every file, to count the missing ones it did not find (see settleScan).
+        if (!how.settle && current.has(path)) continue
         const st = statQuietly(path)
         if (!st?.isFile()) continue
         if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
@@ -231,9 +251,9 @@ export class SyncFollower {
     }
     if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path, st))) {
       // Before the file now at the name: see tail-async's #resolve.
-      const names = new Set(this.#table.names.keys())
-      this.#scanMissing(names, new Set([dirname(path)]), {
+      this.#scanMissing(this.#table.names, new Set([dirname(path)]), {
         unknownSince: this.#startedAt,
+        family: path,
       })
     }
     if (step.kind === 'open' && st) this.#open(path, st)
@@ -242,12 +262,15 @@ export class SyncFollower {
     if (file?.handle != null) {
       // As in changed(): an old generation's late lines first (see tail-async.ts).
       if (this.#orphansMayGrow) for (const old of this.#table.orphansNamed(path)) this.#readNew(old)
-      this.#readNew(file)
+      if (grewSince(file, st)) this.#readNew(file)
     }
     this.current = null
   }
 
-  /** A file at `path` was written to: read it. */
+  /**
+   * A file at `path` was written to: read it, at once or, while it keeps changing, folded into a
+   * read due shortly (see Pacer; the thread calls readDue when nextDueIn says).
+   */
   changed(path: string): void {
     const file = this.#table.fileOf(path)
     if (file?.handle == null) {
@@ -255,20 +278,39 @@ export class SyncFollower {
       return
     }
     this.current = path
-    if (this.#orphansMayGrow) for (const old of this.#table.orphansNamed(path)) this.#readNew(old)
-    this.#readNew(file)
+    if (this.#pacer.changed(file, performance.now())) this.#readNamed(file)
     this.current = null
+  }
+
+  /** Reads the files whose folded read is due now. */
+  readDue(): void {
+    for (const file of this.#pacer.takeDue(performance.now())) {
+      this.current = file.path
+      this.#readNamed(file)
+    }
+    this.current = null
+  }
+
+  /** Reads `file`, after the files that lost its name and may still grow (see tail-async.ts). */
+  #readNamed(file: File): void {
+    if (this.#orphansMayGrow)
+      for (const old of this.#table.orphansNamed(file.path)) this.#readNew(old)
+    this.#readNew(file)
+  }
+
+  /** Milliseconds until the next folded read is due (0: now), or null: none. */
+  nextDueIn(): number | null {
+    return this.#pacer.nextIn(performance.now())
   }
 
   /** The periodic look at every name and every nameless open file. Returns true if any grew. */
   sweep(): boolean {
     let grew = false
     if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0) {
-      this.#scanMissing(new Set(this.#table.names.keys()), this.#table.missingDirs(), {
-        settle: true,
-      })
+      this.#scanMissing(this.#table.names, this.#table.missingDirs(), { settle: true })
     }
-    for (const [path, key] of this.#table.names) {
+    // A bounded number of names a tick, going round (see SWEEP_NAMES_PER_SECOND).
+    for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
       const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
       if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset) {
@@ -291,9 +333,10 @@ export class SyncFollower {
     return grew
   }
 
+  /** Reads every file to its end once more (see tail-async.ts). */
   catchUp(): void {
     for (const p of [...this.#table.names.keys()]) this.resolve(p)
-    for (const f of [...this.#table.open()]) this.#readNew(f)
+    for (const f of [...this.#table.orphans()]) this.#readNew(f)
   }
 
   close(flush: boolean): void {
@@ -423,12 +466,14 @@ export class SyncFollower {
     if (fd === null) return
     const { sink, log } = this.#opts
     const cursor = file.cursor
+    this.#pacer.reading(file, performance.now())
     const outer = this.#reading // a search made while reading reads other files
     this.#reading = file
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const { size } = fstatSync(fd)
+      const statedAt = performance.now()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length shows only
       // in the first bytes (see tail-async.ts).
@@ -444,7 +489,7 @@ export class SyncFollower {
         this.#table.sawWhole(file, lookedAt)
       }
       const since = this.#table.generationsToFind(file, size, lookedAt)
-      if (since !== undefined) this.#findSkippedGenerations(file, fd, since)
+      if (since !== undefined) this.#findSkippedGenerations(file, fd, since, statedAt)
       if (change !== 'idle') this.#readFrom(fd, file, size)
       this.#table.readWorked(file, log)
     } catch (err) {
@@ -460,13 +505,15 @@ export class SyncFollower {
    * (see FileTable.generationsToFind), made again while the name's content changes under the
    * search (see stillHolds).
    */
-  #findSkippedGenerations(file: File, fd: number, since: number): void {
-    const names = new Set(this.#table.names.keys())
+  #findSkippedGenerations(file: File, fd: number, since: number, statedAt: number): void {
+    const dir = dirname(file.path)
+    if (!entriesChangedSince(dir, since, statedAt)) return
     for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
       const before = readHead(fd)
-      this.#scanMissing(names, new Set([dirname(file.path)]), {
+      this.#scanMissing(this.#table.names, new Set([dir]), {
         unknownSince: since,
         nowAtName: before,
+        family: file.path,
       })
       if (stillHolds(before, readHead(fd))) return
     }
@@ -476,9 +523,11 @@ export class SyncFollower {
   #readFrom(fd: number, file: File, size: number): void {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
-    while (true) {
+    let end = size
+    for (let more = false; ; more = true) {
       checkReadFault(file.path)
-      const want = readSize(size, cursor.offset, readChunkBytes)
+      if (more) end = fstatSync(fd).size // it grew while we read (see tail-async.ts)
+      const want = readSize(end, cursor.offset, readChunkBytes)
       // Blocks are consumed before the next read (the sink copies or writes them at once), so
       // one scratch buffer serves every read of this thread.
       if (this.#scratch.length < cursor.pendingBytes + want) {
@@ -554,6 +603,7 @@ export class SyncFollower {
     const fd = file.handle
     if (fd === null) return
     file.handle = null
+    this.#pacer.forget(file)
     this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) this.#opts.sink.write(rest, markOf(file))

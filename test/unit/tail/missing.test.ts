@@ -64,6 +64,8 @@ const common = (sink: Recorder, searchHook?: (dir: string) => void) => ({
   maxLineBytes: 1024 * 1024,
   readChunkBytes: 64 * 1024,
   quietMs: 0,
+  // Every change read at once: these tests call changed() and look at what it read.
+  foldMs: 0,
   sink,
   log: silentLogger,
 })
