@@ -5,12 +5,15 @@
  *
  *   node bench/metrics.mjs                     # idle 1,000 and 10,000 files; busy, every engine
  *   node bench/metrics.mjs --idle 1000 --window 60 --busy-rounds 1 --engine async
+ *   node bench/metrics.mjs --idle 2000 --window 30 --busy-rounds 0 --against ../main
  *
  * 1. idle: `bin/logmerge bench/out/idle-N/in/ -o ...` (the idle benchmark's files, one short
  *    line each) in four variants started together, so they share the machine's load: without
  *    metrics; --metrics-listen 127.0.0.1:0 (nobody scraping); the same scraped every 15 s;
  *    --metrics-file. Each is measured over --window seconds (default 120) once it said
  *    `ready` and 10 s more passed; --replicas (default 2) of each variant run at once.
+ *    --against DIR adds a fifth variant: DIR's bin/logmerge (another checkout, built), without
+ *    metrics, so that metrics off can be compared with a build that has none.
  * 2. busy, per engine: 8 followed files, 8 x 200 appends of 256 KiB (about 100-byte lines,
  *    4.19 M lines, 392 MiB) at one append per file every 20 ms; the CPU time from the first
  *    append until the output holds every byte. Without metrics, and with --metrics-listen
@@ -23,7 +26,7 @@
 
 import { spawn } from 'node:child_process'
 import { appendFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ensureFiles } from './idle.mjs'
 import { BIN, fmt, markdownTable, OUT_DIR, ROOT, sleep } from './lib.mjs'
@@ -35,6 +38,7 @@ const { values: opts } = parseArgs({
     replicas: { type: 'string', default: '2' },
     engine: { type: 'string', multiple: true },
     'busy-rounds': { type: 'string', default: '3' },
+    against: { type: 'string' },
   },
 })
 
@@ -46,14 +50,14 @@ function cpuSeconds(/** @type {number} */ pid) {
 }
 
 /**
- * Starts bin/logmerge with --log-level info and resolves once it said `ready`; `url` is the
- * metrics address when it listens.
+ * Starts `bin` (this checkout's bin/logmerge unless told) with `args` and resolves once it said
+ * `ready` (give --log-level info); `url` is the metrics address when it listens.
  * @param {string[]} args
  */
-async function start(args) {
+async function start(args, bin = BIN) {
   const child = spawn(
     'bash',
-    ['-c', 'ulimit -n 65536 2>/dev/null; exec "$@"', 'bash', process.execPath, BIN, ...args],
+    ['-c', 'ulimit -n 65536 2>/dev/null; exec "$@"', 'bash', process.execPath, bin, ...args],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
   )
   let err = ''
@@ -90,7 +94,19 @@ function scraper(/** @type {string | null} */ url, /** @type {number} */ ms) {
   }
 }
 
+/** @typedef {{ name: string, args: (tag: string) => string[], scrapeMs: number, bin?: string }} Variant */
+/** @type {Variant[]} */
 const VARIANTS = [
+  ...(opts.against
+    ? [
+        {
+          name: `no metrics, ${opts.against}'s build`,
+          args: () => [],
+          scrapeMs: 0,
+          bin: join(resolve(opts.against), 'bin', 'logmerge'),
+        },
+      ]
+    : []),
   { name: 'no metrics', args: () => [], scrapeMs: 0 },
   {
     name: '--metrics-listen, not scraped',
@@ -123,7 +139,7 @@ async function idle(
       const out = join(OUT_DIR, `metrics-${tag}.out`)
       rmSync(out, { force: true })
       rmSync(join(OUT_DIR, `.metrics-${tag}.out.logmerge-state.json`), { force: true })
-      const lm = await start([`${dir}/`, '-o', out, '--log-level', 'info', ...v.args(tag)])
+      const lm = await start([`${dir}/`, '-o', out, '--log-level', 'info', ...v.args(tag)], v.bin)
       await sleep(10_000)
       const stopScraping = scraper(lm.url, v.scrapeMs)
       const c0 = cpuSeconds(lm.pid)
