@@ -13,8 +13,8 @@
  */
 import type { Config } from '../config.js'
 import type { EngineView } from '../engines/engine.js'
+import { WRITE_ERROR_CODES } from '../sink/output-file.js'
 import type { OutputHealth, SourceStats } from '../sink/sink.js'
-import { WRITE_ERROR_CODES } from '../sink/sink.js'
 import { loadState } from '../state/checkpoint.js'
 import { identityKey } from '../tail/cursor.js'
 import { makeMatcher } from '../tail/discovery.js'

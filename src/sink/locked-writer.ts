@@ -30,16 +30,10 @@ import {
   resumedMessage,
   stalledMessage,
   syncQuietly,
-} from './output-file.js'
-import {
-  type BlockSink,
-  type OutputHealth,
-  type Snapshot,
-  type SourceMark,
-  type SourceStats,
   WRITE_ERROR_CODES,
   writeErrorIndex,
-} from './sink.js'
+} from './output-file.js'
+import type { BlockSink, OutputHealth, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const STDOUT_FD = 1
 const fsyncAsync = promisify(fsync)

@@ -20,16 +20,10 @@ import {
   openOutputAsync,
   resumedMessage,
   stalledMessage,
-} from './output-file.js'
-import {
-  type BlockSink,
-  type OutputHealth,
-  type Snapshot,
-  type SourceMark,
-  type SourceStats,
   WRITE_ERROR_CODES,
   writeErrorIndex,
-} from './sink.js'
+} from './output-file.js'
+import type { BlockSink, OutputHealth, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const writevAsync = promisify(writev)
 const fsyncAsync = promisify(fsync)

@@ -41,37 +41,14 @@ export interface SourceStats {
   readonly late?: number
 }
 
-/**
- * Codes a failed output write is counted under (metrics): the errors a writer waits out, the
- * ones that end the run, and `other` for the rest, so the label has a bounded set of values.
- * EAGAIN (a full pipe on stdout) is ordinary backpressure and not counted.
- */
-export const WRITE_ERROR_CODES = [
-  'ENOSPC',
-  'EDQUOT',
-  'EFBIG',
-  'EIO',
-  'EINTR',
-  'EPIPE',
-  'EACCES',
-  'EPERM',
-  'EROFS',
-  'EBADF',
-  'other',
-] as const
-export type WriteErrorCode = (typeof WRITE_ERROR_CODES)[number]
-
-/** Where `code` is counted in WRITE_ERROR_CODES (`other` for a code not listed). */
-export const writeErrorIndex = (code: string | undefined): number => {
-  const at = (WRITE_ERROR_CODES as readonly string[]).indexOf(code ?? '')
-  return at === -1 ? WRITE_ERROR_CODES.length - 1 : at
-}
-
 /** How the output is doing, for metrics (every writer keeps these; cheap to read). */
 export interface OutputHealth {
   /** Bytes written to the output since start (over every file it was: a reopen goes on). */
   readonly bytes: number
-  /** Failed writes, by WRITE_ERROR_CODES index (a write retried 10 times counts 10). */
+  /**
+   * Failed writes, by WRITE_ERROR_CODES index (output-file.ts; a write retried 10 times counts
+   * 10).
+   */
   readonly errors: readonly number[]
   /**
    * Pauses begun: writing waited out an error (ENOSPC, EFBIG, ...), or the output was gone and
