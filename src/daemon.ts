@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Config } from './config.js'
+import type { EngineView } from './engines/engine.js'
 import { GarbageWatch } from './engines/exit-gc.js'
 import { engines } from './engines/index.js'
 import { ExitCode, LogmergeError } from './errors.js'
@@ -30,6 +31,7 @@ export function runDaemon(config: Config, log: Logger): Promise<ExitCode> {
     logLevel: config.logLevel,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     configPath: null,
+    metrics: null,
   }
   return runJobs(run, { log, logFor: () => log })
 }
@@ -62,6 +64,8 @@ interface Running {
   readonly stop: AbortController
   /** 'reopen' to the engine; 'ready' from it. */
   readonly events: EventEmitter
+  /** With metrics on: takes the engine's view (EngineContext.observe). */
+  readonly observe: ((view: EngineView) => void) | undefined
 }
 
 export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
@@ -70,6 +74,10 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
     checkOutputNotInput(config.output, config.inputs)
     checkOutputWritable(config.output, config.statePath)
   }
+  // Before any job starts: an address that cannot be listened on stops logmerge here (exit 2).
+  const metrics = run.metrics
+    ? await (await import('./metrics/index.js')).Metrics.start(run.metrics, run.jobs, log)
+    : null
   // Each job its own controller and emitter: one shared by many engines would pass Node's
   // listener limit (10) and warn.
   const running: Running[] = run.jobs.map((job) => ({
@@ -77,6 +85,7 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
     log: io.logFor(job),
     stop: new AbortController(),
     events: new EventEmitter(),
+    observe: metrics?.observer(job),
   }))
   const several = running.length > 1
   let draining = false
@@ -121,6 +130,7 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
   process.on('SIGINT', onStop)
   process.on('SIGHUP', onHup)
   announceReady(running, io, () => draining || failed)
+  for (const r of running) r.events.once('ready', () => metrics?.ready())
   const follows = run.jobs.some((j) => !j.config.once)
   const stopWatching = follows ? new GarbageWatch().start() : () => {}
   try {
@@ -132,6 +142,7 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
     process.off('SIGHUP', onHup)
     stopWatching()
     io.notifier?.close()
+    await metrics?.close() // the metrics file's last version: every job's final counts
   }
 }
 
@@ -140,7 +151,13 @@ async function runJob(r: Running, onFailed: (r: Running, code: ExitCode) => void
   const { config } = r.job
   try {
     const engine = await engines[config.engine]()
-    const result = await engine({ config, log: r.log, stop: r.stop.signal, events: r.events })
+    const result = await engine({
+      config,
+      log: r.log,
+      stop: r.stop.signal,
+      events: r.events,
+      ...(r.observe && { observe: r.observe }),
+    })
     if (config.once && result.unreadable.length > 0) {
       r.log.error(
         `could not read ${result.unreadable.length} input(s): ${result.unreadable.join(', ')}`,

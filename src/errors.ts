@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'EOUTPUT_CLOSED'
   | 'EINPUT'
   | 'ETHREAD'
+  | 'EMETRICS'
 
 const exitFor: Record<ErrorCode, ExitCode> = {
   EUSAGE: ExitCode.usage,
@@ -49,6 +50,8 @@ const exitFor: Record<ErrorCode, ExitCode> = {
   EOUTPUT_CLOSED: ExitCode.io,
   EINPUT: ExitCode.usage,
   ETHREAD: ExitCode.thread,
+  /** --metrics-listen or --metrics-file cannot be used (an address taken, a directory missing). */
+  EMETRICS: ExitCode.usage,
 }
 
 export class LogmergeError extends Error {
@@ -94,9 +97,14 @@ export const errors = {
       { cause, hint: 'create the directory or choose another --output' },
     ),
   /** Found at start: the output or the state file cannot be written where it is. */
-  notWritable: (role: 'output' | 'state file', path: string, problem: string, hint: string) =>
+  notWritable: (
+    role: 'output' | 'state file' | 'metrics file',
+    path: string,
+    problem: string,
+    hint: string,
+  ) =>
     new LogmergeError(
-      role === 'output' ? 'EOUTPUT_DIR' : 'ESTATE_DIR',
+      role === 'output' ? 'EOUTPUT_DIR' : role === 'state file' ? 'ESTATE_DIR' : 'EMETRICS',
       `cannot write ${role} ${path}: ${problem}`,
       { hint },
     ),

@@ -17,12 +17,14 @@ import { settleHeap } from './exit-gc.js'
 import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import { outputChain } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
+import { loopView } from './view.js'
 
 export async function runAsync({
   config,
   log,
   stop,
   events,
+  observe,
 }: EngineContext): Promise<EngineResult> {
   const recovered = config.statePath
     ? await recover(config.statePath, config.output, log)
@@ -51,6 +53,7 @@ export async function runAsync({
     log,
   )
   output.checkpoints = checkpoints
+  observe?.(loopView(writer, follower, checkpoints))
   const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
   const exclude = config.output === '-' ? undefined : config.output
   /** Files prescan leaves open for the start-up pass (see KeepOpen). */

@@ -10,6 +10,7 @@ import type { TimestampFormat, TimestampOptions } from '../merge/timestamps.js'
 import type { LockedWriterShare } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
+import type { TableSummary } from '../tail/file-table.js'
 
 /**
  * The control cells of a blocking reader thread. The main thread bumps WAKE after each message;
@@ -44,6 +45,8 @@ export type ToWorker =
     }
   /** Read what is left and stop; `flush` writes held partial lines (--once). */
   | { readonly code: 'stop'; readonly flush: boolean }
+  /** Metrics: answer with the thread's table summary. */
+  | { readonly code: 'summary' }
 
 /** Reader thread -> main thread. */
 export type FromWorker =
@@ -65,6 +68,8 @@ export type FromWorker =
   /** top-down: a file was read to its end and let go (--order time ends its source). */
   | { readonly code: 'released'; readonly key: string }
   | { readonly code: 'failed'; readonly error: SerializedError; readonly path: string | null }
+  /** The answer to 'summary': files open, parked, missing, events per name. */
+  | { readonly code: 'summary'; readonly summary: TableSummary }
 
 export interface SerializedError {
   readonly name: string

@@ -43,6 +43,7 @@ import {
   type WorkerInit,
 } from './protocol.js'
 import { shardOf } from './shard.js'
+import { ReaderSummaries, threadedView } from './view.js'
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url))
 /** A following reader thread's young generation (MiB; see exit-gc.ts). */
@@ -72,7 +73,7 @@ export function threadedEngine(shape: ThreadedShape): Engine {
 }
 
 async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<EngineResult> {
-  const { config, log, stop, events } = ctx
+  const { config, log, stop, events, observe } = ctx
   // top-down --once --order time does not come here: the merge pulls from every file in turn
   // on the main thread, as on the async engine (engines/index.ts, once-run.ts).
   const failed = new AbortController()
@@ -151,6 +152,21 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
   const shards: Shard[] = []
   /** The threads were sent 'stop' (each then ends by itself). */
   let stopping = false
+  /** Metrics (when on): the threads' table summaries, asked for on a slow timer. */
+  const summaries = new ReaderSummaries(() => {
+    if (stopping) return 0
+    for (const shard of shards) send(shard, { code: 'summary' })
+    return shards.length
+  })
+  observe?.(
+    threadedView(
+      locked ?? (loop as LoopWriter),
+      sources,
+      () => sourcesSeen,
+      checkpoints,
+      summaries,
+    ),
+  )
   const send = (shard: Shard, msg: ToWorker) => {
     shard.port.postMessage(msg)
     Atomics.add(shard.control, WAKE, 1)
@@ -355,6 +371,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             return
           case 'started':
             return markStarted()
+          case 'summary':
+            return summaries.answer(id, msg.summary)
           case 'done':
             finished = true
             return resolve(msg.unreadable)

@@ -160,6 +160,9 @@ function runBlocking(sink: SyncSink): void {
               follower.changed(p)
             }
             break
+          case 'summary':
+            post({ code: 'summary', summary: follower.summary() })
+            break
           case 'stop':
             follower.catchUp()
             follower.close(msg.flush)
@@ -244,6 +247,8 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         await Promise.all(work)
         return
       }
+      case 'summary':
+        return post({ code: 'summary', summary: follower.summary() })
       case 'stop':
         clearInterval(sweep)
         await follower.catchUp()
@@ -257,8 +262,20 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
   }
   // Messages are handled in order: each waits for the one before (start before stop).
   let chain = Promise.resolve()
+  /** The start-up pass is over (a summary before it would count no file). */
+  let started = false
   port.on('message', (msg: ToWorker) => {
-    chain = chain.then(() => handle(msg)).catch((err) => fail(err, faultPath(err)))
+    // Read-only: once started, answered at once, not behind a burst of changes.
+    if (msg.code === 'summary' && started) {
+      void handle(msg)
+      return
+    }
+    chain = chain
+      .then(() => handle(msg))
+      .then(() => {
+        if (msg.code === 'start') started = true
+      })
+      .catch((err) => fail(err, faultPath(err)))
   })
 }
 

@@ -19,6 +19,13 @@ export interface Checkpointable {
   changes(): number
 }
 
+/** One checkpoint taken (or that failed), for metrics. */
+export interface CheckpointTaken {
+  readonly ok: boolean
+  /** From the snapshot to the state file replaced (fsync included). */
+  readonly seconds: number
+}
+
 /**
  * The reader-thread engines' sources for a checkpoint: each source the writer has an offset for
  * (`offsets`, from one snapshot), as its thread last described it (`told`, from the threads'
@@ -55,6 +62,9 @@ export class Checkpointer {
   /** The change count the last saved checkpoint was taken at. */
   #savedChanges = -1
   readonly #startedAt = new Date()
+  /** When the state file was last known to match the writer: saved, or found unchanged. */
+  #currentAt: number | null = null
+  readonly #observers: ((taken: CheckpointTaken) => void)[] = []
   /** Since when checkpoints are put off for a source not described yet (see #saveNow). */
   #putOffSince: number | null = null
 
@@ -63,6 +73,20 @@ export class Checkpointer {
     this.#output = output
     this.#from = from
     this.#log = log
+  }
+
+  /**
+   * When the state file was last known to hold everything written (ms since epoch): the
+   * snapshot time of the last checkpoint saved, or the time one found nothing new to save.
+   * Null before the first. Its age is how much a crash would make logmerge write again.
+   */
+  get currentAt(): number | null {
+    return this.#currentAt
+  }
+
+  /** Calls `fn` after each checkpoint saved or failed (not the ones skipped as unchanged). */
+  observe(fn: (taken: CheckpointTaken) => void): void {
+    this.#observers.push(fn)
   }
 
   /** Checkpoints every `ms` until stop(). */
@@ -88,7 +112,12 @@ export class Checkpointer {
 
   async #saveNow(): Promise<void> {
     const changes = this.#from.changes()
-    if (changes === this.#savedChanges) return // idle: costs one comparison
+    if (changes === this.#savedChanges) {
+      this.#currentAt = Date.now()
+      return // idle: costs one comparison
+    }
+    const began = Date.now()
+    const t0 = performance.now()
     const snap = this.#from.snapshot()
     const output: OutputState | null = snap.output && {
       path: this.#output,
@@ -123,13 +152,21 @@ export class Checkpointer {
       await this.#from.fsync()
       await saveState(this.path, encodeState(output, sources, this.#startedAt))
       this.#savedChanges = changes
+      this.#currentAt = began
       this.#log.forget('checkpoint')
+      this.#tell(true, t0)
     } catch (err) {
       this.#log.warnOnce(
         'checkpoint',
         `cannot save state ${this.path}: ${(err as Error).message}; will retry`,
       )
+      this.#tell(false, t0)
     }
+  }
+
+  #tell(ok: boolean, t0: number): void {
+    const taken = { ok, seconds: (performance.now() - t0) / 1000 }
+    for (const fn of this.#observers) fn(taken)
   }
 
   /** Stops the timer and takes the last checkpoint. */

@@ -45,6 +45,7 @@ export const markOf = (file: Tracked<unknown>): SourceMark => ({
   head: file.cursor.head,
   stats: {
     lines: file.cursor.lines,
+    bytes: file.cursor.bytes,
     linesSplit: file.cursor.linesSplit,
     truncations: file.cursor.truncations,
     pendingBytes: file.cursor.pendingBytes,
@@ -53,6 +54,25 @@ export const markOf = (file: Tracked<unknown>): SourceMark => ({
   // Only a block with added newlines says so (see SourceMark.inserted).
   ...(file.cursor.inserted.length > 0 ? { inserted: file.cursor.inserted } : {}),
 })
+
+/**
+ * What a reader's table holds, for metrics: files open, parked and missing now, and per input
+ * name the times its file lost the name (rotated or removed) and the copytruncate copies read
+ * for it. The counts are totals since the table was made, so the latest summary is enough.
+ */
+export interface TableSummary {
+  readonly open: number
+  readonly parked: number
+  /** Input names that could not be opened at their last look (not there, unreadable). */
+  readonly missing: number
+  readonly names: readonly NameEvents[]
+}
+
+export interface NameEvents {
+  readonly path: string
+  readonly rotations: number
+  readonly copies: number
+}
 
 /** The input names a search leaves to the looks at names (a Set, or the table's `names`). */
 export interface NameSet {
@@ -194,6 +214,8 @@ export class FileTable<H> {
    * the copy's first line after the next generation's, about one run in twenty).
    */
   readonly #seenEmpty = new WeakMap<Tracked<H>, number>()
+  /** Per input name: rotations and copies seen (see TableSummary). */
+  readonly #events = new Map<string, { rotations: number; copies: number }>()
   /**
    * Files with no handle and no name (see missing), by the path they were last seen at, and
    * files with a handle and no name (see orphans). Kept as each file changes (see #index), so
@@ -284,7 +306,29 @@ export class FileTable<H> {
    */
   rememberCopy(path: string, identity: Identity, head: Buffer, size: number): Tracked<H> | null {
     if (this.files.has(identityKey(identity))) return null
+    this.#count(rotationFamily(path)).copies++
     return this.#add(path, this.#cursorAt(identity, size, head), null, { finished: true })
+  }
+
+  /** Where the table stands, for metrics (see TableSummary): one pass over the files. */
+  summary(): TableSummary {
+    let open = 0
+    let parked = 0
+    for (const f of this.files.values()) {
+      if (f.handle !== null) open++
+      else if (f.parked) parked++
+    }
+    const names = [...this.#events].map(([path, e]) => ({ path, ...e }))
+    return { open, parked, missing: this.unreadable.size, names }
+  }
+
+  #count(path: string): { rotations: number; copies: number } {
+    let e = this.#events.get(path)
+    if (e === undefined) {
+      e = { rotations: 0, copies: 0 }
+      this.#events.set(path, e)
+    }
+    return e
   }
 
   /**
@@ -666,6 +710,7 @@ export class FileTable<H> {
     const key = id ? identityKey(id) : null
     if (key === prevKey) return { step: key ? { kind: 'same' } : { kind: 'none' }, orphaned: null }
     const orphaned = prevKey ? this.#unname(prevKey) : null
+    if (orphaned) this.#count(path).rotations++
     this.names.set(path, null)
     if (!key) return { step: { kind: 'none' }, orphaned }
     const known = this.files.get(key)

@@ -26,6 +26,7 @@ import {
   type SearchHow,
   stillHolds,
   sweepBudget,
+  type TableSummary,
   type Tracked,
 } from './file-table.js'
 import {
@@ -129,6 +130,11 @@ export class AsyncFollower {
   /** Files a checkpoint recorded: they resume where they were when found again. */
   remember(sources: readonly RememberedSource[]): void {
     this.#table.remember(sources)
+  }
+
+  /** Files open, parked and missing, rotations and copies per name (for metrics). */
+  summary(): TableSummary {
+    return this.#table.summary()
   }
 
   /** Where every file stands, for a checkpoint (see FileTable.checkpoint). */

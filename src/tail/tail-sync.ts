@@ -29,6 +29,7 @@ import {
   type SearchHow,
   stillHolds,
   sweepBudget,
+  type TableSummary,
   type Tracked,
 } from './file-table.js'
 import {
@@ -114,6 +115,11 @@ export class SyncFollower {
   /** Inputs that could not be read at their last look (for --once's exit status). */
   get unreadable(): readonly string[] {
     return this.#table.unreadableNow()
+  }
+
+  /** Files open, parked and missing, rotations and copies per name (for metrics). */
+  summary(): TableSummary {
+    return this.#table.summary()
   }
 
   /** Files a checkpoint recorded: they resume where they were when found again. */
