@@ -61,6 +61,13 @@ export type FromWorker =
    * this: a line appended after that is delivered, never taken for one before --from end's start.
    */
   | { readonly code: 'started' }
+  /**
+   * The thread's modules are loaded (its first message). The main thread opens no input before
+   * every thread has sent it: module loads take descriptors too (up to 13 files at once per
+   * thread, measured), and under a low ulimit -n an input opened meanwhile made a load fail
+   * with EMFILE.
+   */
+  | { readonly code: 'loaded' }
   /** A file was opened: what a checkpoint needs to find it again, and where it starts. */
   | { readonly code: 'source'; readonly source: SourceState; readonly key: string }
   /** A finished file is gone from disk: it leaves the checkpoints. */

@@ -64,6 +64,8 @@ interface Shard {
   readonly done: Promise<readonly string[]>
   /** Resolves once the thread has made its start-up pass ('started'). */
   readonly started: Promise<void>
+  /** Resolves once the thread's modules are loaded ('loaded'). */
+  readonly loaded: Promise<void>
   /** Resolves once the thread has exited (terminating it if it has not within a moment). */
   readonly exited: Promise<void>
 }
@@ -179,6 +181,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     for (let id = 0; id < config.threads; id++) {
       shards.push(await startShard(id))
     }
+    // No input is opened before the threads' modules are loaded (see 'loaded').
+    if (!failed.signal.aborted)
+      await Promise.race([Promise.all(shards.map((s) => s.loaded)), once(failed.signal, 'abort')])
+    if (failure) throw failure
     const exclude = config.output === '-' ? undefined : config.output
     const route = (path: string) => shards[shardOf(path, shards.length)] as Shard
     // Events are gathered per thread and sent once a turn of this event loop (see 'events'),
@@ -337,6 +343,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     const started = new Promise<void>((resolve) => {
       markStarted = resolve
     })
+    let markLoaded = () => {}
+    const loaded = new Promise<void>((resolve) => {
+      markLoaded = resolve
+    })
     const done = new Promise<readonly string[]>((resolve, reject) => {
       const die = (err: Error) => {
         finished = true
@@ -371,6 +381,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
             return
           case 'started':
             return markStarted()
+          case 'loaded':
+            return markLoaded()
           case 'summary':
             return summaries.answer(id, msg.summary)
           case 'done':
@@ -413,7 +425,16 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       .then(() => Promise.race([gone, sleep(2000, undefined, { ref: false })]))
       .then(() => worker.terminate())
       .then(() => port1.close())
-    return { id, worker, port: port1, control: new Int32Array(control), done, started, exited }
+    return {
+      id,
+      worker,
+      port: port1,
+      control: new Int32Array(control),
+      done,
+      started,
+      loaded,
+      exited,
+    }
   }
 
   /** top-down: a block from a thread goes to this thread's writer; the thread waits while it is behind. */

@@ -283,6 +283,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
 const garbage = new GarbageWatch()
 
 function main(): void {
+  post({ code: 'loaded' }) // every module is loaded by now (static imports only)
   const sink = makeSink()
   if (init.style === 'sync') {
     runBlocking(sink)
