@@ -22,6 +22,7 @@ import {
   MISSING_SCAN_SWEEPS,
   markOf,
   type NameSet,
+  openedFile,
   type RememberedSource,
   type SearchHow,
   stillHolds,
@@ -197,18 +198,22 @@ export class AsyncFollower {
         return null
       })
       if (!fh) continue
-      if (!sameIdentity(await fstatFd(fh), st)) {
+      const opened = await fstatFd(fh)
+      if (!sameIdentity(opened, st)) {
         raced = true // another file was renamed to this name since the stat
         await this.#closeInput(fh)
         continue
       }
       const head = await readHead(fh).catch(() => Buffer.alloc(0))
-      const file = { identity: st, size: st.size, head }
-      const taken = this.#table.adoptHit(path, fh, file, hit, how.nowAtName)
+      const taken = this.#table.adoptHit(path, fh, openedFile(opened, head), hit, {
+        ...how,
+        current,
+      })
       if (!taken) {
         await this.#closeInput(fh)
         continue
       }
+      if (taken.replaced) this.#opts.sink.forget?.(taken.file.key)
       if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
       if (taken.message) this.#opts.log.info(taken.message)
       this.#tellSource(taken.file)
@@ -716,7 +721,7 @@ export class AsyncFollower {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
       const st = await statPath(path).catch(() => null)
-      if (!st?.isFile() || this.#table.files.has(identityKey(st))) continue
+      if (!st?.isFile() || !this.#table.mayBeCopy(file, st)) continue
       const fh = await this.#openInput(path).catch(() => null)
       if (!fh) {
         raced = true // renamed away since the listing (or unreadable: one more look is cheap)
@@ -729,7 +734,7 @@ export class AsyncFollower {
           raced = true
           continue
         }
-        if (!cursor.headMatches(await readHead(fh))) continue
+        if (!this.#table.isCopyOf(file, openedFile(opened, await readHead(fh)))) continue
         // A copy shorter than our offset: the lines written between logrotate's copy and its
         // truncate were read from the file itself. Nothing to read; it is still remembered.
         if (opened.size > cursor.offset) {
@@ -740,8 +745,10 @@ export class AsyncFollower {
         }
         const copy = this.#table.rememberCopy(path, opened, await readHead(fh), opened.size)
         // Checkpointed as read to its end: a restart must not take it for a new generation.
+        // The copy before it, written over in place, leaves the writer's offsets first.
         if (copy) {
-          this.#announce(copy)
+          if (copy.replaced) this.#opts.sink.forget?.(copy.copy.key)
+          this.#announce(copy.copy)
         }
         return
       } finally {

@@ -25,6 +25,7 @@ import {
   MISSING_SCAN_SWEEPS,
   markOf,
   type NameSet,
+  openedFile,
   type RememberedSource,
   type SearchHow,
   stillHolds,
@@ -175,7 +176,8 @@ export class SyncFollower {
         if (isErrno(err, 'ENOENT')) raced = true // renamed away since the stat
         continue
       }
-      if (!sameIdentity(fstatSync(fd), st)) {
+      const opened = fstatSync(fd)
+      if (!sameIdentity(opened, st)) {
         raced = true // another file was renamed to this name since the stat
         this.#closeInput(fd)
         continue
@@ -186,12 +188,15 @@ export class SyncFollower {
       } catch {
         head = Buffer.alloc(0)
       }
-      const file = { identity: st, size: st.size, head }
-      const taken = this.#table.adoptHit(path, fd, file, hit, how.nowAtName)
+      const taken = this.#table.adoptHit(path, fd, openedFile(opened, head), hit, {
+        ...how,
+        current,
+      })
       if (!taken) {
         this.#closeInput(fd)
         continue
       }
+      if (taken.replaced) this.#opts.sink.forget?.(taken.file.key)
       if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
       if (taken.message) this.#opts.log.info(taken.message)
       this.#tellSource(taken.file)
@@ -554,7 +559,7 @@ export class SyncFollower {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
       const st = statQuietly(path)
-      if (!st?.isFile() || this.#table.files.has(identityKey(st))) continue
+      if (!st?.isFile() || !this.#table.mayBeCopy(file, st)) continue
       let fd: number
       try {
         fd = this.#openInput(path)
@@ -569,7 +574,7 @@ export class SyncFollower {
           raced = true
           continue
         }
-        if (!cursor.headMatches(readHead(fd))) continue
+        if (!this.#table.isCopyOf(file, openedFile(opened, readHead(fd)))) continue
         // A copy shorter than our offset: see tail-async's #finishFromCopy.
         if (opened.size > cursor.offset) {
           this.#opts.log.info(
@@ -579,8 +584,10 @@ export class SyncFollower {
         }
         const copy = this.#table.rememberCopy(path, opened, readHead(fd), opened.size)
         // Checkpointed as read to its end: a restart must not take it for a new generation.
+        // The copy before it, written over in place, leaves the writer's offsets first.
         if (copy) {
-          this.#announce(copy)
+          if (copy.replaced) this.#opts.sink.forget?.(copy.copy.key)
+          this.#announce(copy.copy)
         }
         return
       } finally {
