@@ -3,25 +3,38 @@
  * logmerge is stopped (SIGSTOP) across each rotation, so when it wakes its file is shorter than
  * its offset and the unread lines are only in the copy. It must find the copy by its first
  * bytes, read it from where it was, then read the truncated file from the start.
+ *
+ * And copies written in place (issue 16, item 2): writers that copy their file over the last
+ * copy with fs.copyFileSync (which keeps that copy's inode) and truncate it, while logmerge
+ * follows with a state file. The copy's inode is one logmerge knows, as the copy before.
  */
-import { writeFileSync } from 'node:fs'
+import { statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect } from 'vitest'
 import {
   completeLines,
   ENGINES,
   expectMerged,
+  finished,
   follow,
   Journal,
   logrotateFor,
   pause,
   resume,
+  spawnCopyingWriter,
   spawnLogmerge,
   stop,
   test,
   uniqueLines,
+  waitFor,
   waitForAll,
 } from './helpers.js'
+
+/** In-place copies: writers, their pace, and how often each copies and truncates its file. */
+const COPIERS = 3
+const COPY_RATE = 2000
+const COPY_EVERY = 2000
+const COPY_LINES = 8000
 
 describe.each(ENGINES)('engine %s', (engine) => {
   test('lines unread at a copytruncate are read from the copy, none lost or doubled', async ({
@@ -88,5 +101,39 @@ describe.each(ENGINES)('engine %s', (engine) => {
     await waitForAll(out, journal.all, { proc: lm })
     await stop(lm)
     expectMerged(completeLines(out), journal)
+  })
+
+  test(`copies written in place over the last copy (fs.copyFileSync), ${COPIERS} writers at ${COPY_RATE} lines/s, state file: every line once, in order`, {
+    timeout: 60_000,
+  }, async ({ tmp }) => {
+    const names = Array.from({ length: COPIERS }, (_, i) => `c${i}`)
+    const files = names.map((n) => join(tmp, `${n}.log`))
+    for (const f of files) writeFileSync(f, '')
+    const out = join(tmp, 'out.log')
+    const args = ['--engine', engine, '--from', 'start', '--state', join(tmp, 'S'), '-o', out]
+    const lm = spawnLogmerge([...args, '--log-level', 'info', ...files])
+    await waitFor(() => lm.stderr().includes('ready'), { proc: lm, what: 'logmerge ready' })
+    const writers = names.map((n, i) =>
+      spawnCopyingWriter(files[i] as string, n, COPY_LINES, COPY_RATE, COPY_EVERY),
+    )
+    // The first rotation creates each .1; every one after writes over it, keeping its inode.
+    const firstCopy = await Promise.all(
+      files.map((f) =>
+        waitFor(() => statSync(`${f}.1`, { throwIfNoEntry: false })?.ino, {
+          proc: lm,
+          what: `${f}.1`,
+        }),
+      ),
+    )
+    for (const w of writers) await finished(w)
+    expect(files.map((f) => statSync(`${f}.1`).ino)).toEqual(firstCopy)
+    const journal = new Journal()
+    for (const w of writers) journal.record(w.name, w.lines)
+    await waitForAll(out, journal.all, { proc: lm, timeout: 10_000 }).catch(() => undefined)
+    await stop(lm)
+    // Every line once and each writer's in order: the copy holds every line of its generation
+    // (nothing is written between the copy and the truncate), so nothing may be lost.
+    expectMerged(completeLines(out), journal)
+    expect(lm.stderr()).toMatch(/copied to .*c0\.log\.1 and truncated/)
   })
 })
