@@ -230,6 +230,8 @@ export class FileTable<H> {
    * the copy (the service test again, one run in 115; known-defects.test.ts).
    */
   readonly #seenEmpty = new WeakMap<Tracked<H>, number>()
+  /** Per file seen truncated: its content's first bytes then, and how far we had read it. */
+  readonly #cut = new Map<string, { family: string; head: Buffer; offset: number }>()
   /**
    * Files with no handle and no name (see missing), by the path they were last seen at, and
    * files with a handle and no name (see orphans). Kept as each file changes (see #index), so
@@ -325,23 +327,25 @@ export class FileTable<H> {
 
   /**
    * Before opening `st`, a rotated sibling of `file` (just seen truncated), to see whether it is
-   * logrotate's copy of it: false when it is `file` itself or a file being followed (open, or
-   * parked under a name). A file the table knows only as closed may have been written over
-   * since (see isCopyOf), so it is looked at too.
+   * logrotate's copy of it: false when it is `file` itself or a file followed by a name (open
+   * or parked). A file the table knows with no name (closed, or still open and being read to
+   * its end) may have been written over since (see isCopyOf), so it is looked at too.
    */
   mayBeCopy(file: Tracked<H>, st: Identity): boolean {
     const known = this.files.get(identityKey(st))
-    return (
-      known === undefined ||
-      (known !== file && known.handle === null && !known.parked && known.names === 0)
-    )
+    return known === undefined || (known !== file && this.#nameless(known))
+  }
+
+  /** No name leads to it (and so none can reopen it): a rotated file, open or closed. */
+  #nameless(f: Tracked<H>): boolean {
+    return f.names === 0 && !f.parked
   }
 
   /**
    * True when the file `found` (opened, first bytes `found.head`), a rotated sibling of `file`,
    * is the copy of what `file` held when it was truncated: it begins as `file` did, and it is
-   * not a file we know unchanged. At an identity the table knows (closed: see mayBeCopy), the
-   * entry no longer describes it when its fingerprint is empty (an empty fingerprint says
+   * not a file we know unchanged. At an identity the table knows with no name (see mayBeCopy),
+   * the entry no longer describes it when its fingerprint is empty (an empty fingerprint says
    * nothing of content), or disagrees with the file's first bytes, or the stat says another
    * file (see replacedByStat), or it was written after we closed it (a copy entry is never
    * appended to: Node's copyFileSync and cp rewrite an existing copy in place, keeping its
@@ -367,38 +371,89 @@ export class FileTable<H> {
   }
 
   /**
-   * An unknown generation found beside its name (see isUnknownGeneration): read from 0. Null
-   * when another search adopted it meanwhile (two names' searches can meet one file). An entry
-   * of its identity with no handle and no name is another file's (see adoptHit): replaced.
+   * The shell saw `file` truncated and read what its copy held past our offset (if it found
+   * one): note where the cursor stood, before it starts again from 0. A copy of that content
+   * found later (see cutOffset) has its bytes up to there in the output already.
    */
-  adoptUnknown(path: string, handle: H, file: OpenedFile): Tracked<H> | null {
-    if (!this.#replaceable(identityKey(file.identity))) return null
-    return this.#add(path, this.#cursorAt(file.identity, 0, file.head), handle)
+  truncating(file: Tracked<H>): void {
+    if (file.cursor.head.length === 0) return
+    const cut = { family: rotationFamily(file.path), head: file.cursor.head }
+    this.#cut.set(file.key, { ...cut, offset: file.cursor.offset })
   }
 
-  /** No entry has this identity, or only one with no handle and no name (closed). */
-  #replaceable(key: string): boolean {
-    const known = this.files.get(key)
-    return known === undefined || (known.handle === null && !known.parked && known.names === 0)
+  /**
+   * Where a copy beginning with `head`, found at `path`, goes on from: the offset the cursor of
+   * a file of the same rotation family had when that file was seen truncated with this content
+   * (see truncating), or undefined when it is the copy of no such content. Its bytes before
+   * that offset were read through that file: read from 0, they came out twice (the kill test
+   * with in-place copies: whole generations twice).
+   */
+  cutOffset(path: string, head: Buffer): number | undefined {
+    if (head.length === 0) return undefined
+    const family = rotationFamily(path)
+    for (const c of this.#cut.values())
+      if (c.family === family && headsAgree(c.head, head)) return c.offset
+    return undefined
+  }
+
+  /**
+   * `file`, with no name left (rotated away), was seen truncated, and now begins with `head`
+   * and is `size` bytes long. A file nobody can open by name any more is not truncated by its
+   * writer but written over: an in-place copy (copyFileSync, cp) truncates it, then writes the
+   * content of the file it copies. Read again from 0, that content came out twice (once
+   * through the file copied), and the copied file's search for its copy skipped it as open (the
+   * kill test with in-place copies: whole generations twice, the last lines of others lost).
+   * - 'leave': empty so far, or a copy of a followed file not seen truncated yet: nothing is
+   *   read now; that file takes it as its copy when it sees its truncation (see isCopyOf).
+   * - 'copy': a copy of content a followed file was reading when it was seen truncated (see
+   *   cutOffset): its bytes before `offset` are out already; read on from there.
+   * - 'own': neither: truncated by a writer that still holds it; read again from 0.
+   */
+  overwritten(
+    file: Tracked<H>,
+    head: Buffer,
+    size: number,
+  ): { kind: 'leave' } | { kind: 'copy'; offset: number } | { kind: 'own' } {
+    if (head.length === 0 || this.isCopyOfFollowed(file.path, head)) return { kind: 'leave' }
+    const offset = this.cutOffset(file.path, head)
+    if (offset !== undefined) return { kind: 'copy', offset: Math.min(offset, size) }
+    return { kind: 'own' }
+  }
+
+  /**
+   * An unknown generation found beside its name (see isUnknownGeneration): read from 0, or from
+   * `offset` (a copy of content read through another file: see cutOffset). Null when another
+   * search adopted it meanwhile (two names' searches can meet one file). An entry of its
+   * identity with no handle and no name is another file's (see adoptHit): replaced.
+   */
+  adoptUnknown(path: string, handle: H, file: OpenedFile, offset = 0): Tracked<H> | null {
+    const known = this.files.get(identityKey(file.identity))
+    if (known !== undefined && (known.handle !== null || !this.#nameless(known))) return null
+    return this.#add(path, this.#cursorAt(file.identity, offset, file.head), handle)
   }
 
   /**
    * A copytruncate copy whose rest we read (up to `size`): known from now on, and finished, so a
-   * later search does not take it for an unread generation. It takes the place of a closed
-   * entry of its identity (the copy before it, written over in place: see isCopyOf); `replaced`
-   * says so, for the shell to tell the writer that this identity's offset starts again.
+   * later search does not take it for an unread generation. It takes the place of an entry of
+   * its identity with no name (the copy before it, written over in place: see isCopyOf), which
+   * is returned as `replaced`: the shell closes its handle, if it has one, and tells the writer
+   * that this identity's offset starts again.
    */
   rememberCopy(
     path: string,
     identity: Identity,
     head: Buffer,
     size: number,
-  ): { copy: Tracked<H>; replaced: boolean } | null {
-    const key = identityKey(identity)
-    if (!this.#replaceable(key)) return null
-    const replaced = this.files.has(key)
+  ): { copy: Tracked<H>; replaced: Tracked<H> | null } | null {
+    const known = this.files.get(identityKey(identity)) ?? null
+    if (known !== null && !this.#nameless(known)) return null
     const copy = this.#add(path, this.#cursorAt(identity, size, head), null, { finished: true })
-    return { copy, replaced }
+    return { copy, replaced: known }
+  }
+
+  /** True while `file` is the table's entry for its identity (not replaced by another file). */
+  holds(file: Tracked<H>): boolean {
+    return this.files.get(file.key) === file
   }
 
   /**
@@ -500,6 +555,7 @@ export class FileTable<H> {
       if (seen.has(f.key)) f.missed = 0
       else if (++f.missed >= (f.finished ? PRUNE_AFTER : PRUNE_UNFINISHED_AFTER)) {
         this.files.delete(f.key)
+        this.#cut.delete(f.key)
         this.#index(f)
         dropped.push(f)
       }
@@ -636,12 +692,16 @@ export class FileTable<H> {
       headsAgree(nowAtName, file.head)
     )
       return null
-    const adopted = this.adoptUnknown(path, handle, file)
+    // A copy of content read through a file seen truncated since: on from where we were.
+    const cut = this.cutOffset(path, file.head)
+    const adopted = this.adoptUnknown(path, handle, file, Math.min(cut ?? 0, file.size))
     if (!adopted) return null
     const message =
-      known === undefined
-        ? `${path}: created and rotated between two looks; reading all of it`
-        : `${path}: not the file logmerge knew there (written over, or its inode reused); reading all of it`
+      cut !== undefined
+        ? `${path}: a copy of a truncated file found late; reading the rest of it`
+        : known === undefined
+          ? `${path}: created and rotated between two looks; reading all of it`
+          : `${path}: not the file logmerge knew there (written over, or its inode reused); reading all of it`
     return { file: adopted, isNew: true, replaced: known !== undefined, message }
   }
 

@@ -648,7 +648,8 @@ export class AsyncFollower {
 
   async #readNew(file: File): Promise<void> {
     const fh = file.handle
-    if (fh === null) return
+    // Replaced by another file of its identity (see FileTable.rememberCopy): never read again.
+    if (fh === null || !this.#table.holds(file)) return
     const { sink, log } = this.#opts
     const cursor = file.cursor
     try {
@@ -662,9 +663,28 @@ export class AsyncFollower {
       if (change !== 'truncated' && cursor.head.length > 0) {
         change = cursor.classify(size, readHeadNow(fh))
       }
-      if (change === 'truncated') {
+      // Rotated away and written over (see FileTable.overwritten).
+      const over =
+        change === 'truncated' && file.names === 0
+          ? this.#table.overwritten(file, readHeadNow(fh), size)
+          : null
+      if (over?.kind === 'leave') {
+        // Quiet for long enough, it is closed as any rotated file (after this read).
+        if (FileTable.isQuiet(file, this.#opts.quietMs)) void this.#release(file, true)
+        return
+      }
+      if (over?.kind === 'copy') {
+        log.info(
+          `${file.path}: written over with a copy of a truncated file; reading it on from byte ${over.offset}`,
+        )
+        const rest = cursor.restartAt(over.offset, readHeadNow(fh))
+        if (rest) await sink.write(rest, markOf(file))
+        this.#retellIfHeadChanged(file)
+        change = size > over.offset ? 'grown' : 'idle'
+      } else if (change === 'truncated') {
         await this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
+        this.#table.truncating(file)
         const rest = cursor.restart()
         if (rest) await sink.write(rest, markOf(file))
         this.#table.emptied(file, this.#startedAt)
@@ -735,6 +755,15 @@ export class AsyncFollower {
           continue
         }
         if (!this.#table.isCopyOf(file, openedFile(opened, await readHead(fh)))) continue
+        // Still open, being read to its end as a rotated file when the copy was written over
+        // it: its partial line first; the entry is replaced below. One being read now finds
+        // itself written over (see FileTable.overwritten) and reads on from our offset.
+        const held = this.#table.files.get(identityKey(opened))
+        if (held?.handle != null) {
+          if (this.#pumps.has(held)) continue
+          const rest = held.cursor.flush()
+          if (rest) await this.#opts.sink.write(rest, markOf(held))
+        }
         // A copy shorter than our offset: the lines written between logrotate's copy and its
         // truncate were read from the file itself. Nothing to read; it is still remembered.
         if (opened.size > cursor.offset) {
@@ -747,6 +776,7 @@ export class AsyncFollower {
         // Checkpointed as read to its end: a restart must not take it for a new generation.
         // The copy before it, written over in place, leaves the writer's offsets first.
         if (copy) {
+          if (copy.replaced?.handle != null) void this.#release(copy.replaced, false)
           if (copy.replaced) this.#opts.sink.forget?.(copy.copy.key)
           this.#announce(copy.copy)
         }

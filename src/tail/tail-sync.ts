@@ -462,7 +462,8 @@ export class SyncFollower {
 
   #readNew(file: File): void {
     const fd = file.handle
-    if (fd === null) return
+    // Replaced by another file of its identity (see FileTable.rememberCopy): never read again.
+    if (fd === null || !this.#table.holds(file)) return
     const { sink, log } = this.#opts
     const cursor = file.cursor
     this.#pacer.reading(file, performance.now())
@@ -478,9 +479,27 @@ export class SyncFollower {
       // in the first bytes (see tail-async.ts).
       if (change !== 'truncated' && cursor.head.length > 0)
         change = cursor.classify(size, readHead(fd))
-      if (change === 'truncated') {
+      // Rotated away and written over (see FileTable.overwritten).
+      const over =
+        change === 'truncated' && file.names === 0
+          ? this.#table.overwritten(file, readHead(fd), size)
+          : null
+      if (over?.kind === 'leave') {
+        if (FileTable.isQuiet(file, this.#opts.quietMs)) this.#release(file, true)
+        return
+      }
+      if (over?.kind === 'copy') {
+        log.info(
+          `${file.path}: written over with a copy of a truncated file; reading it on from byte ${over.offset}`,
+        )
+        const rest = cursor.restartAt(over.offset, readHead(fd))
+        if (rest) sink.write(rest, markOf(file))
+        this.#retellIfHeadChanged(file)
+        change = size > over.offset ? 'grown' : 'idle'
+      } else if (change === 'truncated') {
         this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
+        this.#table.truncating(file)
         const rest = cursor.restart()
         if (rest) sink.write(rest, markOf(file))
         this.#table.emptied(file, this.#startedAt)
@@ -575,6 +594,13 @@ export class SyncFollower {
           continue
         }
         if (!this.#table.isCopyOf(file, openedFile(opened, readHead(fd)))) continue
+        // Still open, being read to its end as a rotated file when the copy was written over
+        // it: its partial line first; the entry is replaced below.
+        const held = this.#table.files.get(identityKey(opened))
+        if (held?.handle != null) {
+          const rest = held.cursor.flush()
+          if (rest) this.#opts.sink.write(rest, markOf(held))
+        }
         // A copy shorter than our offset: see tail-async's #finishFromCopy.
         if (opened.size > cursor.offset) {
           this.#opts.log.info(
@@ -586,6 +612,7 @@ export class SyncFollower {
         // Checkpointed as read to its end: a restart must not take it for a new generation.
         // The copy before it, written over in place, leaves the writer's offsets first.
         if (copy) {
+          if (copy.replaced?.handle != null) this.#release(copy.replaced, false)
           if (copy.replaced) this.#opts.sink.forget?.(copy.copy.key)
           this.#announce(copy.copy)
         }

@@ -1,6 +1,6 @@
 /**
  * How a copytruncate copy is told from the file whose identity (device and inode) it has: on
- * both shells with real files, and FileTable's rules on their own. Three defects, each test
+ * both shells with real files, and FileTable's rules on their own. Four defects, each test
  * failing without its fix (issue 16, item 2, and service.test.ts's logrotate flake):
  *
  * 1. The time a file with none of its bytes read was "seen empty" was refreshed by every empty
@@ -17,6 +17,11 @@
  *    identity being known: the lines between our offset and the truncation were lost (1-12 a
  *    run). A closed entry whose first bytes, size or write time say it was written over is
  *    another file now (FileTable.isCopyOf, replacedByStat).
+ * 4. A copy written in place over a copy that was still open (found again after a restart, and
+ *    read to its end as a rotated file) was seen truncated and read again from 0 (whole
+ *    generations twice with SIGKILLs), and the copied file's search skipped it as open (its
+ *    last lines lost). A file with no name left that is seen truncated was written over: it is
+ *    left for the copied file, or read on from where that one was (FileTable.overwritten).
  */
 import {
   appendFileSync,
@@ -146,6 +151,13 @@ function copyInPlace(log: string): void {
 
 const inode = (path: string): number => statSync(path).ino
 
+/** A checkpoint's record of `path` read up to `offset`. */
+function recorded(path: string, offset: number): RememberedSource {
+  const bytes = readFileSync(path)
+  const st = statSync(path)
+  return { identity: { dev: st.dev, ino: st.ino }, head: bytes.subarray(0, 64), offset, path }
+}
+
 describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
   const make = SHELLS[kind] as (sink: Recorder, searchHook?: (dir: string) => void) => Shell
 
@@ -190,6 +202,29 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
       expected.push(`g${g} b`, `g${g} c`, `g${g + 1} a`)
       expect(sink.lines).toEqual(expected)
     }
+    await shell.close()
+  })
+
+  test("a copy written over the last copy while that one is open (adopted after a restart): the copy's rest once, then the new lines", async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(`${log}.1`, 'g0 a\ng0 b\n') // the copy of the generation before
+    writeFileSync(log, 'g1 a\n')
+    const sink = new Recorder()
+    const shell = make(sink)
+    // A restart: the state knows both, each read to its end.
+    shell.remember([recorded(`${log}.1`, 10), recorded(log, 5)])
+    await shell.findRotated([log]) // a.log.1 is found and opened, as a rotated file
+    await shell.start([log])
+    const copyInode = inode(`${log}.1`)
+    appendFileSync(log, 'g1 b\n')
+    copyInPlace(log) // over the open a.log.1
+    expect(inode(`${log}.1`)).toBe(copyInode)
+    appendFileSync(log, 'g2 a\n')
+    await new Promise((r) => setTimeout(r, 20))
+    await shell.changed(log)
+    await shell.sweep()
+    await shell.changed(log)
+    expect(sink.lines).toEqual(['g1 b', 'g2 a'])
     await shell.close()
   })
 
@@ -307,7 +342,7 @@ describe('a finished empty file whose inode a copytruncate copy reuses', () => {
       // copied.log is then seen truncated: a.log.1 is its copy, whose rest it reads.
       expect(t.mayBeCopy(copied, copy)).toBe(true)
       expect(t.isCopyOf(copied, copy)).toBe(true)
-      expect(t.rememberCopy('/in/copied.log.1', copy, copy.head, copy.size)?.replaced).toBe(true)
+      expect(t.rememberCopy('/in/copied.log.1', copy, copy.head, copy.size)?.replaced).toBe(gen0)
     })
   }
 
@@ -334,17 +369,17 @@ describe('a copy written in place over the copy before it', () => {
     const copy = t.rememberCopy('/x/a.log.1', { dev: 1, ino: 9 }, Buffer.from(g1), 250)
     if (!copy) throw new Error('not remembered')
     const file = follow(t, '/x/a.log', 4, g2, 300)
-    return { t, file, closedAt: copy.copy.closedAt ?? 0 }
+    return { t, file, before: copy.copy, closedAt: copy.copy.closedAt ?? 0 }
   }
 
   test("is the copy of the truncated file when its first bytes changed to the file's", () => {
-    const { t, file, closedAt } = setUp('g1-0 first line\n', 'g2-0 first line\n')
+    const { t, file, before, closedAt } = setUp('g1-0 first line\n', 'g2-0 first line\n')
     const old = closedAt - 60_000
     const copy = found(9, 'g2-0 first line\n', 320, { mtimeMs: closedAt + 2500, birthtimeMs: old })
     expect(t.mayBeCopy(file, copy)).toBe(true)
     expect(t.isCopyOf(file, copy)).toBe(true)
     const again = t.rememberCopy('/x/a.log.1', copy, copy.head, copy.size)
-    expect(again?.replaced).toBe(true)
+    expect(again?.replaced).toBe(before)
     expect(again?.copy.cursor.offset).toBe(320)
     expect(again?.copy.cursor.head.toString()).toBe('g2-0 first line\n')
     // a.log is truncated again, and g3 is written; a.log.1 is unchanged since (nothing
@@ -374,5 +409,52 @@ describe('a copy written in place over the copy before it', () => {
     expect(t.mayBeCopy(file, copy)).toBe(false)
     expect(t.isCopyOf(file, copy)).toBe(false)
     expect(t.mayBeCopy(file, file.cursor.identity)).toBe(false)
+  })
+})
+
+describe('a rotated file still open when a copy is written over it', () => {
+  // a.log.1 (inode 9) adopted after a restart and read to its end, open for a while as a
+  // rotated file; a.log (inode 4) read to 300 of generation 2.
+  const setUp = () => {
+    const t = new FileTable<number>(1024)
+    t.remember([
+      {
+        identity: { dev: 1, ino: 9 },
+        head: Buffer.from('g1-0\n'),
+        offset: 250,
+        path: '/x/a.log.1',
+      },
+    ])
+    const orphan = t.adoptOrphan('/x/a.log.1', 19, {
+      identity: { dev: 1, ino: 9 },
+      size: 250,
+      head: Buffer.from('g1-0\n'),
+    })
+    if (!orphan) throw new Error('not adopted')
+    const file = follow(t, '/x/a.log', 4, 'g2-0\n', 300)
+    return { t, orphan, file }
+  }
+
+  test('before a.log is seen truncated: left for a.log, which takes it as its copy', () => {
+    const { t, orphan, file } = setUp()
+    // It sees itself truncated first: it now begins as a.log does.
+    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), 320)).toEqual({ kind: 'leave' })
+    expect(t.overwritten(orphan, Buffer.alloc(0), 0)).toEqual({ kind: 'leave' }) // being written
+    const copy = found(9, 'g2-0\n', 320, { mtimeMs: Date.now(), birthtimeMs: 0 })
+    expect(t.mayBeCopy(file, copy)).toBe(true)
+    expect(t.isCopyOf(file, copy)).toBe(true)
+    const taken = t.rememberCopy('/x/a.log.1', copy, copy.head, copy.size)
+    expect(taken?.replaced).toBe(orphan) // the shell closes its handle
+    expect(t.holds(orphan)).toBe(false)
+  })
+
+  test('after a.log was seen truncated without it: read on from where a.log was', () => {
+    const { t, orphan, file } = setUp()
+    t.truncating(file)
+    file.cursor.restart()
+    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), 320)).toEqual({ kind: 'copy', offset: 300 })
+    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), 280)).toEqual({ kind: 'copy', offset: 280 })
+    // Content that is no copy of ours: truncated by a writer that still holds it.
+    expect(t.overwritten(orphan, Buffer.from('other\n'), 6)).toEqual({ kind: 'own' })
   })
 })
