@@ -10,6 +10,7 @@
  */
 import { statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
 import {
   completeLines,
@@ -103,37 +104,57 @@ describe.each(ENGINES)('engine %s', (engine) => {
     expectMerged(completeLines(out), journal)
   })
 
-  test(`copies written in place over the last copy (fs.copyFileSync), ${COPIERS} writers at ${COPY_RATE} lines/s, state file: every line once, in order`, {
-    timeout: 60_000,
-  }, async ({ tmp }) => {
-    const names = Array.from({ length: COPIERS }, (_, i) => `c${i}`)
-    const files = names.map((n) => join(tmp, `${n}.log`))
-    for (const f of files) writeFileSync(f, '')
-    const out = join(tmp, 'out.log')
-    const args = ['--engine', engine, '--from', 'start', '--state', join(tmp, 'S'), '-o', out]
-    const lm = spawnLogmerge([...args, '--log-level', 'info', ...files])
-    await waitFor(() => lm.stderr().includes('ready'), { proc: lm, what: 'logmerge ready' })
-    const writers = names.map((n, i) =>
-      spawnCopyingWriter(files[i] as string, n, COPY_LINES, COPY_RATE, COPY_EVERY),
-    )
-    // The first rotation creates each .1; every one after writes over it, keeping its inode.
-    const firstCopy = await Promise.all(
-      files.map((f) =>
-        waitFor(() => statSync(`${f}.1`, { throwIfNoEntry: false })?.ino, {
-          proc: lm,
-          what: `${f}.1`,
-        }),
-      ),
-    )
-    for (const w of writers) await finished(w)
-    expect(files.map((f) => statSync(`${f}.1`).ino)).toEqual(firstCopy)
-    const journal = new Journal()
-    for (const w of writers) journal.record(w.name, w.lines)
-    await waitForAll(out, journal.all, { proc: lm, timeout: 10_000 }).catch(() => undefined)
-    await stop(lm)
-    // Every line once and each writer's in order: the copy holds every line of its generation
-    // (nothing is written between the copy and the truncate), so nothing may be lost.
-    expectMerged(completeLines(out), journal)
-    expect(lm.stderr()).toMatch(/copied to .*c0\.log\.1 and truncated/)
-  })
+  // With SIGKILLs too: each restart finds the copies again and holds them open for a while as
+  // rotated files, and the next copy is written over an open one.
+  for (const kills of [0, 2]) {
+    const how = kills === 0 ? 'following' : `${kills} SIGKILLs and restarts`
+    test(`copies written in place over the last copy (fs.copyFileSync), ${COPIERS} writers at ${COPY_RATE} lines/s, state file, ${how}: every line once, in order`, {
+      timeout: 60_000,
+    }, async ({ tmp }) => {
+      const names = Array.from({ length: COPIERS }, (_, i) => `c${i}`)
+      const files = names.map((n) => join(tmp, `${n}.log`))
+      for (const f of files) writeFileSync(f, '')
+      const out = join(tmp, 'out.log')
+      // Checkpoints often: a restart reads again what came after the last one, and a copy
+      // written over since holds only the newest generation.
+      const argv = [
+        ...['--engine', engine, '--from', 'start', '--state', join(tmp, 'S'), '-o', out],
+        ...['--checkpoint-interval', '100ms', '--log-level', 'info', ...files],
+      ]
+      let lm = spawnLogmerge(argv)
+      await waitFor(() => lm.stderr().includes('ready'), { proc: lm, what: 'logmerge ready' })
+      const writers = names.map((n, i) =>
+        spawnCopyingWriter(files[i] as string, n, COPY_LINES, COPY_RATE, COPY_EVERY),
+      )
+      // The first rotation creates each .1; every one after writes over it, keeping its inode.
+      const firstCopy = await Promise.all(
+        files.map((f) =>
+          waitFor(() => statSync(`${f}.1`, { throwIfNoEntry: false })?.ino, {
+            proc: lm,
+            what: `${f}.1`,
+          }),
+        ),
+      )
+      const said: string[] = []
+      for (let k = 0; k < kills; k++) {
+        await sleep(400 + Math.random() * 400)
+        lm.kill('SIGKILL')
+        await lm.exited
+        said.push(lm.stderr())
+        lm = spawnLogmerge(argv)
+      }
+      for (const w of writers) await finished(w)
+      expect(files.map((f) => statSync(`${f}.1`).ino)).toEqual(firstCopy)
+      const journal = new Journal()
+      for (const w of writers) journal.record(w.name, w.lines)
+      await waitForAll(out, journal.all, { proc: lm, timeout: 10_000 }).catch(() => undefined)
+      await stop(lm)
+      said.push(lm.stderr())
+      // Every line once and each writer's in order: the copy holds every line of its
+      // generation (nothing is written between the copy and the truncate), so nothing may be
+      // lost.
+      expectMerged(completeLines(out), journal)
+      expect(said.join('')).toMatch(/copied to .*c0\.log\.1 and truncated/)
+    })
+  }
 })
