@@ -109,6 +109,8 @@ export interface WorkerInit {
   readonly readConcurrency: number
   /** Input files the thread may hold open at once (its share, see tail/fd-budget.ts). */
   readonly maxOpenFiles: number
+  /** Names the thread's sweep stats a second at most (its share, see SWEEP_NAMES_PER_SECOND). */
+  readonly sweepPerSecond: number
   readonly logLevel: Level
   /** Output format and what json's "time" needs (locked writers format in the thread). */
   readonly format: OutputFormat

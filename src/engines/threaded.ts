@@ -28,6 +28,7 @@ import { recover, resumeMark } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
+import { SWEEP_NAMES_PER_SECOND } from '../tail/file-table.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { settleHeap } from './exit-gc.js'
 import { outputChain, timestampOptions } from './output.js'
@@ -288,6 +289,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       pollIntervalMs: config.pollIntervalMs,
       readConcurrency: config.readConcurrency,
       maxOpenFiles: inputFileBudget(config.threads),
+      sweepPerSecond: Math.ceil(SWEEP_NAMES_PER_SECOND / config.threads),
       logLevel: config.logLevel,
       format: config.format ?? 'raw',
       labels: config.labels ?? {},

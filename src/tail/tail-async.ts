@@ -53,6 +53,8 @@ export interface FollowOptions {
   readonly quietMs: number
   /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
   readonly pollMs?: number
+  /** Names the sweep stats a second at most (default SWEEP_NAMES_PER_SECOND: a reader's share). */
+  readonly sweepPerSecond?: number
   /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
   readonly foldMs?: number
   readonly sink: BlockSink
@@ -116,7 +118,7 @@ export class AsyncFollower {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
-    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000)
+    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
   }
 
@@ -351,7 +353,7 @@ export class AsyncFollower {
     for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
       const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
-      if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset)
+      if (!st || !file || !sameIdentity(st, file.cursor.identity) || st.size !== file.cursor.offset)
         void this.resolve(path)
     }
     this.#orphansMayGrow = false

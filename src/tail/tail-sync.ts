@@ -62,6 +62,8 @@ export interface SyncFollowOptions {
   readonly quietMs: number
   /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
   readonly pollMs?: number
+  /** Names the sweep stats a second at most (default SWEEP_NAMES_PER_SECOND: a reader's share). */
+  readonly sweepPerSecond?: number
   /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
   readonly foldMs?: number
   readonly sink: SyncSink
@@ -106,7 +108,7 @@ export class SyncFollower {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
-    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000)
+    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
   }
 
@@ -312,7 +314,12 @@ export class SyncFollower {
     for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
       const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
-      if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset) {
+      if (
+        !st ||
+        !file ||
+        !sameIdentity(st, file.cursor.identity) ||
+        st.size !== file.cursor.offset
+      ) {
         const before = file?.cursor.offset
         this.resolve(path)
         grew ||= before !== this.#table.fileOf(path)?.cursor.offset
