@@ -231,11 +231,14 @@ export class FileTable<H> {
    * generation's, about one run in twenty). The first empty look, not the last: a look made
    * between logrotate's truncate and the writer's next line (the truncation's own event makes
    * one) sees the file empty too, after the copy was born, and the search from there missed
-   * the copy (the service test again, one run in 115; known-defects.test.ts).
+   * the copy (the service test again, 2 runs in 229; copy-identity.test.ts).
    */
   readonly #seenEmpty = new WeakMap<Tracked<H>, number>()
-  /** Per file seen truncated: its content's first bytes then, and how far we had read it. */
-  readonly #cut = new Map<string, { family: string; head: Buffer; offset: number }>()
+  /**
+   * Per file seen truncated: its content's first bytes then, how far we had read it, and when
+   * the truncation was seen (see truncating).
+   */
+  readonly #cut = new Map<string, { family: string; head: Buffer; offset: number; at: number }>()
   /**
    * Files with no handle and no name (see missing), by the path they were last seen at, and
    * files with a handle and no name (see orphans). Kept as each file changes (see #index), so
@@ -382,27 +385,29 @@ export class FileTable<H> {
   truncating(file: Tracked<H>): void {
     if (file.cursor.head.length === 0) return
     const cut = { family: rotationFamily(file.path), head: file.cursor.head }
-    this.#cut.set(file.key, { ...cut, offset: file.cursor.offset })
+    this.#cut.set(file.key, { ...cut, offset: file.cursor.offset, at: Date.now() })
   }
 
   /**
-   * Where a copy beginning with `head`, found at `path`, goes on from: the offset the cursor of
-   * a file of the same rotation family had when that file was seen truncated with this content
-   * (see truncating), or undefined when it is the copy of no such content. Its bytes before
-   * that offset were read through that file: read from 0, they came out twice (the kill test
-   * with in-place copies: whole generations twice).
+   * Where a copy beginning with `head`, found at `path` and last written at `mtimeMs`, goes on
+   * from: the offset the cursor of a file of the same rotation family had when that file was
+   * seen truncated with this content (see truncating), or undefined when it is the copy of no
+   * such content. Its bytes before that offset were read through that file: read from 0, they
+   * came out twice (the kill test with in-place copies: whole generations twice). A copy is
+   * written before the truncation, so before it was seen: a file written after that is no
+   * copy of it, even when it begins the same way (a fixed header).
    */
-  cutOffset(path: string, head: Buffer): number | undefined {
+  cutOffset(path: string, head: Buffer, mtimeMs: number): number | undefined {
     if (head.length === 0) return undefined
     const family = rotationFamily(path)
     for (const c of this.#cut.values())
-      if (c.family === family && headsAgree(c.head, head)) return c.offset
+      if (c.family === family && mtimeMs <= c.at && headsAgree(c.head, head)) return c.offset
     return undefined
   }
 
   /**
    * `file`, with no name left (rotated away), was seen truncated, and now begins with `head`
-   * and is `size` bytes long. A file nobody can open by name any more is not truncated by its
+   * (and has the size and write time `st`). A file nobody can open by name any more is not truncated by its
    * writer but written over: an in-place copy (copyFileSync, cp) truncates it, then writes the
    * content of the file it copies. Read again from 0, that content came out twice (once
    * through the file copied), and the copied file's search for its copy skipped it as open (the
@@ -416,11 +421,11 @@ export class FileTable<H> {
   overwritten(
     file: Tracked<H>,
     head: Buffer,
-    size: number,
+    st: { readonly size: number; readonly mtimeMs: number },
   ): { kind: 'leave' } | { kind: 'copy'; offset: number } | { kind: 'own' } {
     if (head.length === 0 || this.isCopyOfFollowed(file.path, head)) return { kind: 'leave' }
-    const offset = this.cutOffset(file.path, head)
-    if (offset !== undefined) return { kind: 'copy', offset: Math.min(offset, size) }
+    const offset = this.cutOffset(file.path, head, st.mtimeMs)
+    if (offset !== undefined) return { kind: 'copy', offset: Math.min(offset, st.size) }
     return { kind: 'own' }
   }
 
@@ -697,7 +702,7 @@ export class FileTable<H> {
     )
       return null
     // A copy of content read through a file seen truncated since: on from where we were.
-    const cut = this.cutOffset(path, file.head)
+    const cut = this.cutOffset(path, file.head, file.mtimeMs ?? 0)
     const adopted = this.adoptUnknown(path, handle, file, Math.min(cut ?? 0, file.size))
     if (!adopted) return null
     const message =

@@ -657,7 +657,8 @@ export class AsyncFollower {
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
-      const { size } = fstatNow(fh)
+      const st = fstatNow(fh)
+      const { size } = st
       const statedAt = performance.now()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
@@ -668,7 +669,7 @@ export class AsyncFollower {
       // Rotated away and written over (see FileTable.overwritten).
       const over =
         change === 'truncated' && file.names === 0
-          ? this.#table.overwritten(file, readHeadNow(fh), size)
+          ? this.#table.overwritten(file, readHeadNow(fh), st)
           : null
       if (over?.kind === 'leave') {
         // Quiet for long enough, it is closed as any rotated file (after this read).

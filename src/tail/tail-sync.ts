@@ -479,7 +479,8 @@ export class SyncFollower {
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
-      const { size } = fstatSync(fd)
+      const st = fstatSync(fd)
+      const { size } = st
       const statedAt = performance.now()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length shows only
@@ -489,7 +490,7 @@ export class SyncFollower {
       // Rotated away and written over (see FileTable.overwritten).
       const over =
         change === 'truncated' && file.names === 0
-          ? this.#table.overwritten(file, readHead(fd), size)
+          ? this.#table.overwritten(file, readHead(fd), st)
           : null
       if (over?.kind === 'leave') {
         if (FileTable.isQuiet(file, this.#opts.quietMs)) this.#release(file, true)

@@ -438,8 +438,12 @@ describe('a rotated file still open when a copy is written over it', () => {
   test('before a.log is seen truncated: left for a.log, which takes it as its copy', () => {
     const { t, orphan, file } = setUp()
     // It sees itself truncated first: it now begins as a.log does.
-    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), 320)).toEqual({ kind: 'leave' })
-    expect(t.overwritten(orphan, Buffer.alloc(0), 0)).toEqual({ kind: 'leave' }) // being written
+    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), { size: 320, mtimeMs: 0 })).toEqual({
+      kind: 'leave',
+    })
+    expect(t.overwritten(orphan, Buffer.alloc(0), { size: 0, mtimeMs: 0 })).toEqual({
+      kind: 'leave',
+    }) // being written
     const copy = found(9, 'g2-0\n', 320, { mtimeMs: Date.now(), birthtimeMs: 0 })
     expect(t.mayBeCopy(file, copy)).toBe(true)
     expect(t.isCopyOf(file, copy)).toBe(true)
@@ -452,9 +456,21 @@ describe('a rotated file still open when a copy is written over it', () => {
     const { t, orphan, file } = setUp()
     t.truncating(file)
     file.cursor.restart()
-    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), 320)).toEqual({ kind: 'copy', offset: 300 })
-    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), 280)).toEqual({ kind: 'copy', offset: 280 })
+    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), { size: 320, mtimeMs: 0 })).toEqual({
+      kind: 'copy',
+      offset: 300,
+    })
+    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), { size: 280, mtimeMs: 0 })).toEqual({
+      kind: 'copy',
+      offset: 280,
+    })
+    // Written after a.log was seen truncated: no copy of what a.log held then, though it
+    // begins the same way (a fixed header would).
+    const later = { size: 320, mtimeMs: Date.now() + 10_000 }
+    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), later)).toEqual({ kind: 'own' })
     // Content that is no copy of ours: truncated by a writer that still holds it.
-    expect(t.overwritten(orphan, Buffer.from('other\n'), 6)).toEqual({ kind: 'own' })
+    expect(t.overwritten(orphan, Buffer.from('other\n'), { size: 6, mtimeMs: 0 })).toEqual({
+      kind: 'own',
+    })
   })
 })
