@@ -321,15 +321,27 @@ export class FileTable<H> {
   /**
    * True when `head` (the first bytes of a file found at `path`) begins as a followed file of
    * the same rotation family does: `path` is a copytruncate copy of it, which the follower reads
-   * from its own offset once it sees the truncation (#finishFromCopy), never from 0.
+   * from its own offset once it sees the truncation (#finishFromCopy), never from 0. Followed:
+   * open, parked, or remembered from a checkpoint at the family's own name and not opened yet
+   * (the start-up pass opens it and sees its truncation then). Without the last, a copy
+   * written over a rotated file that the start-up search had just opened, before the start-up
+   * pass opened the file copied, was read again from 0 (threads, SIGKILLs under load: 699
+   * lines twice).
    */
   isCopyOfFollowed(path: string, head: Buffer): boolean {
     const family = rotationFamily(path)
     for (const f of this.files.values()) {
-      if ((f.handle === null && !f.parked) || f.cursor.head.length === 0) continue
-      if (rotationFamily(f.path) === family && f.cursor.headMatches(head)) return true
+      if (f.cursor.head.length === 0 || rotationFamily(f.path) !== family) continue
+      if (!this.#followed(f)) continue
+      if (f.cursor.headMatches(head)) return true
     }
     return false
+  }
+
+  /** Open, parked, or remembered at a name (not a rotated one) and not opened yet. */
+  #followed(f: Tracked<H>): boolean {
+    if (f.handle !== null || f.parked) return true
+    return !f.finished && f.closedAt === null && rotationFamily(f.path) === f.path
   }
 
   /**

@@ -452,6 +452,24 @@ describe('a rotated file still open when a copy is written over it', () => {
     expect(t.holds(orphan)).toBe(false)
   })
 
+  test('after a restart, before the start-up pass opens a.log: left for a.log all the same', () => {
+    const t = new FileTable<number>(1024)
+    const id = { dev: 1, ino: 9 }
+    t.remember([
+      { identity: id, head: Buffer.from('g1-0\n'), offset: 250, path: '/x/a.log.1' },
+      { identity: { dev: 1, ino: 4 }, head: Buffer.from('g2-0\n'), offset: 300, path: '/x/a.log' },
+    ])
+    const orphan = t.adoptOrphan('/x/a.log.1', 19, {
+      identity: id,
+      size: 250,
+      head: Buffer.alloc(0),
+    })
+    if (!orphan) throw new Error('not adopted')
+    // The copy lands now: a.log is remembered, not open yet. Before: 'own', read from 0.
+    const now = { size: 320, mtimeMs: 0 }
+    expect(t.overwritten(orphan, Buffer.from('g2-0\n'), now)).toEqual({ kind: 'leave' })
+  })
+
   test('after a.log was seen truncated without it: read on from where a.log was', () => {
     const { t, orphan, file } = setUp()
     t.truncating(file)
