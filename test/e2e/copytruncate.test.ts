@@ -31,11 +31,20 @@ import {
   waitForAll,
 } from './helpers.js'
 
-/** In-place copies: writers, their pace, and how often each copies and truncates its file. */
+/** In-place copies: writers, their pace (lines/s), how often each copies and truncates its file. */
 const COPIERS = 3
 const COPY_RATE = 2000
-const COPY_EVERY = 2000
-const COPY_LINES = 8000
+/**
+ * Following: a copy every second, 3 in all. With SIGKILLs: a copy every 2 s, 2 in all, each
+ * followed by a kill 0.2-0.4 s later. Only the newest copy exists, so a restart must read the
+ * rest of a generation before the next copy overwrites it: 1.6 s is room for a restart on a
+ * machine with a load of 10 on 2 cores (with copies every second, 1 test run in 3 lost lines
+ * there, as logmerge would: they were gone from disk before it was running again).
+ */
+const COPYING = {
+  following: { every: 2000, lines: 8000, kills: 0 },
+  killed: { every: 4000, lines: 12000, kills: 2 },
+}
 
 describe.each(ENGINES)('engine %s', (engine) => {
   test('lines unread at a copytruncate are read from the copy, none lost or doubled', async ({
@@ -106,7 +115,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
 
   // With SIGKILLs too: each restart finds the copies again and holds them open for a while as
   // rotated files, and the next copy is written over an open one.
-  for (const kills of [0, 2]) {
+  for (const { every, lines, kills } of Object.values(COPYING)) {
     const how = kills === 0 ? 'following' : `${kills} SIGKILLs and restarts`
     test(`copies written in place over the last copy (fs.copyFileSync), ${COPIERS} writers at ${COPY_RATE} lines/s, state file, ${how}: every line once, in order`, {
       timeout: 60_000,
@@ -124,7 +133,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
       let lm = spawnLogmerge(argv)
       await waitFor(() => lm.stderr().includes('ready'), { proc: lm, what: 'logmerge ready' })
       const writers = names.map((n, i) =>
-        spawnCopyingWriter(files[i] as string, n, COPY_LINES, COPY_RATE, COPY_EVERY),
+        spawnCopyingWriter(files[i] as string, n, lines, COPY_RATE, every),
       )
       // The first rotation creates each .1; every one after writes over it, keeping its inode.
       const firstCopy = await Promise.all(
@@ -136,8 +145,15 @@ describe.each(ENGINES)('engine %s', (engine) => {
         ),
       )
       const said: string[] = []
+      const copy = `${files[0]}.1`
+      const copiedAt = () => statSync(copy, { throwIfNoEntry: false })?.mtimeMs ?? 0
+      let before = 0
       for (let k = 0; k < kills; k++) {
-        await sleep(400 + Math.random() * 400)
+        // Just after a copy (the first creates it, the next writes over it): a restart then
+        // finds the copy and holds it open as a rotated file when the next copy comes.
+        await waitFor(() => copiedAt() > before, { what: `copy ${k + 1} of ${copy}` })
+        await sleep(200 + Math.random() * 200)
+        before = copiedAt()
         lm.kill('SIGKILL')
         await lm.exited
         said.push(lm.stderr())
