@@ -38,8 +38,8 @@ const COPY_RATE = 2000
  * Following: a copy every second, 3 in all. With SIGKILLs: a copy every 2 s, 2 in all, each
  * followed by a kill 0.2-0.4 s later. Only the newest copy exists, so a restart must read the
  * rest of a generation before the next copy overwrites it: 1.6 s is room for a restart on a
- * machine with a load of 10 on 2 cores (with copies every second, 1 test run in 3 lost lines
- * there, as logmerge would: they were gone from disk before it was running again).
+ * machine with a load of 10 on 2 cores (with copies every second, 5 runs of 8 lost lines
+ * there: they were gone from disk before logmerge was running again).
  */
 const COPYING = {
   following: { every: 2000, lines: 8000, kills: 0 },
