@@ -52,6 +52,12 @@ export type FromWorker =
   /** top-down: a block of whole lines for the main thread's writer. */
   | { readonly code: 'block'; readonly bytes: Uint8Array; readonly mark: SourceMark | undefined }
   | { readonly code: 'done'; readonly unreadable: readonly string[] }
+  /**
+   * The start-up pass is done: every file present has its start point and is followed. The
+   * engine says it is ready (sd_notify READY=1, "ready: following") once every thread has sent
+   * this: a line appended after that is delivered, never taken for one before --from end's start.
+   */
+  | { readonly code: 'started' }
   /** A file was opened: what a checkpoint needs to find it again, and where it starts. */
   | { readonly code: 'source'; readonly source: SourceState; readonly key: string }
   /** A finished file is gone from disk: it leaves the checkpoints. */

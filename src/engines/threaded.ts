@@ -61,6 +61,8 @@ interface Shard {
   readonly port: MessagePort
   readonly control: Int32Array
   readonly done: Promise<readonly string[]>
+  /** Resolves once the thread has made its start-up pass ('started'). */
+  readonly started: Promise<void>
   /** Resolves once the thread has exited (terminating it if it has not within a moment). */
   readonly exited: Promise<void>
 }
@@ -241,9 +243,14 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     flush()
     checkpoints?.start(config.checkpointIntervalMs) // also --once: a long one that is killed resumes
     if (!config.once) {
+      const ended = AbortSignal.any([stop, failed.signal])
+      // Ready once every thread follows its files (see 'started'): said when only the threads
+      // had been told to start, a file a thread had not looked at yet began at whatever size
+      // it had grown to by then (--from end), and lines written after "ready" were skipped.
+      const allStarted = Promise.all(shards.map((s) => s.started))
+      if (!ended.aborted) await Promise.race([allStarted, once(ended, 'abort')])
       events.emit('ready')
       settleHeap() // the start-up's garbage, before following (exit-gc.ts)
-      const ended = AbortSignal.any([stop, failed.signal])
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
     }
@@ -310,6 +317,10 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       ),
     )
     let finished = false
+    let markStarted = () => {}
+    const started = new Promise<void>((resolve) => {
+      markStarted = resolve
+    })
     const done = new Promise<readonly string[]>((resolve, reject) => {
       const die = (err: Error) => {
         finished = true
@@ -342,6 +353,8 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
           case 'released':
             chain?.released(msg.key)
             return
+          case 'started':
+            return markStarted()
           case 'done':
             finished = true
             return resolve(msg.unreadable)
@@ -382,7 +395,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       .then(() => Promise.race([gone, sleep(2000, undefined, { ref: false })]))
       .then(() => worker.terminate())
       .then(() => port1.close())
-    return { id, worker, port: port1, control: new Int32Array(control), done, exited }
+    return { id, worker, port: port1, control: new Int32Array(control), done, started, exited }
   }
 
   /** top-down: a block from a thread goes to this thread's writer; the thread waits while it is behind. */

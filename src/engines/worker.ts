@@ -146,6 +146,7 @@ function runBlocking(sink: SyncSink): void {
             follower.findRotated(msg.paths)
             follower.start(msg.paths)
             if (init.follow) settleHeap() // the start-up's garbage, before following (exit-gc.ts)
+            post({ code: 'started' })
             break
           case 'events':
             for (const p of msg.resolve) {
@@ -227,6 +228,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         await follower.findRotated(msg.paths)
         await follower.start(msg.paths)
         if (init.follow) settleHeap() // the start-up's garbage, before following (exit-gc.ts)
+        post({ code: 'started' })
         return
       case 'events': {
         // Side by side: the follower keeps each name's and each file's work in order itself.
