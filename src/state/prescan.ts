@@ -165,7 +165,8 @@ async function probe(
  * a rotation while stopped). Every byte of them is unread. Needs the file system to record
  * birth times (ext4, xfs, btrfs do); elsewhere there is nothing to compare and none are found.
  * A directory that changed under the search (logrotate shifting a.log.1 to a.log.2 meanwhile)
- * is searched again, at most SEARCH_ATTEMPTS times, as the followers' searches are.
+ * is searched again, at most SEARCH_ATTEMPTS times, as the followers' searches are. Also older
+ * files written since, when they are copies of a recorded source (see searchDir).
  */
 async function unknownGenerations(
   names: readonly string[],
@@ -205,7 +206,7 @@ async function searchDir(
     // One family lookup, not a comparison with each name (10,000 names in one directory).
     if (!family.has(rotationFamily(path)) || !isRotatedSibling(path, rotationFamily(path))) continue
     const named = await statPath(path).catch(() => null)
-    if (!named?.isFile() || named.birthtimeMs === 0 || named.birthtimeMs <= since) continue
+    if (!named?.isFile() || !(bornSince(named, since) || named.mtimeMs > since)) continue
     let fd: number | null = null
     try {
       fd = await openFd(path, INPUT_OPEN_FLAGS)
@@ -228,8 +229,8 @@ async function searchDir(
         await closeFd(fd)
       }
       if (!sameIdentity(st, named)) raced = true // another file was renamed to this name
-      if (!st.isFile() || st.birthtimeMs <= since) continue
-    }
+      if (!st.isFile() || !(bornSince(st, since) || st.mtimeMs > since)) continue
+    } else if (!bornSince(st, since)) continue
     // One we cannot open (created with a mode our user cannot read, then rotated away) is
     // recorded all the same, from 0 with no fingerprint: the search beside its name finds it
     // by identity and reads it once its mode allows. Skipped, it was never read (the
@@ -242,6 +243,12 @@ async function searchDir(
     // reading there did (the same first bytes), and that file's bytes up to our offset are
     // in the output already: read the copy from there, not again from its start.
     const original = copiedFrom(path, head, remembered)
+    // Born before, written since: a copy written in place over an older file (fs.copyFileSync
+    // and cp keep the inode of the copy there before), found as the copy it is, or not at all
+    // (an old generation written to late is not a new one). Its birth time being old, it was
+    // left out, and the rest of the generation copied while we were down lost (issue 16: the
+    // in-place copy test with SIGKILLs, 117-2,245 lines).
+    if (!original && !bornSince(st, since)) continue
     const offset = original ? Math.min(original.offset, st.size) : 0
     const source = { path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset }
     const at = found.findIndex((s) => sameIdentity(s, st))
@@ -251,6 +258,10 @@ async function searchDir(
   }
   return raced
 }
+
+/** Born after `since` (ms since epoch); false when the file system records no birth times. */
+const bornSince = (st: Stats, since: number): boolean =>
+  st.birthtimeMs !== 0 && st.birthtimeMs > since
 
 /**
  * The source a checkpoint recorded in `path`'s rotation family whose (non-empty) first bytes

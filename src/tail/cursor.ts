@@ -283,6 +283,18 @@ export class Cursor {
     return flushed
   }
 
+  /**
+   * The file was written over with a copy of content whose first `offset` bytes were read
+   * through another file (see FileTable.overwritten): returns the flushed partial line, as
+   * restart() does, and goes on at `offset` of the new content, which begins with `head`.
+   */
+  restartAt(offset: number, head: Buffer): Buffer | null {
+    const flushed = this.restart()
+    this.#offset = offset
+    this.#head = Buffer.from(head.subarray(0, FINGERPRINT_BYTES))
+    return flushed
+  }
+
   /** Extends the fingerprint with the bytes of `chunk` (read at this.#offset) just past it. */
   #learnHead(chunk: Buffer): void {
     const have = this.#head.length

@@ -6,9 +6,18 @@
  */
 
 import type * as fs from 'node:fs'
-import { appendFileSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  appendFileSync,
+  copyFileSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest'
 import type { SourceState } from '../../../src/state/checkpoint.js'
@@ -202,6 +211,32 @@ describe('prescan, rotated generations born since the last start', () => {
     writeFileSync(live.path, '') // truncated
     const found = await prescan([live.path], [live], 'start', since)
     expect(found).toContainEqual({ ...copy, offset: 26 })
+  })
+
+  test('a copy written in place over an older copy (born before the last start, written since) is read from the recorded offset', async () => {
+    const text = 'line one of the live file\nline two\nline three\n'
+    const live = logFile('a.log', text, 26)
+    const before = logFile('a.log.1', 'the copy before, of the generation before\n', 43)
+    await sleep(30) // later than the copy's birth by more than the kernel's clock tick
+    const since = Date.now()
+    await sleep(30)
+    copyFileSync(live.path, `${live.path}.1`) // written in place: the same inode
+    writeFileSync(live.path, '') // truncated
+    expect(idOf(`${live.path}.1`)).toEqual(idOf(before.path))
+    const found = await prescan([live.path], [live, before], 'start', since)
+    expect(found).toContainEqual({ ...before, head: b64(text), offset: 26 })
+    // Before: not looked at (born before the last start), and the lines after 26 lost.
+  })
+
+  test('an older file written since that is no copy of a recorded source is left alone', async () => {
+    const cur = logFile('a.log', 'current\n', 8)
+    const old = join(dir, 'a.log.1')
+    writeFileSync(old, 'an old generation\n')
+    await sleep(30)
+    const since = Date.now()
+    await sleep(30)
+    appendFileSync(old, 'written to late by its writer\n')
+    expect(await prescan([cur.path], [cur], 'start', since)).toEqual([])
   })
 
   test('without a previous start (no state), no generation is looked for', async () => {
