@@ -70,11 +70,12 @@ describe('FileTable.summary', () => {
     expect(table.look('/l/a.log', null).orphaned?.key).toBe('1:11')
     // logrotate's copytruncate copy of b.log, read after the truncation, counts for b.log.
     table.rememberCopy('/l/b.log.1', { dev: 1, ino: 21 }, Buffer.from('head of 20'), 100)
-    table.rememberCopy('/l/b.log.1', { dev: 1, ino: 21 }, Buffer.from('head of 20'), 100) // known
+    // The next copy written in place over it (same inode, cp or copyFileSync): a copy too.
+    table.rememberCopy('/l/b.log.1', { dev: 1, ino: 21 }, Buffer.from('head of 20'), 200)
     const s = table.summary()
     expect(s.names).toEqual([
       { path: '/l/a.log', rotations: 2, copies: 0 },
-      { path: '/l/b.log', rotations: 0, copies: 1 },
+      { path: '/l/b.log', rotations: 0, copies: 2 },
     ])
     expect(s.open).toBe(2) // the old a.log is still open, read to its end before it is closed
   })
