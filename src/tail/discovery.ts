@@ -279,10 +279,7 @@ export class Discovery {
       ready.push(d.#watchWithChokidar(root, depth))
     }
     for (const name of d.#literal) d.#trackLink(name)
-    if (d.#raw.size > 0) {
-      d.#check = setInterval(() => d.#checkDirectories(), 2000)
-      d.#check.unref()
-    }
+    if (d.#raw.size > 0) d.#checkRegularly()
     await Promise.all(ready)
     await d.#rescanning // the first scan of polled roots: what is there now is not news
     d.#started = true
@@ -368,10 +365,14 @@ export class Discovery {
   /** Watches `path`'s directory plainly, unless it is watched already (or not there). */
   #watchParentOf(path: string): void {
     const dir = dirname(path)
-    if (!this.#raw.has(dir) && this.#watchDirectory(dir) && this.#check === null) {
-      this.#check = setInterval(() => this.#checkDirectories(), 2000)
-      this.#check.unref()
-    }
+    if (!this.#raw.has(dir) && this.#watchDirectory(dir)) this.#checkRegularly()
+  }
+
+  /** Looks for replaced plainly watched directories every 2 s from now on (once: idempotent). */
+  #checkRegularly(): void {
+    if (this.#check !== null || this.#closed !== null) return
+    this.#check = setInterval(() => this.#checkDirectories(), 2000)
+    this.#check.unref()
   }
 
   /**
