@@ -144,7 +144,7 @@ async function nodeBaselines() {
  * @param {number} n
  * @returns {string} the directory
  */
-function ensureFiles(n) {
+export function ensureFiles(n) {
   const dir = join(OUT_DIR, `idle-${n}`, 'in')
   const width = String(n - 1).length
   const name = (/** @type {number} */ i) => `f${String(i).padStart(width, '0')}.log`

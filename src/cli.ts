@@ -18,6 +18,8 @@ import { createLogger, detectStyle, formatLine, LEVELS, prefixLines } from './lo
 import { parseLabel } from './merge/format.js'
 import { DEFAULT_WINDOW_MS } from './merge/reorder.js'
 import { TIMESTAMP_FORMATS } from './merge/timestamps.js'
+import { formatListen } from './metrics/listen.js'
+import { DEFAULT_MAX_INPUTS } from './metrics/settings.js'
 import { defaultStatePath } from './state/checkpoint.js'
 import { formatStatus, readStatus } from './status.js'
 
@@ -51,7 +53,13 @@ waits for its newline. Quote globs so the shell does not expand them.
 Config file (--config FILE, JSON; see docs/service.md): every flag has a key, its long name in
 camelCase (--max-line-bytes -> maxLineBytes; state: false is --no-state; inputs: [...]). A
 "jobs" list runs several jobs in one daemon; top-level keys are every job's defaults. Flags
-override the file when it has one job; with several, only --log-level and --shutdown-timeout.
+override the file when it has one job; with several, only --log-level, --shutdown-timeout and
+the --metrics-* flags.
+
+Metrics (docs/service.md, "Monitoring"): --metrics-listen 127.0.0.1:9775 serves /metrics in the
+Prometheus text format; --metrics-file PATH writes the same for node_exporter's textfile
+collector. Lines, bytes, lag, rotations, output errors and pauses, checkpoints, per job and
+per input, and the process's own (event-loop lag included).
 
 Commands:
   logmerge check-config FILE                       check a config file: exit 0, or 2 and why
@@ -179,6 +187,18 @@ export function buildProgram(): Command {
     .option(
       '--nats-skip-lost',
       'nats:// input: go on past messages the stream no longer holds (else exit 9)',
+    )
+    .option(
+      '--metrics-listen <addr:port>',
+      'serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9775)',
+    )
+    .option(
+      '--metrics-file <path>',
+      'write the metrics to this file (node_exporter textfile; each checkpoint interval when busy)',
+    )
+    .option(
+      '--metrics-max-inputs <n>',
+      `inputs per job with series of their own; the rest summed as input="other" (default: ${DEFAULT_MAX_INPUTS})`,
     )
     .addOption(
       new Option(
@@ -413,6 +433,14 @@ function checkConfig(file: string): void {
   const loaded = loadConfigFile(file)
   const run = resolveRun(loaded, { inputs: [] }, new Set())
   for (const job of run.jobs) process.stdout.write(`${summary(job)}\n`)
+  if (run.metrics) {
+    const { listen, file, maxInputs } = run.metrics
+    const where = [
+      ...(listen ? [`http://${formatListen(listen)}/metrics`] : []),
+      ...(file ? [`file ${file}`] : []),
+    ]
+    process.stdout.write(`metrics: ${where.join(', ')} (at most ${maxInputs} inputs a job)\n`)
+  }
   const n = run.jobs.length
   process.stdout.write(`${loaded.path}: ok, ${n} job${n === 1 ? '' : 's'}\n`)
 }

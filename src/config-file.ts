@@ -6,7 +6,8 @@
  *   `state: false` is `--no-state`; `inputs` are the positional arguments.
  * - `jobs` lists jobs, each its own inputs, output, state...; any job key at the top level is
  *   the default for every job. Without `jobs` the top level is the one job.
- * - `logLevel` and `shutdownTimeout` belong to the whole daemon: top level only.
+ * - `logLevel`, `shutdownTimeout` and the metrics keys belong to the whole daemon: top level
+ *   only.
  * - Relative paths are relative to the file's directory, so a config means the same whatever
  *   directory the service starts in.
  *
@@ -20,6 +21,8 @@ import { describeErrno, errors, isErrno } from './errors.js'
 import { isFleetUrl } from './fleet/url.js'
 import { LEVELS, type Level } from './log.js'
 import { TIMESTAMP_FORMATS } from './merge/timestamps.js'
+import { parseListen } from './metrics/listen.js'
+import type { MetricsOptions } from './metrics/settings.js'
 
 type Kind =
   | { readonly type: 'boolean' }
@@ -38,6 +41,8 @@ type Kind =
   | { readonly type: 'labels' }
   /** A job's name: letters, digits, `.`, `_`, `-`. */
   | { readonly type: 'name' }
+  /** ADDRESS:PORT for the metrics server (src/metrics/listen.ts). */
+  | { readonly type: 'listen' }
 
 interface KeySpec {
   readonly kind: Kind
@@ -84,6 +89,9 @@ export const KEYS = {
   natsSkipLost: { kind: { type: 'boolean' }, scope: 'job' },
   logLevel: { kind: { type: 'oneOf', values: LEVELS }, scope: 'daemon' },
   shutdownTimeout: { kind: ms(MINIMUM.shutdownTimeout), scope: 'daemon' },
+  metricsListen: { kind: { type: 'listen' }, scope: 'daemon' },
+  metricsFile: { kind: str(true), scope: 'daemon' },
+  metricsMaxInputs: { kind: { type: 'integer', min: 0, unit: 'inputs' }, scope: 'daemon' },
 } as const satisfies Record<string, KeySpec>
 
 export type Key = keyof typeof KEYS
@@ -103,6 +111,8 @@ export interface ConfigFile {
   readonly path: string
   readonly logLevel: Level | undefined
   readonly shutdownTimeout: number | undefined
+  /** metricsListen, metricsFile, metricsMaxInputs (the daemon's: one endpoint for every job). */
+  readonly metrics: MetricsOptions
   readonly jobs: readonly FileJob[]
 }
 
@@ -158,7 +168,7 @@ function checkFile(path: string, value: unknown, problems: string[]): ConfigFile
   const dir = dirname(path)
   if (!isObject(value)) {
     problems.push(`expected a JSON object ({ "inputs": [...], "output": ... }), got ${show(value)}`)
-    return { path, logLevel: undefined, shutdownTimeout: undefined, jobs: [] }
+    return { path, logLevel: undefined, shutdownTimeout: undefined, metrics: {}, jobs: [] }
   }
   const hasJobs = 'jobs' in value
   const top = checkObject(value, '', hasJobs ? 'top' : 'single', dir, problems)
@@ -177,6 +187,17 @@ function checkFile(path: string, value: unknown, problems: string[]): ConfigFile
     path,
     logLevel: top.daemon.logLevel as Level | undefined,
     shutdownTimeout: top.daemon.shutdownTimeout as number | undefined,
+    metrics: {
+      ...(top.daemon.metricsListen !== undefined && {
+        metricsListen: top.daemon.metricsListen as string,
+      }),
+      ...(top.daemon.metricsFile !== undefined && {
+        metricsFile: top.daemon.metricsFile as string,
+      }),
+      ...(top.daemon.metricsMaxInputs !== undefined && {
+        metricsMaxInputs: top.daemon.metricsMaxInputs as number,
+      }),
+    },
     jobs,
   }
 }
@@ -356,6 +377,15 @@ function checkValue(
     }
     case 'labels':
       return checkLabels(value, at, dir, problems)
+    case 'listen': {
+      if (typeof value !== 'string') return fail('a string ADDRESS:PORT, like "127.0.0.1:9775"')
+      const parsed = parseListen(value)
+      if ('problem' in parsed) {
+        problems.push(`${at}: ${parsed.problem}, got ${show(value)}`)
+        return undefined
+      }
+      return value
+    }
   }
 }
 

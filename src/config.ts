@@ -80,6 +80,10 @@ export interface Options extends FleetOptions {
   reorderWindow?: string | number
   /** --progress / --no-progress (absent: when stderr is a terminal, with --once). */
   progress?: boolean
+  /** Daemon-wide (src/metrics/settings.ts): where /metrics is served, the metrics file, the bound on input series. */
+  metricsListen?: string
+  metricsFile?: string
+  metricsMaxInputs?: string | number
 }
 
 export interface Config {

@@ -6,7 +6,8 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Config } from './config.js'
-import { GarbageWatch, keepYoungGenerationSmall } from './engines/exit-gc.js'
+import type { EngineView } from './engines/engine.js'
+import { GarbageWatch } from './engines/exit-gc.js'
 import { engines } from './engines/index.js'
 import { ExitCode, LogmergeError } from './errors.js'
 import { prepareFleet } from './fleet/options.js'
@@ -31,6 +32,7 @@ export function runDaemon(config: Config, log: Logger): Promise<ExitCode> {
     logLevel: config.logLevel,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     configPath: null,
+    metrics: null,
   }
   return runJobs(run, { log, logFor: () => log })
 }
@@ -67,6 +69,8 @@ interface Running {
   readonly stop: AbortController
   /** 'reopen' to the engine; 'ready' from it. */
   readonly events: EventEmitter
+  /** With metrics on: takes the engine's view (EngineContext.observe). */
+  readonly observe: ((view: EngineView) => void) | undefined
 }
 
 export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
@@ -76,6 +80,10 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
     checkOutputNotInput(config.output, config.inputs)
     checkOutputWritable(config.output, config.statePath)
   }
+  // Before any job starts: an address that cannot be listened on stops logmerge here (exit 2).
+  const metrics = run.metrics
+    ? await (await import('./metrics/index.js')).Metrics.start(run.metrics, run.jobs, log)
+    : null
   // Each job its own controller and emitter: one shared by many engines would pass Node's
   // listener limit (10) and warn.
   const running: Running[] = run.jobs.map((job) => ({
@@ -83,6 +91,7 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
     log: io.logFor(job),
     stop: new AbortController(),
     events: new EventEmitter(),
+    observe: metrics?.observer(job),
   }))
   const several = running.length > 1
   let draining = false
@@ -127,8 +136,8 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
   process.on('SIGINT', onStop)
   process.on('SIGHUP', onHup)
   announceReady(running, io, () => draining || failed)
+  for (const r of running) r.events.once('ready', () => metrics?.ready())
   const follows = run.jobs.some((j) => !j.config.once)
-  if (follows) keepYoungGenerationSmall() // engines/exit-gc.ts
   const stopWatching = follows ? new GarbageWatch().start() : () => {}
   try {
     const codes = await Promise.all(running.map((r) => runJob(r, onFailed)))
@@ -139,6 +148,7 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
     process.off('SIGHUP', onHup)
     stopWatching()
     io.notifier?.close()
+    await metrics?.close() // the metrics file's last version: every job's final counts
   }
 }
 
@@ -151,7 +161,13 @@ async function runJob(r: Running, onFailed: (r: Running, code: ExitCode) => void
       config.fleet?.role === 'centre'
         ? (await import('./fleet/centre.js')).runCentre
         : await engines[config.engine]()
-    const result = await engine({ config, log: r.log, stop: r.stop.signal, events: r.events })
+    const result = await engine({
+      config,
+      log: r.log,
+      stop: r.stop.signal,
+      events: r.events,
+      ...(r.observe && { observe: r.observe }),
+    })
     if (config.once && result.unreadable.length > 0) {
       r.log.error(
         `could not read ${result.unreadable.length} input(s): ${result.unreadable.join(', ')}`,

@@ -46,6 +46,7 @@ export type ErrorCode =
   | 'ENATS_UNREACHABLE'
   | 'ENATS_AUTH'
   | 'ESTREAM_LOST'
+  | 'EMETRICS'
 
 const exitFor: Record<ErrorCode, ExitCode> = {
   EUSAGE: ExitCode.usage,
@@ -61,6 +62,8 @@ const exitFor: Record<ErrorCode, ExitCode> = {
   ENATS_UNREACHABLE: ExitCode.natsUnreachable,
   ENATS_AUTH: ExitCode.natsAuth,
   ESTREAM_LOST: ExitCode.streamLost,
+  /** --metrics-listen or --metrics-file cannot be used (an address taken, a directory missing). */
+  EMETRICS: ExitCode.usage,
 }
 
 export class LogmergeError extends Error {
@@ -106,9 +109,14 @@ export const errors = {
       { cause, hint: 'create the directory or choose another --output' },
     ),
   /** Found at start: the output or the state file cannot be written where it is. */
-  notWritable: (role: 'output' | 'state file', path: string, problem: string, hint: string) =>
+  notWritable: (
+    role: 'output' | 'state file' | 'metrics file',
+    path: string,
+    problem: string,
+    hint: string,
+  ) =>
     new LogmergeError(
-      role === 'output' ? 'EOUTPUT_DIR' : 'ESTATE_DIR',
+      role === 'output' ? 'EOUTPUT_DIR' : role === 'state file' ? 'ESTATE_DIR' : 'EMETRICS',
       `cannot write ${role} ${path}: ${problem}`,
       { hint },
     ),

@@ -216,11 +216,19 @@ export function checkOutputWritable(output: string, statePath: string | null): v
   if (statePath) checkWritable(statePath, 'state file', true)
 }
 
-function checkWritable(path: string, role: 'output' | 'state file', needDir: boolean): void {
-  const fix =
-    role === 'output'
-      ? 'choose another --output'
-      : 'give --state a writable path (or --no-state: no exactly-once restarts)'
+/** --metrics-file: replaced atomically like the state file, so its directory must be writable. */
+export function checkMetricsFileWritable(path: string): void {
+  checkWritable(path, 'metrics file', true)
+}
+
+const FIX = {
+  output: 'choose another --output',
+  'state file': 'give --state a writable path (or --no-state: no exactly-once restarts)',
+  'metrics file': 'give --metrics-file a path in a writable directory',
+} as const
+
+function checkWritable(path: string, role: keyof typeof FIX, needDir: boolean): void {
+  const fix = FIX[role]
   const fail: (problem: string, hint: string) => never = (problem, hint) => {
     throw errors.notWritable(role, path, problem, hint)
   }

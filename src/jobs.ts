@@ -10,6 +10,7 @@ import { errors, LogmergeError } from './errors.js'
 import { isFleetUrl } from './fleet/url.js'
 import { checkJobs } from './guard.js'
 import type { Level } from './log.js'
+import { type MetricsOptions, type MetricsSettings, metricsSettings } from './metrics/settings.js'
 
 export interface Job {
   /** Its name in the config (`main` for a run without one); prefixes its diagnostics. */
@@ -24,10 +25,18 @@ export interface Run {
   readonly shutdownTimeoutMs: number
   /** The config file the jobs come from, or null. */
   readonly configPath: string | null
+  /** --metrics-listen / --metrics-file (one endpoint and file for every job), or null. */
+  readonly metrics: MetricsSettings | null
 }
 
 /** The options that belong to the whole daemon: allowed on the command line with several jobs. */
-const DAEMON_OPTIONS: readonly (keyof Options)[] = ['logLevel', 'shutdownTimeout']
+const DAEMON_OPTIONS: readonly (keyof Options)[] = [
+  'logLevel',
+  'shutdownTimeout',
+  'metricsListen',
+  'metricsFile',
+  'metricsMaxInputs',
+]
 
 /**
  * @param cli    the command line's options (commander's defaults included)
@@ -46,6 +55,7 @@ export function resolveRun(
       logLevel: config.logLevel,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
       configPath: null,
+      metrics: metricsSettings(cli, cwd),
     }
   }
   const overrides = overridesFrom(cli, given, cwd)
@@ -54,6 +64,7 @@ export function resolveRun(
   settings(overrides, cwd)
   const logLevel = (overrides.logLevel ?? file.logLevel ?? defaults.logLevel) as Level
   const shutdownTimeout = overrides.shutdownTimeout ?? file.shutdownTimeout
+  const metrics = metricsSettings({ ...file.metrics, ...definedOnly(overrides) }, cwd)
   const problems: string[] = []
   const jobs: Job[] = []
   for (const entry of file.jobs) {
@@ -87,7 +98,17 @@ export function resolveRun(
     logLevel,
     shutdownTimeoutMs: first.config.shutdownTimeoutMs,
     configPath: file.path,
+    metrics,
   }
+}
+
+/** The metrics options given on the command line (they win over the file's). */
+function definedOnly(o: Partial<Options>): MetricsOptions {
+  const out: MetricsOptions = {}
+  if (o.metricsListen !== undefined) out.metricsListen = o.metricsListen
+  if (o.metricsFile !== undefined) out.metricsFile = o.metricsFile
+  if (o.metricsMaxInputs !== undefined) out.metricsMaxInputs = o.metricsMaxInputs
+  return out
 }
 
 /** One job of the file, or null after noting its problems. */
@@ -144,7 +165,7 @@ function refusePerJobFlags(file: ConfigFile, given: ReadonlySet<keyof Options>):
   const names = file.jobs.map((j) => j.name).join(', ')
   throw errors.usage(
     `${perJob.map(flagOf).join(', ')} cannot be used with ${file.path}: it has ${file.jobs.length} jobs (${names}) and ${perJob.length === 1 ? 'this applies' : 'these apply'} to one job`,
-    'set it in the file, in a job or at its top level for every job; only --log-level and --shutdown-timeout go with several jobs',
+    'set it in the file, in a job or at its top level for every job; only --log-level, --shutdown-timeout and the --metrics-* flags go with several jobs',
   )
 }
 

@@ -13,16 +13,18 @@ import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { collectGarbage } from './exit-gc.js'
+import { settleHeap } from './exit-gc.js'
 import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import { outputChain } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
+import { loopView } from './view.js'
 
 export async function runAsync({
   config,
   log,
   stop,
   events,
+  observe,
 }: EngineContext): Promise<EngineResult> {
   const recovered = config.statePath
     ? await recover(config.statePath, config.output, log)
@@ -51,6 +53,7 @@ export async function runAsync({
     log,
   )
   output.checkpoints = checkpoints
+  observe?.(loopView(writer, follower, checkpoints))
   const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
   const exclude = config.output === '-' ? undefined : config.output
   /** Files prescan leaves open for the start-up pass (see KeepOpen). */
@@ -102,7 +105,7 @@ export async function runAsync({
         await follower.start(paths, kept.files)
         checkpoints?.start(config.checkpointIntervalMs)
         events.emit('ready')
-        collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
+        settleHeap() // the start-up's garbage, before following (exit-gc.ts)
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
         try {
           const ended = AbortSignal.any([stop, output.failed])

@@ -10,6 +10,17 @@ import type { TimestampFormat, TimestampOptions } from '../merge/timestamps.js'
 import type { LockedWriterShare } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
+import type { TableSummary } from '../tail/file-table.js'
+
+/**
+ * The control cells of a blocking reader thread. The main thread bumps WAKE after each message;
+ * the thread reads WAKE before it takes its messages, sets ASLEEP, and waits for WAKE to move.
+ * A bump that comes before the wait ends it at once, so the main thread calls Atomics.notify
+ * only when ASLEEP is set.
+ */
+export const WAKE = 0
+export const ASLEEP = 1
+export const CONTROL_BYTES = 8
 
 /** Main thread -> reader thread. */
 export type ToWorker =
@@ -34,6 +45,8 @@ export type ToWorker =
     }
   /** Read what is left and stop; `flush` writes held partial lines (--once). */
   | { readonly code: 'stop'; readonly flush: boolean }
+  /** Metrics: answer with the thread's table summary. */
+  | { readonly code: 'summary' }
 
 /** Reader thread -> main thread. */
 export type FromWorker =
@@ -42,6 +55,19 @@ export type FromWorker =
   /** top-down: a block of whole lines for the main thread's writer. */
   | { readonly code: 'block'; readonly bytes: Uint8Array; readonly mark: SourceMark | undefined }
   | { readonly code: 'done'; readonly unreadable: readonly string[] }
+  /**
+   * The start-up pass is done: every file present has its start point and is followed. The
+   * engine says it is ready (sd_notify READY=1, "ready: following") once every thread has sent
+   * this: a line appended after that is delivered, never taken for one before --from end's start.
+   */
+  | { readonly code: 'started' }
+  /**
+   * The thread's modules are loaded (its first message). The main thread opens no input before
+   * every thread has sent it: module loads take descriptors too (up to 13 files at once per
+   * thread, measured), and under a low ulimit -n an input opened meanwhile made a load fail
+   * with EMFILE.
+   */
+  | { readonly code: 'loaded' }
   /** A file was opened: what a checkpoint needs to find it again, and where it starts. */
   | { readonly code: 'source'; readonly source: SourceState; readonly key: string }
   /** A finished file is gone from disk: it leaves the checkpoints. */
@@ -49,6 +75,8 @@ export type FromWorker =
   /** top-down: a file was read to its end and let go (--order time ends its source). */
   | { readonly code: 'released'; readonly key: string }
   | { readonly code: 'failed'; readonly error: SerializedError; readonly path: string | null }
+  /** The answer to 'summary': files open, parked, missing, events per name. */
+  | { readonly code: 'summary'; readonly summary: TableSummary }
 
 export interface SerializedError {
   readonly name: string
@@ -88,7 +116,7 @@ export interface WorkerInit {
         readonly inflight: SharedArrayBuffer
         readonly highWaterBytes: number
       }
-  /** Int32 [0]: a wake-up counter the main thread bumps (Atomics.notify) after each message. */
+  /** Int32 [WAKE]: the wake-up count; [ASLEEP]: 1 while the thread waits (see below). */
   readonly control: SharedArrayBuffer
   readonly port: MessagePort
   readonly follow: boolean
@@ -99,6 +127,8 @@ export interface WorkerInit {
   readonly readConcurrency: number
   /** Input files the thread may hold open at once (its share, see tail/fd-budget.ts). */
   readonly maxOpenFiles: number
+  /** Names the thread's sweep stats a second at most (its share, see SWEEP_NAMES_PER_SECOND). */
+  readonly sweepPerSecond: number
   readonly logLevel: Level
   /** Output format and what json's "time" needs (locked writers format in the thread). */
   readonly format: OutputFormat

@@ -21,19 +21,29 @@ import { Labels } from '../sink/format-sink.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
-import { Checkpointer } from '../state/checkpointer.js'
+import { Checkpointer, sourcesAt } from '../state/checkpointer.js'
 import { PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
+import { SWEEP_NAMES_PER_SECOND } from '../tail/file-table.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
-import { collectGarbage } from './exit-gc.js'
+import { settleHeap } from './exit-gc.js'
 import { type OutputWriter, openOutputWriter } from './loop-state.js'
 import { outputChain, timestampOptions } from './output.js'
 import { ProgressBar, wantsProgress } from './progress-bar.js'
-import { type FromWorker, rebuildError, type ToWorker, type WorkerInit } from './protocol.js'
+import {
+  ASLEEP,
+  CONTROL_BYTES,
+  type FromWorker,
+  rebuildError,
+  type ToWorker,
+  WAKE,
+  type WorkerInit,
+} from './protocol.js'
 import { shardOf } from './shard.js'
+import { ReaderSummaries, threadedView } from './view.js'
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url))
 /** A following reader thread's young generation (MiB; see exit-gc.ts). */
@@ -52,6 +62,10 @@ interface Shard {
   readonly port: MessagePort
   readonly control: Int32Array
   readonly done: Promise<readonly string[]>
+  /** Resolves once the thread has made its start-up pass ('started'). */
+  readonly started: Promise<void>
+  /** Resolves once the thread's modules are loaded ('loaded'). */
+  readonly loaded: Promise<void>
   /** Resolves once the thread has exited (terminating it if it has not within a moment). */
   readonly exited: Promise<void>
 }
@@ -61,7 +75,7 @@ export function threadedEngine(shape: ThreadedShape): Engine {
 }
 
 async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<EngineResult> {
-  const { config, log, stop, events } = ctx
+  const { config, log, stop, events, observe } = ctx
   // top-down --once --order time does not come here: the merge pulls from every file in turn
   // on the main thread, as on the async engine (engines/index.ts, once-run.ts).
   const failed = new AbortController()
@@ -110,16 +124,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         config.output,
         {
           snapshot: () => (locked ?? (loop as OutputWriter)).snapshot(),
-          sources: (offsets) => {
-            const out: SourceState[] = []
-            for (const [key, offset] of offsets) {
-              const known = sources.get(key)
-              // A thread's 'source' message may still be on its way: try again next time.
-              if (!known) return null
-              out.push({ ...known, offset })
-            }
-            return out
-          },
+          sources: (offsets) => sourcesAt(sources, offsets),
           fsync: async () => (locked ? locked.sync() : loop?.fsync()),
           changes: () => (locked ?? (loop as OutputWriter)).changes + sourcesSeen,
         },
@@ -151,16 +156,37 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
   const shards: Shard[] = []
   /** The threads were sent 'stop' (each then ends by itself). */
   let stopping = false
+  /** Metrics (when on): the threads' table summaries, asked for on a slow timer. */
+  const summaries = new ReaderSummaries(() => {
+    if (stopping) return 0
+    for (const shard of shards) send(shard, { code: 'summary' })
+    return shards.length
+  })
+  observe?.(
+    threadedView(
+      locked ?? (loop as OutputWriter),
+      sources,
+      () => sourcesSeen,
+      checkpoints,
+      summaries,
+    ),
+  )
   const send = (shard: Shard, msg: ToWorker) => {
     shard.port.postMessage(msg)
-    Atomics.add(shard.control, 0, 1)
-    Atomics.notify(shard.control, 0)
+    Atomics.add(shard.control, WAKE, 1)
+    // A thread that is awake sees the count move before it sleeps (see worker.ts): only a
+    // sleeping one needs the futex call, which costs a wake-up each (thousands a second).
+    if (Atomics.load(shard.control, ASLEEP) === 1) Atomics.notify(shard.control, WAKE)
   }
 
   try {
     for (let id = 0; id < config.threads; id++) {
       shards.push(await startShard(id))
     }
+    // No input is opened before the threads' modules are loaded (see 'loaded').
+    if (!failed.signal.aborted)
+      await Promise.race([Promise.all(shards.map((s) => s.loaded)), once(failed.signal, 'abort')])
+    if (failure) throw failure
     const exclude = config.output === '-' ? undefined : config.output
     const route = (path: string) => shards[shardOf(path, shards.length)] as Shard
     // Events are gathered per thread and sent once a turn of this event loop (see 'events'),
@@ -241,9 +267,14 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
     flush()
     checkpoints?.start(config.checkpointIntervalMs) // also --once: a long one that is killed resumes
     if (!config.once) {
-      events.emit('ready')
-      collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
       const ended = AbortSignal.any([stop, failed.signal])
+      // Ready once every thread follows its files (see 'started'): said when only the threads
+      // had been told to start, a file a thread had not looked at yet began at whatever size
+      // it had grown to by then (--from end), and lines written after "ready" were skipped.
+      const allStarted = Promise.all(shards.map((s) => s.started))
+      if (!ended.aborted) await Promise.race([allStarted, once(ended, 'abort')])
+      events.emit('ready')
+      settleHeap() // the start-up's garbage, before following (exit-gc.ts)
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
     }
@@ -273,7 +304,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
 
   async function startShard(id: number): Promise<Shard> {
     const { port1, port2 } = new MessageChannel()
-    const control = new SharedArrayBuffer(4)
+    const control = new SharedArrayBuffer(CONTROL_BYTES)
     const init: WorkerInit = {
       id,
       style: shape.style,
@@ -289,6 +320,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       pollIntervalMs: config.pollIntervalMs,
       readConcurrency: config.readConcurrency,
       maxOpenFiles: inputFileBudget(config.threads),
+      sweepPerSecond: Math.ceil(SWEEP_NAMES_PER_SECOND / config.threads),
       logLevel: config.logLevel,
       format: config.format ?? 'raw',
       labels: config.labels ?? {},
@@ -309,6 +341,14 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       ),
     )
     let finished = false
+    let markStarted = () => {}
+    const started = new Promise<void>((resolve) => {
+      markStarted = resolve
+    })
+    let markLoaded = () => {}
+    const loaded = new Promise<void>((resolve) => {
+      markLoaded = resolve
+    })
     const done = new Promise<readonly string[]>((resolve, reject) => {
       const die = (err: Error) => {
         finished = true
@@ -341,6 +381,12 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
           case 'released':
             chain?.released(msg.key)
             return
+          case 'started':
+            return markStarted()
+          case 'loaded':
+            return markLoaded()
+          case 'summary':
+            return summaries.answer(id, msg.summary)
           case 'done':
             finished = true
             return resolve(msg.unreadable)
@@ -381,7 +427,16 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       .then(() => Promise.race([gone, sleep(2000, undefined, { ref: false })]))
       .then(() => worker.terminate())
       .then(() => port1.close())
-    return { id, worker, port: port1, control: new Int32Array(control), done, exited }
+    return {
+      id,
+      worker,
+      port: port1,
+      control: new Int32Array(control),
+      done,
+      started,
+      loaded,
+      exited,
+    }
   }
 
   /** top-down: a block from a thread goes to this thread's writer; the thread waits while it is behind. */

@@ -14,8 +14,15 @@ import { toRemembered } from '../state/recover.js'
 import type { Tracked } from '../tail/file-table.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
-import { collectGarbage, GarbageWatch } from './exit-gc.js'
-import { type FromWorker, serializeError, type ToWorker, type WorkerInit } from './protocol.js'
+import { GarbageWatch, settleHeap } from './exit-gc.js'
+import {
+  ASLEEP,
+  type FromWorker,
+  serializeError,
+  type ToWorker,
+  WAKE,
+  type WorkerInit,
+} from './protocol.js'
 
 const init = workerData as WorkerInit
 const port = init.port
@@ -127,7 +134,7 @@ function runBlocking(sink: SyncSink): void {
   let nextSweep = Date.now() + init.pollIntervalMs
   try {
     for (;;) {
-      const seen = Atomics.load(control, 0)
+      const seen = Atomics.load(control, WAKE)
       for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
         const msg = m.message as ToWorker
         at = null
@@ -138,7 +145,8 @@ function runBlocking(sink: SyncSink): void {
             follower.remember(toRemembered(msg.remembered))
             follower.findRotated(msg.paths)
             follower.start(msg.paths)
-            if (init.follow) collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
+            if (init.follow) settleHeap() // the start-up's garbage, before following (exit-gc.ts)
+            post({ code: 'started' })
             break
           case 'events':
             for (const p of msg.resolve) {
@@ -151,6 +159,9 @@ function runBlocking(sink: SyncSink): void {
               checkFault(p)
               follower.changed(p)
             }
+            break
+          case 'summary':
+            post({ code: 'summary', summary: follower.summary() })
             break
           case 'stop':
             follower.catchUp()
@@ -170,7 +181,9 @@ function runBlocking(sink: SyncSink): void {
       // Until the next message, the next folded read, or the next sweep.
       const due = follower.nextDueIn()
       const sweepIn = Math.max(1, nextSweep - Date.now())
-      Atomics.wait(control, 0, seen, due === null ? sweepIn : Math.min(due, sweepIn))
+      Atomics.store(control, ASLEEP, 1)
+      Atomics.wait(control, WAKE, seen, due === null ? sweepIn : Math.min(due, sweepIn))
+      Atomics.store(control, ASLEEP, 0)
     }
   } catch (err) {
     post({ code: 'failed', error: serializeError(err), path: follower.current ?? at })
@@ -217,7 +230,8 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         follower.remember(toRemembered(msg.remembered))
         await follower.findRotated(msg.paths)
         await follower.start(msg.paths)
-        if (init.follow) collectGarbage() // the start-up's garbage, before idling (exit-gc.ts)
+        if (init.follow) settleHeap() // the start-up's garbage, before following (exit-gc.ts)
+        post({ code: 'started' })
         return
       case 'events': {
         // Side by side: the follower keeps each name's and each file's work in order itself.
@@ -233,6 +247,8 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         await Promise.all(work)
         return
       }
+      case 'summary':
+        return post({ code: 'summary', summary: follower.summary() })
       case 'stop':
         clearInterval(sweep)
         await follower.catchUp()
@@ -246,8 +262,20 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
   }
   // Messages are handled in order: each waits for the one before (start before stop).
   let chain = Promise.resolve()
+  /** The start-up pass is over (a summary before it would count no file). */
+  let started = false
   port.on('message', (msg: ToWorker) => {
-    chain = chain.then(() => handle(msg)).catch((err) => fail(err, faultPath(err)))
+    // Read-only: once started, answered at once, not behind a burst of changes.
+    if (msg.code === 'summary' && started) {
+      void handle(msg)
+      return
+    }
+    chain = chain
+      .then(() => handle(msg))
+      .then(() => {
+        if (msg.code === 'start') started = true
+      })
+      .catch((err) => fail(err, faultPath(err)))
   })
 }
 
@@ -255,6 +283,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
 const garbage = new GarbageWatch()
 
 function main(): void {
+  post({ code: 'loaded' }) // every module is loaded by now (static imports only)
   const sink = makeSink()
   if (init.style === 'sync') {
     runBlocking(sink)

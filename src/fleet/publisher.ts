@@ -27,7 +27,7 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import type { Config } from '../config.js'
 import { LogmergeError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { BlockSink, Snapshot, SourceMark, SourceStats } from '../sink/sink.js'
+import type { BlockSink, OutputHealth, Snapshot, SourceMark, SourceStats } from '../sink/sink.js'
 import { loadState } from '../state/checkpoint.js'
 import { headsAgree } from '../tail/cursor.js'
 import { connectFleet, natsError } from './connect.js'
@@ -170,6 +170,11 @@ export class Publisher implements BlockSink {
   #pausedUntilSaved = false
   #backoff = FIRST_BACKOFF_MS
   #troubled: string | null = null
+  /** For health(): line bytes acknowledged, outages begun, and their time. */
+  #bytesOut = 0
+  #pauses = 0
+  #pausedMs = 0
+  #pausedSince: number | null = null
   /** The trouble said last (once per outage), until a message gets through. */
   #said: string | null = null
   #failed: Error | null = null
@@ -339,6 +344,23 @@ export class Publisher implements BlockSink {
 
   get queuedBytes(): number {
     return this.#queuedBytes
+  }
+
+  /**
+   * For metrics: `bytes` are line bytes the stream acknowledged; a pause is an outage (the
+   * stream full, no server answering) from its first failed publish to the next one that got
+   * through. No file is written here, so no write error is counted.
+   */
+  health(now = Date.now()): OutputHealth {
+    const since = this.#pausedSince
+    return {
+      bytes: this.#bytesOut,
+      errors: [],
+      pauses: this.#pauses,
+      pausedSeconds: (this.#pausedMs + (since === null ? 0 : now - since)) / 1000,
+      paused: since !== null,
+      queuedBytes: this.#queuedBytes,
+    }
   }
 
   /** Nothing to make durable here: the stream's acknowledgement is the durability. */
@@ -561,6 +583,10 @@ export class Publisher implements BlockSink {
     }
     this.#said = why
     this.#troubled = why
+    if (this.#pausedSince === null) {
+      this.#pauses++
+      this.#pausedSince = Date.now()
+    }
     await sleep(this.#backoff, undefined, { ref: false })
     this.#backoff = Math.min(this.#backoff * 2, MAX_BACKOFF_MS)
     if (missing) {
@@ -580,6 +606,11 @@ export class Publisher implements BlockSink {
       this.#said = null
     }
     this.#backoff = FIRST_BACKOFF_MS
+    if (this.#pausedSince !== null) {
+      this.#pausedMs += Date.now() - this.#pausedSince
+      this.#pausedSince = null
+    }
+    this.#bytesOut += m.lineBytes
     this.#ackedSeq = Math.max(this.#ackedSeq, seq)
     this.#ackedAt = new Date().toISOString()
     this.#queuedBytes -= m.lineBytes

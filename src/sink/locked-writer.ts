@@ -30,8 +30,10 @@ import {
   resumedMessage,
   stalledMessage,
   syncQuietly,
+  WRITE_ERROR_CODES,
+  writeErrorIndex,
 } from './output-file.js'
-import type { BlockSink, Snapshot, SourceMark, SourceStats } from './sink.js'
+import type { BlockSink, OutputHealth, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const STDOUT_FD = 1
 const fsyncAsync = promisify(fsync)
@@ -42,8 +44,8 @@ const MAIN_WAIT_MS = 100
 /** Source offsets recorded per thread (a region each); more files than this in one thread are
  * followed but not checkpointed (a warning says so). */
 export const SLOTS_PER_THREAD = 16384
-/** A slot: device, inode, offset, in use, then the stats (SourceStats' five numbers). */
-const SLOT = 9
+/** A slot: device, inode, offset, in use, then the stats (SourceStats' six numbers). */
+const SLOT = 10
 /** Bytes a slot's fingerprint takes in LockedWriterShare.heads: its length + 1, then 64 bytes. */
 const HEAD_CELL = 65
 
@@ -71,6 +73,14 @@ const CELL = {
 } as const
 const STATE_BYTES = 4 * 10
 
+/**
+ * The Float64 cells of LockedWriterShare.health (metrics), changed under the lock by the thread
+ * that writes: bytes written, when the pause under way began (ms since epoch, 0: none), the
+ * milliseconds of pauses that ended, then failed writes by WRITE_ERROR_CODES index.
+ */
+const HEALTH = { bytes: 0, pausedSince: 1, pausedMs: 2, errors: 3 } as const
+const HEALTH_CELLS = HEALTH.errors + WRITE_ERROR_CODES.length
+
 /** What a worker needs to write through the same lock to the same fd (structured-cloneable). */
 export interface LockedWriterShare {
   readonly path: string
@@ -85,6 +95,8 @@ export interface LockedWriterShare {
   readonly heads: SharedArrayBuffer
   /** Float64 at byte 0: output size; then the Int32 cells of CELL. */
   readonly state: SharedArrayBuffer
+  /** Float64 cells of HEALTH: what was written, failed writes, pauses (for metrics). */
+  readonly health: SharedArrayBuffer
 }
 
 /** The main thread's watch over the output (only the thread that opened it has one). */
@@ -104,6 +116,7 @@ export class LockedWriter implements BlockSink {
   readonly #onRetry: (message: string) => void
   readonly #slots: Float64Array
   readonly #heads: Uint8Array
+  readonly #health: Float64Array
   /** This thread's slots: the first index of its region, and the slot of each source key. */
   readonly #region: number
   readonly #slotOf = new Map<string, number>()
@@ -124,9 +137,19 @@ export class LockedWriter implements BlockSink {
   #held = false
   /** When the watch first saw the change it has not acted on yet (see dueToAct). */
   #noticedAt: number | null = null
+  /** Times writing was held (#held), when the one under way began, and the time of past ones. */
+  #holds = 0
+  #heldSince = 0
+  #heldMs = 0
   /** Every output fd this thread opened and has not closed: it closes them all (a worker
    * closing an fd another thread opened makes Node warn). */
   readonly #opened = new Set<number>()
+  /**
+   * Fds with an fsync on libuv's pool (how many), which #closeRetired leaves open: closed
+   * before the fsync ran, it failed with EBADF (a checkpoint lost to a reopen; seen on Node 24),
+   * or, the number reused by another open meanwhile, synced some other file.
+   */
+  readonly #syncing = new Map<number, number>()
 
   private constructor(
     share: LockedWriterShare,
@@ -137,6 +160,7 @@ export class LockedWriter implements BlockSink {
     this.#region = region
     this.#slots = new Float64Array(share.slots)
     this.#heads = new Uint8Array(share.heads)
+    this.#health = new Float64Array(share.health)
     this.#mutex = new Mutex(share.lock)
     this.#size = new Float64Array(share.state, 0, 1)
     this.#cells = new Int32Array(share.state)
@@ -166,8 +190,9 @@ export class LockedWriter implements BlockSink {
       regions * SLOTS_PER_THREAD * SLOT * Float64Array.BYTES_PER_ELEMENT,
     )
     const heads = new SharedArrayBuffer(regions * SLOTS_PER_THREAD * HEAD_CELL)
+    const health = new SharedArrayBuffer(HEALTH_CELLS * Float64Array.BYTES_PER_ELEMENT)
     const writer = new LockedWriter(
-      { path, lock: new SharedArrayBuffer(4), state, slots, heads },
+      { path, lock: new SharedArrayBuffer(4), state, slots, heads, health },
       0,
       onRetry,
     )
@@ -210,16 +235,21 @@ export class LockedWriter implements BlockSink {
       for (let i = 0; i < s.length; i += SLOT) {
         if (s[i + 3] !== 1) continue
         const key = `${s[i]}:${s[i + 1]}`
+        // A key in two slots (noted at start-up in region 0, then recorded by its reader
+        // thread): the later region's slot wins, offset, fingerprint and stats together, so
+        // that a snapshot never pairs one slot's offset with another slot's fingerprint.
         offsets.set(key, s[i + 2] as number)
         const at = (i / SLOT) * HEAD_CELL
         const stored = this.#heads[at] as number
         if (stored > 0) heads.set(key, this.#heads.slice(at + 1, at + stored))
-        const [lines, linesSplit, truncations, pendingBytes, lastActivity] = s.subarray(
+        else heads.delete(key)
+        const [lines, linesSplit, truncations, pendingBytes, lastActivity, bytes] = s.subarray(
           i + 4,
-          i + 9,
+          i + 10,
         )
         stats.set(key, {
           lines,
+          bytes,
           linesSplit,
           truncations,
           pendingBytes,
@@ -227,8 +257,14 @@ export class LockedWriter implements BlockSink {
         } as SourceStats)
       }
       const fd = this.#cells[CELL.fd] as number
+      // Closed (the run is over; the metrics take a last look): the fd may be another file's
+      // now, the identity is the last snapshot's.
       const output =
-        this.share.path === '-' ? null : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
+        this.share.path === '-'
+          ? null
+          : this.#closed
+            ? (this.#last?.output ?? null)
+            : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
       this.#last = { size: this.#size[0] as number, output, offsets, stats, heads }
       return this.#last
     } finally {
@@ -243,17 +279,43 @@ export class LockedWriter implements BlockSink {
     })
   }
 
-  /** The source `key` is gone for good: its slot is freed for another file. */
+  /**
+   * The source `key` is gone for good: its slot is freed for another file, and so is its
+   * start-up note in region 0 (the main thread's), which no reader thread owns. Left there, the
+   * note kept the source in every snapshot after its thread had forgotten it (and the main
+   * thread had dropped what it knew of it), and the threads engines' checkpoints, finding an
+   * offset for a source nobody knew, were put off for good.
+   */
   forget(key: string): void {
     this.#mutex.withLock(() => {
       const slot = this.#slotOf.get(key)
-      if (slot === undefined) return
-      this.#slots[slot + 3] = 0
-      this.#heads[(slot / SLOT) * HEAD_CELL] = 0
-      this.#slotOf.delete(key)
-      this.#freeSlots.push(slot)
+      if (slot !== undefined) {
+        this.#free(slot)
+        this.#slotOf.delete(key)
+        this.#freeSlots.push(slot)
+      }
+      if (this.#region !== 0) this.#forgetStartupNote(key)
       Atomics.add(this.#cells, CELL.changes, 1)
     })
+  }
+
+  /** Under the lock: marks `slot` unused (its fingerprint with it). */
+  #free(slot: number): void {
+    this.#slots[slot + 3] = 0
+    this.#heads[(slot / SLOT) * HEAD_CELL] = 0
+  }
+
+  /**
+   * Under the lock, in a reader thread: frees region 0's slot of `key`, if it has one. Region 0
+   * is filled from its start and never freed by its owner; an inode is never 0, so the first
+   * slot with inode 0 ends the used part.
+   */
+  #forgetStartupNote(key: string): void {
+    const [dev, ino] = key.split(':').map(Number)
+    const s = this.#slots
+    for (let i = 0; i < SLOTS_PER_THREAD * SLOT && s[i + 1] !== 0; i += SLOT) {
+      if (s[i + 3] === 1 && s[i] === dev && s[i + 1] === ino) this.#free(i)
+    }
   }
 
   /** Under the lock: the source's offset, in this thread's slot for it. */
@@ -284,7 +346,7 @@ export class LockedWriter implements BlockSink {
     const st = mark.stats
     if (st)
       this.#slots.set(
-        [st.lines, st.linesSplit, st.truncations, st.pendingBytes, st.lastActivity],
+        [st.lines, st.linesSplit, st.truncations, st.pendingBytes, st.lastActivity, st.bytes ?? 0],
         slot + 4,
       )
   }
@@ -326,12 +388,18 @@ export class LockedWriter implements BlockSink {
         try {
           done += writeSync(this.#cells[CELL.fd] as number, block, done, block.length - done)
         } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code
+          if (code !== 'EAGAIN') {
+            const at = HEALTH.errors + writeErrorIndex(code)
+            this.#health[at] = (this.#health[at] as number) + 1
+          }
           if (isErrno(err, 'EPIPE')) throw errors.outputClosed(err)
           if (!isRetryable(err)) {
             throw errors.outputWrite(this.share.path, err as NodeJS.ErrnoException)
           }
           if (!stalled && err.code !== 'EAGAIN') {
             stalled = true
+            this.#health[HEALTH.pausedSince] = Date.now()
             this.#cells[CELL.stallCode] = 1 + RETRYABLE.indexOf(err.code as never)
             Atomics.add(this.#cells, CELL.stalls, 1) // odd: an outage began
           }
@@ -349,9 +417,16 @@ export class LockedWriter implements BlockSink {
           }
         }
       }
-      if (stalled) Atomics.add(this.#cells, CELL.stalls, 1) // even: it ended
+      if (stalled) {
+        Atomics.add(this.#cells, CELL.stalls, 1) // even: it ended
+        const h = this.#health
+        h[HEALTH.pausedMs] =
+          (h[HEALTH.pausedMs] as number) + Date.now() - (h[HEALTH.pausedSince] as number)
+        h[HEALTH.pausedSince] = 0
+      }
       // Size and offset in the same lock hold as the bytes: a snapshot sees both or neither.
       this.#size[0] = (this.#size[0] as number) + block.length
+      this.#health[HEALTH.bytes] = (this.#health[HEALTH.bytes] as number) + block.length
       if (mark) this.#record(mark)
     } finally {
       this.#mutex.unlock()
@@ -382,6 +457,7 @@ export class LockedWriter implements BlockSink {
     const fd = this.#cells[CELL.fd] as number
     const keep = bytesToKeep(fd, block.subarray(0, done))
     this.#size[0] = (this.#size[0] as number) + keep
+    this.#health[HEALTH.bytes] = (this.#health[HEALTH.bytes] as number) + keep
     cutUnfinishedLine(fd, this.#size[0] as number, done - keep)
     return keep
   }
@@ -410,16 +486,45 @@ export class LockedWriter implements BlockSink {
   }
 
   /**
+   * What was written, what failed and how long writing waited, over every thread (for
+   * metrics). Read without the lock: each number is a single cell, the set may be a moment
+   * apart, which a metric does not mind. Pauses: outages of the writers (a pair of CELL.stalls
+   * each) and the times the main thread held writing (an output that could not be created).
+   */
+  health(now = Date.now()): OutputHealth {
+    const h = this.#health
+    const stalls = Atomics.load(this.#cells, CELL.stalls)
+    const since = h[HEALTH.pausedSince] as number
+    const stalledMs = (h[HEALTH.pausedMs] as number) + (since > 0 ? now - since : 0)
+    const heldMs = this.#heldMs + (this.#held ? now - this.#heldSince : 0)
+    return {
+      bytes: h[HEALTH.bytes] as number,
+      errors: [...h.subarray(HEALTH.errors)],
+      pauses: Math.ceil(stalls / 2) + this.#holds,
+      pausedSeconds: (stalledMs + heldMs) / 1000,
+      paused: stalls % 2 === 1 || this.#held,
+      queuedBytes: 0,
+    }
+  }
+
+  /**
    * Makes the output durable (no-op for stdout and pipes). Not under the lock: fsync covers
    * every write made before it, and holding the lock would stall every reader thread meanwhile.
-   * Off the calling thread too (libuv's pool), so the main loop keeps serving events.
+   * Off the calling thread too (libuv's pool), so the main loop keeps serving events; the fd
+   * stays open until the fsync has run, even if a switch retires it meanwhile (see #syncing).
    */
   async sync(): Promise<void> {
     if (this.share.path === '-') return
+    const fd = Atomics.load(this.#cells, CELL.fd)
+    this.#syncing.set(fd, (this.#syncing.get(fd) ?? 0) + 1)
     try {
-      await fsyncAsync(this.#cells[CELL.fd] as number)
+      await fsyncAsync(fd)
     } catch (err) {
       if (!isErrno(err, 'EINVAL', 'EROFS')) throw err
+    } finally {
+      const left = (this.#syncing.get(fd) ?? 1) - 1
+      if (left > 0) this.#syncing.set(fd, left)
+      else this.#syncing.delete(fd)
     }
   }
 
@@ -445,7 +550,7 @@ export class LockedWriter implements BlockSink {
       const current = Atomics.load(this.#cells, CELL.fd)
       const pending = Atomics.load(this.#cells, CELL.nextFd)
       for (const fd of this.#opened) {
-        if (fd === current || fd === pending) continue
+        if (fd === current || fd === pending || this.#syncing.has(fd)) continue
         closeSync(fd)
         this.#opened.delete(fd)
       }
@@ -530,11 +635,16 @@ export class LockedWriter implements BlockSink {
           `cannot create output ${path} again: ${(err as Error).message}; writing is held until it can be (the lines wait in their files)`,
         )
         this.#held = true
+        this.#holds++
+        this.#heldSince = Date.now()
         Atomics.store(this.#cells, CELL.gate, 1)
       }
       return
     }
-    if (this.#held) log.warn(`output ${path} could be created again; resumed`)
+    if (this.#held) {
+      log.warn(`output ${path} could be created again; resumed`)
+      this.#heldMs += Date.now() - this.#heldSince
+    }
     this.#held = false
     this.#requestSwitch(fd)
   }

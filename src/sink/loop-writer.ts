@@ -20,8 +20,10 @@ import {
   openOutputAsync,
   resumedMessage,
   stalledMessage,
+  WRITE_ERROR_CODES,
+  writeErrorIndex,
 } from './output-file.js'
-import type { BlockSink, Snapshot, SourceMark, SourceStats } from './sink.js'
+import type { BlockSink, OutputHealth, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const writevAsync = promisify(writev)
 const fsyncAsync = promisify(fsync)
@@ -101,6 +103,12 @@ export class LoopWriter implements BlockSink {
   #failed: Error | null = null
   /** The output is stdout and not a regular file: written through process.stdout. */
   #stdoutStream = false
+  /** For health(): bytes written, failed writes by code, pauses and their time. */
+  #bytesOut = 0
+  readonly #errors: number[] = WRITE_ERROR_CODES.map(() => 0)
+  #pauses = 0
+  #pausedMs = 0
+  #pausedSince: number | null = null
   readonly #opts: LoopWriterOptions
 
   private constructor(path: string, fd: number, size: number, opts: LoopWriterOptions) {
@@ -211,6 +219,32 @@ export class LoopWriter implements BlockSink {
 
   get queuedBytes(): number {
     return this.#queuedBytes
+  }
+
+  /** What was written, what failed and how long writing waited (for metrics). */
+  health(now = Date.now()): OutputHealth {
+    const since = this.#pausedSince
+    return {
+      bytes: this.#bytesOut,
+      errors: [...this.#errors],
+      pauses: this.#pauses,
+      pausedSeconds: (this.#pausedMs + (since === null ? 0 : now - since)) / 1000,
+      paused: since !== null,
+      queuedBytes: this.#queuedBytes,
+    }
+  }
+
+  /** A pause begins or ends with #retrying and #held: counted for health(). */
+  #notePause(): void {
+    const paused = this.#retrying !== null || this.#held !== null
+    if (paused === (this.#pausedSince !== null)) return
+    if (paused) {
+      this.#pauses++
+      this.#pausedSince = Date.now()
+    } else {
+      this.#pausedMs += Date.now() - (this.#pausedSince as number)
+      this.#pausedSince = null
+    }
   }
 
   /**
@@ -329,6 +363,8 @@ export class LoopWriter implements BlockSink {
       try {
         done += await this.#writeSome(batch, done, bytes)
       } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code !== 'EAGAIN') (this.#errors[writeErrorIndex(code)] as number)++
         if (!isRetryable(err)) {
           this.#fail(errors.outputWrite(this.path, err as NodeJS.ErrnoException))
           return false
@@ -336,6 +372,7 @@ export class LoopWriter implements BlockSink {
         if (this.#retrying === null && err.code !== 'EAGAIN') {
           this.#opts.log.warn(stalledMessage(this.path, err))
           this.#retrying = err.code ?? 'error'
+          this.#notePause()
         }
         await this.#pause(err.code === 'EAGAIN' ? 1 : backoff)
         backoff = nextBackoff(backoff)
@@ -353,6 +390,7 @@ export class LoopWriter implements BlockSink {
     if (this.#retrying !== null) {
       this.#opts.log.warn(resumedMessage(this.path))
       this.#retrying = null
+      this.#notePause()
     }
     this.#count(batch, marks)
     return true
@@ -362,6 +400,7 @@ export class LoopWriter implements BlockSink {
   #count(batch: readonly Buffer[], marks: readonly Marks[]): void {
     const bytes = byteLength(batch)
     this.#size += bytes
+    this.#bytesOut += bytes
     this.#queuedBytes -= bytes
     for (const m of marks) this.#apply(m)
   }
@@ -387,6 +426,7 @@ export class LoopWriter implements BlockSink {
     const head = batch[whole] as Buffer
     const keep = bytesToKeep(this.#fd, head.subarray(0, left))
     this.#size += keep
+    this.#bytesOut += keep
     this.#queuedBytes -= keep
     cutUnfinishedLine(this.#fd, this.#size, left - keep)
     return { batch: [head.subarray(keep), ...batch.slice(whole + 1)], marks: marks.slice(whole) }
@@ -482,6 +522,7 @@ export class LoopWriter implements BlockSink {
       if (this.#held !== null) {
         this.#opts.log.warn(`output ${this.path} could be created again; resumed`)
         this.#held = null
+        this.#notePause()
         for (const resolve of this.#unheld.splice(0)) resolve()
       }
       this.#switchTo(fd)
@@ -492,6 +533,7 @@ export class LoopWriter implements BlockSink {
         )
       }
       this.#held = (err as Error).message
+      this.#notePause()
     } finally {
       this.#replacing = false
     }

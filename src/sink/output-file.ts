@@ -13,6 +13,32 @@ const openAsync = promisify(open)
 /** Errors we wait out (full disk, quota, file size limit, a pipe not ready) instead of dying. */
 export const RETRYABLE = ['EAGAIN', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EINTR'] as const
 
+/**
+ * Codes a failed output write is counted under (metrics): the errors a writer waits out, the
+ * ones that end the run, and `other` for the rest, so the label has a bounded set of values.
+ * EAGAIN (a full pipe on stdout) is ordinary backpressure and not counted.
+ */
+export const WRITE_ERROR_CODES = [
+  'ENOSPC',
+  'EDQUOT',
+  'EFBIG',
+  'EIO',
+  'EINTR',
+  'EPIPE',
+  'EACCES',
+  'EPERM',
+  'EROFS',
+  'EBADF',
+  'other',
+] as const
+export type WriteErrorCode = (typeof WRITE_ERROR_CODES)[number]
+
+/** Where `code` is counted in WRITE_ERROR_CODES (`other` for a code not listed). */
+export const writeErrorIndex = (code: string | undefined): number => {
+  const at = (WRITE_ERROR_CODES as readonly string[]).indexOf(code ?? '')
+  return at === -1 ? WRITE_ERROR_CODES.length - 1 : at
+}
+
 /** The longest wait between two tries of a failing write: a failed write costs one syscall. */
 export const MAX_BACKOFF_MS = 1000
 

@@ -24,6 +24,11 @@ export interface SourceMark {
 export interface SourceStats {
   /** Lines handed to the writer (each piece of a split line counts). */
   readonly lines: number
+  /**
+   * Bytes of those lines (the newlines added to split or flushed lines included); absent in
+   * state files from before it was kept.
+   */
+  readonly bytes?: number
   /** Lines longer than --max-line-bytes, split into pieces. */
   readonly linesSplit: number
   /** Times the file was seen truncated (copytruncate, `: > file`). */
@@ -34,6 +39,27 @@ export interface SourceStats {
   readonly lastActivity: number
   /** --order time: records written after a later one (absent in arrival order). */
   readonly late?: number
+}
+
+/** How the output is doing, for metrics (every writer keeps these; cheap to read). */
+export interface OutputHealth {
+  /** Bytes written to the output since start (over every file it was: a reopen goes on). */
+  readonly bytes: number
+  /**
+   * Failed writes, by WRITE_ERROR_CODES index (output-file.ts; a write retried 10 times counts
+   * 10).
+   */
+  readonly errors: readonly number[]
+  /**
+   * Pauses begun: writing waited out an error (ENOSPC, EFBIG, ...), or the output was gone and
+   * could not be created again (the readers wait meanwhile; nothing is lost).
+   */
+  readonly pauses: number
+  /** Seconds spent paused, the pause under way included. */
+  readonly pausedSeconds: number
+  readonly paused: boolean
+  /** Bytes handed to the writer and not written yet (the event-loop writer's queue). */
+  readonly queuedBytes: number
 }
 
 /** A writer's consistent view for a checkpoint: output size and identity, source offsets. */

@@ -146,12 +146,14 @@ function checkSource(v: unknown, i: number): SourceState {
   if (st === undefined || !counts.every((k) => isCount(st[k]))) return base
   // `lines` came later: a state written before it counts from 0.
   const lines = isCount(st.lines) ? st.lines : 0
-  // `late` only with --order time (and only in states written since).
+  // `late` only with --order time (and only in states written since); `bytes` came later too.
   const late = isCount(st.late) ? { late: st.late } : {}
+  const bytes = isCount(st.bytes) ? { bytes: st.bytes } : {}
   return {
     ...base,
     stats: {
       lines,
+      ...bytes,
       ...Object.fromEntries(counts.map((k) => [k, st[k]])),
       ...late,
     } as SourceStats,

@@ -19,6 +19,38 @@ export interface Checkpointable {
   changes(): number
 }
 
+/** One checkpoint taken (or that failed), for metrics. */
+export interface CheckpointTaken {
+  readonly ok: boolean
+  /** From the snapshot to the state file replaced (fsync included). */
+  readonly seconds: number
+}
+
+/**
+ * The reader-thread engines' sources for a checkpoint: each source the writer has an offset for
+ * (`offsets`, from one snapshot), as its thread last described it (`told`, from the threads'
+ * 'source' messages, by identity key), at that offset. Null when the writer counts a source no
+ * message has described yet (one may be on its way): the checkpoint is put off, never taken
+ * without it, since a source left out of the state is read again from --from after a crash.
+ * The fingerprint stays the one the thread sent until the checkpointer puts the writer's in
+ * its place (Snapshot.heads): the one recorded with the offset.
+ */
+export function sourcesAt(
+  told: ReadonlyMap<string, SourceState>,
+  offsets: ReadonlyMap<string, number>,
+): SourceState[] | null {
+  const out: SourceState[] = []
+  for (const [key, offset] of offsets) {
+    const known = told.get(key)
+    if (!known) return null
+    out.push({ ...known, offset })
+  }
+  return out
+}
+
+/** How long checkpoints may be put off for an undescribed source before a warning. */
+export const PUT_OFF_WARN_MS = 30_000
+
 export class Checkpointer {
   readonly path: string
   readonly #output: string
@@ -30,12 +62,31 @@ export class Checkpointer {
   /** The change count the last saved checkpoint was taken at. */
   #savedChanges = -1
   readonly #startedAt = new Date()
+  /** When the state file was last known to match the writer: saved, or found unchanged. */
+  #currentAt: number | null = null
+  readonly #observers: ((taken: CheckpointTaken) => void)[] = []
+  /** Since when checkpoints are put off for a source not described yet (see #saveNow). */
+  #putOffSince: number | null = null
 
   constructor(path: string, output: string, from: Checkpointable, log: Logger) {
     this.path = path
     this.#output = output
     this.#from = from
     this.#log = log
+  }
+
+  /**
+   * When the state file was last known to hold everything written (ms since epoch): the
+   * snapshot time of the last checkpoint saved, or the time one found nothing new to save.
+   * Null before the first. Its age is how much a crash would make logmerge write again.
+   */
+  get currentAt(): number | null {
+    return this.#currentAt
+  }
+
+  /** Calls `fn` after each checkpoint saved or failed (not the ones skipped as unchanged). */
+  observe(fn: (taken: CheckpointTaken) => void): void {
+    this.#observers.push(fn)
   }
 
   /** Checkpoints every `ms` until stop(). */
@@ -61,7 +112,12 @@ export class Checkpointer {
 
   async #saveNow(): Promise<void> {
     const changes = this.#from.changes()
-    if (changes === this.#savedChanges) return // idle: costs one comparison
+    if (changes === this.#savedChanges) {
+      this.#currentAt = Date.now()
+      return // idle: costs one comparison
+    }
+    const began = Date.now()
+    const t0 = performance.now()
     const snap = this.#from.snapshot()
     const output: OutputState | null = snap.output && {
       path: this.#output,
@@ -69,7 +125,21 @@ export class Checkpointer {
       size: snap.size,
     }
     const known = this.#from.sources(snap.offsets)
-    if (known === null) return
+    if (known === null) {
+      // Put off until the readers have described every source, which takes a message or two.
+      // For longer, something counts a source nobody will describe: say so, as checkpoints
+      // that silently stop make every crash from then on resume from an old state.
+      this.#putOffSince ??= Date.now()
+      const seconds = Math.round((Date.now() - this.#putOffSince) / 1000)
+      if (seconds * 1000 >= PUT_OFF_WARN_MS)
+        this.#log.warnOnce(
+          'checkpoint-put-off',
+          `checkpoints of ${this.path} put off for ${seconds} s: the writer counts a source no reader described (a bug: please report it with this message)`,
+        )
+      return
+    }
+    if (this.#putOffSince !== null) this.#log.forget('checkpoint-put-off')
+    this.#putOffSince = null
     const sources = known.map((s) => {
       const key = identityKey(s)
       const stats = snap.stats.get(key)
@@ -83,14 +153,22 @@ export class Checkpointer {
       const text = encodeState(output, sources, this.#startedAt, undefined, undefined, snap.writer)
       await saveState(this.path, text)
       this.#savedChanges = changes
+      this.#currentAt = began
       snap.onSaved?.()
       this.#log.forget('checkpoint')
+      this.#tell(true, t0)
     } catch (err) {
       this.#log.warnOnce(
         'checkpoint',
         `cannot save state ${this.path}: ${(err as Error).message}; will retry`,
       )
+      this.#tell(false, t0)
     }
+  }
+
+  #tell(ok: boolean, t0: number): void {
+    const taken = { ok, seconds: (performance.now() - t0) / 1000 }
+    for (const fn of this.#observers) fn(taken)
   }
 
   /** Stops the timer and takes the last checkpoint. */

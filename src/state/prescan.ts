@@ -8,9 +8,14 @@ import type { Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { errors, isErrno } from '../errors.js'
 import { closeFd, fstatFd, listDir, openFd, pread, statPath } from '../tail/async-fs.js'
-import { FINGERPRINT_BYTES, headsAgree, identityKey } from '../tail/cursor.js'
+import { FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from '../tail/cursor.js'
 import { forEachLimited } from '../tail/each.js'
-import { INPUT_OPEN_FLAGS } from '../tail/input-fs.js'
+import {
+  changedSince,
+  directoryStamp,
+  INPUT_OPEN_FLAGS,
+  SEARCH_ATTEMPTS,
+} from '../tail/input-fs.js'
 import { isRotatedSibling, rotationFamily } from '../tail/rotation.js'
 import { lineStartBefore } from '../tail/start.js'
 import type { SourceState } from './checkpoint.js'
@@ -159,6 +164,9 @@ async function probe(
  * run started: created and rotated away while no checkpoint could record them (a crash loop,
  * a rotation while stopped). Every byte of them is unread. Needs the file system to record
  * birth times (ext4, xfs, btrfs do); elsewhere there is nothing to compare and none are found.
+ * A directory that changed under the search (logrotate shifting a.log.1 to a.log.2 meanwhile)
+ * is searched again, at most SEARCH_ATTEMPTS times, as the followers' searches are. Also older
+ * files written since, when they are copies of a recorded source (see searchDir).
  */
 async function unknownGenerations(
   names: readonly string[],
@@ -167,52 +175,93 @@ async function unknownGenerations(
   since: number,
 ): Promise<SourceState[]> {
   const found: SourceState[] = []
-  const byDir = new Map<string, string[]>()
-  for (const name of names) byDir.set(dirname(name), [...(byDir.get(dirname(name)) ?? []), name])
+  const byDir = new Map<string, Set<string>>()
+  for (const name of names) {
+    const family = byDir.get(dirname(name)) ?? new Set<string>()
+    family.add(name)
+    byDir.set(dirname(name), family)
+  }
   for (const [dir, family] of byDir) {
-    const names = new Set(family)
-    for (const entry of await listDir(dir)) {
-      const path = join(dir, entry)
-      // One family lookup, not a comparison with each name (10,000 names in one directory).
-      if (!names.has(rotationFamily(path)) || !isRotatedSibling(path, rotationFamily(path)))
-        continue
-      const st = await statPath(path).catch(() => null)
-      if (
-        !st?.isFile() ||
-        st.birthtimeMs === 0 ||
-        st.birthtimeMs <= since ||
-        known.has(identityKey(st))
-      )
-        continue
-      // One we cannot open (created with a mode our user cannot read, then rotated away) is
-      // recorded all the same, from 0 with no fingerprint: the search beside its name finds it
-      // by identity and reads it once its mode allows. Skipped, it was never read (the
-      // selftest lost such a generation on bottom-up: 214 lines).
-      const head = (await readHeadOf(path)) ?? Buffer.alloc(0)
-      // A copytruncate copy made before we saw the truncation: it begins as the file we were
-      // reading there did (the same first bytes), and that file's bytes up to our offset are
-      // in the output already: read the copy from there, not again from its start.
-      const original = copiedFrom(path, head, remembered)
-      const offset = original ? Math.min(original.offset, st.size) : 0
-      const source = { path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset }
-      known.set(identityKey(st), source)
-      found.push(source)
+    for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
+      const stamp = directoryStamp(dir)
+      const raced = await searchDir(dir, family, known, remembered, since, found)
+      if (!raced && !changedSince(dir, stamp)) break
     }
   }
   return found
 }
 
-/** The first bytes of the file at `path`, or null when it cannot be opened now. */
-async function readHeadOf(path: string): Promise<Buffer | null> {
-  const fd = await openFd(path, INPUT_OPEN_FLAGS).catch(() => null)
-  if (fd === null) return null
-  try {
-    const buf = Buffer.alloc(FINGERPRINT_BYTES)
-    return buf.subarray(0, await pread(fd, buf, 0, FINGERPRINT_BYTES, 0))
-  } finally {
-    await closeFd(fd)
+/** One search of `dir` for unknown generations (see unknownGenerations); true if a rename raced it. */
+async function searchDir(
+  dir: string,
+  family: ReadonlySet<string>,
+  known: Map<string, SourceState>,
+  remembered: readonly SourceState[],
+  since: number,
+  found: SourceState[],
+): Promise<boolean> {
+  let raced = false
+  for (const entry of await listDir(dir)) {
+    const path = join(dir, entry)
+    // One family lookup, not a comparison with each name (10,000 names in one directory).
+    if (!family.has(rotationFamily(path)) || !isRotatedSibling(path, rotationFamily(path))) continue
+    const named = await statPath(path).catch(() => null)
+    if (!named?.isFile() || !(bornSince(named, since) || named.mtimeMs > since)) continue
+    let fd: number | null = null
+    try {
+      fd = await openFd(path, INPUT_OPEN_FLAGS)
+    } catch (err) {
+      // Renamed away since the listing: the search is made again, and finds it where it went.
+      if (isErrno(err, 'ENOENT')) {
+        raced = true
+        continue
+      }
+    }
+    let st: Stats = named
+    let head: Buffer = Buffer.alloc(0)
+    if (fd !== null) {
+      try {
+        // As for the names: identity and first bytes from one descriptor, never a mix.
+        st = await fstatFd(fd)
+        const buf = Buffer.alloc(FINGERPRINT_BYTES)
+        head = buf.subarray(0, await pread(fd, buf, 0, FINGERPRINT_BYTES, 0))
+      } finally {
+        await closeFd(fd)
+      }
+      if (!sameIdentity(st, named)) raced = true // another file was renamed to this name
+      if (!st.isFile() || !(bornSince(st, since) || st.mtimeMs > since)) continue
+    } else if (!bornSince(st, since)) continue
+    // One we cannot open (created with a mode our user cannot read, then rotated away) is
+    // recorded all the same, from 0 with no fingerprint: the search beside its name finds it
+    // by identity and reads it once its mode allows. Skipped, it was never read (the
+    // selftest lost such a generation on bottom-up: 214 lines).
+    const had = known.get(identityKey(st))
+    // Known and beginning as recorded: the followers resume it. Known by identity only (its
+    // inode freed and reused by a file born since): another file, all of it unread.
+    if (had && headsAgree(Buffer.from(had.head, 'base64'), head)) continue
+    // A copytruncate copy made before we saw the truncation: it begins as the file we were
+    // reading there did (the same first bytes), and that file's bytes up to our offset are
+    // in the output already: read the copy from there, not again from its start.
+    const original = copiedFrom(path, head, remembered)
+    // Born before, written since: a copy written in place over an older file (fs.copyFileSync
+    // and cp keep the inode of the copy there before), found as the copy it is, or not at all
+    // (an old generation written to late is not a new one). Its birth time being old, it was
+    // left out, and the rest of the generation copied while we were down lost (issue 16: the
+    // in-place copy test with SIGKILLs, 117-2,245 lines).
+    if (!original && !bornSince(st, since)) continue
+    const offset = original ? Math.min(original.offset, st.size) : 0
+    const source = { path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset }
+    const at = found.findIndex((s) => sameIdentity(s, st))
+    if (at >= 0) found[at] = source
+    else found.push(source)
+    known.set(identityKey(st), source)
   }
+  return raced
 }
+
+/** Born after `since` (ms since epoch); false when the file system records no birth times. */
+const bornSince = (st: Stats, since: number): boolean =>
+  st.birthtimeMs !== 0 && st.birthtimeMs > since
 
 /**
  * The source a checkpoint recorded in `path`'s rotation family whose (non-empty) first bytes

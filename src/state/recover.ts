@@ -5,7 +5,7 @@
  */
 import { statSync, truncateSync } from 'node:fs'
 import type { Logger } from '../log.js'
-import type { SourceMark } from '../sink/sink.js'
+import type { SourceMark, SourceStats } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
 import type { RememberedSource } from '../tail/file-table.js'
 import { loadState, planOutput, quarantine, type SourceState } from './checkpoint.js'
@@ -62,6 +62,7 @@ export const toRemembered = (sources: readonly SourceState[]): RememberedSource[
     ...(s.stats && {
       counts: {
         lines: s.stats.lines,
+        ...(s.stats.bytes !== undefined && { bytes: s.stats.bytes }),
         linesSplit: s.stats.linesSplit,
         truncations: s.stats.truncations,
       },
@@ -79,4 +80,10 @@ export const resumeMark = (s: SourceState): SourceMark => ({
   key: identityKey(s),
   offset: s.offset,
   head: Buffer.from(s.head, 'base64'),
+  // Its totals go on from the state's (the reader's cursor resumes them too): without them a
+  // checkpoint before the file's first write recorded none (the event-loop writer) or zeros
+  // (the locked writer), and its line count started again from 0. `late` is per run.
+  ...(s.stats && { stats: withoutLate(s.stats) }),
 })
+
+const withoutLate = ({ late: _, ...stats }: SourceStats): SourceStats => stats

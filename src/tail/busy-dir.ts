@@ -16,8 +16,8 @@
 
 /** The span events are counted over (ms). */
 export const WINDOW_MS = 100
-/** Events in one window that make a directory busy: 5,000 a second. */
-export const BUSY_EVENTS = 500
+/** Events in one window that make a directory busy: 2,000 a second. */
+export const BUSY_EVENTS = 200
 /** How often a busy directory is looked at (ms). */
 export const POLL_MS = 10
 /** Looks in a row that find nothing new before the directory is watched again. */

@@ -50,6 +50,8 @@ export interface CursorInit {
 /** What a cursor has counted over the life of its file (kept across restarts). */
 export interface CursorCounts {
   readonly lines: number
+  /** Bytes of the blocks returned (absent in state files from before it was kept: 0). */
+  readonly bytes?: number
   readonly linesSplit: number
   readonly truncations: number
 }
@@ -71,6 +73,7 @@ export class Cursor {
   #linesSplit = 0
   #truncations = 0
   #lines = 0
+  #bytes = 0
   /** Positions of the newlines we added to the last block returned (see `inserted`). */
   #inserted: number[] = []
   /** The held partial line has already been cut into pieces (count it as split once). */
@@ -87,6 +90,7 @@ export class Cursor {
     this.#offset = init.offset
     this.#head = Buffer.from(init.head.subarray(0, FINGERPRINT_BYTES))
     this.#lines = init.counts?.lines ?? 0
+    this.#bytes = init.counts?.bytes ?? 0
     this.#linesSplit = init.counts?.linesSplit ?? 0
     this.#truncations = init.counts?.truncations ?? 0
   }
@@ -129,6 +133,11 @@ export class Cursor {
   /** Lines returned so far (a split line counts once per piece): what reached the writer. */
   get lines(): number {
     return this.#lines
+  }
+
+  /** Bytes of the blocks returned so far (added newlines included): what reached the writer. */
+  get bytes(): number {
+    return this.#bytes
   }
 
   get head(): Buffer {
@@ -233,6 +242,7 @@ export class Cursor {
     if (rest.length > 0) this.#hold(Buffer.from(rest))
     const lines = this.#mayHaveOverlong(block) ? this.#splitOverlong(block, firstAlreadyCut) : block
     this.#lines += countLines(lines)
+    this.#bytes += lines.length
     const before = this.#inserted.length
     const pieces = this.#cutOverlongPending()
     for (let i = before; i < this.#inserted.length; i++)
@@ -259,6 +269,7 @@ export class Cursor {
     this.#inserted = []
     if (this.#pendingBytes === 0) return null
     this.#lines++
+    this.#bytes += this.#pendingBytes + 1
     this.#inserted = [this.#pendingBytes]
     return this.#takePending(NL)
   }
@@ -269,6 +280,18 @@ export class Cursor {
     this.#truncations++
     this.#offset = 0
     this.#head = Buffer.alloc(0)
+    return flushed
+  }
+
+  /**
+   * The file was written over with a copy of content whose first `offset` bytes were read
+   * through another file (see FileTable.overwritten): returns the flushed partial line, as
+   * restart() does, and goes on at `offset` of the new content, which begins with `head`.
+   */
+  restartAt(offset: number, head: Buffer): Buffer | null {
+    const flushed = this.restart()
+    this.#offset = offset
+    this.#head = Buffer.from(head.subarray(0, FINGERPRINT_BYTES))
     return flushed
   }
 
@@ -312,6 +335,7 @@ export class Cursor {
     if (!this.#cutting) this.#linesSplit++
     this.#cutting = true
     this.#lines += parts.length / 2
+    this.#bytes += (parts.length / 2) * (room + 1)
     const kept = Buffer.from(held.subarray(at))
     this.#pending = [kept]
     this.#pendingBytes = kept.length

@@ -3,16 +3,26 @@
  * changes and goes away. Every input is watched through its directory (a literal file through
  * its parent), so a file that does not exist yet, or is deleted and created again, is seen.
  * Where inotify's limits are reached, a directory is scanned every poll interval instead.
+ *
+ * Two kinds of name are reported under another path than the one an event names:
+ * - A file input that is a symbolic link: events come for the file it points to, in that
+ *   file's directory (watched too), and are reported as the link's. So a link whose target does
+ *   not exist yet, or that an application points elsewhere ("current" -> app-2026-12-06.log),
+ *   is followed once the target appears or the link moves, as `tail -F` follows it.
+ * - A directory input whose directory is replaced by a regular file of the same name: the name
+ *   is what was asked for, so the file is followed from then on (through its parent's watch).
  */
 import {
   type Dirent,
   existsSync,
+  lstatSync,
   type FSWatcher as RawWatcher,
   readdirSync,
+  readlinkSync,
   watch as watchDir,
 } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
-import { dirname, join, relative, sep } from 'node:path'
+import { dirname, join, relative, resolve, sep } from 'node:path'
 import type { FSWatcher } from 'chokidar'
 import { isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -205,6 +215,9 @@ interface Busy {
   readonly timer: NodeJS.Timeout
 }
 
+/** Links followed from a file input to its file at most (the kernel's own limit is 40). */
+const MAX_LINK_HOPS = 8
+
 /** How long a directory found too big to poll is not tried again (ms). */
 const TOO_BIG_RETRY_MS = 10_000
 
@@ -215,6 +228,12 @@ export class Discovery {
   readonly #wanted: (path: string) => boolean
   /** Inputs named as files: a directory at such a name is worth a warning (not skipped quietly). */
   readonly #literal: ReadonlySet<string>
+  /** Directory inputs: one replaced by a file is followed as a file (see #checkDirectories). */
+  readonly #dirInputs: ReadonlySet<string>
+  /** Paths reported under other names: a link's target -> the links; a directory input now a file -> itself. */
+  readonly #reportAs = new Map<string, Set<string>>()
+  /** A file input that is a symbolic link -> the paths its chain of links leads through. */
+  readonly #linkPaths = new Map<string, string[]>()
   readonly #events: DiscoveryEvents
   readonly #log: Logger
   readonly #pollMs: number
@@ -234,6 +253,7 @@ export class Discovery {
   ) {
     this.#wanted = makeMatcher(inputs, opts.exclude)
     this.#literal = new Set(inputs.filter((i) => i.kind === 'file').map((i) => i.root))
+    this.#dirInputs = new Set(inputs.filter((i) => i.kind === 'dir').map((i) => i.root))
     this.#events = events
     this.#log = opts.log
     this.#pollMs = opts.pollMs ?? DEFAULT_POLL_MS
@@ -258,10 +278,8 @@ export class Discovery {
       if (depth === 0 && d.#watchDirectory(root)) continue
       ready.push(d.#watchWithChokidar(root, depth))
     }
-    if (d.#raw.size > 0) {
-      d.#check = setInterval(() => d.#checkDirectories(), 2000)
-      d.#check.unref()
-    }
+    for (const name of d.#literal) d.#trackLink(name)
+    if (d.#raw.size > 0) d.#checkRegularly()
     await Promise.all(ready)
     await d.#rescanning // the first scan of polled roots: what is there now is not news
     d.#started = true
@@ -307,17 +325,34 @@ export class Discovery {
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()))
   }
 
-  /** A directory watched plainly that was removed or replaced: hand it over to chokidar. */
+  /**
+   * A directory watched plainly that was removed or replaced: hand it over to chokidar; or, for
+   * a directory input replaced by a regular file, follow the file (see the header).
+   */
   #checkDirectories(): void {
     for (const [dir, entry] of this.#raw) {
-      if (statQuietly(dir)?.ino === entry.ino) continue
+      const now = statQuietly(dir)
+      if (now?.ino === entry.ino) continue
       this.#stopRaw(entry)
       this.#raw.delete(dir)
+      if (now?.isFile() && this.#dirInputs.has(dir)) {
+        this.#log.info(`${dir} was a directory and is now a file; following the file`)
+        this.#reportAs.set(dir, new Set([dir]))
+        this.#watchParentOf(dir)
+        this.#events.changedName(dir)
+        continue
+      }
       this.#log.info(`${dir} was removed or replaced; watching for it to come back`)
       void this.#watchWithChokidar(dir, 0).then(
         () => {
           // Files may have appeared before the new watch: look at them now.
-          for (const name of readdirSync(dir, { withFileTypes: false }).map(String)) {
+          let names: string[]
+          try {
+            names = readdirSync(dir)
+          } catch {
+            return // not a directory (again) yet: chokidar reports it when it is
+          }
+          for (const name of names) {
             const path = join(dir, name)
             if (this.#wanted(path)) this.#events.changedName(path)
           }
@@ -325,6 +360,63 @@ export class Discovery {
         () => {},
       )
     }
+  }
+
+  /** Watches `path`'s directory plainly, unless it is watched already (or not there). */
+  #watchParentOf(path: string): void {
+    const dir = dirname(path)
+    if (!this.#raw.has(dir) && this.#watchDirectory(dir)) this.#checkRegularly()
+  }
+
+  /** Looks for replaced plainly watched directories every 2 s from now on (once: idempotent). */
+  #checkRegularly(): void {
+    if (this.#check !== null || this.#closed !== null) return
+    this.#check = setInterval(() => this.#checkDirectories(), 2000)
+    this.#check.unref()
+  }
+
+  /**
+   * `name` (a file input) as a symbolic link now: the paths its links lead through are reported
+   * as `name` (see the header), and their directories watched. Called at start and whenever an
+   * event names `name` or one of those paths (the link repointed, a link of the chain replaced).
+   */
+  #trackLink(name: string): void {
+    for (const p of this.#linkPaths.get(name) ?? []) {
+      const names = this.#reportAs.get(p)
+      names?.delete(name)
+      if (names?.size === 0) this.#reportAs.delete(p)
+    }
+    this.#linkPaths.delete(name)
+    const through: string[] = []
+    let at = name
+    for (let hops = 0; hops < MAX_LINK_HOPS; hops++) {
+      let target: string
+      try {
+        if (!lstatSync(at).isSymbolicLink()) break
+        target = resolve(dirname(at), readlinkSync(at))
+      } catch {
+        break // not there (yet): its directory's events say when it is
+      }
+      through.push(target)
+      at = target
+    }
+    if (through.length === 0) return
+    this.#linkPaths.set(name, through)
+    for (const p of through) {
+      const names = this.#reportAs.get(p) ?? new Set<string>()
+      names.add(name)
+      this.#reportAs.set(p, names)
+      this.#watchParentOf(p)
+    }
+  }
+
+  /** The names an event at `path` is reported as: itself if wanted, and the links to it. */
+  #namesFor(path: string, type: string): string[] {
+    const others = this.#reportAs.get(path)
+    const own = this.#wanted(path) && !this.#isSubdirectory(type, path)
+    if (!others) return own ? [path] : []
+    if (type === 'rename') for (const name of [...others]) if (name !== path) this.#trackLink(name)
+    return own ? [path, ...others] : [...others]
   }
 
   /**
@@ -357,9 +449,10 @@ export class Discovery {
     const watcher = watchDir(dir, { persistent: true }, (type, name) => {
       if (!name) return
       const path = join(dir, name.toString())
-      if (this.#wanted(path) && !this.#isSubdirectory(type, path)) {
-        if (type === 'change') this.#events.changedData(path)
-        else this.#events.changedName(path)
+      if (type === 'rename' && this.#linkPaths.has(path)) this.#trackLink(path) // repointed
+      for (const report of this.#namesFor(path, type)) {
+        if (type === 'change') this.#events.changedData(report)
+        else this.#events.changedName(report)
       }
       if (entry.rate.hit(performance.now())) this.#quieten(dir, entry)
     })
@@ -387,7 +480,8 @@ export class Discovery {
     entry.watcher.close()
     entry.watcher = null
     // Whatever came before this look and after the last event read is read now.
-    for (const path of look.keys()) this.#events.changedData(path)
+    for (const path of look.keys())
+      for (const n of this.#namesFor(path, 'change')) this.#events.changedData(n)
     const timer = setInterval(() => this.#poll(dir, entry), POLL_MS)
     timer.unref()
     entry.busy = { look, listed, quiet: 0, timer }
@@ -437,8 +531,10 @@ export class Discovery {
 
   /** Passes a look's findings on; true when there were any. */
   #tell({ names, data }: LookDiff): boolean {
-    for (const path of names) this.#events.changedName(path)
-    for (const path of data) this.#events.changedData(path)
+    for (const path of names)
+      for (const n of this.#namesFor(path, 'rename')) this.#events.changedName(n)
+    for (const path of data)
+      for (const n of this.#namesFor(path, 'change')) this.#events.changedData(n)
     return names.length + data.length > 0
   }
 
@@ -453,7 +549,7 @@ export class Discovery {
     const look = new Map<string, FileLook>()
     for (const name of names) {
       const path = join(dir, name)
-      if (!this.#wanted(path)) continue
+      if (!this.#wanted(path) && !this.#reportAs.has(path)) continue
       if (look.size >= POLL_MAX_FILES) {
         look.set(path, { ino: -1, size: -1, mtimeMs: -1 }) // too many: the caller gives up
         break

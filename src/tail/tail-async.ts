@@ -22,10 +22,12 @@ import {
   MISSING_SCAN_SWEEPS,
   markOf,
   type NameSet,
+  openedFile,
   type RememberedSource,
   type SearchHow,
   stillHolds,
   sweepBudget,
+  type TableSummary,
   type Tracked,
 } from './file-table.js'
 import {
@@ -52,6 +54,8 @@ export interface FollowOptions {
   readonly quietMs: number
   /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
   readonly pollMs?: number
+  /** Names the sweep stats a second at most (default SWEEP_NAMES_PER_SECOND: a reader's share). */
+  readonly sweepPerSecond?: number
   /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
   readonly foldMs?: number
   readonly sink: BlockSink
@@ -115,7 +119,7 @@ export class AsyncFollower {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
-    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000)
+    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
   }
 
@@ -127,6 +131,11 @@ export class AsyncFollower {
   /** Files a checkpoint recorded: they resume where they were when found again. */
   remember(sources: readonly RememberedSource[]): void {
     this.#table.remember(sources)
+  }
+
+  /** Files open, parked and missing, rotations and copies per name (for metrics). */
+  summary(): TableSummary {
+    return this.#table.summary()
   }
 
   /** Where every file stands, for a checkpoint (see FileTable.checkpoint). */
@@ -197,18 +206,22 @@ export class AsyncFollower {
         return null
       })
       if (!fh) continue
-      if (!sameIdentity(await fstatFd(fh), st)) {
+      const opened = await fstatFd(fh)
+      if (!sameIdentity(opened, st)) {
         raced = true // another file was renamed to this name since the stat
         await this.#closeInput(fh)
         continue
       }
       const head = await readHead(fh).catch(() => Buffer.alloc(0))
-      const file = { identity: st, size: st.size, head }
-      const taken = this.#table.adoptHit(path, fh, file, hit, how.nowAtName)
+      const taken = this.#table.adoptHit(path, fh, openedFile(opened, head), hit, {
+        ...how,
+        current,
+      })
       if (!taken) {
         await this.#closeInput(fh)
         continue
       }
+      if (taken.replaced) this.#opts.sink.forget?.(taken.file.key)
       if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
       if (taken.message) this.#opts.log.info(taken.message)
       this.#tellSource(taken.file)
@@ -346,7 +359,7 @@ export class AsyncFollower {
     for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
       const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
-      if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset)
+      if (!st || !file || !sameIdentity(st, file.cursor.identity) || st.size !== file.cursor.offset)
         void this.resolve(path)
     }
     this.#orphansMayGrow = false
@@ -643,13 +656,15 @@ export class AsyncFollower {
 
   async #readNew(file: File): Promise<void> {
     const fh = file.handle
-    if (fh === null) return
+    // Replaced by another file of its identity (see FileTable.rememberCopy): never read again.
+    if (fh === null || !this.#table.holds(file)) return
     const { sink, log } = this.#opts
     const cursor = file.cursor
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
-      const { size } = fstatNow(fh)
+      const st = fstatNow(fh)
+      const { size } = st
       const statedAt = performance.now()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
@@ -657,9 +672,28 @@ export class AsyncFollower {
       if (change !== 'truncated' && cursor.head.length > 0) {
         change = cursor.classify(size, readHeadNow(fh))
       }
-      if (change === 'truncated') {
+      // Rotated away and written over (see FileTable.overwritten).
+      const over =
+        change === 'truncated' && file.names === 0
+          ? this.#table.overwritten(file, readHeadNow(fh), st)
+          : null
+      if (over?.kind === 'leave') {
+        // Quiet for long enough, it is closed as any rotated file (after this read).
+        if (FileTable.isQuiet(file, this.#opts.quietMs)) void this.#release(file, true)
+        return
+      }
+      if (over?.kind === 'copy') {
+        log.info(
+          `${file.path}: written over with a copy of a truncated file; reading it on from byte ${over.offset}`,
+        )
+        const rest = cursor.restartAt(over.offset, readHeadNow(fh))
+        if (rest) await sink.write(rest, markOf(file))
+        this.#retellIfHeadChanged(file)
+        change = size > over.offset ? 'grown' : 'idle'
+      } else if (change === 'truncated') {
         await this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
+        this.#table.truncating(file)
         const rest = cursor.restart()
         if (rest) await sink.write(rest, markOf(file))
         this.#table.emptied(file, this.#startedAt)
@@ -716,7 +750,7 @@ export class AsyncFollower {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
       const st = await statPath(path).catch(() => null)
-      if (!st?.isFile() || this.#table.files.has(identityKey(st))) continue
+      if (!st?.isFile() || !this.#table.mayBeCopy(file, st)) continue
       const fh = await this.#openInput(path).catch(() => null)
       if (!fh) {
         raced = true // renamed away since the listing (or unreadable: one more look is cheap)
@@ -729,7 +763,16 @@ export class AsyncFollower {
           raced = true
           continue
         }
-        if (!cursor.headMatches(await readHead(fh))) continue
+        if (!this.#table.isCopyOf(file, openedFile(opened, await readHead(fh)))) continue
+        // Still open, being read to its end as a rotated file when the copy was written over
+        // it: its partial line first; the entry is replaced below. One being read now finds
+        // itself written over (see FileTable.overwritten) and reads on from our offset.
+        const held = this.#table.files.get(identityKey(opened))
+        if (held?.handle != null) {
+          if (this.#pumps.has(held)) continue
+          const rest = held.cursor.flush()
+          if (rest) await this.#opts.sink.write(rest, markOf(held))
+        }
         // A copy shorter than our offset: the lines written between logrotate's copy and its
         // truncate were read from the file itself. Nothing to read; it is still remembered.
         if (opened.size > cursor.offset) {
@@ -740,8 +783,11 @@ export class AsyncFollower {
         }
         const copy = this.#table.rememberCopy(path, opened, await readHead(fh), opened.size)
         // Checkpointed as read to its end: a restart must not take it for a new generation.
+        // The copy before it, written over in place, leaves the writer's offsets first.
         if (copy) {
-          this.#announce(copy)
+          if (copy.replaced?.handle != null) void this.#release(copy.replaced, false)
+          if (copy.replaced) this.#opts.sink.forget?.(copy.copy.key)
+          this.#announce(copy.copy)
         }
         return
       } finally {

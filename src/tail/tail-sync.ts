@@ -25,10 +25,12 @@ import {
   MISSING_SCAN_SWEEPS,
   markOf,
   type NameSet,
+  openedFile,
   type RememberedSource,
   type SearchHow,
   stillHolds,
   sweepBudget,
+  type TableSummary,
   type Tracked,
 } from './file-table.js'
 import {
@@ -61,6 +63,8 @@ export interface SyncFollowOptions {
   readonly quietMs: number
   /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
   readonly pollMs?: number
+  /** Names the sweep stats a second at most (default SWEEP_NAMES_PER_SECOND: a reader's share). */
+  readonly sweepPerSecond?: number
   /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
   readonly foldMs?: number
   readonly sink: SyncSink
@@ -105,13 +109,18 @@ export class SyncFollower {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
-    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000)
+    this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
   }
 
   /** Inputs that could not be read at their last look (for --once's exit status). */
   get unreadable(): readonly string[] {
     return this.#table.unreadableNow()
+  }
+
+  /** Files open, parked and missing, rotations and copies per name (for metrics). */
+  summary(): TableSummary {
+    return this.#table.summary()
   }
 
   /** Files a checkpoint recorded: they resume where they were when found again. */
@@ -175,7 +184,8 @@ export class SyncFollower {
         if (isErrno(err, 'ENOENT')) raced = true // renamed away since the stat
         continue
       }
-      if (!sameIdentity(fstatSync(fd), st)) {
+      const opened = fstatSync(fd)
+      if (!sameIdentity(opened, st)) {
         raced = true // another file was renamed to this name since the stat
         this.#closeInput(fd)
         continue
@@ -186,12 +196,15 @@ export class SyncFollower {
       } catch {
         head = Buffer.alloc(0)
       }
-      const file = { identity: st, size: st.size, head }
-      const taken = this.#table.adoptHit(path, fd, file, hit, how.nowAtName)
+      const taken = this.#table.adoptHit(path, fd, openedFile(opened, head), hit, {
+        ...how,
+        current,
+      })
       if (!taken) {
         this.#closeInput(fd)
         continue
       }
+      if (taken.replaced) this.#opts.sink.forget?.(taken.file.key)
       if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
       if (taken.message) this.#opts.log.info(taken.message)
       this.#tellSource(taken.file)
@@ -307,7 +320,12 @@ export class SyncFollower {
     for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
       const st = statQuietly(path)
       const file = key ? this.#table.files.get(key) : undefined
-      if (!st || !file || identityKey(st) !== key || st.size !== file.cursor.offset) {
+      if (
+        !st ||
+        !file ||
+        !sameIdentity(st, file.cursor.identity) ||
+        st.size !== file.cursor.offset
+      ) {
         const before = file?.cursor.offset
         this.resolve(path)
         grew ||= before !== this.#table.fileOf(path)?.cursor.offset
@@ -457,7 +475,8 @@ export class SyncFollower {
 
   #readNew(file: File): void {
     const fd = file.handle
-    if (fd === null) return
+    // Replaced by another file of its identity (see FileTable.rememberCopy): never read again.
+    if (fd === null || !this.#table.holds(file)) return
     const { sink, log } = this.#opts
     const cursor = file.cursor
     this.#pacer.reading(file, performance.now())
@@ -466,16 +485,35 @@ export class SyncFollower {
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
-      const { size } = fstatSync(fd)
+      const st = fstatSync(fd)
+      const { size } = st
       const statedAt = performance.now()
       let change = cursor.classify(size)
       // Also when the size looks unchanged: truncated and rewritten to the same length shows only
       // in the first bytes (see tail-async.ts).
       if (change !== 'truncated' && cursor.head.length > 0)
         change = cursor.classify(size, readHead(fd))
-      if (change === 'truncated') {
+      // Rotated away and written over (see FileTable.overwritten).
+      const over =
+        change === 'truncated' && file.names === 0
+          ? this.#table.overwritten(file, readHead(fd), st)
+          : null
+      if (over?.kind === 'leave') {
+        if (FileTable.isQuiet(file, this.#opts.quietMs)) this.#release(file, true)
+        return
+      }
+      if (over?.kind === 'copy') {
+        log.info(
+          `${file.path}: written over with a copy of a truncated file; reading it on from byte ${over.offset}`,
+        )
+        const rest = cursor.restartAt(over.offset, readHead(fd))
+        if (rest) sink.write(rest, markOf(file))
+        this.#retellIfHeadChanged(file)
+        change = size > over.offset ? 'grown' : 'idle'
+      } else if (change === 'truncated') {
         this.#finishFromCopy(file)
         log.info(`${file.path}: truncated; reading it again from the start`)
+        this.#table.truncating(file)
         const rest = cursor.restart()
         if (rest) sink.write(rest, markOf(file))
         this.#table.emptied(file, this.#startedAt)
@@ -554,7 +592,7 @@ export class SyncFollower {
       const path = join(dir, name)
       if (!isRotatedSibling(path, file.path)) continue
       const st = statQuietly(path)
-      if (!st?.isFile() || this.#table.files.has(identityKey(st))) continue
+      if (!st?.isFile() || !this.#table.mayBeCopy(file, st)) continue
       let fd: number
       try {
         fd = this.#openInput(path)
@@ -569,7 +607,14 @@ export class SyncFollower {
           raced = true
           continue
         }
-        if (!cursor.headMatches(readHead(fd))) continue
+        if (!this.#table.isCopyOf(file, openedFile(opened, readHead(fd)))) continue
+        // Still open, being read to its end as a rotated file when the copy was written over
+        // it: its partial line first; the entry is replaced below.
+        const held = this.#table.files.get(identityKey(opened))
+        if (held?.handle != null) {
+          const rest = held.cursor.flush()
+          if (rest) this.#opts.sink.write(rest, markOf(held))
+        }
         // A copy shorter than our offset: see tail-async's #finishFromCopy.
         if (opened.size > cursor.offset) {
           this.#opts.log.info(
@@ -579,8 +624,11 @@ export class SyncFollower {
         }
         const copy = this.#table.rememberCopy(path, opened, readHead(fd), opened.size)
         // Checkpointed as read to its end: a restart must not take it for a new generation.
+        // The copy before it, written over in place, leaves the writer's offsets first.
         if (copy) {
-          this.#announce(copy)
+          if (copy.replaced?.handle != null) this.#release(copy.replaced, false)
+          if (copy.replaced) this.#opts.sink.forget?.(copy.copy.key)
+          this.#announce(copy.copy)
         }
         return
       } finally {

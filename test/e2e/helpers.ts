@@ -17,8 +17,14 @@ import { lineFor } from './writer-child.mjs'
 export { ENGINES } from '../../src/config.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-export const BIN = join(ROOT, 'bin', 'logmerge')
+/**
+ * The bin the tests run: this checkout's, or another build's (LOGMERGE_TEST_BIN=/other/bin/logmerge:
+ * to show that a new test fails on the build before a fix).
+ */
+export const BIN = process.env.LOGMERGE_TEST_BIN || join(ROOT, 'bin', 'logmerge')
 const WRITER = fileURLToPath(new URL('./writer-child.mjs', import.meta.url))
+const ROTATING_WRITER = fileURLToPath(new URL('./rotating-writer.mjs', import.meta.url))
+const COPYING_WRITER = fileURLToPath(new URL('./copying-writer.mjs', import.meta.url))
 const LOGROTATE =
   ['/usr/sbin/logrotate', '/sbin/logrotate'].find((p) => existsSync(p)) ?? 'logrotate'
 
@@ -173,6 +179,48 @@ export function spawnWriter(path: string, prefix: string, count: number, delayMs
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const child = track(`writer ${prefix}`, proc)
+  const lines = Array.from({ length: count }, (_, seq) => lineFor(prefix, seq))
+  return Object.assign(child, { lines })
+}
+
+/**
+ * Starts rotating-writer.mjs: `count` lines `<prefix>-<seq>-<pad>` at `rate` lines/s to `path`,
+ * which it creates and renames to `path.K` every `every` lines.
+ */
+export function spawnRotatingWriter(
+  path: string,
+  prefix: string,
+  count: number,
+  rate: number,
+  every: number,
+): Writer {
+  const argv = [ROTATING_WRITER, path, prefix, String(count), String(rate), String(every)]
+  const proc = spawn(process.execPath, argv, {
+    env: pinnedEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const child = track(`rotating writer ${prefix}`, proc)
+  const lines = Array.from({ length: count }, (_, seq) => lineFor(prefix, seq))
+  return Object.assign(child, { lines })
+}
+
+/**
+ * Starts copying-writer.mjs: `count` lines `<prefix>-<seq>-<pad>` at `rate` lines/s to `path`,
+ * copied over `path.1` in place (fs.copyFileSync) and truncated every `every` lines.
+ */
+export function spawnCopyingWriter(
+  path: string,
+  prefix: string,
+  count: number,
+  rate: number,
+  every: number,
+): Writer {
+  const argv = [COPYING_WRITER, path, prefix, String(count), String(rate), String(every)]
+  const proc = spawn(process.execPath, argv, {
+    env: pinnedEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const child = track(`copying writer ${prefix}`, proc)
   const lines = Array.from({ length: count }, (_, seq) => lineFor(prefix, seq))
   return Object.assign(child, { lines })
 }

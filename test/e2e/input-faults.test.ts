@@ -40,6 +40,7 @@ import {
   pause,
   pinnedEnv,
   resume,
+  rssBytes,
   runLogmerge,
   spawnLogmerge,
   stop,
@@ -314,6 +315,68 @@ describe.each(ENGINES)('engine %s', (engine) => {
       await stop(lm)
       expectMerged(completeLines(out), journal)
       expect(warnings(lm)).toEqual([])
+    })
+    test('a symlink whose target does not exist yet, in another directory: followed once the target appears; repointed to a file in a third directory: followed there', async ({
+      tmp,
+    }) => {
+      const releases = join(tmp, 'releases')
+      const next = join(tmp, 'next')
+      mkdirSync(releases)
+      mkdirSync(next)
+      const other = join(tmp, 'other.log')
+      writeFileSync(other, '')
+      const link = join(tmp, 'current.log')
+      const target = join(releases, 'app-1.log')
+      symlinkSync(target, link) // dangling: app-1.log is not there yet
+      const { lm, out, journal } = await follow({
+        cwd: tmp,
+        engine,
+        inputs: ['current.log', 'other.log'],
+        probe: [other],
+        args: [...FAST, '--log-level', 'info'],
+      })
+      // Ready means every file present is followed (the thread engines said it before their
+      // threads had looked: a target created just after was taken as present at start).
+      await waitFor(() => lm.stderr().includes('ready: following'), { proc: lm })
+      journal.append(target, uniqueLines('first-target', 20), 'app')
+      await waitForAll(out, journal.all, { proc: lm, timeout: 10_000 })
+      // The link is pointed at a file in a directory nothing watched before (atomically).
+      const second = join(next, 'app-2.log')
+      writeFileSync(second, '')
+      symlinkSync(second, join(tmp, '.current.log.tmp'))
+      renameSync(join(tmp, '.current.log.tmp'), link)
+      await sleep(300) // the switch is seen before the new file is written
+      journal.append(second, uniqueLines('second-target', 20), 'app2')
+      await waitForAll(out, journal.all, { proc: lm, timeout: 10_000 })
+      await stop(lm)
+      expectMerged(completeLines(out), journal)
+      expect(warnings(lm)).toEqual([
+        expect.stringContaining(`${link} does not exist yet; it will be followed when it appears`),
+      ])
+    })
+
+    test('a directory input replaced by a regular file of the same name: the file is followed', async ({
+      tmp,
+    }) => {
+      const dir = join(tmp, 'app.log')
+      mkdirSync(dir)
+      const inside = join(dir, 'a.log')
+      writeFileSync(inside, '')
+      const { lm, out, journal } = await follow({
+        cwd: tmp,
+        engine,
+        inputs: ['app.log'],
+        probe: [inside],
+        args: [...FAST, '--log-level', 'info'],
+      })
+      execFileSync('rm', ['-r', dir])
+      journal.append(dir, uniqueLines('now-a-file', 20), 'file')
+      await waitForAll(out, journal.all, { proc: lm, timeout: 10_000 })
+      journal.append(dir, uniqueLines('more', 20), 'file')
+      await waitForAll(out, journal.all, { proc: lm, timeout: 10_000 })
+      await stop(lm)
+      expectMerged(completeLines(out), journal)
+      expect(lm.stderr()).toContain(`${dir} was a directory and is now a file; following the file`)
     })
   })
 
@@ -711,6 +774,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
       const a = join(tmp, 'a.log')
       writeFileSync(a, '')
       const { lm, out } = await follow({ cwd: tmp, engine, inputs: [a], probe: [a] })
+      const idle = rssBytes(lm.pid) ?? 0
       const start = statSync(out).size
       // 16 MiB of 128-byte lines, written again and again with the chunk number stamped in.
       const chunk = Buffer.alloc(16 * MiB, 0x2e) // '.'
@@ -737,10 +801,16 @@ describe.each(ENGINES)('engine %s', (engine) => {
       const out2 = readFileSync(out).subarray(start)
       expect(out2.length).toBe(total)
       expect(createHash('sha256').update(out2).digest('hex')).toBe(written.digest('hex'))
-      // Idle is 50-70 MiB; top-down's second isolate frees transferred blocks lazily (see
-      // follow.test.ts). Far below what was written: nothing grows with the input.
-      const limit = (engine === 'top-down' ? 220 : 160) * MiB
-      expect(peak, `peak RSS ${(peak / MiB).toFixed(0)} MiB`).toBeLessThan(limit)
+      // The growth over idle, not the peak: idle is 50-70 MiB on Node 20 and higher on Node 24
+      // (bottom-up peaked at 172 MiB there, over a 160 MiB bound that Node 20 met). Top-down's
+      // second isolate frees transferred blocks lazily (see follow.test.ts). Far below what was
+      // written all the same: a reader that kept what it read would grow by 256 MiB or more.
+      const limit = (engine === 'top-down' ? 170 : 110) * MiB
+      const growth = peak - idle
+      expect(
+        growth,
+        `peak RSS ${(peak / MiB).toFixed(0)} MiB, idle ${(idle / MiB).toFixed(0)} MiB`,
+      ).toBeLessThan(limit)
     })
 
     test('truncated and regrown past its old size while logmerge is stopped: seen by the first bytes, every new line once', async ({

@@ -1,0 +1,54 @@
+/**
+ * A log writer that rotates its own file by copytruncate with the copy written in place (issue
+ * 16, item 2), run as its own process so that several write at once.
+ *
+ *   node copying-writer.mjs <path> <prefix> <count> <linesPerSecond> <rotateEvery>
+ *
+ * Appends `count` lines `lineFor(prefix, 0..count-1)` to `path` through one descriptor held
+ * with O_APPEND, one write() per line, paced to `linesPerSecond` on the monotonic clock. Every
+ * `rotateEvery` lines it copies `path` to `path.1` with fs.copyFileSync, which rewrites an
+ * existing `path.1` in place (opened without O_EXCL, truncated, written: the copy keeps the
+ * inode of the copy before it), then truncates `path`, with no line written in between: every
+ * line is in the copy or in the file, none lost by the rotation itself. Only one copy is kept,
+ * so a generation is on disk until the next rotation overwrites it.
+ */
+import { closeSync, constants, copyFileSync, ftruncateSync, openSync, writeSync } from 'node:fs'
+import { lineFor } from './writer-child.mjs'
+
+/** @param {number} ms */
+const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+
+function main() {
+  const [path, prefix, countText, rateText, everyText] = process.argv.slice(2)
+  const count = Number(countText)
+  const rate = Number(rateText)
+  const every = Number(everyText)
+  if (
+    !path ||
+    !prefix ||
+    !Number.isInteger(count) ||
+    !(rate > 0) ||
+    !Number.isInteger(every) ||
+    every < 1
+  ) {
+    process.stderr.write(
+      'usage: copying-writer.mjs <path> <prefix> <count> <linesPerSecond> <rotateEvery>\n',
+    )
+    process.exit(2)
+  }
+  const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o644)
+  const start = performance.now()
+  for (let seq = 0; seq < count; seq++) {
+    if (seq > 0 && seq % every === 0) {
+      copyFileSync(path, `${path}.1`)
+      ftruncateSync(fd, 0)
+    }
+    writeSync(fd, `${lineFor(prefix, seq)}\n`)
+    // Ahead of the pace: sleep until this line is due (a millisecond at least, in batches).
+    const ahead = start + ((seq + 1) * 1000) / rate - performance.now()
+    if (ahead >= 1) sleep(Math.floor(ahead))
+  }
+  closeSync(fd)
+}
+
+main()
