@@ -14,7 +14,7 @@
  * bytes, under its own key or, for a copytruncate copy read again from its start, under the
  * copy's key. Pure logic, no I/O.
  */
-import { headsAgree } from '../tail/cursor.js'
+import { FINGERPRINT_BYTES, headsAgree } from '../tail/cursor.js'
 
 export interface Generation {
   readonly id: string
@@ -104,7 +104,7 @@ export class Generations {
     path: string,
     label: string,
   ): { gen: Generation; fresh: boolean } {
-    const found = this.#claim(key, origin, head)
+    const found = this.#claim(key, origin, head) ?? this.#continued(origin, head)
     if (found) {
       found.key = key
       found.path = path
@@ -138,6 +138,28 @@ export class Generations {
     }
     if (other) this.#unclaimed.delete(other.id)
     return other
+  }
+
+  /**
+   * A file first seen at an offset past its start whose first bytes are a known generation's:
+   * the readers took it for a copy of a file they followed (copytruncate) and read on from the
+   * offset they had, so its bytes from `origin` on are that generation's, at the same offsets.
+   * After a restart this is the copy made while down, read from the copied file's checkpoint,
+   * whose generation is that file's checkpointed one; while running, the rest of the copy,
+   * read after the truncation. A fresh id instead would send again, under a new name, what the
+   * last run published of it past the checkpoint (and the centre would write it twice). Both
+   * heads must cover the first min(64, origin) bytes: a short head proves little. The newest
+   * generation that agrees is taken.
+   */
+  #continued(origin: number, head: Buffer): Generation | null {
+    const need = Math.min(FINGERPRINT_BYTES, origin)
+    if (origin === 0 || head.length < need) return null
+    let found: Generation | null = null
+    for (const g of this.#byId.values()) {
+      if (g.origin <= origin && g.head.length >= need && headsAgree(g.head, head)) found = g
+    }
+    if (found) this.#unclaimed.delete(found.id)
+    return found
   }
 
   /** The head grew (the file was short when the generation began). */

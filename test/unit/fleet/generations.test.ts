@@ -52,3 +52,34 @@ describe('generations', () => {
     expect(back.begin('1:1', 0, head('banner and more'), '/a.log', 'a.log').gen.id).toBe(a.gen.id)
   })
 })
+
+describe('a copy read on from an offset (copytruncate)', () => {
+  const first = head(`${'x'.repeat(60)} the first 64 bytes of C1, and more`)
+
+  test('continues the generation whose head it has, when that one was current at the checkpoint', () => {
+    const g = new Generations('r1')
+    const c1 = g.begin('1:1', 0, first, '/a.log', 'a.log')
+    // Checkpoint: a.log (1:1) at some offset of C1. Then SIGKILL; while down a.log is copied
+    // to a.log.1 (1:2) and truncated; the readers read the copy on from a.log's offset 300.
+    const back = new Generations('r2', g.save(new Map([['1:1', c1.gen.id]])))
+    const copy = back.begin('1:2', 300, first, '/a.log.1', 'a.log')
+    expect(copy).toEqual({ gen: expect.objectContaining({ id: c1.gen.id }), fresh: false })
+  })
+
+  test('while running: the rest of the copy is the same generation', () => {
+    const g = new Generations('r1')
+    const c1 = g.begin('1:1', 0, first, '/a.log', 'a.log')
+    g.begin('1:1', 0, head('C2 after the truncation'), '/a.log', 'a.log')
+    expect(g.begin('1:2', 500, first, '/a.log.1', 'a.log').gen.id).toBe(c1.gen.id)
+  })
+
+  test('a short head, other first bytes, or a generation starting later: a fresh id', () => {
+    const g = new Generations('r1')
+    g.begin('1:1', 0, first, '/a.log', 'a.log')
+    g.begin('1:5', 400, head(`${'y'.repeat(64)}`), '/b.log', 'b.log')
+    expect(g.begin('1:2', 300, first.subarray(0, 40), '/c.log', 'c.log').fresh).toBe(true)
+    expect(g.begin('1:3', 300, head('z'.repeat(64)), '/c.log', 'c.log').fresh).toBe(true)
+    expect(g.begin('1:4', 300, head('y'.repeat(64)), '/c.log', 'c.log').fresh).toBe(true)
+    expect(g.begin('1:6', 0, first, '/d.log', 'd.log').fresh).toBe(true)
+  })
+})
