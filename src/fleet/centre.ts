@@ -2,21 +2,18 @@
  * The centre (a nats:// input): reads the stream in order and writes every host's lines into
  * one output file, exactly once, on the event loop. The pieces are the ones a local run uses:
  * the event-loop writer, and in front of it the time-order merge or the formatter
- * (engines/output.ts); the applier (applier.ts) decides what of each message to write, and a
- * checkpoint (centre-state.ts) records the output with the stream position to read again from.
+ * (engines/output.ts); the stream is read in order by stream-reader.ts, the applier
+ * (applier.ts) decides what of each message to write, and a checkpoint (centre-checkpoint.ts)
+ * records the output with the stream position to read again from (centre-recover.ts: start).
  *
  * A message the stream no longer holds (deleted by limits or by hand, or the stream made
  * again) is an error with exit 9, never silence; --nats-skip-lost goes on past it after naming
  * what was lost. Behind the last checkpoint the stream is purged, so it holds only what the
  * centre has not made durable yet (one centre per stream: docs/fleet.md).
  */
-import { statSync, truncateSync } from 'node:fs'
 import {
-  type ConsumerMessages,
-  DeliverPolicy,
   type JetStreamManager,
   type JsMsg,
-  jetstream,
   jetstreamManager,
   type StreamInfo,
 } from '@nats-io/jetstream'
@@ -24,45 +21,18 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import type { Config } from '../config.js'
 import type { EngineContext, EngineResult } from '../engines/engine.js'
 import { outputChain } from '../engines/output.js'
-import { LogmergeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { LoopWriter } from '../sink/loop-writer.js'
-import { planOutput, quarantine, saveState } from '../state/checkpoint.js'
-import { type Action, Applier, type GenState } from './applier.js'
-import {
-  CENTRE_FORMAT,
-  CENTRE_VERSION,
-  type CentreState,
-  encodeCentreState,
-  loadCentreState,
-  type SavedGen,
-  type SavedHost,
-  tablesOf,
-} from './centre-state.js'
+import { type Action, Applier } from './applier.js'
+import { CentreCheckpoints } from './centre-checkpoint.js'
+import { startPoint, streamLost } from './centre-recover.js'
+import { type CentreState, tablesOf } from './centre-state.js'
 import { connectFleet, natsError, startupRetry } from './connect.js'
 import { decodeBatch } from './frame.js'
 import type { FleetConfig } from './options.js'
 import { ensureStream } from './stream.js'
+import { StreamReader } from './stream-reader.js'
 import { hostToken } from './url.js'
-
-/** Messages the client fetches ahead of the merge. */
-const FETCH_MESSAGES = 64
-/** A generation ended this long ago leaves the state (see #checkpointNow). */
-const FORGET_ENDED_MS = 3600_000
-/** A consumer that delivered nothing this long, with messages waiting, is replaced. */
-const STALL_CHECK_MS = 5000
-/** Purge the stream behind the checkpoint at most this often. */
-const PURGE_EVERY_MS = 2000
-
-/** A message read, until all its lines are in the output (for the resume position). */
-interface Read {
-  readonly seq: number
-  readonly host: string
-  /** The host's run and next number before this message (the state to resume with). */
-  readonly before: { run: string; next: number } | null
-  /** Each generation written by it, and the offset its bytes end at. */
-  readonly writes: readonly { key: string; end: number }[]
-}
 
 export async function runCentre({
   config,
@@ -93,29 +63,18 @@ class Centre {
   readonly #writer: LoopWriter
   readonly #applier: Applier
   readonly #created: string
-  readonly #startedAt = new Date()
+  readonly #checkpoints: CentreCheckpoints
   /** The first sequence to read. */
   readonly #from: number
   /** With --once: the stream's last sequence at start (read up to it, then stop). */
   readonly #until: number
   /** No state: what the stream holds at start is adopted (see Applier). */
   readonly #adoptUntil: number
-  #lastRead: number
   #streamLast: number
-  #reads: Read[] = []
-  /** When the consumer last delivered a message (for #watchdog). */
-  #lastDelivery = Date.now()
   /** --order time: hosts in the stream whose first message is still to come (see #awaitHosts). */
   readonly #waitingHosts = new Map<string, () => void>()
   #fatal: Error | null = null
   readonly #failed = new AbortController()
-  #checkpointing: Promise<void> = Promise.resolve()
-  #lastPurge = 0
-  #purged = 0
-  #savedChanges = -1
-  /** The resume position of the last checkpoint saved: the stream is purged up to it. */
-  #savedResume = 0
-  #changes = 0
 
   private constructor(
     config: Config,
@@ -136,7 +95,6 @@ class Centre {
     this.#writer = writer
     this.#created = info.created
     this.#from = from
-    this.#lastRead = from - 1
     this.#streamLast = info.state.last_seq
     this.#until = info.state.last_seq
     this.#adoptUntil = saved ? (saved.stream.adoptUntil ?? 0) : info.state.last_seq
@@ -148,6 +106,25 @@ class Centre {
         ),
       from <= this.#adoptUntil,
     )
+    this.#checkpoints = new CentreCheckpoints(
+      {
+        config,
+        fleet,
+        jsm,
+        log,
+        writer,
+        applier: this.#applier,
+        created: info.created,
+        startedAt: new Date(),
+        adoptUntil: this.#adoptUntil,
+      },
+      from - 1,
+    )
+  }
+
+  /** The last message read (the checkpoints keep it: it is where a restart may resume). */
+  get #lastRead(): number {
+    return this.#checkpoints.lastRead
   }
 
   static async start(
@@ -158,24 +135,7 @@ class Centre {
     info: StreamInfo,
     log: Logger,
   ): Promise<Centre> {
-    const saved = config.statePath ? await recoverCentre(config, fleet, info, log) : null
-    // An empty stream that never held a message says first_seq 0; sequences start at 1.
-    const first = Math.max(1, info.state.first_seq)
-    let from = saved ? saved.stream.resume : first
-    if (saved && from > info.state.last_seq + 1) {
-      throw streamLost(
-        `stream ${fleet.url.stream} ends at message ${info.state.last_seq}, before message ${from - 1} the centre had read (the servers lost messages they had acknowledged)`,
-      )
-    }
-    if (saved && from < first) {
-      // Messages [from, first) are gone: unless the stream is simply empty past them.
-      const lost = `messages ${from} to ${first - 1} of stream ${fleet.url.stream} were deleted before the centre merged them (stream limits, a purge, or another centre on the same stream)`
-      if (!fleet.skipLost) throw streamLost(lost)
-      log.error(
-        `${lost}; going on from ${first} (--nats-skip-lost): their lines are not in ${config.output}`,
-      )
-      from = first
-    }
+    const { saved, from } = await startPoint(config, fleet, info, log)
     const writer = await LoopWriter.open(config.output, {
       highWaterBytes: config.highWaterBytes,
       log,
@@ -203,47 +163,31 @@ class Centre {
       ? setInterval(() => void this.checkpoint(), this.#config.checkpointIntervalMs)
       : null
     timer?.unref()
-    let messages: ConsumerMessages | null = null
-    const onEnd = () => messages?.stop()
+    const reader = new StreamReader({
+      nc: this.#nc,
+      jsm: this.#jsm,
+      fleet: this.#fleet,
+      log: this.#log,
+      created: this.#created,
+      lastRead: () => this.#lastRead,
+      fail: (err) => this.fail(err),
+    })
+    const onEnd = () => reader.stop()
     ended.addEventListener('abort', onEnd)
     try {
       await this.checkpoint() // the output's identity before the first byte (as checkpoints.md)
       if (this.#config.order === 'time') await this.#awaitHosts(chain)
-      const js = jetstream(this.#nc)
       let ready = false
-      let done = once && this.#until < this.#from
-      // One consumer after another: a consumer that stalls (see #watchdog) is replaced by a new
-      // one from the next message to read.
-      while (!done && !ended.aborted) {
-        const consumer = await startupRetry(this.#fleet, this.#log, 'reading the stream', () =>
-          js.consumers.get(this.#fleet.url.stream, {
-            deliver_policy: DeliverPolicy.StartSequence,
-            opt_start_seq: this.#lastRead + 1,
-          }),
-        )
-        const current = await consumer.consume({ max_messages: FETCH_MESSAGES })
-        messages = current
-        void this.#watchConsumer(current)
-        const watchdog = setInterval(() => void this.#watchdog(current), STALL_CHECK_MS)
-        watchdog.unref()
+      const onConsumer = () => {
         if (!ready && !once) events.emit('ready')
         ready = true
-        if (ended.aborted) current.stop()
-        try {
-          for await (const m of current) {
-            this.#lastDelivery = Date.now()
-            await this.#take(m, chain, opened)
-            if (once && m.seq >= this.#until) {
-              done = true
-              break
-            }
-            if (ended.aborted) break
-          }
-        } finally {
-          clearInterval(watchdog)
-          current.stop()
+      }
+      if (!(once && this.#until < this.#from)) {
+        for await (const m of reader.messages(ended, onConsumer)) {
+          await this.#take(m, chain, opened)
+          if (once && m.seq >= this.#until) break
+          if (ended.aborted || this.#fatal) break
         }
-        if (this.#fatal) break
       }
       if (this.#fatal) throw this.#fatal
       chain.finish() // what the time order still holds, before the final checkpoint
@@ -255,7 +199,7 @@ class Centre {
     } finally {
       ended.removeEventListener('abort', onEnd)
       if (timer) clearInterval(timer)
-      messages?.stop()
+      reader.stop()
       await this.#writer.close()
     }
     if (this.#fatal) throw this.#fatal
@@ -290,46 +234,6 @@ class Centre {
     }
   }
 
-  /**
-   * A consumer that delivers nothing while the stream holds messages past the last one read
-   * (seen after a stream leader was killed: its pull requests kept expiring empty) is stopped;
-   * run() makes a new one from the next message.
-   */
-  async #watchdog(current: ConsumerMessages): Promise<void> {
-    if (Date.now() - this.#lastDelivery < STALL_CHECK_MS) return
-    try {
-      const info = await this.#jsm.streams.info(this.#fleet.url.stream)
-      if (info.state.last_seq < this.#lastRead && info.created === this.#created) {
-        // Messages the centre has read are not in the stream any more, and their sequence
-        // numbers will be given to new messages, which would then look read: say so and stop.
-        this.fail(
-          streamLost(
-            `stream ${this.#fleet.url.stream} now ends at message ${info.state.last_seq}, before message ${this.#lastRead} the centre has read (the servers lost messages they had acknowledged)`,
-          ),
-        )
-        current.stop()
-        return
-      }
-      if (info.state.last_seq <= this.#lastRead) return
-      if (Date.now() - this.#lastDelivery < STALL_CHECK_MS) return
-      this.#log.info(
-        `stream ${this.#fleet.url.stream}: no message for ${STALL_CHECK_MS / 1000} s though it holds ${info.state.last_seq - this.#lastRead} past ${this.#lastRead}; reading again from ${this.#lastRead + 1}`,
-      )
-      this.#lastDelivery = Date.now()
-      current.stop()
-    } catch {
-      // The servers do not answer: the client is reconnecting; looked at again later.
-    }
-  }
-
-  /** The client's own notes on the consumer (recreated after a server went away...), for debug. */
-  async #watchConsumer(messages: ConsumerMessages): Promise<void> {
-    for await (const s of messages.status()) {
-      if (s.type === 'heartbeat' || s.type === 'next') continue
-      this.#log.debug(`stream consumer: ${JSON.stringify(s)}`)
-    }
-  }
-
   async #take(m: JsMsg, chain: ReturnType<typeof outputChain>, opened: Set<string>): Promise<void> {
     const seq = m.seq
     if (seq > this.#lastRead + 1) {
@@ -343,7 +247,7 @@ class Centre {
       this.#log.error(`${lost}; going on (--nats-skip-lost): their lines are not in the output`)
     }
     if (seq <= this.#lastRead) return // the consumer delivered it again
-    this.#lastRead = seq
+    this.#checkpoints.lastRead = seq
     if (seq > this.#streamLast) this.#streamLast = seq
     if (seq > this.#adoptUntil) this.#applier.stopAdopting()
     let decoded: ReturnType<typeof decodeBatch>
@@ -361,13 +265,13 @@ class Centre {
     const before = host ? { run: host.run, next: host.next } : null
     const time = Math.floor(m.info.timestampNanos / 1e6)
     const verdict = this.#applier.take(seq, time, meta, data)
-    this.#changes++
+    this.#checkpoints.changed()
     if (verdict.kind === 'early') {
-      this.#reads.push({ seq, host: meta.h, before, writes: [] })
+      this.#checkpoints.reads.push({ seq, host: meta.h, before, writes: [] })
       return
     }
     const writes: { key: string; end: number }[] = []
-    this.#reads.push({ seq, host: meta.h, before, writes })
+    this.#checkpoints.reads.push({ seq, host: meta.h, before, writes })
     for (const action of verdict.actions) {
       const busy = this.#act(action, chain, opened, writes)
       if (busy) await busy
@@ -406,171 +310,8 @@ class Centre {
     })
   }
 
-  /** One checkpoint after the running one (never two at once); a failure is a warning. */
+  /** A checkpoint now, after the one running (centre-checkpoint.ts). */
   checkpoint(): Promise<void> {
-    this.#checkpointing = this.#checkpointing.then(() => this.#checkpointNow())
-    return this.#checkpointing
+    return this.#checkpoints.save()
   }
-
-  async #checkpointNow(): Promise<void> {
-    const path = this.#config.statePath
-    if (!path) return
-    const changes = this.#changes + this.#writer.changes
-    // Nothing new to record; the purge behind the last one may still be due.
-    if (changes === this.#savedChanges) return this.#purge(this.#savedResume)
-    const snap = this.#writer.snapshot()
-    // Messages whose every line is now in the output are done; the first one that is not is
-    // where a restart reads again (the hosts' run numbers as they were before it).
-    while (this.#reads.length > 0) {
-      const r = this.#reads[0] as Read
-      if (!r.writes.every((w) => (snap.offsets.get(w.key) ?? -1) >= w.end)) break
-      this.#reads.shift()
-    }
-    const resume = this.#reads[0]?.seq ?? this.#lastRead + 1
-    const hosts: Record<string, SavedHost> = {}
-    for (const [name, h] of this.#applier.hosts) {
-      hosts[name] = {
-        run: h.run,
-        next: h.next,
-        lastSeq: h.lastSeq,
-        lastTime: h.lastTime ? new Date(h.lastTime).toISOString() : null,
-        lines: h.lines,
-      }
-    }
-    const seen = new Set<string>()
-    for (const r of this.#reads) {
-      if (seen.has(r.host)) continue
-      seen.add(r.host)
-      const h = hosts[r.host]
-      if (!h) continue
-      if (r.before) hosts[r.host] = { ...h, run: r.before.run, next: r.before.next }
-      else delete hosts[r.host]
-    }
-    const generations: Record<string, SavedGen> = {}
-    const forgetBefore = Date.now() - FORGET_ENDED_MS
-    for (const [key, g] of this.#applier.gens) {
-      // A generation its host ended (the file read to its end and let go) an hour ago will
-      // not be sent again: the state does not grow by one entry per rotation forever.
-      if (g.ended && g.lastTime < forgetBefore && !snap.offsets.has(key)) {
-        this.#applier.gens.delete(key)
-        continue
-      }
-      generations[key] = savedGen(g, snap.offsets.get(key))
-    }
-    const state: CentreState = {
-      format: CENTRE_FORMAT,
-      version: CENTRE_VERSION,
-      savedAt: new Date().toISOString(),
-      startedAt: this.#startedAt.toISOString(),
-      pid: process.pid,
-      output: snap.output && { path: this.#config.output, ...snap.output, size: snap.size },
-      stream: {
-        url: this.#fleet.url.display,
-        name: this.#fleet.url.stream,
-        created: this.#created,
-        resume,
-        read: this.#lastRead,
-        ...(resume <= this.#adoptUntil && { adoptUntil: this.#adoptUntil }),
-      },
-      hosts,
-      generations,
-    }
-    try {
-      await this.#writer.fsync()
-      await saveState(path, encodeCentreState(state))
-      this.#savedChanges = changes
-      this.#savedResume = resume
-      this.#log.forget('checkpoint')
-    } catch (err) {
-      this.#log.warnOnce(
-        'checkpoint',
-        `cannot save state ${path}: ${(err as Error).message}; will retry`,
-      )
-      return
-    }
-    await this.#purge(resume)
-  }
-
-  /** Drops from the stream what the output holds for good (behind the saved checkpoint). */
-  async #purge(upTo: number): Promise<void> {
-    if (upTo <= this.#purged + 1 || Date.now() - this.#lastPurge < PURGE_EVERY_MS) return
-    this.#lastPurge = Date.now()
-    try {
-      const r = await this.#jsm.streams.purge(this.#fleet.url.stream, { seq: upTo })
-      this.#purged = upTo - 1
-      this.#log.debug(
-        `purged ${r.purged} messages of stream ${this.#fleet.url.stream} before ${upTo}`,
-      )
-    } catch (err) {
-      this.#log.warnOnce(
-        'purge',
-        `cannot purge stream ${this.#fleet.url.stream}: ${(err as Error).message}`,
-      )
-    }
-  }
-}
-
-function savedGen(g: GenState, written: number | undefined): SavedGen {
-  return {
-    applied: written ?? g.base,
-    path: g.path,
-    label: g.label,
-    ended: g.ended,
-    lastSeq: g.lastSeq,
-    ...(g.lastTime > 0 && { lastTime: new Date(g.lastTime).toISOString() }),
-  }
-}
-
-function streamLost(message: string): LogmergeError {
-  return new LogmergeError('ESTREAM_LOST', message, {
-    hint: 'give the stream room (--nats-max-bytes when it is created, or its limits), run one centre per stream; --nats-skip-lost goes on without those lines',
-  })
-}
-
-/**
- * The centre's state, if usable: a bad one (or another output's, or another stream's) is moved
- * aside; the output is cut back to the recorded size (what came after is written again).
- */
-async function recoverCentre(
-  config: Config,
-  fleet: FleetConfig,
-  info: StreamInfo,
-  log: Logger,
-): Promise<CentreState | null> {
-  const path = config.statePath as string
-  const loaded = loadCentreState(path)
-  if (loaded.kind === 'none') return null
-  const aside = async (why: string) => {
-    const to = await quarantine(path)
-    log.warn(`state file ${path} ${why}; moved it to ${to} and starting afresh`)
-    return null
-  }
-  if (loaded.kind === 'bad') return aside(`is unusable (${loaded.reason})`)
-  const state = loaded.state
-  if (state.output && state.output.path !== config.output) {
-    return aside(`belongs to output ${state.output.path}, not ${config.output}`)
-  }
-  if (state.stream.name !== fleet.url.stream) {
-    return aside(`was kept for stream ${state.stream.name}, not ${fleet.url.stream}`)
-  }
-  if (state.stream.created !== info.created) {
-    const lost = `stream ${fleet.url.stream} was made again since the last checkpoint (created ${info.created}, the state says ${state.stream.created}): what the old one held from message ${state.stream.resume} on was not merged`
-    if (!fleet.skipLost) throw streamLost(lost)
-    log.error(`${lost}; going on (--nats-skip-lost)`)
-    return {
-      ...state,
-      stream: { ...state.stream, created: info.created, resume: info.state.first_seq },
-    }
-  }
-  const now = statSync(config.output, { throwIfNoEntry: false }) ?? null
-  const plan = planOutput(state.output, now)
-  if (plan.kind === 'truncate' && now && now.size > plan.size) {
-    log.info(
-      `output ${config.output}: dropping ${now.size - plan.size} bytes written after the last checkpoint; they are read again`,
-    )
-    truncateSync(config.output, plan.size)
-  } else if (plan.kind === 'at-least-once') {
-    log.warn(`${plan.why}: lines written after the last checkpoint may appear twice`)
-  }
-  return state
 }

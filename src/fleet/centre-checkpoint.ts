@@ -1,0 +1,190 @@
+/**
+ * The centre's checkpoints: at one instant, the output's size and identity, every
+ * generation's offset as written (the writer moves the size and the offsets together), the
+ * first stream message not yet entirely in the output, and each host's run and next number as
+ * of that message. Saved as for files (fsync the output, then replace the state file
+ * atomically); then the stream is purged up to that message, so it holds only what the output
+ * has not made durable yet. One checkpoint at a time; a failure is a warning, retried.
+ */
+import type { JetStreamManager } from '@nats-io/jetstream'
+import type { Config } from '../config.js'
+import type { Logger } from '../log.js'
+import type { LoopWriter } from '../sink/loop-writer.js'
+import { saveState } from '../state/checkpoint.js'
+import type { Applier, GenState } from './applier.js'
+import {
+  CENTRE_FORMAT,
+  CENTRE_VERSION,
+  type CentreState,
+  encodeCentreState,
+  type SavedGen,
+  type SavedHost,
+} from './centre-state.js'
+import type { FleetConfig } from './options.js'
+
+/** A generation ended this long ago leaves the state (its host will not send it again). */
+const FORGET_ENDED_MS = 3600_000
+/** Purge the stream behind the checkpoint at most this often. */
+const PURGE_EVERY_MS = 2000
+
+/** A message read, until all its lines are in the output (for the resume position). */
+export interface Read {
+  readonly seq: number
+  readonly host: string
+  /** The host's run and next number before this message (the state to resume with). */
+  readonly before: { run: string; next: number } | null
+  /** Each generation written by it, and the offset its bytes end at. */
+  readonly writes: readonly { key: string; end: number }[]
+}
+
+export interface CentreParts {
+  readonly config: Config
+  readonly fleet: FleetConfig
+  readonly jsm: JetStreamManager
+  readonly log: Logger
+  readonly writer: LoopWriter
+  readonly applier: Applier
+  /** The stream's creation time (a stream made again is another stream). */
+  readonly created: string
+  readonly startedAt: Date
+  /** No state at start: what the stream held up to here was adopted (see Applier). */
+  readonly adoptUntil: number
+}
+
+export class CentreCheckpoints {
+  /** Messages read whose lines are not all in the output yet, in stream order. */
+  readonly reads: Read[] = []
+  /** The last message read (the resume position when every read is written). */
+  lastRead: number
+  readonly #p: CentreParts
+  #running: Promise<void> = Promise.resolve()
+  #changes = 0
+  #savedChanges = -1
+  /** The resume position of the last checkpoint saved: the stream is purged up to it. */
+  #savedResume = 0
+  #lastPurge = 0
+  #purged = 0
+
+  constructor(parts: CentreParts, lastRead: number) {
+    this.#p = parts
+    this.lastRead = lastRead
+  }
+
+  /** Something a checkpoint records changed (a message taken). */
+  changed(): void {
+    this.#changes++
+  }
+
+  /** One checkpoint after the running one (never two at once). */
+  save(): Promise<void> {
+    this.#running = this.#running.then(() => this.#saveNow())
+    return this.#running
+  }
+
+  async #saveNow(): Promise<void> {
+    const { config, writer, log } = this.#p
+    const path = config.statePath
+    if (!path) return
+    const changes = this.#changes + writer.changes
+    // Nothing new to record; the purge behind the last one may still be due.
+    if (changes === this.#savedChanges) return this.#purge(this.#savedResume)
+    const state = this.#state()
+    try {
+      await writer.fsync()
+      await saveState(path, encodeCentreState(state))
+      this.#savedChanges = changes
+      this.#savedResume = state.stream.resume
+      log.forget('checkpoint')
+    } catch (err) {
+      log.warnOnce('checkpoint', `cannot save state ${path}: ${(err as Error).message}; will retry`)
+      return
+    }
+    await this.#purge(state.stream.resume)
+  }
+
+  #state(): CentreState {
+    const { config, fleet, writer, applier } = this.#p
+    const snap = writer.snapshot()
+    // Messages whose every line is now in the output are done; the first one that is not is
+    // where a restart reads again (the hosts' run numbers as they were before it).
+    while (this.reads.length > 0) {
+      const r = this.reads[0] as Read
+      if (!r.writes.every((w) => (snap.offsets.get(w.key) ?? -1) >= w.end)) break
+      this.reads.shift()
+    }
+    const resume = this.reads[0]?.seq ?? this.lastRead + 1
+    const hosts: Record<string, SavedHost> = {}
+    for (const [name, h] of applier.hosts) {
+      hosts[name] = {
+        run: h.run,
+        next: h.next,
+        lastSeq: h.lastSeq,
+        lastTime: h.lastTime ? new Date(h.lastTime).toISOString() : null,
+        lines: h.lines,
+      }
+    }
+    const seen = new Set<string>()
+    for (const r of this.reads) {
+      if (seen.has(r.host)) continue
+      seen.add(r.host)
+      const h = hosts[r.host]
+      if (!h) continue
+      if (r.before) hosts[r.host] = { ...h, run: r.before.run, next: r.before.next }
+      else delete hosts[r.host]
+    }
+    const generations: Record<string, SavedGen> = {}
+    const forgetBefore = Date.now() - FORGET_ENDED_MS
+    for (const [key, g] of applier.gens) {
+      // A generation its host ended (the file read to its end and let go) an hour ago will
+      // not be sent again: the state does not grow by one entry per rotation forever.
+      if (g.ended && g.lastTime < forgetBefore && !snap.offsets.has(key)) {
+        applier.gens.delete(key)
+        continue
+      }
+      generations[key] = savedGen(g, snap.offsets.get(key))
+    }
+    return {
+      format: CENTRE_FORMAT,
+      version: CENTRE_VERSION,
+      savedAt: new Date().toISOString(),
+      startedAt: this.#p.startedAt.toISOString(),
+      pid: process.pid,
+      output: snap.output && { path: config.output, ...snap.output, size: snap.size },
+      stream: {
+        url: fleet.url.display,
+        name: fleet.url.stream,
+        created: this.#p.created,
+        resume,
+        read: this.lastRead,
+        ...(resume <= this.#p.adoptUntil && { adoptUntil: this.#p.adoptUntil }),
+      },
+      hosts,
+      generations,
+    }
+  }
+
+  /** Drops from the stream what the output holds for good (behind the saved checkpoint). */
+  async #purge(upTo: number): Promise<void> {
+    if (upTo <= this.#purged + 1 || Date.now() - this.#lastPurge < PURGE_EVERY_MS) return
+    this.#lastPurge = Date.now()
+    const { jsm, fleet, log } = this.#p
+    try {
+      const r = await jsm.streams.purge(fleet.url.stream, { seq: upTo })
+      this.#purged = upTo - 1
+      log.debug(`purged ${r.purged} messages of stream ${fleet.url.stream} before ${upTo}`)
+    } catch (err) {
+      log.warnOnce('purge', `cannot purge stream ${fleet.url.stream}: ${(err as Error).message}`)
+    }
+  }
+}
+
+function savedGen(g: GenState, written: number | undefined): SavedGen {
+  return {
+    applied: written ?? g.base,
+    path: g.path,
+    label: g.label,
+    ended: g.ended,
+    lastSeq: g.lastSeq,
+    ...(g.lastTime > 0 && { lastTime: new Date(g.lastTime).toISOString() }),
+  }
+}
