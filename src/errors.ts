@@ -25,7 +25,10 @@ export const ExitCode = {
   shutdownTimeout: 6,
   /** Fleet: no NATS server of the URL could be reached at start-up, or JetStream is unusable. */
   natsUnreachable: 7,
-  /** Fleet: the NATS server refused the credentials (or does not permit the stream's subjects). */
+  /**
+   * Fleet: the NATS server refused the credentials (or does not permit the stream's subjects),
+   * or TLS could not be agreed (a server certificate not trusted, a client certificate wanted).
+   */
   natsAuth: 8,
   /** Fleet centre: the stream no longer holds messages not yet merged (limits, purge, deleted). */
   streamLost: 9,
@@ -45,6 +48,7 @@ export type ErrorCode =
   | 'ETHREAD'
   | 'ENATS_UNREACHABLE'
   | 'ENATS_AUTH'
+  | 'ENATS_TLS'
   | 'ESTREAM_LOST'
   | 'EMETRICS'
 
@@ -61,6 +65,7 @@ const exitFor: Record<ErrorCode, ExitCode> = {
   ETHREAD: ExitCode.thread,
   ENATS_UNREACHABLE: ExitCode.natsUnreachable,
   ENATS_AUTH: ExitCode.natsAuth,
+  ENATS_TLS: ExitCode.natsAuth,
   ESTREAM_LOST: ExitCode.streamLost,
   /** --metrics-listen or --metrics-file cannot be used (an address taken, a directory missing). */
   EMETRICS: ExitCode.usage,

@@ -6,11 +6,13 @@
  * meanwhile (the files are the buffer), and each outage is said once and its end once.
  */
 import { readFileSync } from 'node:fs'
+import { checkServerIdentity, type PeerCertificate } from 'node:tls'
 import type { NatsConnection } from '@nats-io/nats-core'
 import { connect, credsAuthenticator } from '@nats-io/transport-node'
 import { describeErrno, LogmergeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { FleetConfig } from './options.js'
+import { wantsClientCert } from './probe.js'
 
 /** How long one connection attempt at start-up may take. */
 const CONNECT_TIMEOUT_MS = 5000
@@ -25,7 +27,32 @@ export const CONNECT_RETRY_MS = 3_000
 export const JETSTREAM_RETRY_MS = 60_000
 
 export async function connectFleet(fleet: FleetConfig, log: Logger): Promise<NatsConnection> {
-  return startupRetry(fleet, log, 'connecting', () => connectOnce(fleet, log), CONNECT_RETRY_MS)
+  try {
+    return await startupRetry(
+      fleet,
+      log,
+      'connecting',
+      () => connectOnce(fleet, log),
+      CONNECT_RETRY_MS,
+    )
+  } catch (err) {
+    // A server that wants a client certificate ends the handshake of a client without one (or
+    // with one it does not accept), and the client sees a timeout: the server's greeting says.
+    if (!(err instanceof LogmergeError) || err.code !== 'ENATS_UNREACHABLE' || !fleet.tls) throw err
+    const server = await wantsClientCert(fleet.url.servers)
+    if (server === null) throw err
+    throw new LogmergeError(
+      'ENATS_TLS',
+      `NATS server ${server}: TLS: the server requires a client certificate${fleet.tls.cert === undefined ? '' : ` and did not accept ${fleet.tls.cert}`}`,
+      {
+        cause: err,
+        hint:
+          fleet.tls.cert === undefined
+            ? 'give one with --nats-tls-cert and --nats-tls-key'
+            : 'give one signed by a CA the server trusts (its tls { ca_file })',
+      },
+    )
+  }
 }
 
 /**
@@ -75,13 +102,7 @@ async function connectOnce(fleet: FleetConfig, log: Logger): Promise<NatsConnect
       ...(url.user !== undefined && { user: url.user, pass: url.pass ?? '' }),
       ...(url.token !== undefined && { token: url.token }),
       ...(fleet.creds !== undefined && { authenticator: credsAuthenticator(readCreds(fleet)) }),
-      ...(fleet.tls && {
-        tls: {
-          ...(fleet.tls.ca !== undefined && { caFile: fleet.tls.ca }),
-          ...(fleet.tls.cert !== undefined && { certFile: fleet.tls.cert }),
-          ...(fleet.tls.key !== undefined && { keyFile: fleet.tls.key }),
-        },
-      }),
+      ...(fleet.tls && { tls: tlsOptions(fleet) }),
     })
   } catch (err) {
     throw natsError(err, fleet)
@@ -101,6 +122,56 @@ function readCreds(fleet: FleetConfig): Uint8Array {
       { hint: 'give the path of a NATS credentials file (nsc generate creds)' },
     )
   }
+}
+
+/**
+ * The client's TLS options: the files read here (a missing one is a usage error, exit 2), and
+ * the server's certificate checked against the hosts of the URL. The client checks a server
+ * given by IP address against the name "localhost" (it sets no server name for an address), so
+ * the check is ours: the certificate must be valid for one of the URL's hosts (all of them are
+ * servers the user named; a cluster's certificates usually name every node).
+ */
+function tlsOptions(fleet: FleetConfig): Record<string, unknown> {
+  const tls = fleet.tls ?? {}
+  const read = (flag: string, path: string | undefined) => {
+    if (path === undefined) return undefined
+    try {
+      return readFileSync(path)
+    } catch (err) {
+      throw new LogmergeError(
+        'EUSAGE',
+        `cannot read ${flag} ${path}: ${describeErrno(err as NodeJS.ErrnoException)}`,
+        { hint: `give the path of a PEM file readable by logmerge` },
+      )
+    }
+  }
+  const ca = read('--nats-tls-ca', tls.ca)
+  const cert = read('--nats-tls-cert', tls.cert)
+  const key = read('--nats-tls-key', tls.key)
+  const hosts = fleet.url.servers.map((s) => s.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''))
+  return {
+    ...(ca && { ca: [ca] }),
+    ...(cert && { cert }),
+    ...(key && { key }),
+    checkServerIdentity: (_host: string, peer: PeerCertificate): Error | undefined => {
+      let first: Error | undefined
+      for (const host of hosts) {
+        const e = checkServerIdentity(host, peer)
+        if (e === undefined) return undefined
+        first ??= e
+      }
+      return first
+    },
+  }
+}
+
+/** A TLS failure of Node's or OpenSSL's (a certificate not trusted or refused, a bad key). */
+function isTlsError(err: Error & { code?: string }): boolean {
+  const code = err.code ?? ''
+  return (
+    /CERT|SSL|TLS|OSSL|UNABLE_TO_(GET|VERIFY)|SELF_SIGNED/.test(code) ||
+    /certificate|\bTLS\b|\bSSL\b/i.test(err.message ?? '')
+  )
 }
 
 /** The client's own errors (anything else is not NATS's doing, and is passed on as it is). */
@@ -124,9 +195,14 @@ const NATS_ERRORS = new Set([
 
 /** The error of a failed connection or request, as the user should read it. */
 export function natsError(err: unknown, fleet: FleetConfig): Error {
-  if (err instanceof LogmergeError || !NATS_ERRORS.has((err as Error)?.name)) return err as Error
-  const e = err as Error & { code?: string; cause?: Error }
+  if (err instanceof LogmergeError) return err
   const servers = fleet.url.servers.join(',')
+  const tlsCause = [err as Error, (err as Error)?.cause as Error | undefined].find(
+    (x) => x instanceof Error && isTlsError(x),
+  )
+  if (tlsCause) return tlsError(tlsCause, servers, fleet)
+  if (!NATS_ERRORS.has((err as Error)?.name)) return err as Error
+  const e = err as Error & { code?: string; cause?: Error }
   const name = e?.name ?? ''
   if (
     name === 'AuthorizationError' ||
@@ -155,6 +231,24 @@ export function natsError(err: unknown, fleet: FleetConfig): Error {
   return new LogmergeError('ENATS_UNREACHABLE', `cannot reach NATS server ${servers}: ${why}`, {
     cause: err,
     hint: 'start it, or check the host and port (default 4222), the network, and tls:// for a server that requires TLS',
+  })
+}
+
+function tlsError(err: Error & { code?: string }, servers: string, fleet: FleetConfig): Error {
+  const code = err.code ? ` (${err.code})` : ''
+  const clientCert = /CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|HANDSHAKE_FAILURE/i.test(
+    err.code ?? '',
+  )
+  const hint = clientCert
+    ? fleet.tls?.cert === undefined
+      ? 'the server wants a client certificate: give it with --nats-tls-cert and --nats-tls-key'
+      : 'the server does not accept this client certificate (--nats-tls-cert): check that its CA signed it'
+    : fleet.tls?.ca === undefined
+      ? "give the CA that signed the server's certificate with --nats-tls-ca"
+      : "check --nats-tls-ca (the CA that signed the server's certificate) and that the certificate names the host of the URL"
+  return new LogmergeError('ENATS_TLS', `NATS server ${servers}: TLS: ${err.message}${code}`, {
+    cause: err,
+    hint,
   })
 }
 

@@ -97,10 +97,24 @@ function node(name: string, port: number, config: string): NatsNode {
   return self
 }
 
-export type Auth = { readonly user: string; readonly pass: string } | { readonly token: string }
+export type Auth =
+  | { readonly user: string; readonly pass: string }
+  | { readonly token: string }
+  /** Operator mode: the config lines of nats-jwt.ts's decentralized(). */
+  | { readonly config: readonly string[] }
+
+/** The server's TLS: its certificate and key, and with `verify` the CA of client certificates. */
+export interface ServerTls {
+  readonly cert: string
+  readonly key: string
+  readonly verify?: { readonly ca: string }
+}
 
 /** One JetStream node on a free port, with its store under `dir`. */
-export async function startNats(dir: string, opts: { auth?: Auth } = {}): Promise<NatsNode> {
+export async function startNats(
+  dir: string,
+  opts: { auth?: Auth; tls?: ServerTls } = {},
+): Promise<NatsNode> {
   const port = await freePort()
   const store = join(dir, 'nats-store')
   mkdirSync(store, { recursive: true })
@@ -109,12 +123,19 @@ export async function startNats(dir: string, opts: { auth?: Auth } = {}): Promis
     `listen: 127.0.0.1:${port}`,
     `jetstream { store_dir: "${store}", max_mem: 64MB, max_file: 4GB }`,
   ]
-  if (opts.auth && 'token' in opts.auth) {
+  if (opts.auth && 'config' in opts.auth) {
+    lines.push(...opts.auth.config)
+  } else if (opts.auth && 'token' in opts.auth) {
     lines.push(`authorization { token: "${opts.auth.token}" }`)
   } else if (opts.auth) {
     lines.push(
       `authorization { users = [ { user: "${opts.auth.user}", password: "${opts.auth.pass}" } ] }`,
     )
+  }
+  if (opts.tls) {
+    const { cert, key, verify } = opts.tls
+    const client = verify ? ` ca_file: "${verify.ca}", verify: true,` : ''
+    lines.push(`tls { cert_file: "${cert}", key_file: "${key}",${client} timeout: 2 }`)
   }
   const config = join(dir, 'nats-n0.conf')
   writeFileSync(config, `${lines.join('\n')}\n`)
