@@ -10,6 +10,9 @@
  *   (FIRST_BACKOFF_MS to MAX_BACKOFF_MS); the ones that got through are duplicates the centre
  *   drops, and the stream never holds a later message without the earlier ones. Meanwhile the
  *   publisher holds the readers; the lines wait in their files. Each outage is said once.
+ * - A reconnection to the servers gives up waiting for the acknowledgements of the messages in
+ *   flight (they may be lost with the old connection, and would only time out after
+ *   PUBLISH_TIMEOUT_MS): they are sent again at once, like any failed ones.
  * - Credentials refused while running: failed for good (onFatal), as at start-up.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -59,6 +62,9 @@ export class Sender {
   #troubled: string | null = null
   #said: string | null = null
   #stopped = false
+  /** Resolved when the client reconnects: acknowledgements awaited until then may never come. */
+  #reconnected: Promise<void>
+  #onReconnect: () => void = () => {}
   /** For health(): outages begun, and their time. */
   #pauses = 0
   #pausedMs = 0
@@ -77,6 +83,23 @@ export class Sender {
     this.#subject = subject
     this.#packer = packer
     this.#hooks = hooks
+    this.#reconnected = this.#nextReconnect()
+    void this.#watchReconnects()
+  }
+
+  #nextReconnect(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#onReconnect = resolve
+    })
+  }
+
+  async #watchReconnects(): Promise<void> {
+    for await (const s of this.#nc.status()) {
+      if (s.type !== 'reconnect') continue
+      const resolve = this.#onReconnect
+      this.#reconnected = this.#nextReconnect()
+      resolve()
+    }
   }
 
   /** Publishing waits out an outage (the publisher then holds the readers). */
@@ -119,12 +142,17 @@ export class Sender {
         break
       }
       this.#packer.shift()
-      next.result = this.#js
-        .publish(this.#subject, next.payload, { timeout: PUBLISH_TIMEOUT_MS })
-        .then(
+      const lost = this.#reconnected.then(() => ({
+        ok: false as const,
+        err: new Error('reconnected before the acknowledgement'),
+      }))
+      next.result = Promise.race([
+        this.#js.publish(this.#subject, next.payload, { timeout: PUBLISH_TIMEOUT_MS }).then(
           (ack) => ({ ok: true as const, seq: ack.seq }),
           (err: Error) => ({ ok: false as const, err }),
-        )
+        ),
+        lost,
+      ])
       this.#inflight.push(next)
     }
     if (this.#inflight.length > 0 && !this.#acking) void this.#takeAcks()

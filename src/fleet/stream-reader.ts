@@ -4,7 +4,9 @@
  * holds messages past the last one read (seen after a stream leader was killed: its pull
  * requests kept expiring empty) is replaced by a new one from the next message. A stream that
  * now ends before a message already read (servers that lost acknowledged messages, whose
- * sequence numbers new messages would take) is exit 9, never taken for read.
+ * sequence numbers new messages would take) is exit 9, never taken for read. After the client
+ * reconnects (a server restarted, another one of the cluster taken) the consumer is replaced at
+ * once: its server side may be gone with the old connection's server.
  */
 import {
   type ConsumerMessages,
@@ -56,6 +58,7 @@ export class StreamReader {
   async *messages(ended: AbortSignal, onConsumer: () => void): AsyncGenerator<JsMsg> {
     const { fleet, log } = this.#p
     const js = jetstream(this.#p.nc)
+    void this.#watchReconnects()
     while (!ended.aborted && !this.#failed) {
       const consumer = await startupRetry(fleet, log, 'reading the stream', () =>
         js.consumers.get(fleet.url.stream, {
@@ -111,6 +114,14 @@ export class StreamReader {
       current.stop()
     } catch {
       // The servers do not answer: the client is reconnecting; looked at again later.
+    }
+  }
+
+  async #watchReconnects(): Promise<void> {
+    for await (const s of this.#p.nc.status()) {
+      if (s.type !== 'reconnect') continue
+      this.#p.log.debug(`reconnected: reading the stream again from ${this.#p.lastRead() + 1}`)
+      this.#current?.stop()
     }
   }
 
