@@ -76,7 +76,7 @@ Exit codes:
   5  a reader thread failed (threads, top-down, bottom-up engines, or the read-ahead thread of --once --order time; the others were drained)
   6  SIGTERM/SIGINT: draining took longer than --shutdown-timeout (the state keeps the rest)
   7  nats://: no server of the URL could be reached at start-up (or it has no JetStream)
-  8  nats://: the server refused the credentials, or does not permit the stream's subjects
+  8  nats://: the server refused the credentials (or the stream's subjects), or TLS failed
   9  nats:// input: the stream no longer holds messages not yet merged (--nats-skip-lost)
 With several jobs, the most severe job's code, in this order: 1, 4, 9, 5, 8, 7, 2, 6, 3, 0.
 

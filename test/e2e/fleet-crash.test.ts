@@ -54,6 +54,7 @@ test(`every host's line exactly once after ${KILLS} SIGKILLs of hosts, centre an
   timeout: 120_000 + KILLS * 4_000,
 }, async ({ tmp, skip }) => {
   needNats(skip)
+  const began = Date.now()
   const random = mulberry32(SEED)
   const cluster = await startCluster(tmp)
   const url = cluster.url('LOGS')
@@ -140,6 +141,7 @@ test(`every host's line exactly once after ${KILLS} SIGKILLs of hosts, centre an
     }
   })()
 
+  const setUp = Date.now()
   const counts = { host: 0, centre: 0, leader: 0, both: 0 }
   for (let kill = 0; kill < KILLS; kill++) {
     await sleep(100 + random() * 400)
@@ -186,6 +188,7 @@ test(`every host's line exactly once after ${KILLS} SIGKILLs of hosts, centre an
   }
   writing = false
   await writer
+  const killed = Date.now()
   try {
     await waitForAll(out, journal.all, { timeout: 90_000 })
   } catch (err) {
@@ -211,6 +214,7 @@ test(`every host's line exactly once after ${KILLS} SIGKILLs of hosts, centre an
       `${(err as Error).message}\n${said}\n${missing.length} missing by file#generation: ${JSON.stringify([...byFile]).slice(0, 2000)}\ncentre stderr:\n${centre.stderr().slice(-3000)}\nhosts:\n${hosts.map((h) => `${h.id}: ${h.proc.stderr().slice(-1500)}`).join('\n')}`,
     )
   }
+  const caughtUp = Date.now()
   for (const h of hosts) h.proc.kill('SIGTERM')
   centre.kill('SIGTERM')
   const exits = await Promise.all([...hosts.map((h) => h.proc.exited), centre.exited])
@@ -232,6 +236,6 @@ test(`every host's line exactly once after ${KILLS} SIGKILLs of hosts, centre an
   expectMerged(completeLines(out), journal)
   const rotated = [...rotations.values()].reduce((n, r) => n + r, 0)
   console.info(
-    `fleet: ${counts.host} host, ${counts.centre} centre and ${counts.leader} leader SIGKILLs, ${counts.both} times a host and the centre together (the host's files rotated meanwhile), ${journal.all.length} lines, ${rotated} rotations: every line exactly once, each file generation in order`,
+    `fleet: ${counts.host} host, ${counts.centre} centre and ${counts.leader} leader SIGKILLs, ${counts.both} times a host and the centre together (the host's files rotated meanwhile), ${journal.all.length} lines, ${rotated} rotations: every line exactly once, each file generation in order (set-up ${((setUp - began) / 1000).toFixed(1)} s, kills ${((killed - setUp) / 1000).toFixed(1)} s, catching up ${((caughtUp - killed) / 1000).toFixed(1)} s)`,
   )
 })
