@@ -136,9 +136,11 @@ export class CentreCheckpoints {
     const forgetBefore = Date.now() - FORGET_ENDED_MS
     for (const [key, g] of applier.gens) {
       // A generation its host ended (the file read to its end and let go) an hour ago will
-      // not be sent again: the state does not grow by one entry per rotation forever.
-      if (g.ended && g.lastTime < forgetBefore && !snap.offsets.has(key)) {
+      // not be sent again: the state does not grow by one entry per rotation forever, nor the
+      // writer's offsets (nothing else makes it forget one: the centre's merge never does).
+      if (g.ended && g.lastTime < forgetBefore) {
         applier.gens.delete(key)
+        writer.forget(key)
         continue
       }
       generations[key] = savedGen(g, snap.offsets.get(key))

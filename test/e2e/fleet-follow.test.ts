@@ -3,7 +3,7 @@
  * readers wait, the lines stay in their files, nothing is lost or doubled), and under --order
  * time a host that falls silent holds the others back no longer than the reorder window.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { expect } from 'vitest'
@@ -115,4 +115,55 @@ test('--order time: a host that falls silent holds the others back for the windo
   expect(waited).toBeGreaterThanOrEqual(WINDOW_MS - 100)
   expect(waited).toBeLessThan(WINDOW_MS + 5000)
   await Promise.all([stop(loud.proc), stop(centre)])
+})
+
+test("--order time: an ended generation's offset in the centre state is where its bytes end", {
+  timeout: 60_000,
+}, async ({ tmp, skip }) => {
+  needNats(skip)
+  const nats = await startNats(tmp)
+  const url = `nats://${nats.address}/LOGS`
+  const file = hostFile(tmp, 'h')
+  const out = join(tmp, 'fleet.log')
+  const state = join(tmp, 'centre.state')
+  const host = spawnLogmerge([
+    join(tmp, 'h', '*.log'),
+    '-o',
+    url,
+    '--host-id',
+    'h',
+    '--state',
+    join(tmp, 'h.state'),
+    ...quick,
+  ])
+  const centre = spawnLogmerge([
+    url,
+    '-o',
+    out,
+    '--state',
+    state,
+    '--order',
+    'time',
+    '--reorder-window',
+    '200ms',
+    ...quick,
+  ])
+  const lines = Array.from({ length: 50 }, (_, i) => `${new Date().toISOString()} line ${i}`)
+  const text = lines.map((l) => `${l}\n`).join('')
+  writeFileSync(file, text)
+  await waitFor(() => completeLines(out).length === 50, { proc: centre, what: 'the lines' })
+  // The host lets the file go (deleted): its generation ends, the merge drains and forgets it.
+  rmSync(file)
+  type Saved = { generations: Record<string, { applied: number; ended: boolean }> }
+  const gens = async () =>
+    Object.values((JSON.parse(readFileSync(state, 'utf8')) as Saved).generations)
+  await waitFor(async () => (await gens()).some((g) => g.ended), {
+    proc: centre,
+    what: 'the end of the generation in the centre state',
+  })
+  await sleep(300) // a few more checkpoints after the end
+  expect(await gens()).toEqual([
+    expect.objectContaining({ ended: true, applied: Buffer.byteLength(text) }),
+  ])
+  await Promise.all([stop(host), stop(centre)])
 })
