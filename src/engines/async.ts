@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
 import type { BlockSink } from '../sink/sink.js'
-import { type KeepOpen, PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
+import { type KeepOpen, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark, toRemembered } from '../state/recover.js'
 import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
@@ -65,9 +65,7 @@ export async function runAsync({
   const resumeFrom = async (paths: readonly string[]) => {
     if (!checkpoints) return
     const { sources, previousStart } = recovered
-    // At most a quarter of the descriptor budget in flight (a low ulimit -n).
-    const looks = Math.min(PROBE_CONCURRENCY, Math.ceil(follower.openBudget / 4))
-    const found = await prescan(paths, sources, config.from, previousStart, kept, looks)
+    const found = await prescan(paths, sources, config.from, previousStart, kept)
     const all = resumePoints(sources, found)
     follower.remember(toRemembered(all))
     // Each with the fingerprint of its offset: a checkpoint must not pair this offset with the

@@ -23,7 +23,7 @@ import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer, sourcesAt } from '../state/checkpointer.js'
-import { PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
+import { prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
@@ -232,15 +232,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       const { sources: had, previousStart } = recovered
       remembered = resumePoints(
         had,
-        await prescan(
-          [...paths.values()].flat(),
-          had,
-          config.from,
-          previousStart,
-          undefined,
-          // At most a quarter of a thread's descriptor budget in flight (a low ulimit -n).
-          Math.min(PROBE_CONCURRENCY, Math.ceil(inputFileBudget(config.threads) / 4)),
-        ),
+        await prescan([...paths.values()].flat(), had, config.from, previousStart),
       )
       for (const s of remembered) {
         const key = identityKey(s)

@@ -4,20 +4,21 @@
  * killed before its first checkpoint would leave bytes in the output that no state accounts for
  * (read again from the start: duplicates; or, with --from end, skipped: lost).
  */
-import type { Stats } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { errors, isErrno } from '../errors.js'
 import { closeFd, fstatFd, listDir, openFd, pread, statPath } from '../tail/async-fs.js'
 import { FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from '../tail/cursor.js'
-import { forEachLimited } from '../tail/each.js'
 import {
   changedSince,
   directoryStamp,
   INPUT_OPEN_FLAGS,
   SEARCH_ATTEMPTS,
+  statQuietly,
 } from '../tail/input-fs.js'
 import { isRotatedSibling, rotationFamily } from '../tail/rotation.js'
-import { lineStartBefore } from '../tail/start.js'
+import { lineStartBeforeSync } from '../tail/start.js'
 import type { SourceState } from './checkpoint.js'
 
 /**
@@ -60,7 +61,6 @@ export async function prescan(
   from: 'start' | 'end',
   previousStart: number | null,
   keep?: KeepOpen,
-  concurrency = PROBE_CONCURRENCY,
 ): Promise<SourceState[]> {
   const known = new Map(remembered.map((s) => [identityKey(s), s]))
   const knownNames = new Set(remembered.map((s) => s.path))
@@ -69,18 +69,17 @@ export async function prescan(
   // of it is unread. Only a file we never had a chance to see starts at --from.
   const isNew = (path: string, st: Stats) =>
     knownNames.has(path) || (previousStart !== null && st.birthtimeMs > previousStart)
-  // The looks at the files run side by side (10,000 one after another took most of a second);
-  // what they found is then taken in the order of the names, as before.
   const probes = new Array<Probe | null | 'again'>(paths.length)
   const look = (i: number, k?: KeepOpen) => {
     const path = paths[i] as string
     return probe(path, (st) => from === 'end' && !isNew(path, st), k)
   }
-  await forEachLimited([...paths.keys()], Math.max(1, concurrency), async (i) => {
-    probes[i] = await look(i, keep)
-  })
-  // Out of descriptors (a low ulimit -n, other files held): one at a time, none kept.
-  for (const [i, p] of probes.entries()) if (p === 'again') probes[i] = await look(i)
+  for (let i = 0; i < paths.length; i++) {
+    if (i > 0 && i % LOOKS_PER_TURN === 0) await nextTurn()
+    probes[i] = look(i, keep)
+  }
+  // Out of descriptors (a low ulimit -n, other files held): again, none kept.
+  for (const [i, p] of probes.entries()) if (p === 'again') probes[i] = look(i)
   for (const [i, path] of paths.entries()) {
     const found = probes[i]
     if (!found) continue
@@ -111,8 +110,16 @@ export async function prescan(
   return fresh
 }
 
-/** Files looked at at once by prescan, unless the caller says fewer (a small fd budget). */
-export const PROBE_CONCURRENCY = 64
+/**
+ * Files looked at between two turns of the event loop. The looks are synchronous: opening a
+ * local file, its fstat and a 64-byte read take a few microseconds each, while a round trip
+ * through libuv's pool costs the main thread 50-140 µs of CPU (promise, callback, Stats); 10,000
+ * files took 485-810 ms of CPU through the pool and 160-180 ms this way (docs/performance.md,
+ * "The follow path"). A turn every 256 files (a few milliseconds) keeps
+ * signals and timers on time. A file system that hangs (a dead NFS mount) holds the loop here,
+ * as it would have held every thread of the pool.
+ */
+const LOOKS_PER_TURN = 256
 
 /** What prescan needs of a file: its stat, first bytes (null: cannot be opened) and line start. */
 interface Probe {
@@ -127,35 +134,35 @@ interface Probe {
  * of descriptors (not a fault of the file: taking it for unreadable would record it without a
  * fingerprint). Opened first and stat'ed through the descriptor (the name cannot move on in
  * between); stat'ed by name only when it cannot be opened, to tell a file we may not read from
- * no file at all.
+ * no file at all. O_NONBLOCK: a FIFO at an input name does not hold the open.
  */
-async function probe(
+function probe(
   path: string,
   wantsLineStart: (st: Stats) => boolean,
   keep: KeepOpen | undefined,
-): Promise<Probe | null | 'again'> {
+): Probe | null | 'again' {
   let fd: number
   try {
-    fd = await openFd(path, INPUT_OPEN_FLAGS)
+    fd = openSync(path, INPUT_OPEN_FLAGS)
   } catch (err) {
     if (isErrno(err, 'EMFILE', 'ENFILE')) return 'again'
-    const st = await statPath(path).catch(() => null)
+    const st = statQuietly(path)
     return st?.isFile() ? { st, head: null, lineStart: 0 } : null
   }
   let kept = false
   try {
-    const st = await fstatFd(fd)
+    const st = fstatSync(fd)
     if (!st.isFile()) return null
     const buf = Buffer.alloc(FINGERPRINT_BYTES)
-    const head = buf.subarray(0, await pread(fd, buf, 0, FINGERPRINT_BYTES, 0))
-    const lineStart = wantsLineStart(st) ? await lineStartBefore(fd, st.size) : 0
+    const head = buf.subarray(0, readSync(fd, buf, 0, FINGERPRINT_BYTES, 0))
+    const lineStart = wantsLineStart(st) ? lineStartBeforeSync(fd, st.size) : 0
     if (keep && keep.files.size < keep.max && !keep.files.has(path)) {
       keep.files.set(path, { fd, stats: st, head })
       kept = true
     }
     return { st, head, lineStart }
   } finally {
-    if (!kept) await closeFd(fd)
+    if (!kept) closeSync(fd)
   }
 }
 

@@ -27,8 +27,8 @@ import { prescan, resumePoints } from '../../../src/state/prescan.js'
 let afterLook: ((path: string) => void) | null = null
 vi.mock('node:fs', async (importOriginal) => {
   const real = await importOriginal<typeof fs>()
-  // prescan uses the callback API (src/tail/async-fs.ts). It looks at a name by opening it
-  // (then fstat through the descriptor); a rotated generation by stat, then open.
+  // prescan looks at a name by opening it synchronously (then fstat through the descriptor);
+  // at a rotated generation through the callback API (src/tail/async-fs.ts): stat, then open.
   const stat = ((path: fs.PathLike, callback: (err: Error | null, st: fs.Stats) => void) =>
     real.stat(path, (err, st) => {
       if (!err) afterLook?.(String(path))
@@ -43,7 +43,18 @@ vi.mock('node:fs', async (importOriginal) => {
       if (!err) afterLook?.(String(path))
       callback(err, fd)
     })) as typeof real.open
-  return { ...real, stat, open, default: { ...real, stat, open } }
+  const openSync = ((path: fs.PathLike, flags: number) => {
+    const fd = real.openSync(path, flags)
+    afterLook?.(String(path))
+    return fd
+  }) as typeof real.openSync
+  return {
+    ...real,
+    stat,
+    open,
+    openSync,
+    default: { ...real, stat, open, openSync },
+  }
 })
 
 let dir: string
@@ -257,6 +268,7 @@ describe('prescan against a rename at the worst moment', () => {
       writeFileSync(gen4.path, 'src=k2 seq=20000 cccc\n') // ...and writes its next line
     }
     const found = await prescan([gen4.path], [gen4], 'start', Date.now() - 60_000)
+    expect(afterLook).toBeNull() // the rename happened, between the look and the read
     const all = resumePoints([gen4], found)
     const gen5 = idOf(gen4.path)
     // Generation 4 keeps its recorded offset and fingerprint (the followers find it as a.log.4).
