@@ -13,11 +13,11 @@ import { type Job, type Run, resolveRun } from './jobs.js'
 import { createLogger, detectStyle, formatLine, LEVELS, prefixLines } from './log.js'
 import { parseLabel } from './merge/format.js'
 import { DEFAULT_WINDOW_MS } from './merge/reorder.js'
-import { TIMESTAMP_FORMATS } from './merge/timestamps.js'
 import { formatListen } from './metrics/listen.js'
 import { DEFAULT_MAX_INPUTS } from './metrics/settings.js'
 import { defaultStatePath } from './state/checkpoint.js'
 import { formatStatus, readStatus } from './status.js'
+import { TIMESTAMP_FORMATS } from './time/timestamps.js'
 
 const EXAMPLES = `
 Examples:

@@ -25,7 +25,7 @@ import {
   SAMPLE_LINES,
   type TimestampFormat,
   type TimestampOptions,
-} from '../merge/timestamps.js'
+} from '../time/timestamps.js'
 import { SourceReader } from './once-read.js'
 import type { PlanSource } from './once-time.js'
 

@@ -12,7 +12,7 @@ import {
   LineTimes,
   type TimestampFormat,
   type TimestampOptions,
-} from '../merge/timestamps.js'
+} from '../time/timestamps.js'
 
 /** What a reader needs to know about its file (plain data: it crosses to the reader thread). */
 export interface ReaderInit {

@@ -6,10 +6,10 @@
  */
 import type { Config } from '../config.js'
 import { DEFAULT_WINDOW_MS } from '../merge/reorder.js'
-import type { TimestampOptions } from '../merge/timestamps.js'
 import { ArrivalFormatter, FormatSink, Labels } from '../sink/format-sink.js'
 import type { BlockSink } from '../sink/sink.js'
 import { TimeOrderSink } from '../sink/time-sink.js'
+import type { TimestampOptions } from '../time/timestamps.js'
 
 export interface OutputChain {
   readonly sink: BlockSink

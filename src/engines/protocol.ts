@@ -6,11 +6,11 @@
 import type { MessagePort } from 'node:worker_threads'
 import type { Level } from '../log.js'
 import type { OutputFormat } from '../merge/format.js'
-import type { TimestampFormat, TimestampOptions } from '../merge/timestamps.js'
 import type { LockedWriterShare } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'
 import type { TableSummary } from '../tail/file-table.js'
+import type { TimestampFormat, TimestampOptions } from '../time/timestamps.js'
 
 /**
  * The control cells of a blocking reader thread. The main thread bumps WAKE after each message;

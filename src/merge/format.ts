@@ -19,7 +19,7 @@
 import { isUtf8 } from 'node:buffer'
 import { basename, sep } from 'node:path'
 import { errors } from '../errors.js'
-import { formatRfc3339 } from './calendar.js'
+import { formatRfc3339 } from '../time/calendar.js'
 
 export const OUTPUT_FORMATS = ['raw', 'prefix', 'json'] as const
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number]

@@ -33,6 +33,12 @@
  */
 
 import {
+  type LineFormat,
+  LineTimes,
+  type TimestampFormat,
+  type TimestampOptions,
+} from '../time/timestamps.js'
+import {
   type MergedRecord,
   RecordList,
   type RecordVisitor,
@@ -41,12 +47,6 @@ import {
 } from './emit.js'
 import { IndexedHeap } from './heap.js'
 import { type Block, type Leaders, Source } from './source.js'
-import {
-  type LineFormat,
-  LineTimes,
-  type TimestampFormat,
-  type TimestampOptions,
-} from './timestamps.js'
 
 const NEWLINE = 0x0a
 

@@ -8,8 +8,8 @@
  * record is still held (then the two pieces are joined into one small buffer).
  */
 
+import type { LineTimes } from '../time/timestamps.js'
 import { Fifo } from './fifo.js'
-import type { LineTimes } from './timestamps.js'
 
 const NEWLINE = 0x0a
 

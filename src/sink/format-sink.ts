@@ -14,7 +14,7 @@ import {
   type SourceInfo,
   uniqueLabels,
 } from '../merge/format.js'
-import { LineTimes, type TimestampFormat, type TimestampOptions } from '../merge/timestamps.js'
+import { LineTimes, type TimestampFormat, type TimestampOptions } from '../time/timestamps.js'
 import type { BlockSink, SourceMark } from './sink.js'
 
 const NEWLINE = 0x0a

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks'
 import { FileOffsets } from '../merge/file-offsets.js'
 import { formatRecord, labelPrefix, type OutputFormat, type SourceInfo } from '../merge/format.js'
 import { type MergedRecord, TimeOrder } from '../merge/reorder.js'
-import type { TimestampFormat, TimestampOptions } from '../merge/timestamps.js'
+import type { TimestampFormat, TimestampOptions } from '../time/timestamps.js'
 import type { Labels } from './format-sink.js'
 import type { BlockSink, SourceMark, SourceStats } from './sink.js'
 

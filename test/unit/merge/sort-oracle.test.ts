@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { TimeOrder } from '../../../src/merge/reorder.js'
-import type { LineFormat } from '../../../src/merge/timestamps.js'
+import type { LineFormat } from '../../../src/time/timestamps.js'
 
 const START_US = Date.parse('2026-11-24T08:00:00Z') * 1000
 const REFERENCE_MS = Date.parse('2026-11-26T00:00:00Z')

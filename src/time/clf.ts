@@ -3,8 +3,6 @@
  * found anywhere in the line (it follows the client address and user, whose length varies).
  */
 
-import { daysFromCivil, isValidDate, MS_PER_DAY, monthAt, type WallClock } from './calendar.js'
-import { timeOfDayMs, zoneOffsetMs } from './iso.js'
 import {
   CLOSE_BRACKET,
   COLON,
@@ -16,7 +14,9 @@ import {
   SLASH,
   skipDigits,
   twoDigits,
-} from './scan.js'
+} from './bytes.js'
+import { daysFromCivil, isValidDate, MS_PER_DAY, monthAt, type WallClock } from './calendar.js'
+import { timeOfDayMs, zoneOffsetMs } from './iso.js'
 
 /** `[dd/Mon/yyyy:hh:mm:ss` is 21 bytes. */
 const CLF_MIN_LENGTH = 21

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { TimeOrder } from '../../../src/merge/reorder.js'
-import { createLineParser, detectFormat, type LineFormat } from '../../../src/merge/timestamps.js'
+import { createLineParser, detectFormat, type LineFormat } from '../../../src/time/timestamps.js'
 
 const DIR = join(import.meta.dirname, '../../../fixtures/time')
 

@@ -8,9 +8,9 @@
  * inside a nested object or a string does not count.
  */
 
+import { BACKSLASH, COLON, COMMA, QUOTE, SPACE, TAB } from './bytes.js'
 import { epochNumberMs } from './epoch.js'
 import type { IsoScanner } from './iso.js'
-import { BACKSLASH, COLON, COMMA, QUOTE, SPACE, TAB } from './scan.js'
 
 const OPEN_BRACE = 0x7b
 const CLOSE_BRACE = 0x7d

@@ -8,6 +8,7 @@
  * wall-clock time in the parser's default zone (UTC unless told otherwise).
  */
 
+import { COLON, COMMA, DOT, digitAt, fourDigits, MINUS, PLUS, SPACE, twoDigits } from './bytes.js'
 import {
   daysFromCivil,
   isValidDate,
@@ -16,7 +17,6 @@ import {
   MS_PER_MINUTE,
   type WallClock,
 } from './calendar.js'
-import { COLON, COMMA, DOT, digitAt, fourDigits, MINUS, PLUS, SPACE, twoDigits } from './scan.js'
 
 const UPPER_T = 0x54
 const LOWER_T = 0x74

@@ -4,7 +4,7 @@
  * (`1795939621.123 ...`, as Squid's access log writes).
  */
 
-import { DOT, digitAt, fractionMicros, MINUS, SPACE, skipDigits, TAB } from './scan.js'
+import { DOT, digitAt, fractionMicros, MINUS, SPACE, skipDigits, TAB } from './bytes.js'
 
 /**
  * Integer parts below this are seconds (1e11 s is the year 5138); below 1e14 milliseconds

@@ -8,12 +8,12 @@
  */
 
 import { errors } from '../errors.js'
+import { OPEN_BRACKET } from './bytes.js'
 import { DEFAULT_ZONE, WallClock, type Zone } from './calendar.js'
 import { ClfScanner } from './clf.js'
 import { leadingEpochMs } from './epoch.js'
 import { IsoScanner } from './iso.js'
 import { jsonTimeAt } from './json-time.js'
-import { OPEN_BRACKET } from './scan.js'
 import { Rfc3164Scanner, rfc5424At, SyslogYears } from './syslog.js'
 
 export { formatRfc3339, parseZone, type Zone } from './calendar.js'

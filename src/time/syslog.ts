@@ -4,8 +4,6 @@
  * timestamp has no year and no zone.
  */
 
-import { daysFromCivil, isValidDate, MS_PER_DAY, monthAt, type WallClock } from './calendar.js'
-import { type IsoScanner, timeOfDayMs } from './iso.js'
 import {
   DOT,
   digitAt,
@@ -16,7 +14,9 @@ import {
   SPACE,
   skipDigits,
   twoDigits,
-} from './scan.js'
+} from './bytes.js'
+import { daysFromCivil, isValidDate, MS_PER_DAY, monthAt, type WallClock } from './calendar.js'
+import { type IsoScanner, timeOfDayMs } from './iso.js'
 
 /**
  * Index just past a syslog priority `<PRI>` (1 to 3 digits) at buf[i], or -1 when there is

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { formatRfc3339, parseZone } from '../../../src/merge/calendar.js'
+import { formatRfc3339, parseZone } from '../../../src/time/calendar.js'
 import {
   createLineParser,
   createScanner,
@@ -12,7 +12,7 @@ import {
   SAMPLE_LINES,
   TIMESTAMP_FORMATS,
   type TimestampOptions,
-} from '../../../src/merge/timestamps.js'
+} from '../../../src/time/timestamps.js'
 
 const RUNS = { numRuns: 500 }
 
