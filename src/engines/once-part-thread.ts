@@ -5,9 +5,9 @@
  * partition's output as the blocks the writer is to write, each with its checkpoint marks.
  */
 import { parentPort, workerData } from 'node:worker_threads'
+import { Labels } from '../format/arrival.js'
 import type { Logger } from '../log.js'
 import type { ArenaMemory } from '../merge/arena-memory.js'
-import { Labels } from '../sink/format-sink.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { FromPartThread, PartThreadInit, ToPartThread } from './once-parallel.js'
 import { OnceTimeMerge, type OnceWriter } from './once-time.js'

@@ -6,8 +6,8 @@
  * time (docs/time-order.md).
  */
 import type { Config } from '../config.js'
+import { Labels } from '../format/arrival.js'
 import type { Logger } from '../log.js'
-import { Labels } from '../sink/format-sink.js'
 import type { LoopWriter } from '../sink/loop-writer.js'
 import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/discovery.js'

@@ -5,8 +5,8 @@
  * build it the same way; --once --order time does not use it (see once-time.ts).
  */
 import type { Config } from '../config.js'
+import { ArrivalFormatter, FormatSink, Labels } from '../format/arrival.js'
 import { DEFAULT_WINDOW_MS } from '../merge/reorder.js'
-import { ArrivalFormatter, FormatSink, Labels } from '../sink/format-sink.js'
 import type { BlockSink } from '../sink/sink.js'
 import { TimeOrderSink } from '../sink/time-sink.js'
 import type { TimestampOptions } from '../time/timestamps.js'

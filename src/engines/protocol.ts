@@ -4,8 +4,8 @@
  * boundary as plain fields (structured clone drops Error subclasses) and are rebuilt.
  */
 import type { MessagePort } from 'node:worker_threads'
+import type { OutputFormat } from '../format/formats.js'
 import type { Level } from '../log.js'
-import type { OutputFormat } from '../merge/format.js'
 import type { LockedWriterShare } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../state/checkpoint.js'

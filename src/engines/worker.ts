@@ -6,8 +6,8 @@
  */
 import { receiveMessageOnPort, workerData } from 'node:worker_threads'
 import pLimit from 'p-limit'
+import { ArrivalFormatter, Labels } from '../format/arrival.js'
 import { levelLogger } from '../log.js'
-import { ArrivalFormatter, Labels } from '../sink/format-sink.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import { toRemembered } from '../state/recover.js'

@@ -12,11 +12,11 @@
  * the rest is flushed on shutdown (finish), before the final checkpoint.
  */
 import { performance } from 'node:perf_hooks'
+import type { Labels } from '../format/arrival.js'
+import { formatRecord, labelPrefix, type OutputFormat, type SourceInfo } from '../format/formats.js'
 import { FileOffsets } from '../merge/file-offsets.js'
-import { formatRecord, labelPrefix, type OutputFormat, type SourceInfo } from '../merge/format.js'
 import { type MergedRecord, TimeOrder } from '../merge/reorder.js'
 import type { TimestampFormat, TimestampOptions } from '../time/timestamps.js'
-import type { Labels } from './format-sink.js'
 import type { BlockSink, SourceMark, SourceStats } from './sink.js'
 
 export interface TimeSinkOptions {

@@ -13,8 +13,8 @@ import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { OnceTimeMerge, type OnceWriter } from '../../../src/engines/once-time.js'
 import { THREAD_MIN_BYTES, wantsReaderThread } from '../../../src/engines/prestart.js'
+import { Labels } from '../../../src/format/arrival.js'
 import { silentLogger } from '../../../src/log.js'
-import { Labels } from '../../../src/sink/format-sink.js'
 import type { SourceMark } from '../../../src/sink/sink.js'
 
 /** Holds each write until `settle()`; records it with its marks. */

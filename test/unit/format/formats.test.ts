@@ -11,7 +11,7 @@ import {
   parseLabel,
   parseOutputFormat,
   uniqueLabels,
-} from '../../../src/merge/format.js'
+} from '../../../src/format/formats.js'
 
 const RUNS = { numRuns: 500 }
 const T = Date.parse('2026-11-24T08:07:01.123Z')

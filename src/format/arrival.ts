@@ -6,6 +6,8 @@
  * locked write; FormatSink puts it in front of the event-loop writer.
  */
 import { basename } from 'node:path'
+import type { BlockSink, SourceMark } from '../sink/sink.js'
+import { LineTimes, type TimestampFormat, type TimestampOptions } from '../time/timestamps.js'
 import {
   formatJson,
   formatPrefix,
@@ -13,9 +15,7 @@ import {
   type OutputFormat,
   type SourceInfo,
   uniqueLabels,
-} from '../merge/format.js'
-import { LineTimes, type TimestampFormat, type TimestampOptions } from '../time/timestamps.js'
-import type { BlockSink, SourceMark } from './sink.js'
+} from './formats.js'
 
 const NEWLINE = 0x0a
 
