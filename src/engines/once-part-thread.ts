@@ -5,7 +5,7 @@
  * partition's output as the blocks the writer is to write, each with its checkpoint marks.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { Labels } from '../format/arrival.js'
+import { Labels } from '../format/labels.js'
 import type { Logger } from '../log.js'
 import type { ArenaMemory } from '../merge/arena-memory.js'
 import type { SourceMark } from '../sink/sink.js'

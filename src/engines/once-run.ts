@@ -6,7 +6,7 @@
  * time (docs/time-order.md).
  */
 import type { Config } from '../config.js'
-import { Labels } from '../format/arrival.js'
+import { Labels } from '../format/labels.js'
 import type { Logger } from '../log.js'
 import type { LoopWriter } from '../sink/loop-writer.js'
 import { recover } from '../state/recover.js'

@@ -5,7 +5,8 @@
  * build it the same way; --once --order time does not use it (see once-time.ts).
  */
 import type { Config } from '../config.js'
-import { ArrivalFormatter, FormatSink, Labels } from '../format/arrival.js'
+import { ArrivalFormatter, FormatSink } from '../format/arrival.js'
+import { Labels } from '../format/labels.js'
 import { DEFAULT_WINDOW_MS } from '../merge/reorder.js'
 import type { BlockSink } from '../sink/sink.js'
 import { TimeOrderSink } from '../sink/time-sink.js'

@@ -17,7 +17,7 @@ import {
 } from 'node:worker_threads'
 import Pool from 'worker-threads-pool'
 import { LogmergeError } from '../errors.js'
-import { Labels } from '../format/arrival.js'
+import { Labels } from '../format/labels.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'

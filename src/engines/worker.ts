@@ -6,7 +6,8 @@
  */
 import { receiveMessageOnPort, workerData } from 'node:worker_threads'
 import pLimit from 'p-limit'
-import { ArrivalFormatter, Labels } from '../format/arrival.js'
+import { ArrivalFormatter } from '../format/arrival.js'
+import { Labels } from '../format/labels.js'
 import { levelLogger } from '../log.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'

@@ -5,7 +5,6 @@
  * synchronous so the reader threads of the locked-writer engines use it too, before their
  * locked write; FormatSink puts it in front of the event-loop writer.
  */
-import { basename } from 'node:path'
 import type { BlockSink, SourceMark } from '../sink/sink.js'
 import { LineTimes, type TimestampFormat, type TimestampOptions } from '../time/timestamps.js'
 import {
@@ -14,48 +13,10 @@ import {
   labelPrefix,
   type OutputFormat,
   type SourceInfo,
-  uniqueLabels,
 } from './formats.js'
+import type { Labels } from './labels.js'
 
 const NEWLINE = 0x0a
-
-/**
- * Source labels: --label NAME=PATH for the files it names, else the file's base name,
- * lengthened with parent directories where the files found at start-up share one (see
- * uniqueLabels). A file that appears later gets its base name.
- */
-export class Labels {
-  readonly #byPath = new Map<string, string>()
-  readonly #named = new Map<string, string>()
-
-  /** `explicit`: label name -> absolute path (--label). */
-  constructor(explicit: Readonly<Record<string, string>> = {}) {
-    for (const [name, path] of Object.entries(explicit)) {
-      this.#named.set(path, name)
-      this.#byPath.set(path, name)
-    }
-  }
-
-  /** The files found at start-up: their default labels are made unique among them. */
-  addInitial(paths: readonly string[]): void {
-    const rest = paths.filter((path) => !this.#named.has(path))
-    const labels = uniqueLabels(rest)
-    for (const [i, path] of rest.entries()) this.#byPath.set(path, labels[i] as string)
-  }
-
-  /** Labels made elsewhere (the main thread's table, sent to a reader thread). */
-  addTable(table: Readonly<Record<string, string>>): void {
-    for (const [path, label] of Object.entries(table)) this.#byPath.set(path, label)
-  }
-
-  labelOf(path: string): string {
-    return this.#byPath.get(path) ?? basename(path)
-  }
-
-  table(): Record<string, string> {
-    return Object.fromEntries(this.#byPath)
-  }
-}
 
 /** What a formatter keeps per source. */
 export interface FormatSource extends SourceInfo {

@@ -1,6 +1,6 @@
 /**
- * Output formats (`--format raw|prefix|json`) and source labels (`--label NAME=PATH`): pure
- * functions from a record (or a run of whole lines) and its source to the bytes to write.
+ * Output formats (`--format raw|prefix|json`): pure functions from a record (or a run of whole
+ * lines) and its source to the bytes to write. Source labels are labels.ts.
  *
  * - raw: the bytes as read, untouched.
  * - prefix: `label: ` before every physical line, continuation lines included, so `grep web:`
@@ -17,7 +17,6 @@
  */
 
 import { isUtf8 } from 'node:buffer'
-import { basename, sep } from 'node:path'
 import { errors } from '../errors.js'
 import { formatRfc3339 } from '../time/calendar.js'
 
@@ -28,7 +27,7 @@ const NEWLINE = 0x0a
 
 /** What the formats need to know of a record's source. */
 export interface SourceInfo {
-  /** Shown by prefix and json (default: the file's base name; see uniqueLabels). */
+  /** Shown by prefix and json (default: the file's base name; see labels.ts). */
   readonly label: string
   /** The input's path, for json. */
   readonly path: string
@@ -53,60 +52,6 @@ export function parseOutputFormat(text: string, flag = '--format'): OutputFormat
   throw errors.usage(
     `Expected \`${flag}\` to be one of ${OUTPUT_FORMATS.join(', ')}, got \`${text}\``,
   )
-}
-
-/**
- * Parses `--label NAME=PATH` (split at the first `=`). The name may not be empty or hold a
- * newline (it starts output lines); the path is as given (the caller resolves it).
- */
-export function parseLabel(text: string, flag = '--label'): { name: string; path: string } {
-  const at = text.indexOf('=')
-  const name = at < 0 ? '' : text.slice(0, at)
-  const path = at < 0 ? '' : text.slice(at + 1)
-  if (name === '' || path === '') {
-    throw errors.usage(`Expected \`${flag}\` to be NAME=PATH, got \`${text}\``)
-  }
-  if (/[\r\n\0]/.test(name)) {
-    throw errors.usage(
-      `Expected \`${flag}\` NAME without newlines or NUL, got ${JSON.stringify(name)}`,
-    )
-  }
-  return { name, path }
-}
-
-/**
- * Default labels for a set of inputs: each file's base name, lengthened by parent directories
- * where base names collide (`a/app.log`, `b/app.log`); the same path twice gets `#2`, `#3`.
- */
-export function uniqueLabels(paths: readonly string[]): string[] {
-  const parts = paths.map((p) => p.split(sep).filter((x) => x !== ''))
-  const depth = paths.map(() => 1)
-  const labelOf = (i: number) => (parts[i] ?? []).slice(-(depth[i] ?? 1)).join('/')
-  for (;;) {
-    const groups = new Map<string, number[]>()
-    paths.forEach((_, i) => {
-      const label = labelOf(i)
-      groups.set(label, [...(groups.get(label) ?? []), i])
-    })
-    let grew = false
-    for (const members of groups.values()) {
-      if (members.length < 2) continue
-      for (const i of members) {
-        if ((depth[i] ?? 1) < (parts[i]?.length ?? 0)) {
-          depth[i] = (depth[i] ?? 1) + 1
-          grew = true
-        }
-      }
-    }
-    if (!grew) break
-  }
-  const seen = new Map<string, number>()
-  return paths.map((p, i) => {
-    const label = labelOf(i) || basename(p) || p
-    const n = (seen.get(label) ?? 0) + 1
-    seen.set(label, n)
-    return n === 1 ? label : `${label}#${n}`
-  })
 }
 
 /** raw: the bytes as read (a view of the block, not a copy). */

@@ -12,8 +12,8 @@
  * the rest is flushed on shutdown (finish), before the final checkpoint.
  */
 import { performance } from 'node:perf_hooks'
-import type { Labels } from '../format/arrival.js'
 import { formatRecord, labelPrefix, type OutputFormat, type SourceInfo } from '../format/formats.js'
+import type { Labels } from '../format/labels.js'
 import { FileOffsets } from '../merge/file-offsets.js'
 import { type MergedRecord, TimeOrder } from '../merge/reorder.js'
 import type { TimestampFormat, TimestampOptions } from '../time/timestamps.js'

@@ -13,7 +13,7 @@ import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { OnceTimeMerge, type OnceWriter } from '../../../src/engines/once-time.js'
 import { THREAD_MIN_BYTES, wantsReaderThread } from '../../../src/engines/prestart.js'
-import { Labels } from '../../../src/format/arrival.js'
+import { Labels } from '../../../src/format/labels.js'
 import { silentLogger } from '../../../src/log.js'
 import type { SourceMark } from '../../../src/sink/sink.js'
 
