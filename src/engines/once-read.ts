@@ -6,7 +6,7 @@
  */
 import { readSync } from 'node:fs'
 import { LineFramer } from '../merge/frame.js'
-import { findLeaders, type Leaders } from '../merge/source.js'
+import { findLeaders, type Leaders } from '../order/source.js'
 import {
   type LineFormat,
   LineTimes,

@@ -7,9 +7,9 @@
 import type { Config } from '../config.js'
 import { ArrivalFormatter, FormatSink } from '../format/arrival.js'
 import { Labels } from '../format/labels.js'
-import { DEFAULT_WINDOW_MS } from '../merge/reorder.js'
+import { DEFAULT_WINDOW_MS } from '../order/time-order.js'
+import { TimeOrderSink } from '../order/time-order-sink.js'
 import type { BlockSink } from '../sink/sink.js'
-import { TimeOrderSink } from '../sink/time-sink.js'
 import type { TimestampOptions } from '../time/timestamps.js'
 
 export interface OutputChain {

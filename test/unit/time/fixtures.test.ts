@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { TimeOrder } from '../../../src/merge/reorder.js'
+import { TimeOrder } from '../../../src/order/time-order.js'
 import { createLineParser, detectFormat, type LineFormat } from '../../../src/time/timestamps.js'
 
 const DIR = join(import.meta.dirname, '../../../fixtures/time')

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { type MergedRecord, TimeOrder } from '../../../src/merge/reorder.js'
+import { type MergedRecord, TimeOrder } from '../../../src/order/time-order.js'
 import {
   BASE_MS,
   blocksOf,

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { TimeOrder } from '../../../src/merge/reorder.js'
+import { TimeOrder } from '../../../src/order/time-order.js'
 import type { LineFormat } from '../../../src/time/timestamps.js'
 
 const START_US = Date.parse('2026-11-24T08:00:00Z') * 1000

@@ -14,10 +14,10 @@
 import { performance } from 'node:perf_hooks'
 import { formatRecord, labelPrefix, type OutputFormat, type SourceInfo } from '../format/formats.js'
 import type { Labels } from '../format/labels.js'
-import { FileOffsets } from '../merge/file-offsets.js'
-import { type MergedRecord, TimeOrder } from '../merge/reorder.js'
+import type { BlockSink, SourceMark, SourceStats } from '../sink/sink.js'
 import type { TimestampFormat, TimestampOptions } from '../time/timestamps.js'
-import type { BlockSink, SourceMark, SourceStats } from './sink.js'
+import { FileOffsets } from './file-offsets.js'
+import { type MergedRecord, TimeOrder } from './time-order.js'
 
 export interface TimeSinkOptions {
   readonly windowMs: number

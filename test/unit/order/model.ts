@@ -6,7 +6,7 @@
  */
 
 import fc from 'fast-check'
-import type { MergedRecord, TimeOrder } from '../../../src/merge/reorder.js'
+import type { MergedRecord, TimeOrder } from '../../../src/order/time-order.js'
 
 export const BASE_MS = Date.parse('2026-11-24T08:00:00.000Z')
 
