@@ -6,6 +6,7 @@
 import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
+import { ProgressBar, wantsProgress } from '../progress/bar.js'
 import type { BlockSink } from '../sink/sink.js'
 import { type KeepOpen, PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark, toRemembered } from '../state/recover.js'
@@ -16,7 +17,6 @@ import type { EngineContext, EngineResult } from './engine.js'
 import { settleHeap } from './exit-gc.js'
 import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import { outputChain } from './output.js'
-import { ProgressBar, wantsProgress } from './progress-bar.js'
 import { loopView } from './view.js'
 
 export async function runAsync({

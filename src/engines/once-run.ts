@@ -8,6 +8,7 @@
 import type { Config } from '../config.js'
 import { Labels } from '../format/labels.js'
 import type { Logger } from '../log.js'
+import { ProgressBar, wantsProgress } from '../progress/bar.js'
 import type { LoopWriter } from '../sink/loop-writer.js'
 import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/discovery.js'
@@ -24,7 +25,6 @@ import type { Plan } from './once-plan.js'
 import { OnceTimeMerge, readBytesFor, readerThreadChoice } from './once-time.js'
 import { timestampOptions } from './output.js'
 import { releasePrestarted } from './prestart.js'
-import { ProgressBar, wantsProgress } from './progress-bar.js'
 
 export async function runOnceTime({
   config,

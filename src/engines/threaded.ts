@@ -18,6 +18,7 @@ import {
 import Pool from 'worker-threads-pool'
 import { LogmergeError } from '../errors.js'
 import { Labels } from '../format/labels.js'
+import { ProgressBar, wantsProgress } from '../progress/bar.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
@@ -32,7 +33,6 @@ import { SWEEP_NAMES_PER_SECOND } from '../tail/file-table.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { settleHeap } from './exit-gc.js'
 import { outputChain, timestampOptions } from './output.js'
-import { ProgressBar, wantsProgress } from './progress-bar.js'
 import {
   ASLEEP,
   CONTROL_BYTES,

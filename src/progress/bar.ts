@@ -4,7 +4,7 @@
  * with --progress onto something that is not a terminal (a file, a pipe to a log), it writes a
  * plain line at most once a second and a last one at the end, since `\r` means nothing there.
  */
-import { renderProgress } from '../merge/progress.js'
+import { renderProgress } from './render.js'
 
 const TERMINAL_EVERY_MS = 100
 const PLAIN_EVERY_MS = 1000

@@ -8,7 +8,7 @@ import {
   type ProgressState,
   progressFraction,
   renderProgress,
-} from '../../../src/merge/progress.js'
+} from '../../../src/progress/render.js'
 
 const MiB = 1024 * 1024
 const half: ProgressState = {
