@@ -7,13 +7,13 @@
  */
 import type { Config } from '../config.js'
 import { Labels } from '../format/labels.js'
+import { collectGarbage } from '../gc.js'
 import type { Logger } from '../log.js'
 import { ProgressBar, wantsProgress } from '../progress/bar.js'
 import type { LoopWriter } from '../sink/loop-writer.js'
 import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/discovery.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { collectGarbage } from './exit-gc.js'
 import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import {
   mergePartitioned,

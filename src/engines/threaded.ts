@@ -18,6 +18,7 @@ import {
 import Pool from 'worker-threads-pool'
 import { LogmergeError } from '../errors.js'
 import { Labels } from '../format/labels.js'
+import { settleHeap } from '../gc.js'
 import { ProgressBar, wantsProgress } from '../progress/bar.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import { LoopWriter } from '../sink/loop-writer.js'
@@ -31,7 +32,6 @@ import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
 import { SWEEP_NAMES_PER_SECOND } from '../tail/file-table.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
-import { settleHeap } from './exit-gc.js'
 import { outputChain, timestampOptions } from './output.js'
 import {
   ASLEEP,

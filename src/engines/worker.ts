@@ -8,6 +8,7 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads'
 import pLimit from 'p-limit'
 import { ArrivalFormatter } from '../format/arrival.js'
 import { Labels } from '../format/labels.js'
+import { GarbageWatch, settleHeap } from '../gc.js'
 import { levelLogger } from '../log.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
@@ -15,7 +16,6 @@ import { toRemembered } from '../state/recover.js'
 import type { Tracked } from '../tail/file-table.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
-import { GarbageWatch, settleHeap } from './exit-gc.js'
 import {
   ASLEEP,
   type FromWorker,
