@@ -20,12 +20,11 @@
  */
 import { fileURLToPath } from 'node:url'
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads'
-import { LogmergeError } from '../errors.js'
+import { LogmergeError, rebuildError, type SerializedError } from '../errors.js'
 import type { CopyArena } from '../merge/arena.js'
 import type { ReaderInit, ReadResult } from './once-read.js'
 import { SourceReader } from './once-read.js'
 import { takePrestarted } from './prestart.js'
-import { rebuildError, type SerializedError } from './protocol.js'
 
 export interface Feed {
   /** Source `i`'s next read (in its order). Call it again only once the last one was pushed. */

@@ -14,6 +14,7 @@ import { availableParallelism } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import { rebuildError, type SerializedError } from '../errors.js'
 import type { OutputFormat } from '../format/formats.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
@@ -21,7 +22,6 @@ import type { TimestampOptions } from '../time/timestamps.js'
 import { busyCoresNow } from './busy.js'
 import type { Plan } from './once-plan.js'
 import type { OnceWriter, PartSource, PlanSource } from './once-time.js'
-import { rebuildError, type SerializedError } from './protocol.js'
 
 /** A partition thread's setup (workerData). */
 export interface PartThreadInit {

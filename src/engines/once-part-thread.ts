@@ -5,13 +5,13 @@
  * partition's output as the blocks the writer is to write, each with its checkpoint marks.
  */
 import { parentPort, workerData } from 'node:worker_threads'
+import { serializeError } from '../errors.js'
 import { Labels } from '../format/labels.js'
 import type { Logger } from '../log.js'
 import type { ArenaMemory } from '../merge/arena-memory.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { FromPartThread, PartThreadInit, ToPartThread } from './once-parallel.js'
 import { OnceTimeMerge, type OnceWriter } from './once-time.js'
-import { serializeError } from './protocol.js'
 
 const init = workerData as PartThreadInit
 const port = parentPort

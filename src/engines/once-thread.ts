@@ -9,6 +9,7 @@
  * and `depth` = slotsPerSource - 2 keeps the thread that far behind.
  */
 import { parentPort, workerData } from 'node:worker_threads'
+import { serializeError } from '../errors.js'
 import {
   type FromReaderThread,
   type ReaderThreadInit,
@@ -18,7 +19,6 @@ import {
   WAKE,
 } from './once-feed.js'
 import { type ReadResult, SourceReader } from './once-read.js'
-import { serializeError } from './protocol.js'
 
 /**
  * One run's reading: started with its init (workerData, or the message a prestarted thread

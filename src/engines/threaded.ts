@@ -16,7 +16,7 @@ import {
   type Worker,
 } from 'node:worker_threads'
 import Pool from 'worker-threads-pool'
-import { LogmergeError } from '../errors.js'
+import { LogmergeError, rebuildError } from '../errors.js'
 import { Labels } from '../format/labels.js'
 import { settleHeap } from '../gc.js'
 import { ProgressBar, wantsProgress } from '../progress/bar.js'
@@ -37,7 +37,6 @@ import {
   ASLEEP,
   CONTROL_BYTES,
   type FromWorker,
-  rebuildError,
   type ToWorker,
   WAKE,
   type WorkerInit,

@@ -6,6 +6,7 @@
  */
 import { receiveMessageOnPort, workerData } from 'node:worker_threads'
 import pLimit from 'p-limit'
+import { serializeError } from '../errors.js'
 import { ArrivalFormatter } from '../format/arrival.js'
 import { Labels } from '../format/labels.js'
 import { GarbageWatch, settleHeap } from '../gc.js'
@@ -16,14 +17,7 @@ import { toRemembered } from '../state/recover.js'
 import type { Tracked } from '../tail/file-table.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
-import {
-  ASLEEP,
-  type FromWorker,
-  serializeError,
-  type ToWorker,
-  WAKE,
-  type WorkerInit,
-} from './protocol.js'
+import { ASLEEP, type FromWorker, type ToWorker, WAKE, type WorkerInit } from './protocol.js'
 
 const init = workerData as WorkerInit
 const port = init.port
