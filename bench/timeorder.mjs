@@ -147,12 +147,12 @@ class ChunkWriter {
 /**
  * The compiled modules the in-process contenders run (dist/, as the real program does). The
  * path is computed so the type checker reads the sources' types instead of compiling dist/.
- * @returns {Promise<{ TimeOrder: typeof import('../src/order/time-order.js').TimeOrder, Cursor: typeof import('../src/tail/cursor.js').Cursor, CopyArena: typeof import('../src/merge/arena.js').CopyArena }>}
+ * @returns {Promise<{ TimeOrder: typeof import('../src/order/time-order.js').TimeOrder, Cursor: typeof import('../src/tail/cursor.js').Cursor, CopyArena: typeof import('../src/batch/arena.js').CopyArena }>}
  */
 async function loadDist() {
   const dist = (/** @type {string} */ name) => pathToFileURL(join(ROOT, 'dist', name)).href
   const { TimeOrder } = await import(dist('order/time-order.js'))
-  const { CopyArena } = await import(dist('merge/arena.js'))
+  const { CopyArena } = await import(dist('batch/arena.js'))
   const { Cursor } = await import(dist('tail/cursor.js'))
   return { TimeOrder, Cursor, CopyArena }
 }
@@ -163,7 +163,7 @@ const SLOT_SLACK = 64 * 1024
 /**
  * A CopyArena writing with `write`, which is synchronous: an output area is free again as soon
  * as write returns (the product's writer keeps areas until they are written).
- * @param {typeof import('../src/merge/arena.js').CopyArena} CopyArena
+ * @param {typeof import('../src/batch/arena.js').CopyArena} CopyArena
  * @param {number} slotBytes
  * @param {number} slots
  * @param {(bytes: Buffer) => void} write

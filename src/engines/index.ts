@@ -18,7 +18,7 @@ const orOnceTime =
   async () =>
   async (ctx) => {
     if (ctx.config.once && ctx.config.order === 'time') {
-      return (await import('./once-run.js')).runOnceTime(ctx)
+      return (await import('./batch.js')).runOnceTime(ctx)
     }
     return (await engine())(ctx)
   }

@@ -8,10 +8,10 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { serializeError } from '../errors.js'
 import { Labels } from '../format/labels.js'
 import type { Logger } from '../log.js'
-import type { ArenaMemory } from '../merge/arena-memory.js'
 import type { SourceMark } from '../sink/sink.js'
-import type { FromPartThread, PartThreadInit, ToPartThread } from './once-parallel.js'
-import { OnceTimeMerge, type OnceWriter } from './once-time.js'
+import type { ArenaMemory } from './arena-memory.js'
+import { OnceTimeMerge, type OnceWriter } from './merge.js'
+import type { FromPartThread, PartThreadInit, ToPartThread } from './partitioned.js'
 
 const init = workerData as PartThreadInit
 const port = parentPort

@@ -11,15 +11,13 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type * as FeedModule from '../../../src/engines/once-feed.js'
-import type { ReaderInit, ReadResult } from '../../../src/engines/once-read.js'
-import type * as ArenaModule from '../../../src/merge/arena.js'
+import type * as ArenaModule from '../../../src/batch/arena.js'
+import type * as FeedModule from '../../../src/batch/feed.js'
+import type { ReaderInit, ReadResult } from '../../../src/batch/source-reader.js'
 
 const dist = (p: string) => pathToFileURL(join(import.meta.dirname, '../../../dist', p)).href
-const { ThreadFeed, THREAD_SLOTS } = (await import(
-  dist('engines/once-feed.js')
-)) as typeof FeedModule
-const { CopyArena } = (await import(dist('merge/arena.js'))) as typeof ArenaModule
+const { ThreadFeed, THREAD_SLOTS } = (await import(dist('batch/feed.js'))) as typeof FeedModule
+const { CopyArena } = (await import(dist('batch/arena.js'))) as typeof ArenaModule
 
 const SLACK = 1024
 

@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { busyCores } from '../../../src/engines/busy.js'
+import { busyCores } from '../../../src/batch/busy-cores.js'
+import type { PlanSource } from '../../../src/batch/merge.js'
 import {
   PARTITIONED_MIN_BYTES,
   partitionThreads,
   partitionThreadsFor,
-} from '../../../src/engines/once-parallel.js'
-import { planPartitions } from '../../../src/engines/once-plan.js'
-import type { PlanSource } from '../../../src/engines/once-time.js'
+} from '../../../src/batch/partitioned.js'
+import { planPartitions } from '../../../src/batch/plan.js'
 
 const BASE = Date.parse('2026-11-24T08:00:00.000Z')
 const ISO = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) /

@@ -19,9 +19,9 @@ import type { OutputFormat } from '../format/formats.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { TimestampOptions } from '../time/timestamps.js'
-import { busyCoresNow } from './busy.js'
-import type { Plan } from './once-plan.js'
-import type { OnceWriter, PartSource, PlanSource } from './once-time.js'
+import { busyCoresNow } from './busy-cores.js'
+import type { OnceWriter, PartSource, PlanSource } from './merge.js'
+import type { Plan } from './plan.js'
 
 /** A partition thread's setup (workerData). */
 export interface PartThreadInit {
@@ -84,7 +84,7 @@ export interface PartitionedResult {
   readonly records: number
 }
 
-const THREAD = fileURLToPath(new URL('./once-part-thread.js', import.meta.url))
+const THREAD = fileURLToPath(new URL('./part-thread.js', import.meta.url))
 /** Partitions handed out beyond one per thread, ahead of the one being written. */
 const AHEAD = 2
 /** A partition's input bytes. */

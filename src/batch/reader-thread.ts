@@ -17,8 +17,8 @@ import {
   TAKEN,
   type ToReaderThread,
   WAKE,
-} from './once-feed.js'
-import { type ReadResult, SourceReader } from './once-read.js'
+} from './feed.js'
+import { type ReadResult, SourceReader } from './source-reader.js'
 
 /**
  * One run's reading: started with its init (workerData, or the message a prestarted thread

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { CopyArena, type CopyArenaOptions } from '../../../src/merge/arena.js'
-import { arenaMemory, MAX_WASM_BYTES, wasmAvailable } from '../../../src/merge/arena-memory.js'
+import { CopyArena, type CopyArenaOptions } from '../../../src/batch/arena.js'
+import { arenaMemory, MAX_WASM_BYTES, wasmAvailable } from '../../../src/batch/arena-memory.js'
 
 /** A writer that holds each area it is handed until the test says it is written. */
 class HoldingWriter {

@@ -5,7 +5,6 @@
  * is what lets the merge on the main thread do nothing but merge.
  */
 import { readSync } from 'node:fs'
-import { LineFramer } from '../merge/frame.js'
 import { findLeaders, type Leaders } from '../order/source.js'
 import {
   type LineFormat,
@@ -13,6 +12,7 @@ import {
   type TimestampFormat,
   type TimestampOptions,
 } from '../time/timestamps.js'
+import { LineFramer } from './frame.js'
 
 /** What a reader needs to know about its file (plain data: it crosses to the reader thread). */
 export interface ReaderInit {

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { firstOverlong, LineFramer, splitOverlong } from '../../../src/merge/frame.js'
+import { firstOverlong, LineFramer, splitOverlong } from '../../../src/batch/frame.js'
 
 const NL = 0x0a
 

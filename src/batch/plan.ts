@@ -26,8 +26,8 @@ import {
   type TimestampFormat,
   type TimestampOptions,
 } from '../time/timestamps.js'
-import { SourceReader } from './once-read.js'
-import type { PlanSource } from './once-time.js'
+import type { PlanSource } from './merge.js'
+import { SourceReader } from './source-reader.js'
 
 export interface PlanOptions {
   /** What each read asks for: as the single merge reads, so that detection sees the same block. */

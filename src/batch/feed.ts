@@ -21,10 +21,10 @@
 import { fileURLToPath } from 'node:url'
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads'
 import { LogmergeError, rebuildError, type SerializedError } from '../errors.js'
-import type { CopyArena } from '../merge/arena.js'
-import type { ReaderInit, ReadResult } from './once-read.js'
-import { SourceReader } from './once-read.js'
+import type { CopyArena } from './arena.js'
 import { takePrestarted } from './prestart.js'
+import type { ReaderInit, ReadResult } from './source-reader.js'
+import { SourceReader } from './source-reader.js'
 
 export interface Feed {
   /** Source `i`'s next read (in its order). Call it again only once the last one was pushed. */
@@ -107,7 +107,7 @@ export type FromReaderThread =
     }
   | { readonly code: 'failed'; readonly error: SerializedError }
 
-const THREAD = fileURLToPath(new URL('./once-thread.js', import.meta.url))
+const THREAD = fileURLToPath(new URL('./reader-thread.js', import.meta.url))
 /** Blocks read ahead of the merge, per source. */
 const DEPTH = 3
 /** Slots a source in the arena, with the reader thread (see Slots above). */

@@ -21,9 +21,9 @@ import { statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { busyCoresNow } from './busy.js'
+import { busyCoresNow } from './busy-cores.js'
 
-const THREAD = fileURLToPath(new URL('./once-thread.js', import.meta.url))
+const THREAD = fileURLToPath(new URL('./reader-thread.js', import.meta.url))
 
 /** Below this many bytes to read, starting a thread (~40 ms) costs more than it saves. */
 export const THREAD_MIN_BYTES = 64 * 1024 * 1024

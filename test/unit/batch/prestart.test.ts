@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { fileBytes, THREAD_MIN_BYTES, wantsPrestart } from '../../../src/engines/prestart.js'
+import { fileBytes, THREAD_MIN_BYTES, wantsPrestart } from '../../../src/batch/prestart.js'
 
 describe('prestart', () => {
   let dir: string

@@ -5,6 +5,16 @@
  * the file table, p-limit) nor the reader threads' pool: start-up is part of a --once run's
  * time (docs/time-order.md).
  */
+
+import { OnceTimeMerge, readBytesFor, readerThreadChoice } from '../batch/merge.js'
+import {
+  mergePartitioned,
+  PartThreads,
+  partBytesFor,
+  partitionThreadsFor,
+} from '../batch/partitioned.js'
+import type { Plan } from '../batch/plan.js'
+import { releasePrestarted } from '../batch/prestart.js'
 import type { Config } from '../config.js'
 import { Labels } from '../format/labels.js'
 import { collectGarbage } from '../gc.js'
@@ -15,16 +25,7 @@ import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/discovery.js'
 import type { EngineContext, EngineResult } from './engine.js'
 import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
-import {
-  mergePartitioned,
-  PartThreads,
-  partBytesFor,
-  partitionThreadsFor,
-} from './once-parallel.js'
-import type { Plan } from './once-plan.js'
-import { OnceTimeMerge, readBytesFor, readerThreadChoice } from './once-time.js'
 import { timestampOptions } from './output.js'
-import { releasePrestarted } from './prestart.js'
 
 export async function runOnceTime({
   config,
@@ -140,7 +141,7 @@ async function mergeInPartitions(
   const planStart = performance.now()
   let plan: Plan | null
   try {
-    const { planPartitions } = await import('./once-plan.js')
+    const { planPartitions } = await import('../batch/plan.js')
     plan = planPartitions(sources, {
       readBytes: readBytesFor(config.readChunkBytes, sources.length),
       maxLineBytes: config.maxLineBytes,
