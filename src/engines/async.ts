@@ -16,7 +16,7 @@ import { Discovery, scanInputs } from '../tail/discovery.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
 import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
-import { outputChain } from './output.js'
+import { outputChain } from './output-chain.js'
 import { loopView } from './view.js'
 
 export async function runAsync({

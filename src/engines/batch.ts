@@ -25,7 +25,7 @@ import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/discovery.js'
 import type { EngineContext, EngineResult } from './engine.js'
 import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
-import { timestampOptions } from './output.js'
+import { timestampOptions } from './output-chain.js'
 
 export async function runOnceTime({
   config,

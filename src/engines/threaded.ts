@@ -32,7 +32,7 @@ import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
 import { SWEEP_NAMES_PER_SECOND } from '../tail/file-table.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
-import { outputChain, timestampOptions } from './output.js'
+import { outputChain, timestampOptions } from './output-chain.js'
 import {
   ASLEEP,
   CONTROL_BYTES,
