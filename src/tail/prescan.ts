@@ -7,18 +7,13 @@
 import type { Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { errors, isErrno } from '../errors.js'
-import { closeFd, fstatFd, listDir, openFd, pread, statPath } from '../tail/async-fs.js'
-import { FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from '../tail/cursor.js'
-import { forEachLimited } from '../tail/each.js'
-import {
-  changedSince,
-  directoryStamp,
-  INPUT_OPEN_FLAGS,
-  SEARCH_ATTEMPTS,
-} from '../tail/input-fs.js'
-import { isRotatedSibling, rotationFamily } from '../tail/rotation.js'
-import { lineStartBefore } from '../tail/start.js'
-import type { SourceState } from './checkpoint.js'
+import type { SourceState } from '../state/checkpoint.js'
+import { closeFd, fstatFd, listDir, openFd, pread, statPath } from './async-fs.js'
+import { FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from './cursor.js'
+import { forEachLimited } from './each.js'
+import { changedSince, directoryStamp, INPUT_OPEN_FLAGS, SEARCH_ATTEMPTS } from './input-fs.js'
+import { isRotatedSibling, rotationFamily } from './rotation.js'
+import { lineStartBefore } from './start.js'
 
 /**
  * The sources to resume: the recorded ones, with what prescan found taking the place of a
