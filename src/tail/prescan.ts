@@ -7,12 +7,12 @@
 import type { Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { errors, isErrno } from '../errors.js'
-import type { SourceState } from '../state/checkpoint.js'
 import { closeFd, fstatFd, listDir, openFd, pread, statPath } from './async-fs.js'
 import { FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from './cursor.js'
 import { forEachLimited } from './each.js'
 import { changedSince, directoryStamp, INPUT_OPEN_FLAGS, SEARCH_ATTEMPTS } from './input-fs.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
+import type { SourceState } from './source-state.js'
 import { lineStartBefore } from './start.js'
 
 /**

@@ -11,13 +11,14 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, beforeEach, expect, test, vi } from 'vitest'
 import { type Level, levelLogger } from '../../../src/log.js'
 import type { Snapshot } from '../../../src/sink/sink.js'
-import { decodeState, type SourceState } from '../../../src/state/checkpoint.js'
+import { decodeState } from '../../../src/state/checkpoint.js'
 import {
   type Checkpointable,
   Checkpointer,
   PUT_OFF_WARN_MS,
   sourcesAt,
 } from '../../../src/state/checkpointer.js'
+import type { SourceState } from '../../../src/tail/source-state.js'
 
 let dir: string
 let statePath: string

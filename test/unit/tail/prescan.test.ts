@@ -20,8 +20,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest'
-import type { SourceState } from '../../../src/state/checkpoint.js'
 import { prescan, resumePoints } from '../../../src/tail/prescan.js'
+import type { SourceState } from '../../../src/tail/source-state.js'
 
 /** Runs after each stat() or open() that prescan makes, before it goes on (null: none). */
 let afterLook: ((path: string) => void) | null = null
