@@ -10,7 +10,7 @@
  * with --jitless) it is an ordinary buffer and copyWithin.
  *
  * `shared`: the memory is a SharedArrayBuffer, so that a reader thread can put blocks into the
- * arena's slots (once-feed.ts). WebAssembly's copy has no slower path for shared memory;
+ * arena's slots (feed.ts). WebAssembly's copy has no slower path for shared memory;
  * copyWithin and Buffer.indexOf do (2 to 4 times slower), so the fallback never shares.
  */
 

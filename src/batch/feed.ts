@@ -15,8 +15,8 @@
  * leaders and times. Parsing happens in the thread's own memory because Buffer.indexOf is 2.4x
  * slower on shared memory; the main thread only copies runs out of the slots, with
  * WebAssembly's memory.copy, which is as fast on shared memory. The copy into the slot costs
- * the thread ~55 ms per 512 MiB; until session 6 the main thread read each block from the file
- * a second time instead (~90 ms per 512 MiB, on the thread that sets the pace).
+ * the thread ~55 ms per 512 MiB, against ~90 ms per 512 MiB on the main thread (the one that
+ * sets the pace) for reading each block from the file a second time there.
  */
 import { fileURLToPath } from 'node:url'
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads'
@@ -188,7 +188,7 @@ export class ThreadFeed implements Feed {
    * Tells the thread to stop and waits for it to end by itself: it looks at STOP between two
    * reads, a few ms apart. Terminated only if it has not ended after STOP_GRACE_MS (a read
    * stuck on a slow disk): terminating a thread at work once aborted Node 20 (see
-   * once-parallel.ts).
+   * partitioned.ts).
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {

@@ -10,15 +10,17 @@
  *
  * Both the async and the top-down engine run the merge on the main thread. The framing into
  * lines and the parsing of timestamps (a third of the work) are done by a reader thread that
- * works ahead of the merge (once-feed.ts), or, for small inputs, where starting a thread costs
- * more than it saves, on the main thread when the merge asks. Reads are synchronous: the files
- * are at rest and each read is a page-cache copy.
+ * works ahead of the merge (feed.ts), or, for small inputs, where starting a thread costs more
+ * than it saves, on the main thread when the merge asks. Reads are synchronous: the files are
+ * at rest and each read is a page-cache copy. With enough bytes and free cores, partition
+ * threads run this same merge over byte ranges instead (partitioned.ts).
  *
- * Output: runs of records are copied into output areas of 1 MiB (CopyArena; the read slots
- * live in the same buffer, which makes the copy a copyWithin). A full area goes to the writer
- * as it is, and the merge fills the next while it is written; each write carries the file
- * offset just past the last record of every source in it, so a checkpoint of a long --once
- * that is killed resumes exactly once.
+ * Output: runs of records are copied into output areas (OUT_AREAS of OUT_BYTES) carved from
+ * the same memory as the read slots (CopyArena), which makes each copy one WebAssembly
+ * memory.copy (copyWithin where WebAssembly is missing). A full area goes to the writer as it
+ * is, and the merge fills others while it is written; each write carries the file offset just
+ * past the last record of every source in it, so a checkpoint of a long --once that is killed
+ * resumes exactly once.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
@@ -76,7 +78,7 @@ export interface OnceTimeOptions {
   /** The output areas' size and number (tests make them small); default 256 KiB x 16. */
   readonly outBytes?: number
   readonly outAreas?: number
-  /** The full collection at the end (exit-gc.ts); a partition thread, which goes on, skips it. */
+  /** The full collection at the end (gc.ts); a partition thread, which goes on, skips it. */
   readonly collectAtEnd?: boolean
   /**
    * The arena's memory from one merge to the next (a partition thread): used when large
@@ -96,7 +98,7 @@ interface OnceSource {
   /** Where reading starts (moved by resumeAt) and stops (a partition's end; default the file's). */
   startOffset: number
   end?: number
-  /** The timestamp format found by a planner (once-plan.ts); default --timestamp-format or auto. */
+  /** The timestamp format found by a planner (plan.ts); default --timestamp-format or auto. */
   format?: TimestampFormat
   readonly size: number
   readonly mtimeMs: number
@@ -113,7 +115,7 @@ interface OnceSource {
   borrowed?: boolean
 }
 
-/** A source as the planner of a partitioned merge sees it (once-plan.ts). */
+/** A source as the planner of a partitioned merge sees it (plan.ts). */
 export interface PlanSource {
   readonly fd: number
   readonly key: string
@@ -204,7 +206,7 @@ export class OnceTimeMerge {
     return this.#sources.map((s) => ({ ...s.state, offset: offsets.get(s.key) ?? s.startOffset }))
   }
 
-  /** The sources opened, as a partitioned merge plans them (once-plan.ts). */
+  /** The sources opened, as a partitioned merge plans them (plan.ts). */
   get planSources(): readonly PlanSource[] {
     return this.#sources.map((s) => ({
       fd: s.fd,
@@ -247,7 +249,7 @@ export class OnceTimeMerge {
   ): void {
     const { label, ...source } = opened
     const index = this.#sources.length
-    // The reader finds the leaders and times (once-read.ts); the source's own parser is idle.
+    // The reader finds the leaders and times (source-reader.ts); the source's own parser is idle.
     this.#order.open(index, {
       format: this.#opts.timestampFormat,
       timestamps: this.#timestamps(opened.mtimeMs),
@@ -416,7 +418,7 @@ export class OnceTimeMerge {
     arena.flush()
     if (pending) await pending
     this.#opts.onProgress?.(this.#doneBytes(), total, this.#order.stats.written)
-    // See exit-gc.ts: without it the process may never exit.
+    // See gc.ts: without it the process may never exit.
     if (this.#opts.collectAtEnd !== false) collectGarbage()
     return finished
   }

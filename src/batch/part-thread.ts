@@ -1,5 +1,5 @@
 /**
- * A partition thread of the partitioned `--once --order time` merge (once-parallel.ts): merges
+ * A partition thread of the partitioned `--once --order time` merge (partitioned.ts): merges
  * the partitions it is sent, one at a time, with the same merge as the single one (OnceTimeMerge
  * over byte ranges of the files the main thread opened: fds are the process's), and posts each
  * partition's output as the blocks the writer is to write, each with its checkpoint marks.
@@ -15,7 +15,7 @@ import type { FromPartThread, PartThreadInit, ToPartThread } from './partitioned
 
 const init = workerData as PartThreadInit
 const port = parentPort
-if (port === null) throw new Error('once-part-thread.ts runs as a worker thread')
+if (port === null) throw new Error('part-thread.ts runs as a worker thread')
 
 /** Warnings go to the main thread with the partition (a failed read sends it back to the single merge). */
 const quiet: Logger = {

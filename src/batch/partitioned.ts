@@ -1,6 +1,6 @@
 /**
  * The partitioned `--once --order time` merge: the time range is cut into partitions
- * (once-plan.ts), partition threads merge them side by side (once-part-thread.ts), and the main
+ * (plan.ts), partition threads merge them side by side (part-thread.ts), and the main
  * thread writes their outputs in partition order, each block with the checkpoint marks the
  * thread's merge gave it. The output is byte for byte the single merge's: a partition is
  * written only once its merge shows that it held no time after its bound; the first one that
@@ -102,14 +102,14 @@ export function partBytesFor(env = process.env): number {
  * Below this many bytes to merge, starting the threads costs about what they save: each
  * thread loads its modules and warms up its own compiled code (~0.3 s of CPU), and the plan
  * takes ~60 ms. Measured on 2 cores (docs/time-order.md), output to a file: 128 MiB 0.6 s in
- * one thread against 0.9 s in partitions, 512 MiB no faster than the reader thread, 2 GiB
- * 3-14% faster than the reader thread and 1.4 times faster than the main-thread reader (in
- * session 5; since session 6 the reader thread is faster, see MIN_FREE_CORES).
+ * one thread against 0.9 s in partitions; 1.4 times faster than the main-thread reader at
+ * 2 GiB. The reader thread's pipeline beats partitions on 2 cores at any size: see
+ * MIN_FREE_CORES.
  */
 export const PARTITIONED_MIN_BYTES = 1024 * 1024 * 1024
 /**
  * Partitions only with this many cores free. On 2 cores the reader thread's pipeline (a
- * reader thread and the merge, session 6) merges 2 GiB in 2.66-2.73 s against 3.10-3.22 s in
+ * reader thread and the merge, feed.ts) merges 2 GiB in 2.66-2.73 s against 3.10-3.22 s in
  * two partition threads. With three or more free cores, three or four partition threads
  * should overtake it (each merges ~330 MB/s on this machine, the pipeline ~770 MiB/s in all),
  * but no machine here has them: not measured.
@@ -120,7 +120,7 @@ const MAX_THREADS = 4
 
 /**
  * How many partition threads to merge `totalBytes` with on `cores` of which `load` are busy
- * with other work (busy.ts): 0 (the single merge) unless there are enough bytes and at least
+ * with other work (busy-cores.ts): 0 (the single merge) unless there are enough bytes and at least
  * MIN_FREE_CORES cores left.
  */
 export function partitionThreads(totalBytes: number, cores: number, load: number): number {
@@ -297,7 +297,7 @@ export async function mergePartitioned(
  */
 export class PartThreads {
   readonly workers: readonly Worker[]
-  /** Int32: [0] set to 1 to stop the merges in progress (once-part-thread.ts). */
+  /** Int32: [0] set to 1 to stop the merges in progress (part-thread.ts). */
   readonly #control: Int32Array
   /** Workers with a partition not answered yet, and how to learn when they answer. */
   readonly #busy = new Map<Worker, Promise<void>>()

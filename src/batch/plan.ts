@@ -1,5 +1,5 @@
 /**
- * The plan of a partitioned `--once --order time` merge (once-parallel.ts): cut the time range
+ * The plan of a partitioned `--once --order time` merge (partitioned.ts): cut the time range
  * at bounds T1 < T2 < ... so that partition p holds, in every file, the records with times in
  * (T(p-1), T(p)]. For files that are each sorted, those are one contiguous byte range per file,
  * found by a binary search on the file, and merging the partitions one after another gives
@@ -10,7 +10,7 @@
  * merge of each partition checks what the assumption gives: every time it wrote is at most its
  * bound (TimeOrder.maxWritten). If so, its output is what the single merge would have written
  * there, whatever the order inside it; if not, the partitioned merge stops at that partition
- * and the single merge goes on from its start (once-parallel.ts).
+ * and the single merge goes on from its start (partitioned.ts).
  *
  * No plan (null: the single merge does it all) when a file's format cannot be known from its
  * start the way the single merge would know it, when the format is RFC 3164 (its year depends

@@ -15,7 +15,7 @@
  * The merge takes the thread if it chooses a reader thread after all (takePrestarted);
  * whatever did not take it lets it go before the process ends (releasePrestarted): the thread
  * is asked to end and ends by itself, never terminated while it may still be loading (see
- * once-parallel.ts for what terminating a busy thread once did to Node 20).
+ * partitioned.ts for what terminating a busy thread once did to Node 20).
  */
 import { statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
@@ -30,7 +30,7 @@ export const THREAD_MIN_BYTES = 64 * 1024 * 1024
 
 /**
  * Whether a reader thread should read and parse `totalBytes`: enough bytes, and room for both
- * threads (`cores` minus the `load` other work keeps busy, busy.ts, leaves 1.5 cores). The thread saves
+ * threads (`cores` minus the `load` other work keeps busy, busy-cores.ts, leaves 1.5 cores). The thread saves
  * the main thread a third of its work but costs more CPU in all; on a machine whose cores are
  * busy it only competes with the main thread (4 x 128 MiB on 2 shared
  * cores, median wall time with and without it: 2.11 s and 1.52 s at load 3.8; 1.66 s and

@@ -1,5 +1,5 @@
 /**
- * The reader thread of `--once --order time` (once-feed.ts, ThreadFeed): reads every input
+ * The reader thread of `--once --order time` (feed.ts, ThreadFeed): reads every input
  * front to back into memory of its own, frames and parses each block (SourceReader), copies it
  * into its slot in the main thread's arena (shared memory) and posts its leaders and times. It
  * keeps up to `depth` blocks a source ahead of the merge, the source the merge is closest to

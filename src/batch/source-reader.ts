@@ -1,7 +1,7 @@
 /**
  * One input of `--once --order time` read front to back: read a chunk into a slot, frame it
  * into whole lines (LineFramer), find its records' leaders and times (findLeaders). The same
- * code runs on the main thread (small inputs) and in the reader thread (once-thread.ts), which
+ * code runs on the main thread (small inputs) and in the reader thread (reader-thread.ts), which
  * is what lets the merge on the main thread do nothing but merge.
  */
 import { readSync } from 'node:fs'
@@ -21,7 +21,7 @@ export interface ReaderInit {
   readonly offset: number
   /**
    * Where reading stops (a line start), as if the file ended there; default: the file's end.
-   * A partitioned merge (once-parallel.ts) reads each file's part of the time range this way.
+   * A partitioned merge (partitioned.ts) reads each file's part of the time range this way.
    */
   readonly end?: number
   readonly maxLineBytes: number
@@ -90,10 +90,10 @@ export class SourceReader {
    * A read that finishes no line (a line longer than a read, shorter than --max-line-bytes)
    * is followed by the next at once: every result but the last holds a block. The feeds count
    * on it: a source's blocks take its slots in turn, and a slot is read into again once the
-   * merge has asked for the block two after it (once-feed.ts), which says the slot is free only
-   * if each of those blocks brought lines. An empty result in between left the merge holding
-   * a record in a slot that was then overwritten (found by review in session 6: output corrupt
-   * for lines longer than a read, on both feeds, since the inline feed's first version).
+   * merge has asked for the block two after it (feed.ts), which says the slot is free only if
+   * each of those blocks brought lines. An empty result in between would leave the merge
+   * holding a record in a slot that is then overwritten: corrupt output for lines longer than
+   * a read, on both feeds.
    */
   next(slot: Buffer): ReadResult {
     if (this.#ended) throw new Error('SourceReader.next: the file has ended')
@@ -105,7 +105,7 @@ export class SourceReader {
       const { buf, start, want } = this.#framer.readBuffer(slot, this.#readBytes, MIN_READ)
       try {
         const left = this.#end - this.#offset
-        // Not `left <= 0`: a range after a file's end is [Infinity, Infinity) (once-plan.ts).
+        // Not `left <= 0`: a range after a file's end is [Infinity, Infinity) (plan.ts).
         n = left > 0 ? readSync(this.#fd, buf, start, Math.min(want, left), this.#offset) : 0
       } catch (err) {
         const e = err as NodeJS.ErrnoException

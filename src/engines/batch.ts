@@ -1,5 +1,5 @@
 /**
- * `--once --order time` on the async and top-down engines: the pull merge of once-time.ts
+ * `--once --order time` on the async and top-down engines: the pull merge of batch/merge.ts
  * around the event-loop writer and its checkpoints. A module of its own, which engines/index.ts
  * loads instead of the engine's, so that such a run loads neither the follower (tail-async,
  * the file table, p-limit) nor the reader threads' pool: start-up is part of a --once run's
@@ -111,7 +111,7 @@ const PARTITION_MAX_FILES = 64
 const PART_READ_BYTES = 256 * 1024
 
 /**
- * The partitioned merge (once-parallel.ts), when the machine and the inputs allow it: returns
+ * The partitioned merge (batch/partitioned.ts), when the machine and the inputs allow it: returns
  * `finished` (true: all written; false: stopped), or undefined when the single merge is to do
  * the rest (no plan, or a partition it could not take), set to go on where the partitions
  * ended.
@@ -155,7 +155,7 @@ async function mergeInPartitions(
     plan = null
   }
   if (plan === null || plan.partitions.length < 2) {
-    log.debug('--once --order time: no partitions (see once-plan.ts); one merge')
+    log.debug('--once --order time: no partitions (see batch/plan.ts); one merge')
     return { late: 0 }
   }
   // Only now: a thread terminated while it still loads its modules risks the crash that
@@ -182,7 +182,7 @@ async function mergeInPartitions(
     if (at !== undefined) merge.resumeAt(at.starts, plan.formats, result.maxWritten)
     return { late: result.late }
   }
-  collectGarbage() // exit-gc.ts
+  collectGarbage() // gc.ts
   return { finished: result.outcome === 'finished', late: result.late }
 }
 

@@ -2,7 +2,7 @@
  * What stands between the readers and the event-loop writer, by --order and --format: the
  * writer itself (arrival, raw), the arrival formatter (prefix, json), or the time-order merge
  * with its reorder window (--order time while following). The async and top-down engines
- * build it the same way; --once --order time does not use it (see once-time.ts).
+ * build it the same way; --once --order time does not use it (see batch/merge.ts).
  */
 import type { Config } from '../config.js'
 import { ArrivalFormatter, FormatSink } from '../format/arrival.js'

@@ -145,7 +145,7 @@ export function zoneOffsetMs(buf: Buffer, p: number, end: number): number {
     const next = buf[p + 1]
     // After a space only the full forms count: `08:07:01 +12 retries` is not a zone.
     // Nothing at or past `end` is read: it is the line's newline in the merge, but the rest of
-    // a line cut at --max-line-bytes where the partition planner scans the file (once-plan.ts).
+    // a line cut at --max-line-bytes where the partition planner scans the file (batch/plan.ts).
     const full =
       (p + 4 < end && buf[p + 4] === COLON) ||
       (p + 5 < end && digitAt(buf, p + 4) >= 0 && digitAt(buf, p + 5) >= 0)

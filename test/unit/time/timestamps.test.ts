@@ -414,7 +414,7 @@ describe('zones and RFC 3339 output', () => {
 })
 
 describe('nothing at or past the end of the line is read', () => {
-  // The partition planner (once-plan.ts) scans lines inside a window of the file, where the
+  // The partition planner (batch/plan.ts) scans lines inside a window of the file, where the
   // byte at `end` is the rest of a line cut at --max-line-bytes, not its newline.
   it('a zone cut by the end is no zone, whatever follows', () => {
     const cases = [
