@@ -19,9 +19,9 @@ import { dirname, resolve } from 'node:path'
 import { ENGINES, FORMATS, MINIMUM, type Options, ORDERS, parseSize } from './config.js'
 import { describeErrno, errors, isErrno } from './errors.js'
 import { LEVELS, type Level } from './log.js'
-import { TIMESTAMP_FORMATS } from './merge/timestamps.js'
 import { parseListen } from './metrics/listen.js'
 import type { MetricsOptions } from './metrics/settings.js'
+import { TIMESTAMP_FORMATS } from './time/timestamps.js'
 
 type Kind =
   | { readonly type: 'boolean' }

@@ -6,15 +6,15 @@ import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { errors } from './errors.js'
 import { LEVELS, type Level } from './log.js'
-import { DEFAULT_WINDOW_MS } from './merge/reorder.js'
+import { DEFAULT_WINDOW_MS } from './order/time-order.js'
+import { defaultStatePath } from './state/checkpoint.js'
+import { type InputSpec, parseInput } from './tail/inputs.js'
 import {
   parseTimestampFormat,
   parseZone,
   type TimestampFormat,
   type Zone,
-} from './merge/timestamps.js'
-import { defaultStatePath } from './state/checkpoint.js'
-import { type InputSpec, parseInput } from './tail/inputs.js'
+} from './time/timestamps.js'
 
 export const ENGINES = ['async', 'threads', 'top-down', 'bottom-up'] as const
 export type EngineName = (typeof ENGINES)[number]

@@ -7,8 +7,8 @@ import type { EventEmitter } from 'node:events'
 import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { LoopWriter } from '../sink/loop-writer.js'
-import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer } from '../state/checkpointer.js'
+import type { SourceState } from '../tail/source-state.js'
 
 /** The event-loop writer of config.output, and what its failure and checkpoints need. */
 export class LoopOutput {

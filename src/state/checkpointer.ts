@@ -6,7 +6,8 @@
 import type { Logger } from '../log.js'
 import type { Snapshot } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
-import { encodeState, type OutputState, type SourceState, saveState } from './checkpoint.js'
+import type { SourceState } from '../tail/source-state.js'
+import { encodeState, type OutputState, saveState } from './checkpoint.js'
 
 export interface Checkpointable {
   /** Output size, its identity, and each source's offset, taken at one instant. */

@@ -9,8 +9,6 @@ import type { LimitFunction } from 'p-limit'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
-import type { SourceState } from '../state/checkpoint.js'
-import type { KeptOpen } from '../state/prescan.js'
 import {
   closeNow,
   fstatFd,
@@ -49,8 +47,10 @@ import {
   statQuietly,
 } from './input-fs.js'
 import { Pacer } from './pacer.js'
+import type { KeptOpen } from './prescan.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
+import type { SourceState } from './source-state.js'
 import { lineStartBefore } from './start.js'
 
 export interface FollowOptions {

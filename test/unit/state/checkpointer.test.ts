@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, beforeEach, expect, test, vi } from 'vitest'
 import { type Level, levelLogger } from '../../../src/log.js'
 import type { Snapshot } from '../../../src/sink/sink.js'
-import { decodeState, type SourceState } from '../../../src/state/checkpoint.js'
+import { decodeState } from '../../../src/state/checkpoint.js'
 import {
   CHECKPOINT_TIME_SHARE,
   type Checkpointable,
@@ -19,6 +19,7 @@ import {
   PUT_OFF_WARN_MS,
   sourcesAt,
 } from '../../../src/state/checkpointer.js'
+import type { SourceState } from '../../../src/tail/source-state.js'
 
 let dir: string
 let statePath: string
