@@ -147,12 +147,12 @@ class ChunkWriter {
 /**
  * The compiled modules the in-process contenders run (dist/, as the real program does). The
  * path is computed so the type checker reads the sources' types instead of compiling dist/.
- * @returns {Promise<{ TimeOrder: typeof import('../src/merge/reorder.js').TimeOrder, Cursor: typeof import('../src/tail/cursor.js').Cursor, CopyArena: typeof import('../src/merge/arena.js').CopyArena }>}
+ * @returns {Promise<{ TimeOrder: typeof import('../src/order/time-order.js').TimeOrder, Cursor: typeof import('../src/tail/cursor.js').Cursor, CopyArena: typeof import('../src/batch/arena.js').CopyArena }>}
  */
 async function loadDist() {
   const dist = (/** @type {string} */ name) => pathToFileURL(join(ROOT, 'dist', name)).href
-  const { TimeOrder } = await import(dist('merge/reorder.js'))
-  const { CopyArena } = await import(dist('merge/arena.js'))
+  const { TimeOrder } = await import(dist('order/time-order.js'))
+  const { CopyArena } = await import(dist('batch/arena.js'))
   const { Cursor } = await import(dist('tail/cursor.js'))
   return { TimeOrder, Cursor, CopyArena }
 }
@@ -163,7 +163,7 @@ const SLOT_SLACK = 64 * 1024
 /**
  * A CopyArena writing with `write`, which is synchronous: an output area is free again as soon
  * as write returns (the product's writer keeps areas until they are written).
- * @param {typeof import('../src/merge/arena.js').CopyArena} CopyArena
+ * @param {typeof import('../src/batch/arena.js').CopyArena} CopyArena
  * @param {number} slotBytes
  * @param {number} slots
  * @param {(bytes: Buffer) => void} write
@@ -216,7 +216,7 @@ async function mergeInProcess(paths, outFd, hash, arena) {
       done: false,
     }
   })
-  /** @type {import('../src/merge/reorder.js').RunSink<number>} */
+  /** @type {import('../src/order/time-order.js').RunSink<number>} */
   const sink = (_key, block, start, end) => out.append(block, start, end)
   try {
     for (;;) {
@@ -308,7 +308,7 @@ async function mergeReadAhead(paths, outFd, hash) {
       .read(buf, start, READ_CHUNK, position)
       .then((r) => ({ buf, start, n: r.bytesRead }))
   }
-  /** @type {import('../src/merge/reorder.js').RunSink<number>} */
+  /** @type {import('../src/order/time-order.js').RunSink<number>} */
   const sink = (_key, block, start, end) => arena.append(block, start, end)
   try {
     for (const [i, s] of sources.entries()) readNext(s, i)

@@ -20,9 +20,9 @@ import { ENGINES, FORMATS, MINIMUM, type Options, ORDERS, parseSize } from './co
 import { describeErrno, errors, isErrno } from './errors.js'
 import { isFleetUrl } from './fleet/url.js'
 import { LEVELS, type Level } from './log.js'
-import { TIMESTAMP_FORMATS } from './merge/timestamps.js'
 import { parseListen } from './metrics/listen.js'
 import type { MetricsOptions } from './metrics/settings.js'
+import { TIMESTAMP_FORMATS } from './time/timestamps.js'
 
 type Kind =
   | { readonly type: 'boolean' }

@@ -14,15 +14,15 @@ import {
 } from './fleet/options.js'
 import { isFleetUrl, parseFleetUrl } from './fleet/url.js'
 import { LEVELS, type Level } from './log.js'
-import { DEFAULT_WINDOW_MS } from './merge/reorder.js'
+import { DEFAULT_WINDOW_MS } from './order/time-order.js'
+import { defaultStatePath } from './state/checkpoint.js'
+import { type InputSpec, parseInput } from './tail/inputs.js'
 import {
   parseTimestampFormat,
   parseZone,
   type TimestampFormat,
   type Zone,
-} from './merge/timestamps.js'
-import { defaultStatePath } from './state/checkpoint.js'
-import { type InputSpec, parseInput } from './tail/inputs.js'
+} from './time/timestamps.js'
 
 export const ENGINES = ['async', 'threads', 'top-down', 'bottom-up'] as const
 export type EngineName = (typeof ENGINES)[number]

@@ -1,10 +1,15 @@
 /**
- * Errors with a stable code, and the process exit codes they map to. Every message a user can
- * see for a fatal condition is built here, so the wording lives in one place.
+ * Errors with a stable code, the process exit codes they map to, and the plain form in which
+ * an error crosses from a thread to the main thread.
+ *
+ * A message that tells the user what to fix is built in `errors` below, so its wording lives in
+ * one place. A message made of what only one module knows is built there, with a code from
+ * ErrorCode: which reader thread failed and where (batch/feed.ts, engines/threaded.ts), and
+ * which metrics address could not be listened on (metrics/server.ts).
  */
 import { dirname } from 'node:path'
 
-/** Process exit codes (documented in --help and docs/exit-codes in README). */
+/** Process exit codes (documented in --help and in the README's "Exit codes"). */
 export const ExitCode = {
   ok: 0,
   /** An unexpected internal error (a bug): please report it. */
@@ -176,3 +181,33 @@ export const isErrno = (err: unknown, ...codes: string[]): err is NodeJS.ErrnoEx
 /** An error from the operating system (it has an errno code and a syscall), not a bug. */
 export const isSystemError = (err: unknown): err is NodeJS.ErrnoException =>
   err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string'
+
+/**
+ * An error as it crosses a thread boundary: structured clone turns an Error subclass into a
+ * plain Error and drops fields such as `code`, so the fields that matter travel as plain data
+ * and the error is rebuilt on the other side.
+ */
+export interface SerializedError {
+  readonly name: string
+  readonly message: string
+  readonly code: string | undefined
+  readonly stack: string | undefined
+}
+
+export const serializeError = (err: unknown): SerializedError => {
+  const e = err instanceof Error ? err : new Error(String(err))
+  return {
+    name: e.name,
+    message: e.message,
+    code: (e as NodeJS.ErrnoException).code,
+    stack: e.stack,
+  }
+}
+
+export const rebuildError = (s: SerializedError): Error => {
+  const err = new Error(s.message) as NodeJS.ErrnoException
+  err.name = s.name
+  if (s.code !== undefined) err.code = s.code
+  if (s.stack !== undefined) err.stack = s.stack
+  return err
+}

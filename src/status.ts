@@ -5,8 +5,9 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { errors } from './errors.js'
 import { hostLines } from './fleet/host-status.js'
-import { loadState, type SourceState, type State } from './state/checkpoint.js'
+import { loadState, type State } from './state/checkpoint.js'
 import { statQuietly } from './tail/input-fs.js'
+import type { SourceState } from './tail/source-state.js'
 
 export interface SourceStatus {
   readonly path: string

@@ -6,17 +6,17 @@
 import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
+import { settleHeap } from '../gc.js'
+import { ProgressBar, wantsProgress } from '../progress/bar.js'
 import type { BlockSink } from '../sink/sink.js'
-import { type KeepOpen, PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark, toRemembered } from '../state/recover.js'
 import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
+import { type KeepOpen, prescan, resumePoints } from '../tail/prescan.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { settleHeap } from './exit-gc.js'
 import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
-import { outputChain } from './output.js'
-import { ProgressBar, wantsProgress } from './progress-bar.js'
+import { outputChain } from './output-chain.js'
 import { loopView } from './view.js'
 
 export async function runAsync({
@@ -65,9 +65,7 @@ export async function runAsync({
   const resumeFrom = async (paths: readonly string[]) => {
     if (!checkpoints) return
     const { sources, previousStart } = recovered
-    // At most a quarter of the descriptor budget in flight (a low ulimit -n).
-    const looks = Math.min(PROBE_CONCURRENCY, Math.ceil(follower.openBudget / 4))
-    const found = await prescan(paths, sources, config.from, previousStart, kept, looks)
+    const found = await prescan(paths, sources, config.from, previousStart, kept)
     const all = resumePoints(sources, found)
     follower.remember(toRemembered(all))
     // Each with the fingerprint of its offset: a checkpoint must not pair this offset with the
@@ -105,7 +103,7 @@ export async function runAsync({
         await follower.start(paths, kept.files)
         checkpoints?.start(config.checkpointIntervalMs)
         events.emit('ready')
-        settleHeap() // the start-up's garbage, before following (exit-gc.ts)
+        settleHeap() // the start-up's garbage, before following (gc.ts)
         const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
         try {
           const ended = AbortSignal.any([stop, output.failed])

@@ -3,10 +3,10 @@ import type { EventEmitter } from 'node:events'
 import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 import type { OutputHealth, Snapshot } from '../sink/sink.js'
-import type { SourceState } from '../state/checkpoint.js'
 import type { Checkpointer } from '../state/checkpointer.js'
 import { identityKey } from '../tail/cursor.js'
 import type { TableSummary } from '../tail/file-table.js'
+import type { SourceState } from '../tail/source-state.js'
 
 export interface EngineContext {
   readonly config: Config

@@ -4,7 +4,7 @@
  *   bottom-up: threads -> bottom-up -> async
  * Each is only an arrangement of the same reader core, shells and writers. Loaded on demand,
  * so a run pays only for the engine it uses; `--once --order time` on the two engines that
- * take it (async, top-down) is the pull merge of once-run.ts, loaded without either engine.
+ * take it (async, top-down) is the pull merge of batch.ts, loaded without either engine.
  */
 import type { EngineName } from '../config.js'
 import type { Engine } from './engine.js'
@@ -12,13 +12,13 @@ import type { Engine } from './engine.js'
 const threaded = async (style: 'sync' | 'async', writer: 'locked' | 'loop'): Promise<Engine> =>
   (await import('./threaded.js')).threadedEngine({ style, writer })
 
-/** `engine`, except for --once --order time, which runs the merge of once-run.ts. */
+/** `engine`, except for --once --order time, which runs the merge of batch.ts. */
 const orOnceTime =
   (engine: () => Promise<Engine>): (() => Promise<Engine>) =>
   async () =>
   async (ctx) => {
     if (ctx.config.once && ctx.config.order === 'time') {
-      return (await import('./once-run.js')).runOnceTime(ctx)
+      return (await import('./batch.js')).runOnceTime(ctx)
     }
     return (await engine())(ctx)
   }

@@ -8,8 +8,8 @@ import type { Config } from '../config.js'
 import type { Publisher } from '../fleet/publisher.js'
 import type { Logger } from '../log.js'
 import { LoopWriter } from '../sink/loop-writer.js'
-import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer } from '../state/checkpointer.js'
+import type { SourceState } from '../tail/source-state.js'
 
 /**
  * What the engines use of their event-loop writer: the file writer, or the fleet publisher of

@@ -1,16 +1,17 @@
 /**
  * The closed protocol between the main thread and reader threads. Every message carries a
  * `code` from a fixed set; an unknown code is a bug and fails loudly. Errors cross the thread
- * boundary as plain fields (structured clone drops Error subclasses) and are rebuilt.
+ * boundary as plain fields and are rebuilt (SerializedError, errors.ts).
  */
 import type { MessagePort } from 'node:worker_threads'
+import type { SerializedError } from '../errors.js'
+import type { OutputFormat } from '../format/formats.js'
 import type { Level } from '../log.js'
-import type { OutputFormat } from '../merge/format.js'
-import type { TimestampFormat, TimestampOptions } from '../merge/timestamps.js'
 import type { LockedWriterShare } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
-import type { SourceState } from '../state/checkpoint.js'
 import type { TableSummary } from '../tail/file-table.js'
+import type { SourceState } from '../tail/source-state.js'
+import type { TimestampFormat, TimestampOptions } from '../time/timestamps.js'
 
 /**
  * The control cells of a blocking reader thread. The main thread bumps WAKE after each message;
@@ -77,31 +78,6 @@ export type FromWorker =
   | { readonly code: 'failed'; readonly error: SerializedError; readonly path: string | null }
   /** The answer to 'summary': files open, parked, missing, events per name. */
   | { readonly code: 'summary'; readonly summary: TableSummary }
-
-export interface SerializedError {
-  readonly name: string
-  readonly message: string
-  readonly code: string | undefined
-  readonly stack: string | undefined
-}
-
-export const serializeError = (err: unknown): SerializedError => {
-  const e = err instanceof Error ? err : new Error(String(err))
-  return {
-    name: e.name,
-    message: e.message,
-    code: (e as NodeJS.ErrnoException).code,
-    stack: e.stack,
-  }
-}
-
-export const rebuildError = (s: SerializedError): Error => {
-  const err = new Error(s.message) as NodeJS.ErrnoException
-  err.name = s.name
-  if (s.code !== undefined) err.code = s.code
-  if (s.stack !== undefined) err.stack = s.stack
-  return err
-}
 
 /** The options a reader thread runs with (plain data: workerData is structured-cloned). */
 export interface WorkerInit {

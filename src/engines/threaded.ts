@@ -16,28 +16,27 @@ import {
   type Worker,
 } from 'node:worker_threads'
 import Pool from 'worker-threads-pool'
-import { LogmergeError } from '../errors.js'
-import { Labels } from '../sink/format-sink.js'
+import { LogmergeError, rebuildError } from '../errors.js'
+import { Labels } from '../format/labels.js'
+import { settleHeap } from '../gc.js'
+import { ProgressBar, wantsProgress } from '../progress/bar.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
-import type { SourceState } from '../state/checkpoint.js'
 import { Checkpointer, sourcesAt } from '../state/checkpointer.js'
-import { PROBE_CONCURRENCY, prescan, resumePoints } from '../state/prescan.js'
 import { recover, resumeMark } from '../state/recover.js'
 import { countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
 import { SWEEP_NAMES_PER_SECOND } from '../tail/file-table.js'
+import { prescan, resumePoints } from '../tail/prescan.js'
+import type { SourceState } from '../tail/source-state.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
-import { settleHeap } from './exit-gc.js'
 import { type OutputWriter, openOutputWriter } from './loop-state.js'
-import { outputChain, timestampOptions } from './output.js'
-import { ProgressBar, wantsProgress } from './progress-bar.js'
+import { outputChain, timestampOptions } from './output-chain.js'
 import {
   ASLEEP,
   CONTROL_BYTES,
   type FromWorker,
-  rebuildError,
   type ToWorker,
   WAKE,
   type WorkerInit,
@@ -46,7 +45,7 @@ import { shardOf } from './shard.js'
 import { ReaderSummaries, threadedView } from './view.js'
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url))
-/** A following reader thread's young generation (MiB; see exit-gc.ts). */
+/** A following reader thread's young generation (MiB; see gc.ts). */
 const FOLLOW_YOUNG_MB = 4
 
 export interface ThreadedShape {
@@ -77,7 +76,7 @@ export function threadedEngine(shape: ThreadedShape): Engine {
 async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<EngineResult> {
   const { config, log, stop, events, observe } = ctx
   // top-down --once --order time does not come here: the merge pulls from every file in turn
-  // on the main thread, as on the async engine (engines/index.ts, once-run.ts).
+  // on the main thread, as on the async engine (engines/index.ts, batch.ts).
   const failed = new AbortController()
   let failure: Error | null = null
   const fail = (err: Error) => {
@@ -234,15 +233,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       const { sources: had, previousStart } = recovered
       remembered = resumePoints(
         had,
-        await prescan(
-          [...paths.values()].flat(),
-          had,
-          config.from,
-          previousStart,
-          undefined,
-          // At most a quarter of a thread's descriptor budget in flight (a low ulimit -n).
-          Math.min(PROBE_CONCURRENCY, Math.ceil(inputFileBudget(config.threads) / 4)),
-        ),
+        await prescan([...paths.values()].flat(), had, config.from, previousStart),
       )
       for (const s of remembered) {
         const key = identityKey(s)
@@ -274,7 +265,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
       const allStarted = Promise.all(shards.map((s) => s.started))
       if (!ended.aborted) await Promise.race([allStarted, once(ended, 'abort')])
       events.emit('ready')
-      settleHeap() // the start-up's garbage, before following (exit-gc.ts)
+      settleHeap() // the start-up's garbage, before following (gc.ts)
       if (!ended.aborted) await once(ended, 'abort')
       await discovery?.close()
     }
@@ -333,7 +324,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
         {
           workerData: init,
           transferList: [port2],
-          // A following reader's young generation stays small (see exit-gc.ts): 32 MiB each
+          // A following reader's young generation stays small (see gc.ts): 32 MiB each
           // that V8 grew at start-up and kept was most of a thread's resident memory.
           ...(config.once ? {} : { resourceLimits: { maxYoungGenerationSizeMb: FOLLOW_YOUNG_MB } }),
         },

@@ -4,9 +4,9 @@
  * engine only names its parts: the engines are rearranged often, the metrics should not care.
  */
 import type { LockedWriter } from '../sink/locked-writer.js'
-import type { SourceState } from '../state/checkpoint.js'
 import type { Checkpointer } from '../state/checkpointer.js'
 import type { TableSummary } from '../tail/file-table.js'
+import type { SourceState } from '../tail/source-state.js'
 import { type EngineView, pathsOf } from './engine.js'
 import type { OutputWriter } from './loop-state.js'
 

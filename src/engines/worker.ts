@@ -6,23 +6,18 @@
  */
 import { receiveMessageOnPort, workerData } from 'node:worker_threads'
 import pLimit from 'p-limit'
+import { serializeError } from '../errors.js'
+import { ArrivalFormatter } from '../format/arrival.js'
+import { Labels } from '../format/labels.js'
+import { GarbageWatch, settleHeap } from '../gc.js'
 import { levelLogger } from '../log.js'
-import { ArrivalFormatter, Labels } from '../sink/format-sink.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import { toRemembered } from '../state/recover.js'
 import type { Tracked } from '../tail/file-table.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
-import { GarbageWatch, settleHeap } from './exit-gc.js'
-import {
-  ASLEEP,
-  type FromWorker,
-  serializeError,
-  type ToWorker,
-  WAKE,
-  type WorkerInit,
-} from './protocol.js'
+import { ASLEEP, type FromWorker, type ToWorker, WAKE, type WorkerInit } from './protocol.js'
 
 const init = workerData as WorkerInit
 const port = init.port
@@ -145,7 +140,7 @@ function runBlocking(sink: SyncSink): void {
             follower.remember(toRemembered(msg.remembered))
             follower.findRotated(msg.paths)
             follower.start(msg.paths)
-            if (init.follow) settleHeap() // the start-up's garbage, before following (exit-gc.ts)
+            if (init.follow) settleHeap() // the start-up's garbage, before following (gc.ts)
             post({ code: 'started' })
             break
           case 'events':
@@ -230,7 +225,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
         follower.remember(toRemembered(msg.remembered))
         await follower.findRotated(msg.paths)
         await follower.start(msg.paths)
-        if (init.follow) settleHeap() // the start-up's garbage, before following (exit-gc.ts)
+        if (init.follow) settleHeap() // the start-up's garbage, before following (gc.ts)
         post({ code: 'started' })
         return
       case 'events': {
@@ -279,7 +274,7 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
   })
 }
 
-/** A following thread's heap (see exit-gc.ts). */
+/** A following thread's heap (see gc.ts). */
 const garbage = new GarbageWatch()
 
 function main(): void {

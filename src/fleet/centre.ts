@@ -20,7 +20,7 @@ import {
 import type { NatsConnection } from '@nats-io/nats-core'
 import type { Config } from '../config.js'
 import type { EngineContext, EngineResult } from '../engines/engine.js'
-import { outputChain } from '../engines/output.js'
+import { outputChain } from '../engines/output-chain.js'
 import type { Logger } from '../log.js'
 import { LoopWriter } from '../sink/loop-writer.js'
 import { type Action, Applier } from './applier.js'

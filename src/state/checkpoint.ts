@@ -15,20 +15,10 @@ import { rename } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import type { SourceStats } from '../sink/sink.js'
 import type { Identity } from '../tail/cursor.js'
+import type { SourceState } from '../tail/source-state.js'
 
 export const STATE_FORMAT = 'logmerge-state'
 export const STATE_VERSION = 1
-
-export interface SourceState extends Identity {
-  /** The name it was last seen under. */
-  readonly path: string
-  /** Its first bytes (base64), to tell it from a new file that reuses the inode. */
-  readonly head: string
-  /** Every byte before this offset is in the output; the rest is read again. */
-  readonly offset: number
-  /** How it was doing at the checkpoint (for `logmerge status`; not used to resume). */
-  readonly stats?: SourceStats
-}
 
 export interface OutputState extends Identity {
   readonly path: string

@@ -6,7 +6,8 @@
 import type { Logger } from '../log.js'
 import type { Snapshot } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
-import { encodeState, type OutputState, type SourceState, saveState } from './checkpoint.js'
+import type { SourceState } from '../tail/source-state.js'
+import { encodeState, type OutputState, saveState } from './checkpoint.js'
 
 export interface Checkpointable {
   /** Output size, its identity, and each source's offset, taken at one instant. */
@@ -51,6 +52,18 @@ export function sourcesAt(
 /** How long checkpoints may be put off for an undescribed source before a warning. */
 export const PUT_OFF_WARN_MS = 30_000
 
+/**
+ * The most of the time periodic checkpoints may take: after one that took T, the next periodic
+ * one comes no sooner than T x (1 / share - 1) later, whatever the interval. A checkpoint of
+ * 10,000 sources snapshots, encodes and writes all of them (1.1 MB of state; 60-200 ms on the
+ * 2-vCPU machine, longer under load), and at a 1 s interval that took a core's fifth from a busy
+ * daemon and held its reader threads at the writer's lock (start-up of 10,000 files: the main
+ * thread spent most of its time in checkpoints). A crash then redoes a few seconds more; what
+ * is written stays exactly once. Checkpoints asked for (a new file, a reopen, the last one) are
+ * never put off.
+ */
+export const CHECKPOINT_TIME_SHARE = 0.1
+
 export class Checkpointer {
   readonly path: string
   readonly #output: string
@@ -67,6 +80,10 @@ export class Checkpointer {
   readonly #observers: ((taken: CheckpointTaken) => void)[] = []
   /** Since when checkpoints are put off for a source not described yet (see #saveNow). */
   #putOffSince: number | null = null
+  /** No periodic checkpoint before this time (performance.now(); see CHECKPOINT_TIME_SHARE). */
+  #periodicFrom = 0
+  /** A checkpoint is being taken. */
+  #saving = false
 
   constructor(path: string, output: string, from: Checkpointable, log: Logger) {
     this.path = path
@@ -89,9 +106,13 @@ export class Checkpointer {
     this.#observers.push(fn)
   }
 
-  /** Checkpoints every `ms` until stop(). */
+  /** Checkpoints every `ms` until stop(), or less often when they are slow (CHECKPOINT_TIME_SHARE). */
   start(ms: number): void {
-    this.#timer = setInterval(() => void this.save(), ms)
+    this.#timer = setInterval(() => {
+      // Not queued behind one under way either: its end sets when the next may come.
+      if (this.#queued === null && !this.#saving && performance.now() >= this.#periodicFrom)
+        void this.save()
+    }, ms)
     this.#timer.unref()
   }
 
@@ -101,9 +122,14 @@ export class Checkpointer {
    */
   save(): Promise<void> {
     if (this.#queued) return this.#queued
-    const next = this.#running.then(() => {
+    const next = this.#running.then(async () => {
       this.#queued = null
-      return this.#saveNow()
+      this.#saving = true
+      try {
+        await this.#saveNow()
+      } finally {
+        this.#saving = false
+      }
     })
     this.#queued = next
     this.#running = next
@@ -167,7 +193,9 @@ export class Checkpointer {
   }
 
   #tell(ok: boolean, t0: number): void {
-    const taken = { ok, seconds: (performance.now() - t0) / 1000 }
+    const now = performance.now()
+    this.#periodicFrom = now + (now - t0) * (1 / CHECKPOINT_TIME_SHARE - 1)
+    const taken = { ok, seconds: (now - t0) / 1000 }
     for (const fn of this.#observers) fn(taken)
   }
 

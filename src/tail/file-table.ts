@@ -15,9 +15,9 @@ import { dirname } from 'node:path'
 import { describeErrno, isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
-import type { SourceState } from '../state/checkpoint.js'
 import { Cursor, type CursorCounts, headsAgree, type Identity, identityKey } from './cursor.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
+import type { SourceState } from './source-state.js'
 
 export interface Tracked<H> {
   readonly key: string

@@ -9,9 +9,17 @@ import type { LimitFunction } from 'p-limit'
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
-import type { SourceState } from '../state/checkpoint.js'
-import type { KeptOpen } from '../state/prescan.js'
-import { closeFd, fstatFd, fstatNow, listDir, openFd, pread, readAt, statPath } from './async-fs.js'
+import {
+  closeNow,
+  fstatFd,
+  fstatNow,
+  listDir,
+  openNow,
+  pread,
+  readAt,
+  statNow,
+  statPath,
+} from './async-fs.js'
 import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { forEachLimited } from './each.js'
 import { checkReadFault } from './fault.js'
@@ -39,8 +47,10 @@ import {
   statQuietly,
 } from './input-fs.js'
 import { Pacer } from './pacer.js'
+import type { KeptOpen } from './prescan.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
+import type { SourceState } from './source-state.js'
 import { lineStartBefore } from './start.js'
 
 export interface FollowOptions {
@@ -271,7 +281,7 @@ export class AsyncFollower {
       this.#table.endStartup()
       const left = [...(this.#kept?.values() ?? [])]
       this.#kept = null
-      await Promise.all(left.map((k) => closeFd(k.fd).catch(() => {})))
+      for (const k of left) closeNow(k.fd)
     }
   }
 
@@ -402,7 +412,7 @@ export class AsyncFollower {
       ? this.#table.judgeName(path, { stats: kept.stats }, this.#opts.follow, this.#opts.log)
       : await this.#statName(path)
     if (kept && !(st && this.#table.names.get(path) !== identityKey(st))) {
-      await closeFd(kept.fd) // the name leads to a file already open (or to none)
+      closeNow(kept.fd) // the name leads to a file already open (or to none)
       return this.#resolveWith(path, st, null)
     }
     return this.#resolveWith(path, st, kept ?? null)
@@ -425,7 +435,7 @@ export class AsyncFollower {
       })
     }
     if (step.kind === 'open' && st) await this.#open(path, st, kept)
-    else if (kept) await closeFd(kept.fd)
+    else if (kept) closeNow(kept.fd)
     const file = this.#table.fileOf(path)
     if (file?.parked && st && st.size !== file.cursor.offset) await this.#unpark(file, path)
     if (!file?.handle) return
@@ -445,22 +455,24 @@ export class AsyncFollower {
   async #openInput(path: string): Promise<number> {
     await this.#takeSlot()
     try {
-      return await openFd(path, INPUT_OPEN_FLAGS)
+      return openNow(path, INPUT_OPEN_FLAGS)
     } catch (err) {
       if (!isErrno(err, 'EMFILE', 'ENFILE') || this.#park() === 0) {
         this.#freeSlot()
         throw err
       }
-      return await openFd(path, INPUT_OPEN_FLAGS).catch((again: unknown) => {
+      try {
+        return openNow(path, INPUT_OPEN_FLAGS)
+      } catch (again) {
         this.#freeSlot()
         throw again
-      })
+      }
     }
   }
 
   async #closeInput(fd: number): Promise<void> {
     this.#freeSlot()
-    await closeFd(fd)
+    closeNow(fd)
   }
 
   /**
@@ -537,11 +549,7 @@ export class AsyncFollower {
 
   /** The file a name points to now, or null (with a warning where one is due). */
   async #statName(path: string): Promise<Stats | null> {
-    const seen = await statPath(path).then(
-      (stats) => ({ stats }),
-      (error: unknown) => ({ error }),
-    )
-    return this.#table.judgeName(path, seen, this.#opts.follow, this.#opts.log)
+    return this.#table.judgeName(path, statNow(path), this.#opts.follow, this.#opts.log)
   }
 
   /**

@@ -22,7 +22,7 @@ import { describe, expect } from 'vitest'
 import { type Child, pause, resume, runLogmerge, spawnLogmerge, test, waitFor } from './helpers.js'
 import { sortedIsoFiles, sortMerge } from './sorted-iso.js'
 
-/** The reader thread, the main-thread reader, and the partition threads (once-parallel.ts). */
+/** The reader thread, the main-thread reader, and the partition threads (batch/partitioned.ts). */
 const READERS = [
   ['thread', { LOGMERGE_READER_THREAD: 'on', LOGMERGE_PARTITIONS: 'off' }],
   ['main thread', { LOGMERGE_READER_THREAD: 'off', LOGMERGE_PARTITIONS: 'off' }],

@@ -3,7 +3,7 @@
  *
  * Oracles, each computed here without the code under test:
  * - fixtures/time/*: every timestamped line carries `seq=NN`, its place in the merged output
- *   (the hand-written table of test/unit/merge/fixtures.test.ts agrees with them); lines
+ *   (the hand-written table of test/unit/time/fixtures.test.ts agrees with them); lines
  *   without a timestamp go with the line before them, and a file's lines before its first
  *   timestamp come first.
  * - generated sorted ISO files: a real `LC_ALL=C sort -m -s -k1,1` of the same files.
@@ -192,7 +192,7 @@ describe.each(ONCE_RUNS)('--once --order time, engine %s, reader %s', (engine, _
   })
 })
 
-/** The partition threads (once-parallel.ts) on small files: small partitions, two threads. */
+/** The partition threads (batch/partitioned.ts) on small files: small partitions, two threads. */
 const PARTITIONS = { LOGMERGE_PARTITIONS: '2', LOGMERGE_PART_BYTES: '16384' }
 
 const KILLED_RUNS = [
@@ -246,11 +246,11 @@ describe.each(KILLED_RUNS)('--once --order time killed and run again, reader %s'
   })
 })
 
-describe('--once --order time in partitions (once-parallel.ts)', () => {
+describe('--once --order time in partitions (batch/partitioned.ts)', () => {
   /** The same run merged in one thread: the output the partitions must give byte for byte. */
   const single = { LOGMERGE_PARTITIONS: 'off', LOGMERGE_READER_THREAD: 'off' }
 
-  // Both engines that take --order time run the same merge (once-run.ts): checked on both.
+  // Both engines that take --order time run the same merge (engines/batch.ts): checked on both.
   test.for(TIME_ENGINES)(
     'engine %s, sorted ISO files: many partitions, byte for byte what LC_ALL=C sort -m -s -k1,1 writes',
     async (engine, { tmp }) => {

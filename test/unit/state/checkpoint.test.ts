@@ -17,11 +17,11 @@ import {
   type OutputState,
   planOutput,
   quarantine,
-  type SourceState,
   STATE_FORMAT,
   STATE_VERSION,
   saveState,
 } from '../../../src/state/checkpoint.js'
+import type { SourceState } from '../../../src/tail/source-state.js'
 
 const count = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })
 const stats = fc.record(

@@ -11,13 +11,15 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, beforeEach, expect, test, vi } from 'vitest'
 import { type Level, levelLogger } from '../../../src/log.js'
 import type { Snapshot } from '../../../src/sink/sink.js'
-import { decodeState, type SourceState } from '../../../src/state/checkpoint.js'
+import { decodeState } from '../../../src/state/checkpoint.js'
 import {
+  CHECKPOINT_TIME_SHARE,
   type Checkpointable,
   Checkpointer,
   PUT_OFF_WARN_MS,
   sourcesAt,
 } from '../../../src/state/checkpointer.js'
+import type { SourceState } from '../../../src/tail/source-state.js'
 
 let dir: string
 let statePath: string
@@ -228,6 +230,45 @@ test('start(ms) saves on its own; stop() takes the last checkpoint and no more a
   w.changes++
   await sleep(100)
   expect(w.calls.filter((c) => c === 'snapshot').length).toBe(snapshots)
+})
+
+test('periodic checkpoints that are slow come less often (at most CHECKPOINT_TIME_SHARE of the time); asked-for ones are not put off', async () => {
+  const { w, from } = scriptedWriter()
+  const cp = new Checkpointer(statePath, '/out.log', from, log)
+  w.fsyncDelayMs = 40 // each checkpoint takes >= 40 ms: the next periodic one >= 360 ms after it
+  const ends: number[] = []
+  cp.observe(() => ends.push(performance.now()))
+  const starts: number[] = []
+  const snapshot = from.snapshot
+  from.snapshot = () => {
+    starts.push(performance.now())
+    return snapshot()
+  }
+  cp.start(10)
+  const t0 = performance.now()
+  while (performance.now() - t0 < 1_000) {
+    w.changes++ // always something new to save
+    await sleep(5)
+  }
+  const periodic = starts.length
+  // At a 10 ms interval, 40 ms checkpoints back to back would be ~20 in a second; held to a
+  // tenth of the time, each waits 9 x its duration after the one before: at most 3 (fewer
+  // when a loaded machine stretches them).
+  expect(periodic).toBeGreaterThanOrEqual(1)
+  expect(periodic).toBeLessThanOrEqual(3)
+  for (let i = 1; i < starts.length; i++) {
+    const took = (ends[i - 1] as number) - (starts[i - 1] as number)
+    expect((starts[i] as number) - (ends[i - 1] as number)).toBeGreaterThanOrEqual(
+      took * (1 / CHECKPOINT_TIME_SHARE - 1) - 1,
+    )
+  }
+  // One asked for right after a slow one runs at once.
+  w.changes++
+  const asked = performance.now()
+  await cp.save()
+  expect((starts.at(-1) as number) - asked).toBeLessThan(100)
+  expect(starts.length).toBe(periodic + 1)
+  await cp.stop()
 })
 
 test("sourcesAt: each source at the writer's offset; put off (null) while one is not described yet", () => {

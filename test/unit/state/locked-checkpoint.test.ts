@@ -15,8 +15,9 @@ import { afterEach, beforeEach, expect, test } from 'vitest'
 import { silentLogger } from '../../../src/log.js'
 import { LockedWriter } from '../../../src/sink/locked-writer.js'
 import type { Snapshot } from '../../../src/sink/sink.js'
-import { decodeState, type SourceState } from '../../../src/state/checkpoint.js'
+import { decodeState } from '../../../src/state/checkpoint.js'
 import { Checkpointer, sourcesAt } from '../../../src/state/checkpointer.js'
+import type { SourceState } from '../../../src/tail/source-state.js'
 
 const dist = (p: string) => pathToFileURL(join(import.meta.dirname, '../../../dist', p)).href
 

@@ -20,8 +20,9 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import { type Level, levelLogger } from '../../../src/log.js'
-import { encodeState, type SourceState } from '../../../src/state/checkpoint.js'
+import { encodeState } from '../../../src/state/checkpoint.js'
 import { recover, resumeMark, toRemembered } from '../../../src/state/recover.js'
+import type { SourceState } from '../../../src/tail/source-state.js'
 
 let dir: string
 let out: string

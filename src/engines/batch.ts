@@ -1,0 +1,204 @@
+/**
+ * `--once --order time` on the async and top-down engines: the pull merge of batch/merge.ts
+ * around the event-loop writer and its checkpoints. A module of its own, which engines/index.ts
+ * loads instead of the engine's, so that such a run loads neither the follower (tail-async,
+ * the file table, p-limit) nor the reader threads' pool: start-up is part of a --once run's
+ * time (docs/time-order.md).
+ */
+
+import { OnceTimeMerge, readBytesFor, readerThreadChoice } from '../batch/merge.js'
+import {
+  mergePartitioned,
+  PartThreads,
+  partBytesFor,
+  partitionThreadsFor,
+} from '../batch/partitioned.js'
+import type { Plan } from '../batch/plan.js'
+import { releasePrestarted } from '../batch/prestart.js'
+import type { Config } from '../config.js'
+import { Labels } from '../format/labels.js'
+import { collectGarbage } from '../gc.js'
+import type { Logger } from '../log.js'
+import { ProgressBar, wantsProgress } from '../progress/bar.js'
+import type { LoopWriter } from '../sink/loop-writer.js'
+import { recover } from '../state/recover.js'
+import { scanInputs } from '../tail/discovery.js'
+import type { EngineContext, EngineResult } from './engine.js'
+import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
+import { timestampOptions } from './output-chain.js'
+
+export async function runOnceTime({
+  config,
+  log,
+  stop,
+  events,
+}: EngineContext): Promise<EngineResult> {
+  const recovered = config.statePath
+    ? await recover(config.statePath, config.output, log)
+    : { sources: [], previousStart: null }
+  const output = await LoopOutput.open(config, log)
+  const writer = output.fileWriter
+  const exclude = config.output === '-' ? undefined : config.output
+  const paths = await scanInputs(config.inputs, exclude)
+  const labels = new Labels(config.labels ?? {})
+  labels.addInitial(paths)
+  const progress = wantsProgress(config) ? new ProgressBar() : null
+  /** Both merges report input bytes done of the total, and records written. */
+  const onProgress = progress
+    ? (done: number, total: number, records: number) => {
+        progress.total = total
+        progress.update(done, records)
+      }
+    : undefined
+  const merge = new OnceTimeMerge({
+    paths,
+    from: config.from,
+    maxLineBytes: config.maxLineBytes,
+    readChunkBytes: config.readChunkBytes,
+    format: config.format ?? 'raw',
+    labels,
+    timestampFormat: config.timestampFormat,
+    zone: timestampOptions(config).zone,
+    resume: recovered.sources,
+    log,
+    readerThread: readerThreadChoice(),
+    onProgress,
+  })
+  const checkpoints = loopCheckpointer(config, writer, (offsets) => merge.checkpoint(offsets), log)
+  output.checkpoints = checkpoints
+  const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
+  let late = 0
+  try {
+    try {
+      merge.open(writer)
+      await checkpoints?.save()
+      checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
+      // The merge stops on SIGTERM/SIGINT, and when the output has failed for good (nothing
+      // more can be written: merging on would only waste the time until it is reported).
+      const signal = AbortSignal.any([stop, output.failed])
+      const parts = await mergeInPartitions(merge, writer, config, log, signal, onProgress)
+      late = parts.late
+      const finished = parts.finished ?? (await merge.run(writer, signal))
+      if (!finished && !output.fatal) stoppedEarly(config.statePath, log)
+    } finally {
+      await merge.close()
+      // The merge did not want the reader thread started for it (small, partitioned, stopped).
+      if (await releasePrestarted()) {
+        log.debug('--once --order time: the reader thread started with the process was not needed')
+      }
+    }
+    progress?.finish()
+    late += merge.late
+    if (late > 0) {
+      log.info(
+        `--order time: ${late} records came after a later one (their file's own times go back)`,
+      )
+    }
+    await writer.drain()
+    if (!output.fatal) await checkpoints?.stop()
+  } finally {
+    stopReopening()
+    await writer.close()
+  }
+  if (output.fatal) throw output.fatal
+  return { unreadable: merge.unreadable }
+}
+
+/** More files than this: no partitions (see mergeInPartitions). */
+const PARTITION_MAX_FILES = 64
+
+/** What each partition thread's reads ask for (its slots: 2 per file, made per partition). */
+const PART_READ_BYTES = 256 * 1024
+
+/**
+ * The partitioned merge (batch/partitioned.ts), when the machine and the inputs allow it: returns
+ * `finished` (true: all written; false: stopped), or undefined when the single merge is to do
+ * the rest (no plan, or a partition it could not take), set to go on where the partitions
+ * ended.
+ */
+async function mergeInPartitions(
+  merge: OnceTimeMerge,
+  writer: LoopWriter,
+  config: Config,
+  log: Logger,
+  stop: AbortSignal,
+  onProgress: ((done: number, total: number, records: number) => void) | undefined,
+): Promise<{ finished?: boolean; late: number }> {
+  const sources = merge.planSources
+  const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.start), 0)
+  const threads = partitionThreadsFor(total)
+  if (threads < 2 || sources.length < 2) return { late: 0 }
+  // json writes a record longer than the merge joins (1 MiB) or holds (8 MiB) as several
+  // objects, cut where its reads happen to end: partitions read from other places.
+  // Many files: each thread's read slots would take as much memory as the single merge's.
+  if (config.format === 'json' || sources.length > PARTITION_MAX_FILES) {
+    log.debug(
+      `--once --order time: no partitions (${config.format === 'json' ? '--format json' : `more than ${PARTITION_MAX_FILES} files`}); one merge`,
+    )
+    return { late: 0 }
+  }
+  const zone = timestampOptions(config).zone
+  const planStart = performance.now()
+  let plan: Plan | null
+  try {
+    const { planPartitions } = await import('../batch/plan.js')
+    plan = planPartitions(sources, {
+      readBytes: readBytesFor(config.readChunkBytes, sources.length),
+      maxLineBytes: config.maxLineBytes,
+      ...(config.timestampFormat === undefined ? {} : { timestampFormat: config.timestampFormat }),
+      ...(zone === undefined ? {} : { zone }),
+      partBytes: partBytesFor(),
+    })
+  } catch (err) {
+    // A read error while planning: the single merge reads and reports it.
+    log.debug(`--once --order time: no partitions (${(err as Error).message}); one merge`)
+    plan = null
+  }
+  if (plan === null || plan.partitions.length < 2) {
+    log.debug('--once --order time: no partitions (see batch/plan.ts); one merge')
+    return { late: 0 }
+  }
+  // Only now: a thread terminated while it still loads its modules risks the crash that
+  // PartThreads.close avoids for threads at work (and without a plan none is needed).
+  const pool = new PartThreads(threads, {
+    format: config.format ?? 'raw',
+    maxLineBytes: config.maxLineBytes,
+    readChunkBytes: PART_READ_BYTES,
+    ...(zone === undefined ? {} : { zone }),
+  })
+  log.debug(
+    `--once --order time: ${total} bytes in ${plan.partitions.length} partitions, ${threads} threads (planned in ${Math.round(performance.now() - planStart)} ms)`,
+  )
+  const result = await mergePartitioned(writer, {
+    plan,
+    sources,
+    threads: pool,
+    log,
+    stop,
+    onProgress,
+  })
+  if (result.outcome === 'fallback') {
+    const at = plan.partitions[result.at]
+    if (at !== undefined) merge.resumeAt(at.starts, plan.formats, result.maxWritten)
+    return { late: result.late }
+  }
+  collectGarbage() // gc.ts
+  return { finished: result.outcome === 'finished', late: result.late }
+}
+
+/**
+ * Stopped by SIGTERM/SIGINT before the end: the output holds a prefix of the merge, in whole
+ * records. With a state file a rerun with the same one writes the rest (the final checkpoint
+ * records exactly what was written); without, the user should know the output is partial.
+ */
+function stoppedEarly(statePath: string | null, log: Logger): void {
+  if (statePath) {
+    log.info(
+      `stopped before the end of the merge; run again with --state ${statePath} to finish it`,
+    )
+  } else {
+    log.warn(
+      'stopped before the end of the merge: the output holds only its beginning (with --state FILE a rerun would finish it)',
+    )
+  }
+}

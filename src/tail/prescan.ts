@@ -1,0 +1,290 @@
+/**
+ * Where each file present at start-up begins, decided before anything is read, so the first
+ * checkpoint can record it before the first byte reaches the output. Without this, a process
+ * killed before its first checkpoint would leave bytes in the output that no state accounts for
+ * (read again from the start: duplicates; or, with --from end, skipped: lost).
+ */
+import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { errors, isErrno } from '../errors.js'
+import { closeFd, fstatFd, listDir, openFd, pread, statPath } from './async-fs.js'
+import { FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from './cursor.js'
+import {
+  changedSince,
+  directoryStamp,
+  INPUT_OPEN_FLAGS,
+  SEARCH_ATTEMPTS,
+  statQuietly,
+} from './input-fs.js'
+import { isRotatedSibling, rotationFamily } from './rotation.js'
+import type { SourceState } from './source-state.js'
+import { lineStartBeforeSync } from './start.js'
+
+/**
+ * The sources to resume: the recorded ones, with what prescan found taking the place of a
+ * recorded source of the same identity (a file truncated and rewritten while we were down has
+ * its new first bytes and starts at 0). One entry per identity: with two, the writer kept the
+ * first offset and the checkpoint the last fingerprint, and a kill then resumed the new
+ * content at the old offset (lines lost, one torn; found by the selftest on top-down).
+ */
+export function resumePoints(
+  recorded: readonly SourceState[],
+  found: readonly SourceState[],
+): SourceState[] {
+  const byKey = new Map(recorded.map((s) => [identityKey(s), s]))
+  for (const s of found) byKey.set(identityKey(s), s)
+  return [...byKey.values()]
+}
+
+/** A file prescan opened and left open for the follower, with what it saw of it. */
+export interface KeptOpen {
+  readonly fd: number
+  readonly stats: Stats
+  /** Its first bytes (up to FINGERPRINT_BYTES) when prescan looked. */
+  readonly head: Buffer
+}
+
+/**
+ * Where to leave files open: up to `max` of them go into `files` (path -> the open file), for
+ * the follower to take instead of opening, stat'ing and reading the first bytes again (half
+ * the start-up of 10,000 files). The taker closes what it does not use.
+ */
+export interface KeepOpen {
+  readonly max: number
+  readonly files: Map<string, KeptOpen>
+}
+
+export async function prescan(
+  paths: readonly string[],
+  remembered: readonly SourceState[],
+  from: 'start' | 'end',
+  previousStart: number | null,
+  keep?: KeepOpen,
+): Promise<SourceState[]> {
+  const known = new Map(remembered.map((s) => [identityKey(s), s]))
+  const knownNames = new Set(remembered.map((s) => s.path))
+  const fresh: SourceState[] = []
+  // A file at a name the last run followed, or born since the last run started, is new: all
+  // of it is unread. Only a file we never had a chance to see starts at --from.
+  const isNew = (path: string, st: Stats) =>
+    knownNames.has(path) || (previousStart !== null && st.birthtimeMs > previousStart)
+  const probes = new Array<Probe | null | 'again'>(paths.length)
+  const look = (i: number, k?: KeepOpen) => {
+    const path = paths[i] as string
+    return probe(path, (st) => from === 'end' && !isNew(path, st), k)
+  }
+  for (let i = 0; i < paths.length; i++) {
+    if (i > 0 && i % LOOKS_PER_TURN === 0) await nextTurn()
+    probes[i] = look(i, keep)
+  }
+  // Out of descriptors (a low ulimit -n, other files held): again, none kept.
+  for (const [i, p] of probes.entries()) if (p === 'again') probes[i] = look(i)
+  for (const [i, path] of paths.entries()) {
+    const found = probes[i]
+    if (!found) continue
+    if (found === 'again') throw errors.outOfDescriptors(path)
+    const { st, head, lineStart } = found
+    const key = identityKey(st)
+    const had = known.get(key)
+    if (head === null) {
+      // Cannot be opened now (a mode our user cannot read): recorded all the same, from 0 with
+      // no fingerprint, so that it is read once it can be, wherever it was renamed to. Left out,
+      // a run that never got to open it (its output full, then killed) left no trace of it, and
+      // the next run took it for one seen before (born before the last start): the selftest
+      // lost such generations (336-512 lines). A file we never had a chance to see under
+      // --from end is the exception: where it starts cannot be read.
+      if (!had && (from === 'start' || isNew(path, st))) {
+        fresh.push({ path, dev: st.dev, ino: st.ino, head: '', offset: 0 })
+        known.set(key, fresh[fresh.length - 1] as SourceState)
+      }
+      continue
+    }
+    if (had && headsAgree(Buffer.from(had.head, 'base64'), head)) continue // resumes as recorded
+    const offset = from === 'end' && !isNew(path, st) ? lineStart : 0
+    fresh.push({ path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset })
+    known.set(key, fresh[fresh.length - 1] as SourceState)
+  }
+  if (previousStart !== null)
+    fresh.push(...(await unknownGenerations(paths, known, remembered, previousStart)))
+  return fresh
+}
+
+/**
+ * Files looked at between two turns of the event loop. The looks are synchronous: opening a
+ * local file, its fstat and a 64-byte read take a few microseconds each, while a round trip
+ * through libuv's pool costs the main thread 50-140 µs of CPU (promise, callback, Stats); 10,000
+ * files took 485-810 ms of CPU through the pool and 160-180 ms this way (docs/performance.md,
+ * "The follow path"). A turn every 256 files (a few milliseconds) keeps
+ * signals and timers on time. A file system that hangs (a dead NFS mount) holds the loop here,
+ * as it would have held every thread of the pool.
+ */
+const LOOKS_PER_TURN = 256
+
+/** What prescan needs of a file: its stat, first bytes (null: cannot be opened) and line start. */
+interface Probe {
+  readonly st: Stats
+  readonly head: Buffer | null
+  /** Just after the last newline before its end, when `wantsLineStart` said so (else 0). */
+  readonly lineStart: number
+}
+
+/**
+ * Looks at the regular file at `path`; null when there is none, 'again' when the process is out
+ * of descriptors (not a fault of the file: taking it for unreadable would record it without a
+ * fingerprint). Opened first and stat'ed through the descriptor (the name cannot move on in
+ * between); stat'ed by name only when it cannot be opened, to tell a file we may not read from
+ * no file at all. O_NONBLOCK: a FIFO at an input name does not hold the open.
+ */
+function probe(
+  path: string,
+  wantsLineStart: (st: Stats) => boolean,
+  keep: KeepOpen | undefined,
+): Probe | null | 'again' {
+  let fd: number
+  try {
+    fd = openSync(path, INPUT_OPEN_FLAGS)
+  } catch (err) {
+    if (isErrno(err, 'EMFILE', 'ENFILE')) return 'again'
+    const st = statQuietly(path)
+    return st?.isFile() ? { st, head: null, lineStart: 0 } : null
+  }
+  let kept = false
+  try {
+    const st = fstatSync(fd)
+    if (!st.isFile()) return null
+    const buf = Buffer.alloc(FINGERPRINT_BYTES)
+    const head = buf.subarray(0, readSync(fd, buf, 0, FINGERPRINT_BYTES, 0))
+    const lineStart = wantsLineStart(st) ? lineStartBeforeSync(fd, st.size) : 0
+    if (keep && keep.files.size < keep.max && !keep.files.has(path)) {
+      keep.files.set(path, { fd, stats: st, head })
+      kept = true
+    }
+    return { st, head, lineStart }
+  } finally {
+    if (!kept) closeSync(fd)
+  }
+}
+
+/**
+ * Older generations of the input names that no state knows but that were born after the last
+ * run started: created and rotated away while no checkpoint could record them (a crash loop,
+ * a rotation while stopped). Every byte of them is unread. Needs the file system to record
+ * birth times (ext4, xfs, btrfs do); elsewhere there is nothing to compare and none are found.
+ * A directory that changed under the search (logrotate shifting a.log.1 to a.log.2 meanwhile)
+ * is searched again, at most SEARCH_ATTEMPTS times, as the followers' searches are. Also older
+ * files written since, when they are copies of a recorded source (see searchDir).
+ */
+async function unknownGenerations(
+  names: readonly string[],
+  known: Map<string, SourceState>,
+  remembered: readonly SourceState[],
+  since: number,
+): Promise<SourceState[]> {
+  const found: SourceState[] = []
+  const byDir = new Map<string, Set<string>>()
+  for (const name of names) {
+    const family = byDir.get(dirname(name)) ?? new Set<string>()
+    family.add(name)
+    byDir.set(dirname(name), family)
+  }
+  for (const [dir, family] of byDir) {
+    for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
+      const stamp = directoryStamp(dir)
+      const raced = await searchDir(dir, family, known, remembered, since, found)
+      if (!raced && !changedSince(dir, stamp)) break
+    }
+  }
+  return found
+}
+
+/** One search of `dir` for unknown generations (see unknownGenerations); true if a rename raced it. */
+async function searchDir(
+  dir: string,
+  family: ReadonlySet<string>,
+  known: Map<string, SourceState>,
+  remembered: readonly SourceState[],
+  since: number,
+  found: SourceState[],
+): Promise<boolean> {
+  let raced = false
+  for (const entry of await listDir(dir)) {
+    const path = join(dir, entry)
+    // One family lookup, not a comparison with each name (10,000 names in one directory).
+    if (!family.has(rotationFamily(path)) || !isRotatedSibling(path, rotationFamily(path))) continue
+    const named = await statPath(path).catch(() => null)
+    if (!named?.isFile() || !(bornSince(named, since) || named.mtimeMs > since)) continue
+    let fd: number | null = null
+    try {
+      fd = await openFd(path, INPUT_OPEN_FLAGS)
+    } catch (err) {
+      // Renamed away since the listing: the search is made again, and finds it where it went.
+      if (isErrno(err, 'ENOENT')) {
+        raced = true
+        continue
+      }
+    }
+    let st: Stats = named
+    let head: Buffer = Buffer.alloc(0)
+    if (fd !== null) {
+      try {
+        // As for the names: identity and first bytes from one descriptor, never a mix.
+        st = await fstatFd(fd)
+        const buf = Buffer.alloc(FINGERPRINT_BYTES)
+        head = buf.subarray(0, await pread(fd, buf, 0, FINGERPRINT_BYTES, 0))
+      } finally {
+        await closeFd(fd)
+      }
+      if (!sameIdentity(st, named)) raced = true // another file was renamed to this name
+      if (!st.isFile() || !(bornSince(st, since) || st.mtimeMs > since)) continue
+    } else if (!bornSince(st, since)) continue
+    // One we cannot open (created with a mode our user cannot read, then rotated away) is
+    // recorded all the same, from 0 with no fingerprint: the search beside its name finds it
+    // by identity and reads it once its mode allows. Skipped, it was never read (the
+    // selftest lost such a generation on bottom-up: 214 lines).
+    const had = known.get(identityKey(st))
+    // Known and beginning as recorded: the followers resume it. Known by identity only (its
+    // inode freed and reused by a file born since): another file, all of it unread.
+    if (had && headsAgree(Buffer.from(had.head, 'base64'), head)) continue
+    // A copytruncate copy made before we saw the truncation: it begins as the file we were
+    // reading there did (the same first bytes), and that file's bytes up to our offset are
+    // in the output already: read the copy from there, not again from its start.
+    const original = copiedFrom(path, head, remembered)
+    // Born before, written since: a copy written in place over an older file (fs.copyFileSync
+    // and cp keep the inode of the copy there before), found as the copy it is, or not at all
+    // (an old generation written to late is not a new one). Its birth time being old, it was
+    // left out, and the rest of the generation copied while we were down lost (issue 16: the
+    // in-place copy test with SIGKILLs, 117-2,245 lines).
+    if (!original && !bornSince(st, since)) continue
+    const offset = original ? Math.min(original.offset, st.size) : 0
+    const source = { path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset }
+    const at = found.findIndex((s) => sameIdentity(s, st))
+    if (at >= 0) found[at] = source
+    else found.push(source)
+    known.set(identityKey(st), source)
+  }
+  return raced
+}
+
+/** Born after `since` (ms since epoch); false when the file system records no birth times. */
+const bornSince = (st: Stats, since: number): boolean =>
+  st.birthtimeMs !== 0 && st.birthtimeMs > since
+
+/**
+ * The source a checkpoint recorded in `path`'s rotation family whose (non-empty) first bytes
+ * `head` begins with: `path` is a copy of it. The fingerprint is the only link between a copy
+ * and its original, as when a copy is found while running (see tail-async's #finishFromCopy).
+ */
+function copiedFrom(
+  path: string,
+  head: Buffer,
+  remembered: readonly SourceState[],
+): SourceState | undefined {
+  if (head.length === 0) return undefined // nothing to compare: not known to be a copy
+  return remembered.find(
+    (s) =>
+      s.head !== '' &&
+      isRotatedSibling(path, rotationFamily(s.path)) &&
+      headsAgree(Buffer.from(s.head, 'base64'), head),
+  )
+}

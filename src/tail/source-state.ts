@@ -1,0 +1,19 @@
+/**
+ * Where one source stands: the record the readers report for a checkpoint
+ * (FileTable.checkpoint), the state file keeps (state/checkpoint.ts), and a restart resumes
+ * from (state/recover.ts, tail/prescan.ts). Defined with the readers, which make it, so that
+ * state/ builds on tail/ and not the other way round.
+ */
+import type { SourceStats } from '../sink/sink.js'
+import type { Identity } from './cursor.js'
+
+export interface SourceState extends Identity {
+  /** The name it was last seen under. */
+  readonly path: string
+  /** Its first bytes (base64), to tell it from a new file that reuses the inode. */
+  readonly head: string
+  /** Every byte before this offset is in the output; the rest is read again. */
+  readonly offset: number
+  /** How it was doing at the checkpoint (for `logmerge status`; not used to resume). */
+  readonly stats?: SourceStats
+}
