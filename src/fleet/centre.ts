@@ -2,7 +2,7 @@
  * The centre (a nats:// input): reads the stream in order and writes every host's lines into
  * one output file, exactly once, on the event loop. The pieces are the ones a local run uses:
  * the event-loop writer, and in front of it the time-order merge or the formatter
- * (engines/output.ts); the stream is read in order by stream-reader.ts, the applier
+ * (engines/output-chain.ts); the stream is read in order by stream-reader.ts, the applier
  * (applier.ts) decides what of each message to write, and a checkpoint (centre-checkpoint.ts)
  * records the output with the stream position to read again from (centre-recover.ts: start).
  *
