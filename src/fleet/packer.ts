@@ -167,12 +167,9 @@ export class Packer {
     return true
   }
 
-  /**
-   * The next message to send; with `partial`, the open batch is sealed for it if nothing else
-   * waits (without, only a batch that filled up is sent: see Sender.pump).
-   */
-  peek(partial = true): Sent | undefined {
-    if (this.#ready.length === 0 && partial) this.seal()
+  /** The next message to send, sealing the open batch if nothing else waits. */
+  peek(): Sent | undefined {
+    if (this.#ready.length === 0) this.seal()
     return this.#ready[0]
   }
 

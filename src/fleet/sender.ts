@@ -27,14 +27,6 @@ import { ensureStream } from './stream.js'
 
 /** Messages sent and not yet acknowledged, at most. */
 export const WINDOW = 32
-/**
- * A message that is not full is sent only while fewer than this are in flight: lines that come
- * while the stream acknowledges the last ones gather into one message (as Nagle's algorithm
- * gathers bytes). An idle host sends a line at once; a busy one sends full messages, so the
- * stream holds few messages per byte (its limit is a message count: see stream.ts) and every
- * part of the path handles fewer, larger messages.
- */
-const PARTIAL_WINDOW = 2
 const PUBLISH_TIMEOUT_MS = 10_000
 const FIRST_BACKOFF_MS = 100
 const MAX_BACKOFF_MS = 5000
@@ -143,7 +135,7 @@ export class Sender {
   pump(): void {
     if (this.#stopped || this.#troubled !== null) return
     while (this.#inflight.length < WINDOW) {
-      const next = this.#packer.peek(this.#inflight.length < PARTIAL_WINDOW)
+      const next = this.#packer.peek()
       if (next === undefined) break
       if (next.needs > this.#hooks.savedVersion()) {
         this.#awaitCheckpoint()

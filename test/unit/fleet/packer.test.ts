@@ -14,7 +14,7 @@ const gen: Generation = {
 const acked = (offset: number): Acked => ({ offset, head: undefined, stats: undefined, gen: 'r.0' })
 
 describe('packer', () => {
-  test('lines gather in the open message until it is sealed; peek(false) takes only full ones', () => {
+  test('blocks queued in a turn go out as one message, each a segment with its file range', () => {
     const p = new Packer('web-1', 'r')
     let at = 0
     for (let i = 0; i < 10; i++) {
@@ -22,24 +22,27 @@ describe('packer', () => {
       p.append(gen, block, [], at, '1:1', acked(at + block.length), 0)
       at += block.length
     }
-    expect(p.peek(false)).toBeUndefined() // not full: waits while messages are in flight
     const m = p.peek()
-    expect(m).toBeDefined()
     const { meta, data } = decodeBatch((m as NonNullable<typeof m>).payload)
     expect(data.toString()).toBe(Array.from({ length: 10 }, (_, i) => `line ${i}\n`).join(''))
     expect(meta.s).toHaveLength(10)
     expect(meta.s.at(-1)).toMatchObject({ g: 'r.0', e: at })
+    expect(m?.effects.at(-1)).toMatchObject({ kind: 'mark', acked: { offset: at } })
   })
 
-  test('a message that fills up is sealed and taken without waiting', () => {
+  test('more than a message holds is cut at a line end; the pieces carry the offsets they end at', () => {
     const p = new Packer('web-1', 'r')
     const line = `${'x'.repeat(999)}\n`
     const block = Buffer.from(line.repeat(Math.ceil((MAX_LINE_BYTES * 1.5) / 1000)))
     p.append(gen, block, [], 0, '1:1', acked(block.length), 0)
-    const first = p.peek(false)
-    expect(first).toBeDefined()
+    const first = p.peek() as NonNullable<ReturnType<Packer['peek']>>
     p.shift()
-    expect(p.peek(false)).toBeUndefined() // the rest is not a full message yet
-    expect(p.busy()).toBe(true)
+    const second = p.peek() as NonNullable<ReturnType<Packer['peek']>>
+    const a = decodeBatch(first.payload)
+    const b = decodeBatch(second.payload)
+    expect(a.data.length % 1000).toBe(0)
+    expect(a.data.length + b.data.length).toBe(block.length)
+    expect(b.meta.s[0]).toMatchObject({ s: a.data.length, e: block.length })
+    expect(first.effects[0]).toMatchObject({ acked: { offset: a.data.length } })
   })
 })
