@@ -15,8 +15,8 @@ import { Discovery, scanInputs } from '../tail/discovery.js'
 import { type KeepOpen, prescan, resumePoints } from '../tail/prescan.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import { outputChain } from './output-chain.js'
+import { openLoopOutput } from './output-wiring.js'
 import { loopView } from './view.js'
 
 export async function runAsync({
@@ -29,7 +29,7 @@ export async function runAsync({
   const recovered = config.statePath
     ? await recover(config.statePath, config.output, log)
     : { sources: [], previousStart: null }
-  const output = await LoopOutput.open(config, log)
+  const output = await openLoopOutput(config, log)
   const writer = output.writer
   const chain = outputChain(config, writer)
   const progress = wantsProgress(config) ? new ProgressBar() : null
@@ -46,15 +46,9 @@ export async function runAsync({
     onSource: (file) => chain.opened(file.key, file.path),
     onRelease: (file) => chain.released(file.key),
   })
-  const checkpoints = loopCheckpointer(
-    config,
-    writer,
-    (offsets) => follower.checkpoint(offsets),
-    log,
-  )
-  output.checkpoints = checkpoints
+  const checkpoints = output.checkpointer(config, (offsets) => follower.checkpoint(offsets), log)
   observe?.(loopView(writer, follower, checkpoints))
-  const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
+  const stopReopening = output.reopenOnRequest(events, config.output, log)
   const exclude = config.output === '-' ? undefined : config.output
   /** Files prescan leaves open for the start-up pass (see KeepOpen). */
   const kept: KeepOpen = { max: follower.openBudget, files: new Map() }

@@ -24,8 +24,8 @@ import type { LoopWriter } from '../sink/loop-writer.js'
 import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/discovery.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import { timestampOptions } from './output-chain.js'
+import { openLoopOutput } from './output-wiring.js'
 
 export async function runOnceTime({
   config,
@@ -36,7 +36,7 @@ export async function runOnceTime({
   const recovered = config.statePath
     ? await recover(config.statePath, config.output, log)
     : { sources: [], previousStart: null }
-  const output = await LoopOutput.open(config, log)
+  const output = await openLoopOutput(config, log)
   const writer = output.writer
   const exclude = config.output === '-' ? undefined : config.output
   const paths = await scanInputs(config.inputs, exclude)
@@ -64,9 +64,8 @@ export async function runOnceTime({
     readerThread: readerThreadChoice(),
     onProgress,
   })
-  const checkpoints = loopCheckpointer(config, writer, (offsets) => merge.checkpoint(offsets), log)
-  output.checkpoints = checkpoints
-  const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
+  const checkpoints = output.checkpointer(config, (offsets) => merge.checkpoint(offsets), log)
+  const stopReopening = output.reopenOnRequest(events, config.output, log)
   let late = 0
   try {
     try {
