@@ -17,8 +17,8 @@ import type Pool from 'worker-threads-pool'
 import { LogmergeError, rebuildError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
-import type { TableSummary } from '../tail/file-table.js'
 import type { SourceState } from '../tail/source-state.js'
+import type { TableSummary } from '../tail/tracked.js'
 import {
   ASLEEP,
   CONTROL_BYTES,

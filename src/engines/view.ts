@@ -6,8 +6,8 @@
 import type { LockedWriter } from '../sink/locked-writer.js'
 import type { LoopWriter } from '../sink/loop-writer.js'
 import type { Checkpointer } from '../state/checkpointer.js'
-import type { TableSummary } from '../tail/file-table.js'
 import type { SourceState } from '../tail/source-state.js'
+import type { TableSummary } from '../tail/tracked.js'
 import { type EngineView, pathsOf } from './engine.js'
 
 /** How long a scrape waits for a reader thread's summary before it uses the last one. */

@@ -14,9 +14,9 @@ import { levelLogger } from '../log.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import { toRemembered } from '../state/recover.js'
-import type { Tracked } from '../tail/file-table.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
+import type { Tracked } from '../tail/tracked.js'
 import { ASLEEP, type FromWorker, type ToWorker, WAKE, type WorkerInit } from './protocol.js'
 
 const init = workerData as WorkerInit

@@ -7,8 +7,8 @@ import { statSync, truncateSync } from 'node:fs'
 import type { Logger } from '../log.js'
 import type { SourceMark, SourceStats } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
-import type { RememberedSource } from '../tail/file-table.js'
 import type { SourceState } from '../tail/source-state.js'
+import type { RememberedSource } from '../tail/tracked.js'
 import { loadState, planOutput, quarantine } from './checkpoint.js'
 
 export async function recover(statePath: string, output: string, log: Logger): Promise<Recovered> {

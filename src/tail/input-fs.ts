@@ -4,7 +4,7 @@
  * sweeps (an error there is the name's business, reported when the name is looked at properly).
  */
 import { constants, type Stats, statSync } from 'node:fs'
-import { BIRTH_CLOCK_SLACK_MS } from './file-table.js'
+import { BIRTH_CLOCK_SLACK_MS } from './generation-rules.js'
 
 /**
  * Read-only and non-blocking: opening a FIFO for reading otherwise waits for a writer, forever

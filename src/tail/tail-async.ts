@@ -24,20 +24,8 @@ import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { forEachLimited } from './each.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
-import {
-  FileTable,
-  grewSince,
-  MISSING_SCAN_SWEEPS,
-  markOf,
-  type NameSet,
-  openedFile,
-  type RememberedSource,
-  type SearchHow,
-  stillHolds,
-  sweepBudget,
-  type TableSummary,
-  type Tracked,
-} from './file-table.js'
+import { FileTable, sweepBudget } from './file-table.js'
+import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
 import {
   changedSince,
   directoryStamp,
@@ -52,6 +40,15 @@ import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import type { SourceState } from './source-state.js'
 import { lineStartBefore } from './start.js'
+import {
+  grewSince,
+  markOf,
+  type NameSet,
+  openedFile,
+  type RememberedSource,
+  type TableSummary,
+  type Tracked,
+} from './tracked.js'
 
 export interface FollowOptions {
   /** False for --once: nothing will appear later, so say so differently. */

@@ -19,20 +19,8 @@ import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
-import {
-  FileTable,
-  grewSince,
-  MISSING_SCAN_SWEEPS,
-  markOf,
-  type NameSet,
-  openedFile,
-  type RememberedSource,
-  type SearchHow,
-  stillHolds,
-  sweepBudget,
-  type TableSummary,
-  type Tracked,
-} from './file-table.js'
+import { FileTable, sweepBudget } from './file-table.js'
+import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
 import {
   changedSince,
   directoryStamp,
@@ -45,6 +33,15 @@ import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
 import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
+import {
+  grewSince,
+  markOf,
+  type NameSet,
+  openedFile,
+  type RememberedSource,
+  type TableSummary,
+  type Tracked,
+} from './tracked.js'
 
 /** A writer the blocking shell can call: it returns once the block is taken. */
 export interface SyncSink {

@@ -24,9 +24,10 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import { silentLogger } from '../../../src/log.js'
 import type { SourceMark } from '../../../src/sink/sink.js'
 import { FINGERPRINT_BYTES } from '../../../src/tail/cursor.js'
-import { MISSING_SCAN_SWEEPS, type RememberedSource } from '../../../src/tail/file-table.js'
+import { MISSING_SCAN_SWEEPS } from '../../../src/tail/generation-rules.js'
 import { AsyncFollower } from '../../../src/tail/tail-async.js'
 import { SyncFollower } from '../../../src/tail/tail-sync.js'
+import type { RememberedSource } from '../../../src/tail/tracked.js'
 
 /** What a sink received, in order, and the offsets it was told (as a checkpoint would see). */
 class Recorder {
