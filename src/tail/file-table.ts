@@ -11,45 +11,19 @@
  * When there are more files than descriptors to hold them, the idlest named files are parked:
  * closed, and reopened by name when the name shows a change (see park).
  *
- * The rest is in files of its own, which the table holds and answers for: the rules of the
- * search for rotated, copied and remembered generations (generation-rules.ts, pure functions
- * of this table's entries), what it remembers of truncations (truncations.ts), the start-up
- * names (startup-names.ts) and the faults reported to the operator (input-faults.ts).
+ * The rest is in files of its own, which the table builds on or holds: the entries and their
+ * missing/orphan indexes with parking (file-index.ts), taking over what the generation search
+ * finds (generation-table.ts) by its pure rules (generation-rules.ts) and what is remembered of
+ * truncations (truncations.ts), the start-up names (startup-names.ts) and the faults reported
+ * to the operator (input-faults.ts). This file keeps the names: which file each leads to,
+ * opening them, and what a checkpoint recorded at each.
  */
-import { dirname } from 'node:path'
 import type { Logger } from '../log.js'
 import { Cursor, type Identity, identityKey } from './cursor.js'
-import { FileIndex } from './file-index.js'
-import {
-  type AdoptHow,
-  hitMessage,
-  isCopyOf,
-  isCopyOfFollowed,
-  isNameless,
-  isUnknownGeneration,
-  judgeHit,
-  mayBeCopy,
-  missedTooOften,
-  type Overwritten,
-  overwritten,
-  replacedByStat,
-  type SearchHit,
-  searchHit,
-  wanted,
-} from './generation-rules.js'
+import { GenerationTable } from './generation-table.js'
 import { type FileKind, InputFaults } from './input-faults.js'
-import { rotationFamily } from './rotation.js'
 import { StartupNames } from './startup-names.js'
-import type {
-  FoundStat,
-  NameSet,
-  NameStep,
-  OpenedFile,
-  RememberedSource,
-  TableSummary,
-  Tracked,
-} from './tracked.js'
-import { Truncations } from './truncations.js'
+import type { NameStep, OpenedFile, RememberedSource, TableSummary, Tracked } from './tracked.js'
 
 /**
  * Input names the periodic sweep stats per second at most, over all the readers of a process.
@@ -68,14 +42,11 @@ export const SWEEP_NAMES_PER_SECOND = 50
 export const sweepBudget = (pollMs: number, perSecond = SWEEP_NAMES_PER_SECOND): number =>
   Math.max(1, Math.ceil((perSecond * pollMs) / 1000))
 
-export class FileTable<H> extends FileIndex<H> {
+export class FileTable<H> extends GenerationTable<H> {
   /** Name -> the file a checkpoint recorded there, until the name is first looked at. */
   readonly #recordedAt = new Map<string, string>()
   readonly #startup = new StartupNames()
   readonly #faults = new InputFaults()
-  readonly #cuts = new Truncations()
-  /** Per input name: rotations and copies seen (see TableSummary). */
-  readonly #events = new Map<string, { rotations: number; copies: number }>()
   /**
    * Files a checkpoint recorded: each resumes at its offset when it is found again (under any
    * name) with the same identity and first bytes.
@@ -101,106 +72,6 @@ export class FileTable<H> extends FileIndex<H> {
     return before !== null && before !== (id ? identityKey(id) : null)
   }
 
-  /** See generation-rules.ts for these rules of the generation search. */
-  isUnknownGeneration(path: string, st: FoundStat, names: NameSet, since: number): boolean {
-    return isUnknownGeneration(this.files, path, st, names, since)
-  }
-
-  replacedByStat(
-    known: Tracked<H>,
-    st: { readonly size: number; readonly birthtimeMs?: number },
-  ): boolean {
-    return replacedByStat(known, st)
-  }
-
-  isCopyOfFollowed(path: string, head: Buffer): boolean {
-    return isCopyOfFollowed(this.files, path, head)
-  }
-
-  mayBeCopy(file: Tracked<H>, st: Identity): boolean {
-    return mayBeCopy(this.files, file, st)
-  }
-
-  isCopyOf(file: Tracked<H>, found: OpenedFile): boolean {
-    return isCopyOf(this.files, file, found)
-  }
-
-  overwritten(
-    file: Tracked<H>,
-    head: Buffer,
-    st: { readonly size: number; readonly mtimeMs: number },
-  ): Overwritten {
-    return overwritten(this.files, this.#cuts, file, head, st)
-  }
-
-  wanted(
-    st: Identity & { readonly size: number; readonly birthtimeMs?: number },
-  ): Tracked<H> | undefined {
-    return wanted(this.files, st)
-  }
-
-  searchHit(
-    path: string,
-    st: FoundStat,
-    current: NameSet,
-    unknownSince?: number,
-  ): SearchHit | null {
-    return searchHit(this.files, path, st, current, unknownSince)
-  }
-
-  /** See truncations.ts for what is remembered of truncations. */
-  truncating(file: Tracked<H>): void {
-    this.#cuts.truncating(file)
-  }
-
-  cutOffset(path: string, head: Buffer, mtimeMs: number): number | undefined {
-    return this.#cuts.cutOffset(path, head, mtimeMs)
-  }
-
-  sawWhole(file: Tracked<H>, at: number): void {
-    this.#cuts.sawWhole(file, at)
-  }
-
-  emptied(file: Tracked<H>, otherwise: number): void {
-    this.#cuts.emptied(file, otherwise)
-  }
-
-  generationsToFind(file: Tracked<H>, size: number, at: number): number | undefined {
-    return this.#cuts.generationsToFind(file, size, at)
-  }
-
-  /**
-   * An unknown generation found beside its name (see isUnknownGeneration): read from 0, or from
-   * `offset` (a copy of content read through another file: see cutOffset). Null when another
-   * search adopted it meanwhile (two names' searches can meet one file). An entry of its
-   * identity with no handle and no name is another file's (see adoptHit): replaced.
-   */
-  adoptUnknown(path: string, handle: H, file: OpenedFile, offset = 0): Tracked<H> | null {
-    const known = this.files.get(identityKey(file.identity))
-    if (known !== undefined && (known.handle !== null || !isNameless(known))) return null
-    return this.add(path, this.cursorAt(file.identity, offset, file.head), handle)
-  }
-
-  /**
-   * A copytruncate copy whose rest we read (up to `size`): known from now on, and finished, so a
-   * later search does not take it for an unread generation. It takes the place of an entry of
-   * its identity with no name (the copy before it, written over in place: see isCopyOf), which
-   * is returned as `replaced`: the shell closes its handle, if it has one, and tells the writer
-   * that this identity's offset starts again.
-   */
-  rememberCopy(
-    path: string,
-    identity: Identity,
-    head: Buffer,
-    size: number,
-  ): { copy: Tracked<H>; replaced: Tracked<H> | null } | null {
-    const known = this.files.get(identityKey(identity)) ?? null
-    if (known !== null && !isNameless(known)) return null
-    this.#count(rotationFamily(path)).copies++
-    const copy = this.add(path, this.cursorAt(identity, size, head), null, { finished: true })
-    return { copy, replaced: known }
-  }
-
   /** Where the table stands, for metrics (see TableSummary): one pass over the files. */
   summary(): TableSummary {
     let open = 0
@@ -209,109 +80,7 @@ export class FileTable<H> extends FileIndex<H> {
       if (f.handle !== null) open++
       else if (f.parked) parked++
     }
-    const names = [...this.#events].map(([path, e]) => ({ path, ...e }))
-    return { open, parked, missing: this.#faults.unreadable.size, names }
-  }
-
-  #count(path: string): { rotations: number; copies: number } {
-    let e = this.#events.get(path)
-    if (e === undefined) {
-      e = { rotations: 0, copies: 0 }
-      this.#events.set(path, e)
-    }
-    return e
-  }
-
-  /**
-   * A remembered file last recorded at `path` and not found yet, while the name leads to another
-   * file (`now`): the name moved on without us (rotated between the start-up search and the
-   * first look at the name, or while the file was parked). Its rest must be read before the file
-   * now at `path`, so the shell searches its directory first.
-   */
-  strandedAt(path: string, now: Identity | null): boolean {
-    // The file still at its name is not stranded: the look at the name opens it (searching its
-    // directory for it would open every start-up file at once, as a nameless one).
-    const here = now ? identityKey(now) : null
-    for (const f of this.missingAtPath(path)) if (!f.finished && f.key !== here) return true
-    return false
-  }
-
-  /**
-   * After a periodic scan of `dirs` that found the files `seen` (identity keys): a missing file
-   * there that was not seen in PRUNE_AFTER scans in a row (PRUNE_UNFINISHED_AFTER if it was
-   * never finished) is gone (deleted, compressed) and is dropped, so the state does not grow by
-   * one entry per rotation forever. Several scans, far apart, not one: a file renamed between a
-   * scan's readdir and its stat is missed by that scan (the SIGKILL soak, rotating every 70 ms,
-   * lost a file when the searches made at each rotation counted misses too). Only files
-   * missing when the scan began (`before`, from missingKeys) are judged: one that lost its
-   * name during the scan may have been renamed after the readdir.
-   */
-  settleScan(
-    dirs: ReadonlySet<string>,
-    seen: ReadonlySet<string>,
-    before: ReadonlySet<string>,
-  ): Tracked<H>[] {
-    const dropped: Tracked<H>[] = []
-    for (const f of [...this.missing()]) {
-      if (!dirs.has(dirname(f.path)) || !before.has(f.key)) continue
-      if (seen.has(f.key)) f.missed = 0
-      else if (missedTooOften(f)) {
-        this.files.delete(f.key)
-        this.#cuts.drop(f.key)
-        this.reindex(f)
-        dropped.push(f)
-      }
-    }
-    return dropped
-  }
-
-  /**
-   * Takes over a search hit the shell opened as `handle` (see judgeHit): the file to read from
-   * here, whether it is new to the writer (note it; `replaced`: an entry of its identity was
-   * dropped for it, so the writer must forget that one's offset first), and what to tell the
-   * operator; null when it is not to be read after all (another search took it, its first bytes
-   * differ, or it is a copytruncate copy, which is read from our offset once the truncation is
-   * seen): the shell closes `handle`.
-   */
-  adoptHit(
-    path: string,
-    handle: H,
-    file: OpenedFile,
-    hit: SearchHit,
-    how: AdoptHow = {},
-  ): { file: Tracked<H>; isNew: boolean; replaced: boolean; message: string | null } | null {
-    const verdict = judgeHit(this.files, this.#cuts, path, file, hit, how)
-    if (verdict === null) return null
-    const known = this.files.get(identityKey(file.identity))
-    const was = {
-      known: known !== undefined,
-      finished: known?.finished ?? false,
-      path: known?.path ?? path,
-    }
-    const adopted =
-      verdict.kind === 'resume'
-        ? this.adoptOrphan(path, handle, file)
-        : this.adoptUnknown(path, handle, file, verdict.offset)
-    if (!adopted) return null
-    const unread = file.size > adopted.cursor.offset
-    const message = hitMessage(path, verdict, { ...was, unread })
-    const isNew = verdict.kind === 'new'
-    return { file: adopted, isNew, replaced: isNew && known !== undefined, message }
-  }
-
-  /** A remembered file found under a name no input matches (a rotated sibling): read it out. */
-  adoptOrphan(path: string, handle: H, file: OpenedFile): Tracked<H> | null {
-    const key = identityKey(file.identity)
-    const known = this.files.get(key)
-    if (!known || known.handle !== null || !known.cursor.headMatches(file.head)) return null
-    known.handle = handle
-    known.path = path
-    known.lastActivity = Date.now()
-    known.missed = 0
-    known.finished = false
-    known.closedAt = null
-    this.reindex(known)
-    return known
+    return { open, parked, missing: this.#faults.unreadable.size, names: this.nameEvents() }
   }
 
   /** Names that could not be opened (missing, unreadable, not a file) at their last look. */
@@ -393,10 +162,6 @@ export class FileTable<H> extends FileIndex<H> {
     this.#startup.end()
   }
 
-  isStartupName(path: string): boolean {
-    return this.#startup.has(path)
-  }
-
   /**
    * The name `path` now points to the file with identity `id` (null: to nothing). Returns the
    * file that lost its last name (to be read to its end), if any, and what to do next.
@@ -406,7 +171,7 @@ export class FileTable<H> extends FileIndex<H> {
     const key = id ? identityKey(id) : null
     if (key === prevKey) return { step: key ? { kind: 'same' } : { kind: 'none' }, orphaned: null }
     const orphaned = prevKey ? this.unname(prevKey) : null
-    if (orphaned) this.#count(path).rotations++
+    if (orphaned) this.count(path).rotations++
     this.names.set(path, null)
     if (!key) return { step: { kind: 'none' }, orphaned }
     const known = this.files.get(key)

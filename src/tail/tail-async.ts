@@ -97,7 +97,7 @@ export class AsyncFollower {
   readonly #headSent = new WeakMap<Tracked<unknown>, Buffer>()
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
   #orphansMayGrow = false
-  /** Files born after this are new to this run (see FileTable.isUnknownGeneration). */
+  /** Files born after this are new to this run (see isUnknownGeneration, generation-rules.ts). */
   readonly #startedAt = Date.now()
   #sweeps = 0
   #scanning = false
@@ -166,7 +166,7 @@ export class AsyncFollower {
    * under a name that is not an input name in `current` is read from where it was to its end;
    * one not seen in two scans in a row is dropped from the table (see FileTable.settleScan).
    * With `unknownSince`, older generations of the `current` names born after it that no one has
-   * seen are read too, from their start (see FileTable.isUnknownGeneration).
+   * seen are read too, from their start (see isUnknownGeneration, generation-rules.ts).
    */
   async #scanMissing(
     current: NameSet,
@@ -701,11 +701,11 @@ export class AsyncFollower {
         this.#table.truncating(file)
         const rest = cursor.restart()
         if (rest) await sink.write(rest, markOf(file))
-        this.#table.emptied(file, this.#startedAt)
+        this.#table.truncations.emptied(file, this.#startedAt)
       } else {
-        this.#table.sawWhole(file, lookedAt)
+        this.#table.truncations.sawWhole(file, lookedAt)
       }
-      const since = this.#table.generationsToFind(file, size, lookedAt)
+      const since = this.#table.truncations.generationsToFind(file, size, lookedAt)
       if (since !== undefined) await this.#findSkippedGenerations(file, fh, since, statedAt)
       if (change !== 'idle') await this.#readFrom(fh, file, size)
       this.#table.readWorked(file, log)

@@ -97,7 +97,7 @@ export class SyncFollower {
   readonly #headSent = new WeakMap<Tracked<unknown>, Buffer>()
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
   #orphansMayGrow = false
-  /** Files born after this are new to this run (see FileTable.isUnknownGeneration). */
+  /** Files born after this are new to this run (see isUnknownGeneration, generation-rules.ts). */
   readonly #startedAt = Date.now()
   /** The path being worked on, so a thread that fails can say which file it was at. */
   current: string | null = null
@@ -513,11 +513,11 @@ export class SyncFollower {
         this.#table.truncating(file)
         const rest = cursor.restart()
         if (rest) sink.write(rest, markOf(file))
-        this.#table.emptied(file, this.#startedAt)
+        this.#table.truncations.emptied(file, this.#startedAt)
       } else {
-        this.#table.sawWhole(file, lookedAt)
+        this.#table.truncations.sawWhole(file, lookedAt)
       }
-      const since = this.#table.generationsToFind(file, size, lookedAt)
+      const since = this.#table.truncations.generationsToFind(file, size, lookedAt)
       if (since !== undefined) this.#findSkippedGenerations(file, fd, since, statedAt)
       if (change !== 'idle') this.#readFrom(fd, file, size)
       this.#table.readWorked(file, log)
