@@ -27,14 +27,6 @@ export function statQuietly(path: string): Stats | undefined {
 }
 
 /**
- * How many times a directory search is made again when the directory changed under it (see
- * SearchRace). A rotation renames every generation in a few hundred microseconds; two more
- * looks are enough unless the directory never stops changing, and then the periodic scan and
- * the looks at the names go on finding what is left.
- */
-export const SEARCH_ATTEMPTS = 3
-
-/**
  * What tells a directory search that a rename raced it: the directory's change time moved
  * between its listing and the end of the stats (a generation renamed after the readdir may have
  * been stat'ed under no name at all), or a file opened after its stat is not the file that was

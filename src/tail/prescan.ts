@@ -10,13 +10,8 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import { errors, isErrno } from '../errors.js'
 import { closeFd, fstatFd, listDir, openFd, pread, statPath } from './async-fs.js'
 import { FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from './cursor.js'
-import {
-  changedSince,
-  directoryStamp,
-  INPUT_OPEN_FLAGS,
-  SEARCH_ATTEMPTS,
-  statQuietly,
-} from './input-fs.js'
+import { SEARCH_ATTEMPTS } from './generation-search.js'
+import { changedSince, directoryStamp, INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
 import type { SourceState } from './source-state.js'
 import { lineStartBeforeSync } from './start.js'

@@ -26,18 +26,17 @@ import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
+import { CopySearch, MissingScan, SEARCH_ATTEMPTS, type TakenFile } from './generation-search.js'
 import {
   changedSince,
   directoryStamp,
   entriesChangedSince,
   INPUT_OPEN_FLAGS,
-  SEARCH_ATTEMPTS,
   statQuietly,
 } from './input-fs.js'
 import { Pacer } from './pacer.js'
 import type { KeptOpen } from './prescan.js'
 import { readSize } from './read-size.js'
-import { isRotatedSibling, olderFirst } from './rotation.js'
 import type { SourceState } from './source-state.js'
 import { lineStartBefore } from './start.js'
 import {
@@ -174,9 +173,7 @@ export class AsyncFollower {
     how: SearchHow = {},
     attempt = 1,
   ): Promise<void> {
-    const found: { path: string; st: Stats }[] = []
-    const seen = new Set<string>()
-    const before = this.#table.missingKeys()
+    const scan = new MissingScan(this.#table, current, dirs, how, attempt)
     const stamps = new Map<string, number>()
     for (const dir of dirs) {
       stamps.set(dir, directoryStamp(dir))
@@ -184,59 +181,48 @@ export class AsyncFollower {
       this.#opts.searchHook?.(dir)
       for (const name of names) {
         const path = join(dir, name)
-        if (how.family !== undefined && !isRotatedSibling(path, how.family)) continue
-        // Input names are the looks' business (searchHit skips them); only a periodic scan
-        // must see every file, to count the missing ones it did not find (see settleScan).
-        if (!how.settle && current.has(path)) continue
+        if (!scan.wants(path)) continue
         const st = await statPath(path).catch(() => null)
-        if (!st?.isFile()) continue
-        if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
-        if (this.#table.searchHit(path, st, current, how.unknownSince)) found.push({ path, st })
+        if (st?.isFile()) scan.saw(path, st)
       }
     }
     // A rename racing the search (see changedSince in input-fs.ts): search again.
-    let raced = [...stamps].some(([dir, stamp]) => changedSince(dir, stamp))
-    // A search made again must not count the same misses twice (see settleScan).
-    const gone = how.settle && attempt === 1 ? this.#table.settleScan(dirs, seen, before) : []
-    for (const file of gone) {
+    if ([...stamps].some(([dir, stamp]) => changedSince(dir, stamp))) scan.dirChanged()
+    for (const file of scan.settle()) {
       this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
       this.#opts.sink.forget?.(file.key)
     }
-    // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
-    for (const { path, st } of found.sort((x, y) =>
-      olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
-    )) {
-      const hit = this.#table.searchHit(path, st, current, how.unknownSince)
-      if (!hit) continue
+    for (const { path, st, hit } of scan.toOpen()) {
       const fh = await this.#openInput(path).catch((err: unknown) => {
-        if (isErrno(err, 'ENOENT')) raced = true // renamed away since the stat
+        scan.openFailed(err)
         return null
       })
       if (!fh) continue
       const opened = await fstatFd(fh)
-      if (!sameIdentity(opened, st)) {
-        raced = true // another file was renamed to this name since the stat
+      if (!scan.isStated(st, opened)) {
         await this.#closeInput(fh)
         continue
       }
       const head = await readHead(fh).catch(() => Buffer.alloc(0))
-      const taken = this.#table.adoptHit(path, fh, openedFile(opened, head), hit, {
-        ...how,
-        current,
-      })
+      const taken = scan.take(path, fh, openedFile(opened, head), hit)
       if (!taken) {
         await this.#closeInput(fh)
         continue
       }
-      if (taken.replaced) this.#opts.sink.forget?.(taken.file.key)
-      if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
-      if (taken.message) this.#opts.log.info(taken.message)
-      this.#tellSource(taken.file)
-      // Open without a name: its writer may not have reopened yet (see changed()).
-      this.#orphansMayGrow = true
+      this.#tellTaken(taken)
       await this.#pump(taken.file)
     }
-    if (raced && attempt < SEARCH_ATTEMPTS) await this.#scanMissing(current, dirs, how, attempt + 1)
+    if (scan.again()) await this.#scanMissing(current, dirs, how, attempt + 1)
+  }
+
+  /** A file a search took over: the writer, the operator and the owner are told (see TakenFile). */
+  #tellTaken(taken: TakenFile<number>): void {
+    if (taken.forget !== null) this.#opts.sink.forget?.(taken.forget)
+    if (taken.note !== null) this.#opts.sink.note?.(taken.note)
+    if (taken.message) this.#opts.log.info(taken.message)
+    this.#tellSource(taken.file)
+    // Open without a name: its writer may not have reopened yet (see changed()).
+    this.#orphansMayGrow = true
   }
 
   /**
@@ -744,66 +730,52 @@ export class AsyncFollower {
    * written between logrotate's copy and its truncate are in neither file: lost by logrotate.)
    */
   async #finishFromCopy(file: File, attempt = 1): Promise<void> {
-    const cursor = file.cursor
-    if (cursor.head.length === 0) return
+    const search = new CopySearch(this.#table, file, attempt)
+    if (!search.wanted) return
     const dir = dirname(file.path)
     const stamp = directoryStamp(dir)
     const names = await listDir(dir)
     this.#opts.searchHook?.(dir)
-    let raced = false
     for (const name of names) {
       const path = join(dir, name)
-      if (!isRotatedSibling(path, file.path)) continue
+      if (!search.wants(path)) continue
       const st = await statPath(path).catch(() => null)
-      if (!st?.isFile() || !this.#table.mayBeCopy(file, st)) continue
+      if (!st?.isFile() || !search.mayBe(st)) continue
       const fh = await this.#openInput(path).catch(() => null)
       if (!fh) {
-        raced = true // renamed away since the listing (or unreadable: one more look is cheap)
+        search.openFailed()
         continue
       }
       try {
-        // The file opened, not the one stat'ed: a rotation may have renamed another one here.
         const opened = await fstatFd(fh)
-        if (!sameIdentity(opened, st)) {
-          raced = true
-          continue
-        }
-        if (!this.#table.isCopyOf(file, openedFile(opened, await readHead(fh)))) continue
+        if (!search.isStated(st, opened)) continue
+        if (!search.isCopy(openedFile(opened, await readHead(fh)))) continue
         // Still open, being read to its end as a rotated file when the copy was written over
         // it: its partial line first; the entry is replaced below. One being read now finds
         // itself written over (see FileTable.overwritten) and reads on from our offset.
-        const held = this.#table.files.get(identityKey(opened))
-        if (held?.handle != null) {
+        const held = search.held(opened)
+        if (held) {
           if (this.#pumps.has(held)) continue
           const rest = held.cursor.flush()
           if (rest) await this.#opts.sink.write(rest, markOf(held))
         }
-        // A copy shorter than our offset: the lines written between logrotate's copy and its
-        // truncate were read from the file itself. Nothing to read; it is still remembered.
-        if (opened.size > cursor.offset) {
-          this.#opts.log.info(
-            `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
-          )
+        const message = search.restMessage(path, opened.size)
+        if (message) {
+          this.#opts.log.info(message)
           await this.#readFrom(fh, file, opened.size)
         }
-        const copy = this.#table.rememberCopy(path, opened, await readHead(fh), opened.size)
-        // Checkpointed as read to its end: a restart must not take it for a new generation.
-        // The copy before it, written over in place, leaves the writer's offsets first.
+        const copy = search.recorded(path, openedFile(opened, await readHead(fh)))
         if (copy) {
-          if (copy.replaced?.handle != null) void this.#release(copy.replaced, false)
-          if (copy.replaced) this.#opts.sink.forget?.(copy.copy.key)
-          this.#announce(copy.copy)
+          if (copy.release) void this.#release(copy.release, false)
+          if (copy.forget !== null) this.#opts.sink.forget?.(copy.forget)
+          this.#announce(copy.announce)
         }
         return
       } finally {
         await this.#closeInput(fh)
       }
     }
-    // Not found while rotations renamed files under the search (the selftest's copy was shifted
-    // to the next number between the listing and its look, and 8 of its lines lost): again.
-    if ((raced || changedSince(dir, stamp)) && attempt < SEARCH_ATTEMPTS) {
-      await this.#finishFromCopy(file, attempt + 1)
-    }
+    if (search.again(() => changedSince(dir, stamp))) await this.#finishFromCopy(file, attempt + 1)
   }
 
   /** A nameless file has been quiet long enough: one last read, then flush and close. */

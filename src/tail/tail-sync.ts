@@ -21,17 +21,16 @@ import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
+import { CopySearch, MissingScan, SEARCH_ATTEMPTS, type TakenFile } from './generation-search.js'
 import {
   changedSince,
   directoryStamp,
   entriesChangedSince,
   INPUT_OPEN_FLAGS,
-  SEARCH_ATTEMPTS,
   statQuietly,
 } from './input-fs.js'
 import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
-import { isRotatedSibling, olderFirst } from './rotation.js'
 import { lineStartBeforeSync } from './start.js'
 import {
   grewSince,
@@ -138,9 +137,7 @@ export class SyncFollower {
     how: SearchHow = {},
     attempt = 1,
   ): void {
-    const found: { path: string; st: Stats }[] = []
-    const seen = new Set<string>()
-    const before = this.#table.missingKeys()
+    const scan = new MissingScan(this.#table, current, dirs, how, attempt)
     const stamps = new Map<string, number>()
     for (const dir of dirs) {
       stamps.set(dir, directoryStamp(dir))
@@ -151,39 +148,26 @@ export class SyncFollower {
       this.#opts.searchHook?.(dir)
       for (const name of names) {
         const path = join(dir, name)
-        if (how.family !== undefined && !isRotatedSibling(path, how.family)) continue
-        // Input names are the looks' business (searchHit skips them); only a periodic scan
-        // must see every file, to count the missing ones it did not find (see settleScan).
-        if (!how.settle && current.has(path)) continue
+        if (!scan.wants(path)) continue
         const st = statQuietly(path)
-        if (!st?.isFile()) continue
-        if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
-        if (this.#table.searchHit(path, st, current, how.unknownSince)) found.push({ path, st })
+        if (st?.isFile()) scan.saw(path, st)
       }
     }
-    let raced = [...stamps].some(([dir, stamp]) => changedSince(dir, stamp))
-    // A search made again must not count the same misses twice (see settleScan).
-    const gone = how.settle && attempt === 1 ? this.#table.settleScan(dirs, seen, before) : []
-    for (const file of gone) {
+    if ([...stamps].some(([dir, stamp]) => changedSince(dir, stamp))) scan.dirChanged()
+    for (const file of scan.settle()) {
       this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
       this.#opts.sink.forget?.(file.key)
     }
-    // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
-    for (const { path, st } of found.sort((x, y) =>
-      olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
-    )) {
-      const hit = this.#table.searchHit(path, st, current, how.unknownSince)
-      if (!hit) continue
+    for (const { path, st, hit } of scan.toOpen()) {
       let fd: number
       try {
         fd = this.#openInput(path)
       } catch (err) {
-        if (isErrno(err, 'ENOENT')) raced = true // renamed away since the stat
+        scan.openFailed(err)
         continue
       }
       const opened = fstatSync(fd)
-      if (!sameIdentity(opened, st)) {
-        raced = true // another file was renamed to this name since the stat
+      if (!scan.isStated(st, opened)) {
         this.#closeInput(fd)
         continue
       }
@@ -193,23 +177,25 @@ export class SyncFollower {
       } catch {
         head = Buffer.alloc(0)
       }
-      const taken = this.#table.adoptHit(path, fd, openedFile(opened, head), hit, {
-        ...how,
-        current,
-      })
+      const taken = scan.take(path, fd, openedFile(opened, head), hit)
       if (!taken) {
         this.#closeInput(fd)
         continue
       }
-      if (taken.replaced) this.#opts.sink.forget?.(taken.file.key)
-      if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
-      if (taken.message) this.#opts.log.info(taken.message)
-      this.#tellSource(taken.file)
-      // Open without a name: its writer may not have reopened yet (see changed()).
-      this.#orphansMayGrow = true
+      this.#tellTaken(taken)
       this.#readNew(taken.file)
     }
-    if (raced && attempt < SEARCH_ATTEMPTS) this.#scanMissing(current, dirs, how, attempt + 1)
+    if (scan.again()) this.#scanMissing(current, dirs, how, attempt + 1)
+  }
+
+  /** A file a search took over: the writer, the operator and the owner are told (see TakenFile). */
+  #tellTaken(taken: TakenFile<number>): void {
+    if (taken.forget !== null) this.#opts.sink.forget?.(taken.forget)
+    if (taken.note !== null) this.#opts.sink.note?.(taken.note)
+    if (taken.message) this.#opts.log.info(taken.message)
+    this.#tellSource(taken.file)
+    // Open without a name: its writer may not have reopened yet (see changed()).
+    this.#orphansMayGrow = true
   }
 
   /**
@@ -575,8 +561,8 @@ export class SyncFollower {
 
   /** copytruncate: finish from logrotate's copy first (see tail-async.ts). */
   #finishFromCopy(file: File, attempt = 1): void {
-    const cursor = file.cursor
-    if (cursor.head.length === 0) return
+    const search = new CopySearch(this.#table, file, attempt)
+    if (!search.wanted) return
     const dir = dirname(file.path)
     const stamp = directoryStamp(dir)
     let names: string[] = []
@@ -584,58 +570,45 @@ export class SyncFollower {
       names = readdirSync(dir)
     } catch {}
     this.#opts.searchHook?.(dir)
-    let raced = false
     for (const name of names) {
       const path = join(dir, name)
-      if (!isRotatedSibling(path, file.path)) continue
+      if (!search.wants(path)) continue
       const st = statQuietly(path)
-      if (!st?.isFile() || !this.#table.mayBeCopy(file, st)) continue
+      if (!st?.isFile() || !search.mayBe(st)) continue
       let fd: number
       try {
         fd = this.#openInput(path)
       } catch {
-        raced = true // renamed away since the listing (or unreadable: one more look is cheap)
+        search.openFailed()
         continue
       }
       try {
-        // The file opened, not the one stat'ed: see tail-async's #finishFromCopy.
         const opened = fstatSync(fd)
-        if (!sameIdentity(opened, st)) {
-          raced = true
-          continue
-        }
-        if (!this.#table.isCopyOf(file, openedFile(opened, readHead(fd)))) continue
-        // Still open, being read to its end as a rotated file when the copy was written over
-        // it: its partial line first; the entry is replaced below.
-        const held = this.#table.files.get(identityKey(opened))
-        if (held?.handle != null) {
+        if (!search.isStated(st, opened)) continue
+        if (!search.isCopy(openedFile(opened, readHead(fd)))) continue
+        // Still open, being read to its end as a rotated file: see tail-async's #finishFromCopy.
+        const held = search.held(opened)
+        if (held) {
           const rest = held.cursor.flush()
           if (rest) this.#opts.sink.write(rest, markOf(held))
         }
-        // A copy shorter than our offset: see tail-async's #finishFromCopy.
-        if (opened.size > cursor.offset) {
-          this.#opts.log.info(
-            `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
-          )
+        const message = search.restMessage(path, opened.size)
+        if (message) {
+          this.#opts.log.info(message)
           this.#readFrom(fd, file, opened.size)
         }
-        const copy = this.#table.rememberCopy(path, opened, readHead(fd), opened.size)
-        // Checkpointed as read to its end: a restart must not take it for a new generation.
-        // The copy before it, written over in place, leaves the writer's offsets first.
+        const copy = search.recorded(path, openedFile(opened, readHead(fd)))
         if (copy) {
-          if (copy.replaced?.handle != null) this.#release(copy.replaced, false)
-          if (copy.replaced) this.#opts.sink.forget?.(copy.copy.key)
-          this.#announce(copy.copy)
+          if (copy.release) this.#release(copy.release, false)
+          if (copy.forget !== null) this.#opts.sink.forget?.(copy.forget)
+          this.#announce(copy.announce)
         }
         return
       } finally {
         this.#closeInput(fd)
       }
     }
-    // Not found while rotations renamed files under the search: again (see tail-async).
-    if ((raced || changedSince(dir, stamp)) && attempt < SEARCH_ATTEMPTS) {
-      this.#finishFromCopy(file, attempt + 1)
-    }
+    if (search.again(() => changedSince(dir, stamp))) this.#finishFromCopy(file, attempt + 1)
   }
 
   #release(file: File, flush: boolean): void {
