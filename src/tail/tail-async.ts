@@ -26,7 +26,7 @@ import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
-import { CopySearch, MissingScan, SEARCH_ATTEMPTS, type TakenFile } from './generation-search.js'
+import { CopySearch, MissingScan, SEARCH_ATTEMPTS } from './generation-search.js'
 import {
   changedSince,
   directoryStamp,
@@ -38,6 +38,7 @@ import { Pacer } from './pacer.js'
 import type { KeptOpen } from './prescan.js'
 import { readSize } from './read-size.js'
 import type { SourceState } from './source-state.js'
+import { SourceTeller } from './source-teller.js'
 import { lineStartBefore } from './start.js'
 import {
   grewSince,
@@ -92,8 +93,8 @@ export class AsyncFollower {
   readonly #nameWork = new Map<string, Promise<void>>()
   readonly #pumps = new Map<File, { running: Promise<void>; again: boolean; later: boolean }>()
   #closed = false
-  /** The fingerprint each file was last told with (see #tellSource). */
-  readonly #headSent = new WeakMap<Tracked<unknown>, Buffer>()
+  /** What the writer and the owner are told about each file. */
+  readonly #teller: SourceTeller
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
   #orphansMayGrow = false
   /** Files born after this are new to this run (see isUnknownGeneration, generation-rules.ts). */
@@ -124,6 +125,7 @@ export class AsyncFollower {
     })
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
+    this.#teller = new SourceTeller(opts.sink, opts.log, opts.onSource)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
     this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
@@ -188,10 +190,7 @@ export class AsyncFollower {
     }
     // A rename racing the search (see changedSince in input-fs.ts): search again.
     if ([...stamps].some(([dir, stamp]) => changedSince(dir, stamp))) scan.dirChanged()
-    for (const file of scan.settle()) {
-      this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
-      this.#opts.sink.forget?.(file.key)
-    }
+    for (const file of scan.settle()) this.#teller.gone(file, dirname(file.path))
     for (const { path, st, hit } of scan.toOpen()) {
       const fh = await this.#openInput(path).catch((err: unknown) => {
         scan.openFailed(err)
@@ -209,43 +208,12 @@ export class AsyncFollower {
         await this.#closeInput(fh)
         continue
       }
-      this.#tellTaken(taken)
+      this.#teller.taken(taken)
+      // Open without a name: its writer may not have reopened yet (see changed()).
+      this.#orphansMayGrow = true
       await this.#pump(taken.file)
     }
     if (scan.again()) await this.#scanMissing(current, dirs, how, attempt + 1)
-  }
-
-  /** A file a search took over: the writer, the operator and the owner are told (see TakenFile). */
-  #tellTaken(taken: TakenFile<number>): void {
-    if (taken.forget !== null) this.#opts.sink.forget?.(taken.forget)
-    if (taken.note !== null) this.#opts.sink.note?.(taken.note)
-    if (taken.message) this.#opts.log.info(taken.message)
-    this.#tellSource(taken.file)
-    // Open without a name: its writer may not have reopened yet (see changed()).
-    this.#orphansMayGrow = true
-  }
-
-  /**
-   * Tells the owner about `file` (reader threads: the main thread keeps what it needs for
-   * checkpoints), again whenever its first bytes grew or changed: a file opened empty must not
-   * stay recorded with an empty fingerprint, which would match whatever replaced it.
-   */
-  #tellSource(file: Tracked<unknown>): void {
-    if (!this.#opts.onSource) return
-    this.#headSent.set(file, file.cursor.head)
-    this.#opts.onSource(file)
-  }
-
-  /** A file newly followed: where it starts goes to the writer (for checkpoints) and the owner. */
-  #announce(file: Tracked<unknown>): void {
-    this.#opts.sink.note?.(markOf(file))
-    this.#tellSource(file)
-  }
-
-  /** After a read: tell again if the fingerprint moved on since it was last told. */
-  #retellIfHeadChanged(file: Tracked<unknown>): void {
-    const sent = this.#headSent.get(file)
-    if (sent !== undefined && sent !== file.cursor.head) this.#tellSource(file)
   }
 
   /**
@@ -555,7 +523,7 @@ export class AsyncFollower {
       this.#table.openFailed(path, named)
       const unopened = this.#table.trackUnopened(path, named, this.#opts.from === 'end')
       if (unopened) {
-        this.#announce(unopened)
+        this.#teller.announce(unopened)
       }
       log.warnOnce(
         `open:${path}`,
@@ -586,7 +554,7 @@ export class AsyncFollower {
       if (file === null) await this.#closeInput(fh)
     }
     if (file !== null) {
-      this.#announce(file)
+      this.#teller.announce(file)
       this.#wake() // it may be parked now
     }
   }
@@ -679,7 +647,7 @@ export class AsyncFollower {
         )
         const rest = cursor.restartAt(over.offset, readHeadNow(fh))
         if (rest) await sink.write(rest, markOf(file))
-        this.#retellIfHeadChanged(file)
+        this.#teller.retellIfHeadChanged(file)
         change = size > over.offset ? 'grown' : 'idle'
       } else if (change === 'truncated') {
         await this.#finishFromCopy(file)
@@ -718,7 +686,7 @@ export class AsyncFollower {
       if (bytesRead === 0) break
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
-      this.#retellIfHeadChanged(file)
+      this.#teller.retellIfHeadChanged(file)
       if (block) await sink.write(block, markOf(file))
       if (bytesRead < want) break
     }
@@ -765,11 +733,8 @@ export class AsyncFollower {
           await this.#readFrom(fh, file, opened.size)
         }
         const copy = search.recorded(path, openedFile(opened, await readHead(fh)))
-        if (copy) {
-          if (copy.release) void this.#release(copy.release, false)
-          if (copy.forget !== null) this.#opts.sink.forget?.(copy.forget)
-          this.#announce(copy.announce)
-        }
+        if (copy?.release) void this.#release(copy.release, false)
+        if (copy) this.#teller.copyRecorded(copy)
         return
       } finally {
         await this.#closeInput(fh)
