@@ -27,7 +27,7 @@ export interface SearchHow {
   readonly family?: string
 }
 
-/** What a directory search found worth reading (see FileTable.searchHit). */
+/** What a directory search found worth reading (see searchHit). */
 export type SearchHit = 'remembered' | 'unknown'
 
 /** How a search hit is taken over (see adoptHit). */

@@ -14,7 +14,7 @@ import { SEARCH_ATTEMPTS } from './generation-search.js'
 import { changedSince, directoryStamp, INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
 import type { SourceState } from './source-state.js'
-import { lineStartBeforeSync } from './start.js'
+import { lineStartBeforeSync } from './from-end.js'
 
 /**
  * The sources to resume: the recorded ones, with what prescan found taking the place of a

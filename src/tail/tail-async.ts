@@ -21,7 +21,7 @@ import {
   statPath,
 } from './async-fs.js'
 import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
-import { forEachLimited } from './each.js'
+import { forEachLimited } from './for-each-limited.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import { FileTable, sweepBudget } from './file-table.js'
@@ -39,7 +39,7 @@ import type { KeptOpen } from './prescan.js'
 import { readSize } from './read-size.js'
 import type { SourceState } from './source-state.js'
 import { SourceTeller } from './source-teller.js'
-import { lineStartBefore } from './start.js'
+import { lineStartBefore } from './from-end.js'
 import {
   grewSince,
   markOf,
@@ -591,7 +591,7 @@ export class AsyncFollower {
 
   /**
    * Copied and truncated again before we read a byte of it: the copies born since `since` first
-   * (see FileTable.generationsToFind), made again while the name's content changes under the
+   * (see Truncations.generationsToFind), made again while the name's content changes under the
    * search (see stillHolds).
    */
   async #findSkippedGenerations(

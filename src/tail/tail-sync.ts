@@ -32,7 +32,7 @@ import {
 import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
 import { SourceTeller } from './source-teller.js'
-import { lineStartBeforeSync } from './start.js'
+import { lineStartBeforeSync } from './from-end.js'
 import {
   grewSince,
   markOf,
@@ -485,7 +485,7 @@ export class SyncFollower {
 
   /**
    * Copied and truncated again before we read a byte of it: the copies born since `since` first
-   * (see FileTable.generationsToFind), made again while the name's content changes under the
+   * (see Truncations.generationsToFind), made again while the name's content changes under the
    * search (see stillHolds).
    */
   #findSkippedGenerations(file: File, fd: number, since: number, statedAt: number): void {
