@@ -10,11 +10,11 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import { errors, isErrno } from '../errors.js'
 import { closeFd, fstatFd, listDir, openFd, pread, statPath } from './async-fs.js'
 import { FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from './cursor.js'
+import { lineStartBeforeSync } from './from-end.js'
 import { SEARCH_ATTEMPTS } from './generation-search.js'
 import { changedSince, directoryStamp, INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
 import type { SourceState } from './source-state.js'
-import { lineStartBeforeSync } from './from-end.js'
 
 /**
  * The sources to resume: the recorded ones, with what prescan found taking the place of a

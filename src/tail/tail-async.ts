@@ -21,10 +21,11 @@ import {
   statPath,
 } from './async-fs.js'
 import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
-import { forEachLimited } from './for-each-limited.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import { FileTable, sweepBudget } from './file-table.js'
+import { forEachLimited } from './for-each-limited.js'
+import { lineStartBefore } from './from-end.js'
 import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
 import { CopySearch, MissingScan, SEARCH_ATTEMPTS } from './generation-search.js'
 import {
@@ -39,7 +40,6 @@ import type { KeptOpen } from './prescan.js'
 import { readSize } from './read-size.js'
 import type { SourceState } from './source-state.js'
 import { SourceTeller } from './source-teller.js'
-import { lineStartBefore } from './from-end.js'
 import {
   grewSince,
   markOf,

@@ -20,6 +20,7 @@ import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import { FileTable, sweepBudget } from './file-table.js'
+import { lineStartBeforeSync } from './from-end.js'
 import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
 import { CopySearch, MissingScan, SEARCH_ATTEMPTS } from './generation-search.js'
 import {
@@ -32,7 +33,6 @@ import {
 import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
 import { SourceTeller } from './source-teller.js'
-import { lineStartBeforeSync } from './from-end.js'
 import {
   grewSince,
   markOf,
