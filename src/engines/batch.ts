@@ -27,6 +27,12 @@ import type { EngineContext, EngineResult } from './engine.js'
 import { timestampOptions } from './output-chain.js'
 import { openLoopOutput } from './output-wiring.js'
 
+/**
+ * The batch merge's run, from the state file to the last checkpoint. Kept whole (about 75
+ * lines) because it shows the order that exactly-once and the reader thread depend on: the
+ * merge opens and the first checkpoint is saved before a byte is merged, the partitions go
+ * first, the prestarted reader thread is released after the merge closes.
+ */
 export async function runOnceTime({
   config,
   log,
@@ -113,7 +119,8 @@ const PART_READ_BYTES = 256 * 1024
  * The partitioned merge (batch/partitioned.ts), when the machine and the inputs allow it: returns
  * `finished` (true: all written; false: stopped), or undefined when the single merge is to do
  * the rest (no plan, or a partition it could not take), set to go on where the partitions
- * ended.
+ * ended. Kept whole (about 70 lines): each early return is one reason the partitions do not
+ * apply, said in the debug log, and reads best as one list.
  */
 async function mergeInPartitions(
   merge: OnceTimeMerge,

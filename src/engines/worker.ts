@@ -114,7 +114,11 @@ function onSource(file: Tracked<unknown>): void {
   post({ code: 'source', key: file.key, source })
 }
 
-/** The notes' `tail_file` loop: look, read, sleep; sleep ends early when the main thread calls. */
+/**
+ * The notes' `tail_file` loop: look, read, sleep; sleep ends early when the main thread calls.
+ * Kept whole (about 70 lines) for docs/migration.md, which sets it beside runEventLoop: the
+ * loop's shape is the point of the comparison.
+ */
 function runBlocking(sink: SyncSink): void {
   const control = new Int32Array(init.control)
   const follower = new SyncFollower({
@@ -189,7 +193,11 @@ function runBlocking(sink: SyncSink): void {
 const faultPath = (err: unknown): string | null =>
   /^injected fault while reading (.+)$/.exec((err as Error)?.message ?? '')?.[1] ?? null
 
-/** bottom-up: the thread's structure is unchanged, but inside it runs the event-loop reader. */
+/**
+ * bottom-up: the thread's structure is unchanged, but inside it runs the event-loop reader.
+ * Kept whole (about 80 lines) for the same reason as runBlocking: docs/migration.md compares
+ * the two loops step for step.
+ */
 async function runEventLoop(sink: SyncSink): Promise<void> {
   const follower = new AsyncFollower({
     ...init,

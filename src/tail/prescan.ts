@@ -193,7 +193,11 @@ async function unknownGenerations(
   return found
 }
 
-/** One search of `dir` for unknown generations (see unknownGenerations); true if a rename raced it. */
+/**
+ * One search of `dir` for unknown generations (see unknownGenerations); true if a rename raced
+ * it. About 65 lines: the listing, the stats, the opens and each file's verdict read in order,
+ * as the followers' searches do (generation-search.ts).
+ */
 async function searchDir(
   dir: string,
   family: ReadonlySet<string>,
