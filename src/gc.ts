@@ -32,12 +32,20 @@ import { runInNewContext } from 'node:vm'
  * Once a follow run's start-up pass is done: the young generation stays at the size a full
  * collection leaves it (1 MiB a half), and that collection is made now. The start-up itself
  * keeps V8's sizing: with a 1 MiB young generation, opening 10,000 files spent a third of its
- * time collecting.
+ * time collecting. The thread's GarbageWatch looks again SETTLE_LOOK_MS later, when little is
+ * allocated any more (see GarbageWatch).
  */
 export function settleHeap(): void {
   setFlagsFromString('--semi-space-growth-factor=1')
   collectGarbage()
+  const soon = Date.now() + SETTLE_LOOK_MS
+  for (const watch of watches) watch.lookBy(soon)
 }
+
+/** How long after the end of start-up a thread's GarbageWatch looks (ms). */
+const SETTLE_LOOK_MS = 5_000
+/** This thread's GarbageWatches (module state is per thread). */
+const watches = new Set<GarbageWatch>()
 
 export function collectGarbage(): void {
   setFlagsFromString('--expose-gc')
@@ -49,6 +57,8 @@ export function collectGarbage(): void {
 const GARBAGE_BYTES = 8 * 1024 * 1024
 /** How often watchGarbage looks (ms). */
 const GARBAGE_CHECK_MS = 10_000
+/** How often start()'s timer asks check() whether a look is due (lookBy may bring one forward). */
+const LOOK_TICK_MS = 1_000
 
 /** A young generation holding more than this (bytes, both halves) is given back when idle. */
 const YOUNG_BYTES = 4 * 1024 * 1024
@@ -87,6 +97,15 @@ export class GarbageWatch {
   /** Tries in a row that gave nothing back. */
   #youngFailed = 0
 
+  constructor() {
+    watches.add(this)
+  }
+
+  /** The next look no later than `at` (ms since epoch). */
+  lookBy(at: number): void {
+    this.#nextAt = Math.min(this.#nextAt, at)
+  }
+
   /** For a thread that never returns to its event loop (Atomics.wait): call it now and then. */
   check(now = Date.now()): void {
     if (now < this.#nextAt) return
@@ -103,8 +122,11 @@ export class GarbageWatch {
 
   /** Looks on a timer (unref'd); returns what stops it. */
   start(): () => void {
-    const timer = setInterval(() => this.check(), GARBAGE_CHECK_MS)
+    const timer = setInterval(() => this.check(), LOOK_TICK_MS)
     timer.unref()
-    return () => clearInterval(timer)
+    return () => {
+      clearInterval(timer)
+      watches.delete(this)
+    }
   }
 }
