@@ -158,11 +158,13 @@ class ThreadedRun {
     const { config, log, events } = this.#ctx
     const stopReopening = this.#output.reopenOnRequest(events, config.output, log)
     try {
-      for (let id = 0; id < config.threads; id++) this.#shards.push(await this.#startShard(id))
-      // No input is opened before the threads' modules are loaded (see 'loaded').
-      if (!this.#failed.signal.aborted) {
-        const loaded = Promise.all(this.#shards.map((s) => s.loaded))
-        await Promise.race([loaded, once(this.#failed.signal, 'abort')])
+      // No input is opened before the threads' modules are loaded (see 'loaded'), and one thread
+      // loads them at a time: the module loader reads many files at once, and two threads doing
+      // so beside the main thread's descriptors ran out under ulimit -n 64 (EMFILE on a module).
+      for (let id = 0; id < config.threads && !this.#failed.signal.aborted; id++) {
+        const shard = await this.#startShard(id)
+        this.#shards.push(shard)
+        await Promise.race([shard.loaded, once(this.#failed.signal, 'abort')])
       }
       if (this.#failure) throw this.#failure
       const batches = new EventBatches((path) => this.#route(path))
