@@ -10,9 +10,18 @@
  * existing `path.1` in place (opened without O_EXCL, truncated, written: the copy keeps the
  * inode of the copy before it), then truncates `path`, with no line written in between: every
  * line is in the copy or in the file, none lost by the rotation itself. Only one copy is kept,
- * so a generation is on disk until the next rotation overwrites it.
+ * so a generation is on disk until the next rotation overwrites it. Each rotation is recorded on
+ * stdout (time in ms, the lines the copy holds, its inode and size).
  */
-import { closeSync, constants, copyFileSync, ftruncateSync, openSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  constants,
+  copyFileSync,
+  ftruncateSync,
+  openSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
 import { lineFor } from './writer-child.mjs'
 
 /** @param {number} ms */
@@ -41,7 +50,13 @@ function main() {
   for (let seq = 0; seq < count; seq++) {
     if (seq > 0 && seq % every === 0) {
       copyFileSync(path, `${path}.1`)
+      const copied = statSync(`${path}.1`)
       ftruncateSync(fd, 0)
+      // The record of its rotations, on stdout (kept with a failed test's directory).
+      writeSync(
+        1,
+        `${Date.now()} copied ${prefix}-${seq - every}..${prefix}-${seq - 1} to ${path}.1 (inode ${copied.ino}, ${copied.size} bytes), truncated\n`,
+      )
     }
     writeSync(fd, `${lineFor(prefix, seq)}\n`)
     // Ahead of the pace: sleep until this line is due (a millisecond at least, in batches).

@@ -8,11 +8,12 @@
  * copy with fs.copyFileSync (which keeps that copy's inode) and truncate it, while logmerge
  * follows with a state file. The copy's inode is one logmerge knows, as the copy before.
  */
-import { statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
 import {
+  type Child,
   completeLines,
   ENGINES,
   expectMerged,
@@ -44,6 +45,26 @@ const COPY_RATE = 2000
 const COPYING = {
   following: { every: 2000, lines: 8000, kills: 0 },
   killed: { every: 4000, lines: 12000, kills: 2 },
+}
+
+/** True when the state file `path` was last written by the process `pid`. */
+function checkpointedBy(path: string, pid: number): boolean {
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as { pid?: number }).pid === pid
+  } catch {
+    return false // not there yet, or read while being replaced
+  }
+}
+
+/** True when one of `writers` (copying-writer.mjs) recorded a copy made after `since` (ms). */
+function copiedSince(writers: readonly Child[], since: number): boolean {
+  return writers.some((w) =>
+    w
+      .stdout()
+      .toString('latin1')
+      .split('\n')
+      .some((line) => / copied /.test(line) && Number(line.split(' ')[0]) > since),
+  )
 }
 
 describe.each(ENGINES)('engine %s', (engine) => {
@@ -145,18 +166,37 @@ describe.each(ENGINES)('engine %s', (engine) => {
         ),
       )
       const said: string[] = []
-      const copy = `${files[0]}.1`
-      const copiedAt = () => statSync(copy, { throwIfNoEntry: false })?.mtimeMs ?? 0
       let before = 0
       for (let k = 0; k < kills; k++) {
         // Just after a copy (the first creates it, the next writes over it): a restart then
-        // finds the copy and holds it open as a rotated file when the next copy comes.
-        await waitFor(() => copiedAt() > before, { what: `copy ${k + 1} of ${copy}` })
+        // finds the copy and holds it open as a rotated file when the next copy comes. Any
+        // writer's copy made since the last kill, as the writers record them: they start
+        // apart under load (2 s apart seen), so one writer may have made all its copies
+        // before the kill before (waiting for c0's next copy then timed out, twice a day
+        // under load). Once every writer is done no copy is to come: the kill is made then.
+        // And not before the restarted logmerge has made a checkpoint of its own (the state
+        // names its pid): killed while it started, the next restart had the state from before
+        // both kills and less than a rotation to read a copy's rest before it was written over
+        // (442 lines lost, with kills 570 ms apart under a load of 25: gone from disk).
+        await waitFor(
+          () =>
+            (copiedSince(writers, before) || writers.every((w) => w.hasExited)) &&
+            (k === 0 || checkpointedBy(join(tmp, 'S'), lm.pid)),
+          {
+            what: `a copy made after kill ${k} (or the writers' end) and a checkpoint since`,
+            proc: lm,
+            // The writers' end bounds the wait; this only catches a writer that hangs.
+            timeout: 50_000,
+          },
+        )
         await sleep(200 + Math.random() * 200)
-        before = copiedAt()
+        before = Date.now()
         lm.kill('SIGKILL')
         await lm.exited
         said.push(lm.stderr())
+        // The state each restart begins from, and when (kept with a failed test's directory).
+        copyFileSync(join(tmp, 'S'), join(tmp, `S.kill${k + 1}`))
+        appendFileSync(join(tmp, 'kills'), `${Date.now()} SIGKILL ${k + 1}\n`)
         lm = spawnLogmerge(argv)
       }
       for (const w of writers) await finished(w)
