@@ -11,7 +11,8 @@
  * inode of the copy before it), then truncates `path`, with no line written in between: every
  * line is in the copy or in the file, none lost by the rotation itself. Only one copy is kept,
  * so a generation is on disk until the next rotation overwrites it. Each rotation is recorded on
- * stdout (time in ms, the lines the copy holds, its inode and size).
+ * stdout (time in ms, the lines the copy holds, its inode and size). Behind its pace it catches
+ * up, except after a pause of more than PAUSE_MS (stopped by the test while logmerge restarts).
  */
 import {
   closeSync,
@@ -23,6 +24,9 @@ import {
   writeSync,
 } from 'node:fs'
 import { lineFor } from './writer-child.mjs'
+
+/** A gap between two lines longer than this (ms) is a pause: the pace goes on after it. */
+const PAUSE_MS = 250
 
 /** @param {number} ms */
 const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
@@ -46,8 +50,15 @@ function main() {
     process.exit(2)
   }
   const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o644)
-  const start = performance.now()
+  let start = performance.now()
+  let late = 0
   for (let seq = 0; seq < count; seq++) {
+    // How late this line is. Lateness that grew by more than PAUSE_MS since the line before
+    // is a pause (SIGSTOP by the test while logmerge restarts, or a stall that long), not
+    // caught up: the lines and copies due meanwhile would come at once when it ends.
+    const lateNow = performance.now() - (start + (seq * 1000) / rate)
+    if (lateNow - late > PAUSE_MS) start += lateNow - late
+    else late = Math.max(0, lateNow)
     if (seq > 0 && seq % every === 0) {
       copyFileSync(path, `${path}.1`)
       const copied = statSync(`${path}.1`)

@@ -259,10 +259,15 @@ export async function finished(writer: Child): Promise<void> {
   })
 }
 
-/** SIGSTOP, and wait until the process really is stopped (kill returns before it is). */
+/**
+ * SIGSTOP, and wait until the process really is stopped (kill returns before it is), or has
+ * ended (a writer that was finishing).
+ */
 export async function pause(child: Child): Promise<void> {
   child.kill('SIGSTOP')
-  await waitFor(() => procState(child.pid) === 'T', { what: `${child.name} to stop` })
+  await waitFor(() => procState(child.pid) === 'T' || child.hasExited, {
+    what: `${child.name} to stop`,
+  })
 }
 
 export function resume(child: Child): void {
