@@ -710,7 +710,11 @@ export class AsyncFollower {
       }
       const since = this.#table.generationsToFind(file, size, lookedAt)
       if (since !== undefined) await this.#findSkippedGenerations(file, fh, since, statedAt)
-      if (change !== 'idle') await this.#readFrom(fh, file, size)
+      // Truncated under the read (see Cursor.readStillOurs): the pump looks again, and sees it.
+      if (change !== 'idle' && (await this.#readFrom(fh, file, size))) {
+        const pump = this.#pumps.get(file)
+        if (pump) pump.again = true
+      }
       this.#table.readWorked(file, log)
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: fail loudly
@@ -719,8 +723,15 @@ export class AsyncFollower {
     }
   }
 
-  /** Reads `fh` from the cursor's offset to its end (the file `file`, or its copy), in chunks. */
-  async #readFrom(fh: number, file: File, size: number): Promise<void> {
+  /**
+   * Reads `fh` from the cursor's offset to its end (the file `file`, or its copy), in chunks.
+   * Each chunk is taken only when the file still begins as ours after it was read: the look
+   * that decided to read came before a read through the pool, and before the waits for the
+   * sink between chunks, and a copytruncate in between left the next generation at our offset
+   * (see Cursor.readStillOurs). True when it stopped for that: the bytes read are dropped, and
+   * the next look sees the truncation (and reads the rest from the copy).
+   */
+  async #readFrom(fh: number, file: File, size: number): Promise<boolean> {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
     let end = size
@@ -733,12 +744,14 @@ export class AsyncFollower {
       const { buf, start } = cursor.readBuffer(want)
       const bytesRead = await readAt(fh, buf, start, want, cursor.offset)
       if (bytesRead === 0) break
+      if (!cursor.readStillOurs(readHeadNow(fh))) return true
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
       this.#retellIfHeadChanged(file)
       if (block) await sink.write(block, markOf(file))
       if (bytesRead < want) break
     }
+    return false
   }
 
   /**

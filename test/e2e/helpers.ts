@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { appendFileSync, existsSync, readFileSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -28,12 +28,37 @@ const COPYING_WRITER = fileURLToPath(new URL('./copying-writer.mjs', import.meta
 const LOGROTATE =
   ['/usr/sbin/logrotate', '/sbin/logrotate'].find((p) => existsSync(p)) ?? 'logrotate'
 
+/**
+ * Set (to anything) to keep a failed test's temp directory, with the stdout and stderr of every
+ * process it started written into it (`children/`), for tracing a failure after the fact.
+ */
+const KEEP_FAILED = Boolean(process.env.LOGMERGE_TEST_KEEP_FAILED)
+/** The processes the last test started, once afterEach has killed what was left of them. */
+let ended: Child[] = []
+
+/** Writes the stdout and stderr of the last test's processes into `dir` (see KEEP_FAILED). */
+async function keepChildren(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true })
+  for (const [i, c] of ended.entries()) {
+    const name = `${i}-${c.name.replace(/[^\w-]+/g, '-').slice(0, 40)}`
+    await writeFile(join(dir, `${name}.name`), `${c.name}\n`)
+    await writeFile(join(dir, `${name}.stdout`), c.stdout())
+    await writeFile(join(dir, `${name}.stderr`), c.stderr())
+  }
+}
+
 /** A fresh temp directory per test, removed afterwards (after afterEach has killed children). */
 export const test = base.extend<{ tmp: string }>({
   tmp: async ({ task }, use) => {
     const slug = task.name.replace(/[^\w-]+/g, '-').slice(0, 40)
     const dir = await mkdtemp(join(tmpdir(), `logmerge-e2e-${slug}-`))
+    ended = []
     await use(dir)
+    if (KEEP_FAILED && task.result?.state === 'fail') {
+      await keepChildren(join(dir, 'children'))
+      process.stderr.write(`kept the failed test's directory: ${dir}\n`)
+      return
+    }
     await rm(dir, { recursive: true, force: true })
   },
 })
@@ -69,6 +94,7 @@ afterEach(async () => {
   children.clear()
   for (const child of all) child.kill('SIGKILL')
   await Promise.all(all.map((c) => c.exited))
+  ended = all
   const warned = all.filter((c) => NODE_WARNING.test(c.stderr()))
   if (warned.length > 0) {
     throw new Error(
@@ -233,10 +259,15 @@ export async function finished(writer: Child): Promise<void> {
   })
 }
 
-/** SIGSTOP, and wait until the process really is stopped (kill returns before it is). */
+/**
+ * SIGSTOP, and wait until the process really is stopped (kill returns before it is), or has
+ * ended (a writer that was finishing).
+ */
 export async function pause(child: Child): Promise<void> {
   child.kill('SIGSTOP')
-  await waitFor(() => procState(child.pid) === 'T', { what: `${child.name} to stop` })
+  await waitFor(() => procState(child.pid) === 'T' || child.hasExited, {
+    what: `${child.name} to stop`,
+  })
 }
 
 export function resume(child: Child): void {
