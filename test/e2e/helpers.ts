@@ -247,6 +247,8 @@ export interface SoakWritten {
   readonly mode: SoakRotation
   readonly lines: number
   readonly rotations: number
+  /** Old numbered generations deleted (logrotate's `rotate N`), each once durable. */
+  readonly deleted: number
   /** Where each generation of the file begins (line number), how, and when (ms). */
   readonly generations: readonly {
     readonly from: number

@@ -14,10 +14,12 @@
  * It writes `lineFor(prefix, 0, 1, ...)` through one descriptor held with O_APPEND, one write()
  * per line, paced to `linesPerSecond`, and rotates every rotateMinMs-rotateMaxMs (uniform). A
  * copy is always followed by its truncate with no line written in between, so no line is lost by
- * the rotation itself.
+ * the rotation itself. Of the numbered generations (`rename`, `copy`) the newest KEEP stay on
+ * disk; older ones are deleted, as logrotate's `rotate N` does.
  *
- * Two rotations destroy lines that no tailer can read afterwards: a truncate destroys the lines
- * of the file, and a copy written in place destroys the generation the old copy held. A line
+ * Three steps destroy lines that no tailer can read afterwards: a truncate destroys the lines of
+ * the file, a copy written in place destroys the generation the old copy held, and a deletion
+ * the generation deleted. A line
  * that logmerge had not yet made durable is then not recoverable by any reader, and after a
  * SIGKILL logmerge starts again from its last checkpoint, cutting its output back to the size
  * that checkpoint recorded. So before such a step this writer waits until every line it is about
@@ -29,8 +31,8 @@
  * generation is covered.
  *
  * On SIGTERM it stops (finishing no rotation) and prints one JSON line to stdout: the number of
- * lines written, the first line number of each generation with how it began, and the longest
- * and total waits. Exit status 0.
+ * lines written, the first line number of each generation with how it began, how many
+ * generations it deleted, and the longest and total waits. Exit status 0.
  */
 import {
   closeSync,
@@ -41,12 +43,16 @@ import {
   readFileSync,
   readSync,
   renameSync,
+  statSync,
+  unlinkSync,
   writeSync,
 } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { lineFor } from './writer-child.mjs'
 
 const MODES = ['rename', 'copy', 'copy-in-place', 'truncate']
+/** Numbered generations (path.K) kept on disk; older ones are deleted once durable. */
+const KEEP = 10
 
 /** @param {string} path */
 const create = (path) =>
@@ -67,16 +73,24 @@ class Checkpointed {
     this.scanned = 0
     /** Line numbers seen (a line seen twice is logmerge's bug: the test checks that). */
     this.seen = new Set()
+    /** The state file last parsed (its inode and write time). */
+    this.stateIno = -1
+    this.stateMtime = -1
   }
 
   /** Reads what the last checkpoint added to the durable prefix. */
   update() {
+    // The state file is replaced (renamed over) by each checkpoint: parse it only when it was.
+    const st = statSync(this.state, { throwIfNoEntry: false })
+    if (!st || (st.ino === this.stateIno && st.mtimeMs === this.stateMtime)) return
     let size
     try {
       size = JSON.parse(readFileSync(this.state, 'utf8')).output?.size ?? 0
     } catch {
-      return // no checkpoint yet (or being replaced: write-file-atomic renames, so never torn)
+      return // replaced between the stat and the read: the next look parses it
     }
+    this.stateIno = st.ino
+    this.stateMtime = st.mtimeMs
     if (size <= this.scanned) return
     const fd = openSync(this.out, 'r')
     let text
@@ -138,6 +152,9 @@ async function main() {
   const start = performance.now()
   const nextRotation = () => performance.now() + min + Math.random() * (max - min)
   let rotateAt = nextRotation()
+  /** @type {number[]} The numbered generations on disk (K of path.K), oldest first. */
+  const kept = []
+  let deleted = 0
   /** When the writer began waiting for the checkpoint before a rotation (null: not waiting). */
   /** @type {number | null} */
   let waitingSince = null
@@ -168,7 +185,22 @@ async function main() {
       waitingSince = null
     }
     generations.push({ from: seq, how: mode, at: Math.round(now - start) })
+    if (mode === 'rename' || mode === 'copy') kept.push(copies)
     rotateAt = nextRotation()
+  }
+
+  /**
+   * Deletes the oldest numbered generations beyond KEEP, as logrotate's `rotate N` does, once
+   * their lines are durable (a deletion destroys them too). path.K holds generation K - 1.
+   */
+  const prune = () => {
+    while (kept.length > KEEP) {
+      const k = kept[0] ?? 0
+      if (!durable.covers(generations[k - 1]?.from ?? 0, generations[k]?.from ?? 0)) return
+      unlinkSync(`${path}.${k}`)
+      kept.shift()
+      deleted++
+    }
   }
 
   /** May the rotation due now be done (see the header: what it would destroy is durable)? */
@@ -188,6 +220,7 @@ async function main() {
         waitingSince = now
       if (mayRotate()) rotate()
     }
+    if (kept.length > KEEP) prune()
     // A truncate waiting for the checkpoint writes nothing: the lines to cover must not grow.
     const held = mode === 'truncate' && waitingSince !== null
     // A stalled timer (a loaded machine) catches up by at most half a second of lines.
@@ -202,7 +235,7 @@ async function main() {
   }
   closeSync(fd)
   process.stdout.write(
-    `${JSON.stringify({ prefix, mode, lines: seq, rotations: generations.length - 1, generations, waits })}\n`,
+    `${JSON.stringify({ prefix, mode, lines: seq, rotations: generations.length - 1, deleted, generations, waits })}\n`,
   )
 }
 

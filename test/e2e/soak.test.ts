@@ -166,7 +166,9 @@ describe.each(ENGINES)('engine %s', (engine) => {
       const seq = Number(d.line.split('-')[1])
       if (generationOf(w, seq) !== generationOf(w, d.after)) across++
     }
-    const rotations = written.map((w) => `${w.mode} ${w.rotations}`).join(', ')
+    const rotations = written
+      .map((w) => `${w.mode} ${w.rotations}${w.deleted > 0 ? ` (${w.deleted} deleted)` : ''}`)
+      .join(', ')
     const waited = written
       .filter((w) => w.waits.count > 0)
       .map((w) => `${w.mode} ${w.waits.count}, longest ${(w.waits.longestMs / 1000).toFixed(1)} s`)
