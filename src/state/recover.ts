@@ -8,10 +8,21 @@ import type { Logger } from '../log.js'
 import type { SourceMark, SourceStats } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
 import type { RememberedSource } from '../tail/file-table.js'
-import { loadState, planOutput, quarantine, type SourceState } from './checkpoint.js'
+import {
+  loadState,
+  planOutput,
+  quarantine,
+  removeLeftTemps,
+  type SourceState,
+} from './checkpoint.js'
 
 export async function recover(statePath: string, output: string, log: Logger): Promise<Recovered> {
   const none: Recovered = { sources: [], previousStart: null }
+  const left = removeLeftTemps(statePath)
+  if (left.length > 0)
+    log.info(
+      `state file ${statePath}: removed ${left.length} temporary file(s) of saves a kill interrupted`,
+    )
   const loaded = loadState(statePath)
   if (loaded.kind === 'none') return none
   if (loaded.kind === 'bad') {
