@@ -450,7 +450,8 @@ export class Journal {
 
   record(stream: string, lines: readonly string[]): void {
     const list = this.streams.get(stream) ?? []
-    list.push(...lines)
+    // One at a time: a spread of 100,000s of lines overflows the call stack (the 200-kill soak).
+    for (const line of lines) list.push(line)
     this.streams.set(stream, list)
   }
 

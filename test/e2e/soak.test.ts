@@ -110,7 +110,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
         await waitFor(() => lm.stderr().includes('ready'), {
           proc: lm,
           timeout: 60_000,
-          what: 'logmerge ready',
+          what: `logmerge ready (run ${kill}, after ${kill} kills)`,
         })
       await sleep(random.between(300, 1000))
       if (!lm.stderr().includes('ready')) beforeReady++
