@@ -25,6 +25,7 @@ export const BIN = process.env.LOGMERGE_TEST_BIN || join(ROOT, 'bin', 'logmerge'
 const WRITER = fileURLToPath(new URL('./writer-child.mjs', import.meta.url))
 const ROTATING_WRITER = fileURLToPath(new URL('./rotating-writer.mjs', import.meta.url))
 const COPYING_WRITER = fileURLToPath(new URL('./copying-writer.mjs', import.meta.url))
+const SOAK_WRITER = fileURLToPath(new URL('./soak-writer.mjs', import.meta.url))
 const LOGROTATE =
   ['/usr/sbin/logrotate', '/sbin/logrotate'].find((p) => existsSync(p)) ?? 'logrotate'
 
@@ -251,6 +252,76 @@ export function spawnCopyingWriter(
   return Object.assign(child, { lines })
 }
 
+/** How soak-writer.mjs rotates its file (see there). */
+export type SoakRotation = 'rename' | 'copy' | 'copy-in-place' | 'truncate'
+
+export interface SoakWriterOptions {
+  readonly path: string
+  readonly prefix: string
+  readonly mode: SoakRotation
+  readonly rate: number
+  /** Each rotation comes rotateMs[0]-rotateMs[1] ms after the one before. */
+  readonly rotateMs: readonly [number, number]
+  /** logmerge's output and state file: a destructive rotation waits until they cover it. */
+  readonly out: string
+  readonly state: string
+}
+
+/** What soak-writer.mjs reports when it stops. */
+export interface SoakWritten {
+  readonly prefix: string
+  readonly mode: SoakRotation
+  readonly lines: number
+  readonly rotations: number
+  /** Old numbered generations deleted (logrotate's `rotate N`), each once durable. */
+  readonly deleted: number
+  /** Where each generation of the file begins (line number), how, and when (ms). */
+  readonly generations: readonly {
+    readonly from: number
+    readonly how: string
+    readonly at: number
+  }[]
+  /** Waits for the checkpoint before a destructive rotation. */
+  readonly waits: { readonly count: number; readonly longestMs: number; readonly totalMs: number }
+}
+
+/**
+ * Starts soak-writer.mjs, which writes `lineFor(prefix, 0, 1, ...)` and rotates its file until
+ * `stopSoakWriter`.
+ */
+export function spawnSoakWriter(o: SoakWriterOptions): Child {
+  const argv = [
+    SOAK_WRITER,
+    ...[o.path, o.prefix, o.mode, String(o.rate), String(o.rotateMs[0]), String(o.rotateMs[1])],
+    ...[o.out, o.state],
+  ]
+  const proc = spawn(process.execPath, argv, {
+    env: pinnedEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  return track(`soak writer ${o.prefix} (${o.mode})`, proc)
+}
+
+/** SIGTERM, then the writer's report of what it wrote. */
+export async function stopSoakWriter(writer: Child): Promise<SoakWritten> {
+  writer.kill('SIGTERM')
+  await finished(writer)
+  return JSON.parse(writer.stdout().toString('utf8')) as SoakWritten
+}
+
+/**
+ * `n` processes that spin (`node -e 'for(;;){}'`) until the test ends: load that takes the
+ * cores from logmerge and the writers, as other work on a busy machine does.
+ */
+export function spawnBusyLoops(n: number): Child[] {
+  return Array.from({ length: n }, (_, i) =>
+    track(
+      `busy loop ${i}`,
+      spawn(process.execPath, ['-e', 'for(;;){}'], { env: pinnedEnv(), stdio: 'ignore' }),
+    ),
+  )
+}
+
 /** Waits for a writer to finish and checks it did. */
 export async function finished(writer: Child): Promise<void> {
   expect(await writer.exited, `${writer.name}: ${writer.stderr()}`).toEqual({
@@ -410,7 +481,8 @@ export class Journal {
 
   record(stream: string, lines: readonly string[]): void {
     const list = this.streams.get(stream) ?? []
-    list.push(...lines)
+    // One at a time: a spread of 100,000s of lines overflows the call stack (the 200-kill soak).
+    for (const line of lines) list.push(line)
     this.streams.set(stream, list)
   }
 
@@ -419,11 +491,22 @@ export class Journal {
   }
 }
 
-/**
- * Every written line appears exactly once, nothing else appears, and each stream's lines keep
- * their order. Reports a short list of problems rather than a diff of thousands of lines.
- */
-export function expectMerged(output: readonly string[], written: Journal): void {
+/** What is wrong with an output, by kind (see tally). */
+export interface Tally {
+  readonly missing: readonly string[]
+  /** `<line> xN` for each line that appears N > 1 times. */
+  readonly doubled: readonly string[]
+  readonly unexpected: readonly string[]
+  /** Lines that came after a later line of their stream (`after`: that line's index). */
+  readonly disorder: readonly {
+    readonly line: string
+    readonly stream: string
+    readonly after: number
+  }[]
+}
+
+/** Compares an output with what was written: lines missing, doubled, unexpected, out of order. */
+export function tally(output: readonly string[], written: Journal): Tally {
   const where = new Map<string, { stream: string; index: number }>()
   for (const [stream, lines] of written.streams) {
     lines.forEach((line, index) => {
@@ -433,7 +516,7 @@ export function expectMerged(output: readonly string[], written: Journal): void 
   }
   const seen = new Map<string, number>()
   const unexpected: string[] = []
-  const disorder: string[] = []
+  const disorder: { line: string; stream: string; after: number }[] = []
   const lastIndex = new Map<string, number>()
   for (const line of output) {
     seen.set(line, (seen.get(line) ?? 0) + 1)
@@ -443,11 +526,20 @@ export function expectMerged(output: readonly string[], written: Journal): void 
       continue
     }
     const prev = lastIndex.get(at.stream) ?? -1
-    if (at.index <= prev) disorder.push(`${line} after index ${prev} of ${at.stream}`)
+    if (at.index <= prev) disorder.push({ line, stream: at.stream, after: prev })
     lastIndex.set(at.stream, at.index)
   }
   const missing = [...where.keys()].filter((l) => !seen.has(l))
   const doubled = [...seen].filter(([l, n]) => n > 1 && where.has(l)).map(([l, n]) => `${l} x${n}`)
+  return { missing, doubled, unexpected, disorder }
+}
+
+/**
+ * Every written line appears exactly once, nothing else appears, and each stream's lines keep
+ * their order. Reports a short list of problems rather than a diff of thousands of lines.
+ */
+export function expectMerged(output: readonly string[], written: Journal): void {
+  const { missing, doubled, unexpected, disorder } = tally(output, written)
   const show = (what: string, list: readonly string[]) =>
     list.length === 0
       ? []
@@ -458,9 +550,13 @@ export function expectMerged(output: readonly string[], written: Journal): void 
     ...show('missing', missing),
     ...show('doubled', doubled),
     ...show('unexpected', unexpected),
-    ...show('out of order', disorder),
+    ...show(
+      'out of order',
+      disorder.map((d) => `${d.line} after index ${d.after} of ${d.stream}`),
+    ),
   ]
-  expect(problems, `${output.length} output lines, ${where.size} written`).toEqual([])
+  const count = [...written.streams.values()].reduce((n, lines) => n + lines.length, 0)
+  expect(problems, `${output.length} output lines, ${count} written`).toEqual([])
 }
 
 const cut = (line: string): string =>
