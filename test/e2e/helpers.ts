@@ -210,47 +210,49 @@ export function spawnWriter(path: string, prefix: string, count: number, delayMs
   return Object.assign(child, { lines })
 }
 
-/**
- * Starts rotating-writer.mjs: `count` lines `<prefix>-<seq>-<pad>` at `rate` lines/s to `path`,
- * which it creates and renames to `path.K` every `every` lines.
- */
-export function spawnRotatingWriter(
+/** Starts `script` (a line writer's arguments: path, prefix, count, rate, every) as `label`. */
+function spawnLineWriter(
+  script: string,
+  label: string,
   path: string,
   prefix: string,
   count: number,
   rate: number,
   every: number,
 ): Writer {
-  const argv = [ROTATING_WRITER, path, prefix, String(count), String(rate), String(every)]
+  const argv = [script, path, prefix, String(count), String(rate), String(every)]
   const proc = spawn(process.execPath, argv, {
     env: pinnedEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  const child = track(`rotating writer ${prefix}`, proc)
+  const child = track(`${label} ${prefix}`, proc)
   const lines = Array.from({ length: count }, (_, seq) => lineFor(prefix, seq))
   return Object.assign(child, { lines })
 }
 
 /**
- * Starts copying-writer.mjs: `count` lines `<prefix>-<seq>-<pad>` at `rate` lines/s to `path`,
- * copied over `path.1` in place (fs.copyFileSync) and truncated every `every` lines.
+ * Starts rotating-writer.mjs: `count` lines `<prefix>-<seq>-<pad>` at `rate` lines/s to `path`,
+ * which it creates and renames to `path.K` every `every` lines.
  */
-export function spawnCopyingWriter(
+export const spawnRotatingWriter = (
   path: string,
   prefix: string,
   count: number,
   rate: number,
   every: number,
-): Writer {
-  const argv = [COPYING_WRITER, path, prefix, String(count), String(rate), String(every)]
-  const proc = spawn(process.execPath, argv, {
-    env: pinnedEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const child = track(`copying writer ${prefix}`, proc)
-  const lines = Array.from({ length: count }, (_, seq) => lineFor(prefix, seq))
-  return Object.assign(child, { lines })
-}
+): Writer => spawnLineWriter(ROTATING_WRITER, 'rotating writer', path, prefix, count, rate, every)
+
+/**
+ * Starts copying-writer.mjs: `count` lines `<prefix>-<seq>-<pad>` at `rate` lines/s to `path`,
+ * copied over `path.1` in place (fs.copyFileSync) and truncated every `every` lines.
+ */
+export const spawnCopyingWriter = (
+  path: string,
+  prefix: string,
+  count: number,
+  rate: number,
+  every: number,
+): Writer => spawnLineWriter(COPYING_WRITER, 'copying writer', path, prefix, count, rate, every)
 
 /** How soak-writer.mjs rotates its file (see there). */
 export type SoakRotation = 'rename' | 'copy' | 'copy-in-place' | 'truncate'
