@@ -625,12 +625,16 @@ export class LockedWriter implements BlockSink {
       if (!dueToAct(change, this.#noticedAt)) return
     }
     this.#noticedAt = null
-    if (change) log.warn(changeMessage(path, change))
+    // Said once the new file is handed over (or cannot be opened), not before: it says that the
+    // lines written before it went to the old file, and a write between the warning and the
+    // hand-over went there too (see LoopWriter's #announce). Once, not at each tick while held.
+    const warning = change && !this.#held ? changeMessage(path, change) : null
     let fd: number
     try {
       fd = openOutputSync(path)
     } catch (err) {
       if (!this.#held) {
+        if (warning) log.warn(warning)
         log.warn(
           `cannot create output ${path} again: ${(err as Error).message}; writing is held until it can be (the lines wait in their files)`,
         )
@@ -647,6 +651,8 @@ export class LockedWriter implements BlockSink {
     }
     this.#held = false
     this.#requestSwitch(fd)
+    // From here every write switches first (see #enter).
+    if (warning) log.warn(warning)
   }
 
   /** Main thread: hands `fd` to whoever switches first (this thread, if the lock is free). */

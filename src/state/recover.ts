@@ -9,10 +9,15 @@ import type { SourceMark, SourceStats } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
 import type { SourceState } from '../tail/source-state.js'
 import type { RememberedSource } from '../tail/tracked.js'
-import { loadState, planOutput, quarantine } from './checkpoint.js'
+import { loadState, planOutput, quarantine, removeLeftTemps } from './checkpoint.js'
 
 export async function recover(statePath: string, output: string, log: Logger): Promise<Recovered> {
   const none: Recovered = { sources: [], previousStart: null }
+  const left = removeLeftTemps(statePath)
+  if (left.length > 0)
+    log.info(
+      `state file ${statePath}: removed ${left.length} temporary file(s) of saves a kill interrupted`,
+    )
   const loaded = loadState(statePath)
   if (loaded.kind === 'none') return none
   if (loaded.kind === 'bad') {

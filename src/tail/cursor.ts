@@ -165,6 +165,21 @@ export class Cursor {
     return headsAgree(this.#head, headNow)
   }
 
+  /**
+   * After a read at our offset, with `headNow` the file's first bytes read after it: true when
+   * the bytes read can be this content's. A truncation between the look that decided to read
+   * and the read itself (copytruncate's, while a read waited for the pool or for the sink
+   * between chunks) shows here: the file now begins otherwise, or holds fewer bytes than our
+   * fingerprint, which it held. Files only shrink by truncation, so a file that begins as ours
+   * after the read held ours during it. Read on from our offset, the next generation's bytes
+   * came out, as the end of our partial line and lines after it, and as many of ours were lost
+   * (issue 16: 334 lines and a torn line with copies written in place, under load). With no
+   * fingerprint there is nothing to tell by (a read at 0 learns it).
+   */
+  readStillOurs(headNow: Buffer): boolean {
+    return headNow.length >= this.#head.length && headsAgree(this.#head, headNow)
+  }
+
   /** Learn the file's first bytes (read separately when we did not start at offset 0). */
   setHead(head: Buffer): void {
     if (head.length > this.#head.length) {

@@ -433,6 +433,7 @@ export class SyncFollower {
     this.#pacer.reading(file, performance.now())
     const outer = this.#reading // a search made while reading reads other files
     this.#reading = file
+    let raced = false
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
@@ -473,7 +474,7 @@ export class SyncFollower {
       }
       const since = this.#table.truncations.generationsToFind(file, size, lookedAt)
       if (since !== undefined) this.#findSkippedGenerations(file, fd, since, statedAt)
-      if (change !== 'idle') this.#readFrom(fd, file, size)
+      if (change !== 'idle') raced = this.#readFrom(fd, file, size)
       this.#table.readWorked(file, log)
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: let the thread fail loudly
@@ -481,6 +482,8 @@ export class SyncFollower {
     } finally {
       this.#reading = outer
     }
+    // Truncated under the read (see Cursor.readStillOurs): looked at again, it is seen so.
+    if (raced) this.#readNew(file)
   }
 
   /**
@@ -502,8 +505,11 @@ export class SyncFollower {
     }
   }
 
-  /** Reads `fd` from the cursor's offset to its end (the file `file`, or its copy), in chunks. */
-  #readFrom(fd: number, file: File, size: number): void {
+  /**
+   * Reads `fd` from the cursor's offset to its end (the file `file`, or its copy), in chunks.
+   * True when it stopped because the file was truncated under a read (see tail-async.ts).
+   */
+  #readFrom(fd: number, file: File, size: number): boolean {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
     let end = size
@@ -519,12 +525,14 @@ export class SyncFollower {
       const { buf, start } = cursor.readBuffer(want, this.#scratch)
       const bytesRead = readSync(fd, buf, start, want, cursor.offset)
       if (bytesRead === 0) break
+      if (!cursor.readStillOurs(readHead(fd))) return true
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
       this.#teller.retellIfHeadChanged(file)
       if (block) sink.write(block, markOf(file))
       if (bytesRead < want) break
     }
+    return false
   }
 
   /** copytruncate: finish from logrotate's copy first (see tail-async.ts). */

@@ -80,10 +80,11 @@ const SHELLS: Record<string, (sink: Recorder, searchHook?: (dir: string) => void
       start: (n) => f.start(n),
       resolve: (n) => f.resolve(n),
       changed: (n) => f.changed(n),
-      // The missing-file scan runs in the background of a sweep: give it time to finish.
+      // The missing-file scan and the looks run in the background of a sweep: wait for them
+      // (a fixed 50 ms was too short on a loaded machine: the new file not read yet).
       sweep: async () => {
         f.sweep()
-        await new Promise((r) => setTimeout(r, 50))
+        await f.settled()
       },
       // What a checkpoint would record: the table's files that the writer has offsets for.
       keys: () => f.checkpoint(new Map(sink.offsets)).map((s) => `${s.dev}:${s.ino}`),

@@ -239,6 +239,30 @@ describe('prescan, rotated generations born since the last start', () => {
     // Before: not looked at (born before the last start), and the lines after 26 lost.
   })
 
+  test('two copies written in place while down: the generation between, in the copy now, is read from 0', async () => {
+    // The state: generation 4 at a.log read to its end, generation 3's copy at a.log.1.
+    const gen4 = 'generation four, read to its end before the kill\n'
+    const live = logFile('a.log', gen4, gen4.length)
+    const before = logFile('a.log.1', 'generation three, the copy before\n', 34)
+    await sleep(30) // later than the copy's birth by more than the kernel's clock tick
+    const since = Date.now()
+    await sleep(30)
+    // While down: generation 4 copied over a.log.1 and a.log truncated; generation 5 written,
+    // copied over a.log.1 in turn (generation 4 is gone: it was in the output) and truncated;
+    // generation 6 written. Generation 5, all of it unread, is in a.log.1 now.
+    copyFileSync(live.path, before.path)
+    writeFileSync(live.path, '')
+    const gen5 = 'generation five, written and copied while logmerge was down\n'
+    writeFileSync(live.path, gen5)
+    copyFileSync(live.path, before.path)
+    writeFileSync(live.path, 'generation six\n')
+    expect(idOf(before.path)).toEqual({ dev: before.dev, ino: before.ino }) // written in place
+    const found = await prescan([live.path], [live, before], 'start', since)
+    // Before: a.log.1 was left out (born before the last start, no copy of a recorded source)
+    // and generation 5 was lost (the mixed soak, top-down: 226 lines).
+    expect(found).toContainEqual({ ...before, head: b64(gen5), offset: 0 })
+  })
+
   test('an older file written since that is no copy of a recorded source is left alone', async () => {
     const cur = logFile('a.log', 'current\n', 8)
     const old = join(dir, 'a.log.1')
