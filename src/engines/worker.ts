@@ -14,6 +14,7 @@ import { levelLogger } from '../log.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import { toRemembered } from '../state/recover.js'
+import { sourceIdentity } from '../tail/source-state.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
 import type { Tracked } from '../tail/tracked.js'
@@ -108,9 +109,13 @@ function onRelease(file: Tracked<unknown>): void {
 /** Tells the main thread about each file opened, for its checkpoints. */
 function onSource(file: Tracked<unknown>): void {
   formatter?.open(file.key, file.path)
-  const { dev, ino } = file.cursor.identity
   const head = file.cursor.head.toString('base64')
-  const source = { path: file.path, dev, ino, head, offset: file.cursor.committedOffset }
+  const source = {
+    ...sourceIdentity(file.cursor.identity),
+    path: file.path,
+    head,
+    offset: file.cursor.committedOffset,
+  }
   post({ code: 'source', key: file.key, source })
 }
 

@@ -127,7 +127,15 @@ function checkSource(v: unknown, i: number): SourceState {
   ) {
     throw new Error(`source ${i} needs path, dev, ino, head and offset`)
   }
-  const base = { path: o.path, dev: o.dev, ino: o.ino, head: o.head, offset: o.offset }
+  const base = {
+    path: o.path,
+    dev: o.dev,
+    ino: o.ino,
+    head: o.head,
+    offset: o.offset,
+    // Came later: a state without it (or with a value no stat gives) compares no birth times.
+    ...(typeof o.born === 'number' && Number.isFinite(o.born) && o.born > 0 && { born: o.born }),
+  }
   const st = o.stats as Record<string, unknown> | undefined
   const counts = ['linesSplit', 'truncations', 'pendingBytes', 'lastActivity'] as const
   if (st === undefined || !counts.every((k) => isCount(st[k]))) return base

@@ -61,7 +61,7 @@ export interface Recovered {
 /** The checkpoint's files, as a follower takes them back. */
 export const toRemembered = (sources: readonly SourceState[]): RememberedSource[] =>
   sources.map((s) => ({
-    identity: { dev: s.dev, ino: s.ino },
+    identity: { dev: s.dev, ino: s.ino, ...(s.born !== undefined && { birthtimeMs: s.born }) },
     head: Buffer.from(s.head, 'base64'),
     offset: s.offset,
     path: s.path,

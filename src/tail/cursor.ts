@@ -16,6 +16,12 @@ export const FINGERPRINT_BYTES = 64
 export interface Identity {
   readonly dev: number
   readonly ino: number
+  /**
+   * When the file was born (ms since the epoch, as fs.Stats has it; absent or 0 when the file
+   * system records no birth times or the state file is older than the field). Not part of the
+   * key: it tells two files apart that held one inode at different times (see anotherFile).
+   */
+  readonly birthtimeMs?: number
 }
 
 export const identityKey = (id: Identity): string => `${id.dev}:${id.ino}`
@@ -31,6 +37,18 @@ export function headsAgree(a: Buffer, b: Buffer): boolean {
 
 export const sameIdentity = (a: Identity, b: Identity): boolean =>
   a.dev === b.dev && a.ino === b.ino
+
+/**
+ * Two looks at one inode that saw two files: both birth times are known and differ, so the
+ * first file was deleted and its inode given to a new one. The first bytes cannot always tell
+ * (a new file is empty at first, and an empty fingerprint agrees with anything): taken for the
+ * old file, a new generation that got a deleted generation's inode was read as that file
+ * truncated, and the search for copies a truncation starts read the next generation before it
+ * (the mixed soak, rename rotation with old generations deleted: 232 lines of one generation
+ * after the next one's, on every engine).
+ */
+export const anotherFile = (a: Identity, b: Identity): boolean =>
+  !!a.birthtimeMs && !!b.birthtimeMs && a.birthtimeMs !== b.birthtimeMs
 
 /** What a fresh look at the open file says. */
 export type Change = 'idle' | 'grown' | 'truncated'

@@ -10,7 +10,7 @@
 import { dirname } from 'node:path'
 import { Cursor, type Identity, identityKey } from './cursor.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
-import type { SourceState } from './source-state.js'
+import { type SourceState, sourceIdentity } from './source-state.js'
 import type { Tracked } from './tracked.js'
 
 export class FileIndex<H> {
@@ -214,8 +214,12 @@ export class FileIndex<H> {
     for (const [key, f] of this.files) {
       const offset = offsets.get(key)
       if (offset === undefined) continue
-      const { dev, ino } = f.cursor.identity
-      out.push({ path: f.path, dev, ino, head: f.cursor.head.toString('base64'), offset })
+      out.push({
+        ...sourceIdentity(f.cursor.identity),
+        path: f.path,
+        head: f.cursor.head.toString('base64'),
+        offset,
+      })
     }
     return out
   }

@@ -81,7 +81,8 @@ export type Files = ReadonlyMap<string, Tracked<unknown>>
  * identity, by that file's stat `st`: it is smaller than what we read of it (rewritten in
  * place: a copy written over it, which truncates it first), or it was born after we closed it
  * (the old file was deleted and its inode reused: an inode is only freed once we close it, so
- * the old file was born before that; the kernel's clock for birth times only lags). Its
+ * the old file was born before that; the kernel's clock for birth times only lags), or at
+ * another time than the entry records (see anotherFile: an entry a checkpoint recorded). Its
  * content is another file's: never read on from the entry's offset.
  */
 export function replacedByStat(
@@ -91,6 +92,8 @@ export function replacedByStat(
   if (known.handle !== null || known.parked || known.names > 0) return false
   if (st.size < known.cursor.offset) return true
   const born = st.birthtimeMs ?? 0
+  const recorded = known.cursor.identity.birthtimeMs ?? 0
+  if (born > 0 && recorded > 0 && born !== recorded) return true
   return known.closedAt !== null && born > 0 && born >= known.closedAt + 1
 }
 

@@ -7,8 +7,7 @@
  * dropped here. No I/O: the shells look and open, and pass in what they saw.
  */
 import { dirname } from 'node:path'
-import type { Identity } from './cursor.js'
-import { identityKey } from './cursor.js'
+import { anotherFile, type Identity, identityKey } from './cursor.js'
 import { FileIndex } from './file-index.js'
 import {
   type AdoptHow,
@@ -130,6 +129,22 @@ export class GenerationTable<H> extends FileIndex<H> {
     const here = now ? identityKey(now) : null
     for (const f of this.missingAtPath(path)) if (!f.finished && f.key !== here) return true
     return false
+  }
+
+  /**
+   * The entry at the inode of `st` (a file about to be opened) when its birth time shows it to
+   * be another file (see anotherFile): that file was deleted and its inode reused, so the entry
+   * is dropped and returned (the shell has the writer forget it); the file now there is new.
+   * Null when there is no such entry. Kept instead, it was resumed as the old file truncated.
+   */
+  dropReborn(st: Identity): Tracked<H> | null {
+    const known = this.files.get(identityKey(st))
+    if (!known || known.handle !== null || known.parked) return null
+    if (!anotherFile(known.cursor.identity, st)) return null
+    this.files.delete(known.key)
+    this.truncations.drop(known.key)
+    this.reindex(known)
+    return known
   }
 
   /**

@@ -9,12 +9,12 @@ import { dirname, join } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { errors, isErrno } from '../errors.js'
 import { closeFd, fstatFd, listDir, openFd, pread, statPath } from './async-fs.js'
-import { FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from './cursor.js'
+import { anotherFile, FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from './cursor.js'
 import { lineStartBeforeSync } from './from-end.js'
 import { SEARCH_ATTEMPTS } from './generation-search.js'
 import { changedSince, directoryStamp, INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
-import type { SourceState } from './source-state.js'
+import { type SourceState, sourceIdentity } from './source-state.js'
 
 /**
  * The sources to resume: the recorded ones, with what prescan found taking the place of a
@@ -90,14 +90,14 @@ export async function prescan(
       // lost such generations (336-512 lines). A file we never had a chance to see under
       // --from end is the exception: where it starts cannot be read.
       if (!had && (from === 'start' || isNew(path, st))) {
-        fresh.push({ path, dev: st.dev, ino: st.ino, head: '', offset: 0 })
+        fresh.push({ ...sourceIdentity(st), path, head: '', offset: 0 })
         known.set(key, fresh[fresh.length - 1] as SourceState)
       }
       continue
     }
-    if (had && headsAgree(Buffer.from(had.head, 'base64'), head)) continue // resumes as recorded
+    if (had && sameFile(had, st, head)) continue // resumes as recorded
     const offset = from === 'end' && !isNew(path, st) ? lineStart : 0
-    fresh.push({ path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset })
+    fresh.push({ ...sourceIdentity(st), path, head: head.toString('base64'), offset })
     known.set(key, fresh[fresh.length - 1] as SourceState)
   }
   if (previousStart !== null)
@@ -244,11 +244,11 @@ async function searchDir(
     const had = known.get(identityKey(st))
     // Known and beginning as recorded: the followers resume it. Known by identity only (its
     // inode freed and reused by a file born since): another file, all of it unread.
-    if (had && headsAgree(Buffer.from(had.head, 'base64'), head)) continue
+    if (had && sameFile(had, st, head)) continue
     // A copytruncate copy made before we saw the truncation: it begins as the file we were
     // reading there did (the same first bytes), and that file's bytes up to our offset are
     // in the output already: read the copy from there, not again from its start.
-    const original = copiedFrom(path, head, remembered)
+    const original = copiedFrom(path, st, head, remembered)
     // Born before, written since: a copy written in place over an older file (fs.copyFileSync
     // and cp keep the inode of the copy there before), found as the copy it is, or not at all
     // (an old generation written to late is not a new one). Its birth time being old, it was
@@ -260,7 +260,7 @@ async function searchDir(
     // there now). All of it is unread (the mixed soak lost such a generation: 226 lines).
     if (!original && !bornSince(st, since) && !had) continue
     const offset = original ? Math.min(original.offset, st.size) : 0
-    const source = { path, dev: st.dev, ino: st.ino, head: head.toString('base64'), offset }
+    const source = { ...sourceIdentity(st), path, head: head.toString('base64'), offset }
     const at = found.findIndex((s) => sameIdentity(s, st))
     if (at >= 0) found[at] = source
     else found.push(source)
@@ -268,6 +268,14 @@ async function searchDir(
   }
   return raced
 }
+
+/**
+ * The file `st` (first bytes `head`) is the one `recorded` describes: born at the same time
+ * where both times are known (see anotherFile), and beginning as recorded.
+ */
+const sameFile = (recorded: SourceState, st: Stats, head: Buffer): boolean =>
+  !anotherFile({ ...recorded, birthtimeMs: recorded.born ?? 0 }, st) &&
+  headsAgree(Buffer.from(recorded.head, 'base64'), head)
 
 /** Born after `since` (ms since epoch); false when the file system records no birth times. */
 const bornSince = (st: Stats, since: number): boolean =>
@@ -280,6 +288,7 @@ const bornSince = (st: Stats, since: number): boolean =>
  */
 function copiedFrom(
   path: string,
+  st: Stats,
   head: Buffer,
   remembered: readonly SourceState[],
 ): SourceState | undefined {
@@ -287,6 +296,9 @@ function copiedFrom(
   return remembered.find(
     (s) =>
       s.head !== '' &&
+      // Not the file's own inode: a file there now that is not the recorded one (see sameFile)
+      // is a new file that reused it, no copy of the one deleted.
+      !sameIdentity(s, st) &&
       isRotatedSibling(path, rotationFamily(s.path)) &&
       headsAgree(Buffer.from(s.head, 'base64'), head),
   )

@@ -74,6 +74,15 @@ export class SourceTeller {
     this.announce(copy.announce)
   }
 
+  /**
+   * A file deleted while we did not hold it, whose inode the file now at `path` has (see
+   * FileTable.dropReborn): the writer forgets it, and the new file is announced as any other.
+   */
+  reborn(file: Tracked<unknown>, path: string): void {
+    this.#log.debug(`${file.path}: deleted; its inode is ${path}'s now; forgotten`)
+    this.#sink.forget?.(file.key)
+  }
+
   /** A missing file a periodic scan dropped (see MissingScan.settle): the writer forgets it. */
   gone(file: Tracked<unknown>, dir: string): void {
     this.#log.debug(`${file.path}: gone from ${dir}; forgotten`)

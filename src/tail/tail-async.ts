@@ -554,6 +554,8 @@ export class AsyncFollower {
       const st = kept ? kept.stats : await fstatFd(fh)
       // Swapped for a FIFO or a device since the stat: never read one (it may never end).
       if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
+      const reborn = this.#table.dropReborn(st)
+      if (reborn) this.#teller.reborn(reborn, path)
       const head = kept ? kept.head : await readHead(fh)
       const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
       const lineStart = startSize === null ? 0 : await lineStartBefore(fh, startSize)

@@ -156,6 +156,18 @@ describe('encodeState / decodeState', () => {
     })
   })
 
+  test('the birth time of a source is kept; one no stat gives (0, negative, not a number) is dropped, the source kept', () => {
+    const o = valid()
+    o.sources[0].born = 1_796_586_486_895.3994
+    expect(decodeState(JSON.stringify(o)).sources[0]?.born).toBe(1_796_586_486_895.3994)
+    for (const bad of [0, -5, '12', null]) {
+      o.sources[0].born = bad
+      const [source] = decodeState(JSON.stringify(o)).sources
+      expect(source).toBeDefined()
+      expect(source && 'born' in source).toBe(false)
+    }
+  })
+
   test('stats that are not all counts are dropped, the source kept', () => {
     const o = valid()
     o.sources[0].stats = {

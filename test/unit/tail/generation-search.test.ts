@@ -13,6 +13,7 @@ import {
   newerThan,
   PRUNE_AFTER,
   PRUNE_UNFINISHED_AFTER,
+  replacedByStat,
 } from '../../../src/tail/generation-rules.js'
 import {
   CopySearch,
@@ -262,5 +263,36 @@ describe('generation rules', () => {
       hitMessage('/in/a.log.1', { kind: 'resume' }, { ...was, unread: true, finished: true }),
     ).toMatch(/written to after it was closed/)
     expect(hitMessage('/in/a.log', { kind: 'resume' }, { ...was, unread: true })).toBeNull()
+  })
+
+  test('an entry whose inode a file born at another time holds is dropped as deleted (dropReborn), and replacedByStat says so', () => {
+    const t = new FileTable<number>(1024)
+    t.remember([
+      {
+        identity: { dev: 1, ino: 5, birthtimeMs: 1000 },
+        head: Buffer.from('old'),
+        offset: 14_459,
+        path: '/in/a.log.53',
+      },
+    ])
+    const known = t.files.get('1:5') as Tracked<number>
+    expect(replacedByStat(known, stat(5, 0, 2000))).toBe(true)
+    // Born when recorded, or no birth time on either side: only the size and first bytes tell.
+    expect(t.dropReborn(stat(5, 0, 1000))).toBeNull()
+    expect(t.dropReborn(stat(5, 0, 0))).toBeNull()
+    expect(t.files.has('1:5')).toBe(true)
+    expect(t.dropReborn(stat(5, 0, 2000))).toBe(known)
+    expect(t.files.has('1:5')).toBe(false)
+    expect([...t.missing()]).toEqual([])
+    // The new file opens as a file never seen: from 0, not at the old offset.
+    const file = t.opened('/in/a.log', 9, openedAs(stat(5, 0, 2000), ''), false, 0)
+    expect(file?.cursor.offset).toBe(0)
+  })
+
+  test('an entry with a handle is never dropped by a birth time (the inode cannot be reused while held)', () => {
+    const t = new FileTable<number>(1024)
+    const file = follow(t, '/in/a.log', 5, 'x', 10)
+    expect(t.dropReborn(stat(5, 10, 9999))).toBeNull()
+    expect(t.files.get('1:5')).toBe(file)
   })
 })

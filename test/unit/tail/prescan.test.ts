@@ -72,8 +72,16 @@ const b64 = (s: string) => Buffer.from(s).toString('base64')
 function logFile(name: string, text: string, offset = 0): SourceState {
   const path = join(dir, name)
   writeFileSync(path, text)
-  const { dev, ino } = statSync(path)
-  return { path, dev, ino, head: b64(text.slice(0, 64)), offset }
+  const { dev, ino, birthtimeMs } = statSync(path)
+  // The birth time where the file system records one, as prescan and the checkpoints do.
+  return {
+    path,
+    dev,
+    ino,
+    ...(birthtimeMs > 0 && { born: birthtimeMs }),
+    head: b64(text.slice(0, 64)),
+    offset,
+  }
 }
 
 const idOf = (path: string) => {
@@ -162,6 +170,20 @@ describe('prescan with a state', () => {
     expect(resumePoints([a], found)).toEqual(found)
   })
 
+  test('a recorded identity now held by a file born at another time is another file, even where its first bytes agree (an empty one)', async () => {
+    const a = logFile('a.log', '')
+    if (a.born === undefined) return // no birth times here: the first bytes decide, as above
+    // What a checkpoint recorded for this inode before: a file since deleted, born earlier.
+    const old = { ...a, born: a.born - 5_000, head: b64('the old file\n'), offset: 14_459 }
+    const found = await prescan([a.path], [old], 'start', Date.now() - 60_000)
+    expect(found).toEqual([{ ...a, offset: 0 }])
+    expect(resumePoints([old], found)).toEqual(found)
+    // Born at the recorded time: the same file, resumed as recorded.
+    expect(
+      await prescan([a.path], [{ ...old, born: a.born }], 'start', Date.now() - 60_000),
+    ).toEqual([])
+  })
+
   test('resumePoints, property: one entry per identity, the found one winning, every recorded identity kept', () => {
     const entry = fc.record({
       path: fc.constantFrom('a', 'b'),
@@ -210,6 +232,16 @@ describe('prescan, rotated generations born since the last start', () => {
     const found = await prescan([cur.path], [cur, old], 'start', since)
     expect(found).toEqual([{ ...reused, offset: 0 }])
     expect(resumePoints([cur, old], found)).toEqual([cur, { ...reused, offset: 0 }])
+  })
+
+  test('a recorded inode reused by a generation born since, beginning as the old file did, is read from 0 (the birth time tells)', async () => {
+    const since = Date.now() - 60_000
+    const cur = logFile('a.log', 'current\n', 8)
+    const reused = logFile('a.log.1', 'same start, another file\n')
+    if (reused.born === undefined) return // no birth times: only the first bytes can tell
+    const old = { ...reused, born: reused.born - 5_000, offset: 5 }
+    const found = await prescan([cur.path], [cur, old], 'start', since)
+    expect(found).toEqual([{ ...reused, offset: 0 }])
   })
 
   test('a copytruncate copy of a recorded file is read from the recorded offset, not from 0', async () => {
