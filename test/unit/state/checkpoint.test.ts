@@ -261,7 +261,7 @@ describe('the state file on disk', () => {
   test('removeLeftTemps removes the temporary files of interrupted saves, and nothing else', async () => {
     const path = join(dir, 'state.json')
     await saveState(path, 'kept\n')
-    // What write-file-atomic leaves when killed between its write and its rename.
+    // What replaceFile leaves when killed between its write and its rename.
     for (const name of ['state.json.1244590116', 'state.json.25934542'])
       writeFileSync(join(dir, name), 'half a state')
     const others = [

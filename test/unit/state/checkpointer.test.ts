@@ -126,7 +126,7 @@ test('nothing changed since the last save: no snapshot, no fsync, the file not r
   w.size = 10
   await cp.save()
   expect(w.calls).toEqual(['snapshot', 'sources', 'fsync', 'fsynced'])
-  // Replaced by a rename (write-file-atomic), not rewritten in place; no temp file left.
+  // Replaced by a rename (replaceFile), not rewritten in place; no temp file left.
   expect(statSync(statePath).ino).not.toBe(first.ino)
   expect(readdirSync(dir)).toEqual(['state.json'])
 })
