@@ -110,7 +110,12 @@ export function newerThan(path: string, at: number, names: NameSet, since: numbe
  * every byte of it is unread. Needs birth times (ext4, xfs, btrfs); without them, never.
  * A file at an identity the table knows counts only when the stat shows it is another file
  * than the one known there (see replacedByStat); its content is then as new as its last
- * write (an in-place rewrite keeps the old birth time).
+ * write (an in-place rewrite keeps the old birth time). So does a file no one has seen that
+ * was born before but written since: a copy written in place over an old copy this run never
+ * knew (fs.copyFileSync and cp keep that file's inode and birth time). When a generation was
+ * written, copied in place and truncated between two looks at its file, its copy begins as
+ * no file we read and was left out: the whole generation lost (the mixed soak, 242 lines of an
+ * in-place copy on top-down; any engine whose reader is held up that long).
  */
 export function isUnknownGeneration(
   files: Files,
@@ -121,7 +126,7 @@ export function isUnknownGeneration(
 ): boolean {
   const known = files.get(identityKey(st))
   if (known && !replacedByStat(known, st)) return false
-  return newerThan(path, known ? st.mtimeMs : st.birthtimeMs, names, since)
+  return newerThan(path, known ? st.mtimeMs : Math.max(st.birthtimeMs, st.mtimeMs), names, since)
 }
 
 /** Open, parked, or remembered at a name (not a rotated one) and not opened yet. */

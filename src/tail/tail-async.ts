@@ -616,11 +616,11 @@ export class AsyncFollower {
   async #findSkippedGenerations(
     file: File,
     fh: number,
-    since: number,
+    { since, truncated }: { readonly since: number; readonly truncated: boolean },
     statedAt: number,
   ): Promise<void> {
     const dir = dirname(file.path)
-    if (!entriesChangedSince(dir, since, statedAt)) return
+    if (!truncated && !entriesChangedSince(dir, since, statedAt)) return
     for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
       const before = await readHead(fh)
       await this.#scanMissing(this.#table.names, new Set([dir]), {
@@ -678,8 +678,8 @@ export class AsyncFollower {
       } else {
         this.#table.truncations.sawWhole(file, lookedAt)
       }
-      const since = this.#table.truncations.generationsToFind(file, size, lookedAt)
-      if (since !== undefined) await this.#findSkippedGenerations(file, fh, since, statedAt)
+      const skipped = this.#table.truncations.generationsToFind(file, size, lookedAt)
+      if (skipped) await this.#findSkippedGenerations(file, fh, skipped, statedAt)
       // Truncated under the read (see Cursor.readStillOurs): the pump looks again, and sees it.
       if (change !== 'idle' && (await this.#readFrom(fh, file, size))) {
         const pump = this.#pumps.get(file)

@@ -474,8 +474,8 @@ export class SyncFollower {
       } else {
         this.#table.truncations.sawWhole(file, lookedAt)
       }
-      const since = this.#table.truncations.generationsToFind(file, size, lookedAt)
-      if (since !== undefined) this.#findSkippedGenerations(file, fd, since, statedAt)
+      const skipped = this.#table.truncations.generationsToFind(file, size, lookedAt)
+      if (skipped) this.#findSkippedGenerations(file, fd, skipped, statedAt)
       if (change !== 'idle') raced = this.#readFrom(fd, file, size)
       this.#table.readWorked(file, log)
     } catch (err) {
@@ -493,9 +493,14 @@ export class SyncFollower {
    * (see Truncations.generationsToFind), made again while the name's content changes under the
    * search (see stillHolds).
    */
-  #findSkippedGenerations(file: File, fd: number, since: number, statedAt: number): void {
+  #findSkippedGenerations(
+    file: File,
+    fd: number,
+    { since, truncated }: { readonly since: number; readonly truncated: boolean },
+    statedAt: number,
+  ): void {
     const dir = dirname(file.path)
-    if (!entriesChangedSince(dir, since, statedAt)) return
+    if (!truncated && !entriesChangedSince(dir, since, statedAt)) return
     for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
       const before = readHead(fd)
       this.#scanMissing(this.#table.names, new Set([dir]), {

@@ -93,23 +93,34 @@ export class Truncations {
    * the file itself: the fingerprint we would compare is empty, so the truncation is not seen,
    * and the copy was found only by a later search, after the next generation's lines (the
    * selftest's 120 s async run: 4 whole generations late). Undefined when there is nothing to
-   * look for; once the file has bytes of ours, it is forgotten.
+   * look for; once the file has bytes of ours, it is forgotten. `truncated`: a truncation was
+   * seen (not only the file empty), so the search is made even when the directory shows no
+   * new entry: a copy written in place over an old copy adds none (see isUnknownGeneration).
    */
-  generationsToFind(file: Tracked<unknown>, size: number, at: number): number | undefined {
+  generationsToFind(
+    file: Tracked<unknown>,
+    size: number,
+    at: number,
+  ): { readonly since: number; readonly truncated: boolean } | undefined {
     if (file.cursor.head.length > 0 || file.cursor.offset > 0) {
       this.#emptied.delete(file.key)
       this.#seenEmpty.delete(file)
       return undefined
     }
-    if (size === 0) {
+    const truncatedAt = this.#emptied.get(file.key)
+    if (size === 0 && truncatedAt === undefined) {
       // Empty, none of its bytes ours, no truncation seen: the same once it fills, unless a
       // copytruncate happened first (see #seenEmpty; the first such look is kept).
-      if (!this.#emptied.has(file.key) && !this.#seenEmpty.has(file)) this.#seenEmpty.set(file, at)
+      if (!this.#seenEmpty.has(file)) this.#seenEmpty.set(file, at)
       return undefined
     }
-    const since = this.#emptied.get(file.key) ?? this.#seenEmpty.get(file)
+    // Seen truncated: searched now, even while it is empty. Put off until it had bytes, the
+    // read after this look took the first bytes written meanwhile, and then nothing was looked
+    // for (a generation copied in place between two looks lost: the in-place copy scenario of
+    // the mixed soak, 240 lines, on the engines whose reader looked just then).
+    const since = truncatedAt ?? this.#seenEmpty.get(file)
     this.#emptied.delete(file.key)
     this.#seenEmpty.delete(file)
-    return since
+    return since === undefined ? undefined : { since, truncated: truncatedAt !== undefined }
   }
 }

@@ -18,7 +18,8 @@
  * LOGMERGE_SOAK=N: N kills per engine instead of 8 (the long soak, figures in
  * docs/checkpoints.md). LOGMERGE_SOAK_BUSY=N: N busy loops (`node -e 'for(;;){}'`) run for the
  * whole test; 2 by default with LOGMERGE_SOAK, none in the bounded run of `npm test`, whose other
- * files load the machine already. LOGMERGE_SEED fixes the kill schedule.
+ * files load the machine already. LOGMERGE_SEED fixes the kill schedule. LOGMERGE_SOAK_LOG sets
+ * logmerge's --log-level (info by default; a failed run's stderr is kept with it).
  */
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -82,7 +83,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
       ...['-o', out, '--engine', engine, '--from', 'start', '--state', state],
       // Checkpoints often, or a run killed within a second would rarely make one, and the
       // truncating writers would wait for a long time.
-      ...['--checkpoint-interval', '100ms', '--log-level', 'info'],
+      ...['--checkpoint-interval', '100ms', '--log-level', process.env.LOGMERGE_SOAK_LOG ?? 'info'],
     ]
     // logmerge follows the files before the first rotation: a file renamed away before it was
     // ever looked at is not an input any more (as with tail -F).

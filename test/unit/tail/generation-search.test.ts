@@ -9,6 +9,7 @@ import { FileTable } from '../../../src/tail/file-table.js'
 import {
   BIRTH_CLOCK_SLACK_MS,
   hitMessage,
+  isUnknownGeneration,
   missedTooOften,
   newerThan,
   PRUNE_AFTER,
@@ -22,6 +23,7 @@ import {
   SEARCH_ATTEMPTS,
 } from '../../../src/tail/generation-search.js'
 import type { OpenedFile, Tracked } from '../../../src/tail/tracked.js'
+import { Truncations } from '../../../src/tail/truncations.js'
 
 const stat = (ino: number, size: number, born = 1000, changed = born): ListedStat => ({
   dev: 1,
@@ -294,5 +296,39 @@ describe('generation rules', () => {
     const file = follow(t, '/in/a.log', 5, 'x', 10)
     expect(t.dropReborn(stat(5, 10, 9999))).toBeNull()
     expect(t.files.get('1:5')).toBe(file)
+  })
+
+  test('a file no one knew, born before the search began but written since, is an unknown generation (a copy written in place)', () => {
+    const names = new Set(['/in/a.log'])
+    const files = new Map<string, Tracked<unknown>>()
+    const inPlace = { ...stat(7, 500, 1000), mtimeMs: 5000 }
+    expect(isUnknownGeneration(files, '/in/a.log.1', inPlace, names, 3000)).toBe(true)
+    // Neither born nor written since: an old generation.
+    expect(isUnknownGeneration(files, '/in/a.log.1', stat(7, 500, 1000), names, 3000)).toBe(false)
+  })
+})
+
+describe('Truncations', () => {
+  const fileAt = (offset: number, head: string) =>
+    ({ key: '1:5', cursor: { offset, head: Buffer.from(head) } }) as unknown as Tracked<unknown>
+
+  test('after a truncation, the search for generations between is due at once, even while the file is empty', () => {
+    const cuts = new Truncations()
+    const file = fileAt(0, '')
+    cuts.sawWhole(file, 1000)
+    cuts.emptied(file, 0)
+    // Put off until the file had bytes, the read after this look took them first, and nothing
+    // was looked for.
+    expect(cuts.generationsToFind(file, 0, 2000)).toEqual({ since: 1000, truncated: true })
+    expect(cuts.generationsToFind(file, 0, 2100)).toBeUndefined() // once
+  })
+
+  test('a file only seen empty is searched beside once it fills, as no truncation (the directory must show a change)', () => {
+    const cuts = new Truncations()
+    const file = fileAt(0, '')
+    expect(cuts.generationsToFind(file, 0, 1000)).toBeUndefined()
+    expect(cuts.generationsToFind(file, 10, 2000)).toEqual({ since: 1000, truncated: false })
+    // With bytes of ours there is nothing to look for.
+    expect(cuts.generationsToFind(fileAt(10, 'abc'), 10, 3000)).toBeUndefined()
   })
 })
