@@ -106,6 +106,13 @@ class ThreadedRun {
   readonly #counted = { bytes: 0, lines: 0 }
   /** What the threads told us about each file they opened, for checkpoints. */
   readonly #sources = new Map<string, SourceState>()
+  /**
+   * The reader thread that last told of each source key. Two threads can hold one key: an inode
+   * whose file one thread followed (since deleted, its entry not dropped yet) is a file of
+   * another thread's rotation family now. The newer file is the owner's; the old entry is
+   * stale, and what its thread says of the key (a forget) must not undo the owner's.
+   */
+  readonly #owner = new Map<string, number>()
   #sourcesSeen = 0
   readonly #failed = new AbortController()
   #failure: Error | null = null
@@ -125,6 +132,7 @@ class ThreadedRun {
     const writer = output.writer
     this.#locked = writer instanceof LockedWriter ? writer : null
     this.#loop = writer instanceof LockedWriter ? null : writer
+    if (this.#locked) this.#locked.ownerOf = (key) => this.#owner.get(key)
     this.#chain = this.#loop ? outputChain(config, this.#loop) : null
     this.#labels = this.#chain?.labels ?? new Labels(config.labels ?? {})
     this.#progress = this.#loop && wantsProgress(config) ? new ProgressBar() : null
@@ -307,11 +315,8 @@ class ThreadedRun {
     const events: ThreadEvents = {
       log,
       block: (bytes, mark) => this.#accept(bytes, mark),
-      source: (key, source) => this.#source(key, source),
-      forget: (key) => {
-        this.#sources.delete(key)
-        this.#loop?.forget(key)
-      },
+      source: (key, source) => this.#source(key, source, id),
+      forget: (key) => this.#forget(key, id),
       released: (key) => this.#chain?.released(key),
       summary: (thread, summary) => this.#summaries.answer(thread, summary),
       fail: (err) => this.#fail(err),
@@ -321,8 +326,17 @@ class ThreadedRun {
     return startShard(this.#pool, init, config.once ? null : FOLLOW_YOUNG_MB, events)
   }
 
-  /** A thread opened a file: recorded for checkpoints, and told to the time order. */
-  #source(key: string, source: SourceState): void {
+  /**
+   * A thread opened a file: recorded for checkpoints, and told to the time order. A key another
+   * thread told of before is that thread's deleted file's inode, reused: the loop writer drops
+   * the old file's offset first (its note of the new file is ignored while it has one), or a
+   * checkpoint paired the new file with the old one's offset and fingerprint (the mixed soak,
+   * top-down: a copy read twice after a restart, 294 lines).
+   */
+  #source(key: string, source: SourceState, thread: number): void {
+    const owner = this.#owner.get(key)
+    if (owner !== undefined && owner !== thread) this.#loop?.forget(key)
+    this.#owner.set(key, thread)
     const isNew = !this.#sources.has(key)
     this.#sources.set(key, source)
     this.#sourcesSeen++
@@ -332,6 +346,15 @@ class ThreadedRun {
     // checkpoint has already recorded can wait: 10,000 files opened at start asked for a
     // checkpoint of 10,000 sources each).
     if (isNew) void this.#output.checkpoints?.save()
+  }
+
+  /** A thread forgot a file: unless another thread owns its key now (see #owner). */
+  #forget(key: string, thread: number): void {
+    const owner = this.#owner.get(key)
+    if (owner !== undefined && owner !== thread) return
+    this.#owner.delete(key)
+    this.#sources.delete(key)
+    this.#loop?.forget(key)
   }
 
   /** top-down: a block from a thread goes to this thread's writer; the thread waits while it is behind. */

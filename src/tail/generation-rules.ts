@@ -25,6 +25,13 @@ export interface SearchHow {
    * cost 10,000 stats per event. The periodic scans look at every file.
    */
   readonly family?: string
+  /**
+   * The search a truncation of `family` started (see Truncations.generationsToFind): a file no
+   * one knew that was written since counts as an unknown generation even when born before (a
+   * copy written in place; see isUnknownGeneration). Elsewhere an old file written to late
+   * is not a new generation.
+   */
+  readonly afterTruncation?: boolean
 }
 
 /** What a directory search found worth reading (see searchHit). */
@@ -110,12 +117,14 @@ export function newerThan(path: string, at: number, names: NameSet, since: numbe
  * every byte of it is unread. Needs birth times (ext4, xfs, btrfs); without them, never.
  * A file at an identity the table knows counts only when the stat shows it is another file
  * than the one known there (see replacedByStat); its content is then as new as its last
- * write (an in-place rewrite keeps the old birth time). So does a file no one has seen that
- * was born before but written since: a copy written in place over an old copy this run never
- * knew (fs.copyFileSync and cp keep that file's inode and birth time). When a generation was
- * written, copied in place and truncated between two looks at its file, its copy begins as
- * no file we read and was left out: the whole generation lost (the mixed soak, 242 lines of an
- * in-place copy on top-down; any engine whose reader is held up that long).
+ * write (an in-place rewrite keeps the old birth time). With `afterTruncation` (the search a
+ * truncation started), so does a file no one has seen that was born before but written since:
+ * a copy written in place over an old copy this run never knew (fs.copyFileSync and cp keep
+ * that file's inode and birth time). When a generation was written, copied in place and
+ * truncated between two looks at its file, its copy begins as no file we read and was left
+ * out: the whole generation lost (the mixed soak, 242 lines of an in-place copy on top-down;
+ * any engine whose reader is held up that long). Without a truncation, an old file written
+ * to late is not a new generation (see prescan.ts).
  */
 export function isUnknownGeneration(
   files: Files,
@@ -123,10 +132,12 @@ export function isUnknownGeneration(
   st: FoundStat,
   names: NameSet,
   since: number,
+  afterTruncation = false,
 ): boolean {
   const known = files.get(identityKey(st))
   if (known && !replacedByStat(known, st)) return false
-  return newerThan(path, known ? st.mtimeMs : Math.max(st.birthtimeMs, st.mtimeMs), names, since)
+  const at = known || afterTruncation ? Math.max(st.birthtimeMs, st.mtimeMs) : st.birthtimeMs
+  return newerThan(path, at, names, since)
 }
 
 /** Open, parked, or remembered at a name (not a rotated one) and not opened yet. */
@@ -255,10 +266,14 @@ export function searchHit(
   st: FoundStat,
   current: NameSet,
   unknownSince?: number,
+  afterTruncation = false,
 ): SearchHit | null {
   if (current.has(path)) return null
   if (wanted(files, st)) return 'remembered'
-  if (unknownSince !== undefined && isUnknownGeneration(files, path, st, current, unknownSince))
+  if (
+    unknownSince !== undefined &&
+    isUnknownGeneration(files, path, st, current, unknownSince, afterTruncation)
+  )
     return 'unknown'
   return null
 }

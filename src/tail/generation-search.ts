@@ -51,6 +51,8 @@ export class MissingScan<H> {
   readonly #attempt: number
   readonly #found: { path: string; st: ListedStat }[] = []
   readonly #seen = new Set<string>()
+  /** Entries dropped because another file has their inode now (see saw). */
+  readonly #reborn: Tracked<H>[] = []
   /** Missing when the scan began: only these are judged (see settleScan). */
   readonly #before: Set<string>
   /** A rename raced the search: it is made again (see again()). */
@@ -80,15 +82,25 @@ export class MissingScan<H> {
     return settle === true || !this.#current.has(path)
   }
 
-  /** The regular file `st` is at `path`: seen (for settleScan), and kept if it is a hit. */
+  /**
+   * The regular file `st` is at `path`: seen (for settleScan), and kept if it is a hit. An entry
+   * at its inode whose birth time is another (see anotherFile) is a deleted file's: dropped at
+   * once (settle returns it), not counted as seen. Counted as seen by its inode, a deleted
+   * generation whose inode another file of the directory took was never forgotten, and in the
+   * thread engines, where that file is another thread's, the two entries of one key fought over
+   * its checkpoint record.
+   */
   saw(path: string, st: ListedStat): void {
     const key = identityKey(st)
-    if (this.#table.files.has(key)) this.#seen.add(key)
+    const reborn = this.#table.dropReborn(st)
+    if (reborn) this.#reborn.push(reborn)
+    else if (this.#table.files.has(key)) this.#seen.add(key)
     if (this.#hit(path, st)) this.#found.push({ path, st })
   }
 
   #hit(path: string, st: FoundStat): SearchHit | null {
-    return this.#table.searchHit(path, st, this.#current, this.#how.unknownSince)
+    const { unknownSince, afterTruncation } = this.#how
+    return this.#table.searchHit(path, st, this.#current, unknownSince, afterTruncation)
   }
 
   /** A directory changed between its listing and the end of the stats. */
@@ -101,8 +113,9 @@ export class MissingScan<H> {
    * them). Only once per scan: a search made again must not count the same misses twice.
    */
   settle(): Tracked<H>[] {
-    if (!this.#how.settle || this.#attempt !== 1) return []
-    return this.#table.settleScan(this.#dirs, this.#seen, this.#before)
+    const reborn = this.#reborn.splice(0)
+    if (!this.#how.settle || this.#attempt !== 1) return reborn
+    return [...reborn, ...this.#table.settleScan(this.#dirs, this.#seen, this.#before)]
   }
 
   /**

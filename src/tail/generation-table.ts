@@ -61,8 +61,9 @@ export class GenerationTable<H> extends FileIndex<H> {
     st: FoundStat,
     current: NameSet,
     unknownSince?: number,
+    afterTruncation = false,
   ): SearchHit | null {
-    return searchHit(this.files, path, st, current, unknownSince)
+    return searchHit(this.files, path, st, current, unknownSince, afterTruncation)
   }
 
   /** The shell saw `file` truncated (see Truncations.truncating). */

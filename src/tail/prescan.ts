@@ -60,6 +60,8 @@ export async function prescan(
   const known = new Map(remembered.map((s) => [identityKey(s), s]))
   const knownNames = new Set(remembered.map((s) => s.path))
   const fresh: SourceState[] = []
+  /** Input names whose recorded file was truncated while we were down (see searchDir). */
+  const rewritten = new Set<string>()
   // A file at a name the last run followed, or born since the last run started, is new: all
   // of it is unread. Only a file we never had a chance to see starts at --from.
   const isNew = (path: string, st: Stats) =>
@@ -96,12 +98,13 @@ export async function prescan(
       continue
     }
     if (had && sameFile(had, st, head)) continue // resumes as recorded
+    if (had) rewritten.add(path) // truncated (and written again) while we were down
     const offset = from === 'end' && !isNew(path, st) ? lineStart : 0
     fresh.push({ ...sourceIdentity(st), path, head: head.toString('base64'), offset })
     known.set(key, fresh[fresh.length - 1] as SourceState)
   }
   if (previousStart !== null)
-    fresh.push(...(await unknownGenerations(paths, known, remembered, previousStart)))
+    fresh.push(...(await unknownGenerations(paths, known, remembered, previousStart, rewritten)))
   return fresh
 }
 
@@ -175,6 +178,7 @@ async function unknownGenerations(
   known: Map<string, SourceState>,
   remembered: readonly SourceState[],
   since: number,
+  rewritten: ReadonlySet<string>,
 ): Promise<SourceState[]> {
   const found: SourceState[] = []
   const byDir = new Map<string, Set<string>>()
@@ -186,7 +190,7 @@ async function unknownGenerations(
   for (const [dir, family] of byDir) {
     for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
       const stamp = directoryStamp(dir)
-      const raced = await searchDir(dir, family, known, remembered, since, found)
+      const raced = await searchDir(dir, family, known, remembered, since, found, rewritten)
       if (!raced && !changedSince(dir, stamp)) break
     }
   }
@@ -205,6 +209,7 @@ async function searchDir(
   remembered: readonly SourceState[],
   since: number,
   found: SourceState[],
+  rewritten: ReadonlySet<string>,
 ): Promise<boolean> {
   let raced = false
   for (const entry of await listDir(dir)) {
@@ -258,7 +263,12 @@ async function searchDir(
     // since that checkpoint, with a copy of no recorded source, it holds a generation no
     // checkpoint saw (two copies written in place while we were down: the one between is
     // there now). All of it is unread (the mixed soak lost such a generation: 226 lines).
-    if (!original && !bornSince(st, since) && !had) continue
+    // And unless the input it is a generation of was truncated while we were down: then a file
+    // written since that begins as no recorded one is a copy written in place of a generation
+    // no checkpoint saw (written, copied over the last copy and truncated while we were down:
+    // the mixed soak lost such a generation on top-down, 150 lines). An old file written to
+    // late beside an input that was not truncated is left alone.
+    if (!original && !bornSince(st, since) && !had && !rewritten.has(rotationFamily(path))) continue
     const offset = original ? Math.min(original.offset, st.size) : 0
     const source = { ...sourceIdentity(st), path, head: head.toString('base64'), offset }
     const at = found.findIndex((s) => sameIdentity(s, st))

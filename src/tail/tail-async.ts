@@ -627,6 +627,7 @@ export class AsyncFollower {
         unknownSince: since,
         nowAtName: before,
         family: file.path,
+        afterTruncation: truncated,
       })
       if (stillHolds(before, await readHead(fh))) return
     }

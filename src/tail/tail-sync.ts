@@ -507,6 +507,7 @@ export class SyncFollower {
         unknownSince: since,
         nowAtName: before,
         family: file.path,
+        afterTruncation: truncated,
       })
       if (stillHolds(before, readHead(fd))) return
     }

@@ -26,6 +26,8 @@ export class Truncations {
    * the copy (the service test again, 2 runs in 229; copy-identity.test.ts).
    */
   readonly #seenEmpty = new WeakMap<Tracked<unknown>, number>()
+  /** Files seen truncated whose search was made while they were still empty (see generationsToFind). */
+  readonly #searchedEmpty = new Set<string>()
   /**
    * Per file seen truncated: its content's first bytes then, how far we had read it, and when
    * the truncation was seen (see truncating).
@@ -63,6 +65,8 @@ export class Truncations {
   /** The file `key` left the table for good: nothing of it is remembered. */
   drop(key: string): void {
     this.#cut.delete(key)
+    this.#emptied.delete(key)
+    this.#searchedEmpty.delete(key)
   }
 
   /** The shell looked at `file` at `at` and it was not truncated (see emptied). */
@@ -104,22 +108,31 @@ export class Truncations {
   ): { readonly since: number; readonly truncated: boolean } | undefined {
     if (file.cursor.head.length > 0 || file.cursor.offset > 0) {
       this.#emptied.delete(file.key)
+      this.#searchedEmpty.delete(file.key)
       this.#seenEmpty.delete(file)
       return undefined
     }
     const truncatedAt = this.#emptied.get(file.key)
-    if (size === 0 && truncatedAt === undefined) {
+    if (size === 0) {
+      // Seen truncated: searched now, while it is still empty, and once more when it has
+      // bytes. Put off until it had bytes, the read after this look took the first bytes
+      // written meanwhile, and then nothing was looked for (a generation copied in place
+      // between two looks lost: the mixed soak, 240 lines, on the engines whose reader looked
+      // just then). Kept for the look that finds it filled: a generation written, copied and
+      // truncated after this one is found then.
+      if (truncatedAt !== undefined) {
+        if (this.#searchedEmpty.has(file.key)) return undefined
+        this.#searchedEmpty.add(file.key)
+        return { since: truncatedAt, truncated: true }
+      }
       // Empty, none of its bytes ours, no truncation seen: the same once it fills, unless a
       // copytruncate happened first (see #seenEmpty; the first such look is kept).
       if (!this.#seenEmpty.has(file)) this.#seenEmpty.set(file, at)
       return undefined
     }
-    // Seen truncated: searched now, even while it is empty. Put off until it had bytes, the
-    // read after this look took the first bytes written meanwhile, and then nothing was looked
-    // for (a generation copied in place between two looks lost: the in-place copy scenario of
-    // the mixed soak, 240 lines, on the engines whose reader looked just then).
     const since = truncatedAt ?? this.#seenEmpty.get(file)
     this.#emptied.delete(file.key)
+    this.#searchedEmpty.delete(file.key)
     this.#seenEmpty.delete(file)
     return since === undefined ? undefined : { since, truncated: truncatedAt !== undefined }
   }

@@ -298,13 +298,17 @@ describe('generation rules', () => {
     expect(t.files.get('1:5')).toBe(file)
   })
 
-  test('a file no one knew, born before the search began but written since, is an unknown generation (a copy written in place)', () => {
+  test('after a truncation, a file no one knew, born before but written since, is an unknown generation (a copy written in place)', () => {
     const names = new Set(['/in/a.log'])
     const files = new Map<string, Tracked<unknown>>()
     const inPlace = { ...stat(7, 500, 1000), mtimeMs: 5000 }
-    expect(isUnknownGeneration(files, '/in/a.log.1', inPlace, names, 3000)).toBe(true)
+    expect(isUnknownGeneration(files, '/in/a.log.1', inPlace, names, 3000, true)).toBe(true)
     // Neither born nor written since: an old generation.
-    expect(isUnknownGeneration(files, '/in/a.log.1', stat(7, 500, 1000), names, 3000)).toBe(false)
+    expect(isUnknownGeneration(files, '/in/a.log.1', stat(7, 500, 1000), names, 3000, true)).toBe(
+      false,
+    )
+    // No truncation started the search: an old file written to late is no new generation.
+    expect(isUnknownGeneration(files, '/in/a.log.1', inPlace, names, 3000)).toBe(false)
   })
 })
 
@@ -320,7 +324,11 @@ describe('Truncations', () => {
     // Put off until the file had bytes, the read after this look took them first, and nothing
     // was looked for.
     expect(cuts.generationsToFind(file, 0, 2000)).toEqual({ since: 1000, truncated: true })
-    expect(cuts.generationsToFind(file, 0, 2100)).toBeUndefined() // once
+    expect(cuts.generationsToFind(file, 0, 2100)).toBeUndefined() // once while empty
+    // And once more when it has bytes (none of them ours): a generation written, copied and
+    // truncated after the first search is found then.
+    expect(cuts.generationsToFind(file, 10, 3000)).toEqual({ since: 1000, truncated: true })
+    expect(cuts.generationsToFind(file, 20, 3100)).toBeUndefined()
   })
 
   test('a file only seen empty is searched beside once it fills, as no truncation (the directory must show a change)', () => {

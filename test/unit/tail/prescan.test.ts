@@ -306,6 +306,22 @@ describe('prescan, rotated generations born since the last start', () => {
     expect(await prescan([cur.path], [cur], 'start', since)).toEqual([])
   })
 
+  test('beside an input truncated while down, an older file written since that no state recorded is read from 0 (a copy written in place of a generation no checkpoint saw)', async () => {
+    const copy = join(dir, 'a.log.1')
+    writeFileSync(copy, 'generation 5\n') // an old copy, no longer in the state
+    const cur = logFile('a.log', 'generation 6, first line\n', 10)
+    await sleep(30)
+    const since = Date.now()
+    await sleep(30)
+    // While down: generation 6 copied over a.log.1 in place and a.log truncated, generation 7
+    // written, copied over a.log.1 in place, a.log truncated, generation 8 written.
+    writeFileSync(copy, 'generation 7, only ever in the copy\n')
+    writeFileSync(cur.path, 'generation 8\n')
+    const found = await prescan([cur.path], [cur], 'start', since)
+    const { dev, ino } = statSync(copy)
+    expect(found.find((s) => s.ino === ino && s.dev === dev)?.offset).toBe(0)
+  })
+
   test('without a previous start (no state), no generation is looked for', async () => {
     logFile('a.log.1', 'old\n')
     const cur = logFile('a.log', 'cur\n')
