@@ -20,15 +20,18 @@
  */
 import {
   appendFileSync,
+  copyFileSync,
   mkdirSync,
   readFileSync,
   renameSync,
   statSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
+import { shardOf } from '../../src/engines/shard.js'
 import {
   completeLines,
   ENGINES,
@@ -145,4 +148,74 @@ describe.each(ENGINES)('engine %s', (engine) => {
       expect(seqs).toEqual(Array.from({ length: 450 }, (_, i) => i))
       expect(lm.stderr()).not.toMatch(/truncated/)
     })
+  test('a copytruncate copy on the inode of a deleted file of another family the state records: checkpointed as the copy, not read again after a SIGKILL', {
+    timeout: 60_000,
+  }, async ({ tmp }) => {
+    // The state still records a deleted generation of another family (`<other>.log.5`; in the
+    // thread engines another reader thread's) at the inode the copy gets. Taken as that
+    // file's, the copy's checkpoint had the old file's offset and fingerprint, and the restart
+    // read the copy again (top-down, the 200-kill mixed soak: 12 copies, 2,626 lines twice).
+    const logs = join(tmp, 'logs')
+    mkdirSync(logs)
+    const b = join(logs, 'b.log')
+    // A family another reader thread owns (of 2), as in the soak (ren.log's and cpy.log's).
+    const other = ['a', 'c', 'd', 'e', 'f', 'g', 'h']
+      .map((n) => join(logs, `${n}.log`))
+      .find((p) => shardOf(p, 2) !== shardOf(b, 2)) as string
+    const spare = join(tmp, 'spare') // becomes the copy b.log.1: its inode is the "reused" one
+    const out = join(tmp, 'out.log')
+    const state = join(tmp, 'S')
+    writeFileSync(b, lines(0, 100).replaceAll('ren-', 'b-'))
+    writeFileSync(spare, '')
+    if (statSync(spare).birthtimeMs === 0) return // no birth times on this file system
+    writeFileSync(out, '')
+    const y = statSync(spare)
+    const o = statSync(out)
+    writeFileSync(
+      state,
+      JSON.stringify({
+        format: 'logmerge-state',
+        version: 1,
+        savedAt: new Date().toISOString(),
+        startedAt: new Date(Date.now() - 60_000).toISOString(),
+        output: { path: out, dev: o.dev, ino: o.ino, size: 0 },
+        sources: [
+          {
+            path: `${other}.5`,
+            dev: y.dev,
+            ino: y.ino,
+            born: y.birthtimeMs - 10_000,
+            head: Buffer.from('other-1 a line of a deleted file\n').toString('base64'),
+            offset: 7_398,
+          },
+        ],
+      }),
+    )
+    const args = [
+      join(logs, '*.log'),
+      ...['-o', out, '--engine', engine, '--from', 'start', '--state', state],
+      ...['--checkpoint-interval', '50ms', '--log-level', 'info'],
+      ...(engine === 'async' ? [] : ['--threads', '2']),
+    ]
+    let lm = spawnLogmerge(args)
+    await waitFor(() => lm.stderr().includes('ready'), { proc: lm, what: 'logmerge ready' })
+    await waitForLines(out, 100, { proc: lm })
+    appendFileSync(b, lines(100, 150).replaceAll('ren-', 'b-'))
+    // copytruncate, the copy on the spare inode: written there, then renamed into place.
+    copyFileSync(b, spare)
+    renameSync(spare, `${b}.1`)
+    truncateSync(b, 0)
+    appendFileSync(b, lines(150, 160).replaceAll('ren-', 'b-'))
+    await waitForLines(out, 160, { proc: lm })
+    // A checkpoint after the copy was taken over, then a crash and a restart.
+    await sleep(300)
+    lm.kill('SIGKILL')
+    await lm.exited
+    lm = spawnLogmerge(args)
+    await waitFor(() => lm.stderr().includes('ready'), { proc: lm, what: 'logmerge ready again' })
+    await sleep(500)
+    await stop(lm)
+    const seqs = completeLines(out).map((l) => Number(l.split('-')[1]))
+    expect(seqs).toEqual(Array.from({ length: 160 }, (_, i) => i))
+  })
 })
