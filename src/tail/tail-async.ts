@@ -6,7 +6,7 @@
 import { fstatSync, readSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LimitFunction } from 'p-limit'
-import { describeErrno, isErrno, isSystemError } from '../errors.js'
+import { isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import {
@@ -23,6 +23,7 @@ import {
 import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
+import { FileLook } from './file-look.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { forEachLimited } from './for-each-limited.js'
 import { lineStartBefore } from './from-end.js'
@@ -35,6 +36,7 @@ import {
   INPUT_OPEN_FLAGS,
   statQuietly,
 } from './input-fs.js'
+import { OpenOutcomes } from './open-outcomes.js'
 import { Pacer } from './pacer.js'
 import type { KeptOpen } from './prescan.js'
 import { readSize } from './read-size.js'
@@ -95,6 +97,8 @@ export class AsyncFollower {
   #closed = false
   /** What the writer and the owner are told about each file. */
   readonly #teller: SourceTeller
+  /** What each outcome of opening a name means (see open-outcomes.ts). */
+  readonly #outcomes: OpenOutcomes<number>
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
   #orphansMayGrow = false
   /** Files born after this are new to this run (see isUnknownGeneration, generation-rules.ts). */
@@ -127,6 +131,7 @@ export class AsyncFollower {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
     this.#teller = new SourceTeller(opts.sink, opts.log, opts.onSource)
+    this.#outcomes = new OpenOutcomes(this.#table, this.#teller, opts.log, opts)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
     this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
@@ -502,12 +507,7 @@ export class AsyncFollower {
     try {
       fh = await this.#openInput(path)
     } catch (err) {
-      if (!isErrno(err, 'ENOENT')) {
-        this.#opts.log.warnOnce(
-          `open:${path}`,
-          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-        )
-      }
+      this.#outcomes.reopenFailed(path, err)
       return
     }
     const st = await fstatFd(fh).catch(() => null)
@@ -525,7 +525,7 @@ export class AsyncFollower {
    * one prescan left open (`kept`, its descriptor, stat and first bytes).
    */
   async #open(path: string, named: Stats, kept: KeptOpen | null = null): Promise<void> {
-    const { log } = this.#opts
+    const outcome = this.#outcomes
     let fh: number
     try {
       if (kept) {
@@ -533,42 +533,20 @@ export class AsyncFollower {
         this.#held++ // opened outside the budget's count, within its size (see openBudget)
       } else fh = await this.#openInput(path)
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) {
-        this.#table.unreadable.add(path) // gone since the stat: the next look says what is there
-        return
-      }
-      this.#table.openFailed(path, named)
-      const unopened = this.#table.trackUnopened(path, named, this.#opts.from === 'end')
-      if (unopened) {
-        this.#teller.announce(unopened)
-      }
-      log.warnOnce(
-        `open:${path}`,
-        `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-      )
+      outcome.failed(path, named, err)
       return
     }
-    this.#table.openWorked(path, log)
+    outcome.worked(path)
     let file: File | null = null
     try {
       const st = kept ? kept.stats : await fstatFd(fh)
-      // Swapped for a FIFO or a device since the stat: never read one (it may never end).
-      if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
-      const reborn = this.#table.dropReborn(st)
-      if (reborn) this.#teller.reborn(reborn, path)
+      if (!outcome.readable(path, st)) return // a FIFO or a device now: never read one
       const head = kept ? kept.head : await readHead(fh)
-      const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
+      const startSize = outcome.startSize(path, st)
       const lineStart = startSize === null ? 0 : await lineStartBefore(fh, startSize)
-      file = this.#table.opened(
-        path,
-        fh,
-        { identity: st, size: st.size, head },
-        startSize !== null,
-        lineStart,
-      )
+      file = outcome.taken(path, fh, st, head, startSize, lineStart)
     } catch (err) {
-      if (!isSystemError(err)) throw err
-      log.warnOnce(`open:${path}`, `cannot read ${path}: ${describeErrno(err)}; will keep trying`)
+      outcome.readFailed(path, err)
     } finally {
       if (file === null) await this.#closeInput(fh)
     }
@@ -638,51 +616,25 @@ export class AsyncFollower {
     // Replaced by another file of its identity (see FileTable.rememberCopy): never read again.
     if (fh === null || !this.#table.holds(file)) return
     const { sink, log } = this.#opts
-    const cursor = file.cursor
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const st = fstatNow(fh)
-      const { size } = st
       const statedAt = performance.now()
-      let change = cursor.classify(size)
-      // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
-      // equal length) shows only in the first bytes. We were woken, so something changed.
-      if (change !== 'truncated' && cursor.head.length > 0) {
-        change = cursor.classify(size, readHeadNow(fh))
-      }
-      // Rotated away and written over (see FileTable.overwritten).
-      const over =
-        change === 'truncated' && file.names === 0
-          ? this.#table.overwritten(file, readHeadNow(fh), st)
-          : null
-      if (over?.kind === 'leave') {
-        // Quiet for long enough, it is closed as any rotated file (after this read).
-        if (FileTable.isQuiet(file, this.#opts.quietMs)) void this.#release(file, true)
-        return
-      }
-      if (over?.kind === 'copy') {
-        log.info(
-          `${file.path}: written over with a copy of a truncated file; reading it on from byte ${over.offset}`,
-        )
-        const rest = cursor.restartAt(over.offset, readHeadNow(fh))
-        if (rest) await sink.write(rest, markOf(file))
-        this.#teller.retellIfHeadChanged(file)
-        change = size > over.offset ? 'grown' : 'idle'
-      } else if (change === 'truncated') {
-        await this.#finishFromCopy(file)
-        log.info(`${file.path}: truncated; reading it again from the start`)
-        this.#table.truncating(file)
-        const rest = cursor.restart()
-        if (rest) await sink.write(rest, markOf(file))
-        this.#table.truncations.emptied(file, this.#startedAt)
-      } else {
-        this.#table.truncations.sawWhole(file, lookedAt)
-      }
-      const skipped = this.#table.truncations.generationsToFind(file, size, lookedAt)
+      // What the look says (see file-look.ts for each step and why it comes where it does).
+      const look = new FileLook(this.#table, file, st, lookedAt, () => readHeadNow(fh))
+      // Left alone; quiet for long enough, closed as any rotated file (after this read).
+      const left = look.left(this.#opts.quietMs)
+      if (left === 'release') void this.#release(file, true)
+      if (left) return
+      if (look.truncated) await this.#finishFromCopy(file) // copytruncate: the copy's rest first
+      const rest = look.restart(log)
+      if (rest) await sink.write(rest, markOf(file))
+      look.restarted(this.#teller, this.#startedAt)
+      const skipped = look.generationsToFind()
       if (skipped) await this.#findSkippedGenerations(file, fh, skipped, statedAt)
       // Truncated under the read (see Cursor.readStillOurs): the pump looks again, and sees it.
-      if (change !== 'idle' && (await this.#readFrom(fh, file, size))) {
+      if (look.change !== 'idle' && (await this.#readFrom(fh, file, look.size))) {
         const pump = this.#pumps.get(file)
         if (pump) pump.again = true
       }
