@@ -7,7 +7,6 @@ import { fstatSync, readSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LimitFunction } from 'p-limit'
 import { isErrno, isSystemError } from '../errors.js'
-import type { Logger } from '../log.js'
 import type { BlockSink } from '../sink/sink.js'
 import {
   closeNow,
@@ -40,6 +39,7 @@ import { OpenOutcomes } from './open-outcomes.js'
 import { Pacer } from './pacer.js'
 import type { KeptOpen } from './prescan.js'
 import { readSize } from './read-size.js'
+import type { ReaderOptions } from './reader-options.js'
 import type { SourceState } from './source-state.js'
 import { SourceTeller } from './source-teller.js'
 import {
@@ -52,32 +52,11 @@ import {
   type Tracked,
 } from './tracked.js'
 
-export interface FollowOptions {
-  /** False for --once: nothing will appear later, so say so differently. */
-  readonly follow: boolean
-  /** Where a file present at start-up begins; files that appear later begin at 0. */
-  readonly from: 'start' | 'end'
-  readonly maxLineBytes: number
-  readonly readChunkBytes: number
-  /** A file that lost its name is closed once it has been quiet this long. */
-  readonly quietMs: number
-  /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
-  readonly pollMs?: number
-  /** Names the sweep stats a second at most (default SWEEP_NAMES_PER_SECOND: a reader's share). */
-  readonly sweepPerSecond?: number
-  /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
-  readonly foldMs?: number
+/** The event-loop shell's options: the shared ones (see reader-options.ts), its writer and pool. */
+export interface FollowOptions extends ReaderOptions {
   readonly sink: BlockSink
+  /** Bounds the reads in flight (p-limit). */
   readonly limit: LimitFunction
-  readonly log: Logger
-  /** Called when a file is opened (reader threads tell the main thread, for checkpoints). */
-  readonly onSource?: (file: Tracked<unknown>) => void
-  /** Called when a file is let go (read to its end and closed): --order time ends its source. */
-  readonly onRelease?: (file: Tracked<unknown>) => void
-  /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
-  readonly maxOpenFiles?: number
-  /** Tests only: called after a directory search lists `dir`, to rename things under it. */
-  readonly searchHook?: (dir: string) => void
 }
 
 type File = Tracked<number>

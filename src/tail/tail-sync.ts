@@ -14,7 +14,6 @@ import {
 } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { isErrno, isSystemError } from '../errors.js'
-import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
 import { checkReadFault } from './fault.js'
@@ -34,6 +33,7 @@ import {
 import { OpenOutcomes } from './open-outcomes.js'
 import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
+import type { ReaderOptions } from './reader-options.js'
 import { SourceTeller } from './source-teller.js'
 import {
   grewSince,
@@ -54,28 +54,9 @@ export interface SyncSink {
   forget?(key: string): void
 }
 
-export interface SyncFollowOptions {
-  readonly follow: boolean
-  readonly from: 'start' | 'end'
-  readonly maxLineBytes: number
-  readonly readChunkBytes: number
-  readonly quietMs: number
-  /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
-  readonly pollMs?: number
-  /** Names the sweep stats a second at most (default SWEEP_NAMES_PER_SECOND: a reader's share). */
-  readonly sweepPerSecond?: number
-  /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
-  readonly foldMs?: number
+/** The blocking shell's options: the shared ones (see reader-options.ts) and its writer. */
+export interface SyncFollowOptions extends ReaderOptions {
   readonly sink: SyncSink
-  readonly log: Logger
-  /** Called when a file is opened (the thread tells the main thread, for checkpoints). */
-  readonly onSource?: (file: Tracked<unknown>) => void
-  /** Called when a file is let go (read to its end and closed): --order time ends its source. */
-  readonly onRelease?: (file: Tracked<unknown>) => void
-  /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
-  readonly maxOpenFiles?: number
-  /** Tests only: called after a directory search lists `dir`, to rename things under it. */
-  readonly searchHook?: (dir: string) => void
 }
 
 type File = Tracked<number>
