@@ -9,12 +9,13 @@
  *
  * A shell's #readNew walks it in this order (each step after the one before, as the comments
  * in the shells say why): new FileLook, left, [finishFromCopy when truncated], restart, [write
- * the partial line], restarted, generationsToFind, [search], [read when change is not idle].
+ * the partial line], restarted, skippedSearch, [search], [read when change is not idle].
  */
 import type { Logger } from '../log.js'
 import type { Change } from './cursor.js'
 import { FileIndex } from './file-index.js'
 import type { Overwritten } from './generation-rules.js'
+import { SkippedSearch } from './generation-search.js'
 import type { GenerationTable } from './generation-table.js'
 import type { SourceTeller } from './source-teller.js'
 import type { Tracked } from './tracked.js'
@@ -25,6 +26,8 @@ export class FileLook<H> {
   readonly #head: () => Buffer
   /** When the look began: before the stat, so a truncation it misses came after this. */
   readonly #lookedAt: number
+  /** When the stat returned (performance.now(): see SkippedSearch). */
+  readonly #statedAt = performance.now()
   /** Rotated away and written over (see GenerationTable.overwritten), or null. */
   readonly #over: Overwritten | null
   /** The file's size at the look. */
@@ -33,8 +36,9 @@ export class FileLook<H> {
   change: Change
 
   /**
-   * `st`: the shell's fstat of `file`, made after `lookedAt` (Date.now()); `head` reads the
-   * file's first bytes now, called only where the look needs them.
+   * `st`: the shell's fstat of `file`, made after `lookedAt` (Date.now()) and just returned
+   * (the look is made at once, so its time is the stat's); `head` reads the file's first bytes
+   * now, called only where the look needs them.
    */
   constructor(
     table: GenerationTable<H>,
@@ -114,10 +118,12 @@ export class FileLook<H> {
   }
 
   /**
-   * Generations to look for beside the file before reading it, born since `since` (see
-   * Truncations.generationsToFind), or undefined.
+   * The search to make beside the file before reading it, for generations a truncation may
+   * have skipped (see Truncations.generationsToFind), or null.
    */
-  generationsToFind(): { readonly since: number; readonly truncated: boolean } | undefined {
-    return this.#table.truncations.generationsToFind(this.#file, this.size, this.#lookedAt)
+  skippedSearch(): SkippedSearch | null {
+    const file = this.#file
+    const skipped = this.#table.truncations.generationsToFind(file, this.size, this.#lookedAt)
+    return skipped ? new SkippedSearch(file.path, skipped, this.#statedAt) : null
   }
 }

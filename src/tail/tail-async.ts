@@ -26,8 +26,8 @@ import { FileLook } from './file-look.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { forEachLimited } from './for-each-limited.js'
 import { lineStartBefore } from './from-end.js'
-import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
-import { CopySearch, MissingScan, SEARCH_ATTEMPTS } from './generation-search.js'
+import { MISSING_SCAN_SWEEPS, type SearchHow } from './generation-rules.js'
+import { CopySearch, MissingScan, type SkippedSearch } from './generation-search.js'
 import {
   changedSince,
   directoryStamp,
@@ -565,28 +565,13 @@ export class AsyncFollower {
     return entry.running
   }
 
-  /**
-   * Copied and truncated again before we read a byte of it: the copies born since `since` first
-   * (see Truncations.generationsToFind), made again while the name's content changes under the
-   * search (see stillHolds).
-   */
-  async #findSkippedGenerations(
-    file: File,
-    fh: number,
-    { since, truncated }: { readonly since: number; readonly truncated: boolean },
-    statedAt: number,
-  ): Promise<void> {
-    const dir = dirname(file.path)
-    if (!truncated && !entriesChangedSince(dir, since, statedAt)) return
-    for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
+  /** Generations a truncation may have skipped, looked for before a read (see SkippedSearch). */
+  async #findSkippedGenerations(fh: number, search: SkippedSearch): Promise<void> {
+    if (!search.wanted(entriesChangedSince)) return
+    for (let again = true; again; ) {
       const before = await readHead(fh)
-      await this.#scanMissing(this.#table.names, new Set([dir]), {
-        unknownSince: since,
-        nowAtName: before,
-        family: file.path,
-        afterTruncation: truncated,
-      })
-      if (stillHolds(before, await readHead(fh))) return
+      await this.#scanMissing(this.#table.names, new Set([search.dir]), search.how(before))
+      again = search.again(before, await readHead(fh))
     }
   }
 
@@ -599,7 +584,6 @@ export class AsyncFollower {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const st = fstatNow(fh)
-      const statedAt = performance.now()
       // What the look says (see file-look.ts for each step and why it comes where it does).
       const look = new FileLook(this.#table, file, st, lookedAt, () => readHeadNow(fh))
       // Left alone; quiet for long enough, closed as any rotated file (after this read).
@@ -610,8 +594,8 @@ export class AsyncFollower {
       const rest = look.restart(log)
       if (rest) await sink.write(rest, markOf(file))
       look.restarted(this.#teller, this.#startedAt)
-      const skipped = look.generationsToFind()
-      if (skipped) await this.#findSkippedGenerations(file, fh, skipped, statedAt)
+      const skipped = look.skippedSearch()
+      if (skipped) await this.#findSkippedGenerations(fh, skipped)
       // Truncated under the read (see Cursor.readStillOurs): the pump looks again, and sees it.
       if (look.change !== 'idle' && (await this.#readFrom(fh, file, look.size))) {
         const pump = this.#pumps.get(file)

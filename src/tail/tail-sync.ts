@@ -21,8 +21,8 @@ import { inputFileBudget } from './fd-budget.js'
 import { FileLook } from './file-look.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { lineStartBeforeSync } from './from-end.js'
-import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
-import { CopySearch, MissingScan, SEARCH_ATTEMPTS } from './generation-search.js'
+import { MISSING_SCAN_SWEEPS, type SearchHow } from './generation-rules.js'
+import { CopySearch, MissingScan, type SkippedSearch } from './generation-search.js'
 import {
   changedSince,
   directoryStamp,
@@ -396,7 +396,6 @@ export class SyncFollower {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const st = fstatSync(fd)
-      const statedAt = performance.now()
       // What the look says (see file-look.ts for each step and why it comes where it does).
       const look = new FileLook(this.#table, file, st, lookedAt, () => readHead(fd))
       const left = look.left(this.#opts.quietMs)
@@ -406,8 +405,8 @@ export class SyncFollower {
       const rest = look.restart(log)
       if (rest) sink.write(rest, markOf(file))
       look.restarted(this.#teller, this.#startedAt)
-      const skipped = look.generationsToFind()
-      if (skipped) this.#findSkippedGenerations(file, fd, skipped, statedAt)
+      const skipped = look.skippedSearch()
+      if (skipped) this.#findSkippedGenerations(fd, skipped)
       if (look.change !== 'idle') raced = this.#readFrom(fd, file, look.size)
       this.#table.readWorked(file, log)
     } catch (err) {
@@ -420,28 +419,13 @@ export class SyncFollower {
     if (raced) this.#readNew(file)
   }
 
-  /**
-   * Copied and truncated again before we read a byte of it: the copies born since `since` first
-   * (see Truncations.generationsToFind), made again while the name's content changes under the
-   * search (see stillHolds).
-   */
-  #findSkippedGenerations(
-    file: File,
-    fd: number,
-    { since, truncated }: { readonly since: number; readonly truncated: boolean },
-    statedAt: number,
-  ): void {
-    const dir = dirname(file.path)
-    if (!truncated && !entriesChangedSince(dir, since, statedAt)) return
-    for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
+  /** Generations a truncation may have skipped, looked for before a read (see SkippedSearch). */
+  #findSkippedGenerations(fd: number, search: SkippedSearch): void {
+    if (!search.wanted(entriesChangedSince)) return
+    for (let again = true; again; ) {
       const before = readHead(fd)
-      this.#scanMissing(this.#table.names, new Set([dir]), {
-        unknownSince: since,
-        nowAtName: before,
-        family: file.path,
-        afterTruncation: truncated,
-      })
-      if (stillHolds(before, readHead(fd))) return
+      this.#scanMissing(this.#table.names, new Set([search.dir]), search.how(before))
+      again = search.again(before, readHead(fd))
     }
   }
 
