@@ -19,7 +19,7 @@ import {
   statNow,
   statPath,
 } from './async-fs.js'
-import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
+import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import { FileLook } from './file-look.js'
@@ -301,17 +301,14 @@ export class AsyncFollower {
         })
     }
     // A bounded number of names a tick, going round (see SWEEP_NAMES_PER_SECOND).
-    for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
-      const st = statQuietly(path)
-      const file = key ? this.#table.files.get(key) : undefined
-      if (!st || !file || !sameIdentity(st, file.cursor.identity) || st.size !== file.cursor.offset)
-        void this.resolve(path)
-    }
+    for (const [path, key] of this.#table.sweepNames(this.#sweepBudget))
+      if (this.#table.sweepSaw(key, statQuietly(path))) void this.resolve(path)
     this.#orphansMayGrow = false
     for (const file of this.#table.orphans()) {
       this.#orphansMayGrow = true
-      if (sizeOf(file) !== file.cursor.offset) void this.#pump(file)
-      else if (FileTable.isQuiet(file, this.#opts.quietMs)) void this.#retire(file)
+      const step = FileTable.orphanStep(file, sizeOf(file), this.#opts.quietMs)
+      if (step === 'read') void this.#pump(file)
+      else if (step === 'retire') void this.#retire(file)
     }
   }
 

@@ -15,7 +15,7 @@ import {
 import { dirname, join } from 'node:path'
 import { isErrno, isSystemError } from '../errors.js'
 import type { SourceMark } from '../sink/sink.js'
-import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
+import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import { FileLook } from './file-look.js'
@@ -255,29 +255,19 @@ export class SyncFollower {
     }
     // A bounded number of names a tick, going round (see SWEEP_NAMES_PER_SECOND).
     for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
-      const st = statQuietly(path)
-      const file = key ? this.#table.files.get(key) : undefined
-      if (
-        !st ||
-        !file ||
-        !sameIdentity(st, file.cursor.identity) ||
-        st.size !== file.cursor.offset
-      ) {
-        const before = file?.cursor.offset
-        this.resolve(path)
-        grew ||= before !== this.#table.fileOf(path)?.cursor.offset
-      }
+      if (!this.#table.sweepSaw(key, statQuietly(path))) continue
+      const before = key ? this.#table.files.get(key)?.cursor.offset : undefined
+      this.resolve(path)
+      grew ||= before !== this.#table.fileOf(path)?.cursor.offset
     }
     this.#orphansMayGrow = false
     for (const file of [...this.#table.orphans()]) {
       this.#orphansMayGrow = true
-      if (sizeOf(file) !== file.cursor.offset) {
+      const step = FileTable.orphanStep(file, sizeOf(file), this.#opts.quietMs)
+      if (step === 'read') {
         this.#readNew(file)
         grew = true
-      } else if (FileTable.isQuiet(file, this.#opts.quietMs)) {
-        this.#readNew(file)
-        if (file.names === 0) this.#release(file, true)
-      }
+      } else if (step === 'retire') this.#retire(file)
     }
     return grew
   }
@@ -506,6 +496,12 @@ export class SyncFollower {
       }
     }
     if (search.again(() => changedSince(dir, stamp))) this.#finishFromCopy(file, attempt + 1)
+  }
+
+  /** A nameless file has been quiet long enough: one last read, then flush and close. */
+  #retire(file: File): void {
+    this.#readNew(file)
+    if (file.names === 0) this.#release(file, true)
   }
 
   #release(file: File, flush: boolean): void {
