@@ -5,7 +5,8 @@
  * 10,000: the missing ones (no handle, no name: remembered or finished) by the path they were
  * last seen at, and the orphans (a handle, no name: being read to their end). Parking (closing
  * the idlest named files when descriptors run short) is here too: it only moves a file between
- * these states. No I/O.
+ * these states; and so are the periodic sweep's two choices, which read these indexes (which
+ * names to look at again, what to do with each orphan). No I/O.
  */
 import { dirname } from 'node:path'
 import { Cursor, type Identity, identityKey, sameIdentity } from './cursor.js'

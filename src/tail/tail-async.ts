@@ -1,7 +1,9 @@
 /**
- * The event-loop reader shell (the notes' `tail_async`): fs.promises I/O around the pure Cursor
- * and FileTable. Woken by chokidar events, with a cheap periodic sweep as a safety net; p-limit
- * bounds the reads in flight. Compare tail-sync.ts, the blocking shell: same steps, same order.
+ * The event-loop reader shell (the notes' `tail_async`): the I/O of async-fs.ts around the pure
+ * core (Cursor, FileTable, and the decisions both shells share: FileLook, OpenOutcomes, the
+ * searches of generation-search.ts). Woken by chokidar events, with a cheap periodic sweep as a
+ * safety net; p-limit bounds the reads in flight. Compare tail-sync.ts, the blocking shell:
+ * same steps, same order.
  */
 import { fstatSync, readSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'

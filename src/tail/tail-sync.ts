@@ -1,7 +1,9 @@
 /**
- * The blocking reader shell (the notes' `tail_file`): statSync/readSync around the pure Cursor
- * and FileTable. It runs inside a worker thread, which sleeps with Atomics.wait between looks.
- * Compare tail-async.ts, the event-loop shell: same steps, same order; only the I/O differs.
+ * The blocking reader shell (the notes' `tail_file`): statSync/readSync around the pure core
+ * (Cursor, FileTable, and the decisions both shells share: FileLook, OpenOutcomes, the
+ * searches of generation-search.ts). It runs inside a worker thread, which sleeps with
+ * Atomics.wait between looks. Compare tail-async.ts, the event-loop shell: same steps, same
+ * order; only the I/O differs.
  */
 import {
   closeSync,
