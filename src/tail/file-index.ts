@@ -5,10 +5,11 @@
  * 10,000: the missing ones (no handle, no name: remembered or finished) by the path they were
  * last seen at, and the orphans (a handle, no name: being read to their end). Parking (closing
  * the idlest named files when descriptors run short) is here too: it only moves a file between
- * these states. No I/O.
+ * these states; and so are the periodic sweep's two choices, which read these indexes (which
+ * names to look at again, what to do with each orphan). No I/O.
  */
 import { dirname } from 'node:path'
-import { Cursor, type Identity, identityKey } from './cursor.js'
+import { Cursor, type Identity, identityKey, sameIdentity } from './cursor.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
 import { type SourceState, sourceIdentity } from './source-state.js'
 import type { Tracked } from './tracked.js'
@@ -222,6 +223,31 @@ export class FileIndex<H> {
       })
     }
     return out
+  }
+
+  /**
+   * The sweep's quick stat of a name that led to the file `key` (see sweepNames) found `st`
+   * (undefined: nothing, or the stat failed): true when the name needs a proper look (the
+   * shell's resolve): it leads nowhere, to another file than ours, or to ours at another size
+   * than we have read to.
+   */
+  sweepSaw(key: string | null, st: (Identity & { readonly size: number }) | undefined): boolean {
+    const file = key ? this.files.get(key) : undefined
+    return !st || !file || !sameIdentity(st, file.cursor.identity) || st.size !== file.cursor.offset
+  }
+
+  /**
+   * What the sweep does with an orphan (see orphans) whose size is now `size` (-1: its fstat
+   * failed, and the read says why): read it when it changed; retire it when it has been quiet
+   * for `quietMs` (one last read, then its partial line flushed and its handle closed).
+   */
+  static orphanStep(
+    file: Tracked<unknown>,
+    size: number,
+    quietMs: number,
+  ): 'read' | 'retire' | null {
+    if (size !== file.cursor.offset) return 'read'
+    return FileIndex.isQuiet(file, quietMs) ? 'retire' : null
   }
 
   /** True when an orphan has been quiet long enough to be closed. */

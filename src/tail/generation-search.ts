@@ -1,16 +1,19 @@
 /**
- * The steps of the two directory searches both shells make, as pure objects the shells walk:
+ * The steps of the directory searches both shells make, as pure objects the shells walk:
  * MissingScan (the search for missing files and unseen generations beside the input names:
- * the shells' #scanMissing) and CopySearch (the search for logrotate's copy of a file seen
- * truncated: #finishFromCopy). A shell lists, stats, opens and reads, blocking (tail-sync.ts)
- * or on the event loop (tail-async.ts), and asks the search at each step what to skip, what
- * to open, what a file it opened is, what to tell the writer and the operator, and whether to
- * search again: one copy of the decisions, the I/O side by side (docs/migration.md).
+ * the shells' #scanMissing), SkippedSearch (the MissingScans made before a read for
+ * generations a truncation may have skipped: #findSkippedGenerations) and CopySearch (the
+ * search for logrotate's copy of a file seen truncated: #finishFromCopy). A shell lists,
+ * stats, opens and reads, blocking (tail-sync.ts) or on the event loop (tail-async.ts), and
+ * asks the search at each step what to skip, what to open, what a file it opened is, what to
+ * tell the writer and the operator, and whether to search again: one copy of the decisions,
+ * the I/O side by side (docs/migration.md).
  */
+import { dirname } from 'node:path'
 import { isErrno } from '../errors.js'
 import type { SourceMark } from '../sink/sink.js'
 import { type Identity, identityKey, sameIdentity } from './cursor.js'
-import type { SearchHit, SearchHow } from './generation-rules.js'
+import { type SearchHit, type SearchHow, stillHolds } from './generation-rules.js'
 import type { GenerationTable } from './generation-table.js'
 import { type Dated, isRotatedSibling, olderFirst } from './rotation.js'
 import { type FoundStat, markOf, type NameSet, type OpenedFile, type Tracked } from './tracked.js'
@@ -169,6 +172,64 @@ export class MissingScan<H> {
   /** Whether the scan is to be made again (a rename raced it, and attempts are left). */
   again(): boolean {
     return this.#raced && this.#attempt < SEARCH_ATTEMPTS
+  }
+}
+
+/**
+ * Copied and truncated again before we read a byte of it: the search, before a read of the
+ * file at `path`, for the generations born beside it since `since` (see
+ * Truncations.generationsToFind), as MissingScans of its family, made again while the name's
+ * content changes under the search (see stillHolds).
+ */
+export class SkippedSearch {
+  /** The directory searched. */
+  readonly dir: string
+  readonly #path: string
+  readonly #since: number
+  readonly #truncated: boolean
+  /** When the shell's stat of the file returned (performance.now(); see entriesChangedSince). */
+  readonly #statedAt: number
+  #attempt = 1
+
+  constructor(
+    path: string,
+    { since, truncated }: { readonly since: number; readonly truncated: boolean },
+    statedAt: number,
+  ) {
+    this.dir = dirname(path)
+    this.#path = path
+    this.#since = since
+    this.#truncated = truncated
+    this.#statedAt = statedAt
+  }
+
+  /**
+   * Whether to search at all: after a truncation always (a copy written in place over an old
+   * copy adds no entry), otherwise only when `entriesChanged`, the shell's look at the
+   * directory (entriesChangedSince in input-fs.ts), says an entry may have been added since.
+   */
+  wanted(entriesChanged: (dir: string, since: number, statedAt: number) => boolean): boolean {
+    return this.#truncated || entriesChanged(this.dir, this.#since, this.#statedAt)
+  }
+
+  /** How a pass searches, `before` being the first bytes at the name when it begins. */
+  how(before: Buffer): SearchHow {
+    return {
+      unknownSince: this.#since,
+      nowAtName: before,
+      family: this.#path,
+      afterTruncation: this.#truncated,
+    }
+  }
+
+  /**
+   * After a pass that began with `before` at the name: whether to make another, the name now
+   * beginning with `after` (its content changed under the search), while attempts are left.
+   */
+  again(before: Buffer, after: Buffer): boolean {
+    if (stillHolds(before, after) || this.#attempt >= SEARCH_ATTEMPTS) return false
+    this.#attempt++
+    return true
   }
 }
 

@@ -1,13 +1,14 @@
 /**
- * The event-loop reader shell (the notes' `tail_async`): fs.promises I/O around the pure Cursor
- * and FileTable. Woken by chokidar events, with a cheap periodic sweep as a safety net; p-limit
- * bounds the reads in flight. Compare tail-sync.ts, the blocking shell: same steps, same order.
+ * The event-loop reader shell (the notes' `tail_async`): the I/O of async-fs.ts around the pure
+ * core (Cursor, FileTable, and the decisions both shells share: FileLook, OpenOutcomes, the
+ * searches of generation-search.ts). Woken by chokidar events, with a cheap periodic sweep as a
+ * safety net; p-limit bounds the reads in flight. Compare tail-sync.ts, the blocking shell:
+ * same steps, same order.
  */
 import { fstatSync, readSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LimitFunction } from 'p-limit'
-import { describeErrno, isErrno, isSystemError } from '../errors.js'
-import type { Logger } from '../log.js'
+import { isErrno, isSystemError } from '../errors.js'
 import type { BlockSink } from '../sink/sink.js'
 import {
   closeNow,
@@ -20,14 +21,15 @@ import {
   statNow,
   statPath,
 } from './async-fs.js'
-import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
+import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
+import { FileLook } from './file-look.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { forEachLimited } from './for-each-limited.js'
 import { lineStartBefore } from './from-end.js'
-import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
-import { CopySearch, MissingScan, SEARCH_ATTEMPTS } from './generation-search.js'
+import { MISSING_SCAN_SWEEPS, type SearchHow } from './generation-rules.js'
+import { CopySearch, MissingScan, type SkippedSearch } from './generation-search.js'
 import {
   changedSince,
   directoryStamp,
@@ -35,9 +37,11 @@ import {
   INPUT_OPEN_FLAGS,
   statQuietly,
 } from './input-fs.js'
+import { OpenOutcomes } from './open-outcomes.js'
 import { Pacer } from './pacer.js'
 import type { KeptOpen } from './prescan.js'
 import { readSize } from './read-size.js'
+import type { ReaderOptions } from './reader-options.js'
 import type { SourceState } from './source-state.js'
 import { SourceTeller } from './source-teller.js'
 import {
@@ -50,32 +54,11 @@ import {
   type Tracked,
 } from './tracked.js'
 
-export interface FollowOptions {
-  /** False for --once: nothing will appear later, so say so differently. */
-  readonly follow: boolean
-  /** Where a file present at start-up begins; files that appear later begin at 0. */
-  readonly from: 'start' | 'end'
-  readonly maxLineBytes: number
-  readonly readChunkBytes: number
-  /** A file that lost its name is closed once it has been quiet this long. */
-  readonly quietMs: number
-  /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
-  readonly pollMs?: number
-  /** Names the sweep stats a second at most (default SWEEP_NAMES_PER_SECOND: a reader's share). */
-  readonly sweepPerSecond?: number
-  /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
-  readonly foldMs?: number
+/** The event-loop shell's options: the shared ones (see reader-options.ts), its writer and pool. */
+export interface FollowOptions extends ReaderOptions {
   readonly sink: BlockSink
+  /** Bounds the reads in flight (p-limit). */
   readonly limit: LimitFunction
-  readonly log: Logger
-  /** Called when a file is opened (reader threads tell the main thread, for checkpoints). */
-  readonly onSource?: (file: Tracked<unknown>) => void
-  /** Called when a file is let go (read to its end and closed): --order time ends its source. */
-  readonly onRelease?: (file: Tracked<unknown>) => void
-  /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
-  readonly maxOpenFiles?: number
-  /** Tests only: called after a directory search lists `dir`, to rename things under it. */
-  readonly searchHook?: (dir: string) => void
 }
 
 type File = Tracked<number>
@@ -95,6 +78,8 @@ export class AsyncFollower {
   #closed = false
   /** What the writer and the owner are told about each file. */
   readonly #teller: SourceTeller
+  /** What each outcome of opening a name means (see open-outcomes.ts). */
+  readonly #outcomes: OpenOutcomes<number>
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
   #orphansMayGrow = false
   /** Files born after this are new to this run (see isUnknownGeneration, generation-rules.ts). */
@@ -127,6 +112,7 @@ export class AsyncFollower {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
     this.#teller = new SourceTeller(opts.sink, opts.log, opts.onSource)
+    this.#outcomes = new OpenOutcomes(this.#table, this.#teller, opts.log, opts)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
     this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
@@ -317,17 +303,14 @@ export class AsyncFollower {
         })
     }
     // A bounded number of names a tick, going round (see SWEEP_NAMES_PER_SECOND).
-    for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
-      const st = statQuietly(path)
-      const file = key ? this.#table.files.get(key) : undefined
-      if (!st || !file || !sameIdentity(st, file.cursor.identity) || st.size !== file.cursor.offset)
-        void this.resolve(path)
-    }
+    for (const [path, key] of this.#table.sweepNames(this.#sweepBudget))
+      if (this.#table.sweepSaw(key, statQuietly(path))) void this.resolve(path)
     this.#orphansMayGrow = false
     for (const file of this.#table.orphans()) {
       this.#orphansMayGrow = true
-      if (sizeOf(file) !== file.cursor.offset) void this.#pump(file)
-      else if (FileTable.isQuiet(file, this.#opts.quietMs)) void this.#retire(file)
+      const step = FileTable.orphanStep(file, sizeOf(file), this.#opts.quietMs)
+      if (step === 'read') void this.#pump(file)
+      else if (step === 'retire') void this.#retire(file)
     }
   }
 
@@ -502,12 +485,7 @@ export class AsyncFollower {
     try {
       fh = await this.#openInput(path)
     } catch (err) {
-      if (!isErrno(err, 'ENOENT')) {
-        this.#opts.log.warnOnce(
-          `open:${path}`,
-          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-        )
-      }
+      this.#outcomes.reopenFailed(path, err)
       return
     }
     const st = await fstatFd(fh).catch(() => null)
@@ -525,7 +503,7 @@ export class AsyncFollower {
    * one prescan left open (`kept`, its descriptor, stat and first bytes).
    */
   async #open(path: string, named: Stats, kept: KeptOpen | null = null): Promise<void> {
-    const { log } = this.#opts
+    const outcome = this.#outcomes
     let fh: number
     try {
       if (kept) {
@@ -533,42 +511,20 @@ export class AsyncFollower {
         this.#held++ // opened outside the budget's count, within its size (see openBudget)
       } else fh = await this.#openInput(path)
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) {
-        this.#table.unreadable.add(path) // gone since the stat: the next look says what is there
-        return
-      }
-      this.#table.openFailed(path, named)
-      const unopened = this.#table.trackUnopened(path, named, this.#opts.from === 'end')
-      if (unopened) {
-        this.#teller.announce(unopened)
-      }
-      log.warnOnce(
-        `open:${path}`,
-        `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-      )
+      outcome.failed(path, named, err)
       return
     }
-    this.#table.openWorked(path, log)
+    outcome.worked(path)
     let file: File | null = null
     try {
       const st = kept ? kept.stats : await fstatFd(fh)
-      // Swapped for a FIFO or a device since the stat: never read one (it may never end).
-      if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
-      const reborn = this.#table.dropReborn(st)
-      if (reborn) this.#teller.reborn(reborn, path)
+      if (!outcome.readable(path, st)) return // a FIFO or a device now: never read one
       const head = kept ? kept.head : await readHead(fh)
-      const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
+      const startSize = outcome.startSize(path, st)
       const lineStart = startSize === null ? 0 : await lineStartBefore(fh, startSize)
-      file = this.#table.opened(
-        path,
-        fh,
-        { identity: st, size: st.size, head },
-        startSize !== null,
-        lineStart,
-      )
+      file = outcome.taken(path, fh, st, head, startSize, lineStart)
     } catch (err) {
-      if (!isSystemError(err)) throw err
-      log.warnOnce(`open:${path}`, `cannot read ${path}: ${describeErrno(err)}; will keep trying`)
+      outcome.readFailed(path, err)
     } finally {
       if (file === null) await this.#closeInput(fh)
     }
@@ -608,28 +564,13 @@ export class AsyncFollower {
     return entry.running
   }
 
-  /**
-   * Copied and truncated again before we read a byte of it: the copies born since `since` first
-   * (see Truncations.generationsToFind), made again while the name's content changes under the
-   * search (see stillHolds).
-   */
-  async #findSkippedGenerations(
-    file: File,
-    fh: number,
-    { since, truncated }: { readonly since: number; readonly truncated: boolean },
-    statedAt: number,
-  ): Promise<void> {
-    const dir = dirname(file.path)
-    if (!truncated && !entriesChangedSince(dir, since, statedAt)) return
-    for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
+  /** Generations a truncation may have skipped, looked for before a read (see SkippedSearch). */
+  async #findSkippedGenerations(fh: number, search: SkippedSearch): Promise<void> {
+    if (!search.wanted(entriesChangedSince)) return
+    for (let again = true; again; ) {
       const before = await readHead(fh)
-      await this.#scanMissing(this.#table.names, new Set([dir]), {
-        unknownSince: since,
-        nowAtName: before,
-        family: file.path,
-        afterTruncation: truncated,
-      })
-      if (stillHolds(before, await readHead(fh))) return
+      await this.#scanMissing(this.#table.names, new Set([search.dir]), search.how(before))
+      again = search.again(before, await readHead(fh))
     }
   }
 
@@ -638,51 +579,24 @@ export class AsyncFollower {
     // Replaced by another file of its identity (see FileTable.rememberCopy): never read again.
     if (fh === null || !this.#table.holds(file)) return
     const { sink, log } = this.#opts
-    const cursor = file.cursor
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const st = fstatNow(fh)
-      const { size } = st
-      const statedAt = performance.now()
-      let change = cursor.classify(size)
-      // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
-      // equal length) shows only in the first bytes. We were woken, so something changed.
-      if (change !== 'truncated' && cursor.head.length > 0) {
-        change = cursor.classify(size, readHeadNow(fh))
-      }
-      // Rotated away and written over (see FileTable.overwritten).
-      const over =
-        change === 'truncated' && file.names === 0
-          ? this.#table.overwritten(file, readHeadNow(fh), st)
-          : null
-      if (over?.kind === 'leave') {
-        // Quiet for long enough, it is closed as any rotated file (after this read).
-        if (FileTable.isQuiet(file, this.#opts.quietMs)) void this.#release(file, true)
-        return
-      }
-      if (over?.kind === 'copy') {
-        log.info(
-          `${file.path}: written over with a copy of a truncated file; reading it on from byte ${over.offset}`,
-        )
-        const rest = cursor.restartAt(over.offset, readHeadNow(fh))
-        if (rest) await sink.write(rest, markOf(file))
-        this.#teller.retellIfHeadChanged(file)
-        change = size > over.offset ? 'grown' : 'idle'
-      } else if (change === 'truncated') {
-        await this.#finishFromCopy(file)
-        log.info(`${file.path}: truncated; reading it again from the start`)
-        this.#table.truncating(file)
-        const rest = cursor.restart()
-        if (rest) await sink.write(rest, markOf(file))
-        this.#table.truncations.emptied(file, this.#startedAt)
-      } else {
-        this.#table.truncations.sawWhole(file, lookedAt)
-      }
-      const skipped = this.#table.truncations.generationsToFind(file, size, lookedAt)
-      if (skipped) await this.#findSkippedGenerations(file, fh, skipped, statedAt)
+      // What the look says (see file-look.ts for each step and why it comes where it does).
+      const look = new FileLook(this.#table, file, st, lookedAt, () => readHeadNow(fh))
+      // Left alone; quiet for long enough, closed as any rotated file (after this read).
+      const left = look.left(this.#opts.quietMs)
+      if (left === 'release') void this.#release(file, true)
+      if (left) return
+      if (look.truncated) await this.#finishFromCopy(file) // copytruncate: the copy's rest first
+      const rest = look.restart(log)
+      if (rest) await sink.write(rest, markOf(file))
+      look.restarted(this.#teller, this.#startedAt)
+      const skipped = look.skippedSearch()
+      if (skipped) await this.#findSkippedGenerations(fh, skipped)
       // Truncated under the read (see Cursor.readStillOurs): the pump looks again, and sees it.
-      if (change !== 'idle' && (await this.#readFrom(fh, file, size))) {
+      if (look.change !== 'idle' && (await this.#readFrom(fh, file, look.size))) {
         const pump = this.#pumps.get(file)
         if (pump) pump.again = true
       }

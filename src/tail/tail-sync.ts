@@ -1,7 +1,9 @@
 /**
- * The blocking reader shell (the notes' `tail_file`): statSync/readSync around the pure Cursor
- * and FileTable. It runs inside a worker thread, which sleeps with Atomics.wait between looks.
- * Compare tail-async.ts, the event-loop shell: same steps, same order; only the I/O differs.
+ * The blocking reader shell (the notes' `tail_file`): statSync/readSync around the pure core
+ * (Cursor, FileTable, and the decisions both shells share: FileLook, OpenOutcomes, the
+ * searches of generation-search.ts). It runs inside a worker thread, which sleeps with
+ * Atomics.wait between looks. Compare tail-async.ts, the event-loop shell: same steps, same
+ * order; only the I/O differs.
  */
 import {
   closeSync,
@@ -13,16 +15,16 @@ import {
   statSync,
 } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { describeErrno, isErrno, isSystemError } from '../errors.js'
-import type { Logger } from '../log.js'
+import { isErrno, isSystemError } from '../errors.js'
 import type { SourceMark } from '../sink/sink.js'
-import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
+import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
+import { FileLook } from './file-look.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { lineStartBeforeSync } from './from-end.js'
-import { MISSING_SCAN_SWEEPS, type SearchHow, stillHolds } from './generation-rules.js'
-import { CopySearch, MissingScan, SEARCH_ATTEMPTS } from './generation-search.js'
+import { MISSING_SCAN_SWEEPS, type SearchHow } from './generation-rules.js'
+import { CopySearch, MissingScan, type SkippedSearch } from './generation-search.js'
 import {
   changedSince,
   directoryStamp,
@@ -30,8 +32,10 @@ import {
   INPUT_OPEN_FLAGS,
   statQuietly,
 } from './input-fs.js'
+import { OpenOutcomes } from './open-outcomes.js'
 import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
+import type { ReaderOptions } from './reader-options.js'
 import { SourceTeller } from './source-teller.js'
 import {
   grewSince,
@@ -52,28 +56,9 @@ export interface SyncSink {
   forget?(key: string): void
 }
 
-export interface SyncFollowOptions {
-  readonly follow: boolean
-  readonly from: 'start' | 'end'
-  readonly maxLineBytes: number
-  readonly readChunkBytes: number
-  readonly quietMs: number
-  /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
-  readonly pollMs?: number
-  /** Names the sweep stats a second at most (default SWEEP_NAMES_PER_SECOND: a reader's share). */
-  readonly sweepPerSecond?: number
-  /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
-  readonly foldMs?: number
+/** The blocking shell's options: the shared ones (see reader-options.ts) and its writer. */
+export interface SyncFollowOptions extends ReaderOptions {
   readonly sink: SyncSink
-  readonly log: Logger
-  /** Called when a file is opened (the thread tells the main thread, for checkpoints). */
-  readonly onSource?: (file: Tracked<unknown>) => void
-  /** Called when a file is let go (read to its end and closed): --order time ends its source. */
-  readonly onRelease?: (file: Tracked<unknown>) => void
-  /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
-  readonly maxOpenFiles?: number
-  /** Tests only: called after a directory search lists `dir`, to rename things under it. */
-  readonly searchHook?: (dir: string) => void
 }
 
 type File = Tracked<number>
@@ -95,6 +80,8 @@ export class SyncFollower {
   readonly #pacer: Pacer<File>
   /** What the writer and the owner are told about each file. */
   readonly #teller: SourceTeller
+  /** What each outcome of opening a name means (see open-outcomes.ts). */
+  readonly #outcomes: OpenOutcomes<number>
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
   #orphansMayGrow = false
   /** Files born after this are new to this run (see isUnknownGeneration, generation-rules.ts). */
@@ -106,6 +93,7 @@ export class SyncFollower {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
     this.#teller = new SourceTeller(opts.sink, opts.log, opts.onSource)
+    this.#outcomes = new OpenOutcomes(this.#table, this.#teller, opts.log, opts)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
     this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
@@ -269,29 +257,19 @@ export class SyncFollower {
     }
     // A bounded number of names a tick, going round (see SWEEP_NAMES_PER_SECOND).
     for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
-      const st = statQuietly(path)
-      const file = key ? this.#table.files.get(key) : undefined
-      if (
-        !st ||
-        !file ||
-        !sameIdentity(st, file.cursor.identity) ||
-        st.size !== file.cursor.offset
-      ) {
-        const before = file?.cursor.offset
-        this.resolve(path)
-        grew ||= before !== this.#table.fileOf(path)?.cursor.offset
-      }
+      if (!this.#table.sweepSaw(key, statQuietly(path))) continue
+      const before = key ? this.#table.files.get(key)?.cursor.offset : undefined
+      this.resolve(path)
+      grew ||= before !== this.#table.fileOf(path)?.cursor.offset
     }
     this.#orphansMayGrow = false
     for (const file of [...this.#table.orphans()]) {
       this.#orphansMayGrow = true
-      if (sizeOf(file) !== file.cursor.offset) {
+      const step = FileTable.orphanStep(file, sizeOf(file), this.#opts.quietMs)
+      if (step === 'read') {
         this.#readNew(file)
         grew = true
-      } else if (FileTable.isQuiet(file, this.#opts.quietMs)) {
-        this.#readNew(file)
-        if (file.names === 0) this.#release(file, true)
-      }
+      } else if (step === 'retire') this.#retire(file)
     }
     return grew
   }
@@ -349,12 +327,7 @@ export class SyncFollower {
     try {
       fd = this.#openInput(path)
     } catch (err) {
-      if (!isErrno(err, 'ENOENT')) {
-        this.#opts.log.warnOnce(
-          `open:${path}`,
-          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-        )
-      }
+      this.#outcomes.reopenFailed(path, err)
       return
     }
     let same = false
@@ -377,53 +350,29 @@ export class SyncFollower {
 
   /** Opens the file a stat of `path` showed to be `named` (see tail-async.ts). */
   #open(path: string, named: Stats): void {
-    const { log } = this.#opts
+    const outcome = this.#outcomes
     let fd: number
     try {
       fd = this.#openInput(path)
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) {
-        this.#table.unreadable.add(path) // gone since the stat: the next look says what is there
-        return
-      }
-      this.#table.openFailed(path, named)
-      const unopened = this.#table.trackUnopened(path, named, this.#opts.from === 'end')
-      if (unopened) {
-        this.#teller.announce(unopened)
-      }
-      log.warnOnce(
-        `open:${path}`,
-        `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-      )
+      outcome.failed(path, named, err)
       return
     }
-    this.#table.openWorked(path, log)
+    outcome.worked(path)
     let file: File | null = null
     try {
       const st = fstatSync(fd)
-      // Swapped for a FIFO or a device since the stat: never read one (it may never end).
-      if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
-      const reborn = this.#table.dropReborn(st)
-      if (reborn) this.#teller.reborn(reborn, path)
+      if (!outcome.readable(path, st)) return // a FIFO or a device now: never read one
       const head = readHead(fd)
-      const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
+      const startSize = outcome.startSize(path, st)
       const lineStart = startSize === null ? 0 : lineStartBeforeSync(fd, startSize)
-      file = this.#table.opened(
-        path,
-        fd,
-        { identity: st, size: st.size, head },
-        startSize !== null,
-        lineStart,
-      )
+      file = outcome.taken(path, fd, st, head, startSize, lineStart)
     } catch (err) {
-      if (!isSystemError(err)) throw err
-      log.warnOnce(`open:${path}`, `cannot read ${path}: ${describeErrno(err)}; will keep trying`)
+      outcome.readFailed(path, err)
     } finally {
       if (file === null) this.#closeInput(fd)
     }
-    if (file !== null) {
-      this.#teller.announce(file)
-    }
+    if (file !== null) this.#teller.announce(file)
   }
 
   #readNew(file: File): void {
@@ -431,7 +380,6 @@ export class SyncFollower {
     // Replaced by another file of its identity (see FileTable.rememberCopy): never read again.
     if (fd === null || !this.#table.holds(file)) return
     const { sink, log } = this.#opts
-    const cursor = file.cursor
     this.#pacer.reading(file, performance.now())
     const outer = this.#reading // a search made while reading reads other files
     this.#reading = file
@@ -440,43 +388,18 @@ export class SyncFollower {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const st = fstatSync(fd)
-      const { size } = st
-      const statedAt = performance.now()
-      let change = cursor.classify(size)
-      // Also when the size looks unchanged: truncated and rewritten to the same length shows only
-      // in the first bytes (see tail-async.ts).
-      if (change !== 'truncated' && cursor.head.length > 0)
-        change = cursor.classify(size, readHead(fd))
-      // Rotated away and written over (see FileTable.overwritten).
-      const over =
-        change === 'truncated' && file.names === 0
-          ? this.#table.overwritten(file, readHead(fd), st)
-          : null
-      if (over?.kind === 'leave') {
-        if (FileTable.isQuiet(file, this.#opts.quietMs)) this.#release(file, true)
-        return
-      }
-      if (over?.kind === 'copy') {
-        log.info(
-          `${file.path}: written over with a copy of a truncated file; reading it on from byte ${over.offset}`,
-        )
-        const rest = cursor.restartAt(over.offset, readHead(fd))
-        if (rest) sink.write(rest, markOf(file))
-        this.#teller.retellIfHeadChanged(file)
-        change = size > over.offset ? 'grown' : 'idle'
-      } else if (change === 'truncated') {
-        this.#finishFromCopy(file)
-        log.info(`${file.path}: truncated; reading it again from the start`)
-        this.#table.truncating(file)
-        const rest = cursor.restart()
-        if (rest) sink.write(rest, markOf(file))
-        this.#table.truncations.emptied(file, this.#startedAt)
-      } else {
-        this.#table.truncations.sawWhole(file, lookedAt)
-      }
-      const skipped = this.#table.truncations.generationsToFind(file, size, lookedAt)
-      if (skipped) this.#findSkippedGenerations(file, fd, skipped, statedAt)
-      if (change !== 'idle') raced = this.#readFrom(fd, file, size)
+      // What the look says (see file-look.ts for each step and why it comes where it does).
+      const look = new FileLook(this.#table, file, st, lookedAt, () => readHead(fd))
+      const left = look.left(this.#opts.quietMs)
+      if (left === 'release') this.#release(file, true)
+      if (left) return
+      if (look.truncated) this.#finishFromCopy(file) // copytruncate: the copy's rest first
+      const rest = look.restart(log)
+      if (rest) sink.write(rest, markOf(file))
+      look.restarted(this.#teller, this.#startedAt)
+      const skipped = look.skippedSearch()
+      if (skipped) this.#findSkippedGenerations(fd, skipped)
+      if (look.change !== 'idle') raced = this.#readFrom(fd, file, look.size)
       this.#table.readWorked(file, log)
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: let the thread fail loudly
@@ -488,28 +411,13 @@ export class SyncFollower {
     if (raced) this.#readNew(file)
   }
 
-  /**
-   * Copied and truncated again before we read a byte of it: the copies born since `since` first
-   * (see Truncations.generationsToFind), made again while the name's content changes under the
-   * search (see stillHolds).
-   */
-  #findSkippedGenerations(
-    file: File,
-    fd: number,
-    { since, truncated }: { readonly since: number; readonly truncated: boolean },
-    statedAt: number,
-  ): void {
-    const dir = dirname(file.path)
-    if (!truncated && !entriesChangedSince(dir, since, statedAt)) return
-    for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
+  /** Generations a truncation may have skipped, looked for before a read (see SkippedSearch). */
+  #findSkippedGenerations(fd: number, search: SkippedSearch): void {
+    if (!search.wanted(entriesChangedSince)) return
+    for (let again = true; again; ) {
       const before = readHead(fd)
-      this.#scanMissing(this.#table.names, new Set([dir]), {
-        unknownSince: since,
-        nowAtName: before,
-        family: file.path,
-        afterTruncation: truncated,
-      })
-      if (stillHolds(before, readHead(fd))) return
+      this.#scanMissing(this.#table.names, new Set([search.dir]), search.how(before))
+      again = search.again(before, readHead(fd))
     }
   }
 
@@ -590,6 +498,12 @@ export class SyncFollower {
       }
     }
     if (search.again(() => changedSince(dir, stamp))) this.#finishFromCopy(file, attempt + 1)
+  }
+
+  /** A nameless file has been quiet long enough: one last read, then flush and close. */
+  #retire(file: File): void {
+    this.#readNew(file)
+    if (file.names === 0) this.#release(file, true)
   }
 
   #release(file: File, flush: boolean): void {
