@@ -18,12 +18,12 @@ import type { LoopWriter } from '../sink/loop-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import { sourcesAt } from '../state/checkpointer.js'
 import { type Recovered, recover, resumeMark } from '../state/recover.js'
-import { countLines, identityKey } from '../tail/cursor.js'
+import { anotherFile, countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { inputFileBudget } from '../tail/fd-budget.js'
 import { SWEEP_NAMES_PER_SECOND } from '../tail/file-table.js'
 import { prescan, resumePoints } from '../tail/prescan.js'
-import type { SourceState } from '../tail/source-state.js'
+import { identityOf, type SourceState } from '../tail/source-state.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { EventBatches } from './event-batches.js'
 import { type OutputChain, outputChain, timestampOptions } from './output-chain.js'
@@ -340,7 +340,7 @@ class ThreadedRun {
     // Another thread's, or (a source the state recorded, no thread's yet) born at another time.
     const stale =
       (owner !== undefined && owner !== thread) ||
-      (old !== undefined && !!old.born && !!source.born && old.born !== source.born)
+      (old !== undefined && anotherFile(identityOf(old), identityOf(source)))
     if (stale) this.#loop?.forget(key)
     this.#owner.set(key, thread)
     const isNew = !this.#sources.has(key)

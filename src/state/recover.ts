@@ -7,7 +7,7 @@ import { statSync, truncateSync } from 'node:fs'
 import type { Logger } from '../log.js'
 import type { SourceMark, SourceStats } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
-import type { SourceState } from '../tail/source-state.js'
+import { identityOf, type SourceState } from '../tail/source-state.js'
 import type { RememberedSource } from '../tail/tracked.js'
 import { loadState, planOutput, quarantine, removeLeftTemps } from './checkpoint.js'
 
@@ -61,7 +61,7 @@ export interface Recovered {
 /** The checkpoint's files, as a follower takes them back. */
 export const toRemembered = (sources: readonly SourceState[]): RememberedSource[] =>
   sources.map((s) => ({
-    identity: { dev: s.dev, ino: s.ino, ...(s.born !== undefined && { birthtimeMs: s.born }) },
+    identity: identityOf(s),
     head: Buffer.from(s.head, 'base64'),
     offset: s.offset,
     path: s.path,

@@ -47,8 +47,10 @@ export const sameIdentity = (a: Identity, b: Identity): boolean =>
  * (the mixed soak, rename rotation with old generations deleted: 232 lines of one generation
  * after the next one's, on every engine).
  */
-export const anotherFile = (a: Identity, b: Identity): boolean =>
-  !!a.birthtimeMs && !!b.birthtimeMs && a.birthtimeMs !== b.birthtimeMs
+export const anotherFile = (
+  a: Pick<Identity, 'birthtimeMs'>,
+  b: Pick<Identity, 'birthtimeMs'>,
+): boolean => !!a.birthtimeMs && !!b.birthtimeMs && a.birthtimeMs !== b.birthtimeMs
 
 /** What a fresh look at the open file says. */
 export type Change = 'idle' | 'grown' | 'truncated'

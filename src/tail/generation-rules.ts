@@ -6,7 +6,7 @@
  * is read. Both shells (tail-sync.ts, tail-async.ts) do the looking (readdir, stat, open, the
  * first bytes) and ask these rules what to make of it, so the two cannot decide apart.
  */
-import { headsAgree, type Identity, identityKey } from './cursor.js'
+import { anotherFile, headsAgree, type Identity, identityKey } from './cursor.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
 import type { FoundStat, NameSet, OpenedFile, Tracked } from './tracked.js'
 import type { Truncations } from './truncations.js'
@@ -98,9 +98,8 @@ export function replacedByStat(
 ): boolean {
   if (known.handle !== null || known.parked || known.names > 0) return false
   if (st.size < known.cursor.offset) return true
+  if (anotherFile(known.cursor.identity, st)) return true
   const born = st.birthtimeMs ?? 0
-  const recorded = known.cursor.identity.birthtimeMs ?? 0
-  if (born > 0 && recorded > 0 && born !== recorded) return true
   return known.closedAt !== null && born > 0 && born >= known.closedAt + 1
 }
 

@@ -142,10 +142,15 @@ export class GenerationTable<H> extends FileIndex<H> {
     const known = this.files.get(identityKey(st))
     if (!known || known.handle !== null || known.parked) return null
     if (!anotherFile(known.cursor.identity, st)) return null
-    this.files.delete(known.key)
-    this.truncations.drop(known.key)
-    this.reindex(known)
+    this.#drop(known)
     return known
+  }
+
+  /** Takes `f` out of the table: its entry, what is remembered of its truncations, its indexes. */
+  #drop(f: Tracked<H>): void {
+    this.files.delete(f.key)
+    this.truncations.drop(f.key)
+    this.reindex(f)
   }
 
   /**
@@ -168,9 +173,7 @@ export class GenerationTable<H> extends FileIndex<H> {
       if (!dirs.has(dirname(f.path)) || !before.has(f.key)) continue
       if (seen.has(f.key)) f.missed = 0
       else if (missedTooOften(f)) {
-        this.files.delete(f.key)
-        this.truncations.drop(f.key)
-        this.reindex(f)
+        this.#drop(f)
         dropped.push(f)
       }
     }

@@ -14,7 +14,7 @@ import { lineStartBeforeSync } from './from-end.js'
 import { SEARCH_ATTEMPTS } from './generation-search.js'
 import { changedSince, directoryStamp, INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
-import { type SourceState, sourceIdentity } from './source-state.js'
+import { identityOf, type SourceState, sourceIdentity } from './source-state.js'
 
 /**
  * The sources to resume: the recorded ones, with what prescan found taking the place of a
@@ -284,8 +284,7 @@ async function searchDir(
  * where both times are known (see anotherFile), and beginning as recorded.
  */
 const sameFile = (recorded: SourceState, st: Stats, head: Buffer): boolean =>
-  !anotherFile({ ...recorded, birthtimeMs: recorded.born ?? 0 }, st) &&
-  headsAgree(Buffer.from(recorded.head, 'base64'), head)
+  !anotherFile(identityOf(recorded), st) && headsAgree(Buffer.from(recorded.head, 'base64'), head)
 
 /** Born after `since` (ms since epoch); false when the file system records no birth times. */
 const bornSince = (st: Stats, since: number): boolean =>

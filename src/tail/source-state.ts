@@ -24,6 +24,13 @@ export interface SourceState extends Identity {
   readonly stats?: SourceStats
 }
 
+/** The identity a source record describes (its `born` as the birth time): sourceIdentity's inverse. */
+export const identityOf = (s: SourceState): Identity => ({
+  dev: s.dev,
+  ino: s.ino,
+  ...(s.born !== undefined && { birthtimeMs: s.born }),
+})
+
 /** The identity fields of a source record: device, inode and, when known, the birth time. */
 export const sourceIdentity = (
   id: Identity,
