@@ -7,17 +7,21 @@
  * the decisions, the table's bookkeeping and what the writer and the operator are told are
  * here once. No I/O.
  *
- * A shell's #open walks it in this order: [open] then failed or worked; [fstat] readable;
+ * A shell's #open walks it in this order: [open] then failed or worked; [fstat] movedOn (the
+ * shell looks at the name again), readable;
  * [first bytes] startSize; [the line start under --from end] taken; on an error while reading
  * readFailed; the shell closes the descriptor unless taken returned a file, then announces it.
  */
 import { describeErrno, isErrno, isSystemError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { Identity } from './cursor.js'
+import { type Identity, sameIdentity } from './cursor.js'
 import type { FileTable } from './file-table.js'
 import type { FileKind } from './input-faults.js'
 import type { SourceTeller } from './source-teller.js'
 import type { Tracked } from './tracked.js'
+
+/** Looks at a name whose file changed between the stat and the open (see movedOn). */
+export const OPEN_ATTEMPTS = 3
 
 /** What a stat of the file shows (fs.Stats has it). */
 type StatedFile = FileKind & Identity & { readonly size: number }
@@ -70,6 +74,20 @@ export class OpenOutcomes<H> {
   /** The open worked: a fault warned about at `path` is said to be over. */
   worked(path: string): void {
     this.#table.openWorked(path, this.#log)
+  }
+
+  /**
+   * The descriptor opened at `path` is not the file the stat before it showed (`named`): the
+   * name moved on between the stat and the open (rotated). The shell closes it and looks at the
+   * name again, so that what the look does before a new file is read (the rest of a recorded
+   * file now beside the name, generations created and rotated away meanwhile) is done for the
+   * file now there. Taken as it was, a recorded generation renamed in that window was read only
+   * after the next one, when a later search found it (the soak's top-down run in CI, and the
+   * 200-kill soak's threads run). After OPEN_ATTEMPTS looks the file opened is taken anyway (a
+   * name renamed faster than it can be looked at); its order is then the periodic search's.
+   */
+  movedOn(named: Identity, st: Identity, attempt: number): boolean {
+    return attempt < OPEN_ATTEMPTS && !sameIdentity(named, st)
   }
 
   /**

@@ -30,4 +30,6 @@ export interface ReaderOptions {
   readonly maxOpenFiles?: number
   /** Tests only: called after a directory search lists `dir`, to rename things under it. */
   readonly searchHook?: (dir: string) => void
+  /** Tests only: called just before a name is opened after its stat, to rotate it in between. */
+  readonly openHook?: (path: string) => void
 }

@@ -355,7 +355,7 @@ export class AsyncFollower {
     }
   }
 
-  async #resolve(path: string): Promise<void> {
+  async #resolve(path: string, attempt = 1): Promise<void> {
     if (this.#closed) return
     const kept = this.#kept?.get(path)
     if (kept) this.#kept?.delete(path)
@@ -364,12 +364,17 @@ export class AsyncFollower {
       : await this.#statName(path)
     if (kept && !(st && this.#table.names.get(path) !== identityKey(st))) {
       closeNow(kept.fd) // the name leads to a file already open (or to none)
-      return this.#resolveWith(path, st, null)
+      return this.#resolveWith(path, st, null, attempt)
     }
-    return this.#resolveWith(path, st, kept ?? null)
+    return this.#resolveWith(path, st, kept ?? null, attempt)
   }
 
-  async #resolveWith(path: string, st: Stats | null, kept: KeptOpen | null): Promise<void> {
+  async #resolveWith(
+    path: string,
+    st: Stats | null,
+    kept: KeptOpen | null,
+    attempt: number,
+  ): Promise<void> {
     const movedOn = this.#table.movedOn(path, st)
     const { step, orphaned } = this.#table.look(path, st)
     if (orphaned) {
@@ -385,8 +390,10 @@ export class AsyncFollower {
         family: path,
       })
     }
-    if (step.kind === 'open' && st) await this.#open(path, st, kept)
-    else if (kept) closeNow(kept.fd)
+    if (step.kind === 'open' && st) {
+      if ((await this.#open(path, st, kept, attempt)) === 'moved')
+        return this.#resolve(path, attempt + 1) // the name moved on since the stat (see movedOn)
+    } else if (kept) closeNow(kept.fd)
     const file = this.#table.fileOf(path)
     if (file?.parked && st && st.size !== file.cursor.offset) await this.#unpark(file, path)
     if (!file?.handle) return
@@ -502,14 +509,22 @@ export class AsyncFollower {
    * Opens the file a stat of `path` showed to be `named` (see FileTable.opened), or takes the
    * one prescan left open (`kept`, its descriptor, stat and first bytes).
    */
-  async #open(path: string, named: Stats, kept: KeptOpen | null = null): Promise<void> {
+  async #open(
+    path: string,
+    named: Stats,
+    kept: KeptOpen | null,
+    attempt: number,
+  ): Promise<'moved' | undefined> {
     const outcome = this.#outcomes
     let fh: number
     try {
       if (kept) {
         fh = kept.fd
         this.#held++ // opened outside the budget's count, within its size (see openBudget)
-      } else fh = await this.#openInput(path)
+      } else {
+        this.#opts.openHook?.(path)
+        fh = await this.#openInput(path)
+      }
     } catch (err) {
       outcome.failed(path, named, err)
       return
@@ -518,6 +533,7 @@ export class AsyncFollower {
     let file: File | null = null
     try {
       const st = kept ? kept.stats : await fstatFd(fh)
+      if (outcome.movedOn(named, st, attempt)) return 'moved'
       if (!outcome.readable(path, st)) return // a FIFO or a device now: never read one
       const head = kept ? kept.head : await readHead(fh)
       const startSize = outcome.startSize(path, st)

@@ -185,7 +185,7 @@ export class SyncFollower {
   }
 
   /** Something happened at `path`: look again and read. */
-  resolve(path: string): void {
+  resolve(path: string, attempt = 1): void {
     this.current = path
     const st = this.#statName(path)
     const movedOn = this.#table.movedOn(path, st)
@@ -202,7 +202,10 @@ export class SyncFollower {
         family: path,
       })
     }
-    if (step.kind === 'open' && st) this.#open(path, st)
+    if (step.kind === 'open' && st && this.#open(path, st, attempt) === 'moved') {
+      this.resolve(path, attempt + 1) // the name moved on since the stat (see movedOn)
+      return
+    }
     const file = this.#table.fileOf(path)
     if (file?.parked && st && st.size !== file.cursor.offset) this.#unpark(file, path)
     if (file?.handle != null) {
@@ -349,10 +352,11 @@ export class SyncFollower {
   }
 
   /** Opens the file a stat of `path` showed to be `named` (see tail-async.ts). */
-  #open(path: string, named: Stats): void {
+  #open(path: string, named: Stats, attempt: number): 'moved' | undefined {
     const outcome = this.#outcomes
     let fd: number
     try {
+      this.#opts.openHook?.(path)
       fd = this.#openInput(path)
     } catch (err) {
       outcome.failed(path, named, err)
@@ -362,6 +366,7 @@ export class SyncFollower {
     let file: File | null = null
     try {
       const st = fstatSync(fd)
+      if (outcome.movedOn(named, st, attempt)) return 'moved'
       if (!outcome.readable(path, st)) return // a FIFO or a device now: never read one
       const head = readHead(fd)
       const startSize = outcome.startSize(path, st)
