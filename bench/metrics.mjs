@@ -20,7 +20,7 @@
  *    scraped every second plus --metrics-file; --busy-rounds (default 3) rounds, alternating.
  *    The total varies by 20-30 % from run to run on a loaded machine: compare medians.
  * 3. per operation, in this process (process.cpuUsage): one exposition of the process's and
- *    a job's series; the same with 101 inputs' series formatted again; write-file-atomic of it.
+ *    a job's series; the same with 101 inputs' series formatted again; replaceFile of it.
  * Build first (npm run build).
  */
 
@@ -246,7 +246,7 @@ async function operations() {
   // The compiled module (a computed specifier: tsc checks bench/, not dist/).
   const families = new URL('../dist/metrics/families.js', import.meta.url).href
   const { makeFamilies } = await import(families)
-  const { default: writeFileAtomic } = await import('write-file-atomic')
+  const { replaceFile } = await import(new URL('../dist/atomic-file.js', import.meta.url).href)
   const f = makeFamilies('bench')
   const job = { logmerge_job: 'main' }
   for (const c of [f.outputBytes, f.pauses, f.pausedSeconds, f.checkpointFailures]) c.inc(job, 0)
@@ -283,8 +283,8 @@ async function operations() {
       head.split('\n').length + inputs.split('\n').length,
     ],
     [
-      'write-file-atomic of it (no fsync)',
-      fmt(await each(() => writeFileAtomic(path, head + inputs, { fsync: false, mode: 0o644 })), 2),
+      'replaceFile of it (atomic-file.ts, no fsync)',
+      fmt(await each(() => replaceFile(path, head + inputs, { fsync: false, mode: 0o644 })), 2),
       '-',
     ],
   ]

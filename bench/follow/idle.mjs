@@ -10,7 +10,8 @@
  *      20 ms to a rotating choice of file, from spawn).
  *   2. 2 s later (1 s with --quick), a 20 s window (3 s with --quick) with nothing written: CPU = utime+stime
  *      from /proc/<pid>/stat over the window in % of one core (and the largest 1-s share);
- *      VmRSS (largest of the 1-s samples) and VmHWM, threads and open fds from /proc.
+ *      VmRSS (largest of the 1-s samples, and the last: what an idle daemon settles at, its
+ *      heap given back), VmHWM, threads and open fds from /proc.
  *   3. SIGTERM: exit code and time (SIGKILL after 15 s).
  *
  * Parked (N = 2,000 files under an open-file limit of 1,024; 600 under 256 with --quick):
@@ -118,6 +119,7 @@ async function idleCase(ctx, subject, n, windowMs) {
       cpuPercentPerSecond: perSecond.map((x) => Math.round(x * 10) / 10),
       cpuPercentMax1s: perSecond.length > 0 ? Math.max(...perSecond) : null,
       rssKiBMax: max((s) => s.rssKiB),
+      rssKiBEnd: end?.rssKiB ?? null,
       hwmKiB: end?.hwmKiB ?? null,
       threads: max((s) => s.threads),
       fds: max((s) => s.fds),
@@ -241,7 +243,7 @@ export async function idle(ctx) {
     ctx.log(`idle: ${s.id}: ${n} idle files, ${windowMs / 1000} s window...`)
     const r = await idleCase(ctx, s, n, windowMs)
     ctx.log(
-      `idle: ${s.id}: ${'error' in r ? `FAILED: ${r.error}` : `following at ${fmt((r.following?.followingAtMs ?? Number.NaN) / 1000, 2)} s, CPU ${fmt(r.cpuPercent, 2)} %, RSS ${fmt((r.rssKiBMax ?? Number.NaN) / 1024, 0)} MiB, exit ${r.stop?.exit}`}`,
+      `idle: ${s.id}: ${'error' in r ? `FAILED: ${r.error}` : `following at ${fmt((r.following?.followingAtMs ?? Number.NaN) / 1000, 2)} s, CPU ${fmt(r.cpuPercent, 2)} %, RSS ${fmt((r.rssKiBMax ?? Number.NaN) / 1024, 0)} MiB (${fmt((r.rssKiBEnd ?? Number.NaN) / 1024, 0)} at the end), exit ${r.stop?.exit}`}`,
     )
     idleResults.push(r)
   }
@@ -288,6 +290,7 @@ function idleMarkdown(rs, ps, n, windowMs, parked) {
       'CPU % of a core',
       'max 1-s CPU %',
       'RSS MiB (VmRSS max)',
+      'RSS MiB at the end',
       'VmHWM MiB',
       'threads',
       'fds',
@@ -295,7 +298,7 @@ function idleMarkdown(rs, ps, n, windowMs, parked) {
     ],
     rs.map((r) =>
       r.error
-        ? [r.subject, `**${r.error}**`, '', '', '', '', '', '', '', '']
+        ? [r.subject, `**${r.error}**`, '', '', '', '', '', '', '', '', '']
         : [
             r.subject,
             r.following.followingAtMs === null
@@ -305,6 +308,7 @@ function idleMarkdown(rs, ps, n, windowMs, parked) {
             cell(r.cpuPercent, bCpu, r.kind, 2),
             fmt(r.cpuPercentMax1s, 1),
             cell(mib(r.rssKiBMax), bRss, r.kind, 0),
+            fmt(mib(r.rssKiBEnd), 0),
             fmt(mib(r.hwmKiB), 0),
             r.threads ?? 'n/a',
             r.fds ?? 'n/a',

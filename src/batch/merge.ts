@@ -33,8 +33,8 @@ import { FileOffsets } from '../order/file-offsets.js'
 import { TimeOrder } from '../order/time-order.js'
 import type { SourceMark } from '../sink/sink.js'
 import { FINGERPRINT_BYTES, identityKey } from '../tail/cursor.js'
-import type { SourceState } from '../tail/source-state.js'
-import { lineStartBeforeSync } from '../tail/start.js'
+import { lineStartBeforeSync } from '../tail/from-end.js'
+import { type SourceState, sourceIdentity } from '../tail/source-state.js'
 import type { TimestampFormat, TimestampOptions } from '../time/timestamps.js'
 import { CopyArena } from './arena.js'
 import { type ArenaMemory, MAX_WASM_BYTES, wasmAvailable } from './arena-memory.js'
@@ -557,7 +557,7 @@ export class OnceTimeMerge {
     this.#add({
       fd,
       key,
-      state: { path, dev: st.dev, ino: st.ino, head: headText, offset: startOffset },
+      state: { ...sourceIdentity(st), path, head: headText, offset: startOffset },
       label: this.#opts.labels.labelOf(path),
       startOffset,
       size: st.size,

@@ -6,19 +6,29 @@
 import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
+import type { Config } from '../config.js'
 import { settleHeap } from '../gc.js'
+import type { Logger } from '../log.js'
 import { ProgressBar, wantsProgress } from '../progress/bar.js'
 import type { BlockSink } from '../sink/sink.js'
+import type { Checkpointer } from '../state/checkpointer.js'
 import { recover, resumeMark, toRemembered } from '../state/recover.js'
 import { countLines } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
 import { type KeepOpen, prescan, resumePoints } from '../tail/prescan.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
-import { outputChain } from './output-chain.js'
+import { type OutputChain, outputChain } from './output-chain.js'
+import { openFollowOutput } from './output-wiring.js'
 import { loopView } from './view.js'
 
+/**
+ * The async engine's run, from the state file to the last checkpoint. Longer than most
+ * functions here (about 65 lines) because it is the one place that shows the order of the
+ * start-up (state, output, follower, checkpoints, resume points) and of the end (drain, time
+ * order, final checkpoint), which exactly-once depends on; the two ways through it are
+ * readOnce and followUntilStopped.
+ */
 export async function runAsync({
   config,
   log,
@@ -29,32 +39,14 @@ export async function runAsync({
   const recovered = config.statePath
     ? await recover(config.statePath, config.output, log)
     : { sources: [], previousStart: null }
-  const output = await LoopOutput.open(config, log)
+  const output = await openFollowOutput(config, log)
   const writer = output.writer
   const chain = outputChain(config, writer)
   const progress = wantsProgress(config) ? new ProgressBar() : null
-  const follower = new AsyncFollower({
-    follow: !config.once,
-    from: config.from,
-    maxLineBytes: config.maxLineBytes,
-    readChunkBytes: config.readChunkBytes,
-    quietMs: 2 * config.pollIntervalMs,
-    pollMs: config.pollIntervalMs,
-    sink: progress ? countingSink(chain.sink, progress) : chain.sink,
-    limit: pLimit(config.readConcurrency),
-    log,
-    onSource: (file) => chain.opened(file.key, file.path),
-    onRelease: (file) => chain.released(file.key),
-  })
-  const checkpoints = loopCheckpointer(
-    config,
-    writer,
-    (offsets) => follower.checkpoint(offsets),
-    log,
-  )
-  output.checkpoints = checkpoints
+  const follower = asyncFollower(config, log, chain, progress)
+  const checkpoints = output.checkpointer(config, (offsets) => follower.checkpoint(offsets), log)
   observe?.(loopView(writer, follower, checkpoints))
-  const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
+  const stopReopening = output.reopenOnRequest(events, config.output, log)
   const exclude = config.output === '-' ? undefined : config.output
   /** Files prescan leaves open for the start-up pass (see KeepOpen). */
   const kept: KeepOpen = { max: follower.openBudget, files: new Map() }
@@ -73,47 +65,20 @@ export async function runAsync({
     for (const s of all) writer.note(resumeMark(s))
     await checkpoints.save()
   }
+  const run: AsyncRun = {
+    config,
+    follower,
+    chain,
+    progress,
+    checkpoints,
+    exclude,
+    kept,
+    resumeFrom,
+  }
   try {
-    if (config.once) {
-      const paths = await scanInputs(config.inputs, exclude)
-      chain.labels.addInitial(paths)
-      if (progress) progress.total = await totalSize(paths)
-      await resumeFrom(paths)
-      checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
-      await follower.findRotated(paths)
-      await follower.start(paths, kept.files)
-      await follower.catchUp()
-      await follower.close(true)
-      chain.finish()
-    } else {
-      const discovery = await Discovery.start(
-        config.inputs,
-        {
-          changedName: (p) => void follower.resolve(p),
-          changedData: (p) => void follower.changed(p),
-        },
-        { exclude, log, pollMs: config.pollIntervalMs },
-      )
-      try {
-        const paths = await scanInputs(config.inputs, exclude)
-        chain.labels.addInitial(paths)
-        await resumeFrom(paths)
-        // Files rotated while we were down are finished first, then the names are followed.
-        await follower.findRotated(paths)
-        await follower.start(paths, kept.files)
-        checkpoints?.start(config.checkpointIntervalMs)
-        events.emit('ready')
-        settleHeap() // the start-up's garbage, before following (gc.ts)
-        const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
-        try {
-          const ended = AbortSignal.any([stop, output.failed])
-          if (!ended.aborted) await once(ended, 'abort')
-        } finally {
-          clearInterval(sweep)
-        }
-      } finally {
-        await discovery.close()
-      }
+    if (config.once) await readOnce(run)
+    else await followUntilStopped(run, log, events, AbortSignal.any([stop, output.failed]))
+    if (!config.once) {
       if (!output.fatal) await follower.catchUp() // drain: what was appended before the signal
       await follower.close(false)
       chain.finish() // what the time order holds, before the final checkpoint
@@ -128,6 +93,93 @@ export async function runAsync({
   }
   if (output.fatal) throw output.fatal
   return { unreadable: follower.unreadable }
+}
+
+/** The event-loop reader of every input, writing to `chain` (counted for the progress bar). */
+function asyncFollower(
+  config: Config,
+  log: Logger,
+  chain: OutputChain,
+  progress: ProgressBar | null,
+): AsyncFollower {
+  return new AsyncFollower({
+    follow: !config.once,
+    from: config.from,
+    maxLineBytes: config.maxLineBytes,
+    readChunkBytes: config.readChunkBytes,
+    quietMs: 2 * config.pollIntervalMs,
+    pollMs: config.pollIntervalMs,
+    sink: progress ? countingSink(chain.sink, progress) : chain.sink,
+    limit: pLimit(config.readConcurrency),
+    log,
+    onSource: (file) => chain.opened(file.key, file.path),
+    onRelease: (file) => chain.released(file.key),
+  })
+}
+
+/** What the two ways through runAsync (--once, following) share. */
+interface AsyncRun {
+  readonly config: Config
+  readonly follower: AsyncFollower
+  readonly chain: OutputChain
+  readonly progress: ProgressBar | null
+  readonly checkpoints: Checkpointer | null
+  readonly exclude: string | undefined
+  readonly kept: KeepOpen
+  /** Where each file present now starts, checkpointed before the first byte is written. */
+  readonly resumeFrom: (paths: readonly string[]) => Promise<void>
+}
+
+/** --once: every file read to its end, the rotated ones first. */
+async function readOnce(run: AsyncRun): Promise<void> {
+  const { config, follower, chain, progress } = run
+  const paths = await scanInputs(config.inputs, run.exclude)
+  chain.labels.addInitial(paths)
+  if (progress) progress.total = await totalSize(paths)
+  await run.resumeFrom(paths)
+  run.checkpoints?.start(config.checkpointIntervalMs) // a long --once that is killed resumes
+  await follower.findRotated(paths)
+  await follower.start(paths, run.kept.files)
+  await follower.catchUp()
+  await follower.close(true)
+  chain.finish()
+}
+
+/** Following: discovery wakes the readers, the sweep goes round, until `ended`. */
+async function followUntilStopped(
+  run: AsyncRun,
+  log: Logger,
+  events: EngineContext['events'],
+  ended: AbortSignal,
+): Promise<void> {
+  const { config, follower, chain } = run
+  const discovery = await Discovery.start(
+    config.inputs,
+    {
+      changedName: (p) => void follower.resolve(p),
+      changedData: (p) => void follower.changed(p),
+    },
+    { exclude: run.exclude, log, pollMs: config.pollIntervalMs },
+  )
+  try {
+    const paths = await scanInputs(config.inputs, run.exclude)
+    chain.labels.addInitial(paths)
+    await run.resumeFrom(paths)
+    // Files rotated while we were down are finished first, then the names are followed.
+    await follower.findRotated(paths)
+    await follower.start(paths, run.kept.files)
+    run.checkpoints?.start(config.checkpointIntervalMs)
+    events.emit('ready')
+    settleHeap() // the start-up's garbage, before following (gc.ts)
+    const sweep = setInterval(() => follower.sweep(), config.pollIntervalMs)
+    try {
+      if (!ended.aborted) await once(ended, 'abort')
+    } finally {
+      clearInterval(sweep)
+    }
+  } finally {
+    await discovery.close()
+  }
 }
 
 /** The bytes of `paths` now (the progress bar's total); a file gone meanwhile counts 0. */

@@ -24,9 +24,15 @@ import type { LoopWriter } from '../sink/loop-writer.js'
 import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/discovery.js'
 import type { EngineContext, EngineResult } from './engine.js'
-import { LoopOutput, loopCheckpointer, reopenOnRequest } from './loop-state.js'
 import { timestampOptions } from './output-chain.js'
+import { openLoopOutput } from './output-wiring.js'
 
+/**
+ * The batch merge's run, from the state file to the last checkpoint. Kept whole (about 75
+ * lines) because it shows the order that exactly-once and the reader thread depend on: the
+ * merge opens and the first checkpoint is saved before a byte is merged, the partitions go
+ * first, the prestarted reader thread is released after the merge closes.
+ */
 export async function runOnceTime({
   config,
   log,
@@ -36,8 +42,8 @@ export async function runOnceTime({
   const recovered = config.statePath
     ? await recover(config.statePath, config.output, log)
     : { sources: [], previousStart: null }
-  const output = await LoopOutput.open(config, log)
-  const writer = output.fileWriter
+  const output = await openLoopOutput(config, log)
+  const writer = output.writer
   const exclude = config.output === '-' ? undefined : config.output
   const paths = await scanInputs(config.inputs, exclude)
   const labels = new Labels(config.labels ?? {})
@@ -64,9 +70,8 @@ export async function runOnceTime({
     readerThread: readerThreadChoice(),
     onProgress,
   })
-  const checkpoints = loopCheckpointer(config, writer, (offsets) => merge.checkpoint(offsets), log)
-  output.checkpoints = checkpoints
-  const stopReopening = reopenOnRequest(events, writer, checkpoints, config.output, log)
+  const checkpoints = output.checkpointer(config, (offsets) => merge.checkpoint(offsets), log)
+  const stopReopening = output.reopenOnRequest(events, config.output, log)
   let late = 0
   try {
     try {
@@ -114,7 +119,8 @@ const PART_READ_BYTES = 256 * 1024
  * The partitioned merge (batch/partitioned.ts), when the machine and the inputs allow it: returns
  * `finished` (true: all written; false: stopped), or undefined when the single merge is to do
  * the rest (no plan, or a partition it could not take), set to go on where the partitions
- * ended.
+ * ended. Kept whole (about 70 lines): each early return is one reason the partitions do not
+ * apply, said in the debug log, and reads best as one list.
  */
 async function mergeInPartitions(
   merge: OnceTimeMerge,

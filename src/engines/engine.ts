@@ -5,8 +5,8 @@ import type { Logger } from '../log.js'
 import type { OutputHealth, Snapshot } from '../sink/sink.js'
 import type { Checkpointer } from '../state/checkpointer.js'
 import { identityKey } from '../tail/cursor.js'
-import type { TableSummary } from '../tail/file-table.js'
 import type { SourceState } from '../tail/source-state.js'
+import type { TableSummary } from '../tail/tracked.js'
 
 export interface EngineContext {
   readonly config: Config

@@ -9,8 +9,8 @@ import type { OutputFormat } from '../format/formats.js'
 import type { Level } from '../log.js'
 import type { LockedWriterShare } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
-import type { TableSummary } from '../tail/file-table.js'
 import type { SourceState } from '../tail/source-state.js'
+import type { TableSummary } from '../tail/tracked.js'
 import type { TimestampFormat, TimestampOptions } from '../time/timestamps.js'
 
 /**

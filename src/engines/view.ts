@@ -5,17 +5,17 @@
  */
 import type { LockedWriter } from '../sink/locked-writer.js'
 import type { Checkpointer } from '../state/checkpointer.js'
-import type { TableSummary } from '../tail/file-table.js'
 import type { SourceState } from '../tail/source-state.js'
+import type { TableSummary } from '../tail/tracked.js'
 import { type EngineView, pathsOf } from './engine.js'
-import type { OutputWriter } from './loop-state.js'
+import type { EventLoopWriter } from './output-wiring.js'
 
 /** How long a scrape waits for a reader thread's summary before it uses the last one. */
 const ANSWER_MS = 1000
 
 /** One event loop owns writer and readers (async): everything is at hand. */
 export function loopView(
-  writer: OutputWriter,
+  writer: EventLoopWriter,
   follower: {
     checkpoint(offsets: ReadonlyMap<string, number>): SourceState[]
     summary(): TableSummary
@@ -37,7 +37,7 @@ export function loopView(
  * paths come with the threads' 'source' messages, the summaries are asked for (ReaderSummaries).
  */
 export function threadedView(
-  writer: LockedWriter | OutputWriter,
+  writer: LockedWriter | EventLoopWriter,
   sources: ReadonlyMap<string, SourceState>,
   sourcesSeen: () => number,
   checkpoints: Checkpointer | null,

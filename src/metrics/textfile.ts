@@ -2,11 +2,12 @@
  * `--metrics-file PATH`: the exposition written to a file every checkpoint interval, for
  * node_exporter's textfile collector (Debian's prometheus-node-exporter reads
  * /var/lib/prometheus/node-exporter/*.prom), so a sandboxed service needs no socket. Replaced
- * atomically (write-file-atomic: a temp file in the same directory, renamed over it), so the
+ * atomically (replaceFile: a temp file in the same directory, renamed over it), so the
  * collector never reads half a file; not fsynced: a crash at worst leaves the previous one, and
  * a disk flush every second would cost more than the file is worth. Mode 0644: node_exporter
  * runs as another user.
  */
+import { replaceFile } from '../atomic-file.js'
 import type { Logger } from '../log.js'
 
 export class MetricsFile {
@@ -28,9 +29,8 @@ export class MetricsFile {
   }
 
   async #writeNow(): Promise<void> {
-    const { default: writeFileAtomic } = await import('write-file-atomic')
     try {
-      await writeFileAtomic(this.path, await this.#expose(), { fsync: false, mode: 0o644 })
+      await replaceFile(this.path, await this.#expose(), { fsync: false, mode: 0o644 })
       this.#log.forget('metrics-file')
     } catch (err) {
       this.#log.warnOnce(

@@ -151,6 +151,12 @@ export class LockedWriter implements BlockSink {
    */
   readonly #syncing = new Map<number, number>()
 
+  /**
+   * Main thread: the reader thread that owns a source key now (the last to tell of a file at
+   * that identity), when the caller knows it; a snapshot prefers that thread's slot.
+   */
+  ownerOf: ((key: string) => number | undefined) | undefined
+
   private constructor(
     share: LockedWriterShare,
     region: number,
@@ -232,12 +238,21 @@ export class LockedWriter implements BlockSink {
       const stats = new Map<string, SourceStats>()
       const heads = new Map<string, Uint8Array>()
       const s = this.#slots
+      /** The region each key's slot was taken from (see ownerOf). */
+      const from = new Map<string, number>()
       for (let i = 0; i < s.length; i += SLOT) {
         if (s[i + 3] !== 1) continue
         const key = `${s[i]}:${s[i + 1]}`
         // A key in two slots (noted at start-up in region 0, then recorded by its reader
         // thread): the later region's slot wins, offset, fingerprint and stats together, so
-        // that a snapshot never pairs one slot's offset with another slot's fingerprint.
+        // that a snapshot never pairs one slot's offset with another slot's fingerprint. Two
+        // reader threads' slots of one key: an inode one thread's file had (deleted, its entry
+        // not yet dropped) is another thread's file's now; the thread that told the main thread
+        // of it last (ownerOf) wins.
+        const region = Math.floor(i / (SLOTS_PER_THREAD * SLOT))
+        const owner = this.ownerOf?.(key)
+        if (owner !== undefined && from.get(key) === owner + 1 && region !== owner + 1) continue
+        from.set(key, region)
         offsets.set(key, s[i + 2] as number)
         const at = (i / SLOT) * HEAD_CELL
         const stored = this.#heads[at] as number
@@ -625,12 +640,16 @@ export class LockedWriter implements BlockSink {
       if (!dueToAct(change, this.#noticedAt)) return
     }
     this.#noticedAt = null
-    if (change) log.warn(changeMessage(path, change))
+    // Said once the new file is handed over (or cannot be opened), not before: it says that the
+    // lines written before it went to the old file, and a write between the warning and the
+    // hand-over went there too (see LoopWriter's #announce). Once, not at each tick while held.
+    const warning = change && !this.#held ? changeMessage(path, change) : null
     let fd: number
     try {
       fd = openOutputSync(path)
     } catch (err) {
       if (!this.#held) {
+        if (warning) log.warn(warning)
         log.warn(
           `cannot create output ${path} again: ${(err as Error).message}; writing is held until it can be (the lines wait in their files)`,
         )
@@ -647,6 +666,8 @@ export class LockedWriter implements BlockSink {
     }
     this.#held = false
     this.#requestSwitch(fd)
+    // From here every write switches first (see #enter).
+    if (warning) log.warn(warning)
   }
 
   /** Main thread: hands `fd` to whoever switches first (this thread, if the lock is free). */

@@ -98,6 +98,12 @@ export class LoopWriter implements BlockSink {
   #replacing = false
   /** When the watch first saw the change it has not acted on yet (see dueToAct). */
   #noticedAt: number | null = null
+  /**
+   * The watch's warning about a change (deleted, moved, replaced), said once the new file is
+   * the one written to (see #switch), or once it cannot be opened: it says that the lines
+   * written before it went to the old file, so none written after it may.
+   */
+  #announce: string | null = null
   #watch: NodeJS.Timeout | null = null
   #closed: Promise<void> | null = null
   #failed: Error | null = null
@@ -474,6 +480,7 @@ export class LoopWriter implements BlockSink {
     this.#size = st.size
     this.#identity = { dev: st.dev, ino: st.ino }
     this.#changes++
+    this.#sayChange() // every byte from here on goes to the new file
     await closeAsync(old).catch(() => {})
     try {
       await this.#opts.onSwitch?.()
@@ -510,8 +517,15 @@ export class LoopWriter implements BlockSink {
       if (!dueToAct(change, this.#noticedAt)) return
     }
     this.#noticedAt = null
-    if (change) this.#opts.log.warn(changeMessage(this.path, change))
+    // Said once, not again at each tick while the path cannot be created (see #replace).
+    if (change && this.#held === null) this.#announce = changeMessage(this.path, change)
     void this.#replace()
+  }
+
+  /** Says the watch's warning, if one is waiting (see #announce). */
+  #sayChange(): void {
+    if (this.#announce !== null) this.#opts.log.warn(this.#announce)
+    this.#announce = null
   }
 
   /** Opens the path again for the watch; while that fails, writing is held (nothing is lost). */
@@ -528,6 +542,7 @@ export class LoopWriter implements BlockSink {
       this.#switchTo(fd)
     } catch (err) {
       if (this.#held === null) {
+        this.#sayChange()
         this.#opts.log.warn(
           `cannot create output ${this.path} again: ${(err as Error).message}; writing is held until it can be (the lines wait in their files)`,
         )

@@ -75,8 +75,9 @@ let sizeSignalHandled = false
  * default action kills the process; only when it is ignored or handled does write() return
  * EFBIG, which the writers wait out. Node starts with SIGXFSZ ignored, but removing the last
  * listener of a signal resets it to the default: signal-exit (inside write-file-atomic, which
- * saves every checkpoint) adds and removes one, so after the first checkpoint a full file
- * would kill us. A listener of our own that stays keeps the signal harmless. Main thread only
+ * saved the checkpoints until it was replaced by atomic-file.ts) added and removed one, so after
+ * the first checkpoint a full file killed us. A listener of our own that stays keeps the signal
+ * harmless whatever a library does. Main thread only
  * (signals are delivered to the process; a worker cannot listen to them).
  */
 function keepFileSizeErrors(): void {

@@ -4,15 +4,16 @@
  * Protocol (exactly-once output): the writer keeps the output size and, for each source, the
  * offset up to which its bytes are in the output, and changes the two together only when a
  * whole batch is written. A checkpoint takes that pair, fsyncs the output (covering at least
- * those bytes), then atomically replaces the state file (write-file-atomic: temp file, fsync,
+ * those bytes), then atomically replaces the state file (replaceFile: temp file, fsync,
  * rename). On start, an output that is the same file and at least that long is truncated to the
  * recorded size and every source resumes at its recorded offset: what was written after the
  * checkpoint is written again, exactly once.
  */
 
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs'
 import { rename } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { replaceFile } from '../atomic-file.js'
 import type { SourceStats } from '../sink/sink.js'
 import type { Identity } from '../tail/cursor.js'
 import type { SourceState } from '../tail/source-state.js'
@@ -130,7 +131,15 @@ function checkSource(v: unknown, i: number): SourceState {
   ) {
     throw new Error(`source ${i} needs path, dev, ino, head and offset`)
   }
-  const base = { path: o.path, dev: o.dev, ino: o.ino, head: o.head, offset: o.offset }
+  const base = {
+    path: o.path,
+    dev: o.dev,
+    ino: o.ino,
+    head: o.head,
+    offset: o.offset,
+    // Came later: a state without it (or with a value no stat gives) compares no birth times.
+    ...(typeof o.born === 'number' && Number.isFinite(o.born) && o.born > 0 && { born: o.born }),
+  }
   const st = o.stats as Record<string, unknown> | undefined
   const counts = ['linesSplit', 'truncations', 'pendingBytes', 'lastActivity'] as const
   if (st === undefined || !counts.every((k) => isCount(st[k]))) return base
@@ -171,12 +180,41 @@ export function encodeState(
   return `${JSON.stringify(state, null, 1)}\n`
 }
 
-/** Atomically replaces the state file (temp file, fsync, rename). */
-export async function saveState(path: string, text: string): Promise<void> {
-  // Loaded at the first checkpoint, not at every start (runs without state never need it).
-  const { default: writeFileAtomic } = await import('write-file-atomic')
-  await writeFileAtomic(path, text, { fsync: true, mode: 0o644 })
+/** Atomically replaces the state file (temp file written whole, fsync, rename: replaceFile). */
+export function saveState(path: string, text: string): Promise<void> {
+  return replaceFile(path, text, { fsync: true, mode: 0o644 })
 }
+
+/**
+ * Removes the temporary files of state saves that a kill interrupted: replaceFile writes
+ * `<state>.<number>` beside the state and renames it over; killed in between (SIGKILL, a power
+ * cut), the temporary file stays. In a crash loop they piled up: 36 in a soak of 120 SIGKILLs.
+ * Called at start, before this process saves any, so none of these is one being written (one
+ * logmerge per state file). Returns the names removed.
+ */
+export function removeLeftTemps(path: string): string[] {
+  const dir = dirname(path)
+  const temp = new RegExp(`^${escapeRegExp(basename(path))}\\.\\d+$`)
+  const removed: string[] = []
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return removed // no directory yet: the first save says what is wrong with it
+  }
+  for (const name of names) {
+    if (!temp.test(name)) continue
+    try {
+      unlinkSync(join(dir, name))
+      removed.push(name)
+    } catch {
+      // gone meanwhile, or not ours to remove: left alone
+    }
+  }
+  return removed
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 /** Moves a bad state file aside (kept for a post-mortem) and returns where it went. */
 export async function quarantine(path: string, now = new Date()): Promise<string> {

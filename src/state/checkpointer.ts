@@ -53,16 +53,22 @@ export function sourcesAt(
 export const PUT_OFF_WARN_MS = 30_000
 
 /**
- * The most of the time periodic checkpoints may take: after one that took T, the next periodic
- * one comes no sooner than T x (1 / share - 1) later, whatever the interval. A checkpoint of
- * 10,000 sources snapshots, encodes and writes all of them (1.1 MB of state; 60-200 ms on the
- * 2-vCPU machine, longer under load), and at a 1 s interval that took a core's fifth from a busy
- * daemon and held its reader threads at the writer's lock (start-up of 10,000 files: the main
- * thread spent most of its time in checkpoints). A crash then redoes a few seconds more; what
- * is written stays exactly once. Checkpoints asked for (a new file, a reopen, the last one) are
- * never put off.
+ * The most of the main thread's time periodic checkpoints may take: after a checkpoint of N
+ * sources, the next periodic one comes no sooner than N x CHECKPOINT_MS_PER_SOURCE x (1 / share
+ * - 1) later, whatever the interval. A checkpoint snapshots and encodes every source (10,000
+ * sources: 1.1 MB of state, 60-200 ms on the 2-vCPU machine, longer under load), and at a 1 s
+ * interval that took a core's fifth from a busy daemon and held its reader threads at the
+ * writer's lock (start-up of 10,000 files: the main thread spent most of its time in
+ * checkpoints). Reckoned from the number of sources, not from a clock: timed, a loaded
+ * machine's slow disk and preemptions spaced the checkpoints of 3 sources seconds apart (3
+ * writers at 2,000 lines/s, --checkpoint-interval 100ms, load 17-20: gaps of 1.5-3.9 s), which
+ * widens what must still be on disk at a restart (a copytruncate copy written over in place).
+ * Up to about 7,000 sources the default 1 s interval holds; 10,000 are checkpointed every 1.35 s.
+ * Checkpoints asked for (a new file, a reopen, the last one) are never put off.
  */
 export const CHECKPOINT_TIME_SHARE = 0.1
+/** What a checkpoint costs the main thread per source (ms; measured 6-20 µs). */
+export const CHECKPOINT_MS_PER_SOURCE = 0.015
 
 export class Checkpointer {
   readonly path: string
@@ -174,6 +180,7 @@ export class Checkpointer {
       const withHead = head ? { ...s, head: Buffer.from(head).toString('base64') } : s
       return stats ? { ...withHead, stats } : withHead
     })
+    const costMs = sources.length * CHECKPOINT_MS_PER_SOURCE
     try {
       await this.#from.fsync()
       const text = encodeState(output, sources, this.#startedAt, undefined, undefined, snap.writer)
@@ -182,19 +189,19 @@ export class Checkpointer {
       this.#currentAt = began
       snap.onSaved?.()
       this.#log.forget('checkpoint')
-      this.#tell(true, t0)
+      this.#tell(true, t0, costMs)
     } catch (err) {
       this.#log.warnOnce(
         'checkpoint',
         `cannot save state ${this.path}: ${(err as Error).message}; will retry`,
       )
-      this.#tell(false, t0)
+      this.#tell(false, t0, costMs)
     }
   }
 
-  #tell(ok: boolean, t0: number): void {
+  #tell(ok: boolean, t0: number, costMs: number): void {
     const now = performance.now()
-    this.#periodicFrom = now + (now - t0) * (1 / CHECKPOINT_TIME_SHARE - 1)
+    this.#periodicFrom = now + costMs * (1 / CHECKPOINT_TIME_SHARE - 1)
     const taken = { ok, seconds: (now - t0) / 1000 }
     for (const fn of this.#observers) fn(taken)
   }

@@ -7,12 +7,17 @@ import { statSync, truncateSync } from 'node:fs'
 import type { Logger } from '../log.js'
 import type { SourceMark, SourceStats } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
-import type { RememberedSource } from '../tail/file-table.js'
-import type { SourceState } from '../tail/source-state.js'
-import { loadState, planOutput, quarantine } from './checkpoint.js'
+import { identityOf, type SourceState } from '../tail/source-state.js'
+import type { RememberedSource } from '../tail/tracked.js'
+import { loadState, planOutput, quarantine, removeLeftTemps } from './checkpoint.js'
 
 export async function recover(statePath: string, output: string, log: Logger): Promise<Recovered> {
   const none: Recovered = { sources: [], previousStart: null }
+  const left = removeLeftTemps(statePath)
+  if (left.length > 0)
+    log.info(
+      `state file ${statePath}: removed ${left.length} temporary file(s) of saves a kill interrupted`,
+    )
   const loaded = loadState(statePath)
   if (loaded.kind === 'none') return none
   if (loaded.kind === 'bad') {
@@ -56,7 +61,7 @@ export interface Recovered {
 /** The checkpoint's files, as a follower takes them back. */
 export const toRemembered = (sources: readonly SourceState[]): RememberedSource[] =>
   sources.map((s) => ({
-    identity: { dev: s.dev, ino: s.ino },
+    identity: identityOf(s),
     head: Buffer.from(s.head, 'base64'),
     offset: s.offset,
     path: s.path,

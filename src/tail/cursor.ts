@@ -16,6 +16,12 @@ export const FINGERPRINT_BYTES = 64
 export interface Identity {
   readonly dev: number
   readonly ino: number
+  /**
+   * When the file was born (ms since the epoch, as fs.Stats has it; absent or 0 when the file
+   * system records no birth times or the state file is older than the field). Not part of the
+   * key: it tells two files apart that held one inode at different times (see anotherFile).
+   */
+  readonly birthtimeMs?: number
 }
 
 export const identityKey = (id: Identity): string => `${id.dev}:${id.ino}`
@@ -31,6 +37,20 @@ export function headsAgree(a: Buffer, b: Buffer): boolean {
 
 export const sameIdentity = (a: Identity, b: Identity): boolean =>
   a.dev === b.dev && a.ino === b.ino
+
+/**
+ * Two looks at one inode that saw two files: both birth times are known and differ, so the
+ * first file was deleted and its inode given to a new one. The first bytes cannot always tell
+ * (a new file is empty at first, and an empty fingerprint agrees with anything): taken for the
+ * old file, a new generation that got a deleted generation's inode was read as that file
+ * truncated, and the search for copies a truncation starts read the next generation before it
+ * (the mixed soak, rename rotation with old generations deleted: 232 lines of one generation
+ * after the next one's, on every engine).
+ */
+export const anotherFile = (
+  a: Pick<Identity, 'birthtimeMs'>,
+  b: Pick<Identity, 'birthtimeMs'>,
+): boolean => !!a.birthtimeMs && !!b.birthtimeMs && a.birthtimeMs !== b.birthtimeMs
 
 /** What a fresh look at the open file says. */
 export type Change = 'idle' | 'grown' | 'truncated'
@@ -163,6 +183,21 @@ export class Cursor {
   /** True when `headNow` (the file's first bytes now) agrees with what we saw before. */
   headMatches(headNow: Buffer): boolean {
     return headsAgree(this.#head, headNow)
+  }
+
+  /**
+   * After a read at our offset, with `headNow` the file's first bytes read after it: true when
+   * the bytes read can be this content's. A truncation between the look that decided to read
+   * and the read itself (copytruncate's, while a read waited for the pool or for the sink
+   * between chunks) shows here: the file now begins otherwise, or holds fewer bytes than our
+   * fingerprint, which it held. Files only shrink by truncation, so a file that begins as ours
+   * after the read held ours during it. Read on from our offset, the next generation's bytes
+   * came out, as the end of our partial line and lines after it, and as many of ours were lost
+   * (issue 16: 334 lines and a torn line with copies written in place, under load). With no
+   * fingerprint there is nothing to tell by (a read at 0 learns it).
+   */
+  readStillOurs(headNow: Buffer): boolean {
+    return headNow.length >= this.#head.length && headsAgree(this.#head, headNow)
   }
 
   /** Learn the file's first bytes (read separately when we did not start at offset 0). */

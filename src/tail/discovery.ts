@@ -37,7 +37,7 @@ import {
   QUIET_POLLS,
   WINDOW_MS,
 } from './busy-dir.js'
-import { BIRTH_CLOCK_SLACK_MS } from './file-table.js'
+import { BIRTH_CLOCK_SLACK_MS } from './generation-rules.js'
 import { statQuietly } from './input-fs.js'
 import type { InputSpec } from './inputs.js'
 

@@ -4,7 +4,7 @@
  * sweeps (an error there is the name's business, reported when the name is looked at properly).
  */
 import { constants, type Stats, statSync } from 'node:fs'
-import { BIRTH_CLOCK_SLACK_MS } from './file-table.js'
+import { BIRTH_CLOCK_SLACK_MS } from './generation-rules.js'
 
 /**
  * Read-only and non-blocking: opening a FIFO for reading otherwise waits for a writer, forever
@@ -25,14 +25,6 @@ export function statQuietly(path: string): Stats | undefined {
     return undefined
   }
 }
-
-/**
- * How many times a directory search is made again when the directory changed under it (see
- * SearchRace). A rotation renames every generation in a few hundred microseconds; two more
- * looks are enough unless the directory never stops changing, and then the periodic scan and
- * the looks at the names go on finding what is left.
- */
-export const SEARCH_ATTEMPTS = 3
 
 /**
  * What tells a directory search that a rename raced it: the directory's change time moved

@@ -12,8 +12,30 @@ export interface SourceState extends Identity {
   readonly path: string
   /** Its first bytes (base64), to tell it from a new file that reuses the inode. */
   readonly head: string
+  /**
+   * Its birth time (ms since the epoch; absent when the file system records none, and in state
+   * files from before it was kept): a file found at its inode born at another time is another
+   * file (see anotherFile in cursor.ts).
+   */
+  readonly born?: number
   /** Every byte before this offset is in the output; the rest is read again. */
   readonly offset: number
   /** How it was doing at the checkpoint (for `logmerge status`; not used to resume). */
   readonly stats?: SourceStats
 }
+
+/** The identity a source record describes (its `born` as the birth time): sourceIdentity's inverse. */
+export const identityOf = (s: SourceState): Identity => ({
+  dev: s.dev,
+  ino: s.ino,
+  ...(s.born !== undefined && { birthtimeMs: s.born }),
+})
+
+/** The identity fields of a source record: device, inode and, when known, the birth time. */
+export const sourceIdentity = (
+  id: Identity,
+): { readonly dev: number; readonly ino: number; readonly born?: number } => ({
+  dev: id.dev,
+  ino: id.ino,
+  ...(id.birthtimeMs ? { born: id.birthtimeMs } : {}),
+})

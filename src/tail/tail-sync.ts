@@ -1,7 +1,9 @@
 /**
- * The blocking reader shell (the notes' `tail_file`): statSync/readSync around the pure Cursor
- * and FileTable. It runs inside a worker thread, which sleeps with Atomics.wait between looks.
- * Compare tail-async.ts, the event-loop shell: same steps, same order; only the I/O differs.
+ * The blocking reader shell (the notes' `tail_file`): statSync/readSync around the pure core
+ * (Cursor, FileTable, and the decisions both shells share: FileLook, OpenOutcomes, the
+ * searches of generation-search.ts). It runs inside a worker thread, which sleeps with
+ * Atomics.wait between looks. Compare tail-async.ts, the event-loop shell: same steps, same
+ * order; only the I/O differs.
  */
 import {
   closeSync,
@@ -13,38 +15,37 @@ import {
   statSync,
 } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { describeErrno, isErrno, isSystemError } from '../errors.js'
-import type { Logger } from '../log.js'
+import { isErrno, isSystemError } from '../errors.js'
 import type { SourceMark } from '../sink/sink.js'
-import { FINGERPRINT_BYTES, identityKey, sameIdentity } from './cursor.js'
+import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
-import {
-  FileTable,
-  grewSince,
-  MISSING_SCAN_SWEEPS,
-  markOf,
-  type NameSet,
-  openedFile,
-  type RememberedSource,
-  type SearchHow,
-  stillHolds,
-  sweepBudget,
-  type TableSummary,
-  type Tracked,
-} from './file-table.js'
+import { FileLook } from './file-look.js'
+import { FileTable, sweepBudget } from './file-table.js'
+import { lineStartBeforeSync } from './from-end.js'
+import { MISSING_SCAN_SWEEPS, type SearchHow } from './generation-rules.js'
+import { CopySearch, MissingScan, type SkippedSearch } from './generation-search.js'
 import {
   changedSince,
   directoryStamp,
   entriesChangedSince,
   INPUT_OPEN_FLAGS,
-  SEARCH_ATTEMPTS,
   statQuietly,
 } from './input-fs.js'
+import { OpenOutcomes } from './open-outcomes.js'
 import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
-import { isRotatedSibling, olderFirst } from './rotation.js'
-import { lineStartBeforeSync } from './start.js'
+import type { ReaderOptions } from './reader-options.js'
+import { SourceTeller } from './source-teller.js'
+import {
+  grewSince,
+  markOf,
+  type NameSet,
+  openedFile,
+  type RememberedSource,
+  type TableSummary,
+  type Tracked,
+} from './tracked.js'
 
 /** A writer the blocking shell can call: it returns once the block is taken. */
 export interface SyncSink {
@@ -55,28 +56,9 @@ export interface SyncSink {
   forget?(key: string): void
 }
 
-export interface SyncFollowOptions {
-  readonly follow: boolean
-  readonly from: 'start' | 'end'
-  readonly maxLineBytes: number
-  readonly readChunkBytes: number
-  readonly quietMs: number
-  /** How often the owner calls sweep() (ms; default 1000): the sweep's pace follows from it. */
-  readonly pollMs?: number
-  /** Names the sweep stats a second at most (default SWEEP_NAMES_PER_SECOND: a reader's share). */
-  readonly sweepPerSecond?: number
-  /** Shortest time between two reads of a file that keeps changing (default FOLD_MS; see Pacer). */
-  readonly foldMs?: number
+/** The blocking shell's options: the shared ones (see reader-options.ts) and its writer. */
+export interface SyncFollowOptions extends ReaderOptions {
   readonly sink: SyncSink
-  readonly log: Logger
-  /** Called when a file is opened (the thread tells the main thread, for checkpoints). */
-  readonly onSource?: (file: Tracked<unknown>) => void
-  /** Called when a file is let go (read to its end and closed): --order time ends its source. */
-  readonly onRelease?: (file: Tracked<unknown>) => void
-  /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
-  readonly maxOpenFiles?: number
-  /** Tests only: called after a directory search lists `dir`, to rename things under it. */
-  readonly searchHook?: (dir: string) => void
 }
 
 type File = Tracked<number>
@@ -96,11 +78,13 @@ export class SyncFollower {
   readonly #sweepBudget: number
   /** When files that keep changing are read (see Pacer). */
   readonly #pacer: Pacer<File>
-  /** The fingerprint each file was last told with (see #tellSource). */
-  readonly #headSent = new WeakMap<Tracked<unknown>, Buffer>()
+  /** What the writer and the owner are told about each file. */
+  readonly #teller: SourceTeller
+  /** What each outcome of opening a name means (see open-outcomes.ts). */
+  readonly #outcomes: OpenOutcomes<number>
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
   #orphansMayGrow = false
-  /** Files born after this are new to this run (see FileTable.isUnknownGeneration). */
+  /** Files born after this are new to this run (see isUnknownGeneration, generation-rules.ts). */
   readonly #startedAt = Date.now()
   /** The path being worked on, so a thread that fails can say which file it was at. */
   current: string | null = null
@@ -108,6 +92,8 @@ export class SyncFollower {
   constructor(opts: SyncFollowOptions) {
     this.#opts = opts
     this.#table = new FileTable(opts.maxLineBytes)
+    this.#teller = new SourceTeller(opts.sink, opts.log, opts.onSource)
+    this.#outcomes = new OpenOutcomes(this.#table, this.#teller, opts.log, opts)
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
     this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
@@ -141,9 +127,7 @@ export class SyncFollower {
     how: SearchHow = {},
     attempt = 1,
   ): void {
-    const found: { path: string; st: Stats }[] = []
-    const seen = new Set<string>()
-    const before = this.#table.missingKeys()
+    const scan = new MissingScan(this.#table, current, dirs, how, attempt)
     const stamps = new Map<string, number>()
     for (const dir of dirs) {
       stamps.set(dir, directoryStamp(dir))
@@ -154,39 +138,23 @@ export class SyncFollower {
       this.#opts.searchHook?.(dir)
       for (const name of names) {
         const path = join(dir, name)
-        if (how.family !== undefined && !isRotatedSibling(path, how.family)) continue
-        // Input names are the looks' business (searchHit skips them); only a periodic scan
-        // must see every file, to count the missing ones it did not find (see settleScan).
-        if (!how.settle && current.has(path)) continue
+        if (!scan.wants(path)) continue
         const st = statQuietly(path)
-        if (!st?.isFile()) continue
-        if (this.#table.files.has(identityKey(st))) seen.add(identityKey(st))
-        if (this.#table.searchHit(path, st, current, how.unknownSince)) found.push({ path, st })
+        if (st?.isFile()) scan.saw(path, st)
       }
     }
-    let raced = [...stamps].some(([dir, stamp]) => changedSince(dir, stamp))
-    // A search made again must not count the same misses twice (see settleScan).
-    const gone = how.settle && attempt === 1 ? this.#table.settleScan(dirs, seen, before) : []
-    for (const file of gone) {
-      this.#opts.log.debug(`${file.path}: gone from ${dirname(file.path)}; forgotten`)
-      this.#opts.sink.forget?.(file.key)
-    }
-    // Oldest first: of two generations of one file (a.log.2, a.log.1), the older was written first.
-    for (const { path, st } of found.sort((x, y) =>
-      olderFirst({ ...x.st, path: x.path }, { ...y.st, path: y.path }),
-    )) {
-      const hit = this.#table.searchHit(path, st, current, how.unknownSince)
-      if (!hit) continue
+    if ([...stamps].some(([dir, stamp]) => changedSince(dir, stamp))) scan.dirChanged()
+    for (const file of scan.settle()) this.#teller.gone(file, dirname(file.path))
+    for (const { path, st, hit } of scan.toOpen()) {
       let fd: number
       try {
         fd = this.#openInput(path)
       } catch (err) {
-        if (isErrno(err, 'ENOENT')) raced = true // renamed away since the stat
+        scan.openFailed(err)
         continue
       }
       const opened = fstatSync(fd)
-      if (!sameIdentity(opened, st)) {
-        raced = true // another file was renamed to this name since the stat
+      if (!scan.isStated(st, opened)) {
         this.#closeInput(fd)
         continue
       }
@@ -196,46 +164,17 @@ export class SyncFollower {
       } catch {
         head = Buffer.alloc(0)
       }
-      const taken = this.#table.adoptHit(path, fd, openedFile(opened, head), hit, {
-        ...how,
-        current,
-      })
+      const taken = scan.take(path, fd, openedFile(opened, head), hit)
       if (!taken) {
         this.#closeInput(fd)
         continue
       }
-      if (taken.replaced) this.#opts.sink.forget?.(taken.file.key)
-      if (taken.isNew) this.#opts.sink.note?.(markOf(taken.file))
-      if (taken.message) this.#opts.log.info(taken.message)
-      this.#tellSource(taken.file)
+      this.#teller.taken(taken)
       // Open without a name: its writer may not have reopened yet (see changed()).
       this.#orphansMayGrow = true
       this.#readNew(taken.file)
     }
-    if (raced && attempt < SEARCH_ATTEMPTS) this.#scanMissing(current, dirs, how, attempt + 1)
-  }
-
-  /**
-   * Tells the owner about `file` (reader threads: the main thread keeps what it needs for
-   * checkpoints), again whenever its first bytes grew or changed: a file opened empty must not
-   * stay recorded with an empty fingerprint, which would match whatever replaced it.
-   */
-  #tellSource(file: Tracked<unknown>): void {
-    if (!this.#opts.onSource) return
-    this.#headSent.set(file, file.cursor.head)
-    this.#opts.onSource(file)
-  }
-
-  /** A file newly followed: where it starts goes to the writer (for checkpoints) and the owner. */
-  #announce(file: Tracked<unknown>): void {
-    this.#opts.sink.note?.(markOf(file))
-    this.#tellSource(file)
-  }
-
-  /** After a read: tell again if the fingerprint moved on since it was last told. */
-  #retellIfHeadChanged(file: Tracked<unknown>): void {
-    const sent = this.#headSent.get(file)
-    if (sent !== undefined && sent !== file.cursor.head) this.#tellSource(file)
+    if (scan.again()) this.#scanMissing(current, dirs, how, attempt + 1)
   }
 
   start(paths: Iterable<string>): void {
@@ -246,7 +185,7 @@ export class SyncFollower {
   }
 
   /** Something happened at `path`: look again and read. */
-  resolve(path: string): void {
+  resolve(path: string, attempt = 1): void {
     this.current = path
     const st = this.#statName(path)
     const movedOn = this.#table.movedOn(path, st)
@@ -263,7 +202,10 @@ export class SyncFollower {
         family: path,
       })
     }
-    if (step.kind === 'open' && st) this.#open(path, st)
+    if (step.kind === 'open' && st && this.#open(path, st, attempt) === 'moved') {
+      this.resolve(path, attempt + 1) // the name moved on since the stat (see movedOn)
+      return
+    }
     const file = this.#table.fileOf(path)
     if (file?.parked && st && st.size !== file.cursor.offset) this.#unpark(file, path)
     if (file?.handle != null) {
@@ -318,29 +260,19 @@ export class SyncFollower {
     }
     // A bounded number of names a tick, going round (see SWEEP_NAMES_PER_SECOND).
     for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
-      const st = statQuietly(path)
-      const file = key ? this.#table.files.get(key) : undefined
-      if (
-        !st ||
-        !file ||
-        !sameIdentity(st, file.cursor.identity) ||
-        st.size !== file.cursor.offset
-      ) {
-        const before = file?.cursor.offset
-        this.resolve(path)
-        grew ||= before !== this.#table.fileOf(path)?.cursor.offset
-      }
+      if (!this.#table.sweepSaw(key, statQuietly(path))) continue
+      const before = key ? this.#table.files.get(key)?.cursor.offset : undefined
+      this.resolve(path)
+      grew ||= before !== this.#table.fileOf(path)?.cursor.offset
     }
     this.#orphansMayGrow = false
     for (const file of [...this.#table.orphans()]) {
       this.#orphansMayGrow = true
-      if (sizeOf(file) !== file.cursor.offset) {
+      const step = FileTable.orphanStep(file, sizeOf(file), this.#opts.quietMs)
+      if (step === 'read') {
         this.#readNew(file)
         grew = true
-      } else if (FileTable.isQuiet(file, this.#opts.quietMs)) {
-        this.#readNew(file)
-        if (file.names === 0) this.#release(file, true)
-      }
+      } else if (step === 'retire') this.#retire(file)
     }
     return grew
   }
@@ -398,12 +330,7 @@ export class SyncFollower {
     try {
       fd = this.#openInput(path)
     } catch (err) {
-      if (!isErrno(err, 'ENOENT')) {
-        this.#opts.log.warnOnce(
-          `open:${path}`,
-          `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-        )
-      }
+      this.#outcomes.reopenFailed(path, err)
       return
     }
     let same = false
@@ -425,52 +352,32 @@ export class SyncFollower {
   }
 
   /** Opens the file a stat of `path` showed to be `named` (see tail-async.ts). */
-  #open(path: string, named: Stats): void {
-    const { log } = this.#opts
+  #open(path: string, named: Stats, attempt: number): 'moved' | undefined {
+    const outcome = this.#outcomes
     let fd: number
     try {
+      this.#opts.openHook?.(path)
       fd = this.#openInput(path)
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) {
-        this.#table.unreadable.add(path) // gone since the stat: the next look says what is there
-        return
-      }
-      this.#table.openFailed(path, named)
-      const unopened = this.#table.trackUnopened(path, named, this.#opts.from === 'end')
-      if (unopened) {
-        this.#announce(unopened)
-      }
-      log.warnOnce(
-        `open:${path}`,
-        `cannot open ${path}: ${describeErrno(err as NodeJS.ErrnoException)}; will keep trying`,
-      )
+      outcome.failed(path, named, err)
       return
     }
-    this.#table.openWorked(path, log)
+    outcome.worked(path)
     let file: File | null = null
     try {
       const st = fstatSync(fd)
-      // Swapped for a FIFO or a device since the stat: never read one (it may never end).
-      if (this.#table.judgeName(path, { stats: st }, this.#opts.follow, log) === null) return
+      if (outcome.movedOn(named, st, attempt)) return 'moved'
+      if (!outcome.readable(path, st)) return // a FIFO or a device now: never read one
       const head = readHead(fd)
-      const startSize = this.#opts.from === 'end' ? this.#table.startSize(path, st) : null
+      const startSize = outcome.startSize(path, st)
       const lineStart = startSize === null ? 0 : lineStartBeforeSync(fd, startSize)
-      file = this.#table.opened(
-        path,
-        fd,
-        { identity: st, size: st.size, head },
-        startSize !== null,
-        lineStart,
-      )
+      file = outcome.taken(path, fd, st, head, startSize, lineStart)
     } catch (err) {
-      if (!isSystemError(err)) throw err
-      log.warnOnce(`open:${path}`, `cannot read ${path}: ${describeErrno(err)}; will keep trying`)
+      outcome.readFailed(path, err)
     } finally {
       if (file === null) this.#closeInput(fd)
     }
-    if (file !== null) {
-      this.#announce(file)
-    }
+    if (file !== null) this.#teller.announce(file)
   }
 
   #readNew(file: File): void {
@@ -478,51 +385,26 @@ export class SyncFollower {
     // Replaced by another file of its identity (see FileTable.rememberCopy): never read again.
     if (fd === null || !this.#table.holds(file)) return
     const { sink, log } = this.#opts
-    const cursor = file.cursor
     this.#pacer.reading(file, performance.now())
     const outer = this.#reading // a search made while reading reads other files
     this.#reading = file
+    let raced = false
     try {
       checkReadFault(file.path)
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const st = fstatSync(fd)
-      const { size } = st
-      const statedAt = performance.now()
-      let change = cursor.classify(size)
-      // Also when the size looks unchanged: truncated and rewritten to the same length shows only
-      // in the first bytes (see tail-async.ts).
-      if (change !== 'truncated' && cursor.head.length > 0)
-        change = cursor.classify(size, readHead(fd))
-      // Rotated away and written over (see FileTable.overwritten).
-      const over =
-        change === 'truncated' && file.names === 0
-          ? this.#table.overwritten(file, readHead(fd), st)
-          : null
-      if (over?.kind === 'leave') {
-        if (FileTable.isQuiet(file, this.#opts.quietMs)) this.#release(file, true)
-        return
-      }
-      if (over?.kind === 'copy') {
-        log.info(
-          `${file.path}: written over with a copy of a truncated file; reading it on from byte ${over.offset}`,
-        )
-        const rest = cursor.restartAt(over.offset, readHead(fd))
-        if (rest) sink.write(rest, markOf(file))
-        this.#retellIfHeadChanged(file)
-        change = size > over.offset ? 'grown' : 'idle'
-      } else if (change === 'truncated') {
-        this.#finishFromCopy(file)
-        log.info(`${file.path}: truncated; reading it again from the start`)
-        this.#table.truncating(file)
-        const rest = cursor.restart()
-        if (rest) sink.write(rest, markOf(file))
-        this.#table.emptied(file, this.#startedAt)
-      } else {
-        this.#table.sawWhole(file, lookedAt)
-      }
-      const since = this.#table.generationsToFind(file, size, lookedAt)
-      if (since !== undefined) this.#findSkippedGenerations(file, fd, since, statedAt)
-      if (change !== 'idle') this.#readFrom(fd, file, size)
+      // What the look says (see file-look.ts for each step and why it comes where it does).
+      const look = new FileLook(this.#table, file, st, lookedAt, () => readHead(fd))
+      const left = look.left(this.#opts.quietMs)
+      if (left === 'release') this.#release(file, true)
+      if (left) return
+      if (look.truncated) this.#finishFromCopy(file) // copytruncate: the copy's rest first
+      const rest = look.restart(log)
+      if (rest) sink.write(rest, markOf(file))
+      look.restarted(this.#teller, this.#startedAt)
+      const skipped = look.skippedSearch()
+      if (skipped) this.#findSkippedGenerations(fd, skipped)
+      if (look.change !== 'idle') raced = this.#readFrom(fd, file, look.size)
       this.#table.readWorked(file, log)
     } catch (err) {
       if (!isSystemError(err)) throw err // a bug, not the disk: let the thread fail loudly
@@ -530,29 +412,25 @@ export class SyncFollower {
     } finally {
       this.#reading = outer
     }
+    // Truncated under the read (see Cursor.readStillOurs): looked at again, it is seen so.
+    if (raced) this.#readNew(file)
   }
 
-  /**
-   * Copied and truncated again before we read a byte of it: the copies born since `since` first
-   * (see FileTable.generationsToFind), made again while the name's content changes under the
-   * search (see stillHolds).
-   */
-  #findSkippedGenerations(file: File, fd: number, since: number, statedAt: number): void {
-    const dir = dirname(file.path)
-    if (!entriesChangedSince(dir, since, statedAt)) return
-    for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
+  /** Generations a truncation may have skipped, looked for before a read (see SkippedSearch). */
+  #findSkippedGenerations(fd: number, search: SkippedSearch): void {
+    if (!search.wanted(entriesChangedSince)) return
+    for (let again = true; again; ) {
       const before = readHead(fd)
-      this.#scanMissing(this.#table.names, new Set([dir]), {
-        unknownSince: since,
-        nowAtName: before,
-        family: file.path,
-      })
-      if (stillHolds(before, readHead(fd))) return
+      this.#scanMissing(this.#table.names, new Set([search.dir]), search.how(before))
+      again = search.again(before, readHead(fd))
     }
   }
 
-  /** Reads `fd` from the cursor's offset to its end (the file `file`, or its copy), in chunks. */
-  #readFrom(fd: number, file: File, size: number): void {
+  /**
+   * Reads `fd` from the cursor's offset to its end (the file `file`, or its copy), in chunks.
+   * True when it stopped because the file was truncated under a read (see tail-async.ts).
+   */
+  #readFrom(fd: number, file: File, size: number): boolean {
     const { sink, readChunkBytes } = this.#opts
     const cursor = file.cursor
     let end = size
@@ -568,18 +446,20 @@ export class SyncFollower {
       const { buf, start } = cursor.readBuffer(want, this.#scratch)
       const bytesRead = readSync(fd, buf, start, want, cursor.offset)
       if (bytesRead === 0) break
+      if (!cursor.readStillOurs(readHead(fd))) return true
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
-      this.#retellIfHeadChanged(file)
+      this.#teller.retellIfHeadChanged(file)
       if (block) sink.write(block, markOf(file))
       if (bytesRead < want) break
     }
+    return false
   }
 
   /** copytruncate: finish from logrotate's copy first (see tail-async.ts). */
   #finishFromCopy(file: File, attempt = 1): void {
-    const cursor = file.cursor
-    if (cursor.head.length === 0) return
+    const search = new CopySearch(this.#table, file, attempt)
+    if (!search.wanted) return
     const dir = dirname(file.path)
     const stamp = directoryStamp(dir)
     let names: string[] = []
@@ -587,58 +467,48 @@ export class SyncFollower {
       names = readdirSync(dir)
     } catch {}
     this.#opts.searchHook?.(dir)
-    let raced = false
     for (const name of names) {
       const path = join(dir, name)
-      if (!isRotatedSibling(path, file.path)) continue
+      if (!search.wants(path)) continue
       const st = statQuietly(path)
-      if (!st?.isFile() || !this.#table.mayBeCopy(file, st)) continue
+      if (!st?.isFile() || !search.mayBe(st)) continue
       let fd: number
       try {
         fd = this.#openInput(path)
       } catch {
-        raced = true // renamed away since the listing (or unreadable: one more look is cheap)
+        search.openFailed()
         continue
       }
       try {
-        // The file opened, not the one stat'ed: see tail-async's #finishFromCopy.
         const opened = fstatSync(fd)
-        if (!sameIdentity(opened, st)) {
-          raced = true
-          continue
-        }
-        if (!this.#table.isCopyOf(file, openedFile(opened, readHead(fd)))) continue
-        // Still open, being read to its end as a rotated file when the copy was written over
-        // it: its partial line first; the entry is replaced below.
-        const held = this.#table.files.get(identityKey(opened))
-        if (held?.handle != null) {
+        if (!search.isStated(st, opened)) continue
+        if (!search.isCopy(openedFile(opened, readHead(fd)))) continue
+        // Still open, being read to its end as a rotated file: see tail-async's #finishFromCopy.
+        const held = search.held(opened)
+        if (held) {
           const rest = held.cursor.flush()
           if (rest) this.#opts.sink.write(rest, markOf(held))
         }
-        // A copy shorter than our offset: see tail-async's #finishFromCopy.
-        if (opened.size > cursor.offset) {
-          this.#opts.log.info(
-            `${file.path}: copied to ${path} and truncated; reading the rest of the copy first`,
-          )
+        const message = search.restMessage(path, opened.size)
+        if (message) {
+          this.#opts.log.info(message)
           this.#readFrom(fd, file, opened.size)
         }
-        const copy = this.#table.rememberCopy(path, opened, readHead(fd), opened.size)
-        // Checkpointed as read to its end: a restart must not take it for a new generation.
-        // The copy before it, written over in place, leaves the writer's offsets first.
-        if (copy) {
-          if (copy.replaced?.handle != null) this.#release(copy.replaced, false)
-          if (copy.replaced) this.#opts.sink.forget?.(copy.copy.key)
-          this.#announce(copy.copy)
-        }
+        const copy = search.recorded(path, openedFile(opened, readHead(fd)))
+        if (copy?.release) this.#release(copy.release, false)
+        if (copy) this.#teller.copyRecorded(copy)
         return
       } finally {
         this.#closeInput(fd)
       }
     }
-    // Not found while rotations renamed files under the search: again (see tail-async).
-    if ((raced || changedSince(dir, stamp)) && attempt < SEARCH_ATTEMPTS) {
-      this.#finishFromCopy(file, attempt + 1)
-    }
+    if (search.again(() => changedSince(dir, stamp))) this.#finishFromCopy(file, attempt + 1)
+  }
+
+  /** A nameless file has been quiet long enough: one last read, then flush and close. */
+  #retire(file: File): void {
+    this.#readNew(file)
+    if (file.names === 0) this.#release(file, true)
   }
 
   #release(file: File, flush: boolean): void {

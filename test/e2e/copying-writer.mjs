@@ -10,10 +10,23 @@
  * existing `path.1` in place (opened without O_EXCL, truncated, written: the copy keeps the
  * inode of the copy before it), then truncates `path`, with no line written in between: every
  * line is in the copy or in the file, none lost by the rotation itself. Only one copy is kept,
- * so a generation is on disk until the next rotation overwrites it.
+ * so a generation is on disk until the next rotation overwrites it. Each rotation is recorded on
+ * stdout (time in ms, the lines the copy holds, its inode and size). Behind its pace it catches
+ * up, except after a pause of more than PAUSE_MS (stopped by the test while logmerge restarts).
  */
-import { closeSync, constants, copyFileSync, ftruncateSync, openSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  constants,
+  copyFileSync,
+  ftruncateSync,
+  openSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
 import { lineFor } from './writer-child.mjs'
+
+/** A gap between two lines longer than this (ms) is a pause: the pace goes on after it. */
+const PAUSE_MS = 250
 
 /** @param {number} ms */
 const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
@@ -37,11 +50,24 @@ function main() {
     process.exit(2)
   }
   const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o644)
-  const start = performance.now()
+  let start = performance.now()
+  let late = 0
   for (let seq = 0; seq < count; seq++) {
+    // How late this line is. Lateness that grew by more than PAUSE_MS since the line before
+    // is a pause (SIGSTOP by the test while logmerge restarts, or a stall that long), not
+    // caught up: the lines and copies due meanwhile would come at once when it ends.
+    const lateNow = performance.now() - (start + (seq * 1000) / rate)
+    if (lateNow - late > PAUSE_MS) start += lateNow - late
+    else late = Math.max(0, lateNow)
     if (seq > 0 && seq % every === 0) {
       copyFileSync(path, `${path}.1`)
+      const copied = statSync(`${path}.1`)
       ftruncateSync(fd, 0)
+      // The record of its rotations, on stdout (kept with a failed test's directory).
+      writeSync(
+        1,
+        `${Date.now()} copied ${prefix}-${seq - every}..${prefix}-${seq - 1} to ${path}.1 (inode ${copied.ino}, ${copied.size} bytes), truncated\n`,
+      )
     }
     writeSync(fd, `${lineFor(prefix, seq)}\n`)
     // Ahead of the pace: sleep until this line is due (a millisecond at least, in batches).

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { appendFileSync, existsSync, readFileSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -25,15 +25,41 @@ export const BIN = process.env.LOGMERGE_TEST_BIN || join(ROOT, 'bin', 'logmerge'
 const WRITER = fileURLToPath(new URL('./writer-child.mjs', import.meta.url))
 const ROTATING_WRITER = fileURLToPath(new URL('./rotating-writer.mjs', import.meta.url))
 const COPYING_WRITER = fileURLToPath(new URL('./copying-writer.mjs', import.meta.url))
+const SOAK_WRITER = fileURLToPath(new URL('./soak-writer.mjs', import.meta.url))
 const LOGROTATE =
   ['/usr/sbin/logrotate', '/sbin/logrotate'].find((p) => existsSync(p)) ?? 'logrotate'
+
+/**
+ * Set (to anything) to keep a failed test's temp directory, with the stdout and stderr of every
+ * process it started written into it (`children/`), for tracing a failure after the fact.
+ */
+const KEEP_FAILED = Boolean(process.env.LOGMERGE_TEST_KEEP_FAILED)
+/** The processes the last test started, once afterEach has killed what was left of them. */
+let ended: Child[] = []
+
+/** Writes the stdout and stderr of the last test's processes into `dir` (see KEEP_FAILED). */
+async function keepChildren(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true })
+  for (const [i, c] of ended.entries()) {
+    const name = `${i}-${c.name.replace(/[^\w-]+/g, '-').slice(0, 40)}`
+    await writeFile(join(dir, `${name}.name`), `${c.name}\n`)
+    await writeFile(join(dir, `${name}.stdout`), c.stdout())
+    await writeFile(join(dir, `${name}.stderr`), c.stderr())
+  }
+}
 
 /** A fresh temp directory per test, removed afterwards (after afterEach has killed children). */
 export const test = base.extend<{ tmp: string }>({
   tmp: async ({ task }, use) => {
     const slug = task.name.replace(/[^\w-]+/g, '-').slice(0, 40)
     const dir = await mkdtemp(join(tmpdir(), `logmerge-e2e-${slug}-`))
+    ended = []
     await use(dir)
+    if (KEEP_FAILED && task.result?.state === 'fail') {
+      await keepChildren(join(dir, 'children'))
+      process.stderr.write(`kept the failed test's directory: ${dir}\n`)
+      return
+    }
     await rm(dir, { recursive: true, force: true })
   },
 })
@@ -69,6 +95,7 @@ afterEach(async () => {
   children.clear()
   for (const child of all) child.kill('SIGKILL')
   await Promise.all(all.map((c) => c.exited))
+  ended = all
   const warned = all.filter((c) => NODE_WARNING.test(c.stderr()))
   if (warned.length > 0) {
     throw new Error(
@@ -183,46 +210,118 @@ export function spawnWriter(path: string, prefix: string, count: number, delayMs
   return Object.assign(child, { lines })
 }
 
-/**
- * Starts rotating-writer.mjs: `count` lines `<prefix>-<seq>-<pad>` at `rate` lines/s to `path`,
- * which it creates and renames to `path.K` every `every` lines.
- */
-export function spawnRotatingWriter(
+/** Starts `script` (a line writer's arguments: path, prefix, count, rate, every) as `label`. */
+function spawnLineWriter(
+  script: string,
+  label: string,
   path: string,
   prefix: string,
   count: number,
   rate: number,
   every: number,
 ): Writer {
-  const argv = [ROTATING_WRITER, path, prefix, String(count), String(rate), String(every)]
+  const argv = [script, path, prefix, String(count), String(rate), String(every)]
   const proc = spawn(process.execPath, argv, {
     env: pinnedEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  const child = track(`rotating writer ${prefix}`, proc)
+  const child = track(`${label} ${prefix}`, proc)
   const lines = Array.from({ length: count }, (_, seq) => lineFor(prefix, seq))
   return Object.assign(child, { lines })
 }
 
 /**
- * Starts copying-writer.mjs: `count` lines `<prefix>-<seq>-<pad>` at `rate` lines/s to `path`,
- * copied over `path.1` in place (fs.copyFileSync) and truncated every `every` lines.
+ * Starts rotating-writer.mjs: `count` lines `<prefix>-<seq>-<pad>` at `rate` lines/s to `path`,
+ * which it creates and renames to `path.K` every `every` lines.
  */
-export function spawnCopyingWriter(
+export const spawnRotatingWriter = (
   path: string,
   prefix: string,
   count: number,
   rate: number,
   every: number,
-): Writer {
-  const argv = [COPYING_WRITER, path, prefix, String(count), String(rate), String(every)]
+): Writer => spawnLineWriter(ROTATING_WRITER, 'rotating writer', path, prefix, count, rate, every)
+
+/**
+ * Starts copying-writer.mjs: `count` lines `<prefix>-<seq>-<pad>` at `rate` lines/s to `path`,
+ * copied over `path.1` in place (fs.copyFileSync) and truncated every `every` lines.
+ */
+export const spawnCopyingWriter = (
+  path: string,
+  prefix: string,
+  count: number,
+  rate: number,
+  every: number,
+): Writer => spawnLineWriter(COPYING_WRITER, 'copying writer', path, prefix, count, rate, every)
+
+/** How soak-writer.mjs rotates its file (see there). */
+export type SoakRotation = 'rename' | 'copy' | 'copy-in-place' | 'truncate'
+
+export interface SoakWriterOptions {
+  readonly path: string
+  readonly prefix: string
+  readonly mode: SoakRotation
+  readonly rate: number
+  /** Each rotation comes rotateMs[0]-rotateMs[1] ms after the one before. */
+  readonly rotateMs: readonly [number, number]
+  /** logmerge's output and state file: a destructive rotation waits until they cover it. */
+  readonly out: string
+  readonly state: string
+}
+
+/** What soak-writer.mjs reports when it stops. */
+export interface SoakWritten {
+  readonly prefix: string
+  readonly mode: SoakRotation
+  readonly lines: number
+  readonly rotations: number
+  /** Old numbered generations deleted (logrotate's `rotate N`), each once durable. */
+  readonly deleted: number
+  /** Where each generation of the file begins (line number), how, and when (ms). */
+  readonly generations: readonly {
+    readonly from: number
+    readonly how: string
+    readonly at: number
+  }[]
+  /** Waits for the checkpoint before a destructive rotation. */
+  readonly waits: { readonly count: number; readonly longestMs: number; readonly totalMs: number }
+}
+
+/**
+ * Starts soak-writer.mjs, which writes `lineFor(prefix, 0, 1, ...)` and rotates its file until
+ * `stopSoakWriter`.
+ */
+export function spawnSoakWriter(o: SoakWriterOptions): Child {
+  const argv = [
+    SOAK_WRITER,
+    ...[o.path, o.prefix, o.mode, String(o.rate), String(o.rotateMs[0]), String(o.rotateMs[1])],
+    ...[o.out, o.state],
+  ]
   const proc = spawn(process.execPath, argv, {
     env: pinnedEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  const child = track(`copying writer ${prefix}`, proc)
-  const lines = Array.from({ length: count }, (_, seq) => lineFor(prefix, seq))
-  return Object.assign(child, { lines })
+  return track(`soak writer ${o.prefix} (${o.mode})`, proc)
+}
+
+/** SIGTERM, then the writer's report of what it wrote. */
+export async function stopSoakWriter(writer: Child): Promise<SoakWritten> {
+  writer.kill('SIGTERM')
+  await finished(writer)
+  return JSON.parse(writer.stdout().toString('utf8')) as SoakWritten
+}
+
+/**
+ * `n` processes that spin (`node -e 'for(;;){}'`) until the test ends: load that takes the
+ * cores from logmerge and the writers, as other work on a busy machine does.
+ */
+export function spawnBusyLoops(n: number): Child[] {
+  return Array.from({ length: n }, (_, i) =>
+    track(
+      `busy loop ${i}`,
+      spawn(process.execPath, ['-e', 'for(;;){}'], { env: pinnedEnv(), stdio: 'ignore' }),
+    ),
+  )
 }
 
 /** Waits for a writer to finish and checks it did. */
@@ -233,10 +332,15 @@ export async function finished(writer: Child): Promise<void> {
   })
 }
 
-/** SIGSTOP, and wait until the process really is stopped (kill returns before it is). */
+/**
+ * SIGSTOP, and wait until the process really is stopped (kill returns before it is), or has
+ * ended (a writer that was finishing).
+ */
 export async function pause(child: Child): Promise<void> {
   child.kill('SIGSTOP')
-  await waitFor(() => procState(child.pid) === 'T', { what: `${child.name} to stop` })
+  await waitFor(() => procState(child.pid) === 'T' || child.hasExited, {
+    what: `${child.name} to stop`,
+  })
 }
 
 export function resume(child: Child): void {
@@ -379,7 +483,8 @@ export class Journal {
 
   record(stream: string, lines: readonly string[]): void {
     const list = this.streams.get(stream) ?? []
-    list.push(...lines)
+    // One at a time: a spread of 100,000s of lines overflows the call stack (the 200-kill soak).
+    for (const line of lines) list.push(line)
     this.streams.set(stream, list)
   }
 
@@ -388,11 +493,22 @@ export class Journal {
   }
 }
 
-/**
- * Every written line appears exactly once, nothing else appears, and each stream's lines keep
- * their order. Reports a short list of problems rather than a diff of thousands of lines.
- */
-export function expectMerged(output: readonly string[], written: Journal): void {
+/** What is wrong with an output, by kind (see tally). */
+export interface Tally {
+  readonly missing: readonly string[]
+  /** `<line> xN` for each line that appears N > 1 times. */
+  readonly doubled: readonly string[]
+  readonly unexpected: readonly string[]
+  /** Lines that came after a later line of their stream (`after`: that line's index). */
+  readonly disorder: readonly {
+    readonly line: string
+    readonly stream: string
+    readonly after: number
+  }[]
+}
+
+/** Compares an output with what was written: lines missing, doubled, unexpected, out of order. */
+export function tally(output: readonly string[], written: Journal): Tally {
   const where = new Map<string, { stream: string; index: number }>()
   for (const [stream, lines] of written.streams) {
     lines.forEach((line, index) => {
@@ -402,7 +518,7 @@ export function expectMerged(output: readonly string[], written: Journal): void 
   }
   const seen = new Map<string, number>()
   const unexpected: string[] = []
-  const disorder: string[] = []
+  const disorder: { line: string; stream: string; after: number }[] = []
   const lastIndex = new Map<string, number>()
   for (const line of output) {
     seen.set(line, (seen.get(line) ?? 0) + 1)
@@ -412,11 +528,20 @@ export function expectMerged(output: readonly string[], written: Journal): void 
       continue
     }
     const prev = lastIndex.get(at.stream) ?? -1
-    if (at.index <= prev) disorder.push(`${line} after index ${prev} of ${at.stream}`)
+    if (at.index <= prev) disorder.push({ line, stream: at.stream, after: prev })
     lastIndex.set(at.stream, at.index)
   }
   const missing = [...where.keys()].filter((l) => !seen.has(l))
   const doubled = [...seen].filter(([l, n]) => n > 1 && where.has(l)).map(([l, n]) => `${l} x${n}`)
+  return { missing, doubled, unexpected, disorder }
+}
+
+/**
+ * Every written line appears exactly once, nothing else appears, and each stream's lines keep
+ * their order. Reports a short list of problems rather than a diff of thousands of lines.
+ */
+export function expectMerged(output: readonly string[], written: Journal): void {
+  const { missing, doubled, unexpected, disorder } = tally(output, written)
   const show = (what: string, list: readonly string[]) =>
     list.length === 0
       ? []
@@ -427,9 +552,13 @@ export function expectMerged(output: readonly string[], written: Journal): void 
     ...show('missing', missing),
     ...show('doubled', doubled),
     ...show('unexpected', unexpected),
-    ...show('out of order', disorder),
+    ...show(
+      'out of order',
+      disorder.map((d) => `${d.line} after index ${d.after} of ${d.stream}`),
+    ),
   ]
-  expect(problems, `${output.length} output lines, ${where.size} written`).toEqual([])
+  const count = [...written.streams.values()].reduce((n, lines) => n + lines.length, 0)
+  expect(problems, `${output.length} output lines, ${count} written`).toEqual([])
 }
 
 const cut = (line: string): string =>

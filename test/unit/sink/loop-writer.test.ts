@@ -77,3 +77,40 @@ test('drainTo resolves once the queue is that short, while the rest is still bei
   expect(readFileSync(out).equals(Buffer.concat(blocks))).toBe(true)
   await writer.close()
 })
+
+test('a block written once the warning that the output was deleted is out goes to the new file', async () => {
+  // The warning says "lines written before this warning went with the deleted file": so every
+  // line written after it must be in the new file. The warning used to come before the new
+  // file was open (an open through libuv's pool): a block written on the warning went into the
+  // deleted file (output-faults.test.ts, top-down under load, 2 runs in 20).
+  const out = join(dir, 'out.log')
+  let writer: LoopWriter | null = null
+  const warned: string[] = []
+  const log = {
+    ...silentLogger,
+    warn: (message: string) => {
+      warned.push(message)
+      // As a reader whose lines were appended once the warning was seen.
+      if (/was deleted while open/.test(message))
+        writer?.write(Buffer.from('after the warning\n'), { key: 'a', offset: 18 })
+    },
+  }
+  writer = await LoopWriter.open(out, {
+    highWaterBytes: 1024 * 1024,
+    log,
+    watchMs: 5,
+    onFatal: (err) => {
+      throw err
+    },
+  })
+  writer.write(Buffer.from('before\n'), { key: 'a', offset: 7 })
+  await writer.drain()
+  rmSync(out)
+  for (let i = 0; i < 400 && !warned.some((m) => /was deleted while open/.test(m)); i++)
+    await new Promise((r) => setTimeout(r, 5))
+  await writer.drain()
+  expect(warned.filter((m) => /was deleted while open/.test(m))).toHaveLength(1)
+  expect(readFileSync(out, 'utf8')).toBe('after the warning\n')
+  expect(writer.snapshot().size).toBe('after the warning\n'.length)
+  await writer.close()
+})

@@ -17,6 +17,7 @@ import {
   type OutputState,
   planOutput,
   quarantine,
+  removeLeftTemps,
   STATE_FORMAT,
   STATE_VERSION,
   saveState,
@@ -155,6 +156,18 @@ describe('encodeState / decodeState', () => {
     })
   })
 
+  test('the birth time of a source is kept; one no stat gives (0, negative, not a number) is dropped, the source kept', () => {
+    const o = valid()
+    o.sources[0].born = 1_796_586_486_895.3994
+    expect(decodeState(JSON.stringify(o)).sources[0]?.born).toBe(1_796_586_486_895.3994)
+    for (const bad of [0, -5, '12', null]) {
+      o.sources[0].born = bad
+      const [source] = decodeState(JSON.stringify(o)).sources
+      expect(source).toBeDefined()
+      expect(source && 'born' in source).toBe(false)
+    }
+  })
+
   test('stats that are not all counts are dropped, the source kept', () => {
     const o = valid()
     o.sources[0].stats = {
@@ -243,6 +256,25 @@ describe('the state file on disk', () => {
     for (let i = 0; i < 5; i++) await saveState(path, `${'x'.repeat(i * 1000)}\n`)
     expect(readFileSync(path, 'utf8')).toBe(`${'x'.repeat(4000)}\n`)
     expect(readdirSync(dir)).toEqual(['state.json'])
+  })
+
+  test('removeLeftTemps removes the temporary files of interrupted saves, and nothing else', async () => {
+    const path = join(dir, 'state.json')
+    await saveState(path, 'kept\n')
+    // What replaceFile leaves when killed between its write and its rename.
+    for (const name of ['state.json.1244590116', 'state.json.25934542'])
+      writeFileSync(join(dir, name), 'half a state')
+    const others = [
+      'state.json.bad-2026-04-30T123456789Z',
+      'state.json.1x',
+      'statexjson.12',
+      'a.12',
+    ]
+    for (const name of others) writeFileSync(join(dir, name), 'not ours')
+    expect(removeLeftTemps(path).sort()).toEqual(['state.json.1244590116', 'state.json.25934542'])
+    expect(readdirSync(dir).sort()).toEqual([...others, 'state.json'].sort())
+    expect(readFileSync(path, 'utf8')).toBe('kept\n')
+    expect(removeLeftTemps(join(dir, 'no-such-dir', 'state.json'))).toEqual([])
   })
 
   test('quarantine moves the file aside under a dated name', async () => {

@@ -41,14 +41,10 @@ import pLimit from 'p-limit'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import { silentLogger } from '../../../src/log.js'
 import type { SourceMark } from '../../../src/sink/sink.js'
-import {
-  FileTable,
-  type OpenedFile,
-  type RememberedSource,
-  type Tracked,
-} from '../../../src/tail/file-table.js'
+import { FileTable } from '../../../src/tail/file-table.js'
 import { AsyncFollower } from '../../../src/tail/tail-async.js'
 import { SyncFollower } from '../../../src/tail/tail-sync.js'
+import type { OpenedFile, RememberedSource, Tracked } from '../../../src/tail/tracked.js'
 
 /** What a sink received, in order, and the offsets it was told (as a checkpoint would see). */
 class Recorder {

@@ -11,12 +11,10 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { identityKey } from '../../../src/tail/cursor.js'
 import { inotifyLimitMessage } from '../../../src/tail/discovery.js'
-import {
-  FileTable,
-  notAFile,
-  PRUNE_UNFINISHED_AFTER,
-  type Tracked,
-} from '../../../src/tail/file-table.js'
+import { FileTable } from '../../../src/tail/file-table.js'
+import { PRUNE_UNFINISHED_AFTER } from '../../../src/tail/generation-rules.js'
+import { notAFile } from '../../../src/tail/input-faults.js'
+import type { Tracked } from '../../../src/tail/tracked.js'
 
 /** A logger that records what it was asked to say, with warnOnce's once-per-key rule. */
 class Said {

@@ -72,8 +72,16 @@ const b64 = (s: string) => Buffer.from(s).toString('base64')
 function logFile(name: string, text: string, offset = 0): SourceState {
   const path = join(dir, name)
   writeFileSync(path, text)
-  const { dev, ino } = statSync(path)
-  return { path, dev, ino, head: b64(text.slice(0, 64)), offset }
+  const { dev, ino, birthtimeMs } = statSync(path)
+  // The birth time where the file system records one, as prescan and the checkpoints do.
+  return {
+    path,
+    dev,
+    ino,
+    ...(birthtimeMs > 0 && { born: birthtimeMs }),
+    head: b64(text.slice(0, 64)),
+    offset,
+  }
 }
 
 const idOf = (path: string) => {
@@ -162,6 +170,20 @@ describe('prescan with a state', () => {
     expect(resumePoints([a], found)).toEqual(found)
   })
 
+  test('a recorded identity now held by a file born at another time is another file, even where its first bytes agree (an empty one)', async () => {
+    const a = logFile('a.log', '')
+    if (a.born === undefined) return // no birth times here: the first bytes decide, as above
+    // What a checkpoint recorded for this inode before: a file since deleted, born earlier.
+    const old = { ...a, born: a.born - 5_000, head: b64('the old file\n'), offset: 14_459 }
+    const found = await prescan([a.path], [old], 'start', Date.now() - 60_000)
+    expect(found).toEqual([{ ...a, offset: 0 }])
+    expect(resumePoints([old], found)).toEqual(found)
+    // Born at the recorded time: the same file, resumed as recorded.
+    expect(
+      await prescan([a.path], [{ ...old, born: a.born }], 'start', Date.now() - 60_000),
+    ).toEqual([])
+  })
+
   test('resumePoints, property: one entry per identity, the found one winning, every recorded identity kept', () => {
     const entry = fc.record({
       path: fc.constantFrom('a', 'b'),
@@ -212,6 +234,16 @@ describe('prescan, rotated generations born since the last start', () => {
     expect(resumePoints([cur, old], found)).toEqual([cur, { ...reused, offset: 0 }])
   })
 
+  test('a recorded inode reused by a generation born since, beginning as the old file did, is read from 0 (the birth time tells)', async () => {
+    const since = Date.now() - 60_000
+    const cur = logFile('a.log', 'current\n', 8)
+    const reused = logFile('a.log.1', 'same start, another file\n')
+    if (reused.born === undefined) return // no birth times: only the first bytes can tell
+    const old = { ...reused, born: reused.born - 5_000, offset: 5 }
+    const found = await prescan([cur.path], [cur, old], 'start', since)
+    expect(found).toEqual([{ ...reused, offset: 0 }])
+  })
+
   test('a copytruncate copy of a recorded file is read from the recorded offset, not from 0', async () => {
     const since = Date.now() - 60_000
     const text = 'line one of the live file\nline two\nline three\n'
@@ -239,6 +271,30 @@ describe('prescan, rotated generations born since the last start', () => {
     // Before: not looked at (born before the last start), and the lines after 26 lost.
   })
 
+  test('two copies written in place while down: the generation between, in the copy now, is read from 0', async () => {
+    // The state: generation 4 at a.log read to its end, generation 3's copy at a.log.1.
+    const gen4 = 'generation four, read to its end before the kill\n'
+    const live = logFile('a.log', gen4, gen4.length)
+    const before = logFile('a.log.1', 'generation three, the copy before\n', 34)
+    await sleep(30) // later than the copy's birth by more than the kernel's clock tick
+    const since = Date.now()
+    await sleep(30)
+    // While down: generation 4 copied over a.log.1 and a.log truncated; generation 5 written,
+    // copied over a.log.1 in turn (generation 4 is gone: it was in the output) and truncated;
+    // generation 6 written. Generation 5, all of it unread, is in a.log.1 now.
+    copyFileSync(live.path, before.path)
+    writeFileSync(live.path, '')
+    const gen5 = 'generation five, written and copied while logmerge was down\n'
+    writeFileSync(live.path, gen5)
+    copyFileSync(live.path, before.path)
+    writeFileSync(live.path, 'generation six\n')
+    expect(idOf(before.path)).toEqual({ dev: before.dev, ino: before.ino }) // written in place
+    const found = await prescan([live.path], [live, before], 'start', since)
+    // Before: a.log.1 was left out (born before the last start, no copy of a recorded source)
+    // and generation 5 was lost (the mixed soak, top-down: 226 lines).
+    expect(found).toContainEqual({ ...before, head: b64(gen5), offset: 0 })
+  })
+
   test('an older file written since that is no copy of a recorded source is left alone', async () => {
     const cur = logFile('a.log', 'current\n', 8)
     const old = join(dir, 'a.log.1')
@@ -248,6 +304,22 @@ describe('prescan, rotated generations born since the last start', () => {
     await sleep(30)
     appendFileSync(old, 'written to late by its writer\n')
     expect(await prescan([cur.path], [cur], 'start', since)).toEqual([])
+  })
+
+  test('beside an input truncated while down, an older file written since that no state recorded is read from 0 (a copy written in place of a generation no checkpoint saw)', async () => {
+    const copy = join(dir, 'a.log.1')
+    writeFileSync(copy, 'generation 5\n') // an old copy, no longer in the state
+    const cur = logFile('a.log', 'generation 6, first line\n', 10)
+    await sleep(30)
+    const since = Date.now()
+    await sleep(30)
+    // While down: generation 6 copied over a.log.1 in place and a.log truncated, generation 7
+    // written, copied over a.log.1 in place, a.log truncated, generation 8 written.
+    writeFileSync(copy, 'generation 7, only ever in the copy\n')
+    writeFileSync(cur.path, 'generation 8\n')
+    const found = await prescan([cur.path], [cur], 'start', since)
+    const { dev, ino } = statSync(copy)
+    expect(found.find((s) => s.ino === ino && s.dev === dev)?.offset).toBe(0)
   })
 
   test('without a previous start (no state), no generation is looked for', async () => {
