@@ -17,7 +17,7 @@ import {
 } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/nats-core'
 import type { Logger } from '../log.js'
-import { streamLost } from './centre-recover.js'
+import { sameStream, streamLost } from './centre-recover.js'
 import { startupRetry } from './connect.js'
 import type { FleetConfig } from './options.js'
 
@@ -93,7 +93,7 @@ export class StreamReader {
     const lastRead = this.#p.lastRead()
     try {
       const info = await jsm.streams.info(stream)
-      if (info.state.last_seq < lastRead && info.created === this.#p.created) {
+      if (info.state.last_seq < lastRead && sameStream(this.#p.created, info.created)) {
         // Messages the centre has read are not in the stream any more, and their sequence
         // numbers will be given to new messages, which would then look read: say so and stop.
         this.#failed = true
