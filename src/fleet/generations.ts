@@ -40,7 +40,7 @@ export interface SavedGeneration {
   readonly current: boolean
 }
 
-/** Generations kept per key besides the current one (older ones cannot be read again). */
+/** Generations kept per key begun before its current one (older ones cannot be read again). */
 const KEPT_PER_KEY = 4
 
 export class Generations {
@@ -180,20 +180,37 @@ export class Generations {
 
   /**
    * The table for a checkpoint: every generation still useful, `current` marking the one each
-   * key's checkpointed offset is in (`currentOf`). A key keeps its current generation and the
-   * KEPT_PER_KEY newest others (one started after the checkpoint may be read again after a
-   * crash; older ones no longer can).
+   * key's checkpointed offset is in (`currentOf`). A key keeps its current generation, every
+   * generation begun after it, and the KEPT_PER_KEY newest others. Every generation begun after
+   * the checkpointed one may be read again after a crash (the readers resume at the checkpoint
+   * and read the copytruncate copies made since from their start), however many there are:
+   * while publishing is held (a full stream, servers gone) the acknowledged checkpoint falls
+   * behind by as many rotations as happen meanwhile, and a generation dropped here got a fresh
+   * id after a SIGKILL and was written twice (the 200-kill soak: 24 generations, 10 and 14 per
+   * file, all but the 4 newest of each, 13,540 lines). Older ones cannot be read again.
    */
   save(currentOf: ReadonlyMap<string, string | null>): SavedGeneration[] {
     const current = new Set<string>()
     for (const id of currentOf.values()) if (id !== null) current.add(id)
     for (const id of this.#restoredCurrent.values()) current.add(id)
+    // Where each generation was begun among all (the table keeps them in the order begun), and
+    // where each key's checkpointed generation was.
+    const begun = new Map<string, number>()
+    for (const id of this.#byId.keys()) begun.set(id, begun.size)
+    const currentAt = new Map<string, number>()
+    for (const id of current) {
+      const g = this.#byId.get(id)
+      const at = begun.get(id)
+      if (g && at !== undefined) currentAt.set(g.key, Math.max(at, currentAt.get(g.key) ?? at))
+    }
     const perKey = new Map<string, number>()
     const out: SavedGeneration[] = []
     const all = [...this.#byId.values()].reverse() // newest first
     for (const g of all) {
       const isCurrent = current.has(g.id)
-      if (!isCurrent) {
+      const since = currentAt.get(g.key)
+      const afterCheckpoint = since !== undefined && (begun.get(g.id) ?? -1) > since
+      if (!isCurrent && !afterCheckpoint) {
         const n = perKey.get(g.key) ?? 0
         if (n >= KEPT_PER_KEY) {
           this.#byId.delete(g.id)

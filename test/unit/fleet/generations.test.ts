@@ -43,6 +43,39 @@ describe('generations', () => {
     ).toBe(c1.gen.id)
   })
 
+  test('every generation begun after the checkpointed one is kept, however many: copies read again take their ids', () => {
+    // Publishing held (a full stream) while a.log was copied and truncated 10 times: the
+    // checkpoint still has a.log in C0, C1..C10 were published, then SIGKILL.
+    const g = new Generations('r1')
+    const c0 = g.begin('1:1', 0, head('C0'), '/a.log', 'a.log')
+    const later = Array.from({ length: 10 }, (_, i) =>
+      g.begin('1:1', 0, head(`C${i + 1} published before the crash`), '/a.log', 'a.log'),
+    )
+    const back = new Generations('r2', g.save(new Map([['1:1', c0.gen.id]])))
+    back.resumed('1:1', head('C0'))
+    // After the restart the readers read each copy (a.log.1 .. a.log.10) from its start.
+    for (const [i, c] of later.entries()) {
+      const copy = back.begin(
+        `1:${i + 2}`,
+        0,
+        head(`C${i + 1} published before the crash`),
+        '/a.log.1',
+        'a.log.1',
+      )
+      expect(copy).toEqual({ gen: expect.objectContaining({ id: c.gen.id }), fresh: false })
+    }
+  })
+
+  test('of the generations begun before the checkpointed one, 4 are kept', () => {
+    const g = new Generations('r1')
+    const all = Array.from({ length: 10 }, (_, i) =>
+      g.begin('1:1', 0, head(`C${i}`), '/a.log', 'a.log'),
+    )
+    const last = all[9]?.gen.id as string
+    const saved = g.save(new Map([['1:1', last]]))
+    expect(saved.map((s) => s.id)).toEqual(all.slice(5).map((a) => a.gen.id))
+  })
+
   test('a new file with other first bytes, or another start, gets a fresh id', () => {
     const g = new Generations('r1')
     const a = g.begin('1:1', 0, head('banner'), '/a.log', 'a.log')
