@@ -45,6 +45,11 @@ export const sweepBudget = (pollMs: number, perSecond = SWEEP_NAMES_PER_SECOND):
 export class FileTable<H> extends GenerationTable<H> {
   /** Name -> the file a checkpoint recorded there, until the name is first looked at. */
   readonly #recordedAt = new Map<string, string>()
+  /**
+   * Name -> the file it led to before a look found no file there, until it leads to one again
+   * (see movedOn): a writer's rename and its next create leave the name empty for a moment.
+   */
+  readonly #lastAt = new Map<string, string>()
   readonly #startup = new StartupNames()
   readonly #faults = new InputFaults()
   /**
@@ -65,10 +70,18 @@ export class FileTable<H> extends GenerationTable<H> {
    * Call before look(): true when the name moved on from the file we last knew there (it led to
    * another file, or a checkpoint recorded another file there) without our seeing the rotation
    * happen. Generations born in between may then lie beside it, unread: the shell searches.
+   * A name seen empty in between counts as leading to the file it led to before: generations
+   * created and renamed away while no look was made were read only after the file now there,
+   * when a periodic search found them (the 200-kill soak on async).
    */
   movedOn(path: string, id: Identity | null): boolean {
-    const before = this.names.get(path) ?? this.#recordedAt.get(path) ?? null
+    const before =
+      this.names.get(path) ??
+      (id ? this.#lastAt.get(path) : undefined) ??
+      this.#recordedAt.get(path) ??
+      null
     this.#recordedAt.delete(path)
+    if (id) this.#lastAt.delete(path)
     return before !== null && before !== (id ? identityKey(id) : null)
   }
 
@@ -172,6 +185,7 @@ export class FileTable<H> extends GenerationTable<H> {
     if (key === prevKey) return { step: key ? { kind: 'same' } : { kind: 'none' }, orphaned: null }
     const orphaned = prevKey ? this.unname(prevKey) : null
     if (orphaned) this.count(path).rotations++
+    if (prevKey && !key) this.#lastAt.set(path, prevKey)
     this.names.set(path, null)
     if (!key) return { step: { kind: 'none' }, orphaned }
     const known = this.files.get(key)
