@@ -64,11 +64,17 @@ export class FileTable<H> extends GenerationTable<H> {
   /**
    * Call before look(): true when the name moved on from the file we last knew there (it led to
    * another file, or a checkpoint recorded another file there) without our seeing the rotation
-   * happen. Generations born in between may then lie beside it, unread: the shell searches.
+   * happen, or came back after a look found no file there. Generations born in between may
+   * then lie beside it, unread: the shell searches. A writer's rename and its next create
+   * leave the name empty for a moment; a look then, and the generations created and renamed
+   * away before the next look, were read only after the file then at the name, when a
+   * periodic search found them (the 200-kill soak on async and bottom-up).
    */
   movedOn(path: string, id: Identity | null): boolean {
-    const before = this.names.get(path) ?? this.#recordedAt.get(path) ?? null
+    const named = this.names.get(path)
+    const before = named ?? this.#recordedAt.get(path) ?? null
     this.#recordedAt.delete(path)
+    if (named === null && id !== null) return true
     return before !== null && before !== (id ? identityKey(id) : null)
   }
 
@@ -169,7 +175,12 @@ export class FileTable<H> extends GenerationTable<H> {
   look(path: string, id: Identity | null): { step: NameStep; orphaned: Tracked<H> | null } {
     const prevKey = this.names.get(path) ?? null
     const key = id ? identityKey(id) : null
-    if (key === prevKey) return { step: key ? { kind: 'same' } : { kind: 'none' }, orphaned: null }
+    if (key === prevKey) {
+      // An input name with no file yet is one of ours all the same: the generations a search
+      // finds beside it are its own (see newerThan), and a file there next is new (movedOn).
+      if (!key) this.names.set(path, null)
+      return { step: key ? { kind: 'same' } : { kind: 'none' }, orphaned: null }
+    }
     const orphaned = prevKey ? this.unname(prevKey) : null
     if (orphaned) this.count(path).rotations++
     this.names.set(path, null)

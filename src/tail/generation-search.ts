@@ -40,6 +40,23 @@ export interface TakenFile<H> {
 }
 
 /**
+ * The debug line for a look at `path` that found another file than before (`was`: the key the
+ * name led to, null: no file, undefined: never looked): what the shell decided, for tracing a
+ * generation read out of order from a run's log (--log-level debug).
+ */
+export function lookNote(
+  path: string,
+  was: string | null | undefined,
+  now: Identity | null,
+  step: string,
+  movedOn: boolean,
+): string {
+  const key = now ? identityKey(now) : 'no file'
+  const before = was === undefined ? 'not looked at' : (was ?? 'no file')
+  return `${path}: leads to ${key} (was ${before}); ${step}${movedOn ? '; moved on: searching' : ''}`
+}
+
+/**
  * One pass of the search for missing files in `dirs` (remembered from a checkpoint, or
  * finished and grown since) and, with `how.unknownSince`, for older generations of the input
  * names in `current` that no one has seen: each found is read from where it was (or from its
@@ -104,6 +121,14 @@ export class MissingScan<H> {
   #hit(path: string, st: FoundStat): SearchHit | null {
     const { unknownSince, afterTruncation } = this.#how
     return this.#table.searchHit(path, st, this.#current, unknownSince, afterTruncation)
+  }
+
+  /** The debug line for a file found (see lookNote): what the search was and what it found. */
+  note(path: string, st: ListedStat, hit: SearchHit): string {
+    const { family, unknownSince, afterTruncation, settle } = this.#how
+    const why = settle ? 'periodic' : family !== undefined ? `for ${family}` : 'at start-up'
+    const kinds = `${unknownSince !== undefined ? ', unknown too' : ''}${afterTruncation ? ', after a truncation' : ''}`
+    return `search ${why}${kinds} (attempt ${this.#attempt}): ${path} (${identityKey(st)}, born ${st.birthtimeMs}): ${hit}`
   }
 
   /** A directory changed between its listing and the end of the stats. */

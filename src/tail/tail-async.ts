@@ -29,7 +29,7 @@ import { FileTable, sweepBudget } from './file-table.js'
 import { forEachLimited } from './for-each-limited.js'
 import { lineStartBefore } from './from-end.js'
 import { MISSING_SCAN_SWEEPS, type SearchHow } from './generation-rules.js'
-import { CopySearch, MissingScan, type SkippedSearch } from './generation-search.js'
+import { CopySearch, lookNote, MissingScan, type SkippedSearch } from './generation-search.js'
 import {
   changedSince,
   directoryStamp,
@@ -179,6 +179,7 @@ export class AsyncFollower {
     if ([...stamps].some(([dir, stamp]) => changedSince(dir, stamp))) scan.dirChanged()
     for (const file of scan.settle()) this.#teller.gone(file, dirname(file.path))
     for (const { path, st, hit } of scan.toOpen()) {
+      this.#opts.log.debug(scan.note(path, st, hit))
       const fh = await this.#openInput(path).catch((err: unknown) => {
         scan.openFailed(err)
         return null
@@ -376,7 +377,9 @@ export class AsyncFollower {
     attempt: number,
   ): Promise<void> {
     const movedOn = this.#table.movedOn(path, st)
+    const was = this.#table.names.get(path)
     const { step, orphaned } = this.#table.look(path, st)
+    if (step.kind !== 'same') this.#opts.log.debug(lookNote(path, was, st, step.kind, movedOn))
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
       this.#orphansMayGrow = true
@@ -704,6 +707,10 @@ export class AsyncFollower {
       }
     }
     if (search.again(() => changedSince(dir, stamp))) await this.#finishFromCopy(file, attempt + 1)
+    else
+      this.#opts.log.debug(
+        `${file.path}: truncated; no copy of its unread bytes found (${attempt} searches)`,
+      )
   }
 
   /** A nameless file has been quiet long enough: one last read, then flush and close. */

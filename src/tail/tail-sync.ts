@@ -24,7 +24,7 @@ import { FileLook } from './file-look.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { lineStartBeforeSync } from './from-end.js'
 import { MISSING_SCAN_SWEEPS, type SearchHow } from './generation-rules.js'
-import { CopySearch, MissingScan, type SkippedSearch } from './generation-search.js'
+import { CopySearch, lookNote, MissingScan, type SkippedSearch } from './generation-search.js'
 import {
   changedSince,
   directoryStamp,
@@ -146,6 +146,7 @@ export class SyncFollower {
     if ([...stamps].some(([dir, stamp]) => changedSince(dir, stamp))) scan.dirChanged()
     for (const file of scan.settle()) this.#teller.gone(file, dirname(file.path))
     for (const { path, st, hit } of scan.toOpen()) {
+      this.#opts.log.debug(scan.note(path, st, hit))
       let fd: number
       try {
         fd = this.#openInput(path)
@@ -189,7 +190,9 @@ export class SyncFollower {
     this.current = path
     const st = this.#statName(path)
     const movedOn = this.#table.movedOn(path, st)
+    const was = this.#table.names.get(path)
     const { step, orphaned } = this.#table.look(path, st)
+    if (step.kind !== 'same') this.#opts.log.debug(lookNote(path, was, st, step.kind, movedOn))
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
       this.#orphansMayGrow = true
@@ -503,6 +506,10 @@ export class SyncFollower {
       }
     }
     if (search.again(() => changedSince(dir, stamp))) this.#finishFromCopy(file, attempt + 1)
+    else
+      this.#opts.log.debug(
+        `${file.path}: truncated; no copy of its unread bytes found (${attempt} searches)`,
+      )
   }
 
   /** A nameless file has been quiet long enough: one last read, then flush and close. */

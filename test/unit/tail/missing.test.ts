@@ -433,6 +433,46 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     await shell.close()
   })
 
+  test('a generation created and rotated away while the name was seen empty is read before the next', async () => {
+    // The 200-kill soak on async: a look at a.log between a writer's rename and its next
+    // create saw no file; the generations created and renamed away before the next look were
+    // not searched for when the name led to a file again (the look compared the new file
+    // with "no file" and saw nothing move on), and a later periodic search read them after
+    // the newer one.
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'g1 a\n')
+    const sink = new Recorder()
+    const shell = make(sink)
+    await shell.findRotated([log])
+    await shell.start([log])
+    renameSync(log, `${log}.1`)
+    await shell.resolve(log) // no file at the name: g1 read to its end
+    writeFileSync(log, 'g2 a\n')
+    renameSync(log, `${log}.2`)
+    writeFileSync(log, 'g3 a\n')
+    await shell.resolve(log)
+    expect(sink.lines).toEqual(['g1 a', 'g2 a', 'g3 a'])
+    await shell.close()
+  })
+
+  test('a name empty at the start-up pass, then created, rotated and created again: each generation in order', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, 'g1 a\ng1 b\n')
+    const state = recorded(log, 'g1 a\n'.length)
+    renameSync(log, `${log}.1`) // while logmerge was down; the writer has not created a.log yet
+    const sink = new Recorder()
+    const shell = make(sink)
+    shell.remember([state])
+    await shell.findRotated([log]) // g1's rest
+    await shell.start([log]) // no file at a.log
+    writeFileSync(log, 'g2 a\n')
+    renameSync(log, `${log}.2`)
+    writeFileSync(log, 'g3 a\n')
+    await shell.resolve(log)
+    expect(sink.lines).toEqual(['g1 b', 'g2 a', 'g3 a'])
+    await shell.close()
+  })
+
   test('a finished file is forgotten after two scans miss it, and not before', async () => {
     const log = join(dir, 'a.log')
     writeFileSync(log, 'one\n')
