@@ -4,14 +4,24 @@
  *
  * - Offsets: for each (host, generation) the centre knows the file offset up to which its bytes
  *   are written (`applied`). A segment entirely below it is a replay (the host restarted from
- *   its checkpoint, or sent a message again): skipped. One that straddles it is trimmed. One
- *   beyond it is written (a gap cannot come from a host; it is said at info level).
+ *   its checkpoint, or sent a message again): skipped. One that straddles it is trimmed.
+ * - Gaps: a segment (or an end marker) beyond `applied` means bytes the host published never
+ *   reached the output. A host never skips bytes of a generation, so when the centre has
+ *   followed the generation from its start (it knows it, or it has taken the host from a run
+ *   no later than the generation's) the bytes were lost on the way: an acknowledged message the
+ *   stream does not hold, or later messages of a run skipped as early (below) whose missing one
+ *   never came. That is verdict `lost`, with nothing of the message taken (the centre stops
+ *   with exit 9, or with --nats-skip-lost says it at error level and writes on: `skipLost`).
+ *   Only a generation begun before the centre knew its host (a centre started without state
+ *   on a stream purged before) may show a gap that loses nothing of this output: said at
+ *   info level.
  * - Order: a host numbers its messages per run. A message whose number is past the next one
  *   expected came before an earlier one that failed (a stream leader changed in between): it
  *   is skipped, because the host sends everything from the failed message on again, in order.
  *   Numbers below the next expected are replays, handled by the offsets. A message of an older
- *   run (sent before a restart, stored late) is handled by the offsets alone; a newer run is
- *   taken from its first message.
+ *   run (sent before a restart, stored late) is handled by the offsets alone, and skipped if it
+ *   would leave a gap (the newer run sends those bytes again); a newer run is taken from its
+ *   first message.
  * - A centre that starts without a state adopts what it finds: each host from its first
  *   message there, each generation from its first segment there (earlier ones were purged).
  */
@@ -26,6 +36,11 @@ export interface HostState {
   lastTime: number
   /** Lines written from it, over every run of the centre. */
   lines: number
+  /**
+   * The first run of it taken from its message 0 (not adopted): every generation of this run or
+   * a later one has come through the stream whole, so a gap in one is a loss (see Gaps).
+   */
+  from?: string
 }
 
 export interface GenState {
@@ -63,6 +78,30 @@ export type Verdict =
   | { readonly kind: 'apply'; readonly actions: readonly Action[] }
   /** Skipped: a later message than the next expected (see the module comment). */
   | { readonly kind: 'early'; readonly expected: number }
+  /** Skipped: a late message of an older run that would leave a gap (see take). */
+  | { readonly kind: 'stale' }
+  /** Bytes of a generation the centre followed from its start never came (see Gaps). */
+  | { readonly kind: 'lost'; readonly gap: Gap }
+
+export interface Gap {
+  readonly host: string
+  readonly id: string
+  readonly path: string
+  /** File offsets [from, to) that never came. */
+  readonly from: number
+  readonly to: number
+  /** The host's messages skipped as early since the last one it took, if any (the likely cause). */
+  readonly early: Early | null
+}
+
+/** Messages of a host run skipped as early while waiting for number `expected`. */
+export interface Early {
+  readonly run: string
+  readonly expected: number
+  readonly count: number
+  readonly firstSeq: number
+  readonly lastSeq: number
+}
 
 export const genKey = (host: string, id: string): string => `${host}/${id}`
 
@@ -75,21 +114,28 @@ export class Applier {
   #adopting: boolean
   /** Gaps said so far (once per generation). */
   readonly #gapSaid = new Set<string>()
-  readonly #onGap: (gen: GenState, from: number, to: number) => void
+  readonly #onGap: (gap: Gap, lost: boolean) => void
+  readonly #skipLost: boolean
+  /** Per host: its messages skipped as early since it last had one taken. */
+  readonly #early = new Map<string, Early>()
 
   /**
    * `adopting`: the centre started without a state (or a checkpoint was saved before that
    * start's replay was over): see the module comment. Default: when there is no state.
+   * `onGap`: a gap written past (once per generation); `lost` when it is a loss, said only with
+   * `skipLost` (without it a loss is verdict `lost` instead).
    */
   constructor(
     saved: { hosts: Map<string, HostState>; gens: Map<string, GenState> } | null,
-    onGap: (gen: GenState, from: number, to: number) => void = () => {},
+    onGap: (gap: Gap, lost: boolean) => void = () => {},
     adopting = saved === null,
+    skipLost = false,
   ) {
     this.hosts = saved?.hosts ?? new Map()
     this.gens = saved?.gens ?? new Map()
     this.#adopting = adopting
     this.#onGap = onGap
+    this.#skipLost = skipLost
   }
 
   /** The start-up replay of a centre without state is over: from now on, nothing is adopted. */
@@ -98,10 +144,42 @@ export class Applier {
   }
 
   take(seq: number, time: number, meta: BatchMeta, data: Buffer): Verdict {
+    const known = this.hosts.get(meta.h)
+    const before = known ? { ...known } : null
     const host = this.#hostFor(meta)
     if (host === null) {
-      return { kind: 'early', expected: this.hosts.get(meta.h)?.next ?? 0 }
+      const expected = this.hosts.get(meta.h)?.next ?? 0
+      this.#noteEarly(meta, expected, seq)
+      return { kind: 'early', expected }
     }
+    const gap = this.#gapIn(meta, host)
+    // A late message of an older run past a gap: the newer run sends the generation again from
+    // its checkpoint, in order, and writing this first would put the bytes of the gap behind
+    // the applied offset for good. Skipped; a real loss shows in the newer run's messages.
+    if (gap && meta.r !== host.run) return { kind: 'stale' }
+    if (gap?.lost && !this.#skipLost) {
+      // Nothing of it is taken: a centre started again meets the same gap.
+      if (before && known) {
+        Object.assign(known, before)
+        if (before.from === undefined) delete known.from
+      } else this.hosts.delete(meta.h)
+      return { kind: 'lost', gap: gap.gap }
+    }
+    const knownBefore = new Set<string>()
+    for (const seg of meta.s) {
+      const key = genKey(meta.h, seg.g)
+      if (this.gens.has(key)) knownBefore.add(key)
+    }
+    const early = this.#early.get(meta.h) ?? null
+    this.#early.delete(meta.h)
+    const sayGap = (key: string, gen: GenState, to: number) =>
+      this.#sayGap(
+        key,
+        gen,
+        to,
+        knownBefore.has(key) || this.#followedFromStart(host, gen.id),
+        early,
+      )
     const actions: Action[] = []
     let at = 0
     for (const seg of meta.s) {
@@ -132,11 +210,12 @@ export class Applier {
         gen.label = info.l
       }
       if (seg.x) {
+        if (seg.s > gen.applied) sayGap(key, gen, seg.s)
         if (!gen.ended) actions.push({ kind: 'end', key, gen })
         gen.ended = true
         continue
       }
-      const write = this.#segment(key, gen, seg, bytes)
+      const write = this.#segment(key, gen, seg, bytes, sayGap)
       if (write) {
         host.lines += write.lines
         actions.push(write)
@@ -147,12 +226,58 @@ export class Applier {
     return { kind: 'apply', actions }
   }
 
+  #noteEarly(meta: BatchMeta, expected: number, seq: number): void {
+    const e = this.#early.get(meta.h)
+    if (e && e.run === meta.r && e.expected === expected) {
+      this.#early.set(meta.h, { ...e, count: e.count + 1, lastSeq: seq })
+    } else {
+      this.#early.set(meta.h, { run: meta.r, expected, count: 1, firstSeq: seq, lastSeq: seq })
+    }
+  }
+
+  /**
+   * The first gap the message would leave in a generation, and whether it is a loss (see
+   * Gaps); null when it has none. Looks only: nothing is changed.
+   */
+  #gapIn(meta: BatchMeta, host: HostState): { gap: Gap; lost: boolean } | null {
+    const applied = new Map<string, number>()
+    for (const seg of meta.s) {
+      const key = genKey(meta.h, seg.g)
+      const gen = this.gens.get(key)
+      const at =
+        applied.get(key) ?? gen?.applied ?? (this.#adopting ? seg.s : (meta.g[seg.g]?.o ?? seg.s))
+      if (seg.s > at) {
+        const lost = gen !== undefined || this.#followedFromStart(host, seg.g)
+        const path = meta.g[seg.g]?.p ?? gen?.path ?? '?'
+        const early = this.#early.get(meta.h) ?? null
+        return { gap: { host: meta.h, id: seg.g, path, from: at, to: seg.s, early }, lost }
+      }
+      if (seg.e > at) applied.set(key, seg.e)
+    }
+    return null
+  }
+
+  /** Whether the centre has taken `host` from a run no later than generation `id`'s. */
+  #followedFromStart(host: HostState, id: string): boolean {
+    const dot = id.lastIndexOf('.')
+    if (host.from === undefined || dot <= 0) return false
+    return !newerRun(host.from, id.slice(0, dot))
+  }
+
+  /** Says a gap written past, once per generation (a loss gets here only with skipLost). */
+  #sayGap(key: string, gen: GenState, to: number, lost: boolean, early: Early | null): void {
+    if (this.#gapSaid.has(key)) return
+    this.#gapSaid.add(key)
+    this.#onGap({ host: gen.host, id: gen.id, path: gen.path, from: gen.applied, to, early }, lost)
+  }
+
   /** The host of the message if it is to be applied; null when it came too early. */
   #hostFor(meta: BatchMeta): HostState | null {
     const known = this.hosts.get(meta.h)
     if (!known) {
       if (!this.#adopting && meta.c !== 0) return null
-      const h = { run: meta.r, next: meta.c + 1, lastSeq: 0, lastTime: 0, lines: 0 }
+      const h: HostState = { run: meta.r, next: meta.c + 1, lastSeq: 0, lastTime: 0, lines: 0 }
+      if (!this.#adopting) h.from = meta.r
       this.hosts.set(meta.h, h)
       return h
     }
@@ -165,6 +290,7 @@ export class Applier {
       if (meta.c !== 0 && !this.#adopting) return null
       known.run = meta.r
       known.next = meta.c + 1
+      if (known.from === undefined && !this.#adopting) known.from = meta.r
     }
     return known
   }
@@ -174,15 +300,13 @@ export class Applier {
     gen: GenState,
     seg: Segment,
     bytes: Buffer,
+    sayGap: (key: string, gen: GenState, to: number) => void,
   ): Extract<Action, { kind: 'write' }> | null {
     if (seg.e <= gen.applied) return null
     let from = 0
     let start = seg.s
     if (seg.s > gen.applied) {
-      if (!this.#gapSaid.has(key)) {
-        this.#gapSaid.add(key)
-        this.#onGap(gen, gen.applied, seg.s)
-      }
+      sayGap(key, gen, seg.s)
     } else if (seg.s < gen.applied) {
       from = positionOf(seg.s, seg.i, gen.applied)
       start = gen.applied

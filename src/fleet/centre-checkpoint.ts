@@ -121,6 +121,7 @@ export class CentreCheckpoints {
         lastSeq: h.lastSeq,
         lastTime: h.lastTime ? new Date(h.lastTime).toISOString() : null,
         lines: h.lines,
+        ...(h.from !== undefined && { from: h.from }),
       }
     }
     const seen = new Set<string>()

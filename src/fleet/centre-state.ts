@@ -23,6 +23,8 @@ export interface SavedHost {
   readonly lastSeq: number
   readonly lastTime: string | null
   readonly lines: number
+  /** The first run of the host taken from its message 0 (HostState.from). */
+  readonly from?: string
 }
 
 export interface SavedGen {
@@ -148,6 +150,7 @@ export function tablesOf(state: CentreState): {
       lastSeq: h.lastSeq ?? 0,
       lastTime: h.lastTime ? Date.parse(h.lastTime) : 0,
       lines: h.lines ?? 0,
+      ...(typeof h.from === 'string' && { from: h.from }),
     })
   }
   const gens = new Map<string, GenState>()

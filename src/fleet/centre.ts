@@ -23,7 +23,7 @@ import type { EngineContext, EngineResult } from '../engines/engine.js'
 import { outputChain } from '../engines/output-chain.js'
 import type { Logger } from '../log.js'
 import { LoopWriter } from '../sink/loop-writer.js'
-import { type Action, Applier } from './applier.js'
+import { type Action, Applier, type Gap } from './applier.js'
 import { CentreCheckpoints } from './centre-checkpoint.js'
 import { startPoint, streamLost } from './centre-recover.js'
 import { type CentreState, tablesOf } from './centre-state.js'
@@ -100,11 +100,14 @@ class Centre {
     this.#adoptUntil = saved ? (saved.stream.adoptUntil ?? 0) : info.state.last_seq
     this.#applier = new Applier(
       saved ? tablesOf(saved) : null,
-      (gen, from, to) =>
-        log.info(
-          `${gen.host} ${gen.path}: bytes ${from}-${to} never came (the host started there); going on`,
-        ),
+      (gap, lost) =>
+        lost
+          ? log.error(
+              `${describeGap(gap)}; going on (--nats-skip-lost): those lines are not in the output`,
+            )
+          : log.info(`${describeGap(gap)} (begun before this centre knew the host); going on`),
       from <= this.#adoptUntil,
+      fleet.skipLost,
     )
     this.#checkpoints = new CentreCheckpoints(
       {
@@ -267,7 +270,27 @@ class Centre {
     const verdict = this.#applier.take(seq, time, meta, data)
     this.#checkpoints.changed()
     if (verdict.kind === 'early') {
+      this.#log.debug(
+        `stream ${this.#fleet.url.stream} message ${seq}: ${meta.h} run ${meta.r} number ${meta.c} skipped, ${verdict.expected} expected first`,
+      )
       this.#checkpoints.reads.push({ seq, host: meta.h, before, writes: [] })
+      return
+    }
+    if (verdict.kind === 'stale') {
+      this.#log.debug(
+        `stream ${this.#fleet.url.stream} message ${seq}: ${meta.h} run ${meta.r} number ${meta.c} (an older run's) skipped: it would leave a gap the newer run fills`,
+      )
+      this.#checkpoints.reads.push({ seq, host: meta.h, before, writes: [] })
+      return
+    }
+    if (verdict.kind === 'lost') {
+      // Not read: a checkpoint resumes at this message, and a restart meets the gap again.
+      this.#checkpoints.lastRead = seq - 1
+      this.fail(
+        streamLost(
+          `stream ${this.#fleet.url.stream} message ${seq}: ${describeGap(verdict.gap)}, though the centre followed that generation from its start (the host had them acknowledged)`,
+        ),
+      )
       return
     }
     const writes: { key: string; end: number }[] = []
@@ -314,4 +337,13 @@ class Centre {
   checkpoint(): Promise<void> {
     return this.#checkpoints.save()
   }
+}
+
+/** A gap in words, with the host's messages skipped as early before it (the likely cause). */
+function describeGap(gap: Gap): string {
+  const e = gap.early
+  const early = e
+    ? ` (${e.count} message(s) of its run ${e.run} were skipped waiting for its number ${e.expected}, which never came: stream messages ${e.firstSeq}-${e.lastSeq})`
+    : ''
+  return `${gap.host} ${gap.path} (generation ${gap.id}): bytes ${gap.from}-${gap.to} never came${early}`
 }

@@ -85,6 +85,103 @@ describe('applier', () => {
     expect(written(resumed, [msg(5, 100, 'x\n')])).toBe('x\n')
   })
 
+  describe('a gap in a generation followed from its start is a loss, never silence', () => {
+    /** A message of run `run` with segments of generation `id` (end marker: text null). */
+    const seg = (run: string, c: number, id: string, s: number, text: string | null) => {
+      const data = Buffer.from(text ?? '')
+      const meta: BatchMeta = {
+        v: 1,
+        h: 'h',
+        r: run,
+        c,
+        g: { [id]: { p: '/a.log', l: 'a.log', o: 0 } },
+        s: [
+          text === null
+            ? { g: id, s, e: s, n: 0, x: 1 }
+            : { g: id, s, e: s + data.length, n: data.length },
+        ],
+      }
+      return [meta, data] as [BatchMeta, Buffer]
+    }
+    const A = 'mxchif850af4c2'
+    const B = 'mxchj1ghf8a7c0'
+
+    test("the soak's loss: a message that never came, the rest of its run skipped as early, the next run ending the generation past it", () => {
+      const a = new Applier({ hosts: new Map(), gens: new Map() })
+      const verdicts = [
+        seg(A, 0, `${A}.0`, 0, 'l1\n'),
+        // Number 1 (bytes 3-6), acknowledged to the host, never reaches the centre.
+        seg(A, 2, `${A}.0`, 6, 'l3\n'),
+        seg(A, 3, `${A}.1`, 0, 'm1\n'),
+        // The host restarts at its checkpoint (every byte acknowledged): it lets A.0 go at 9
+        // and goes on with A.1 from 3.
+        seg(B, 0, `${A}.0`, 9, null),
+        seg(B, 1, `${A}.1`, 3, 'm2\n'),
+      ].map(([meta, data], i) => a.take(i + 1, 0, meta, data))
+      expect(verdicts.map((v) => v.kind)).toEqual(['apply', 'early', 'early', 'lost', 'early'])
+      const lost = verdicts[3]
+      expect(lost?.kind === 'lost' && lost.gap).toEqual({
+        host: 'h',
+        id: `${A}.0`,
+        path: '/a.log',
+        from: 3,
+        to: 9,
+        early: { run: A, expected: 1, count: 2, firstSeq: 2, lastSeq: 3 },
+      })
+      // Nothing of the lost message was taken: the host is still at run A.
+      expect(a.hosts.get('h')).toMatchObject({ run: A, next: 1 })
+      expect(a.gens.get(genKey('h', `${A}.0`))).toMatchObject({ applied: 3, ended: false })
+    })
+
+    test('bytes past the applied offset of a known generation', () => {
+      const a = new Applier({ hosts: new Map(), gens: new Map() })
+      expect(a.take(1, 0, ...seg(A, 0, `${A}.0`, 0, 'l1\n')).kind).toBe('apply')
+      expect(a.take(2, 0, ...seg(B, 0, `${A}.0`, 6, 'l3\n')).kind).toBe('lost')
+    })
+
+    test("an older run's late message past a gap is skipped: the newer run fills the gap", () => {
+      const a = new Applier({ hosts: new Map(), gens: new Map() })
+      let out = ''
+      const kinds = [
+        seg(A, 0, `${A}.0`, 0, 'l1\n'),
+        // A's number 1 (3-6) failed, its number 2 (6-9) was stored, late, after B's first.
+        seg(B, 0, `${A}.1`, 0, 'm1\n'),
+        seg(A, 2, `${A}.0`, 6, 'l3\n'),
+        seg(B, 1, `${A}.0`, 3, 'l2\nl3\n'),
+      ].map(([meta, data], i) => {
+        const v = a.take(i + 1, 0, meta, data)
+        if (v.kind === 'apply') for (const x of v.actions) if (x.kind === 'write') out += x.bytes
+        return v.kind
+      })
+      // Not a loss (exit 9): the gap is the newer run's to fill, and it does.
+      expect(kinds).toEqual(['apply', 'apply', 'stale', 'apply'])
+      expect(out).toBe('l1\nm1\nl2\nl3\n')
+    })
+
+    test('with --nats-skip-lost it is said as a loss and the rest is written', () => {
+      const said: [number, number, boolean][] = []
+      const a = new Applier(
+        { hosts: new Map(), gens: new Map() },
+        (gap, lost) => said.push([gap.from, gap.to, lost]),
+        false,
+        true,
+      )
+      const out = written(a, [seg(A, 0, `${A}.0`, 0, 'l1\n'), seg(B, 0, `${A}.0`, 6, 'l3\n')])
+      expect(out).toBe('l1\nl3\n')
+      expect(said).toEqual([[3, 6, true]])
+    })
+
+    test('a generation begun before the centre took the host (no state, stream purged before) is not a loss', () => {
+      const said: [number, number, boolean][] = []
+      const a = new Applier(null, (gap, lost) => said.push([gap.from, gap.to, lost]))
+      expect(written(a, [seg(B, 0, `${B}.0`, 0, 'x\n')])).toBe('x\n')
+      a.stopAdopting()
+      // Generation A.0 (an earlier run's) shows up only now, its first bytes purged long ago.
+      expect(written(a, [seg(B, 1, `${A}.0`, 100, 'y\n')])).toBe('y\n')
+      expect(said).toEqual([[0, 100, false]])
+    })
+  })
+
   test('run ids order by their start time', () => {
     expect(newerRun('mabc1234ff', 'mabc1233zz')).toBe(true)
     expect(newerRun('mabc1233zz', 'mabc1234ff')).toBe(false)
