@@ -54,8 +54,11 @@ export class Generations {
   /** Bumped whenever an id is handed out: a checkpoint must record it before it is used. */
   #version = 0
 
+  readonly #restored: boolean
+
   constructor(run: string, saved: readonly SavedGeneration[] = []) {
     this.#run = run
+    this.#restored = saved.length > 0
     for (const s of saved) {
       const g: Generation = {
         id: s.id,
@@ -69,6 +72,11 @@ export class Generations {
       if (s.current) this.#restoredCurrent.set(s.key, s.id)
       else this.#unclaimed.add(s.id)
     }
+  }
+
+  /** The table came back from a state (a restart), with generations of an earlier run. */
+  get restored(): boolean {
+    return this.#restored
   }
 
   get version(): number {

@@ -26,6 +26,8 @@ export interface Placed {
   readonly markGen: string | null
   /** The generation table changed (a fresh id, or one taken up again): worth a checkpoint. */
   readonly changed: boolean
+  /** A fresh id was handed out for this block's generation. */
+  readonly fresh: boolean
 }
 
 export class HostFiles {
@@ -79,7 +81,7 @@ export class HostFiles {
       const changed = ks.gen === null
       const gen =
         ks.gen ?? this.#gens.begin(mark.key, ks.end, Buffer.alloc(0), ks.path, ks.label).gen
-      const placed = { gen, start: ks.end, markGen: null, changed }
+      const placed = { gen, start: ks.end, markGen: null, changed, fresh: changed }
       ks.gen = null
       ks.end = 0
       return placed
@@ -94,7 +96,7 @@ export class HostFiles {
       this.#gens.learnHead(ks.gen, head)
     }
     ks.end = mark.offset
-    return { gen: ks.gen, start, markGen: ks.gen.id, changed }
+    return { gen: ks.gen, start, markGen: ks.gen.id, changed, fresh: changed }
   }
 
   /** The file `key` is gone for good. */

@@ -137,6 +137,14 @@ export class Publisher implements BlockSink {
     const inserted = mark.inserted ?? []
     const placed = this.#files.place(mark, block.length - inserted.length)
     if (placed.changed) this.#changes++
+    if (placed.fresh && placed.gen.origin > 0 && this.#gens.restored) {
+      // Past a file's start a fresh id is right only where reading began there (--from end);
+      // after a restart it means no generation of the last run was found for these bytes, and
+      // what that run published of them is written again (said for tracing such doubles).
+      this.#opts.log.info(
+        `${placed.gen.path}: bytes from ${placed.gen.origin} on are a new generation ${placed.gen.id} (key ${mark.key}, first bytes known: ${placed.gen.head.length})`,
+      )
+    }
     const acked: Acked = {
       offset: mark.offset,
       head: mark.head,
