@@ -2,14 +2,16 @@
  * The fleet end to end on a real nats-server (one node): hosts publish their files to a
  * JetStream stream (`-o nats://...`), the centre merges the stream into one file. Every engine's
  * readers publish; lines are labelled with host and file; a full stream holds the hosts back
- * without losing a line; a wrong password, a server that is not there and messages the stream
- * no longer holds are one-line errors with their exit codes.
+ * without losing a line; a wrong password, a server that is not there, messages the stream
+ * no longer holds and bytes of a generation that never came are one-line errors with their
+ * exit codes.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
 import { describe, expect } from 'vitest'
+import { encodeBatch } from '../../src/fleet/frame.js'
 import {
   completeLines,
   ENGINES,
@@ -357,6 +359,70 @@ describe('fleet', () => {
     expect(skipped.code, skipped.stderr).toBe(0)
     expect(skipped.stderr).toMatch(new RegExp(`going on from ${to + 1} \\(--nats-skip-lost\\)`))
     expect(completeLines(out)).toEqual(['first'])
+  })
+
+  test('bytes of a generation that never came (the rest of the run skipped as early): exit 9 naming them, again after a restart; --nats-skip-lost goes on', {
+    timeout: 60_000,
+  }, async ({ tmp, skip }) => {
+    needNats(skip)
+    const nats = await startNats(tmp)
+    const url = `nats://${nats.address}/LOGS`
+    const out = join(tmp, 'fleet.log')
+    const state = join(tmp, 'centre.state')
+    const centre = () => runLogmerge([url, '--once', '-o', out, '--state', state])
+    // The centre makes the stream and its state.
+    expect((await centre()).code).toBe(0)
+    const nc = await connect({ servers: nats.address })
+    const js = jetstream(nc)
+    // Hand-made messages of host h (as a host's publisher packs them): run A's number 0, then
+    // its number 2 (number 1, bytes 3-6, never reaches the stream), then run B, which resumed
+    // at the host's checkpoint (everything acknowledged) and lets generation A.0 go at 9.
+    const A = 'mxchif850af4c2'
+    const B = 'mxchj1ghf8a7c0'
+    const message = (r: string, c: number, s: number, text: string | null) => {
+      const data = Buffer.from(text ?? '')
+      const seg =
+        text === null
+          ? { g: `${A}.0`, s, e: s, n: 0, x: 1 as const }
+          : { g: `${A}.0`, s, e: s + data.length, n: data.length }
+      const meta = {
+        v: 1 as const,
+        h: 'h',
+        r,
+        c,
+        g: { [`${A}.0`]: { p: '/var/log/a.log', l: 'a.log', o: 0 } },
+        s: [seg],
+      }
+      return encodeBatch(meta, [data], data.length)
+    }
+    await js.publish('LOGS.h', message(A, 0, 0, 'l1\n'))
+    expect((await centre()).code).toBe(0)
+    await js.publish('LOGS.h', message(A, 2, 6, 'l3\n'))
+    await js.publish('LOGS.h', message(B, 0, 9, null))
+    await nc.close()
+    const gap =
+      /logmerge: error: stream LOGS message 3: h \/var\/log\/a\.log \(generation mxchif850af4c2\.0\): bytes 3-9 never came \(1 message\(s\) of its run mxchif850af4c2 were skipped waiting for its number 1, which never came: stream messages 2-2\)/
+    const lost = await centre()
+    expect(lost.code, lost.stderr).toBe(9)
+    expect(lost.stderr).toMatch(gap)
+    // Nothing of that message was taken: a restart stops there again.
+    const again = await centre()
+    expect(again.code, again.stderr).toBe(9)
+    expect(again.stderr).toMatch(/message 3: h \/var\/log\/a\.log .*bytes 3-9 never came/)
+    const skipped = await runLogmerge([
+      url,
+      '--once',
+      '-o',
+      out,
+      '--state',
+      state,
+      '--nats-skip-lost',
+    ])
+    expect(skipped.code, skipped.stderr).toBe(0)
+    expect(skipped.stderr).toMatch(
+      /logmerge: error: h \/var\/log\/a\.log \(generation mxchif850af4c2\.0\): bytes 3-9 never came.*going on \(--nats-skip-lost\)/,
+    )
+    expect(completeLines(out)).toEqual(['l1'])
   })
 
   test('usage errors: exit 2 before anything is started', async ({ tmp }) => {
