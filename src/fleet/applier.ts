@@ -13,8 +13,9 @@
  *   never came. That is verdict `lost`, with nothing of the message taken (the centre stops
  *   with exit 9, or with --nats-skip-lost says it at error level and writes on: `skipLost`).
  *   Only a generation begun before the centre knew its host (a centre started without state
- *   on a stream purged before) may show a gap that loses nothing of this output: said at
- *   info level.
+ *   on a stream purged before), or one whose run began half FORGET_ENDED_MS or more ago (it
+ *   may have ended and been forgotten: a restarted host ends it again, at its end), may show a
+ *   gap that loses nothing of this output: said at info level.
  * - Order: a host numbers its messages per run. A message whose number is past the next one
  *   expected came before an earlier one that failed (a stream leader changed in between): it
  *   is skipped, because the host sends everything from the failed message on again, in order.
@@ -105,6 +106,12 @@ export interface Early {
 
 export const genKey = (host: string, id: string): string => `${host}/${id}`
 
+/**
+ * A generation ended this long ago leaves the centre's state (centre-checkpoint.ts): its host
+ * sends no more bytes of it, only, after a restart, its end again.
+ */
+export const FORGET_ENDED_MS = 3600_000
+
 const NEWLINE = 0x0a
 
 export class Applier {
@@ -116,6 +123,7 @@ export class Applier {
   readonly #gapSaid = new Set<string>()
   readonly #onGap: (gap: Gap, lost: boolean) => void
   readonly #skipLost: boolean
+  readonly #now: () => number
   /** Per host: its messages skipped as early since it last had one taken. */
   readonly #early = new Map<string, Early>()
 
@@ -130,12 +138,14 @@ export class Applier {
     onGap: (gap: Gap, lost: boolean) => void = () => {},
     adopting = saved === null,
     skipLost = false,
+    now: () => number = Date.now,
   ) {
     this.hosts = saved?.hosts ?? new Map()
     this.gens = saved?.gens ?? new Map()
     this.#adopting = adopting
     this.#onGap = onGap
     this.#skipLost = skipLost
+    this.#now = now
   }
 
   /** The start-up replay of a centre without state is over: from now on, nothing is adopted. */
@@ -257,11 +267,18 @@ export class Applier {
     return null
   }
 
-  /** Whether the centre has taken `host` from a run no later than generation `id`'s. */
+  /**
+   * Whether the centre has taken `host` from a run no later than generation `id`'s, begun less
+   * than half FORGET_ENDED_MS ago by the host's clock (so the centre cannot have forgotten the
+   * generation, with half an hour for the clocks of host, servers and centre to disagree).
+   */
   #followedFromStart(host: HostState, id: string): boolean {
     const dot = id.lastIndexOf('.')
     if (host.from === undefined || dot <= 0) return false
-    return !newerRun(host.from, id.slice(0, dot))
+    const run = id.slice(0, dot)
+    const began = Number.parseInt(run.slice(0, 8), 36)
+    if (!(began > this.#now() - FORGET_ENDED_MS / 2)) return false
+    return !newerRun(host.from, run)
   }
 
   /** Says a gap written past, once per generation (a loss gets here only with skipLost). */

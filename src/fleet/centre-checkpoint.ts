@@ -11,7 +11,7 @@ import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 import type { LoopWriter } from '../sink/loop-writer.js'
 import { saveState } from '../state/checkpoint.js'
-import type { Applier, GenState } from './applier.js'
+import { type Applier, FORGET_ENDED_MS, type GenState } from './applier.js'
 import {
   CENTRE_FORMAT,
   CENTRE_VERSION,
@@ -22,8 +22,6 @@ import {
 } from './centre-state.js'
 import type { FleetConfig } from './options.js'
 
-/** A generation ended this long ago leaves the state (its host will not send it again). */
-const FORGET_ENDED_MS = 3600_000
 /** Purge the stream behind the checkpoint at most this often. */
 const PURGE_EVERY_MS = 2000
 

@@ -377,8 +377,9 @@ describe('fleet', () => {
     // Hand-made messages of host h (as a host's publisher packs them): run A's number 0, then
     // its number 2 (number 1, bytes 3-6, never reaches the stream), then run B, which resumed
     // at the host's checkpoint (everything acknowledged) and lets generation A.0 go at 9.
-    const A = 'mxchif850af4c2'
-    const B = 'mxchj1ghf8a7c0'
+    // Run ids begin with the run's start time in base 36 (as a host makes them).
+    const A = `${Date.now().toString(36)}aaaaaa`
+    const B = `${(Date.now() + 1).toString(36)}bbbbbb`
     const message = (r: string, c: number, s: number, text: string | null) => {
       const data = Buffer.from(text ?? '')
       const seg =
@@ -400,8 +401,9 @@ describe('fleet', () => {
     await js.publish('LOGS.h', message(A, 2, 6, 'l3\n'))
     await js.publish('LOGS.h', message(B, 0, 9, null))
     await nc.close()
-    const gap =
-      /logmerge: error: stream LOGS message 3: h \/var\/log\/a\.log \(generation mxchif850af4c2\.0\): bytes 3-9 never came \(1 message\(s\) of its run mxchif850af4c2 were skipped waiting for its number 1, which never came: stream messages 2-2\)/
+    const gap = new RegExp(
+      `logmerge: error: stream LOGS message 3: h /var/log/a\\.log \\(generation ${A}\\.0\\): bytes 3-9 never came \\(1 message\\(s\\) of its run ${A} were skipped waiting for its number 1, which never came: stream messages 2-2\\)`,
+    )
     const lost = await centre()
     expect(lost.code, lost.stderr).toBe(9)
     expect(lost.stderr).toMatch(gap)
@@ -420,7 +422,9 @@ describe('fleet', () => {
     ])
     expect(skipped.code, skipped.stderr).toBe(0)
     expect(skipped.stderr).toMatch(
-      /logmerge: error: h \/var\/log\/a\.log \(generation mxchif850af4c2\.0\): bytes 3-9 never came.*going on \(--nats-skip-lost\)/,
+      new RegExp(
+        `logmerge: error: h /var/log/a\\.log \\(generation ${A}\\.0\\): bytes 3-9 never came.*going on \\(--nats-skip-lost\\)`,
+      ),
     )
     expect(completeLines(out)).toEqual(['l1'])
   })

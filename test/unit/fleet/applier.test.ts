@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { Applier, genKey, newerRun } from '../../../src/fleet/applier.js'
+import { Applier, FORGET_ENDED_MS, genKey, newerRun } from '../../../src/fleet/applier.js'
 import type { BatchMeta } from '../../../src/fleet/frame.js'
 
 /** A message of `host` run `run` number `c` carrying lines [s, s + text.length) of gen g1. */
@@ -131,6 +131,21 @@ describe('applier', () => {
       // Nothing of the lost message was taken: the host is still at run A.
       expect(a.hosts.get('h')).toMatchObject({ run: A, next: 1 })
       expect(a.gens.get(genKey('h', `${A}.0`))).toMatchObject({ applied: 3, ended: false })
+    })
+
+    test('an end marker of a generation the centre never saw: a loss if its run began within the half hour, else perhaps one it forgot', () => {
+      const began = Number.parseInt(A.slice(0, 8), 36)
+      const at = (ms: number) =>
+        new Applier({ hosts: new Map(), gens: new Map() }, undefined, false, false, () => ms)
+      const take = (a: Applier) => {
+        a.take(1, 0, ...seg(A, 0, `${A}.0`, 0, 'l1\n'))
+        // Generation A.1 was published whole by run A, none of it came; B ends it at 7.
+        return a.take(2, 0, ...seg(B, 0, `${A}.1`, 7, null)).kind
+      }
+      expect(take(at(began + 60_000))).toBe('lost')
+      // Later the centre may have forgotten it (ended an hour ago, FORGET_ENDED_MS, give or take
+      // the clocks): not a loss.
+      expect(take(at(began + FORGET_ENDED_MS / 2 + 1))).toBe('apply')
     })
 
     test('bytes past the applied offset of a known generation', () => {
