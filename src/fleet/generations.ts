@@ -101,6 +101,26 @@ export class Generations {
   }
 
   /**
+   * The generation of the last run a file resumed at start-up holds at `offset` (first bytes
+   * `head`), when its key's checkpoint does not name it (see resumed): a copytruncate copy
+   * read on from the copied file's checkpoint, or a copy or file read from its start that the
+   * last run began after its checkpoint. The same search as a first block's (begin), made
+   * before anything is read, so that the start-up checkpoint records the generation as the
+   * file's current one. Without it, that checkpoint saw no file in those generations and kept
+   * only KEPT_PER_KEY of them per key; the rest were gone when their bytes were read, got
+   * fresh ids, and what the last run had published of them was written twice (the 30-kill run
+   * of 2026-12-06 23:50; test/e2e/fleet-lost-acks.test.ts).
+   */
+  taken(key: string, offset: number, head: Buffer, path: string): Generation | null {
+    const found = this.#claim(key, offset, head) ?? this.#continued(offset, head)
+    if (!found) return null
+    found.key = key
+    found.path = path
+    if (head.length > found.head.length) found.head = Buffer.from(head)
+    return found
+  }
+
+  /**
    * A new generation of `key` starting at file offset `origin` with first bytes `head`: one the
    * last run started after its checkpoint (same start, heads agreeing; the same key first, then
    * a copy's), or a fresh id. `fresh` says whether a checkpoint must record it before use.
@@ -205,12 +225,20 @@ export class Generations {
     // where each key's checkpointed generation was.
     const begun = new Map<string, number>()
     for (const id of this.#byId.keys()) begun.set(id, begun.size)
+    // Under the generation's key and under the key of the checkpoint that names it: a copy
+    // read on from a file's offset takes the generation to the copy's key, while the file's
+    // later generations stay under the file's.
     const currentAt = new Map<string, number>()
+    const anchor = (key: string, id: string) => {
+      const at = begun.get(id)
+      if (at !== undefined) currentAt.set(key, Math.max(at, currentAt.get(key) ?? at))
+    }
     for (const id of current) {
       const g = this.#byId.get(id)
-      const at = begun.get(id)
-      if (g && at !== undefined) currentAt.set(g.key, Math.max(at, currentAt.get(g.key) ?? at))
+      if (g) anchor(g.key, id)
     }
+    for (const [key, id] of currentOf) if (id !== null) anchor(key, id)
+    for (const [key, id] of this.#restoredCurrent) anchor(key, id)
     const perKey = new Map<string, number>()
     const out: SavedGeneration[] = []
     const all = [...this.#byId.values()].reverse() // newest first

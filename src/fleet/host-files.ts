@@ -63,10 +63,16 @@ export class HostFiles {
     return this.#keys.has(key)
   }
 
-  /** A source starts at `mark.offset`: the generation the state had it in, if its head agrees. */
+  /**
+   * A source starts at `mark.offset`: the generation the state had it in, if its head agrees,
+   * else the last run's generation it holds there (Generations.taken), if any.
+   */
   note(mark: SourceMark): Generation | null {
     const ks = this.#keyState(mark.key, mark.offset)
-    ks.gen = this.#gens.resumed(mark.key, Buffer.from(mark.head ?? []))
+    const head = Buffer.from(mark.head ?? [])
+    ks.gen =
+      this.#gens.resumed(mark.key, head) ??
+      (this.#gens.restored ? this.#gens.taken(mark.key, mark.offset, head, ks.path) : null)
     return ks.gen
   }
 

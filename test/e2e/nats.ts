@@ -5,8 +5,8 @@
  * store (the stream leader, for the fault tests).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createConnection, createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstreamManager } from '@nats-io/jetstream'
@@ -55,7 +55,19 @@ afterEach(async () => {
   await Promise.all(all.map((n) => n.kill('SIGKILL')))
 })
 
+/**
+ * A node started from `config` (`DIR/nats-NAME.conf`). Everything it says goes to
+ * `DIR/nats-NAME.log` too, across its restarts, so a failing test's kept directory holds the
+ * servers' own account (catch-ups, leader changes, resets of a stream's first message).
+ */
 function node(name: string, port: number, config: string): NatsNode {
+  const logFile = config.replace(/\.conf$/, '.log')
+  // The test's directory may be gone already when a node's last words come.
+  const keep = (text: string) => {
+    try {
+      appendFileSync(logFile, text)
+    } catch {}
+  }
   let proc: ChildProcess | null = null
   let exited: Promise<void> = Promise.resolve()
   let out = ''
@@ -77,7 +89,9 @@ function node(name: string, port: number, config: string): NatsNode {
       proc = p
       const ready = new Promise<void>((resolve, reject) => {
         const onData = (b: Buffer) => {
-          out += b.toString('utf8')
+          const text = b.toString('utf8')
+          keep(text)
+          out += text
           if (out.length > 200_000) out = out.slice(-100_000)
           if (/Server is ready/.test(out)) resolve()
         }
@@ -85,7 +99,12 @@ function node(name: string, port: number, config: string): NatsNode {
         p.stderr?.on('data', onData)
         p.once('exit', (code, sig) => reject(new Error(`${name} exited (${code ?? sig}):\n${out}`)))
       })
-      exited = new Promise((resolve) => p.once('exit', () => resolve()))
+      exited = new Promise((resolve) =>
+        p.once('exit', (code, sig) => {
+          keep(`--- ${name} exited (${code ?? sig}) at ${new Date().toISOString()}\n`)
+          resolve()
+        }),
+      )
       out = ''
       await Promise.race([
         ready,
@@ -214,5 +233,57 @@ async function waitForJetStream(cluster: Cluster): Promise<void> {
       if (Date.now() > deadline) throw new Error(`the cluster has no JetStream: ${err}`)
       await sleep(200)
     }
+  }
+}
+
+/**
+ * A TCP relay to a node that can withhold the server's replies: while held, what the clients
+ * send still reaches the server (messages are stored, and a centre reads them) but nothing the
+ * server says reaches the clients (their acknowledgements are lost, as with a connection lost
+ * just after a publish). Letting go drops the connections held (the bytes withheld are gone,
+ * so the clients connect again), then relays as before.
+ */
+export interface ReplyHold {
+  /** host:port for URLs. */
+  readonly address: string
+  hold(): void
+  letGo(): void
+  close(): Promise<void>
+}
+
+export async function replyHold(to: NatsNode): Promise<ReplyHold> {
+  const port = await freePort()
+  let holding = false
+  const open = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = createConnection(to.port, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      open.add(s)
+      s.on('error', () => {})
+      s.on('close', () => {
+        open.delete(s)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.on('data', (d) => upstream.write(d))
+    upstream.on('data', (d) => {
+      if (!holding) client.write(d)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  return {
+    address: `127.0.0.1:${port}`,
+    hold: () => {
+      holding = true
+    },
+    letGo: () => {
+      holding = false
+      for (const s of open) s.destroy()
+    },
+    close: async () => {
+      for (const s of open) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import { Generations } from '../../../src/fleet/generations.js'
+import { HostFiles } from '../../../src/fleet/host-files.js'
 
 const head = (s: string) => Buffer.from(s)
 
@@ -114,5 +115,62 @@ describe('a copy read on from an offset (copytruncate)', () => {
     expect(g.begin('1:3', 300, head('z'.repeat(64)), '/c.log', 'c.log').fresh).toBe(true)
     expect(g.begin('1:4', 300, head('y'.repeat(64)), '/c.log', 'c.log').fresh).toBe(true)
     expect(g.begin('1:6', 0, first, '/d.log', 'd.log').fresh).toBe(true)
+  })
+})
+
+describe('after a restart whose checkpoint is behind (acknowledgements lost)', () => {
+  const h = (s: string) => head(`${s} ${'.'.repeat(64)}`).subarray(0, 64)
+
+  test("the start-up checkpoint keeps the last run's generations the files hold: each resumes in its own", () => {
+    // Run 1: a.log (1:1) checkpointed at 850 in C0; C0 was published to its end, copied to
+    // a.log.1 and truncated, and C1..C7 were published and copied in turn (a.log.2 ..), none
+    // of it acknowledged; then SIGKILL.
+    const g = new Generations('r1')
+    const c0 = g.begin('1:1', 0, h('C0'), '/a.log', 'a.log').gen
+    const later = [1, 2, 3, 4, 5, 6, 7].map(
+      (i) => g.begin('1:1', 0, h(`C${i}`), '/a.log', 'a.log').gen,
+    )
+    const saved = g.save(new Map([['1:1', c0.id]]))
+    // Run 2: the readers resume a.log (now C8) at 0, the copy of C0 at 850 (the copied file's
+    // checkpoint) and the copies of C1..C6 at 0; C7 is a.log.7. The start-up checkpoint comes
+    // before anything is read.
+    const back = new Generations('r2', saved)
+    const files = new HostFiles(back)
+    const notes: [string, number, Buffer][] = [
+      ['1:1', 0, h('C8')],
+      ['1:10', 850, h('C0')],
+      ...later.map((_, i): [string, number, Buffer] => [`1:1${i + 1}`, 0, h(`C${i + 1}`)]),
+    ]
+    const currentOf = new Map<string, string | null>()
+    for (const [key, offset, first] of notes) {
+      currentOf.set(key, files.note({ key, offset, head: first })?.id ?? null)
+    }
+    const again = new Generations('r3', back.save(currentOf))
+    expect(again.get(c0.id)).toBeDefined()
+    for (const c of later) expect(again.get(c.id)).toBeDefined()
+    // And the bytes read next go out under the last run's ids.
+    expect(files.place({ key: '1:10', offset: 1000, head: h('C0') }, 150)).toMatchObject({
+      gen: { id: c0.id },
+      start: 850,
+      fresh: false,
+    })
+    for (const [i, c] of later.entries()) {
+      expect(
+        files.place({ key: `1:1${i + 1}`, offset: 700, head: h(`C${i + 1}`) }, 700).gen.id,
+      ).toBe(c.id)
+    }
+  })
+
+  test('generations begun after the checkpointed one stay when a copy took it to its own key', () => {
+    // a.log (1:1) checkpointed in C0; the rest of C0 read from its copy (1:2), which takes C0
+    // to the copy's key; C1..C7 begun on a.log since.
+    const g = new Generations('r1')
+    const c0 = g.begin('1:1', 0, h('C0'), '/a.log', 'a.log').gen
+    expect(g.begin('1:2', 300, h('C0'), '/a.log.1', 'a.log').gen.id).toBe(c0.id)
+    const later = [1, 2, 3, 4, 5, 6, 7].map(
+      (i) => g.begin('1:1', 0, h(`C${i}`), '/a.log', 'a.log').gen,
+    )
+    const saved = g.save(new Map([['1:1', c0.id]]))
+    for (const c of later) expect(saved.map((s) => s.id)).toContain(c.id)
   })
 })
