@@ -3,10 +3,21 @@
  * generation's offset as written (the writer moves the size and the offsets together), the
  * first stream message not yet entirely in the output, and each host's run and next number as
  * of that message. Saved as for files (fsync the output, then replace the state file
- * atomically); then the stream is purged up to that message, so it holds only what the output
- * has not made durable yet. One checkpoint at a time; a failure is a warning, retried.
+ * atomically); then the messages before that one are deleted from the stream, so it holds only
+ * what the output has not made durable yet. One checkpoint at a time; a failure is a warning,
+ * retried.
+ *
+ * Each message is deleted by itself, never by a purge of the stream up to a sequence:
+ * nats-server before 2.9.18 (Debian 12's 2.9.10) applies a purge that a restarted server
+ * replays from its log as "every message up to the stream's last one when the purge was
+ * made", not up to the sequence asked for (fixed upstream by commit dee5324, June 2023). A
+ * server killed and started again soon after a purge (before its log was compacted) so
+ * deleted messages the centre had not read, and once it led the stream they were gone for
+ * everyone: the 200-kill fleet soak of 2026-12-07 00:17 (messages 5084-6264, the stream's last
+ * one when the centre purged before 5084) and the 11:53 soak before it. A deletion of one
+ * message is replayed as that message only.
  */
-import type { JetStreamManager } from '@nats-io/jetstream'
+import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream'
 import type { Config } from '../config.js'
 import type { Logger } from '../log.js'
 import type { LoopWriter } from '../sink/loop-writer.js'
@@ -22,8 +33,12 @@ import {
 } from './centre-state.js'
 import type { FleetConfig } from './options.js'
 
-/** Purge the stream behind the checkpoint at most this often. */
+/** Delete the messages behind the checkpoint at most this often. */
 const PURGE_EVERY_MS = 2000
+/** Deletions under way at once (each is a request to the stream's leader). */
+const DELETE_CONCURRENCY = 32
+/** The server's answer to a deletion of a message that is not there (deleted already). */
+const SEQUENCE_NOT_FOUND = 10043
 
 /** A message read, until all its lines are in the output (for the resume position). */
 export interface Read {
@@ -47,6 +62,8 @@ export interface CentreParts {
   readonly startedAt: Date
   /** No state at start: what the stream held up to here was adopted (see Applier). */
   readonly adoptUntil: number
+  /** The stream's first message at start (those before it are gone already). */
+  readonly firstSeq: number
 }
 
 export class CentreCheckpoints {
@@ -58,14 +75,16 @@ export class CentreCheckpoints {
   #running: Promise<void> = Promise.resolve()
   #changes = 0
   #savedChanges = -1
-  /** The resume position of the last checkpoint saved: the stream is purged up to it. */
+  /** The resume position of the last checkpoint saved: messages before it are deleted. */
   #savedResume = 0
   #lastPurge = 0
-  #purged = 0
+  /** Every message up to this one is deleted. */
+  #purged: number
 
   constructor(parts: CentreParts, lastRead: number) {
     this.#p = parts
     this.lastRead = lastRead
+    this.#purged = Math.max(0, parts.firstSeq - 1)
   }
 
   /** Something a checkpoint records changed (a message taken). */
@@ -164,18 +183,44 @@ export class CentreCheckpoints {
     }
   }
 
-  /** Drops from the stream what the output holds for good (behind the saved checkpoint). */
+  /**
+   * Drops from the stream what the output holds for good (the messages before `upTo`, the
+   * saved checkpoint's resume position), one deletion per message (see the header). What got
+   * deleted without a gap below it counts; the rest is tried again next time.
+   */
   async #purge(upTo: number): Promise<void> {
     if (upTo <= this.#purged + 1 || Date.now() - this.#lastPurge < PURGE_EVERY_MS) return
     this.#lastPurge = Date.now()
     const { jsm, fleet, log } = this.#p
-    try {
-      const r = await jsm.streams.purge(fleet.url.stream, { seq: upTo })
-      this.#purged = upTo - 1
-      log.debug(`purged ${r.purged} messages of stream ${fleet.url.stream} before ${upTo}`)
-    } catch (err) {
-      log.warnOnce('purge', `cannot purge stream ${fleet.url.stream}: ${(err as Error).message}`)
+    const from = this.#purged + 1
+    const done = new Set<number>()
+    let next = from
+    let failure: Error | null = null
+    const deleting = async () => {
+      while (failure === null && next < upTo) {
+        const seq = next++
+        try {
+          await jsm.streams.deleteMessage(fleet.url.stream, seq, false)
+          done.add(seq)
+        } catch (err) {
+          if (err instanceof JetStreamApiError && err.code === SEQUENCE_NOT_FOUND) done.add(seq)
+          else failure ??= err as Error
+        }
+      }
     }
+    await Promise.all(
+      Array.from({ length: Math.min(DELETE_CONCURRENCY, upTo - from) }, () => deleting()),
+    )
+    while (done.has(this.#purged + 1)) this.#purged++
+    if (this.#purged >= from) {
+      log.debug(
+        `purged messages ${from} to ${this.#purged} of stream ${fleet.url.stream} (each deleted by itself)`,
+      )
+    }
+    if (failure) {
+      const { message } = failure as Error
+      log.warnOnce('purge', `cannot delete messages of stream ${fleet.url.stream}: ${message}`)
+    } else log.forget('purge')
   }
 }
 

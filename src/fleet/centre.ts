@@ -120,6 +120,7 @@ class Centre {
         created: info.created,
         startedAt: new Date(),
         adoptUntil: this.#adoptUntil,
+        firstSeq: info.state.first_seq,
       },
       from - 1,
     )
