@@ -91,13 +91,13 @@ function fill(dir: string, name: string, leave: number): string {
 
 /**
  * Takes what is free on the file system of `dir` with files `name-N` until nothing has been
- * free for 300 ms: a checkpoint whose temporary file was written before the disk filled frees
- * the old state's page when it is renamed over it, a moment later; no later checkpoint can
- * free one (its temporary file cannot be written while nothing is free).
+ * free for 500 ms: a checkpoint whose temporary file took a page just before the disk filled
+ * frees the old state's page when it is renamed over it, a moment later; no later checkpoint
+ * can free one (its temporary file cannot be written while nothing is free).
  */
 async function takeFreeSpace(dir: string, name: string): Promise<void> {
   let quiet = 0
-  for (let n = 0; quiet < 3; n++) {
+  for (let n = 0; quiet < 5; n++) {
     const { bavail, bsize } = statfsSync(dir)
     if (bavail > 0) {
       try {
