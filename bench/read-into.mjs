@@ -14,7 +14,10 @@ import { ensureInputs, FULL_BYTES } from './catchup.mjs'
 
 const CHUNK = 1024 * 1024
 
-/** One round in this process: `mode` is `fresh` or `reuse`. */
+/**
+ * One round in this process.
+ * @param {string} file @param {string} mode `fresh` or `reuse`
+ */
 async function round(file, mode) {
   const fd = openSync(file, 'r')
   const size = fstatSync(fd).size
