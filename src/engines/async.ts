@@ -200,11 +200,11 @@ function countingSink(sink: BlockSink, progress: ProgressBar): BlockSink {
   let bytes = 0
   let lines = 0
   return {
-    write: (block, mark) => {
+    write: (block, mark, done) => {
       bytes += block.length
       lines += countLines(block)
       progress.update(bytes, lines)
-      return sink.write(block, mark)
+      return sink.write(block, mark, done)
     },
     note: (mark) => sink.note?.(mark),
     forget: (key) => sink.forget?.(key),

@@ -19,7 +19,7 @@ import { sourcesAt } from '../state/checkpointer.js'
 import { type Recovered, recover, resumeMark } from '../state/recover.js'
 import { anotherFile, countLines, identityKey } from '../tail/cursor.js'
 import { Discovery, scanInputs } from '../tail/discovery.js'
-import { inputFileBudget } from '../tail/fd-budget.js'
+import { inputFileBudget, openFileLimit } from '../tail/fd-budget.js'
 import { SWEEP_NAMES_PER_SECOND } from '../tail/file-table.js'
 import { prescan, resumePoints } from '../tail/prescan.js'
 import { identityOf, type SourceState } from '../tail/source-state.js'
@@ -34,6 +34,12 @@ import { ReaderSummaries, threadedView } from './view.js'
 
 /** A following reader thread's young generation (MiB; see gc.ts). */
 const FOLLOW_YOUNG_MB = 4
+/**
+ * Descriptors one thread's module loader may hold at once (it reads its ~100 modules' files
+ * concurrently), with room to spare: threads load together only when the soft ulimit -n has
+ * this many for each thread and the main thread.
+ */
+const LOADER_FDS = 128
 
 export interface ThreadedShape {
   /** The reader shell inside each thread. */
@@ -167,13 +173,20 @@ class ThreadedRun {
     const { config, log, events } = this.#ctx
     const stopReopening = this.#output.reopenOnRequest(events, config.output, log)
     try {
-      // No input is opened before the threads' modules are loaded (see 'loaded'), and one thread
-      // loads them at a time: the module loader reads many files at once, and two threads doing
-      // so beside the main thread's descriptors ran out under ulimit -n 64 (EMFILE on a module).
+      // No input is opened before the threads' modules are loaded (see 'loaded'). The threads
+      // load theirs together when descriptors allow: one at a time, 4 threads took 0.5-1.5 s
+      // more to start (the catch-up case of bench/follow). Under a low ulimit -n they load one
+      // at a time: the module loader reads many files at once, and two threads doing so beside
+      // the main thread's descriptors ran out under ulimit -n 64 (EMFILE on a module).
+      const together = openFileLimit() >= LOADER_FDS * (config.threads + 1)
       for (let id = 0; id < config.threads && !this.#failed.signal.aborted; id++) {
         const shard = await this.#startShard(id)
         this.#shards.push(shard)
-        await Promise.race([shard.loaded, once(this.#failed.signal, 'abort')])
+        if (!together) await Promise.race([shard.loaded, once(this.#failed.signal, 'abort')])
+      }
+      if (together && !this.#failed.signal.aborted) {
+        const loaded = Promise.all(this.#shards.map((s) => s.loaded))
+        await Promise.race([loaded, once(this.#failed.signal, 'abort')])
       }
       if (this.#failure) throw this.#failure
       const batches = new EventBatches((path) => this.#route(path))

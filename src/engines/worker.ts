@@ -209,8 +209,9 @@ async function runEventLoop(sink: SyncSink): Promise<void> {
     quietMs,
     pollMs: init.pollIntervalMs,
     sink: {
-      write: (block, mark) => {
+      write: (block, mark, done) => {
         sink.write(block, mark) // blocking: the lock and the disk are the backpressure
+        done?.() // written under the lock, or copied into the message to the main thread
         return undefined
       },
       note: (mark) => sink.note?.(mark),

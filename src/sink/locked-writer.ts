@@ -388,7 +388,8 @@ export class LockedWriter implements BlockSink {
     this.#requestSwitch(openOutputSync(this.share.path))
   }
 
-  write(whole: Buffer, mark?: SourceMark): undefined {
+  /** See BlockSink.write: the block is out when this returns, so `done` is called before. */
+  write(whole: Buffer, mark?: SourceMark, done?: () => void): undefined {
     let block = whole
     this.#mutex.lock()
     try {
@@ -446,6 +447,7 @@ export class LockedWriter implements BlockSink {
     } finally {
       this.#mutex.unlock()
     }
+    done?.()
     return undefined
   }
 

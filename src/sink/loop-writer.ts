@@ -68,6 +68,8 @@ export class LoopWriter implements BlockSink {
   #queue: Buffer[] = []
   /** Parallel to #queue: the source mark(s) of each block, if any. */
   #marks: Marks[] = []
+  /** Parallel to #queue: what to call once a block is out (see BlockSink.write's `done`). */
+  #dones: Done[] = []
   #queuedBytes = 0
   #flushing: Promise<void> | null = null
   #waiters: (() => void)[] = []
@@ -202,6 +204,7 @@ export class LoopWriter implements BlockSink {
     }
     this.#queue.push(NOTHING)
     this.#marks.push({ note: mark })
+    this.#dones.push(undefined)
   }
 
   #noteNow(mark: SourceMark): void {
@@ -257,13 +260,21 @@ export class LoopWriter implements BlockSink {
    * See BlockSink.write. `mark` may also be a list: a block that holds lines of several sources
    * (the --order time merge writes runs of many files in one buffer) moves each one's offset.
    */
-  write(block: Buffer, mark?: SourceMark | readonly SourceMark[]): Promise<void> | undefined {
+  write(
+    block: Buffer,
+    mark?: SourceMark | readonly SourceMark[],
+    done?: () => void,
+  ): Promise<void> | undefined {
     // The output failed for good and the run is ending: drop. No mark moves, so a checkpoint
     // never counts these bytes as written; a restart reads them again.
     if (this.#failed) return undefined
-    if (block.length === 0) return undefined // an empty writev would never make progress
+    if (block.length === 0) {
+      done?.()
+      return undefined // an empty writev would never make progress
+    }
     this.#queue.push(block)
     this.#marks.push(mark)
+    this.#dones.push(done)
     this.#queuedBytes += block.length
     this.#flushing ??= this.#flushLoop()
     // While the output cannot take bytes, readers stop reading (the lines wait in their files).
@@ -344,7 +355,8 @@ export class LoopWriter implements BlockSink {
       if (this.#queue.length === 0 || this.#failed) break
       const batch = this.#queue.splice(0, batchLength(this.#queue))
       const marks = this.#marks.splice(0, batch.length)
-      if (!(await this.#writeBatch(batch, marks))) return
+      const dones = this.#dones.splice(0, batch.length)
+      if (!(await this.#writeBatch(batch, marks, dones))) return
       if (this.#queuedBytes < this.#opts.highWaterBytes / 2) this.#wakeWaiters()
       this.#wakeRoom()
     }
@@ -359,9 +371,10 @@ export class LoopWriter implements BlockSink {
    * growing pause, then counts it (size and marks together); false if the output failed for
    * good. A partial write is continued, not repeated, so no byte is written twice.
    */
-  async #writeBatch(first: Buffer[], firstMarks: Marks[]): Promise<boolean> {
+  async #writeBatch(first: Buffer[], firstMarks: Marks[], firstDones: Done[]): Promise<boolean> {
     let batch = first
     let marks = firstMarks
+    let dones = firstDones
     let bytes = byteLength(batch)
     let done = 0
     let backoff = FIRST_BACKOFF_MS
@@ -386,7 +399,7 @@ export class LoopWriter implements BlockSink {
         // The output was rotated or replaced meanwhile (which may be what frees the space):
         // what is written stays in the old file, the rest goes to the new one.
         if (this.#next !== null) {
-          ;({ batch, marks } = this.#leave(batch, marks, done))
+          ;({ batch, marks, dones } = this.#leave(batch, marks, dones, done))
           bytes = byteLength(batch)
           done = 0
           await this.#switch()
@@ -398,17 +411,21 @@ export class LoopWriter implements BlockSink {
       this.#retrying = null
       this.#notePause()
     }
-    this.#count(batch, marks)
+    this.#count(batch, marks, dones)
     return true
   }
 
-  /** Bytes written to the current file: the size and the marks move together. */
-  #count(batch: readonly Buffer[], marks: readonly Marks[]): void {
+  /**
+   * Bytes written to the current file: the size and the marks move together; their blocks'
+   * memory goes back to whoever lent it.
+   */
+  #count(batch: readonly Buffer[], marks: readonly Marks[], dones: readonly Done[]): void {
     const bytes = byteLength(batch)
     this.#size += bytes
     this.#bytesOut += bytes
     this.#queuedBytes -= bytes
     for (const m of marks) this.#apply(m)
+    for (const done of dones) done?.()
   }
 
   /**
@@ -420,22 +437,27 @@ export class LoopWriter implements BlockSink {
   #leave(
     batch: readonly Buffer[],
     marks: readonly Marks[],
+    dones: readonly Done[],
     done: number,
-  ): { batch: Buffer[]; marks: Marks[] } {
+  ): { batch: Buffer[]; marks: Marks[]; dones: Done[] } {
     let whole = 0
     let left = done
     while (whole < batch.length && (batch[whole] as Buffer).length <= left) {
       left -= (batch[whole] as Buffer).length
       whole++
     }
-    this.#count(batch.slice(0, whole), marks.slice(0, whole))
+    this.#count(batch.slice(0, whole), marks.slice(0, whole), dones.slice(0, whole))
     const head = batch[whole] as Buffer
     const keep = bytesToKeep(this.#fd, head.subarray(0, left))
     this.#size += keep
     this.#bytesOut += keep
     this.#queuedBytes -= keep
     cutUnfinishedLine(this.#fd, this.#size, left - keep)
-    return { batch: [head.subarray(keep), ...batch.slice(whole + 1)], marks: marks.slice(whole) }
+    return {
+      batch: [head.subarray(keep), ...batch.slice(whole + 1)],
+      marks: marks.slice(whole),
+      dones: dones.slice(whole),
+    }
   }
 
   /** One writev (or stdout write) of the batch from byte `done`; returns the bytes written. */
@@ -611,6 +633,7 @@ export class LoopWriter implements BlockSink {
     this.#failed = err
     this.#queue = []
     this.#marks = []
+    this.#dones = [] // the lent memory goes to the collector
     this.#queuedBytes = 0
     this.#flushing = null
     this.#wake?.abort()
@@ -634,9 +657,11 @@ function batchLength(queue: readonly Buffer[]): number {
   return most
 }
 
-/** What one queued block moves when it is written: one source's mark, several, or none. */
 /** What a queued block moves when it is out: its sources' offsets, or a note waiting its turn. */
 type Marks = SourceMark | readonly SourceMark[] | { readonly note: SourceMark } | undefined
+
+/** Called once a queued block is out (see BlockSink.write). */
+type Done = (() => void) | undefined
 
 /** The block queued with a note: no bytes (see note()). */
 const NOTHING = Buffer.alloc(0)

@@ -97,7 +97,17 @@ export async function prescan(
       }
       continue
     }
-    if (had && sameFile(had, st, head)) continue // resumes as recorded
+    if (had && sameFile(had, st, head)) {
+      // Recorded empty (no fingerprint, nothing read) and holding bytes now: it resumes from 0
+      // all the same, but with the first bytes seen now, so that the first read tells a
+      // copytruncate made since this look (its first bytes change). An empty fingerprint agrees
+      // with anything: a generation copied away and truncated between this look and the first
+      // read was taken for the file's growth, and its copy, which nothing searched for, was
+      // read only after the next generations (the soak on async: cpy.log.2, 374 lines).
+      if (had.head === '' && had.offset === 0 && head.length > 0)
+        fresh.push({ ...had, ...sourceIdentity(st), path, head: head.toString('base64') })
+      continue // resumes as recorded
+    }
     if (had) rewritten.add(path) // truncated (and written again) while we were down
     const offset = from === 'end' && !isNew(path, st) ? lineStart : 0
     fresh.push({ ...sourceIdentity(st), path, head: head.toString('base64'), offset })

@@ -18,6 +18,7 @@ import {
   openNow,
   pread,
   readAt,
+  SYNC_READ_MAX,
   statNow,
   statPath,
 } from './async-fs.js'
@@ -40,6 +41,7 @@ import {
 import { OpenOutcomes } from './open-outcomes.js'
 import { Pacer } from './pacer.js'
 import type { KeptOpen } from './prescan.js'
+import { ReadBuffers } from './read-buffers.js'
 import { readSize } from './read-size.js'
 import type { ReaderOptions } from './reader-options.js'
 import type { SourceState } from './source-state.js'
@@ -65,6 +67,8 @@ type File = Tracked<number>
 
 /** Names looked at, opened or read at once during the start-up and catch-up passes. */
 const STARTUP_CONCURRENCY = 64
+/** A big read's buffer holds a partial line of up to this much before the new bytes. */
+const HELD_LINE_ROOM = 64 * 1024
 /** How long an open waits for a descriptor of the budget at most, and looks again meanwhile. */
 const SLOT_WAIT_MS = 10_000
 const WAKE_CHECK_MS = 500
@@ -104,6 +108,8 @@ export class AsyncFollower {
   #held = 0
   /** Opens waiting for a slot of the budget (see #takeSlot). */
   readonly #waiting: (() => void)[] = []
+  /** Buffers for big reads, used again once the writer is done with them (read-buffers.ts). */
+  readonly #buffers: ReadBuffers
 
   constructor(opts: FollowOptions) {
     this.#started = new Promise((resolve) => {
@@ -116,6 +122,7 @@ export class AsyncFollower {
     this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
     this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
+    this.#buffers = new ReadBuffers(opts.readChunkBytes + HELD_LINE_ROOM)
   }
 
   /** Inputs that could not be read at their last look (for --once's exit status). */
@@ -296,6 +303,7 @@ export class AsyncFollower {
    */
   sweep(): void {
     if (this.#closed) return
+    this.#buffers.trim()
     if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0 && this.#scan === null) {
       this.#scan = this.#scanMissing(this.#table.names, this.#table.missingDirs(), { settle: true })
         .catch((err: Error) => this.#opts.log.warn(`looking for rotated files: ${err.message}`))
@@ -645,15 +653,29 @@ export class AsyncFollower {
       // through the pool and let the loop run) rather than in many small ones at once.
       if (more) end = fstatNow(fh).size
       const want = readSize(end, cursor.offset, readChunkBytes)
-      const { buf, start } = cursor.readBuffer(want)
-      const bytesRead = await readAt(fh, buf, start, want, cursor.offset)
-      if (bytesRead === 0) break
-      if (!cursor.readStillOurs(readHeadNow(fh))) return true
-      file.lastActivity = Date.now()
-      const block = cursor.frameRead(buf, start, bytesRead)
-      this.#teller.retellIfHeadChanged(file)
-      if (block) await sink.write(block, markOf(file))
-      if (bytesRead < want) break
+      // A big read goes into a buffer used before (see read-buffers.ts); back to the pool
+      // below, or by the writer once the block is out.
+      let lent = want > SYNC_READ_MAX ? this.#buffers.take(cursor.pendingBytes + want) : null
+      try {
+        const { buf, start } = cursor.readBuffer(want, lent ?? undefined)
+        const bytesRead = await readAt(fh, buf, start, want, cursor.offset)
+        if (bytesRead === 0) break
+        if (!cursor.readStillOurs(readHeadNow(fh))) return true
+        file.lastActivity = Date.now()
+        const block = cursor.frameRead(buf, start, bytesRead)
+        this.#teller.retellIfHeadChanged(file)
+        if (block) {
+          // The block is a view of the lent buffer, or a copy (a long line cut): only a view
+          // keeps the buffer from the pool until written.
+          const scratch = lent !== null && block.buffer === lent.buffer ? lent : null
+          if (scratch) lent = null
+          const done = scratch ? () => this.#buffers.give(scratch) : undefined
+          await sink.write(block, markOf(file), done)
+        }
+        if (bytesRead < want) break
+      } finally {
+        if (lent) this.#buffers.give(lent)
+      }
     }
     return false
   }

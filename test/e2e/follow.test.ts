@@ -307,6 +307,39 @@ describe.each(ENGINES)('engine %s', (engine) => {
       expect(readFileSync(out).equals(expected)).toBe(true)
     })
 
+    test('a catch-up of 4 files of 6 MiB from their start (lines of 1 byte to 3 KiB, so lines straddle the 1 MiB reads): every line once, each file in order', async ({
+      tmp,
+    }) => {
+      // The event-loop reader reads each megabyte into a buffer it uses again once the writer
+      // has written the block (tail/read-buffers.ts): a buffer back too early would be read
+      // into while its block waits in the writer's queue, and lines would come out garbled.
+      const names = ['a.log', 'b.log', 'c.log', 'd.log']
+      const journal = new Journal()
+      for (const name of names) {
+        const lines: string[] = []
+        let bytes = 0
+        for (let i = 0; bytes < 6 * MiB; i++) {
+          const line = `${name}-${i}-${'x'.repeat((i * 7919) % 3000)}`
+          lines.push(line)
+          bytes += line.length + 1
+        }
+        writeFileSync(join(tmp, name), `${lines.join('\n')}\n`)
+        journal.record(name, lines)
+      }
+      const total = names.reduce((n, name) => n + statSync(join(tmp, name)).size, 0)
+      const { lm, out } = await follow({
+        cwd: tmp,
+        engine,
+        inputs: names,
+        args: ['--from', 'start'],
+      })
+      const size = () => statSync(out, { throwIfNoEntry: false })?.size ?? 0
+      await waitFor(() => size() >= total, { proc: lm, what: 'the catch-up' })
+      await stop(lm)
+      expect(statSync(out).size).toBe(total)
+      expectMerged(completeLines(out), journal)
+    })
+
     test('--max-line-bytes 1024 splits a 5000-byte line into pieces', async ({ tmp }) => {
       const a = join(tmp, 'a.log')
       writeFileSync(a, '')

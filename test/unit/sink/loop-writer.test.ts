@@ -114,3 +114,27 @@ test('a block written once the warning that the output was deleted is out goes t
   expect(writer.snapshot().size).toBe('after the warning\n'.length)
   await writer.close()
 })
+
+test('done is called for a block only once its bytes are in the output, each block once', async () => {
+  const out = join(dir, 'out.log')
+  const writer = await open(out)
+  const blocks = [100, 70_000, 3, 300_000].map((n, i) =>
+    Buffer.alloc(n, String.fromCharCode(97 + i)).fill('\n', n - 1),
+  )
+  const seen: number[] = []
+  let expected = 0
+  for (const [i, block] of blocks.entries()) {
+    expected += block.length
+    const upTo = expected
+    writer.write(block, { key: 'k', offset: upTo }, () => {
+      // The bytes are in the file when the writer lets go of the memory (a reader reuses it).
+      expect(readFileSync(out).length).toBeGreaterThanOrEqual(upTo)
+      seen.push(i)
+    })
+  }
+  expect(seen).toEqual([]) // queued, not written yet: the memory is still the writer's
+  await writer.drain()
+  expect(seen).toEqual([0, 1, 2, 3])
+  expect(readFileSync(out)).toEqual(Buffer.concat(blocks))
+  await writer.close()
+})

@@ -22,70 +22,9 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pLimit from 'p-limit'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
-import { silentLogger } from '../../../src/log.js'
 import { Cursor } from '../../../src/tail/cursor.js'
-import { AsyncFollower } from '../../../src/tail/tail-async.js'
-import { SyncFollower } from '../../../src/tail/tail-sync.js'
-
-/** What a sink received, in order; `onFirst` runs when the first block arrives. */
-class Recorder {
-  readonly lines: string[] = []
-  #first: (() => void) | undefined
-  constructor(onFirst: () => void) {
-    this.#first = onFirst
-  }
-  write(block: Buffer): undefined {
-    this.lines.push(...block.toString().split('\n').slice(0, -1))
-    const first = this.#first
-    this.#first = undefined
-    first?.()
-    return undefined
-  }
-  note(): void {}
-  forget(): void {}
-}
-
-interface Shell {
-  findRotated(names: string[]): Promise<void>
-  start(names: string[]): Promise<void>
-  changed(name: string): Promise<void>
-  close(): Promise<void>
-}
-
-const common = (sink: Recorder) => ({
-  follow: true,
-  from: 'start' as const,
-  maxLineBytes: 1024 * 1024,
-  // Small chunks: the first block reaches the sink while most of the file is still unread.
-  readChunkBytes: 1024,
-  quietMs: 0,
-  foldMs: 0,
-  sink,
-  log: silentLogger,
-})
-
-const SHELLS: Record<string, (sink: Recorder) => Shell> = {
-  async: (sink) => {
-    const f = new AsyncFollower({ ...common(sink), limit: pLimit(8) })
-    return {
-      findRotated: (n) => f.findRotated(n),
-      start: (n) => f.start(n),
-      changed: (n) => f.changed(n),
-      close: () => f.close(false),
-    }
-  },
-  sync: (sink) => {
-    const f = new SyncFollower(common(sink))
-    return {
-      findRotated: async (n) => f.findRotated(n),
-      start: async (n) => f.start(n),
-      changed: async (n) => f.changed(n),
-      close: async () => f.close(false),
-    }
-  },
-}
+import { Recorder, SHELLS, type Shell, type ShellOptions } from './shells.js'
 
 let dir: string
 beforeEach(() => {
@@ -98,7 +37,9 @@ const generation = (gen: string, n: number): string[] =>
   Array.from({ length: n }, (_, i) => `${gen}-${i}-`.padEnd(39, 'x'))
 
 describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
-  const make = SHELLS[kind] as (sink: Recorder) => Shell
+  // Small chunks: the first block reaches the sink while most of the file is still unread.
+  const make = (sink: Recorder): Shell =>
+    (SHELLS[kind] as (sink: Recorder, opts: ShellOptions) => Shell)(sink, { readChunkBytes: 1024 })
 
   test('copied in place and truncated while a read was under way, and written past our offset: the copy holds the rest of ours, the next generation comes after, every line once', async () => {
     const log = join(dir, 'a.log')
