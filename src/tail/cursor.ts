@@ -172,11 +172,17 @@ export class Cursor {
   /**
    * Decides what happened to the file from its current size and, when available, its current
    * first bytes. A file whose first bytes changed was truncated and written again, even if it is
-   * now longer than our offset.
+   * now longer than our offset. So was one now shorter than the first bytes we know of it (files
+   * only shrink by truncation; see readStillOurs): a fingerprint can run ahead of the offset (a
+   * file that start-up found rewritten resumes at 0 with its first bytes then), and an empty
+   * file agrees with any fingerprint. Taken for idle, a look at such a file emptied by a
+   * copytruncate counted as seeing it whole after the copy was born, and the search from then
+   * for the generations the truncation skipped missed the one copied just before (the mixed
+   * soak, async: a whole generation read by the next run, after later ones).
    */
   classify(size: number, headNow?: Buffer): Change {
-    if (size < this.#offset) return 'truncated'
-    if (headNow !== undefined && !this.headMatches(headNow)) return 'truncated'
+    if (size < this.#offset || size < this.#head.length) return 'truncated'
+    if (headNow !== undefined && !this.readStillOurs(headNow)) return 'truncated'
     return size > this.#offset ? 'grown' : 'idle'
   }
 

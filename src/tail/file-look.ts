@@ -123,7 +123,16 @@ export class FileLook<H> {
    */
   skippedSearch(): SkippedSearch | null {
     const file = this.#file
-    const skipped = this.#table.truncations.generationsToFind(file, this.size, this.#lookedAt)
-    return skipped ? new SkippedSearch(file.path, skipped, this.#statedAt) : null
+    const { truncations } = this.#table
+    const skipped = truncations.generationsToFind(file, this.size, this.#lookedAt)
+    if (!skipped) return null
+    // Once the search ends, the file knows the content its name held then (see
+    // SkippedSearch.again), and that it held it at `at`: a later truncation searches from there.
+    const learn = (head: Buffer, at: number) => {
+      if (file.cursor.offset !== 0 || file.cursor.head.length > 0) return
+      file.cursor.setHead(head)
+      truncations.sawWhole(file, at)
+    }
+    return new SkippedSearch(file.path, skipped, this.#statedAt, learn)
   }
 }

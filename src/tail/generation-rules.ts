@@ -208,6 +208,25 @@ export function isCopyOf(files: Files, file: Tracked<unknown>, found: OpenedFile
   )
 }
 
+/**
+ * True when the file found at `path`, beginning with `head`, is a copy of content that is read
+ * through a followed file rather than from the copy: a copy of a followed file not seen
+ * truncated yet (see isCopyOfFollowed), or of what the name held when the search began
+ * (`nowAtName`: logrotate copied and has not truncated yet). The copy's rest is read when the
+ * truncation is seen (the shells' #finishFromCopy). Taking it as a new generation read its
+ * lines twice (the selftest, threads, right after a truncation). Every generation of its family
+ * born after it is newer than that content, so a search holds them back (see MissingScan).
+ */
+export function isReadThroughName(
+  files: Files,
+  path: string,
+  head: Buffer,
+  nowAtName: Buffer | undefined,
+): boolean {
+  if (isCopyOfFollowed(files, path, head)) return true
+  return !!nowAtName && nowAtName.length > 0 && head.length > 0 && headsAgree(nowAtName, head)
+}
+
 /** What becomes of a rotated file seen truncated and written over (see overwritten). */
 export type Overwritten = { kind: 'leave' } | { kind: 'copy'; offset: number } | { kind: 'own' }
 
@@ -325,13 +344,7 @@ export function judgeHit(
       !newerThan(path, file.mtimeMs ?? 0, how.current, how.unknownSince))
   )
     return null
-  if (isCopyOfFollowed(files, path, file.head)) return null
-  // A copy of what the name holds now (logrotate copied and has not truncated yet): read from
-  // the file itself; the copy's rest is read when the truncation is seen. Taking it as a new
-  // generation read its lines twice (the selftest, threads, right after a truncation).
-  const { nowAtName } = how
-  if (nowAtName && nowAtName.length > 0 && file.head.length > 0 && headsAgree(nowAtName, file.head))
-    return null
+  if (isReadThroughName(files, path, file.head, how.nowAtName)) return null
   // A copy of content read through a file seen truncated since: on from where we were.
   const cut = cuts.cutOffset(path, file.head, file.mtimeMs ?? 0)
   return { kind: 'new', offset: Math.min(cut ?? 0, file.size), cut: cut !== undefined }

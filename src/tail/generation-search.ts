@@ -15,7 +15,7 @@ import type { SourceMark } from '../sink/sink.js'
 import { type Identity, identityKey, sameIdentity } from './cursor.js'
 import { type SearchHit, type SearchHow, stillHolds } from './generation-rules.js'
 import type { GenerationTable } from './generation-table.js'
-import { type Dated, isRotatedSibling, olderFirst } from './rotation.js'
+import { type Dated, isRotatedSibling, olderFirst, rotationFamily } from './rotation.js'
 import { type FoundStat, markOf, type NameSet, type OpenedFile, type Tracked } from './tracked.js'
 
 /**
@@ -77,6 +77,11 @@ export class MissingScan<H> {
   readonly #before: Set<string>
   /** A rename raced the search: it is made again (see again()). */
   #raced = false
+  /**
+   * Rotation families whose younger unknown generations wait for a later search: this one
+   * skipped a copy of content read through their name (see isReadThroughName, and toOpen).
+   */
+  readonly #heldBack = new Set<string>()
 
   constructor(
     table: GenerationTable<H>,
@@ -149,7 +154,12 @@ export class MissingScan<H> {
   /**
    * The files to open, oldest first (of two generations of one file, a.log.2 and a.log.1, the
    * older was written first), each judged again when its turn comes: taking one over changes
-   * what the next one is.
+   * what the next one is. After a copy of content read through its name was skipped (see
+   * take), no younger unknown generation of that family is: its content came after the
+   * copy's, which is read once the name's truncation is seen. Read now, they came before it:
+   * a search that began while the name held a generation found that generation's copy (left
+   * to the name) and the copies of the two after it (read at once), all made while earlier
+   * files were read out (the mixed soak, async: a whole generation after the next two).
    */
   *toOpen(): Generator<{ path: string; st: ListedStat; hit: SearchHit }> {
     const sorted = this.#found.sort((x, y) =>
@@ -157,6 +167,7 @@ export class MissingScan<H> {
     )
     for (const { path, st } of sorted) {
       const hit = this.#hit(path, st)
+      if (hit === 'unknown' && this.#heldBack.has(rotationFamily(path))) continue
       if (hit) yield { path, st, hit }
     }
   }
@@ -185,7 +196,11 @@ export class MissingScan<H> {
   take(path: string, handle: H, opened: OpenedFile, hit: SearchHit): TakenFile<H> | null {
     const how = { ...this.#how, current: this.#current }
     const taken = this.#table.adoptHit(path, handle, opened, hit, how)
-    if (!taken) return null
+    if (!taken) {
+      if (this.#table.isReadThroughName(path, opened.head, this.#how.nowAtName))
+        this.#heldBack.add(rotationFamily(path))
+      return null
+    }
     return {
       file: taken.file,
       forget: taken.replaced ? taken.file.key : null,
@@ -214,18 +229,24 @@ export class SkippedSearch {
   readonly #truncated: boolean
   /** When the shell's stat of the file returned (performance.now(); see entriesChangedSince). */
   readonly #statedAt: number
+  /** Gives the file, none of whose bytes are read yet, the first bytes found at its name. */
+  readonly #learn: ((head: Buffer, at: number) => void) | undefined
+  /** When the pass under way began (Date.now(), see how()). */
+  #passAt = 0
   #attempt = 1
 
   constructor(
     path: string,
     { since, truncated }: { readonly since: number; readonly truncated: boolean },
     statedAt: number,
+    learn?: (head: Buffer, at: number) => void,
   ) {
     this.dir = dirname(path)
     this.#path = path
     this.#since = since
     this.#truncated = truncated
     this.#statedAt = statedAt
+    this.#learn = learn
   }
 
   /**
@@ -239,6 +260,7 @@ export class SkippedSearch {
 
   /** How a pass searches, `before` being the first bytes at the name when it begins. */
   how(before: Buffer): SearchHow {
+    this.#passAt = Date.now()
     return {
       unknownSince: this.#since,
       nowAtName: before,
@@ -250,11 +272,36 @@ export class SkippedSearch {
   /**
    * After a pass that began with `before` at the name: whether to make another, the name now
    * beginning with `after` (its content changed under the search), while attempts are left.
+   *
+   * When the search ends, the file learns the first bytes its name held (see learnt): the
+   * content the search left to the name (the copies it skipped agree with it), still to be
+   * read. With no fingerprint, nothing tells that content's truncation: copied away and
+   * truncated after the search (or during the last pass allowed), it was in no file the read
+   * knew, and the read took the next generation from 0 as if it were the same content (the
+   * mixed soak, async: whole generations read by the next run, after later ones). Known, the
+   * read checks its bytes against it (Cursor.readStillOurs), the next look sees the
+   * truncation, and the copy is read from the start, before what the name holds now.
    */
   again(before: Buffer, after: Buffer): boolean {
-    if (stillHolds(before, after) || this.#attempt >= SEARCH_ATTEMPTS) return false
-    this.#attempt++
-    return true
+    const holds = stillHolds(before, after)
+    if (!holds && this.#attempt < SEARCH_ATTEMPTS) {
+      this.#attempt++
+      return true
+    }
+    const learnt = SkippedSearch.learnt(before, after, holds)
+    if (learnt) this.#learn?.(learnt, this.#passAt)
+    return false
+  }
+
+  /**
+   * The first bytes a file is to know once its search ends (see again): what the name held
+   * when the last pass began (`before`), or `after` if the name still holds that and `after`
+   * knows more of it; null when the name was empty then (the look that finds it filled
+   * searches again: see Truncations.generationsToFind).
+   */
+  static learnt(before: Buffer, after: Buffer, holds: boolean): Buffer | null {
+    if (holds && after.length > before.length) return after
+    return before.length > 0 ? before : null
   }
 }
 

@@ -14,6 +14,7 @@ import {
   hitMessage,
   isCopyOf,
   isNameless,
+  isReadThroughName,
   judgeHit,
   mayBeCopy,
   missedTooOften,
@@ -64,6 +65,10 @@ export class GenerationTable<H> extends FileIndex<H> {
     afterTruncation = false,
   ): SearchHit | null {
     return searchHit(this.files, path, st, current, unknownSince, afterTruncation)
+  }
+
+  isReadThroughName(path: string, head: Buffer, nowAtName: Buffer | undefined): boolean {
+    return isReadThroughName(this.files, path, head, nowAtName)
   }
 
   /** The shell saw `file` truncated (see Truncations.truncating). */

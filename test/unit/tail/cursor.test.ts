@@ -669,13 +669,26 @@ describe('classify', () => {
     expect(c.classify(23, b('first line\nsecond line\n'))).toBe('idle')
   })
 
-  it('a prefix-compatible head, longer or shorter, is not a truncation', () => {
+  it('a longer head that begins with ours is not a truncation; a shorter one is (the file holds fewer bytes than it did)', () => {
     const c = cursor()
     c.frame(b('0123456789\n'))
     expect(c.head).toEqual(b('0123456789\n'))
-    expect(c.classify(11, b('0123'))).toBe('idle')
     expect(c.classify(50, b('0123456789\nmore bytes written later'))).toBe('grown')
-    expect(c.classify(50, Buffer.alloc(0))).toBe('grown')
+    // The stat said 11 or 50 bytes, the read of the first bytes found fewer: truncated between.
+    expect(c.classify(11, b('0123'))).toBe('truncated')
+    expect(c.classify(50, Buffer.alloc(0))).toBe('truncated')
+  })
+
+  it('a fingerprint ahead of the offset: a file now shorter than it, or empty, was truncated', () => {
+    // Start-up found the file rewritten while we were down: it resumes at 0 with its first
+    // bytes then. Emptied by a copytruncate before the first read, it agrees with no content
+    // of ours; taken for idle, the look counted as seeing the file whole after the copy.
+    const c = cursor({ offset: 0, head: b('g1 a\ng1 b\n') })
+    expect(c.classify(0)).toBe('truncated')
+    expect(c.classify(0, Buffer.alloc(0))).toBe('truncated')
+    expect(c.classify(5, b('g1 a\n'))).toBe('truncated')
+    expect(c.classify(10, b('g1 a\ng1 b\n'))).toBe('grown')
+    expect(c.classify(12, b('g1 a\ng1 b\ng2'))).toBe('grown')
   })
 
   it('with no head known, any head matches', () => {
@@ -700,7 +713,10 @@ describe('classify', () => {
           // Any prefix of what the file started with, or that plus more bytes: same file.
           const prefix = input.subarray(0, cutA % (input.length + 1))
           expect(c.headMatches(prefix)).toBe(true)
-          expect(c.classify(size, prefix)).toBe('grown')
+          // Read shorter than what we know of it (the file shrank after the stat): truncated.
+          expect(c.classify(size, prefix)).toBe(
+            prefix.length < known.length ? 'truncated' : 'grown',
+          )
           const longer = Buffer.concat([input, extra])
           expect(c.classify(size, longer)).toBe('grown')
           // A byte changed inside what both heads cover: another file.
@@ -778,7 +794,7 @@ describe('head learning', () => {
     c.setHead(long)
     expect(c.head).toEqual(long.subarray(0, FINGERPRINT_BYTES))
     expect(c.headIncomplete).toBe(false)
-    expect(c.classify(600, b('zzz'))).toBe('grown')
+    expect(c.classify(600, long.subarray(0, FINGERPRINT_BYTES))).toBe('grown')
     expect(c.classify(600, b('zzy'))).toBe('truncated')
   })
 
