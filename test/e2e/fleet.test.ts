@@ -208,6 +208,56 @@ describe('fleet', () => {
     expect(completeLines(out)).toEqual(sorted)
   })
 
+  test("--once --order time: a file whose first message comes after other hosts' messages is merged in its place", {
+    timeout: 60_000,
+  }, async ({ tmp, skip }) => {
+    needNats(skip)
+    const nats = await startNats(tmp)
+    const url = `nats://${nats.address}/LOGS`
+    const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString()
+    const all: string[] = []
+    const write = (path: string, host: string, file: string, offset: number) => {
+      const out = Array.from(
+        { length: 200 },
+        (_, i) => `${at((i * 3 + offset) * 1000)} ${host} ${file} ${i}`,
+      )
+      writeFileSync(path, out.map((l) => `${l}\n`).join(''))
+      all.push(...out.map((l) => `${host}:${file}.log: ${l}`))
+    }
+    const publish = async (host: string, files: string) => {
+      const r = await runLogmerge([join(tmp, host, files), '--once', '-o', url, '--host-id', host])
+      expect(r.code, r.stderr).toBe(0)
+    }
+    // db-1 publishes a.log, then web-1 its two files, then db-1 its b.log: in the stream, b.log's
+    // first message comes after every other line, though its lines belong among them. Before
+    // the whole --once snapshot held the merge, they were all written at the end.
+    const [dbA] = hostDir(tmp, 'db-1', ['a.log']) as [string]
+    write(dbA, 'db-1', 'a', 0)
+    await publish('db-1', 'a.log')
+    const [webA, webB] = hostDir(tmp, 'web-1', ['a.log', 'b.log']) as [string, string]
+    write(webA, 'web-1', 'a', 1)
+    write(webB, 'web-1', 'b', 2)
+    await publish('web-1', '*.log')
+    write(join(tmp, 'db-1', 'b.log'), 'db-1', 'b', 0.5)
+    await publish('db-1', 'b.log')
+    const out = join(tmp, 'fleet.log')
+    const centre = await runLogmerge([
+      url,
+      '--once',
+      '-o',
+      out,
+      '--order',
+      'time',
+      '--format',
+      'prefix',
+      '--reorder-window',
+      '60s',
+    ])
+    expect(centre.code, centre.stderr).toBe(0)
+    const time = (l: string) => l.slice(l.indexOf(': ') + 2, l.indexOf(': ') + 26)
+    expect(completeLines(out)).toEqual([...all].sort((x, y) => time(x).localeCompare(time(y))))
+  })
+
   test('a full stream holds the host back; nothing is lost once the centre reads it', {
     timeout: 90_000,
   }, async ({ tmp, skip }) => {
