@@ -39,6 +39,29 @@ function hostDir(tmp: string, host: string, files: readonly string[]): string[] 
 
 const quick = ['--checkpoint-interval', '50', '--poll-interval', '100', '--from', 'start']
 
+/**
+ * A centre `--once --order time --format prefix` over the stream at `url` writes exactly the
+ * `lines` (each `host:file.log: <ISO time> ...`), sorted by their time.
+ */
+async function expectCentreByTime(tmp: string, url: string, lines: readonly string[]) {
+  const out = join(tmp, 'fleet.log')
+  const centre = await runLogmerge([
+    url,
+    '--once',
+    '-o',
+    out,
+    '--order',
+    'time',
+    '--format',
+    'prefix',
+    '--reorder-window',
+    '60s',
+  ])
+  expect(centre.code, centre.stderr).toBe(0)
+  const time = (l: string) => l.slice(l.indexOf(': ') + 2, l.indexOf(': ') + 26)
+  expect(completeLines(out)).toEqual([...lines].sort((x, y) => time(x).localeCompare(time(y))))
+}
+
 describe('fleet', () => {
   test('two hosts into one file while following: every line once, labelled with host and file', {
     timeout: 60_000,
@@ -189,23 +212,7 @@ describe('fleet', () => {
       ])
       expect(r.code, r.stderr).toBe(0)
     }
-    const out = join(tmp, 'fleet.log')
-    const centre = await runLogmerge([
-      url,
-      '--once',
-      '-o',
-      out,
-      '--order',
-      'time',
-      '--format',
-      'prefix',
-      '--reorder-window',
-      '60s',
-    ])
-    expect(centre.code, centre.stderr).toBe(0)
-    const time = (l: string) => l.slice(l.indexOf(': ') + 2, l.indexOf(': ') + 26)
-    const sorted = [...all].sort((x, y) => time(x).localeCompare(time(y)))
-    expect(completeLines(out)).toEqual(sorted)
+    await expectCentreByTime(tmp, url, all)
   })
 
   test("--once --order time: a file whose first message comes after other hosts' messages is merged in its place", {
@@ -240,22 +247,7 @@ describe('fleet', () => {
     await publish('web-1', '*.log')
     write(join(tmp, 'db-1', 'b.log'), 'db-1', 'b', 0.5)
     await publish('db-1', 'b.log')
-    const out = join(tmp, 'fleet.log')
-    const centre = await runLogmerge([
-      url,
-      '--once',
-      '-o',
-      out,
-      '--order',
-      'time',
-      '--format',
-      'prefix',
-      '--reorder-window',
-      '60s',
-    ])
-    expect(centre.code, centre.stderr).toBe(0)
-    const time = (l: string) => l.slice(l.indexOf(': ') + 2, l.indexOf(': ') + 26)
-    expect(completeLines(out)).toEqual([...all].sort((x, y) => time(x).localeCompare(time(y))))
+    await expectCentreByTime(tmp, url, all)
   })
 
   test('a full stream holds the host back; nothing is lost once the centre reads it', {
