@@ -120,14 +120,16 @@ function reachedBy(
       : `matched by input ${input.given}${via}`
   }
   if (input.kind === 'file') {
+    // One stat an input (a start-up with 10,000 paths paid 0.35 CPU-s for a realpath of each):
+    // the path walk only tells how an input that is the output leads there, or finds an input
+    // that does not exist yet leading to where the output will be (a dangling symlink). An
+    // input that exists, when the output does not, cannot be the output's path.
+    const inputId = identityOf(input.root)
+    if (inputId !== null && !(fileId && sameFile(inputId, fileId))) return null
     if (finalPath(input.root) === target) {
       return `input ${input.given} leads to the same path through a symlink`
     }
-    const inputId = identityOf(input.root)
-    if (fileId && inputId && sameFile(inputId, fileId)) {
-      return `input ${input.given} is the same file through a link`
-    }
-    return null
+    return inputId ? `input ${input.given} is the same file through a link` : null
   }
   // A directory or a glob may reach the output's directory through a symlinked directory:
   // look for it among the directories the input would watch, as the input names them.
