@@ -79,6 +79,18 @@ export type FromWorker =
   /** The answer to 'summary': files open, parked, missing, events per name. */
   | { readonly code: 'summary'; readonly summary: TableSummary }
 
+/**
+ * top-down: a block bigger than this is posted in memory the thread keeps using (see PostSink
+ * in worker.ts), of postBufferBytes; the main thread sends such memory back once written.
+ */
+export const LENT_MIN_BYTES = 64 * 1024
+
+/** The size of a posted block's reused memory: a read chunk and a held partial line. */
+export const postBufferBytes = (readChunkBytes: number): number => readChunkBytes + LENT_MIN_BYTES
+
+/** Whether a posted block's memory may be the thread's to use again (see LENT_MIN_BYTES). */
+export const isLent = (memory: ArrayBufferLike): boolean => memory.byteLength > LENT_MIN_BYTES
+
 /** The options a reader thread runs with (plain data: workerData is structured-cloned). */
 export interface WorkerInit {
   readonly id: number
@@ -91,6 +103,11 @@ export interface WorkerInit {
         readonly kind: 'post'
         readonly inflight: SharedArrayBuffer
         readonly highWaterBytes: number
+        /**
+         * The big blocks' memory, sent back by the main thread once written (each message an
+         * ArrayBuffer, transferred): the thread copies its next big block into it.
+         */
+        readonly returns: MessagePort
       }
   /** Int32 [WAKE]: the wake-up count; [ASLEEP]: 1 while the thread waits (see below). */
   readonly control: SharedArrayBuffer

@@ -97,7 +97,7 @@ export async function startShard(
       WORKER,
       {
         workerData,
-        transferList: [port2],
+        transferList: init.sink.kind === 'post' ? [port2, init.sink.returns] : [port2],
         ...(youngMb === null ? {} : { resourceLimits: { maxYoungGenerationSizeMb: youngMb } }),
       },
       (err, w) => (err ? reject(err) : resolve(w)),

@@ -9,6 +9,7 @@
  */
 import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import Pool from 'worker-threads-pool'
 import { Labels } from '../format/labels.js'
 import { settleHeap } from '../gc.js'
@@ -27,7 +28,7 @@ import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { EventBatches } from './event-batches.js'
 import { type OutputChain, outputChain, timestampOptions } from './output-chain.js'
 import { type EventLoopWriter, openFollowOutput, WriterOutput } from './output-wiring.js'
-import type { WorkerInit } from './protocol.js'
+import { isLent, type WorkerInit } from './protocol.js'
 import { type Shard, send, startShard, type ThreadEvents } from './reader-threads.js'
 import { shardOf } from './shard.js'
 import { ReaderSummaries, threadedView } from './view.js'
@@ -302,6 +303,9 @@ class ThreadedRun {
 
   #startShard(id: number): Promise<Shard> {
     const { config, log } = this.#ctx
+    // top-down: the written blocks' memory goes back to the thread (see PostSink in worker.ts).
+    const returns = this.#locked ? null : new MessageChannel()
+    returns?.port1.unref()
     const init: Omit<WorkerInit, 'control' | 'port'> = {
       id,
       style: this.#shape.style,
@@ -311,6 +315,7 @@ class ThreadedRun {
             kind: 'post',
             inflight: this.#inflightCells.buffer as SharedArrayBuffer,
             highWaterBytes: postBudgetOf(config.maxLineBytes),
+            returns: (returns as MessageChannel).port2,
           },
       follow: !config.once,
       from: config.from,
@@ -328,7 +333,7 @@ class ThreadedRun {
     }
     const events: ThreadEvents = {
       log,
-      block: (bytes, mark) => this.#accept(bytes, mark),
+      block: (bytes, mark) => this.#accept(bytes, mark, returns?.port1 ?? null),
       source: (key, source) => this.#source(key, source, id),
       forget: (key) => this.#forget(key, id),
       released: (key) => this.#chain?.released(key),
@@ -377,8 +382,13 @@ class ThreadedRun {
     this.#loop?.forget(key)
   }
 
-  /** top-down: a block from a thread goes to this thread's writer; the thread waits while it is behind. */
-  #accept(bytes: Uint8Array, mark: SourceMark | undefined): void {
+  /**
+   * top-down: a block from a thread goes to this thread's writer; the thread waits while it is
+   * behind. A big block's memory goes back to the thread once written (`returns`), where it
+   * holds the thread's next big block: memory the process has touched already, where a new
+   * buffer each time paid a page fault for every 4 KiB (see tail/read-buffers.ts).
+   */
+  #accept(bytes: Uint8Array, mark: SourceMark | undefined, returns: MessagePort | null): void {
     const cells = this.#inflightCells
     const release = () => {
       Atomics.sub(cells, 0, bytes.length)
@@ -390,7 +400,9 @@ class ThreadedRun {
       this.#counted.lines += countLines(block)
       this.#progress.update(this.#counted.bytes, this.#counted.lines)
     }
-    const full = this.#chain?.sink.write(block, mark)
+    const memory = bytes.buffer as ArrayBuffer
+    const done = returns && isLent(memory) ? () => returns.postMessage(memory, [memory]) : undefined
+    const full = this.#chain?.sink.write(block, mark, done)
     if (full) full.then(release, release)
     else release()
   }

@@ -4,7 +4,7 @@
  * blocks to the main thread. New names reach it as messages on its port; the main thread bumps
  * a shared counter so a sleeping blocking reader wakes at once.
  */
-import { receiveMessageOnPort, workerData } from 'node:worker_threads'
+import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads'
 import pLimit from 'p-limit'
 import { serializeError } from '../errors.js'
 import { ArrivalFormatter } from '../format/arrival.js'
@@ -14,11 +14,20 @@ import { levelLogger } from '../log.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark } from '../sink/sink.js'
 import { toRemembered } from '../state/recover.js'
+import { ReadBuffers } from '../tail/read-buffers.js'
 import { sourceIdentity } from '../tail/source-state.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower, type SyncSink } from '../tail/tail-sync.js'
 import type { Tracked } from '../tail/tracked.js'
-import { ASLEEP, type FromWorker, type ToWorker, WAKE, type WorkerInit } from './protocol.js'
+import {
+  ASLEEP,
+  type FromWorker,
+  LENT_MIN_BYTES,
+  postBufferBytes,
+  type ToWorker,
+  WAKE,
+  type WorkerInit,
+} from './protocol.js'
 
 const init = workerData as WorkerInit
 const port = init.port
@@ -38,23 +47,37 @@ function checkFault(path: string): void {
 /** The path a thread that fails is said to have been at (see 'failed'). */
 let at: string | null = null
 
-/** top-down: hand each block to the main thread; wait (Atomics.wait) while it is behind. */
+/**
+ * top-down: hand each block to the main thread; wait (Atomics.wait) while it is behind.
+ *
+ * A block is copied into memory of its own, whose ArrayBuffer is transferred with the message
+ * (transferring a view would hand over, and detach, the whole buffer under it, which may be
+ * Node's shared pool). A big block (catching up) goes into memory the main thread sent back
+ * once it wrote an earlier block (`returns`), kept in a ReadBuffers pool: a new ArrayBuffer for
+ * every megabyte paid a page fault and the kernel's zeroing for every 4 KiB of it, the cost
+ * tail/read-buffers.ts measured for the event-loop reader. A writer that does not say when a
+ * block is written (the --format and --order time stages) sends nothing back, and each big
+ * block then gets new memory, as before.
+ */
 class PostSink implements SyncSink {
   readonly #inflight: Int32Array
   readonly #highWater: number
+  readonly #returns: MessagePort
+  readonly #buffers: ReadBuffers
+  readonly #bufferBytes: number
 
-  constructor(inflight: SharedArrayBuffer, highWater: number) {
-    this.#inflight = new Int32Array(inflight)
-    this.#highWater = highWater
+  constructor(sink: Extract<WorkerInit['sink'], { kind: 'post' }>, readChunkBytes: number) {
+    this.#inflight = new Int32Array(sink.inflight)
+    this.#highWater = sink.highWaterBytes
+    this.#returns = sink.returns
+    this.#bufferBytes = postBufferBytes(readChunkBytes)
+    this.#buffers = new ReadBuffers(this.#bufferBytes)
   }
 
   write(block: Buffer, mark?: SourceMark): void {
-    // A copy in its own ArrayBuffer: transferring a view would hand over (and detach) the
-    // whole underlying buffer, which may be Node's shared pool.
-    const bytes = new Uint8Array(block.length)
-    bytes.set(block)
+    const bytes = this.#copy(block)
     Atomics.add(this.#inflight, 0, bytes.length)
-    post({ code: 'block', bytes, mark }, [bytes.buffer])
+    post({ code: 'block', bytes, mark }, [bytes.buffer as ArrayBuffer])
     for (;;) {
       const queued = Atomics.load(this.#inflight, 0)
       if (queued <= this.#highWater) return
@@ -64,6 +87,20 @@ class PostSink implements SyncSink {
 
   forget(key: string): void {
     post({ code: 'forget', key })
+  }
+
+  /** `block` in memory of its own: kept memory for a big block, new memory otherwise. */
+  #copy(block: Buffer): Uint8Array {
+    const now = Date.now()
+    for (let m = receiveMessageOnPort(this.#returns); m; m = receiveMessageOnPort(this.#returns)) {
+      const memory = m.message as ArrayBuffer
+      if (memory.byteLength === this.#bufferBytes) this.#buffers.give(Buffer.from(memory), now)
+    }
+    this.#buffers.trim(now)
+    const kept = block.length > LENT_MIN_BYTES ? this.#buffers.take(block.length, now) : null
+    const bytes = kept ? new Uint8Array(kept.buffer, 0, block.length) : new Uint8Array(block.length)
+    bytes.set(block)
+    return bytes
   }
 }
 
@@ -84,7 +121,7 @@ const formatter =
 
 function makeSink(): SyncSink {
   const s = init.sink
-  if (s.kind === 'post') return new PostSink(s.inflight, s.highWaterBytes)
+  if (s.kind === 'post') return new PostSink(s, init.readChunkBytes)
   const locked = LockedWriter.attach(s.share, init.id, (message) =>
     log.warnOnce('output-retry', message),
   )
