@@ -338,8 +338,11 @@ export async function finished(writer: Child): Promise<void> {
  */
 export async function pause(child: Child): Promise<void> {
   child.kill('SIGSTOP')
+  // Polled every millisecond: the stop takes microseconds, and the tests that step a process
+  // (resume, a few ms, pause) until it is mid-merge pause hundreds of times.
   await waitFor(() => procState(child.pid) === 'T' || child.hasExited, {
     what: `${child.name} to stop`,
+    interval: 1,
   })
 }
 
@@ -612,12 +615,14 @@ export async function follow(opts: FollowOptions): Promise<Following> {
 /**
  * Appends probe lines to `file` until one reaches `out`. A probe written before logmerge opened
  * the file lies before its start (--from end) and never appears; every probe after the first
- * that appears must appear too, in order, so those are recorded in the journal.
+ * that appears must appear too, in order, so those are recorded in the journal. The first wait
+ * is short and grows: a thread engine opens its files 300-600 ms after the spawn, and a probe
+ * sent while it starts only costs a line (a first wait of 250 ms, doubled, cost 750 ms each).
  */
 async function probe(lm: Child, out: string, file: string, journal: Journal): Promise<void> {
   const sent: string[] = []
   const deadline = Date.now() + 20000
-  let patience = 250
+  let patience = 50
   for (;;) {
     const [line] = uniqueLines(`probe-${basename(file)}`, 1) as [string]
     appendFileSync(file, `${line}\n`)
@@ -634,7 +639,7 @@ async function probe(lm: Child, out: string, file: string, journal: Journal): Pr
       )
     } catch (err) {
       if (lm.hasExited || Date.now() >= deadline) throw err
-      patience = Math.min(patience * 2, 4000)
+      patience = Math.min(Math.round(patience * 1.5), 4000)
       continue
     }
     const due = sent.slice(first)
