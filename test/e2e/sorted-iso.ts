@@ -107,7 +107,7 @@ function makeIsoFiles(
         buf.copy(bigger, 0, 0, at)
         buf = bigger
       }
-      at += buf.latin1Write(line, at)
+      at += buf.write(line, at, 'latin1')
     }
     return buf.subarray(0, at)
   })
