@@ -60,6 +60,11 @@ if (!IS_ROOT) console.warn(`input-faults: skipping the tests run as nobody: ${NO
 
 /** Short sweeps keep the suite fast: a rotated file is closed after 2 x 100 ms of quiet. */
 const FAST = ['--poll-interval', '100', '--checkpoint-interval', '50']
+/**
+ * Shorter still where a test waits for the search for missing and rotated files, which comes
+ * every 30 sweeps (MISSING_SCAN_SWEEPS): every 0.9 s at 30 ms instead of every 3 s.
+ */
+const SEARCH_OFTEN = ['--poll-interval', '30', '--checkpoint-interval', '50']
 
 /** The warnings logmerge printed (without the `logmerge: warn: ` prefix). */
 const warnings = (lm: Child): string[] =>
@@ -429,7 +434,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
           engine,
           inputs: ['a.log'],
           probe: [a],
-          args: FAST,
+          args: SEARCH_OFTEN,
           uid: NOBODY,
         })
         journal.append(a, uniqueLines('g1', 5), 'g1')
@@ -458,7 +463,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
         giveToNobody(tmp)
         const a = join(tmp, 'a.log')
         writeFileSync(a, '')
-        const run = { cwd: tmp, engine, inputs: ['a.log'], args: FAST, uid: NOBODY }
+        const run = { cwd: tmp, engine, inputs: ['a.log'], args: SEARCH_OFTEN, uid: NOBODY }
         const first = await follow({ ...run, probe: [a] })
         const journal = first.journal
         journal.append(a, uniqueLines('g1', 5), 'g1')
@@ -491,7 +496,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
         giveToNobody(tmp)
         const a = join(tmp, 'a.log')
         writeFileSync(a, '')
-        const run = { cwd: tmp, engine, inputs: ['a.log'], args: FAST, uid: NOBODY }
+        const run = { cwd: tmp, engine, inputs: ['a.log'], args: SEARCH_OFTEN, uid: NOBODY }
         const first = await follow({ ...run, probe: [a] })
         const journal = first.journal
         journal.append(a, uniqueLines('g1', 5), 'g1')
@@ -508,7 +513,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
         // the name: it finishes a.log.1 first and its writer pauses there. The selftest lost a
         // generation so: the next run took it for one it had seen (born before the last start).
         const out = join(tmp, 'out.log')
-        const second = spawnLogmerge(['--engine', engine, ...FAST, '-o', out, 'a.log'], {
+        const second = spawnLogmerge(['--engine', engine, ...SEARCH_OFTEN, '-o', out, 'a.log'], {
           cwd: tmp,
           uid: NOBODY,
           fileSizeLimit: statSync(out).size,
@@ -642,7 +647,9 @@ describe.each(ENGINES)('engine %s', (engine) => {
         engine,
         inputs: ['app.log', 'gone.log'],
         probe: [app, gone],
-        args: FAST,
+        // Quiet after 2 x 50 ms; a closed rotated file that grows is found by the search for
+        // rotated files, every 30 sweeps (1.5 s).
+        args: ['--poll-interval', '50', '--checkpoint-interval', '50'],
       })
       // Writers that keep their file open across the rotation (no reopen): the hard case.
       const appFd = openSync(app, 'a')
@@ -677,11 +684,11 @@ describe.each(ENGINES)('engine %s', (engine) => {
           }
         }
         expect(caught, 'app.log.1 seen held while written to').toBe(true)
-        // Slow writes, further apart than the quiet time (2 x 100 ms): each one is read, even
+        // Slow writes, further apart than the quiet time (2 x 50 ms): each one is read, even
         // when the file was closed in between (a closed rotated file that grows is reopened).
         for (let i = 0; i < 3; i++) {
           write(appFd, app, uniqueLines('app-slow', 1))
-          await sleep(500)
+          await sleep(300)
         }
         await waitForAll(out, journal.all, { proc: lm })
         // Read to their end and quiet: both are closed, so their disk space can be freed.
