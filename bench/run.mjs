@@ -66,7 +66,8 @@ Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
                  that \`bin/logmerge --help\` lists; follow: none for the peers alone)
   --quick        small smoke sizes (catchup: 4 x 8 MiB; latency: 2 s; throughput: 2 s;
                  idle: 100 and 1,000 files, 5 s window)
-  --runs N       catchup, checkpoint: runs of each variant, best one kept (default 3)
+  --runs N       catchup, checkpoint: runs of each variant, best one kept (default 3);
+                 fleet: rounds of throughput runs (default 1; 3 with --logmerge)
   --size SIZE    catchup, checkpoint: bytes per input file (default 128M; 8M with --quick)
   --seconds S    latency, throughput: how long to append (default 10; 2 with --quick)
   --rate N       latency: lines appended per second (default 100)
@@ -74,8 +75,9 @@ Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
                  directory under /dev/shm, removed afterwards); follow: the case
                  directories go under PATH/follow/ (default bench/out/follow/)
   --arg A        pass A to every logmerge command (repeatable), e.g. --arg=--read-chunk=4M
-  --only LIST    follow: these sub-benchmarks (burst,idle,cpu,rotation,latency,catchup)
-  --logmerge DIR follow: also measure DIR/bin/logmerge (repeatable): this checkout is
+  --only LIST    follow: these sub-benchmarks (burst,idle,cpu,rotation,latency,catchup);
+                 fleet: "throughput" skips the latency runs
+  --logmerge DIR follow, fleet: also measure DIR/bin/logmerge (repeatable): this checkout is
                  build A, each DIR B, C... (A/B in one run)
   --peers LIST   follow: tail,rsyslog,npm-tail,logdna (default all installed; none)
   --files LIST   follow: the burst's file counts (default 1000,10000; 100 with --quick)
