@@ -3,7 +3,8 @@
  * fleet: hosts -> JetStream stream -> centre -> one file (issue 18), against logmerge writing
  * the same files straight to a local output, in the same run.
  *
- * Throughput: 2 hosts x 2 files of 100-byte lines (1,000,000 lines in all; --quick 200,000)
+ * Throughput: 2 hosts x 2 files of 100-byte lines (1,000,000 lines in all; --quick 200,000;
+ * --size BYTES per file)
  * are published with `--once` while the centre follows the stream into fleet.log; the clock
  * runs from the hosts' start until fleet.log holds every line. Through replicas 1 (one
  * nats-server) and replicas 3 (a 3-node cluster on loopback). CPU seconds per million lines:
@@ -233,6 +234,7 @@ async function throughputRun(
       ),
     )
     const hostCpu = (await Promise.all(hosts)).reduce((n, r) => n + r.cpu, 0)
+    const hostsSeconds = (performance.now() - t0) / 1000
     await waitForSize(out, lines * LINE_BYTES)
     const seconds = (performance.now() - t0) / 1000
     const centreCpu = cpuSeconds(/** @type {number} */ (centre.pid))
@@ -250,6 +252,7 @@ async function throughputRun(
       replicas,
       lines,
       seconds,
+      hostsSeconds,
       linesPerSecond: lines / seconds,
       hostCpu,
       centreCpu,
@@ -352,7 +355,13 @@ export async function fleet(opts) {
     throw new Error('fleet: nats-server is not installed (apt-get install nats-server)')
   const dir = mkdtempSync(join(tmpdir(), 'lm-bench-fleet-'))
   try {
-    const lines = opts.quick ? 200_000 : 1_000_000
+    // --size: bytes per file (4 files), for runs long enough that the processes' start-up
+    // (about 0.4 CPU-s each, see docs/fleet.md) weighs less in the CPU per million lines.
+    const lines = opts.bytesEach
+      ? 4 * Math.max(1, Math.floor(opts.bytesEach / LINE_BYTES))
+      : opts.quick
+        ? 200_000
+        : 1_000_000
     const each = lines / 4
     /** @type {string[][]} */
     const hostFiles = []
@@ -377,7 +386,7 @@ export async function fleet(opts) {
       root,
       bin: join(root, 'bin', 'logmerge'),
     }))
-    const rounds = opts.logmerge || opts.runs !== 3 ? opts.runs : 1 // run.mjs's default is 3
+    const rounds = opts.runsGiven || opts.logmerge ? opts.runs : 1
     const runs = []
     for (const replicas of [1, 3]) {
       for (let round = 1; round <= rounds; round++) {
@@ -418,7 +427,7 @@ export async function fleet(opts) {
       ...runs.map((r) => [
         `fleet, replicas ${r.replicas}: 2 hosts -> stream -> centre${label(r.build)}${rounds > 1 ? `, round ${r.round}` : ''}`,
         fmt(r.linesPerSecond / 1000, 0),
-        fmt(r.seconds, 2),
+        `${fmt(r.seconds, 2)} (${fmt(r.hostsSeconds, 2)})`,
         fmt(perM(r.hostCpu + r.centreCpu), 2),
         fmt(perM(r.hostCpu), 2),
         fmt(perM(r.centreCpu), 2),
@@ -448,7 +457,7 @@ export async function fleet(opts) {
         [
           'run',
           'k lines/s',
-          'seconds',
+          'seconds (hosts done)',
           'logmerge CPU-s / M lines',
           'of it hosts',
           'of it centre',

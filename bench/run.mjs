@@ -35,6 +35,7 @@ import { throughput } from './throughput.mjs'
  * @property {string[]} engines
  * @property {boolean} quick
  * @property {number} runs
+ * @property {boolean} [runsGiven]  --runs was given (fleet: its default differs)
  * @property {number | undefined} bytesEach
  * @property {number | undefined} seconds
  * @property {number | undefined} rate
@@ -68,7 +69,8 @@ Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
                  idle: 100 and 1,000 files, 5 s window)
   --runs N       catchup, checkpoint: runs of each variant, best one kept (default 3);
                  fleet: rounds of throughput runs (default 1; 3 with --logmerge)
-  --size SIZE    catchup, checkpoint: bytes per input file (default 128M; 8M with --quick)
+  --size SIZE    catchup, checkpoint: bytes per input file (default 128M; 8M with --quick);
+                 fleet: bytes per host file (4 files; default 25M, i.e. 1,000,000 lines)
   --seconds S    latency, throughput: how long to append (default 10; 2 with --quick)
   --rate N       latency: lines appended per second (default 100)
   --dir PATH     checkpoint: put inputs, output and state in PATH (default: a tmpfs
@@ -155,6 +157,7 @@ async function main(argv) {
     engines,
     quick: values.quick ?? false,
     runs: Math.round(positive(values.runs, '--runs') ?? 3),
+    runsGiven: values.runs !== undefined,
     bytesEach: values.size === undefined ? undefined : parseSize(values.size),
     seconds: positive(values.seconds, '--seconds'),
     rate: positive(values.rate, '--rate'),
