@@ -3,7 +3,8 @@
  * fleet: hosts -> JetStream stream -> centre -> one file (issue 18), against logmerge writing
  * the same files straight to a local output, in the same run.
  *
- * Throughput: 2 hosts x 2 files of 100-byte lines (1,000,000 lines in all; --quick 200,000)
+ * Throughput: 2 hosts x 2 files of 100-byte lines (1,000,000 lines in all; --quick 200,000;
+ * --size BYTES per file)
  * are published with `--once` while the centre follows the stream into fleet.log; the clock
  * runs from the hosts' start until fleet.log holds every line. Through replicas 1 (one
  * nats-server) and replicas 3 (a 3-node cluster on loopback). CPU seconds per million lines:
@@ -13,6 +14,12 @@
  * Latency: at 100 lines/s (--rate) for 10 s (--seconds) one process appends to a host's file
  * and watches fleet.log (and, beside it, the output of a local logmerge following the same
  * file) for each line: from the append's write() to the line in the output, p50 and p99.
+ *
+ * A/B: `--logmerge DIR` (repeatable) measures DIR/bin/logmerge too (its own built dist/): the
+ * builds' throughput runs alternate within each round, so they share the machine's load;
+ * `--runs N` rounds (default 1; 3 with --logmerge). `--only throughput` skips the latency runs. With
+ * LOGMERGE_FLEET_PROF=DIR the hosts and the centre run with `node --cpu-prof` into
+ * DIR/<build>-r<replicas>-<round>/ (read them with bench/cpuprofile-top.mjs).
  *
  * Needs nats-server (Debian's; .ci/run installs it). Store directories and files go under a
  * temporary directory, removed afterwards.
@@ -33,8 +40,8 @@ import {
 } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { BIN, fmt, markdownTable, percentile, sleep, trackChild } from './lib.mjs'
+import { basename, join, resolve } from 'node:path'
+import { BIN, fmt, markdownTable, percentile, ROOT, sleep, trackChild } from './lib.mjs'
 
 const NATS_SERVER = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find(existsSync)
 const LINE_BYTES = 100
@@ -137,13 +144,16 @@ function writeLines(path, tag, count) {
   closeSync(fd)
 }
 
-/** Runs bin/logmerge to its end with /usr/bin/time: exit, wall and CPU seconds. @param {string[]} args */
-function runTimed(args) {
+/**
+ * Runs bin/logmerge (or `cmd`) to its end with /usr/bin/time: exit, wall and CPU seconds.
+ * @param {string[]} args @param {string[]} [cmd]
+ */
+function runTimed(args, cmd = [BIN]) {
   const timing = join(
     tmpdir(),
     `lm-fleet-time-${process.pid}-${Math.random().toString(36).slice(2)}`,
   )
-  const child = spawn('/usr/bin/time', ['-f', '%U %S', '-o', timing, BIN, ...args], {
+  const child = spawn('/usr/bin/time', ['-f', '%U %S', '-o', timing, ...cmd, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   const t = trackChild(child)
@@ -169,34 +179,62 @@ async function waitForSize(path, bytes, timeoutMs = 600_000) {
 }
 
 /**
- * Hosts -> stream -> centre throughput over `replicas`.
- * @param {string} dir @param {number} replicas @param {string[][]} hostFiles @param {number} lines
+ * The command line that runs `bin` for the run `name`: with LOGMERGE_FLEET_PROF, under
+ * `node --cpu-prof` into a directory of its own (NODE_OPTIONS may not carry --cpu-prof).
+ * @param {string} bin @param {string} name @returns {string[]}
  */
-async function throughputRun(dir, replicas, hostFiles, lines) {
-  const servers = await startServers(join(dir, `servers-r${replicas}`), replicas)
+function command(bin, name) {
+  const prof = process.env.LOGMERGE_FLEET_PROF
+  if (!prof) return [bin]
+  const dir = join(resolve(prof), name)
+  mkdirSync(dir, { recursive: true })
+  return [process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, bin]
+}
+
+/**
+ * Hosts -> stream -> centre throughput over `replicas`, with the build `build`.
+ * @param {string} dir @param {number} replicas @param {string[][]} hostFiles @param {number} lines
+ * @param {{ name: string, bin: string }} build @param {number} round
+ */
+async function throughputRun(
+  dir,
+  replicas,
+  hostFiles,
+  lines,
+  build = { name: 'A', bin: BIN },
+  round = 1,
+) {
+  const tag = `${build.name}-r${replicas}-${round}`
+  const servers = await startServers(join(dir, `servers-${tag}`), replicas)
+  const cmd = command(build.bin, tag)
   try {
     const url = servers.url('BENCH')
-    const out = join(dir, `fleet-r${replicas}.log`)
-    const centre = spawn(BIN, [url, '-o', out, '--nats-replicas', String(replicas)], {
+    const out = join(dir, `fleet-${tag}.log`)
+    const [exe, ...pre] = /** @type {[string, ...string[]]} */ (cmd)
+    const centre = spawn(exe, [...pre, url, '-o', out, '--nats-replicas', String(replicas)], {
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     const ct = trackChild(centre)
-    await waitForSize(join(dir, `.fleet-r${replicas}.log.logmerge-state.json`), 1, 30_000)
+    await waitForSize(join(dir, `.fleet-${tag}.log.logmerge-state.json`), 1, 30_000)
     const serverCpu0 = servers.cpu()
     const t0 = performance.now()
     const hosts = hostFiles.map((files, h) =>
-      runTimed([
-        ...files,
-        '--once',
-        '-o',
-        url,
-        '--host-id',
-        `bench-${h}`,
-        '--nats-replicas',
-        String(replicas),
-      ]),
+      runTimed(
+        [
+          ...files,
+          '--once',
+          '-o',
+          url,
+          '--host-id',
+          `bench-${h}`,
+          '--nats-replicas',
+          String(replicas),
+        ],
+        cmd,
+      ),
     )
     const hostCpu = (await Promise.all(hosts)).reduce((n, r) => n + r.cpu, 0)
+    const hostsSeconds = (performance.now() - t0) / 1000
     await waitForSize(out, lines * LINE_BYTES)
     const seconds = (performance.now() - t0) / 1000
     const centreCpu = cpuSeconds(/** @type {number} */ (centre.pid))
@@ -204,13 +242,17 @@ async function throughputRun(dir, replicas, hostFiles, lines) {
     centre.kill('SIGTERM')
     const exit = await ct.exited
     if (exit.code !== 0) throw new Error(`the centre exited ${exit.code}:\n${ct.stderr}`)
-    const written = readFileSync(out).length
+    const written = statSync(out).size
     if (written !== lines * LINE_BYTES)
       throw new Error(`fleet.log has ${written} bytes, not ${lines * LINE_BYTES}`)
+    rmSync(out, { force: true })
     return {
+      build: build.name,
+      round,
       replicas,
       lines,
       seconds,
+      hostsSeconds,
       linesPerSecond: lines / seconds,
       hostCpu,
       centreCpu,
@@ -218,6 +260,7 @@ async function throughputRun(dir, replicas, hostFiles, lines) {
     }
   } finally {
     await servers.stop()
+    rmSync(join(dir, `servers-${tag}`), { recursive: true, force: true })
   }
 }
 
@@ -312,7 +355,13 @@ export async function fleet(opts) {
     throw new Error('fleet: nats-server is not installed (apt-get install nats-server)')
   const dir = mkdtempSync(join(tmpdir(), 'lm-bench-fleet-'))
   try {
-    const lines = opts.quick ? 200_000 : 1_000_000
+    // --size: bytes per file (4 files), for runs long enough that the processes' start-up
+    // (about 0.4 CPU-s each, see docs/fleet.md) weighs less in the CPU per million lines.
+    const lines = opts.bytesEach
+      ? 4 * Math.max(1, Math.floor(opts.bytesEach / LINE_BYTES))
+      : opts.quick
+        ? 200_000
+        : 1_000_000
     const each = lines / 4
     /** @type {string[][]} */
     const hostFiles = []
@@ -332,19 +381,39 @@ export async function fleet(opts) {
       const r = await runTimed([...hostFiles.flat(), '--once', '-o', join(dir, 'local.log')])
       return { seconds: (performance.now() - t0) / 1000, cpu: r.cpu }
     })()
+    const builds = [ROOT, ...(opts.logmerge ?? []).map((d) => resolve(d))].map((root, i) => ({
+      name: String.fromCharCode(65 + i),
+      root,
+      bin: join(root, 'bin', 'logmerge'),
+    }))
+    const rounds = opts.runsGiven || opts.logmerge ? opts.runs : 1
     const runs = []
     for (const replicas of [1, 3]) {
-      process.stderr.write(`bench: fleet: throughput, replicas ${replicas}\n`)
-      runs.push(await throughputRun(dir, replicas, hostFiles, lines))
+      for (let round = 1; round <= rounds; round++) {
+        // Alternate which build goes first, so neither always follows the other's load.
+        const order = round % 2 === 1 ? builds : [...builds].reverse()
+        for (const build of order) {
+          process.stderr.write(
+            `bench: fleet: throughput, replicas ${replicas}, build ${build.name} (${basename(build.root)}), round ${round}\n`,
+          )
+          runs.push(await throughputRun(dir, replicas, hostFiles, lines, build, round))
+        }
+      }
     }
     const rate = opts.rate ?? 100
     const seconds = opts.seconds ?? (opts.quick ? 3 : 10)
     const latencies = []
-    for (const replicas of [1, 3]) {
-      process.stderr.write(`bench: fleet: latency at ${rate} lines/s, replicas ${replicas}\n`)
-      latencies.push(await latencyRun(dir, replicas, rate, seconds))
+    if (opts.only !== 'throughput') {
+      for (const replicas of [1, 3]) {
+        process.stderr.write(`bench: fleet: latency at ${rate} lines/s, replicas ${replicas}\n`)
+        latencies.push(await latencyRun(dir, replicas, rate, seconds))
+      }
     }
     const perM = (/** @type {number} */ cpu) => (cpu * 1e6) / lines
+    const label = (/** @type {string} */ name) =>
+      builds.length > 1
+        ? ` [${name}: ${basename(builds.find((b) => b.name === name)?.root ?? '')}]`
+        : ''
     const rows = [
       [
         'local: logmerge --once into a file',
@@ -352,12 +421,16 @@ export async function fleet(opts) {
         fmt(local.seconds, 2),
         fmt(perM(local.cpu), 2),
         '-',
+        '-',
+        '-',
       ],
       ...runs.map((r) => [
-        `fleet, replicas ${r.replicas}: 2 hosts -> stream -> centre`,
+        `fleet, replicas ${r.replicas}: 2 hosts -> stream -> centre${label(r.build)}${rounds > 1 ? `, round ${r.round}` : ''}`,
         fmt(r.linesPerSecond / 1000, 0),
-        fmt(r.seconds, 2),
+        `${fmt(r.seconds, 2)} (${fmt(r.hostsSeconds, 2)})`,
         fmt(perM(r.hostCpu + r.centreCpu), 2),
+        fmt(perM(r.hostCpu), 2),
+        fmt(perM(r.centreCpu), 2),
         fmt(perM(r.serverCpu), 2),
       ]),
     ]
@@ -381,17 +454,36 @@ export async function fleet(opts) {
       `### fleet: ${lines.toLocaleString('en')} lines of ${LINE_BYTES} bytes, 2 hosts x 2 files`,
       '',
       markdownTable(
-        ['run', 'k lines/s', 'seconds', 'logmerge CPU-s / M lines', 'nats-server CPU-s / M lines'],
+        [
+          'run',
+          'k lines/s',
+          'seconds (hosts done)',
+          'logmerge CPU-s / M lines',
+          'of it hosts',
+          'of it centre',
+          'nats-server CPU-s / M lines',
+        ],
         rows,
       ),
-      '',
-      `### fleet: append-to-output latency at ${rate} lines/s for ${seconds} s (ms)`,
-      '',
-      markdownTable(['output', 'lines seen', 'p50', 'p99', 'max'], latRows),
+      ...(latencies.length > 0
+        ? [
+            '',
+            `### fleet: append-to-output latency at ${rate} lines/s for ${seconds} s (ms)`,
+            '',
+            markdownTable(['output', 'lines seen', 'p50', 'p99', 'max'], latRows),
+          ]
+        : []),
     ].join('\n')
     return {
       markdown,
-      json: { lines, lineBytes: LINE_BYTES, local, throughput: runs, latency: latencies },
+      json: {
+        lines,
+        lineBytes: LINE_BYTES,
+        builds: builds.map((b) => ({ name: b.name, root: b.root })),
+        local,
+        throughput: runs,
+        latency: latencies,
+      },
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })

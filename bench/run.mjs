@@ -35,6 +35,7 @@ import { throughput } from './throughput.mjs'
  * @property {string[]} engines
  * @property {boolean} quick
  * @property {number} runs
+ * @property {boolean} [runsGiven]  --runs was given (fleet: its default differs)
  * @property {number | undefined} bytesEach
  * @property {number | undefined} seconds
  * @property {number | undefined} rate
@@ -66,16 +67,19 @@ Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
                  that \`bin/logmerge --help\` lists; follow: none for the peers alone)
   --quick        small smoke sizes (catchup: 4 x 8 MiB; latency: 2 s; throughput: 2 s;
                  idle: 100 and 1,000 files, 5 s window)
-  --runs N       catchup, checkpoint: runs of each variant, best one kept (default 3)
-  --size SIZE    catchup, checkpoint: bytes per input file (default 128M; 8M with --quick)
+  --runs N       catchup, checkpoint: runs of each variant, best one kept (default 3);
+                 fleet: rounds of throughput runs (default 1; 3 with --logmerge)
+  --size SIZE    catchup, checkpoint: bytes per input file (default 128M; 8M with --quick);
+                 fleet: bytes per host file (4 files; default 25M, i.e. 1,000,000 lines)
   --seconds S    latency, throughput: how long to append (default 10; 2 with --quick)
   --rate N       latency: lines appended per second (default 100)
   --dir PATH     checkpoint: put inputs, output and state in PATH (default: a tmpfs
                  directory under /dev/shm, removed afterwards); follow: the case
                  directories go under PATH/follow/ (default bench/out/follow/)
   --arg A        pass A to every logmerge command (repeatable), e.g. --arg=--read-chunk=4M
-  --only LIST    follow: these sub-benchmarks (burst,idle,cpu,rotation,latency,catchup)
-  --logmerge DIR follow: also measure DIR/bin/logmerge (repeatable): this checkout is
+  --only LIST    follow: these sub-benchmarks (burst,idle,cpu,rotation,latency,catchup);
+                 fleet: "throughput" skips the latency runs
+  --logmerge DIR follow, fleet: also measure DIR/bin/logmerge (repeatable): this checkout is
                  build A, each DIR B, C... (A/B in one run)
   --peers LIST   follow: tail,rsyslog,npm-tail,logdna (default all installed; none)
   --files LIST   follow: the burst's file counts (default 1000,10000; 100 with --quick)
@@ -153,6 +157,7 @@ async function main(argv) {
     engines,
     quick: values.quick ?? false,
     runs: Math.round(positive(values.runs, '--runs') ?? 3),
+    runsGiven: values.runs !== undefined,
     bytesEach: values.size === undefined ? undefined : parseSize(values.size),
     seconds: positive(values.seconds, '--seconds'),
     rate: positive(values.rate, '--rate'),
