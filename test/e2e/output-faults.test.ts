@@ -61,6 +61,15 @@ const longLines = (name: string, n: number): string[] => uniqueLines(`${name}-${
 /** The default state path for an output (`.<name>.logmerge-state.json` beside it). */
 const stateOf = (out: string): string => join(dirname(out), `.${basename(out)}.logmerge-state.json`)
 
+/** `tmp`/real holding a.log ("a-1"), and `tmp`/link a relative symlink to it; returns real. */
+function realWithLink(tmp: string): string {
+  const real = join(tmp, 'real')
+  mkdirSync(real)
+  writeFileSync(join(real, 'a.log'), 'a-1\n')
+  symlinkSync('real', join(tmp, 'link'))
+  return real
+}
+
 function readState(path: string): { output: { ino: number; size: number } | null } | null {
   try {
     return JSON.parse(readFileSync(path, 'utf8'))
@@ -407,10 +416,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
   test(`${engine}: a glob through a symlinked directory that cannot match the output is not refused`, async ({
     tmp,
   }) => {
-    const real = join(tmp, 'real')
-    mkdirSync(real)
-    writeFileSync(join(real, 'a.log'), 'a-1\n')
-    symlinkSync('real', join(tmp, 'link'))
+    const real = realWithLink(tmp)
     const ran = await runLogmerge(
       ['--engine', engine, '--once', '--from', 'start', 'link/*.log', '-o', 'real/merged.txt'],
       { cwd: tmp },
@@ -482,10 +488,7 @@ test('an output or state file that cannot be written where it is: exit 2 at star
 test('the output reached through a symlinked directory, a nested link or a dangling symlink: refused at start, exit 2 (each engine in turn)', async ({
   tmp,
 }) => {
-  const real = join(tmp, 'real')
-  mkdirSync(real)
-  writeFileSync(join(real, 'a.log'), 'a-1\n')
-  symlinkSync('real', join(tmp, 'link'))
+  const real = realWithLink(tmp)
   symlinkSync(real, join(tmp, 'abslink'))
   mkdirSync(join(tmp, 'logs'))
   symlinkSync('../real', join(tmp, 'logs', 'app'))
