@@ -114,6 +114,8 @@ export interface WorkerInit {
   readonly port: MessagePort
   readonly follow: boolean
   readonly from: 'start' | 'end'
+  /** When the run began on the main thread, before prescan (see ReaderOptions.startedAt). */
+  readonly startedAt: number
   readonly maxLineBytes: number
   readonly readChunkBytes: number
   readonly pollIntervalMs: number

@@ -103,6 +103,8 @@ const postBudgetOf = (maxLineBytes: number) => Math.max(4 * 1024 * 1024, 2 * max
 /** One run of a thread engine: its output, its threads, and what they told it. */
 class ThreadedRun {
   readonly #ctx: EngineContext
+  /** Before prescan's first look: the readers' start (see ReaderOptions.startedAt). */
+  readonly #startedAt = Date.now()
   readonly #shape: ThreadedShape
   readonly #output: ThreadedOutput
   readonly #locked: LockedWriter | null
@@ -324,6 +326,7 @@ class ThreadedRun {
           },
       follow: !config.once,
       from: config.from,
+      startedAt: this.#startedAt,
       maxLineBytes: config.maxLineBytes,
       readChunkBytes: config.readChunkBytes,
       pollIntervalMs: config.pollIntervalMs,

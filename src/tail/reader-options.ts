@@ -26,6 +26,16 @@ export interface ReaderOptions {
   readonly onSource?: (file: Tracked<unknown>) => void
   /** Called when a file is let go (read to its end and closed): --order time ends its source. */
   readonly onRelease?: (file: Tracked<unknown>) => void
+  /**
+   * When the run began (ms since epoch, default: when the reader is made): a file born after it
+   * that the reader does not know is a generation nobody has read (generation-rules.ts). It must
+   * be no later than the run's first look at the inputs (prescan). The thread engines pass the
+   * main thread's clock, taken before prescan: a reader thread is made after its modules load,
+   * and a generation born and rotated away in between was found by neither that run's prescan
+   * (not born yet) nor its readers (born before they began), only by the next run, after the
+   * generations that followed it (the soak on top-down, 2026-12-07).
+   */
+  readonly startedAt?: number
   /** Input files held open at once at most (default: this process's share, see fd-budget.ts). */
   readonly maxOpenFiles?: number
   /** Tests only: called after a directory search lists `dir`, to rename things under it. */

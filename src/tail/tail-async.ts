@@ -86,8 +86,8 @@ export class AsyncFollower {
   readonly #outcomes: OpenOutcomes<number>
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
   #orphansMayGrow = false
-  /** Files born after this are new to this run (see isUnknownGeneration, generation-rules.ts). */
-  readonly #startedAt = Date.now()
+  /** Files born after this are new to this run (see ReaderOptions.startedAt). */
+  readonly #startedAt: number
   #sweeps = 0
   /** The periodic search a sweep started, while it runs (one at a time). */
   #scan: Promise<void> | null = null
@@ -116,6 +116,7 @@ export class AsyncFollower {
       this.#markStarted = resolve
     })
     this.#opts = opts
+    this.#startedAt = opts.startedAt ?? Date.now()
     this.#table = new FileTable(opts.maxLineBytes)
     this.#teller = new SourceTeller(opts.sink, opts.log, opts.onSource)
     this.#outcomes = new OpenOutcomes(this.#table, this.#teller, opts.log, opts)

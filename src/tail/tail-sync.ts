@@ -84,13 +84,14 @@ export class SyncFollower {
   readonly #outcomes: OpenOutcomes<number>
   /** Some rotated file is still open (cleared by the sweep): see changed(). */
   #orphansMayGrow = false
-  /** Files born after this are new to this run (see isUnknownGeneration, generation-rules.ts). */
-  readonly #startedAt = Date.now()
+  /** Files born after this are new to this run (see ReaderOptions.startedAt). */
+  readonly #startedAt: number
   /** The path being worked on, so a thread that fails can say which file it was at. */
   current: string | null = null
 
   constructor(opts: SyncFollowOptions) {
     this.#opts = opts
+    this.#startedAt = opts.startedAt ?? Date.now()
     this.#table = new FileTable(opts.maxLineBytes)
     this.#teller = new SourceTeller(opts.sink, opts.log, opts.onSource)
     this.#outcomes = new OpenOutcomes(this.#table, this.#teller, opts.log, opts)

@@ -66,6 +66,8 @@ export interface ShellOptions {
   readonly openHook?: (path: string) => void
   /** 64 KiB unless given. */
   readonly readChunkBytes?: number
+  /** When the run began (ReaderOptions.startedAt); when the shell is made unless given. */
+  readonly startedAt?: number
 }
 
 const common = (sink: Recorder, { readChunkBytes, ...hooks }: ShellOptions) => ({
