@@ -592,6 +592,24 @@ export class AsyncFollower {
     return entry.running
   }
 
+  /**
+   * Reads `old` now, from inside another file's read (#readNew), which holds a slot of the
+   * limit already: through #pump it would wait for another slot, which a limit of one never
+   * frees. Left alone while its own pump runs (that read is under way); a pump asked for
+   * meanwhile runs after.
+   */
+  async #readInside(old: File): Promise<void> {
+    if (this.#pumps.has(old)) return
+    const entry = { running: Promise.resolve(), again: false, later: false }
+    this.#pumps.set(old, entry)
+    entry.running = this.#readNew(old).finally(() => {
+      this.#pumps.delete(old)
+      if (entry.again) void this.#pump(old)
+      else if (entry.later) void this.#paced(old)
+    })
+    await entry.running
+  }
+
   /** Generations a truncation may have skipped, looked for before a read (see SkippedSearch). */
   async #findSkippedGenerations(fh: number, search: SkippedSearch): Promise<void> {
     if (!search.wanted(entriesChangedSince)) return
@@ -617,7 +635,12 @@ export class AsyncFollower {
       const left = look.left(this.#opts.quietMs)
       if (left === 'release') void this.#release(file, true)
       if (left) return
-      if (look.truncated) await this.#finishFromCopy(file) // copytruncate: the copy's rest first
+      if (look.truncated) {
+        await this.#finishFromCopy(file) // copytruncate: the copy's rest first
+        // Then the open rotated files of its name: one written over in place meanwhile holds a
+        // whole generation between the truncated one and what the name holds now.
+        for (const old of this.#table.orphansNamed(file.path)) await this.#readInside(old)
+      }
       const rest = look.restart(log)
       if (rest) await sink.write(rest, markOf(file))
       look.restarted(this.#teller, this.#startedAt)

@@ -402,7 +402,11 @@ export class SyncFollower {
       const left = look.left(this.#opts.quietMs)
       if (left === 'release') this.#release(file, true)
       if (left) return
-      if (look.truncated) this.#finishFromCopy(file) // copytruncate: the copy's rest first
+      if (look.truncated) {
+        this.#finishFromCopy(file) // copytruncate: the copy's rest first
+        // Then the open rotated files of its name (see tail-async.ts).
+        for (const old of this.#table.orphansNamed(file.path)) if (old !== file) this.#readNew(old)
+      }
       const rest = look.restart(log)
       if (rest) sink.write(rest, markOf(file))
       look.restarted(this.#teller, this.#startedAt)

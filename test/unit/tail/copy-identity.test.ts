@@ -1,6 +1,6 @@
 /**
  * How a copytruncate copy is told from the file whose identity (device and inode) it has: on
- * both shells with real files, and FileTable's rules on their own. Four defects, each test
+ * both shells with real files, and FileTable's rules on their own. Five defects, each test
  * failing without its fix (issue 16, item 2, and service.test.ts's logrotate flake):
  *
  * 1. The time a file with none of its bytes read was "seen empty" was refreshed by every empty
@@ -22,6 +22,12 @@
  *    generations twice with SIGKILLs), and the copied file's search skipped it as open (its
  *    last lines lost). A file with no name left that is seen truncated was written over: it is
  *    left for the copied file, or read on from where that one was (FileTable.overwritten).
+ * 5. That open copy written over again while the copied file's truncation was handled (the
+ *    mixed soak on bottom-up, under load): the read of the rotated files that comes before a
+ *    read of their name had found the copy of content read through the name and left it; the
+ *    copy search then found no copy of that content (written over by the next generation), and
+ *    the name's new lines came before that generation's. The rotated files are read again once
+ *    the copy search is done (the shells' #readNew).
  */
 import {
   appendFileSync,
@@ -130,6 +136,41 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     await shell.sweep()
     await shell.changed(log)
     expect(sink.lines).toEqual(['g1 b', 'g2 a'])
+    await shell.close()
+  })
+
+  test('the open last copy written over again while the truncation is handled: the generation it holds, then the new lines', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(`${log}.1`, 'g0 a\n') // the copy of the generation before
+    writeFileSync(log, 'g1 a\n')
+    const sink = new Recorder()
+    let writeOver = false
+    const shell = make(sink, {
+      quietMs: 60_000, // a.log.1 stays open between the looks, as under load
+      // The copytruncate writer's next rotation, made while the search for a.log's copy runs
+      // (after the read of a.log.1 that comes first has found nothing to read): g2 is copied
+      // over a.log.1 in place and truncated, and g3 begun.
+      searchHook: () => {
+        if (!writeOver) return
+        writeOver = false
+        copyInPlace(log)
+        appendFileSync(log, 'g3 a\n')
+      },
+    })
+    shell.remember([recorded(`${log}.1`, 5), recorded(log, 5)])
+    await shell.findRotated([log]) // a.log.1 is found and opened, as a rotated file
+    await shell.start([log])
+    appendFileSync(log, 'g1 b\n')
+    await shell.changed(log)
+    // g1, read to its end, is copied over a.log.1 and truncated; g2 is written.
+    copyInPlace(log)
+    appendFileSync(log, 'g2 a, a longer line\ng2 b\n')
+    writeOver = true
+    await new Promise((r) => setTimeout(r, 20))
+    await shell.changed(log)
+    await shell.sweep()
+    await shell.changed(log)
+    expect(sink.lines).toEqual(['g1 b', 'g2 a, a longer line', 'g2 b', 'g3 a'])
     await shell.close()
   })
 

@@ -68,15 +68,17 @@ export interface ShellOptions {
   readonly readChunkBytes?: number
   /** When the run began (ReaderOptions.startedAt); when the shell is made unless given. */
   readonly startedAt?: number
+  /** How long a rotated file stays open once quiet; 0 (closed at its next look) unless given. */
+  readonly quietMs?: number
 }
 
-const common = (sink: Recorder, { readChunkBytes, ...hooks }: ShellOptions) => ({
+const common = (sink: Recorder, { readChunkBytes, quietMs, ...hooks }: ShellOptions) => ({
   ...hooks,
   follow: true,
   from: 'start' as const,
   maxLineBytes: 1024 * 1024,
   readChunkBytes: readChunkBytes ?? 64 * 1024,
-  quietMs: 0,
+  quietMs: quietMs ?? 0,
   // Every change read at once: these tests call changed() and look at what it read.
   foldMs: 0,
   sink,
