@@ -4,8 +4,8 @@
  *
  * Why: Node's ESM loader resolves, reads and links every module one by one, and the program is
  * ~90 modules of dist/ plus its dependencies' (commander alone is 7 CommonJS files). Loaded
- * from a few chunks, a start costs ~45 ms less CPU on the main thread, and each reader thread
- * of the thread engines ~30 ms less (docs/performance.md, "Start-up: the bundle").
+ * from a few chunks, a start costs ~35-40 ms less CPU on the main thread, and each reader
+ * thread 12-28 ms less (docs/performance.md, "Start-up: the bundle").
  *
  * The layout the program relies on:
  * - Five entries, named as the files they replace, because the code finds its threads by a URL
@@ -21,7 +21,7 @@
  * After writing, every `new URL('<literal>', import.meta.url)` in the output must name a file
  * that exists, or the build fails: a moved file or a new thread entry cannot go unnoticed.
  *
- * Dependencies are bundled too (~10 ms less than loading them from node_modules, mostly
+ * Dependencies are bundled too (~10 ms less CPU than loading them from node_modules, mostly
  * commander); their licences are collected into bundle/THIRD-PARTY-LICENSES.md. picomatch
  * stays in node_modules: src/tail/inputs.ts loads it through createRequire, out of the
  * bundler's sight. Source maps go beside the chunks (without the sources' text); Node does not

@@ -3,10 +3,10 @@
  * scripts/bundle.mjs), where a frame reads `bundle/file-table-B_bK-3oI.js:1234:5`. Node maps
  * frames to the sources by itself only when source maps are on from the start
  * (--enable-source-maps), and then every start reads and parses the map of every chunk it
- * loads (~25 ms of CPU, docs/performance.md, "Start-up: the bundle"). An internal error is
- * rare, so its stack is mapped here when it is printed, from the `.map` file beside each
- * chunk. A frame with no map beside its file (node:, or a map that cannot be read) is left as
- * it is: the mapping only ever adds information.
+ * loads (~13 ms of CPU for the CLI's chunks alone, docs/performance.md, "Start-up: the
+ * bundle"). An internal error is rare, so its stack is mapped here when it is printed, from
+ * the `.map` file beside each chunk. A frame with no map beside its file (node:, or a map that
+ * cannot be read) is left as it is: the mapping only ever adds information.
  */
 import { readFileSync } from 'node:fs'
 import { SourceMap } from 'node:module'
