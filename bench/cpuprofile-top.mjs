@@ -3,12 +3,13 @@
  * Summarises a V8 .cpuprofile (from `node --cpu-prof`): the functions with the most self time,
  * and the most inclusive time, so a profile can be read without a browser.
  *
- *   node --cpu-prof --cpu-prof-dir=bench/out/prof dist/cli.js --once a.log b.log -o out
+ *   node --cpu-prof --cpu-prof-dir=bench/out/prof bin/logmerge --once a.log b.log -o out
  *   node bench/cpuprofile-top.mjs bench/out/prof/CPU.*.cpuprofile [--top 20]
  */
 
 import { readFileSync } from 'node:fs'
-import { relative } from 'node:path'
+import { SourceMap } from 'node:module'
+import { dirname, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { markdownTable, ROOT } from './lib.mjs'
@@ -28,12 +29,39 @@ import { markdownTable, ROOT } from './lib.mjs'
  * @property {number[]} timeDeltas µs
  */
 
-/** @param {ProfileNode['callFrame']} f @returns {string} */
+/** Source maps by the generated file's path (null: none beside it). */
+/** @type {Map<string, SourceMap | null>} */
+const maps = new Map()
+
+/** @param {string} path @returns {SourceMap | null} */
+function mapOf(path) {
+  let map = maps.get(path)
+  if (map === undefined) {
+    try {
+      map = new SourceMap(JSON.parse(readFileSync(`${path}.map`, 'utf8')))
+    } catch {
+      map = null
+    }
+    maps.set(path, map)
+  }
+  return map
+}
+
+/**
+ * A function's name and where it is; in the sources when a source map is beside its file (a
+ * chunk of bundle/ names the .ts file and line it came from).
+ * @param {ProfileNode['callFrame']} f @returns {string}
+ */
 function label(f) {
-  let where = f.url
-  if (where.startsWith('file://')) where = relative(ROOT, fileURLToPath(where))
   const name = f.functionName || '(anonymous)'
-  return where ? `${name} ${where}:${f.lineNumber + 1}` : name
+  if (!f.url.startsWith('file://')) return f.url ? `${name} ${f.url}:${f.lineNumber + 1}` : name
+  const path = fileURLToPath(f.url)
+  const entry = mapOf(path)?.findEntry(f.lineNumber, f.columnNumber)
+  if (entry !== undefined && 'originalSource' in entry) {
+    const source = resolve(dirname(path), entry.originalSource)
+    return `${name} ${relative(ROOT, source)}:${entry.originalLine + 1}`
+  }
+  return `${name} ${relative(ROOT, path)}:${f.lineNumber + 1}`
 }
 
 /**

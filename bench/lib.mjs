@@ -134,14 +134,17 @@ export function listEngines(bin = BIN) {
   return engines
 }
 
-/** Warns when dist/ looks older than src/ (the benchmarks run the compiled dist/cli.js). */
+/**
+ * Warns when the build looks older than src/ (the benchmarks run bin/logmerge, which runs
+ * bundle/cli.js, written after tsc's dist/ by `npm run build`).
+ */
 export function checkBuild() {
-  const cli = join(ROOT, 'dist', 'cli.js')
+  const cli = join(ROOT, 'bundle', 'cli.js')
   let built
   try {
     built = statSync(cli).mtimeMs
   } catch {
-    throw new Error('dist/cli.js is missing: run `npm run build` first')
+    throw new Error('bundle/cli.js is missing: run `npm run build` first')
   }
   /** @param {string} dir @returns {string[]} */
   const newer = (dir) =>
@@ -161,7 +164,8 @@ export function checkBuild() {
 
 /**
  * @param {string} [root]  a checkout of logmerge (default: this one)
- * @returns {string} a hash of the compiled files under dist/ (what the benchmarks run)
+ * @returns {string} a hash of the compiled files under dist/ and bundle/ (what the benchmarks
+ *   run: bin/logmerge runs bundle/, the in-process benchmarks import dist/)
  */
 export function distStamp(root = ROOT) {
   const hash = createHash('sha1')
@@ -176,9 +180,11 @@ export function distStamp(root = ROOT) {
       else if (e.name.endsWith('.js')) hash.update(relative(root, p)).update(readFileSync(p))
     }
   }
-  try {
-    walk(join(root, 'dist'))
-  } catch {}
+  for (const dir of ['dist', 'bundle']) {
+    try {
+      walk(join(root, dir))
+    } catch {}
+  }
   return hash.digest('hex').slice(0, 12)
 }
 

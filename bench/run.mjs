@@ -8,7 +8,8 @@
  *   node bench/run.mjs throughput idle       # following: 8 busy writers; many idle files
  *
  * Prints the machine and a Markdown table per benchmark on stdout (progress on stderr) and
- * writes bench/out/results-<name>.json. Benchmarks run the compiled dist/ (npm run build).
+ * writes bench/out/results-<name>.json. Benchmarks run the build (bin/logmerge -> bundle/,
+ * made with dist/ by `npm run build`).
  */
 
 import { parseArgs } from 'node:util'
@@ -176,7 +177,7 @@ async function main(argv) {
   const git = gitInfo()
   const dirty = git.dirty.length > 0 ? ` (uncommitted changes in ${git.dirty.join(', ')})` : ''
   process.stdout.write(
-    `## logmerge benchmarks${opts.quick ? ' (--quick)' : ''}\n\n${formatMachine(machine)}\n- logmerge: commit ${git.commit}${dirty}; dist/ ${distStamp()}; engines: ${engines.join(', ')}\n`,
+    `## logmerge benchmarks${opts.quick ? ' (--quick)' : ''}\n\n${formatMachine(machine)}\n- logmerge: commit ${git.commit}${dirty}; build (dist/, bundle/) ${distStamp()}; engines: ${engines.join(', ')}\n`,
   )
   for (const name of names) {
     const bench = /** @type {(o: BenchOptions) => Promise<{ markdown: string, json: object }>} */ (
@@ -184,12 +185,13 @@ async function main(argv) {
     )
     const built = distStamp()
     const { markdown, json } = await bench(opts)
-    // Others may rebuild dist/ while we run (npm test builds first): then the figures mix builds.
+    // Others may rebuild dist/ and bundle/ while we run (npm test builds first): then the
+    // figures mix builds.
     const rebuilt = distStamp() !== built
     const warning = rebuilt
-      ? '\n\n**Warning: dist/ changed while this benchmark ran (someone rebuilt it); its figures may mix two builds. Run it again.**'
+      ? '\n\n**Warning: the build (dist/, bundle/) changed while this benchmark ran (someone rebuilt it); its figures may mix two builds. Run it again.**'
       : ''
-    if (rebuilt) process.stderr.write(`bench: ${name}: dist/ changed during the run\n`)
+    if (rebuilt) process.stderr.write(`bench: ${name}: the build changed during the run\n`)
     const path = await writeResults(name, {
       machine,
       git,

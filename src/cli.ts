@@ -1,7 +1,6 @@
 /**
  * The command line: flags -> Options -> Config, then the daemon. Nothing else lives here.
  */
-import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
@@ -19,6 +18,8 @@ import { createLogger, detectStyle, formatLine, LEVELS, prefixLines } from './lo
 import { formatListen } from './metrics/listen.js'
 import { DEFAULT_MAX_INPUTS } from './metrics/settings.js'
 import { DEFAULT_WINDOW_MS } from './order/time-order.js'
+import { packageVersion } from './package-files.js'
+import { sourceStack } from './stack-sources.js'
 import { defaultStatePath } from './state/checkpoint.js'
 import { formatStatus, readStatus } from './status.js'
 import { TIMESTAMP_FORMATS } from './time/timestamps.js'
@@ -85,17 +86,10 @@ to a JetStream stream (tls:// for TLS); nats://.../STREAM as the input merges ev
 lines into the output, exactly once. A stream that does not exist is created.
 `
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    version: string
-  }
-  return pkg.version
-}
-
 export function buildProgram(): Command {
   return new Command('logmerge')
     .description('Follow many log files and merge their complete lines into one output.')
-    .version(version(), '-V, --version')
+    .version(packageVersion(), '-V, --version')
     .argument('[inputs...]', 'files, directories or quoted globs to follow')
     .option('-c, --config <file>', 'run the job(s) of this JSON config file (see below)')
     .option('-o, --output <path>', "output file, appended to ('-' for stdout)", '-')
@@ -470,7 +464,7 @@ function report(err: unknown): ExitCode {
     for (const line of lines) process.stderr.write(formatLine(style, 'error', line))
     return err.exitCode
   }
-  const stack = (err as Error)?.stack ?? String(err)
+  const stack = sourceStack((err as Error)?.stack ?? String(err))
   process.stderr.write(
     formatLine(style, 'error', `internal error (a bug: please report it): ${stack}`),
   )

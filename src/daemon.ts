@@ -15,6 +15,7 @@ import { checkOutputNotInput, checkOutputWritable } from './guard.js'
 import type { Job, Run } from './jobs.js'
 import type { Logger } from './log.js'
 import type { Notifier } from './sd-notify.js'
+import { sourceStack } from './stack-sources.js'
 
 export interface DaemonIO {
   /** The daemon's own diagnostics (signals, stopping). */
@@ -192,7 +193,9 @@ function report(err: unknown, log: Logger): ExitCode {
     log.error(`${err.message}${err.hint ? ` (${err.hint})` : ''}`)
     return err.exitCode
   }
-  log.error(`internal error (a bug: please report it): ${(err as Error)?.stack ?? String(err)}`)
+  log.error(
+    `internal error (a bug: please report it): ${sourceStack((err as Error)?.stack ?? String(err))}`,
+  )
   return ExitCode.internal
 }
 

@@ -16,11 +16,11 @@
  * - the refresh, every 5 poll intervals (the jobs' shortest), between 0.5 and 5 s: each job's
  *   slow part (reader summaries, a round of at most LAG_LOOKS lag looks).
  */
-import { readFileSync } from 'node:fs'
 import type { EngineView } from '../engines/engine.js'
 import { checkMetricsFileWritable } from '../guard.js'
 import type { Job } from '../jobs.js'
 import type { Logger } from '../log.js'
+import { packageVersion } from '../package-files.js'
 import { type Families, makeFamilies } from './families.js'
 import { JobMetrics } from './job-metrics.js'
 import { type MetricsServer, serveMetrics } from './server.js'
@@ -63,7 +63,7 @@ export class Metrics {
     log: Logger,
   ): Promise<Metrics> {
     if (settings.file) checkMetricsFileWritable(settings.file)
-    const metrics = new Metrics(makeFamilies(version()), log)
+    const metrics = new Metrics(makeFamilies(packageVersion()), log)
     for (const job of jobs) {
       metrics.#jobs.set(
         job.name,
@@ -176,11 +176,4 @@ export class Metrics {
   #warn(err: Error): void {
     this.#log.warnOnce('metrics-refresh', `metrics: ${err.message}`)
   }
-}
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string
-  }
-  return pkg.version
 }

@@ -9,10 +9,10 @@ import { chmodSync, chownSync, mkdirSync, readdirSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { LAUNCHER } from '../package-files.js'
 
 /** This package's own launcher: the logmerge under test is the one running the selftest. */
-export const BIN = fileURLToPath(new URL('../../bin/logmerge', import.meta.url))
+export const BIN = LAUNCHER
 
 export const NOBODY = { uid: 65534, gid: 65534 } as const
 
