@@ -147,7 +147,11 @@ describe.each(ENGINES)('engine %s', (engine) => {
         })
         const writer = spawnWriter(app, 'app', 1200, 1)
         for (let i = 0; i < 4; i++) {
-          await waitFor(() => lineCount(app) >= 200, { what: 'the writer to fill app.log' })
+          // Or the writer is done: on a loaded machine four logrotate runs can outlast its
+          // 1,200 lines, and the last rotations then move a shorter file (still rotations).
+          await waitFor(() => lineCount(app) >= 200 || writer.hasExited, {
+            what: 'the writer to fill app.log',
+          })
           await rotate()
         }
         await finished(writer)
