@@ -343,7 +343,18 @@ function parse(program: Command, argv: string[]): boolean {
   }
 }
 
+/**
+ * A reader of our stdout that stops early (`logmerge --help | head -1`) closes the pipe: the
+ * rest of a help or status text is not wanted, and Node's unhandled 'error' event (EPIPE)
+ * printed a stack trace and exit 1 (5 runs in 10). The writer of `-o -` listens itself and
+ * stops the run with EOUTPUT_CLOSED (errors.ts); other errors stay unhandled.
+ */
+function ignoreClosedPipe(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE') throw err
+}
+
 export async function main(argv: string[]): Promise<void> {
+  process.stdout.on('error', ignoreClosedPipe)
   const [node, script, command] = argv as [string, string, string | undefined]
   if (command === 'selftest') {
     const { runSelftest } = await import('./selftest/index.js')

@@ -1,11 +1,13 @@
 /**
  * The command line of the real bin/logmerge: help, version, usage errors, and --once.
  */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect } from 'vitest'
 import { buildProgram } from '../../src/cli.js'
-import { ENGINES, ROOT, runLogmerge, test } from './helpers.js'
+import { BIN, ENGINES, ROOT, runLogmerge, test } from './helpers.js'
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
 
@@ -46,6 +48,22 @@ describe('help and version', () => {
     expect(help).toMatch(/^Exit codes:$/m)
     for (const code of [0, 1, 2, 3, 4]) expect(help).toMatch(new RegExp(`^\\s+${code}\\s+\\S`, 'm'))
   })
+
+  test.for(['--help', 'selftest --help', 'status --help'])(
+    '%s into a pipe its reader closed first (| head): exit 0, no stack trace',
+    async (args) => {
+      const child = spawn(process.execPath, [BIN, ...args.split(' ')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      child.stdout.destroy() // the reader is gone before the help is written: EPIPE
+      let stderr = ''
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString()
+      })
+      const [code] = (await once(child, 'close')) as [number | null]
+      expect({ code, stderr }).toEqual({ code: 0, stderr: '' })
+    },
+  )
 
   test("--version prints package.json's version", async () => {
     const run = await runLogmerge(['--version'])
