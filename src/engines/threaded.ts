@@ -398,8 +398,13 @@ class ThreadedRun {
    */
   #accept(bytes: Uint8Array, mark: SourceMark | undefined, returns: MessagePort | null): void {
     const cells = this.#inflightCells
+    // Its length now: once written, a lent block's memory goes back to the thread (`done`),
+    // which detaches it here, and a length read then is 0. Read in release(), after a wait
+    // for room, that left the bytes counted in flight for good, and the thread waited for
+    // room that never came (top-down's catch-up stopped in about one run in four).
+    const length = bytes.length
     const release = () => {
-      Atomics.sub(cells, 0, bytes.length)
+      Atomics.sub(cells, 0, length)
       Atomics.notify(cells, 0)
     }
     const block = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
