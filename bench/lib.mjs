@@ -206,6 +206,16 @@ export function rssMethod() {
   return gnuTime ? 'gnu-time' : 'proc-sampling'
 }
 
+/** CPU-seconds of every thread of `pid` so far, or null once it is gone. @param {number} pid */
+export function cpuOf(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ') ?? []
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch {
+    return null
+  }
+}
+
 /**
  * VmHWM (peak resident set) of a live process, in KiB, or null when it is gone.
  * @param {number} pid

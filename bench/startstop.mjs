@@ -22,7 +22,16 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { fmt, formatMachine, machineInfo, markdownTable, OUT_DIR, ROOT, sleep } from './lib.mjs'
+import {
+  cpuOf,
+  fmt,
+  formatMachine,
+  machineInfo,
+  markdownTable,
+  OUT_DIR,
+  ROOT,
+  sleep,
+} from './lib.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -45,16 +54,6 @@ if (!existsSync(join(dir, 'in', `f${files - 1}.log`))) {
   mkdirSync(join(dir, 'in'), { recursive: true })
   for (let i = 0; i < files; i++)
     writeFileSync(join(dir, 'in', `f${i}.log`), `init file=${i} ${'x'.repeat(40)}\n`)
-}
-
-/** CPU-seconds of every thread of `pid` so far, or null once it is gone. @param {number} pid */
-function cpuOf(pid) {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ') ?? []
-    return (Number(f[11]) + Number(f[12])) / 100
-  } catch {
-    return null
-  }
 }
 
 /**

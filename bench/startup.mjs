@@ -29,7 +29,16 @@ import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { fmt, formatMachine, machineInfo, markdownTable, OUT_DIR, ROOT, sleep } from './lib.mjs'
+import {
+  cpuOf,
+  fmt,
+  formatMachine,
+  machineInfo,
+  markdownTable,
+  OUT_DIR,
+  ROOT,
+  sleep,
+} from './lib.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -90,16 +99,6 @@ async function timed(args) {
 function probe(args) {
   const r = JSON.parse(execFileSync(process.execPath, [PROBE, ...args], { encoding: 'utf8' }))
   return { ms: Number(r.ms), cpu: Number(r.cpuMs) / 1000, exit: 0 }
-}
-
-/** CPU-seconds of every thread of `pid` so far, or null once it is gone. @param {number} pid */
-function cpuOf(pid) {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ') ?? []
-    return (Number(f[11]) + Number(f[12])) / 100
-  } catch {
-    return null
-  }
 }
 
 /**
