@@ -45,6 +45,7 @@ import {
   waitFor,
   waitForAll,
 } from './helpers.js'
+import { generationOf, soakReport } from './soak-report.js'
 import { lineFor } from './writer-child.mjs'
 
 const KILLS = Number(process.env.LOGMERGE_SOAK ?? 8)
@@ -59,13 +60,6 @@ const WRITERS: readonly { readonly name: string; readonly mode: SoakRotation }[]
   { name: 'cpi', mode: 'copy-in-place' },
   { name: 'trn', mode: 'truncate' },
 ]
-
-/** The generation (index into `generations`) line `seq` was written into. */
-function generationOf(written: SoakWritten, seq: number): number {
-  let g = 0
-  while (g + 1 < written.generations.length && (written.generations[g + 1]?.from ?? 0) <= seq) g++
-  return g
-}
 
 describe.each(ENGINES)('engine %s', (engine) => {
   test(`every line once, in order, across ${KILLS} SIGKILLs and rename, copytruncate (new and in-place copies) and truncate rotations, ${BUSY} busy loops (seed ${SEED})`, {
@@ -143,7 +137,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
         [...runs, lm.stderr()].map((r, i) => `--- run ${i}\n${r}`).join('\n'),
       )
       writeFileSync(join(dir, 'written.json'), JSON.stringify(written, null, 1))
-      return `${why}\nkept in ${dir}`
+      return `${why}\n${soakReport(dir, written, [...runs, lm.stderr()])}\nkept in ${dir}`
     }
     try {
       await waitForAll(out, journal.all, { timeout: 60_000, proc: lm })
