@@ -58,8 +58,16 @@ export class FileLook<H> {
     // equal length) shows only in the first bytes. We were woken, so something changed.
     if (change !== 'truncated' && cursor.head.length > 0) change = cursor.classify(st.size, head())
     this.change = change
+    // Rotated away, and either truncated, or known by no first bytes at offset 0 and holding
+    // bytes now: written over, or filled, by a copy (see overwritten). fs.copyFileSync and cp
+    // empty (or create) their target before they write it, and a look in between records a
+    // copy of a followed file as an empty file: read from 0 when the copy came, its lines up to
+    // the followed file's offset came out twice (the mixed soak on top-down, 35 lines).
+    const unknown = cursor.offset === 0 && cursor.head.length === 0 && st.size > 0
     this.#over =
-      change === 'truncated' && file.names === 0 ? table.overwritten(file, head(), st) : null
+      file.names === 0 && (change === 'truncated' || unknown)
+        ? table.overwritten(file, head(), st)
+        : null
   }
 
   /**
