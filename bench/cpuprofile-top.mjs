@@ -57,7 +57,7 @@ function label(f) {
   if (!f.url.startsWith('file://')) return f.url ? `${name} ${f.url}:${f.lineNumber + 1}` : name
   const path = fileURLToPath(f.url)
   const entry = mapOf(path)?.findEntry(f.lineNumber, f.columnNumber)
-  if (entry !== undefined && 'originalSource' in entry) {
+  if (entry !== undefined && 'originalSource' in entry && entry.originalSource !== undefined) {
     const source = resolve(dirname(path), entry.originalSource)
     return `${name} ${relative(ROOT, source)}:${entry.originalLine + 1}`
   }
