@@ -57,7 +57,9 @@ export async function runAsync({
   const resumeFrom = async (paths: readonly string[]) => {
     if (!checkpoints) return
     const { sources, previousStart } = recovered
-    const found = await prescan(paths, sources, config.from, previousStart, kept)
+    const found = await prescan(paths, sources, config.from, previousStart, kept, (m) =>
+      log.debug(m),
+    )
     const all = resumePoints(sources, found)
     follower.remember(toRemembered(all))
     // Each with the fingerprint of its offset: a checkpoint must not pair this offset with the

@@ -260,7 +260,9 @@ class ThreadedRun {
       const { sources: had, previousStart } = recovered
       remembered = resumePoints(
         had,
-        await prescan([...paths.values()].flat(), had, config.from, previousStart),
+        await prescan([...paths.values()].flat(), had, config.from, previousStart, undefined, (m) =>
+          this.#ctx.log.debug(m),
+        ),
       )
       for (const s of remembered) {
         this.#sources.set(identityKey(s), s)

@@ -32,6 +32,8 @@ export class FileLook<H> {
   readonly #over: Overwritten | null
   /** The file's size at the look. */
   readonly size: number
+  /** Why the look took the file for truncated (for the debug log), or ''. */
+  readonly #why: string
   /** What happened to the file; after restart(), whether there is anything to read. */
   change: Change
 
@@ -54,10 +56,15 @@ export class FileLook<H> {
     this.size = st.size
     const cursor = file.cursor
     let change = cursor.classify(st.size)
+    let why = change === 'truncated' ? `${st.size} bytes now` : ''
     // Also when the size looks unchanged: truncated and rewritten to the same length (lines of
     // equal length) shows only in the first bytes. We were woken, so something changed.
-    if (change !== 'truncated' && cursor.head.length > 0) change = cursor.classify(st.size, head())
+    if (change !== 'truncated' && cursor.head.length > 0) {
+      change = cursor.classify(st.size, head())
+      if (change === 'truncated') why = `${st.size} bytes now, its first bytes changed`
+    }
     this.change = change
+    this.#why = why
     // Rotated away, and either truncated, or known by no first bytes at offset 0 and holding
     // bytes now: written over, or filled, by a copy (see overwritten). fs.copyFileSync and cp
     // empty (or create) their target before they write it, and a look in between records a
@@ -94,7 +101,7 @@ export class FileLook<H> {
    * Truncations.truncating); otherwise the file was seen whole. Returns the held partial line,
    * which the shell writes before anything else of the file, then calls restarted().
    */
-  restart(log: Pick<Logger, 'info'>): Buffer | null {
+  restart(log: Pick<Logger, 'info' | 'debug'>): Buffer | null {
     const file = this.#file
     if (this.#over?.kind === 'copy') {
       const { offset } = this.#over
@@ -106,10 +113,15 @@ export class FileLook<H> {
       return rest
     }
     if (this.change === 'truncated') {
+      log.debug(`${file.path}: truncated (read to byte ${file.cursor.offset}; ${this.#why})`)
       log.info(`${file.path}: truncated; reading it again from the start`)
       this.#table.truncating(file)
       return file.cursor.restart()
     }
+    if (this.#over?.kind === 'own')
+      log.debug(
+        `${file.path}: known by no first bytes, now a copy of no followed file; read from 0`,
+      )
     this.#table.truncations.sawWhole(file, this.#lookedAt)
     return null
   }

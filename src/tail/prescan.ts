@@ -56,6 +56,8 @@ export async function prescan(
   from: 'start' | 'end',
   previousStart: number | null,
   keep?: KeepOpen,
+  /** Says (debug) where a file the state knew, or an older generation found, starts and why. */
+  note: (message: string) => void = () => {},
 ): Promise<SourceState[]> {
   const known = new Map(remembered.map((s) => [identityKey(s), s]))
   const knownNames = new Set(remembered.map((s) => s.path))
@@ -110,11 +112,17 @@ export async function prescan(
     }
     if (had) rewritten.add(path) // truncated (and written again) while we were down
     const offset = from === 'end' && !isNew(path, st) ? lineStart : 0
+    if (had)
+      note(
+        `${path}: at start-up: not as recorded (${head.length} first bytes); from byte ${offset}`,
+      )
     fresh.push({ ...sourceIdentity(st), path, head: head.toString('base64'), offset })
     known.set(key, fresh[fresh.length - 1] as SourceState)
   }
   if (previousStart !== null)
-    fresh.push(...(await unknownGenerations(paths, known, remembered, previousStart, rewritten)))
+    fresh.push(
+      ...(await unknownGenerations(paths, known, remembered, previousStart, rewritten, note)),
+    )
   return fresh
 }
 
@@ -189,6 +197,7 @@ async function unknownGenerations(
   remembered: readonly SourceState[],
   since: number,
   rewritten: ReadonlySet<string>,
+  note: (message: string) => void,
 ): Promise<SourceState[]> {
   const found: SourceState[] = []
   const byDir = new Map<string, Set<string>>()
@@ -200,7 +209,7 @@ async function unknownGenerations(
   for (const [dir, family] of byDir) {
     for (let attempt = 1; attempt <= SEARCH_ATTEMPTS; attempt++) {
       const stamp = directoryStamp(dir)
-      const raced = await searchDir(dir, family, known, remembered, since, found, rewritten)
+      const raced = await searchDir(dir, family, known, remembered, since, found, rewritten, note)
       if (!raced && !changedSince(dir, stamp)) break
     }
   }
@@ -220,6 +229,7 @@ async function searchDir(
   since: number,
   found: SourceState[],
   rewritten: ReadonlySet<string>,
+  note: (message: string) => void,
 ): Promise<boolean> {
   let raced = false
   for (const entry of await listDir(dir)) {
@@ -281,6 +291,9 @@ async function searchDir(
     if (!original && !bornSince(st, since) && !had && !rewritten.has(rotationFamily(path))) continue
     const offset = original ? Math.min(original.offset, st.size) : 0
     const source = { ...sourceIdentity(st), path, head: head.toString('base64'), offset }
+    note(
+      `${path}: at start-up: ${original ? `a copy of ${original.path}` : had ? 'not as recorded' : 'an unknown generation'} (${st.size} bytes, ${head.length} first bytes); from byte ${offset}`,
+    )
     const at = found.findIndex((s) => sameIdentity(s, st))
     if (at >= 0) found[at] = source
     else found.push(source)

@@ -87,7 +87,10 @@ describe('FileLook', () => {
     expect(look.truncated).toBe(true)
     expect(look.left(0)).toBeNull() // it has a name: its writer truncated it
     expect(look.restart(log)?.toString()).toBe('part\n')
-    expect(said).toEqual(['info /in/a.log: truncated; reading it again from the start'])
+    expect(said).toEqual([
+      'debug /in/a.log: truncated (read to byte 8; 0 bytes now)',
+      'info /in/a.log: truncated; reading it again from the start',
+    ])
     expect(file.cursor.offset).toBe(0)
     look.restarted(teller(), 1500)
     // Never seen whole by this look: the shell's start is when the generations may be from.
