@@ -256,6 +256,9 @@ async function searchDir(
         st = await fstatFd(fd)
         const buf = Buffer.alloc(FINGERPRINT_BYTES)
         head = buf.subarray(0, await pread(fd, buf, 0, FINGERPRINT_BYTES, 0))
+        // Its size after its first bytes: a copy being made grows between the two (the soak
+        // saw 0 bytes and then 64 first bytes: fs.copyFileSync had emptied it, then written).
+        if (st.isFile()) st = await fstatFd(fd)
       } finally {
         await closeFd(fd)
       }
@@ -289,6 +292,20 @@ async function searchDir(
     // the mixed soak lost such a generation on top-down, 150 lines). An old file written to
     // late beside an input that was not truncated is left alone.
     if (!original && !bornSince(st, since) && !had && !rewritten.has(rotationFamily(path))) continue
+    // A copy shorter than the offset its original was read to, while that original was still
+    // as recorded at its name: logrotate's copy made before our last reads through the name
+    // (all of it read), or a copy still being written (fs.copyFileSync and cp empty their
+    // target, then write it). The size cannot tell which: left to the followers, who see the
+    // name's truncation and take this as its copy then (its rest read from our offset, or
+    // nothing when it ends before it). Started at its size now, a copy being made was read
+    // again from there (the mixed soak on top-down: 54 lines twice from a copy caught at 0
+    // bytes). An original truncated while we were down had its copy made before: complete.
+    if (original && st.size < original.offset && !rewritten.has(rotationFamily(path))) {
+      note(
+        `${path}: at start-up: a copy of ${original.path} shorter (${st.size} bytes) than its offset ${original.offset}; left to that file's truncation`,
+      )
+      continue
+    }
     const offset = original ? Math.min(original.offset, st.size) : 0
     const source = { ...sourceIdentity(st), path, head: head.toString('base64'), offset }
     note(

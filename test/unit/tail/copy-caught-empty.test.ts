@@ -110,6 +110,41 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     })
   }
 
+  test("a copy that prescan left (shorter than the name's offset, being made): taken as the name's copy once the name is truncated", async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(log, G3)
+    const live = recorded(log, 5)
+    writeFileSync(`${log}.1`, 'g3 a\ng') // being made; prescan records nothing for it
+    copyFileSync(log, `${log}.1`)
+    truncateSync(log, 0)
+    writeFileSync(log, 'g4 a\ng4 b\n')
+    const sink = new Recorder()
+    const shell = make(sink)
+    shell.remember([live])
+    await shell.findRotated([log])
+    await shell.start([log])
+    expect(sink.lines).toEqual(['g3 b', 'g3 c', 'g4 a', 'g4 b'])
+    await shell.close()
+  })
+
+  test('the same written in place over the copy before, which the state recorded read to its end', async () => {
+    const log = join(dir, 'a.log')
+    writeFileSync(`${log}.1`, 'g2 a, a line longer than the copy to come\ng2 b\n')
+    const before = recorded(`${log}.1`, 48)
+    writeFileSync(log, G3)
+    const live = recorded(log, 5)
+    copyFileSync(log, `${log}.1`) // the same inode, now shorter than its recorded offset
+    truncateSync(log, 0)
+    writeFileSync(log, 'g4 a\ng4 b\n')
+    const sink = new Recorder()
+    const shell = make(sink)
+    shell.remember([live, before])
+    await shell.findRotated([log])
+    await shell.start([log])
+    expect(sink.lines).toEqual(['g3 b', 'g3 c', 'g4 a', 'g4 b'])
+    await shell.close()
+  })
+
   test('a rotated file caught empty that its writer then fills (no copy of anything): read from 0', async () => {
     const log = join(dir, 'a.log')
     writeFileSync(log, G3)

@@ -256,6 +256,32 @@ describe('prescan, rotated generations born since the last start', () => {
     expect(found).toContainEqual({ ...copy, offset: 26 })
   })
 
+  test('a copy shorter than the recorded offset, its name not truncated yet, is left to the followers (it may be a copy being made)', async () => {
+    const since = Date.now() - 60_000
+    const text = 'line one of the live file\nline two\nline three\n'
+    const live = logFile('a.log', text, 35) // read through the name to byte 35
+    // fs.copyFileSync has emptied its target and written the first 30 bytes so far.
+    writeFileSync(join(dir, 'a.log.1'), text.slice(0, 30))
+    const said: string[] = []
+    const found = await prescan([live.path], [live], 'start', since, undefined, (m) => said.push(m))
+    // Before: resumed at its size (30), and bytes 30-35 were read a second time once the copy
+    // was done (the mixed soak: a copy caught at 0 bytes, 54 lines twice).
+    expect(found).toEqual([])
+    expect(said.join('\n')).toMatch(
+      /a\.log\.1: at start-up: a copy of .*a\.log shorter \(30 bytes\) than its offset 35/,
+    )
+  })
+
+  test('a copy shorter than the recorded offset beside a name truncated while down is complete: read from its end', async () => {
+    const since = Date.now() - 60_000
+    const text = 'line one of the live file\nline two\nline three\n'
+    const live = logFile('a.log', text, 35)
+    const copy = logFile('a.log.1', text.slice(0, 26)) // copied before the reads up to 35
+    writeFileSync(live.path, 'the next generation\n') // truncated and written again
+    const found = await prescan([live.path], [live], 'start', since)
+    expect(found).toContainEqual({ ...copy, offset: 26 })
+  })
+
   test('a copy written in place over an older copy (born before the last start, written since) is read from the recorded offset', async () => {
     const text = 'line one of the live file\nline two\nline three\n'
     const live = logFile('a.log', text, 26)
