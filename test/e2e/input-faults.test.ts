@@ -232,6 +232,13 @@ describe.each(ENGINES)('engine %s', (engine) => {
         probe: [a, b],
         args: FAST,
       })
+      // The probes can come through before the thread that owns later.log has looked at it
+      // (a thread engine's threads start one by one): made before that look, the directory
+      // would be all it ever saw, and the first warning never said.
+      await waitFor(() => warnings(lm).some((w) => w.startsWith(`${later} does not exist`)), {
+        proc: lm,
+        what: 'the warning that later.log does not exist yet',
+      })
       mkdirSync(later) // named as a file: worth a warning
       mkdirSync(join(logs, 'sub')) // inside a directory input: skipped quietly, like at start-up
       await waitFor(() => warnings(lm).some((w) => w.startsWith(`${later} is a directory`)), {
