@@ -181,6 +181,7 @@ async function runJob(r: Running, onFailed: (r: Running, code: ExitCode) => void
     onFailed(r, code)
     return code
   } finally {
+    r.log.debug('job ended')
     r.events.emit('ended')
   }
 }

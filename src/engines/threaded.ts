@@ -175,6 +175,7 @@ class ThreadedRun {
   async run(recovered: Recovered): Promise<EngineResult> {
     const { config, log, events } = this.#ctx
     const stopReopening = this.#output.reopenOnRequest(events, config.output, log)
+    let discovery: Discovery | null = null
     try {
       // The threads load their modules together when descriptors allow (LOADER_FDS each and
       // the main thread's), while the main thread finds the inputs and decides where each
@@ -193,7 +194,7 @@ class ThreadedRun {
       }
       if (this.#failure) throw this.#failure
       const batches = new EventBatches((path) => this.#route(path))
-      const discovery = await this.#discover(batches)
+      discovery = await this.#discover(batches)
       await this.#startUp(recovered)
       if (together && !this.#failed.signal.aborted) {
         const loaded = Promise.all(this.#shards.map((s) => s.loaded))
@@ -204,6 +205,7 @@ class ThreadedRun {
       this.#output.checkpoints?.start(config.checkpointIntervalMs) // also --once: a long one that is killed resumes
       if (!config.once) {
         await this.#followUntilStopped()
+        log.debug('stopping: closing discovery')
         await discovery?.close()
       }
       batches.stop() // events seen before the stop, ahead of it
@@ -213,9 +215,15 @@ class ThreadedRun {
       // wait for 'stop' forever, and this for them. Their unwritten lines are after the last
       // checkpoint, so the next start reads them again.
       if (!this.#stopping) for (const shard of this.#shards) void shard.worker.terminate()
+      // A failure after discovery started (a reader thread failing in its start-up pass)
+      // skips the close above: its watchers then kept the process alive, and a daemon whose
+      // job failed exited only at the shutdown timeout, with its code (the multi-job test: 6,
+      // not 5, 1 run in 30 under load).
+      await discovery?.close()
       stopReopening()
       await this.#loop?.close()
       this.#locked?.close()
+      log.debug('stopping: output closed; waiting for the threads to exit')
       // Threads end on their own after 'done'; one that does not (it failed) is terminated.
       // (pool.destroy would use the deprecated callback form of worker.terminate.)
       await Promise.all(this.#shards.map((s) => s.exited))
@@ -301,7 +309,9 @@ class ThreadedRun {
   async #finish(): Promise<EngineResult> {
     this.#stopping = true
     for (const shard of this.#shards) send(shard, { code: 'stop', flush: this.#ctx.config.once })
+    this.#ctx.log.debug(`stopping: ${this.#shards.length} reader thread(s) told to stop`)
     const unreadable = (await Promise.all(this.#shards.map((s) => s.done.catch(() => [])))).flat()
+    this.#ctx.log.debug('stopping: every reader thread done')
     this.#chain?.finish() // what the time order holds, before the final checkpoint
     this.#progress?.finish()
     await this.#loop?.drain()
