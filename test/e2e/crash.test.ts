@@ -6,7 +6,7 @@
  *
  * LOGMERGE_SOAK=N runs N kills instead of 20 (the long soak; see docs/checkpoints.md).
  */
-import { renameSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
@@ -61,8 +61,22 @@ describe.each(ENGINES)('engine %s', (engine) => {
       '--poll-interval',
       '100',
       '--log-level',
-      'info', // rotations and adoptions, for the failure report
+      process.env.LOGMERGE_SOAK_LOG ?? 'info', // rotations and adoptions, for the failure report
     ]
+    const statePath = join(tmp, '.out.log.logmerge-state.json')
+    /** What the state file said after each kill: when its run began, which inodes it knew. */
+    const states: { startedAt: string; inodes: Set<number> }[] = []
+    const keepState = () => {
+      try {
+        const s = JSON.parse(readFileSync(statePath, 'utf8'))
+        states.push({
+          startedAt: s.startedAt,
+          inodes: new Set(s.sources.map((x: { ino: number }) => x.ino)),
+        })
+      } catch {
+        states.push({ startedAt: '-', inodes: new Set() })
+      }
+    }
     const journal = new Journal()
     const rotations = new Map<string, number>()
     // Exactly once and in order per file on disk (each generation of a.log is a stream). Order
@@ -108,6 +122,7 @@ describe.each(ENGINES)('engine %s', (engine) => {
       lm.kill('SIGKILL')
       await lm.exited
       runs.push(lm.stderr())
+      keepState()
       if (random() < 0.3) rotate(files[Math.floor(random() * files.length)] as string)
       lm = spawnLogmerge(args)
     }
@@ -119,13 +134,41 @@ describe.each(ENGINES)('engine %s', (engine) => {
         counts.set(physical.get(l) ?? '?', (counts.get(physical.get(l) ?? '?') ?? 0) + 1)
       return `${lines.length} ${what}, by file#generation: ${JSON.stringify([...counts])}`
     }
+    /**
+     * For each file holding missing lines: its inode and birth, and after which kills the state
+     * knew it, with when that state's run began (a run that began after the file's birth and did
+     * not record it leaves it to no one: the next run takes it for older than its last start).
+     */
+    const whoKnew = (missing: readonly string[]) => {
+      const files = new Set(missing.map((l) => (physical.get(l) ?? '').replace('#', '.')))
+      return [...files]
+        .map((name) => {
+          // name#N lines are in the file renamed to name.(N+1), or still at the name.
+          const [base, n] = name.split('.log.') as [string, string]
+          const path = join(tmp, `${base}.log.${Number(n) + 1}`)
+          const at = existsSync(path) ? path : join(tmp, `${base}.log`)
+          const st = statSync(at)
+          const knew = states.map(
+            (s, k) =>
+              `${k + 1}:${s.inodes.has(st.ino) ? 'knew' : '-'}@${s.startedAt.slice(11, 23)}`,
+          )
+          return `${at.slice(tmp.length + 1)} ino ${st.ino} born ${new Date(st.birthtimeMs).toISOString().slice(11, 23)}; state after kill k: ${knew.join(' ')}`
+        })
+        .join('\n')
+    }
     try {
       await waitForAll(out, journal.all, { timeout: 30_000 })
     } catch (err) {
       const have = new Set(completeLines(out))
       const missing = journal.all.filter((l) => !have.has(l))
       throw new Error(
-        `${(err as Error).message}\n${explain('missing', missing)}\nlast stderr:\n${lm.stderr().slice(-4000)}`,
+        `${(err as Error).message}\n${explain('missing', missing)}\n${(() => {
+          try {
+            return whoKnew(missing)
+          } catch (e) {
+            return `(no trace: ${(e as Error).message})`
+          }
+        })()}\nlast stderr:\n${lm.stderr().slice(-4000)}`,
       )
     }
     await stop(lm)
