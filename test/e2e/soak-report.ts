@@ -88,10 +88,7 @@ export function soakReport(dir: string, written: readonly SoakWritten[], runs: r
   const first = jumps[0]
   const w = first && written.find((x) => x.prefix === first.prefix)
   if (first && w) {
-    const from = Math.max(
-      0,
-      generationOf(w, Math.min(first.seq, Math.max(first.after, 0))) - 1,
-    )
+    const from = Math.max(0, generationOf(w, Math.min(first.seq, Math.max(first.after, 0))) - 1)
     const around = w.generations.slice(from, from + 4)
     lines.push(
       `  ${w.prefix} generations from g${from}: ${around.map((x) => `${x.how} from ${x.from} at ${x.at}`).join('; ')}`,
