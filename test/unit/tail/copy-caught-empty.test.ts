@@ -14,6 +14,7 @@ import { copyFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from '
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
+import type { RememberedSource } from '../../../src/tail/tracked.js'
 import { Recorder, recorded, SHELLS, type Shell, type ShellOptions } from './shells.js'
 
 let dir: string
@@ -23,9 +24,28 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
 const G3 = 'g3 a\ng3 b\ng3 c\n'
+/** What the reader should give once g3's copy and g4 are read: g3 from byte 5 on, then g4. */
+const G3_REST_G4 = ['g3 b', 'g3 c', 'g4 a', 'g4 b']
+
+/** The writer's copytruncate finished: `log` copied over `log.1`, then truncated, then g4. */
+function copyTruncate(log: string): void {
+  copyFileSync(log, `${log}.1`)
+  truncateSync(log, 0)
+  writeFileSync(log, 'g4 a\ng4 b\n')
+}
 
 describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
   const make = SHELLS[kind] as (sink: Recorder, opts?: ShellOptions) => Shell
+
+  /** A reader started on `log` with what the state (or prescan) recorded. */
+  async function startWith(log: string, sources: RememberedSource[]) {
+    const sink = new Recorder()
+    const shell = make(sink)
+    shell.remember(sources)
+    await shell.findRotated([log])
+    await shell.start([log])
+    return { sink, shell }
+  }
 
   test('an in-place copy caught empty, then written and the name truncated: the copy read on from the recorded offset', async () => {
     const log = join(dir, 'a.log')
@@ -34,15 +54,9 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     const live = recorded(log, 5) // 'g3 a' is in the output
     truncateSync(`${log}.1`, 0) // copyFileSync's first step over the copy before
     const empty = recorded(`${log}.1`, 0) // what prescan saw then
-    copyFileSync(log, `${log}.1`) // the same inode, now holding g3
-    truncateSync(log, 0)
-    writeFileSync(log, 'g4 a\ng4 b\n')
-    const sink = new Recorder()
-    const shell = make(sink)
-    shell.remember([live, empty])
-    await shell.findRotated([log])
-    await shell.start([log])
-    expect(sink.lines).toEqual(['g3 b', 'g3 c', 'g4 a', 'g4 b'])
+    copyTruncate(log) // the same inode, now holding g3
+    const { sink, shell } = await startWith(log, [live, empty])
+    expect(sink.lines).toEqual(G3_REST_G4)
     await shell.close()
   })
 
@@ -52,15 +66,9 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     const live = recorded(log, 5)
     writeFileSync(`${log}.1`, '') // created by the copy, not written yet
     const empty = recorded(`${log}.1`, 0)
-    copyFileSync(log, `${log}.1`)
-    truncateSync(log, 0)
-    writeFileSync(log, 'g4 a\ng4 b\n')
-    const sink = new Recorder()
-    const shell = make(sink)
-    shell.remember([live, empty])
-    await shell.findRotated([log])
-    await shell.start([log])
-    expect(sink.lines).toEqual(['g3 b', 'g3 c', 'g4 a', 'g4 b'])
+    copyTruncate(log)
+    const { sink, shell } = await startWith(log, [live, empty])
+    expect(sink.lines).toEqual(G3_REST_G4)
     await shell.close()
   })
 
@@ -71,17 +79,13 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     writeFileSync(`${log}.1`, '')
     const empty = recorded(`${log}.1`, 0)
     copyFileSync(log, `${log}.1`) // copied; not truncated yet
-    const sink = new Recorder()
-    const shell = make(sink)
-    shell.remember([live, empty])
-    await shell.findRotated([log])
-    await shell.start([log])
+    const { sink, shell } = await startWith(log, [live, empty])
     expect(sink.lines).toEqual(['g3 b', 'g3 c'])
     truncateSync(log, 0)
     writeFileSync(log, 'g4 a\ng4 b\n')
     await shell.changed(log)
     await shell.sweep()
-    expect(sink.lines).toEqual(['g3 b', 'g3 c', 'g4 a', 'g4 b'])
+    expect(sink.lines).toEqual(G3_REST_G4)
     await shell.close()
   })
 
@@ -93,19 +97,13 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
       const live = recorded(log, 5)
       truncateSync(`${log}.1`, 0) // copyFileSync's first step; its writer is then held up
       const empty = recorded(`${log}.1`, 0)
-      const sink = new Recorder()
-      const shell = make(sink)
-      shell.remember([live, empty])
-      await shell.findRotated([log]) // opens the copy, empty
-      await shell.start([log])
+      const { sink, shell } = await startWith(log, [live, empty]) // opens the copy, empty
       expect(sink.lines).toEqual(['g3 b', 'g3 c'])
-      copyFileSync(log, `${log}.1`)
-      truncateSync(log, 0)
-      writeFileSync(log, 'g4 a\ng4 b\n')
+      copyTruncate(log)
       if (first === 'the copy') await shell.sweep()
       await shell.changed(log)
       await shell.sweep()
-      expect(sink.lines).toEqual(['g3 b', 'g3 c', 'g4 a', 'g4 b'])
+      expect(sink.lines).toEqual(G3_REST_G4)
       await shell.close()
     })
   }
@@ -115,15 +113,9 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     writeFileSync(log, G3)
     const live = recorded(log, 5)
     writeFileSync(`${log}.1`, 'g3 a\ng') // being made; prescan records nothing for it
-    copyFileSync(log, `${log}.1`)
-    truncateSync(log, 0)
-    writeFileSync(log, 'g4 a\ng4 b\n')
-    const sink = new Recorder()
-    const shell = make(sink)
-    shell.remember([live])
-    await shell.findRotated([log])
-    await shell.start([log])
-    expect(sink.lines).toEqual(['g3 b', 'g3 c', 'g4 a', 'g4 b'])
+    copyTruncate(log)
+    const { sink, shell } = await startWith(log, [live])
+    expect(sink.lines).toEqual(G3_REST_G4)
     await shell.close()
   })
 
@@ -133,15 +125,9 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     const before = recorded(`${log}.1`, 48)
     writeFileSync(log, G3)
     const live = recorded(log, 5)
-    copyFileSync(log, `${log}.1`) // the same inode, now shorter than its recorded offset
-    truncateSync(log, 0)
-    writeFileSync(log, 'g4 a\ng4 b\n')
-    const sink = new Recorder()
-    const shell = make(sink)
-    shell.remember([live, before])
-    await shell.findRotated([log])
-    await shell.start([log])
-    expect(sink.lines).toEqual(['g3 b', 'g3 c', 'g4 a', 'g4 b'])
+    copyTruncate(log) // the same inode, now shorter than its recorded offset
+    const { sink, shell } = await startWith(log, [live, before])
+    expect(sink.lines).toEqual(G3_REST_G4)
     await shell.close()
   })
 
@@ -152,11 +138,7 @@ describe.each(Object.keys(SHELLS))('%s shell', (kind) => {
     writeFileSync(`${log}.1`, '')
     const empty = recorded(`${log}.1`, 0)
     writeFileSync(`${log}.1`, 'g2 a\ng2 b\n') // its own lines
-    const sink = new Recorder()
-    const shell = make(sink)
-    shell.remember([live, empty])
-    await shell.findRotated([log])
-    await shell.start([log])
+    const { sink, shell } = await startWith(log, [live, empty])
     expect(sink.lines).toEqual(['g2 a', 'g2 b'])
     await shell.close()
   })
