@@ -35,6 +35,7 @@ import {
   stat as statCb,
   statSync,
 } from 'node:fs'
+import { FINGERPRINT_BYTES } from './cursor.js'
 
 /** Opens `path` with `flags`; resolves to the descriptor. */
 export function openFd(path: string, flags: number): Promise<number> {
@@ -119,4 +120,10 @@ export function readAt(
   return length <= SYNC_READ_MAX
     ? readSync(fd, buf, offset, length, position)
     : pread(fd, buf, offset, length, position)
+}
+
+/** The file's first bytes, through the pool (readHeadSync in input-fs.ts reads them now). */
+export async function readHead(fd: number): Promise<Buffer> {
+  const buf = Buffer.alloc(FINGERPRINT_BYTES)
+  return buf.subarray(0, await pread(fd, buf, 0, FINGERPRINT_BYTES, 0))
 }

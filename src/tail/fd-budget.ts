@@ -38,3 +38,10 @@ export function inputFileBudget(readers: number, limit = openFileLimit()): numbe
   const reserve = RESERVE_BASE + RESERVE_PER_THREAD * readers + Math.ceil(limit * RESERVE_SHARE)
   return Math.max(MIN_PER_READER, Math.floor((limit - reserve) / readers))
 }
+
+/**
+ * How many idle files a reader parks when its budget is used up: an eighth of what it holds
+ * (at most the budget) at once, so that parking is rare, and at least one.
+ */
+export const parkBatch = (budget: number, held: number): number =>
+  Math.max(1, Math.ceil(Math.min(budget, held) / 8))

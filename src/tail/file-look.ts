@@ -89,7 +89,7 @@ export class FileLook<H> {
 
   /**
    * Truncated by its writer (not written over with a copy): the shell first reads the rest of
-   * logrotate's copy (its #finishFromCopy), then calls restart().
+   * logrotate's copy (its finishFromCopy), then calls restart().
    */
   get truncated(): boolean {
     return this.change === 'truncated' && this.#over?.kind !== 'copy'

@@ -11,7 +11,7 @@ import { isRotatedSibling, rotationFamily } from './rotation.js'
 import type { FoundStat, NameSet, OpenedFile, Tracked } from './tracked.js'
 import type { Truncations } from './truncations.js'
 
-/** How a directory search (the shells' #scanMissing) is made. */
+/** How a directory search (the shells' scanMissing) is made. */
 export interface SearchHow {
   /** Also read older generations of the input names born after this (see searchHit). */
   readonly unknownSince?: number
@@ -153,7 +153,7 @@ export function isNameless(f: Tracked<unknown>): boolean {
 /**
  * True when `head` (the first bytes of a file found at `path`) begins as a followed file of
  * the same rotation family does: `path` is a copytruncate copy of it, which the follower reads
- * from its own offset once it sees the truncation (#finishFromCopy), never from 0. Followed:
+ * from its own offset once it sees the truncation (the shells' finishFromCopy), never from 0. Followed:
  * open, parked, or remembered from a checkpoint at the family's own name and not opened yet
  * (the start-up pass opens it and sees its truncation then). Without the last, a copy
  * written over a rotated file that the start-up search had just opened, before the start-up
@@ -213,7 +213,7 @@ export function isCopyOf(files: Files, file: Tracked<unknown>, found: OpenedFile
  * through a followed file rather than from the copy: a copy of a followed file not seen
  * truncated yet (see isCopyOfFollowed), or of what the name held when the search began
  * (`nowAtName`: logrotate copied and has not truncated yet). The copy's rest is read when the
- * truncation is seen (the shells' #finishFromCopy). Taking it as a new generation read its
+ * truncation is seen (the shells' finishFromCopy). Taking it as a new generation read its
  * lines twice (the selftest, threads, right after a truncation). Every generation of its family
  * born after it is newer than that content, so a search holds them back (see MissingScan).
  */
@@ -273,7 +273,7 @@ export function wanted<H>(
 }
 
 /**
- * What a directory search (the shells' #scanMissing) makes of the file `st` at `path`: a
+ * What a directory search (the shells' scanMissing) makes of the file `st` at `path`: a
  * remembered or finished-and-grown file to read on ('remembered'), an older generation of an
  * input name nobody has seen, born after `unknownSince` ('unknown'), or nothing (null). Input
  * names in `current` are left to the look at the name.

@@ -1,12 +1,12 @@
 /**
  * The steps of the directory searches both shells make, as pure objects the shells walk:
  * MissingScan (the search for missing files and unseen generations beside the input names:
- * the shells' #scanMissing), SkippedSearch (the MissingScans made before a read for
- * generations a truncation may have skipped: #findSkippedGenerations) and CopySearch (the
- * search for logrotate's copy of a file seen truncated: #finishFromCopy). A shell lists,
- * stats, opens and reads, blocking (tail-sync.ts) or on the event loop (tail-async.ts), and
- * asks the search at each step what to skip, what to open, what a file it opened is, what to
- * tell the writer and the operator, and whether to search again: one copy of the decisions,
+ * the shells' scanMissing), SkippedSearch (the MissingScans made before a read for
+ * generations a truncation may have skipped: findSkippedGenerations) and CopySearch (the
+ * search for logrotate's copy of a file seen truncated: finishFromCopy). A shell lists, stats,
+ * opens and reads, blocking (tail-sync-search.ts) or on the event loop (tail-async-search.ts),
+ * and asks the search at each step what to skip, what to open, what a file it opened is, what
+ * to tell the writer and the operator, and whether to search again: one copy of the decisions,
  * the I/O side by side (docs/migration.md).
  */
 import { dirname } from 'node:path'

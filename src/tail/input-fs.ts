@@ -1,9 +1,12 @@
 /**
  * The two ways the readers touch an input name that must never stop them: opening it (a FIFO
  * swapped in after the stat must not block the open forever) and a quick stat in the periodic
- * sweeps (an error there is the name's business, reported when the name is looked at properly).
+ * sweeps (an error there is the name's business, reported when the name is looked at properly);
+ * the first bytes of an open input, read at once by both shells; and the directory stamps that
+ * tell a search it raced a rename.
  */
-import { constants, type Stats, statSync } from 'node:fs'
+import { constants, readSync, type Stats, statSync } from 'node:fs'
+import { FINGERPRINT_BYTES } from './cursor.js'
 import { BIRTH_CLOCK_SLACK_MS } from './generation-rules.js'
 
 /**
@@ -12,6 +15,12 @@ import { BIRTH_CLOCK_SLACK_MS } from './generation-rules.js'
  * otherwise). See open(2).
  */
 export const INPUT_OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK
+
+/** The open file's first bytes (FINGERPRINT_BYTES, fewer if it is shorter), read now. */
+export function readHeadSync(fd: number): Buffer {
+  const buf = Buffer.alloc(FINGERPRINT_BYTES)
+  return buf.subarray(0, readSync(fd, buf, 0, FINGERPRINT_BYTES, 0))
+}
 
 /**
  * statSync that never throws: undefined when there is nothing to stat or the stat fails

@@ -333,7 +333,7 @@ const bornSince = (st: Stats, since: number): boolean =>
 /**
  * The source a checkpoint recorded in `path`'s rotation family whose (non-empty) first bytes
  * `head` begins with: `path` is a copy of it. The fingerprint is the only link between a copy
- * and its original, as when a copy is found while running (see tail-async's #finishFromCopy).
+ * and its original, as when a copy is found while running (see finishFromCopy in tail-async-search.ts).
  */
 function copiedFrom(
   path: string,

@@ -1,43 +1,35 @@
 /**
  * The event-loop reader shell (the notes' `tail_async`): the I/O of async-fs.ts around the pure
  * core (Cursor, FileTable, and the decisions both shells share: FileLook, OpenOutcomes, the
- * searches of generation-search.ts). Woken by chokidar events, with a cheap periodic sweep as a
- * safety net; p-limit bounds the reads in flight. Compare tail-sync.ts, the blocking shell:
- * same steps, same order.
+ * searches of generation-search.ts, whose I/O is tail-async-search.ts). Woken by chokidar
+ * events, with a cheap periodic sweep as a safety net; p-limit bounds the reads in flight, and
+ * InputSlots the descriptors. Compare tail-sync.ts, the blocking shell: same steps, same order.
  */
-import { fstatSync, readSync, type Stats } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { fstatSync, type Stats } from 'node:fs'
+import { dirname } from 'node:path'
 import type { LimitFunction } from 'p-limit'
-import { isErrno, isSystemError } from '../errors.js'
+import { isSystemError } from '../errors.js'
 import type { BlockSink } from '../sink/sink.js'
 import {
   closeNow,
   fstatFd,
   fstatNow,
-  listDir,
-  openNow,
-  pread,
   readAt,
+  readHead,
   SYNC_READ_MAX,
   statNow,
-  statPath,
 } from './async-fs.js'
-import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
+import { identityKey } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import { FileLook } from './file-look.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { forEachLimited } from './for-each-limited.js'
 import { lineStartBefore } from './from-end.js'
-import { MISSING_SCAN_SWEEPS, type SearchHow } from './generation-rules.js'
-import { CopySearch, lookNote, MissingScan, type SkippedSearch } from './generation-search.js'
-import {
-  changedSince,
-  directoryStamp,
-  entriesChangedSince,
-  INPUT_OPEN_FLAGS,
-  statQuietly,
-} from './input-fs.js'
+import { MISSING_SCAN_SWEEPS } from './generation-rules.js'
+import { lookNote } from './generation-search.js'
+import { readHeadSync, statQuietly } from './input-fs.js'
+import { InputSlots } from './input-slots.js'
 import { OpenOutcomes } from './open-outcomes.js'
 import { Pacer } from './pacer.js'
 import type { KeptOpen } from './prescan.js'
@@ -46,11 +38,10 @@ import { readSize } from './read-size.js'
 import type { ReaderOptions } from './reader-options.js'
 import type { SourceState } from './source-state.js'
 import { SourceTeller } from './source-teller.js'
+import { AsyncSearches, type AsyncSearchReader } from './tail-async-search.js'
 import {
   grewSince,
   markOf,
-  type NameSet,
-  openedFile,
   type RememberedSource,
   type TableSummary,
   type Tracked,
@@ -69,9 +60,6 @@ type File = Tracked<number>
 const STARTUP_CONCURRENCY = 64
 /** A big read's buffer holds a partial line of up to this much before the new bytes. */
 const HELD_LINE_ROOM = 64 * 1024
-/** How long an open waits for a descriptor of the budget at most, and looks again meanwhile. */
-const SLOT_WAIT_MS = 10_000
-const WAKE_CHECK_MS = 500
 
 export class AsyncFollower {
   readonly #opts: FollowOptions
@@ -102,12 +90,10 @@ export class AsyncFollower {
   /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
   #started: Promise<void>
   #markStarted!: () => void
-  /** Input files this reader may hold open at once (see fd-budget.ts). */
-  readonly #budget: number
-  /** Input descriptors held, counting opens under way. */
-  #held = 0
-  /** Opens waiting for a slot of the budget (see #takeSlot). */
-  readonly #waiting: (() => void)[] = []
+  /** The input descriptors within this reader's budget (see input-slots.ts). */
+  readonly #slots: InputSlots
+  /** The directory searches' I/O (see tail-async-search.ts). */
+  readonly #search: AsyncSearches
   /** Buffers for big reads, used again once the writer is done with them (read-buffers.ts). */
   readonly #buffers: ReadBuffers
 
@@ -120,7 +106,16 @@ export class AsyncFollower {
     this.#table = new FileTable(opts.maxLineBytes)
     this.#teller = new SourceTeller(opts.sink, opts.log, opts.onSource)
     this.#outcomes = new OpenOutcomes(this.#table, this.#teller, opts.log, opts)
-    this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
+    this.#slots = new InputSlots(opts.maxOpenFiles ?? inputFileBudget(1), (count) =>
+      this.#parkIdle(count),
+    )
+    this.#search = new AsyncSearches(
+      this.#table,
+      this.#teller,
+      this.#slots,
+      this.#searchReader(),
+      opts,
+    )
     this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
     this.#buffers = new ReadBuffers(opts.readChunkBytes + HELD_LINE_ROOM)
@@ -154,62 +149,7 @@ export class AsyncFollower {
    */
   async findRotated(names: readonly string[]): Promise<void> {
     // Files at an input name now are for the start-up pass (after the rotated ones).
-    await this.#scanMissing(new Set(names), this.#table.missingDirs())
-  }
-
-  /**
-   * Looks through `dirs` for the missing files (remembered, or finished): an unfinished one found
-   * under a name that is not an input name in `current` is read from where it was to its end;
-   * one not seen in two scans in a row is dropped from the table (see FileTable.settleScan).
-   * With `unknownSince`, older generations of the `current` names born after it that no one has
-   * seen are read too, from their start (see isUnknownGeneration, generation-rules.ts).
-   */
-  async #scanMissing(
-    current: NameSet,
-    dirs: ReadonlySet<string>,
-    how: SearchHow = {},
-    attempt = 1,
-  ): Promise<void> {
-    const scan = new MissingScan(this.#table, current, dirs, how, attempt)
-    const stamps = new Map<string, number>()
-    for (const dir of dirs) {
-      stamps.set(dir, directoryStamp(dir))
-      const names = await listDir(dir)
-      this.#opts.searchHook?.(dir)
-      for (const name of names) {
-        const path = join(dir, name)
-        if (!scan.wants(path)) continue
-        const st = await statPath(path).catch(() => null)
-        if (st?.isFile()) scan.saw(path, st)
-      }
-    }
-    // A rename racing the search (see changedSince in input-fs.ts): search again.
-    if ([...stamps].some(([dir, stamp]) => changedSince(dir, stamp))) scan.dirChanged()
-    for (const file of scan.settle()) this.#teller.gone(file, dirname(file.path))
-    for (const { path, st, hit } of scan.toOpen()) {
-      this.#opts.log.debug(scan.note(path, st, hit))
-      const fh = await this.#openInput(path).catch((err: unknown) => {
-        scan.openFailed(err)
-        return null
-      })
-      if (!fh) continue
-      const opened = await fstatFd(fh)
-      if (!scan.isStated(st, opened)) {
-        await this.#closeInput(fh)
-        continue
-      }
-      const head = await readHead(fh).catch(() => Buffer.alloc(0))
-      const taken = scan.take(path, fh, openedFile(opened, head), hit)
-      if (!taken) {
-        await this.#closeInput(fh)
-        continue
-      }
-      this.#teller.taken(taken)
-      // Open without a name: its writer may not have reopened yet (see changed()).
-      this.#orphansMayGrow = true
-      await this.#pump(taken.file)
-    }
-    if (scan.again()) await this.#scanMissing(current, dirs, how, attempt + 1)
+    await this.#search.scanMissing(new Set(names), this.#table.missingDirs())
   }
 
   /**
@@ -234,7 +174,7 @@ export class AsyncFollower {
 
   /** Input descriptors this reader may hold at once (prescan leaves at most this many open). */
   get openBudget(): number {
-    return this.#budget
+    return this.#slots.budget
   }
 
   /** Something happened at `path` (created, changed, removed): look again and read. */
@@ -306,7 +246,8 @@ export class AsyncFollower {
     if (this.#closed) return
     this.#buffers.trim()
     if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0 && this.#scan === null) {
-      this.#scan = this.#scanMissing(this.#table.names, this.#table.missingDirs(), { settle: true })
+      this.#scan = this.#search
+        .scanMissing(this.#table.names, this.#table.missingDirs(), { settle: true })
         .catch((err: Error) => this.#opts.log.warn(`looking for rotated files: ${err.message}`))
         .finally(() => {
           this.#scan = null
@@ -397,7 +338,7 @@ export class AsyncFollower {
     if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path, st))) {
       // Before the file now at the name: the one a checkpoint recorded there, if it was rotated
       // before we first looked, and generations created and rotated away between two looks.
-      await this.#scanMissing(this.#table.names, new Set([dirname(path)]), {
+      await this.#search.scanMissing(this.#table.names, new Set([dirname(path)]), {
         unknownSince: this.#startedAt,
         family: path,
       })
@@ -418,98 +359,46 @@ export class AsyncFollower {
   }
 
   /**
-   * Opens an input within the budget: when it is used up, the idlest files are parked first
-   * (closed, reopened by name when they change). EMFILE or ENFILE anyway (other descriptors, or
-   * the whole system out of them): parks some and tries once more.
-   */
-  async #openInput(path: string): Promise<number> {
-    await this.#takeSlot()
-    try {
-      return openNow(path, INPUT_OPEN_FLAGS)
-    } catch (err) {
-      if (!isErrno(err, 'EMFILE', 'ENFILE') || this.#park() === 0) {
-        this.#freeSlot()
-        throw err
-      }
-      try {
-        return openNow(path, INPUT_OPEN_FLAGS)
-      } catch (again) {
-        this.#freeSlot()
-        throw again
-      }
-    }
-  }
-
-  async #closeInput(fd: number): Promise<void> {
-    this.#freeSlot()
-    closeNow(fd)
-  }
-
-  /**
-   * Takes one descriptor of the budget (see fd-budget.ts): parks idle files when it is used up,
-   * or waits for one to become parkable (opened, or done reading). Opens run concurrently, so
-   * the slot is taken before the open starts. If nothing can be parked for SLOT_WAIT_MS (every
-   * slot is a nameless file still being written), it goes over the budget rather than stall.
-   */
-  async #takeSlot(): Promise<void> {
-    const giveUp = Date.now() + SLOT_WAIT_MS
-    while (this.#held >= this.#budget && this.#park() === 0 && Date.now() < giveUp) {
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-        const timer = setTimeout(() => {
-          this.#waiting.splice(this.#waiting.indexOf(wake), 1) // no wake is spent on it later
-          resolve()
-        }, WAKE_CHECK_MS)
-        timer.unref()
-        this.#waiting.push(wake)
-      })
-    }
-    this.#held++
-  }
-
-  #freeSlot(): void {
-    this.#held--
-    this.#wake()
-  }
-
-  /** One file may have become parkable, or one slot free: one waiting open looks again. */
-  #wake(): void {
-    this.#waiting.shift()?.()
-  }
-
-  /**
-   * Parks the idlest named files that are not being read or waiting to be (their reads need
-   * the handle): an eighth of the budget at once, so that parking is rare. Their descriptors
-   * are closed in the background. Returns how many.
-   */
-  #park(): number {
-    const batch = Math.max(1, Math.ceil(Math.min(this.#budget, this.#held) / 8))
-    const idle = this.#table
-      .idlest(batch + this.#pumps.size)
-      .filter((f) => !this.#pumps.has(f))
-      .slice(0, batch)
-    for (const f of idle) void this.#closeInput(this.#table.park(f))
-    return idle.length
-  }
-
-  /**
    * Reopens a parked file by `path`, its name, if the name still leads to it; otherwise the
    * next look at the name finds what it leads to now (and the parked file by identity).
    */
   async #unpark(file: File, path: string): Promise<void> {
     let fh: number
     try {
-      fh = await this.#openInput(path)
+      fh = await this.#slots.open(path)
     } catch (err) {
       this.#outcomes.reopenFailed(path, err)
       return
     }
     const st = await fstatFd(fh).catch(() => null)
     if (file.parked && st !== null && identityKey(st) === file.key) this.#table.unparked(file, fh)
-    else await this.#closeInput(fh)
+    else this.#slots.close(fh)
+  }
+
+  /**
+   * Parks up to `count` of the idlest named files that are not being read or waiting to be
+   * (their reads need the handle); their descriptors are closed at once. Returns how many.
+   */
+  #parkIdle(count: number): number {
+    const idle = this.#table
+      .idlest(count + this.#pumps.size)
+      .filter((f) => !this.#pumps.has(f))
+      .slice(0, count)
+    for (const f of idle) this.#slots.close(this.#table.park(f))
+    return idle.length
+  }
+
+  /** What the directory searches ask of this reader (see AsyncSearchReader). */
+  #searchReader(): AsyncSearchReader {
+    return {
+      pump: (file) => this.#pump(file),
+      reading: (file) => this.#pumps.has(file),
+      readFrom: (fh, file, size) => this.#readFrom(fh, file, size),
+      release: (file, flush) => this.#release(file, flush),
+      orphanTaken: () => {
+        this.#orphansMayGrow = true
+      },
+    }
   }
 
   /** The file a name points to now, or null (with a warning where one is due). */
@@ -532,10 +421,10 @@ export class AsyncFollower {
     try {
       if (kept) {
         fh = kept.fd
-        this.#held++ // opened outside the budget's count, within its size (see openBudget)
+        this.#slots.adopt() // opened outside the budget's count, within its size (see openBudget)
       } else {
         this.#opts.openHook?.(path)
-        fh = await this.#openInput(path)
+        fh = await this.#slots.open(path)
       }
     } catch (err) {
       outcome.failed(path, named, err)
@@ -554,11 +443,11 @@ export class AsyncFollower {
     } catch (err) {
       outcome.readFailed(path, err)
     } finally {
-      if (file === null) await this.#closeInput(fh)
+      if (file === null) this.#slots.close(fh)
     }
     if (file !== null) {
       this.#teller.announce(file)
-      this.#wake() // it may be parked now
+      this.#slots.wake() // it may be parked now
     }
   }
 
@@ -584,7 +473,7 @@ export class AsyncFollower {
         } while (entry.again)
       } finally {
         this.#pumps.delete(file)
-        this.#wake() // it may be parked now
+        this.#slots.wake() // it may be parked now
         if (entry.later) void this.#paced(file)
       }
     })()
@@ -610,16 +499,6 @@ export class AsyncFollower {
     await entry.running
   }
 
-  /** Generations a truncation may have skipped, looked for before a read (see SkippedSearch). */
-  async #findSkippedGenerations(fh: number, search: SkippedSearch): Promise<void> {
-    if (!search.wanted(entriesChangedSince)) return
-    for (let again = true; again; ) {
-      const before = await readHead(fh)
-      await this.#scanMissing(this.#table.names, new Set([search.dir]), search.how(before))
-      again = search.again(before, await readHead(fh))
-    }
-  }
-
   async #readNew(file: File): Promise<void> {
     const fh = file.handle
     // Replaced by another file of its identity (see FileTable.rememberCopy): never read again.
@@ -630,13 +509,13 @@ export class AsyncFollower {
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const st = fstatNow(fh)
       // What the look says (see file-look.ts for each step and why it comes where it does).
-      const look = new FileLook(this.#table, file, st, lookedAt, () => readHeadNow(fh))
+      const look = new FileLook(this.#table, file, st, lookedAt, () => readHeadSync(fh))
       // Left alone; quiet for long enough, closed as any rotated file (after this read).
       const left = look.left(this.#opts.quietMs)
       if (left === 'release') void this.#release(file, true)
       if (left) return
       if (look.truncated) {
-        await this.#finishFromCopy(file) // copytruncate: the copy's rest first
+        await this.#search.finishFromCopy(file) // copytruncate: the copy's rest first
         // Then the open rotated files of its name: one written over in place meanwhile holds a
         // whole generation between the truncated one and what the name holds now.
         for (const old of this.#table.orphansNamed(file.path)) await this.#readInside(old)
@@ -645,7 +524,7 @@ export class AsyncFollower {
       if (rest) await sink.write(rest, markOf(file))
       look.restarted(this.#teller, this.#startedAt)
       const skipped = look.skippedSearch()
-      if (skipped) await this.#findSkippedGenerations(fh, skipped)
+      if (skipped) await this.#search.findSkippedGenerations(fh, skipped)
       // Truncated under the read (see Cursor.readStillOurs): the pump looks again, and sees it.
       if (look.change !== 'idle' && (await this.#readFrom(fh, file, look.size))) {
         const pump = this.#pumps.get(file)
@@ -684,7 +563,7 @@ export class AsyncFollower {
         const { buf, start } = cursor.readBuffer(want, lent ?? undefined)
         const bytesRead = await readAt(fh, buf, start, want, cursor.offset)
         if (bytesRead === 0) break
-        if (!cursor.readStillOurs(readHeadNow(fh))) return true
+        if (!cursor.readStillOurs(readHeadSync(fh))) return true
         file.lastActivity = Date.now()
         const block = cursor.frameRead(buf, start, bytesRead)
         this.#teller.retellIfHeadChanged(file)
@@ -704,61 +583,6 @@ export class AsyncFollower {
     return false
   }
 
-  /**
-   * copytruncate: logrotate copied the file to a sibling (app.log.1) and then truncated it. The
-   * copy holds what we had not read yet, so read it from our offset to its end first. (Lines
-   * written between logrotate's copy and its truncate are in neither file: lost by logrotate.)
-   */
-  async #finishFromCopy(file: File, attempt = 1): Promise<void> {
-    const search = new CopySearch(this.#table, file, attempt)
-    if (!search.wanted) return
-    const dir = dirname(file.path)
-    const stamp = directoryStamp(dir)
-    const names = await listDir(dir)
-    this.#opts.searchHook?.(dir)
-    for (const name of names) {
-      const path = join(dir, name)
-      if (!search.wants(path)) continue
-      const st = await statPath(path).catch(() => null)
-      if (!st?.isFile() || !search.mayBe(st)) continue
-      const fh = await this.#openInput(path).catch(() => null)
-      if (!fh) {
-        search.openFailed()
-        continue
-      }
-      try {
-        const opened = await fstatFd(fh)
-        if (!search.isStated(st, opened)) continue
-        if (!search.isCopy(openedFile(opened, await readHead(fh)))) continue
-        // Still open, being read to its end as a rotated file when the copy was written over
-        // it: its partial line first; the entry is replaced below. One being read now finds
-        // itself written over (see FileTable.overwritten) and reads on from our offset.
-        const held = search.held(opened)
-        if (held) {
-          if (this.#pumps.has(held)) continue
-          const rest = held.cursor.flush()
-          if (rest) await this.#opts.sink.write(rest, markOf(held))
-        }
-        const message = search.restMessage(path, opened.size)
-        if (message) {
-          this.#opts.log.info(message)
-          await this.#readFrom(fh, file, opened.size)
-        }
-        const copy = search.recorded(path, openedFile(opened, await readHead(fh)))
-        if (copy?.release) void this.#release(copy.release, false)
-        if (copy) this.#teller.copyRecorded(copy)
-        return
-      } finally {
-        await this.#closeInput(fh)
-      }
-    }
-    if (search.again(() => changedSince(dir, stamp))) await this.#finishFromCopy(file, attempt + 1)
-    else
-      this.#opts.log.debug(
-        `${file.path}: truncated; no copy of its unread bytes found (${attempt} searches)`,
-      )
-  }
-
   /** A nameless file has been quiet long enough: one last read, then flush and close. */
   async #retire(file: File): Promise<void> {
     await this.#pump(file)
@@ -776,7 +600,7 @@ export class AsyncFollower {
     const rest = flush ? file.cursor.flush() : null
     if (rest) await this.#opts.sink.write(rest, markOf(file))
     this.#opts.onRelease?.(file)
-    await this.#closeInput(fh)
+    this.#slots.close(fh)
   }
 }
 
@@ -787,16 +611,4 @@ function sizeOf(file: File): number {
   } catch {
     return -1
   }
-}
-
-/** The file's first bytes, now (synchronous: see async-fs.ts). */
-function readHeadNow(fd: number): Buffer {
-  const buf = Buffer.alloc(FINGERPRINT_BYTES)
-  return buf.subarray(0, readSync(fd, buf, 0, FINGERPRINT_BYTES, 0))
-}
-
-async function readHead(fd: number): Promise<Buffer> {
-  const buf = Buffer.alloc(FINGERPRINT_BYTES)
-  const bytesRead = await pread(fd, buf, 0, FINGERPRINT_BYTES, 0)
-  return buf.subarray(0, bytesRead)
 }

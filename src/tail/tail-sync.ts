@@ -1,47 +1,33 @@
 /**
  * The blocking reader shell (the notes' `tail_file`): statSync/readSync around the pure core
  * (Cursor, FileTable, and the decisions both shells share: FileLook, OpenOutcomes, the
- * searches of generation-search.ts). It runs inside a worker thread, which sleeps with
- * Atomics.wait between looks. Compare tail-async.ts, the event-loop shell: same steps, same
- * order; only the I/O differs.
+ * searches of generation-search.ts, whose I/O is tail-sync-search.ts). It runs inside a worker
+ * thread, which sleeps with Atomics.wait between looks. Compare tail-async.ts, the event-loop
+ * shell: same steps, same order; only the I/O differs.
  */
-import {
-  closeSync,
-  fstatSync,
-  openSync,
-  readdirSync,
-  readSync,
-  type Stats,
-  statSync,
-} from 'node:fs'
-import { dirname, join } from 'node:path'
-import { isErrno, isSystemError } from '../errors.js'
+import { fstatSync, readSync, type Stats, statSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { isSystemError } from '../errors.js'
 import type { SourceMark } from '../sink/sink.js'
-import { FINGERPRINT_BYTES, identityKey } from './cursor.js'
+import { identityKey } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
 import { FileLook } from './file-look.js'
 import { FileTable, sweepBudget } from './file-table.js'
 import { lineStartBeforeSync } from './from-end.js'
-import { MISSING_SCAN_SWEEPS, type SearchHow } from './generation-rules.js'
-import { CopySearch, lookNote, MissingScan, type SkippedSearch } from './generation-search.js'
-import {
-  changedSince,
-  directoryStamp,
-  entriesChangedSince,
-  INPUT_OPEN_FLAGS,
-  statQuietly,
-} from './input-fs.js'
+import { MISSING_SCAN_SWEEPS } from './generation-rules.js'
+import { lookNote } from './generation-search.js'
+import { readHeadSync, statQuietly } from './input-fs.js'
+import { SyncInputSlots } from './input-slots.js'
 import { OpenOutcomes } from './open-outcomes.js'
 import { Pacer } from './pacer.js'
 import { readSize } from './read-size.js'
 import type { ReaderOptions } from './reader-options.js'
 import { SourceTeller } from './source-teller.js'
+import { SyncSearches, type SyncSearchReader } from './tail-sync-search.js'
 import {
   grewSince,
   markOf,
-  type NameSet,
-  openedFile,
   type RememberedSource,
   type TableSummary,
   type Tracked,
@@ -67,10 +53,10 @@ export class SyncFollower {
   readonly #opts: SyncFollowOptions
   readonly #table: FileTable<number>
   #scratch = Buffer.alloc(0)
-  /** Input files this reader may hold open at once (see fd-budget.ts). */
-  readonly #budget: number
-  /** Input descriptors held now. */
-  #held = 0
+  /** The input descriptors within this reader's budget (see input-slots.ts). */
+  readonly #slots: SyncInputSlots
+  /** The directory searches' I/O (see tail-sync-search.ts). */
+  readonly #search: SyncSearches
   /** The file being read: never parked under its own read (copytruncate opens a copy). */
   #reading: File | null = null
   #sweeps = 0
@@ -95,7 +81,16 @@ export class SyncFollower {
     this.#table = new FileTable(opts.maxLineBytes)
     this.#teller = new SourceTeller(opts.sink, opts.log, opts.onSource)
     this.#outcomes = new OpenOutcomes(this.#table, this.#teller, opts.log, opts)
-    this.#budget = opts.maxOpenFiles ?? inputFileBudget(1)
+    this.#slots = new SyncInputSlots(opts.maxOpenFiles ?? inputFileBudget(1), (count) =>
+      this.#parkIdle(count),
+    )
+    this.#search = new SyncSearches(
+      this.#table,
+      this.#teller,
+      this.#slots,
+      this.#searchReader(),
+      opts,
+    )
     this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
     this.#pacer = new Pacer(opts.foldMs)
   }
@@ -118,65 +113,7 @@ export class SyncFollower {
   /** Before the start-up pass: finish remembered files found beside their names (see tail-async). */
   findRotated(names: readonly string[]): void {
     // Files at an input name now are for the start-up pass (after the rotated ones).
-    this.#scanMissing(new Set(names), this.#table.missingDirs())
-  }
-
-  /** Looks through `dirs` for the missing files (see tail-async's #scanMissing). */
-  #scanMissing(
-    current: NameSet,
-    dirs: ReadonlySet<string>,
-    how: SearchHow = {},
-    attempt = 1,
-  ): void {
-    const scan = new MissingScan(this.#table, current, dirs, how, attempt)
-    const stamps = new Map<string, number>()
-    for (const dir of dirs) {
-      stamps.set(dir, directoryStamp(dir))
-      let names: string[] = []
-      try {
-        names = readdirSync(dir)
-      } catch {}
-      this.#opts.searchHook?.(dir)
-      for (const name of names) {
-        const path = join(dir, name)
-        if (!scan.wants(path)) continue
-        const st = statQuietly(path)
-        if (st?.isFile()) scan.saw(path, st)
-      }
-    }
-    if ([...stamps].some(([dir, stamp]) => changedSince(dir, stamp))) scan.dirChanged()
-    for (const file of scan.settle()) this.#teller.gone(file, dirname(file.path))
-    for (const { path, st, hit } of scan.toOpen()) {
-      this.#opts.log.debug(scan.note(path, st, hit))
-      let fd: number
-      try {
-        fd = this.#openInput(path)
-      } catch (err) {
-        scan.openFailed(err)
-        continue
-      }
-      const opened = fstatSync(fd)
-      if (!scan.isStated(st, opened)) {
-        this.#closeInput(fd)
-        continue
-      }
-      let head: Buffer
-      try {
-        head = readHead(fd)
-      } catch {
-        head = Buffer.alloc(0)
-      }
-      const taken = scan.take(path, fd, openedFile(opened, head), hit)
-      if (!taken) {
-        this.#closeInput(fd)
-        continue
-      }
-      this.#teller.taken(taken)
-      // Open without a name: its writer may not have reopened yet (see changed()).
-      this.#orphansMayGrow = true
-      this.#readNew(taken.file)
-    }
-    if (scan.again()) this.#scanMissing(current, dirs, how, attempt + 1)
+    this.#search.scanMissing(new Set(names), this.#table.missingDirs())
   }
 
   start(paths: Iterable<string>): void {
@@ -201,7 +138,7 @@ export class SyncFollower {
     }
     if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path, st))) {
       // Before the file now at the name: see tail-async's #resolve.
-      this.#scanMissing(this.#table.names, new Set([dirname(path)]), {
+      this.#search.scanMissing(this.#table.names, new Set([dirname(path)]), {
         unknownSince: this.#startedAt,
         family: path,
       })
@@ -260,7 +197,7 @@ export class SyncFollower {
   sweep(): boolean {
     let grew = false
     if (++this.#sweeps % MISSING_SCAN_SWEEPS === 0) {
-      this.#scanMissing(this.#table.names, this.#table.missingDirs(), { settle: true })
+      this.#search.scanMissing(this.#table.names, this.#table.missingDirs(), { settle: true })
     }
     // A bounded number of names a tick, going round (see SWEEP_NAMES_PER_SECOND).
     for (const [path, key] of this.#table.sweepNames(this.#sweepBudget)) {
@@ -295,44 +232,33 @@ export class SyncFollower {
     }
   }
 
-  /** Opens an input within the budget (see tail-async.ts #openInput). */
-  #openInput(path: string): number {
-    this.#makeRoom(false)
-    try {
-      return this.#counted(openSync(path, INPUT_OPEN_FLAGS))
-    } catch (err) {
-      if (!isErrno(err, 'EMFILE', 'ENFILE') || this.#makeRoom(true) === 0) throw err
-      return this.#counted(openSync(path, INPUT_OPEN_FLAGS))
-    }
-  }
-
-  #counted(fd: number): number {
-    this.#held++
-    return fd
-  }
-
-  #closeInput(fd: number): void {
-    this.#held--
-    closeSync(fd)
-  }
-
-  /** Parks the idlest named files when the budget is used up (see tail-async.ts #makeRoom). */
-  #makeRoom(now: boolean): number {
-    if (!now && this.#held < this.#budget) return 0
-    const batch = Math.max(1, Math.ceil(Math.min(this.#budget, this.#held) / 8))
+  /** Parks up to `count` of the idlest named files but the one being read (see tail-async.ts). */
+  #parkIdle(count: number): number {
     const idle = this.#table
-      .idlest(batch + 1)
+      .idlest(count + 1)
       .filter((f) => f !== this.#reading)
-      .slice(0, batch)
-    for (const f of idle) this.#closeInput(this.#table.park(f))
+      .slice(0, count)
+    for (const f of idle) this.#slots.close(this.#table.park(f))
     return idle.length
+  }
+
+  /** What the directory searches ask of this reader (see SyncSearchReader). */
+  #searchReader(): SyncSearchReader {
+    return {
+      readNew: (file) => this.#readNew(file),
+      readFrom: (fd, file, size) => this.#readFrom(fd, file, size),
+      release: (file, flush) => this.#release(file, flush),
+      orphanTaken: () => {
+        this.#orphansMayGrow = true
+      },
+    }
   }
 
   /** Reopens a parked file by its name, if the name still leads to it (see tail-async.ts). */
   #unpark(file: File, path: string): void {
     let fd: number
     try {
-      fd = this.#openInput(path)
+      fd = this.#slots.open(path)
     } catch (err) {
       this.#outcomes.reopenFailed(path, err)
       return
@@ -342,7 +268,7 @@ export class SyncFollower {
       same = identityKey(fstatSync(fd)) === file.key
     } catch {}
     if (same) this.#table.unparked(file, fd)
-    else this.#closeInput(fd)
+    else this.#slots.close(fd)
   }
 
   #statName(path: string): Stats | null {
@@ -361,7 +287,7 @@ export class SyncFollower {
     let fd: number
     try {
       this.#opts.openHook?.(path)
-      fd = this.#openInput(path)
+      fd = this.#slots.open(path)
     } catch (err) {
       outcome.failed(path, named, err)
       return
@@ -372,14 +298,14 @@ export class SyncFollower {
       const st = fstatSync(fd)
       if (outcome.movedOn(named, st, attempt)) return 'moved'
       if (!outcome.readable(path, st)) return // a FIFO or a device now: never read one
-      const head = readHead(fd)
+      const head = readHeadSync(fd)
       const startSize = outcome.startSize(path, st)
       const lineStart = startSize === null ? 0 : lineStartBeforeSync(fd, startSize)
       file = outcome.taken(path, fd, st, head, startSize, lineStart)
     } catch (err) {
       outcome.readFailed(path, err)
     } finally {
-      if (file === null) this.#closeInput(fd)
+      if (file === null) this.#slots.close(fd)
     }
     if (file !== null) this.#teller.announce(file)
   }
@@ -398,12 +324,12 @@ export class SyncFollower {
       const lookedAt = Date.now() // before the stat: a truncation it misses came after this
       const st = fstatSync(fd)
       // What the look says (see file-look.ts for each step and why it comes where it does).
-      const look = new FileLook(this.#table, file, st, lookedAt, () => readHead(fd))
+      const look = new FileLook(this.#table, file, st, lookedAt, () => readHeadSync(fd))
       const left = look.left(this.#opts.quietMs)
       if (left === 'release') this.#release(file, true)
       if (left) return
       if (look.truncated) {
-        this.#finishFromCopy(file) // copytruncate: the copy's rest first
+        this.#search.finishFromCopy(file) // copytruncate: the copy's rest first
         // Then the open rotated files of its name (see tail-async.ts).
         for (const old of this.#table.orphansNamed(file.path)) if (old !== file) this.#readNew(old)
       }
@@ -411,7 +337,7 @@ export class SyncFollower {
       if (rest) sink.write(rest, markOf(file))
       look.restarted(this.#teller, this.#startedAt)
       const skipped = look.skippedSearch()
-      if (skipped) this.#findSkippedGenerations(fd, skipped)
+      if (skipped) this.#search.findSkippedGenerations(fd, skipped)
       if (look.change !== 'idle') raced = this.#readFrom(fd, file, look.size)
       this.#table.readWorked(file, log)
     } catch (err) {
@@ -422,16 +348,6 @@ export class SyncFollower {
     }
     // Truncated under the read (see Cursor.readStillOurs): looked at again, it is seen so.
     if (raced) this.#readNew(file)
-  }
-
-  /** Generations a truncation may have skipped, looked for before a read (see SkippedSearch). */
-  #findSkippedGenerations(fd: number, search: SkippedSearch): void {
-    if (!search.wanted(entriesChangedSince)) return
-    for (let again = true; again; ) {
-      const before = readHead(fd)
-      this.#scanMissing(this.#table.names, new Set([search.dir]), search.how(before))
-      again = search.again(before, readHead(fd))
-    }
   }
 
   /**
@@ -454,7 +370,7 @@ export class SyncFollower {
       const { buf, start } = cursor.readBuffer(want, this.#scratch)
       const bytesRead = readSync(fd, buf, start, want, cursor.offset)
       if (bytesRead === 0) break
-      if (!cursor.readStillOurs(readHead(fd))) return true
+      if (!cursor.readStillOurs(readHeadSync(fd))) return true
       file.lastActivity = Date.now()
       const block = cursor.frameRead(buf, start, bytesRead)
       this.#teller.retellIfHeadChanged(file)
@@ -462,59 +378,6 @@ export class SyncFollower {
       if (bytesRead < want) break
     }
     return false
-  }
-
-  /** copytruncate: finish from logrotate's copy first (see tail-async.ts). */
-  #finishFromCopy(file: File, attempt = 1): void {
-    const search = new CopySearch(this.#table, file, attempt)
-    if (!search.wanted) return
-    const dir = dirname(file.path)
-    const stamp = directoryStamp(dir)
-    let names: string[] = []
-    try {
-      names = readdirSync(dir)
-    } catch {}
-    this.#opts.searchHook?.(dir)
-    for (const name of names) {
-      const path = join(dir, name)
-      if (!search.wants(path)) continue
-      const st = statQuietly(path)
-      if (!st?.isFile() || !search.mayBe(st)) continue
-      let fd: number
-      try {
-        fd = this.#openInput(path)
-      } catch {
-        search.openFailed()
-        continue
-      }
-      try {
-        const opened = fstatSync(fd)
-        if (!search.isStated(st, opened)) continue
-        if (!search.isCopy(openedFile(opened, readHead(fd)))) continue
-        // Still open, being read to its end as a rotated file: see tail-async's #finishFromCopy.
-        const held = search.held(opened)
-        if (held) {
-          const rest = held.cursor.flush()
-          if (rest) this.#opts.sink.write(rest, markOf(held))
-        }
-        const message = search.restMessage(path, opened.size)
-        if (message) {
-          this.#opts.log.info(message)
-          this.#readFrom(fd, file, opened.size)
-        }
-        const copy = search.recorded(path, openedFile(opened, readHead(fd)))
-        if (copy?.release) this.#release(copy.release, false)
-        if (copy) this.#teller.copyRecorded(copy)
-        return
-      } finally {
-        this.#closeInput(fd)
-      }
-    }
-    if (search.again(() => changedSince(dir, stamp))) this.#finishFromCopy(file, attempt + 1)
-    else
-      this.#opts.log.debug(
-        `${file.path}: truncated; no copy of its unread bytes found (${attempt} searches)`,
-      )
   }
 
   /** A nameless file has been quiet long enough: one last read, then flush and close. */
@@ -532,7 +395,7 @@ export class SyncFollower {
     const rest = flush ? file.cursor.flush() : null
     if (rest) this.#opts.sink.write(rest, markOf(file))
     this.#opts.onRelease?.(file)
-    this.#closeInput(fd)
+    this.#slots.close(fd)
   }
 }
 
@@ -543,10 +406,4 @@ function sizeOf(file: File): number {
   } catch {
     return -1
   }
-}
-
-function readHead(fd: number): Buffer {
-  const buf = Buffer.alloc(FINGERPRINT_BYTES)
-  const bytesRead = readSync(fd, buf, 0, FINGERPRINT_BYTES, 0)
-  return buf.subarray(0, bytesRead)
 }
