@@ -13,7 +13,6 @@
  *   is what was asked for, so the file is followed from then on (through its parent's watch).
  */
 import {
-  type Dirent,
   existsSync,
   lstatSync,
   type FSWatcher as RawWatcher,
@@ -21,10 +20,8 @@ import {
   readlinkSync,
   watch as watchDir,
 } from 'node:fs'
-import { readdir, stat } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import type { FSWatcher } from 'chokidar'
-import { isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import {
   BUSY_EVENTS,
@@ -39,106 +36,14 @@ import {
 } from './busy-dir.js'
 import { BIRTH_CLOCK_SLACK_MS } from './generation-rules.js'
 import { statQuietly } from './input-fs.js'
-import type { InputSpec } from './inputs.js'
+import { type InputSpec, makeMatcher, watchRoots } from './inputs.js'
+import { isInotifyLimit, PolledRoots } from './polled-roots.js'
 
 export interface DiscoveryEvents {
   /** A matching path appeared or was removed: look at what it points to now. */
   readonly changedName: (path: string) => void
   /** A matching file was written to. */
   readonly changedData: (path: string) => void
-}
-
-/**
- * True when `path` is wanted by any input (and is not the output). Files named one by one are
- * looked up in a set: every change event asks, and 10,000 inputs tried in turn made each event
- * cost 10,000 comparisons.
- */
-export function makeMatcher(
-  inputs: readonly InputSpec[],
-  exclude?: string,
-): (path: string) => boolean {
-  const files = new Set(inputs.filter((i) => i.kind === 'file').map((i) => i.root))
-  const others = inputs.filter((i) => i.kind !== 'file')
-  return (path) => path !== exclude && (files.has(path) || others.some((i) => i.matches(path)))
-}
-
-/** Every path the inputs name now: literal files (present or not) and matching files found. */
-export async function scanInputs(
-  inputs: readonly InputSpec[],
-  exclude?: string,
-): Promise<string[]> {
-  const found = new Set<string>()
-  for (const input of inputs) {
-    if (input.kind === 'file') {
-      if (input.root !== exclude) found.add(input.root)
-      continue
-    }
-    for await (const path of walk(input.root, input.depth ?? Number.POSITIVE_INFINITY)) {
-      if (path !== exclude && input.matches(path)) found.add(path)
-    }
-  }
-  return [...found]
-}
-
-async function* walk(dir: string, depth: number): AsyncGenerator<string> {
-  let entries: Dirent[]
-  try {
-    entries = await readdir(dir, { withFileTypes: true })
-  } catch {
-    return // gone or unreadable: discovery's watcher reports what appears later
-  }
-  for (const e of entries) {
-    const path = join(dir, e.name)
-    if (e.isDirectory()) {
-      if (depth > 0) yield* walk(path, depth - 1)
-    } else if (!e.isSymbolicLink() || !(await isDirectory(path))) {
-      yield path // symlinks to files included: the follower stats through them
-    }
-  }
-}
-
-const isDirectory = (path: string): Promise<boolean> =>
-  stat(path).then(
-    (st) => st.isDirectory(),
-    () => false,
-  )
-
-/**
- * inotify's answers when a limit is reached: ENOSPC for fs.inotify.max_user_watches, EMFILE for
- * fs.inotify.max_user_instances (or the process's own file descriptor limit). See inotify(7).
- */
-const isInotifyLimit = (err: unknown): err is NodeJS.ErrnoException =>
-  isErrno(err, 'ENOSPC', 'EMFILE', 'ENFILE')
-
-/** One line naming the limit, the sysctl that raises it, and what logmerge does meanwhile. */
-export function inotifyLimitMessage(
-  root: string,
-  err: NodeJS.ErrnoException,
-  pollMs: number,
-): string {
-  const instead = `finding new files there by polling every ${pollMs} ms instead`
-  const keep = 'and set it in /etc/sysctl.d/ to keep it'
-  if (err.code === 'ENOSPC') {
-    return `cannot watch ${root}: the inotify watch limit is reached (ENOSPC); ${instead}. Raise fs.inotify.max_user_watches: sysctl -w fs.inotify.max_user_watches=524288 (${keep})`
-  }
-  return `cannot watch ${root}: no inotify instance left (${err.code}: fs.inotify.max_user_instances is reached for this user, or the process is out of file descriptors); ${instead}. Raise fs.inotify.max_user_instances: sysctl -w fs.inotify.max_user_instances=1024 (${keep}), or ulimit -n`
-}
-
-/** The directories to watch, each with how deep below it files may appear. */
-export function watchRoots(inputs: readonly InputSpec[]): Map<string, number | undefined> {
-  const roots = new Map<string, number | undefined>()
-  for (const input of inputs) {
-    const root = input.kind === 'file' ? dirname(input.root) : input.root
-    const depth = input.kind === 'file' ? 0 : input.depth
-    const had = roots.get(root)
-    const merged = !roots.has(root)
-      ? depth
-      : had === undefined || depth === undefined
-        ? undefined
-        : Math.max(had, depth)
-    roots.set(root, merged)
-  }
-  return roots
 }
 
 /** A directory's change time now, and when it was read (ms since epoch). */
@@ -188,12 +93,6 @@ export interface DiscoveryOptions {
   readonly busyEvents?: number
 }
 
-/** A root scanned every poll interval, and the matching paths its last scan found. */
-interface Polled {
-  depth: number | undefined
-  seen: Set<string>
-}
-
 /** A directory watched with a plain fs.watch (see start), or polled while it is busy. */
 interface RawDir {
   /** Null while the directory is polled for being busy (see busy-dir.ts). */
@@ -238,11 +137,8 @@ export class Discovery {
   readonly #log: Logger
   readonly #pollMs: number
   readonly #busyEvents: number
-  readonly #polled = new Map<string, Polled>()
-  #poller: NodeJS.Timeout | null = null
-  #rescanning: Promise<void> | null = null
-  /** Events flow only once start() is done: the engines' start-up scan covers what came before. */
-  #started = false
+  /** The roots inotify could not watch, scanned instead (see polled-roots.ts). */
+  readonly #polled: PolledRoots
   #check: NodeJS.Timeout | null = null
   #closed: Promise<void> | null = null
 
@@ -258,6 +154,7 @@ export class Discovery {
     this.#log = opts.log
     this.#pollMs = opts.pollMs ?? DEFAULT_POLL_MS
     this.#busyEvents = opts.busyEvents ?? BUSY_EVENTS
+    this.#polled = new PolledRoots(this.#wanted, events.changedName, opts.log, this.#pollMs)
   }
 
   /**
@@ -281,8 +178,9 @@ export class Discovery {
     for (const name of d.#literal) d.#trackLink(name)
     if (d.#raw.size > 0) d.#checkRegularly()
     await Promise.all(ready)
-    await d.#rescanning // the first scan of polled roots: what is there now is not news
-    d.#started = true
+    await d.#polled.scanning // the first scan of polled roots: what is there now is not news
+    // Events flow only from now: the engines' start-up scan covers what came before.
+    d.#polled.startReporting()
     return d
   }
 
@@ -318,7 +216,7 @@ export class Discovery {
     })
     watcher.on('error', (err) => {
       // chokidar goes on with what it could watch; polling the whole root covers the rest.
-      if (isInotifyLimit(err)) this.#pollInstead(wantedRoot, wantedDepth, err)
+      if (isInotifyLimit(err)) this.#polled.add(wantedRoot, wantedDepth, err)
       else this.#log.warn(`watching ${root}: ${(err as Error).message}`)
     })
     this.#watchers.push(watcher)
@@ -439,7 +337,7 @@ export class Discovery {
       return true
     } catch (err) {
       if (!isInotifyLimit(err)) return false
-      this.#pollInstead(dir, 0, err)
+      this.#polled.add(dir, 0, err)
       return true
     }
   }
@@ -459,7 +357,7 @@ export class Discovery {
     watcher.on('error', (err) => {
       watcher.close() // #checkDirectories hands a removed directory to chokidar
       if (entry.watcher === watcher) entry.watcher = null
-      if (isInotifyLimit(err)) this.#pollInstead(dir, 0, err)
+      if (isInotifyLimit(err)) this.#polled.add(dir, 0, err)
     })
     return watcher
   }
@@ -520,7 +418,7 @@ export class Discovery {
     try {
       entry.watcher = this.#rawWatch(dir, entry)
     } catch (err) {
-      if (isInotifyLimit(err)) this.#pollInstead(dir, 0, err)
+      if (isInotifyLimit(err)) this.#polled.add(dir, 0, err)
       return
     }
     // Changes between the last look and the new watch: only a look finds them.
@@ -587,49 +485,6 @@ export class Discovery {
     return type === 'rename' && !this.#literal.has(path) && !!statQuietly(path)?.isDirectory()
   }
 
-  /**
-   * inotify cannot watch `root` (a limit is reached): scan it every poll interval for names that
-   * appear or go away. What happens to the files logmerge already follows is the readers'
-   * periodic sweep's business, which does not need inotify. Warns once per kind of limit.
-   */
-  #pollInstead(root: string, depth: number | undefined, err: NodeJS.ErrnoException): void {
-    this.#log.warnOnce(`inotify:${err.code}`, inotifyLimitMessage(root, err, this.#pollMs))
-    const had = this.#polled.get(root)
-    if (had) {
-      if (had.depth !== undefined)
-        had.depth = depth === undefined ? undefined : Math.max(had.depth, depth)
-      return
-    }
-    this.#polled.set(root, { depth, seen: new Set() })
-    if (this.#poller === null && this.#closed === null) {
-      this.#poller = setInterval(() => void this.#rescan(), this.#pollMs)
-      this.#poller.unref()
-    }
-    void this.#rescan()
-  }
-
-  /** One scan of every polled root; a name found or lost since the last one is looked at. */
-  #rescan(): Promise<void> {
-    this.#rescanning ??= (async () => {
-      try {
-        for (const [root, polled] of this.#polled) {
-          const now = new Set<string>()
-          for await (const path of walk(root, polled.depth ?? Number.POSITIVE_INFINITY)) {
-            if (this.#wanted(path)) now.add(path)
-          }
-          if (this.#started && this.#closed === null) {
-            for (const path of now) if (!polled.seen.has(path)) this.#events.changedName(path)
-            for (const path of polled.seen) if (!now.has(path)) this.#events.changedName(path)
-          }
-          polled.seen = now
-        }
-      } finally {
-        this.#rescanning = null
-      }
-    })()
-    return this.#rescanning
-  }
-
   /** chokidar throttles 'change' (see TRAILING_MS): look once more a moment later. */
   #trail(path: string): void {
     if (this.#trailing.has(path) || this.#closed) return
@@ -645,8 +500,7 @@ export class Discovery {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       if (this.#check) clearInterval(this.#check)
-      if (this.#poller) clearInterval(this.#poller)
-      await this.#rescanning
+      await this.#polled.close()
       for (const t of this.#trailing.values()) clearTimeout(t)
       for (const entry of this.#raw.values()) this.#stopRaw(entry)
       await Promise.all(this.#watchers.map((w) => w.close()))

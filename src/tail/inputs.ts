@@ -1,10 +1,12 @@
 /**
  * What the user named as inputs: literal files (which may not exist yet), directories (every
- * plain file directly inside) and globs. Turns each into a watch root and a path matcher.
+ * plain file directly inside) and globs. Turns each into a watch root and a path matcher, and
+ * finds the paths they name at start-up (scanInputs).
  */
-import { statSync } from 'node:fs'
+import { type Dirent, statSync } from 'node:fs'
+import { readdir, stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { basename, join, resolve, sep } from 'node:path'
+import { basename, dirname, join, resolve, sep } from 'node:path'
 
 export interface InputSpec {
   /** As the user wrote it, for messages. */
@@ -69,3 +71,79 @@ function isDirectory(path: string): boolean {
 
 /** A short label for a source: its file name (prefix/json formats use it). */
 export const labelOf = (path: string): string => basename(path)
+
+/**
+ * True when `path` is wanted by any input (and is not the output). Files named one by one are
+ * looked up in a set: every change event asks, and 10,000 inputs tried in turn made each event
+ * cost 10,000 comparisons.
+ */
+export function makeMatcher(
+  inputs: readonly InputSpec[],
+  exclude?: string,
+): (path: string) => boolean {
+  const files = new Set(inputs.filter((i) => i.kind === 'file').map((i) => i.root))
+  const others = inputs.filter((i) => i.kind !== 'file')
+  return (path) => path !== exclude && (files.has(path) || others.some((i) => i.matches(path)))
+}
+
+/** Every path the inputs name now: literal files (present or not) and matching files found. */
+export async function scanInputs(
+  inputs: readonly InputSpec[],
+  exclude?: string,
+): Promise<string[]> {
+  const found = new Set<string>()
+  for (const input of inputs) {
+    if (input.kind === 'file') {
+      if (input.root !== exclude) found.add(input.root)
+      continue
+    }
+    for await (const path of walkFiles(input.root, input.depth ?? Number.POSITIVE_INFINITY)) {
+      if (path !== exclude && input.matches(path)) found.add(path)
+    }
+  }
+  return [...found]
+}
+
+/**
+ * Every file below `dir`, at most `depth` directories down (symbolic links to files included,
+ * links to directories not followed).
+ */
+export async function* walkFiles(dir: string, depth: number): AsyncGenerator<string> {
+  let entries: Dirent[]
+  try {
+    entries = await readdir(dir, { withFileTypes: true })
+  } catch {
+    return // gone or unreadable: discovery's watcher reports what appears later
+  }
+  for (const e of entries) {
+    const path = join(dir, e.name)
+    if (e.isDirectory()) {
+      if (depth > 0) yield* walkFiles(path, depth - 1)
+    } else if (!e.isSymbolicLink() || !(await leadsToDirectory(path))) {
+      yield path // symlinks to files included: the follower stats through them
+    }
+  }
+}
+
+const leadsToDirectory = (path: string): Promise<boolean> =>
+  stat(path).then(
+    (st) => st.isDirectory(),
+    () => false,
+  )
+
+/** The directories to watch, each with how deep below it files may appear. */
+export function watchRoots(inputs: readonly InputSpec[]): Map<string, number | undefined> {
+  const roots = new Map<string, number | undefined>()
+  for (const input of inputs) {
+    const root = input.kind === 'file' ? dirname(input.root) : input.root
+    const depth = input.kind === 'file' ? 0 : input.depth
+    const had = roots.get(root)
+    const merged = !roots.has(root)
+      ? depth
+      : had === undefined || depth === undefined
+        ? undefined
+        : Math.max(had, depth)
+    roots.set(root, merged)
+  }
+  return roots
+}

@@ -27,8 +27,8 @@ import {
   QUIET_POLLS,
   WINDOW_MS,
 } from '../../../src/tail/busy-dir.js'
-import { Discovery, makeMatcher } from '../../../src/tail/discovery.js'
-import { parseInput } from '../../../src/tail/inputs.js'
+import { Discovery } from '../../../src/tail/discovery.js'
+import { makeMatcher, parseInput } from '../../../src/tail/inputs.js'
 
 let dir: string
 beforeEach(() => {

@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { identityKey } from '../../../src/tail/cursor.js'
-import { inotifyLimitMessage } from '../../../src/tail/discovery.js'
 import { FileTable } from '../../../src/tail/file-table.js'
 import { PRUNE_UNFINISHED_AFTER } from '../../../src/tail/generation-rules.js'
 import { notAFile } from '../../../src/tail/input-faults.js'
+import { inotifyLimitMessage } from '../../../src/tail/polled-roots.js'
 import type { Tracked } from '../../../src/tail/tracked.js'
 
 /** A logger that records what it was asked to say, with warnOnce's once-per-key rule. */
