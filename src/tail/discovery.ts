@@ -12,15 +12,8 @@
  * - A directory input whose directory is replaced by a regular file of the same name: the name
  *   is what was asked for, so the file is followed from then on (through its parent's watch).
  */
-import {
-  existsSync,
-  lstatSync,
-  type FSWatcher as RawWatcher,
-  readdirSync,
-  readlinkSync,
-  watch as watchDir,
-} from 'node:fs'
-import { dirname, join, relative, resolve, sep } from 'node:path'
+import { existsSync, type FSWatcher as RawWatcher, readdirSync, watch as watchDir } from 'node:fs'
+import { dirname, join, relative, sep } from 'node:path'
 import type { FSWatcher } from 'chokidar'
 import type { Logger } from '../log.js'
 import {
@@ -34,37 +27,17 @@ import {
   QUIET_POLLS,
   WINDOW_MS,
 } from './busy-dir.js'
-import { BIRTH_CLOCK_SLACK_MS } from './generation-rules.js'
+import { type Listed, listedNow, lookAgain, lookAt, sameListing } from './busy-looks.js'
 import { statQuietly } from './input-fs.js'
 import { type InputSpec, makeMatcher, watchRoots } from './inputs.js'
 import { isInotifyLimit, PolledRoots } from './polled-roots.js'
+import { ReportedNames } from './reported-names.js'
 
 export interface DiscoveryEvents {
   /** A matching path appeared or was removed: look at what it points to now. */
   readonly changedName: (path: string) => void
   /** A matching file was written to. */
   readonly changedData: (path: string) => void
-}
-
-/** A directory's change time now, and when it was read (ms since epoch). */
-function listedNow(dir: string): { ctimeMs: number; at: number } {
-  return { at: Date.now(), ctimeMs: statQuietly(dir)?.ctimeMs ?? -1 }
-}
-
-/**
- * True when a directory's entries cannot have changed between two reads of its change time:
- * the same time, read long enough after it that a change in the same clock tick would have
- * moved it (the kernel's coarse clock lags up to a tick; see BIRTH_CLOCK_SLACK_MS).
- */
-function sameListing(
-  before: { ctimeMs: number; at: number },
-  now: { ctimeMs: number; at: number },
-): boolean {
-  return (
-    before.ctimeMs !== -1 &&
-    now.ctimeMs === before.ctimeMs &&
-    before.at - before.ctimeMs > BIRTH_CLOCK_SLACK_MS
-  )
 }
 
 function existingAncestor(dir: string): string {
@@ -109,13 +82,10 @@ interface RawDir {
 interface Busy {
   look: Map<string, FileLook>
   /** The directory's change time when its entries were last listed, and when that was. */
-  listed: { ctimeMs: number; at: number }
+  listed: Listed
   quiet: number
   readonly timer: NodeJS.Timeout
 }
-
-/** Links followed from a file input to its file at most (the kernel's own limit is 40). */
-const MAX_LINK_HOPS = 8
 
 /** How long a directory found too big to poll is not tried again (ms). */
 const TOO_BIG_RETRY_MS = 10_000
@@ -129,10 +99,8 @@ export class Discovery {
   readonly #literal: ReadonlySet<string>
   /** Directory inputs: one replaced by a file is followed as a file (see #checkDirectories). */
   readonly #dirInputs: ReadonlySet<string>
-  /** Paths reported under other names: a link's target -> the links; a directory input now a file -> itself. */
-  readonly #reportAs = new Map<string, Set<string>>()
-  /** A file input that is a symbolic link -> the paths its chain of links leads through. */
-  readonly #linkPaths = new Map<string, string[]>()
+  /** Paths reported under other names: a link's target, a directory input now a file. */
+  readonly #reported = new ReportedNames((path) => this.#watchParentOf(path))
   readonly #events: DiscoveryEvents
   readonly #log: Logger
   readonly #pollMs: number
@@ -175,7 +143,7 @@ export class Discovery {
       if (depth === 0 && d.#watchDirectory(root)) continue
       ready.push(d.#watchWithChokidar(root, depth))
     }
-    for (const name of d.#literal) d.#trackLink(name)
+    for (const name of d.#literal) d.#reported.track(name)
     if (d.#raw.size > 0) d.#checkRegularly()
     await Promise.all(ready)
     await d.#polled.scanning // the first scan of polled roots: what is there now is not news
@@ -235,7 +203,7 @@ export class Discovery {
       this.#raw.delete(dir)
       if (now?.isFile() && this.#dirInputs.has(dir)) {
         this.#log.info(`${dir} was a directory and is now a file; following the file`)
-        this.#reportAs.set(dir, new Set([dir]))
+        this.#reported.asItself(dir)
         this.#watchParentOf(dir)
         this.#events.changedName(dir)
         continue
@@ -273,47 +241,11 @@ export class Discovery {
     this.#check.unref()
   }
 
-  /**
-   * `name` (a file input) as a symbolic link now: the paths its links lead through are reported
-   * as `name` (see the header), and their directories watched. Called at start and whenever an
-   * event names `name` or one of those paths (the link repointed, a link of the chain replaced).
-   */
-  #trackLink(name: string): void {
-    for (const p of this.#linkPaths.get(name) ?? []) {
-      const names = this.#reportAs.get(p)
-      names?.delete(name)
-      if (names?.size === 0) this.#reportAs.delete(p)
-    }
-    this.#linkPaths.delete(name)
-    const through: string[] = []
-    let at = name
-    for (let hops = 0; hops < MAX_LINK_HOPS; hops++) {
-      let target: string
-      try {
-        if (!lstatSync(at).isSymbolicLink()) break
-        target = resolve(dirname(at), readlinkSync(at))
-      } catch {
-        break // not there (yet): its directory's events say when it is
-      }
-      through.push(target)
-      at = target
-    }
-    if (through.length === 0) return
-    this.#linkPaths.set(name, through)
-    for (const p of through) {
-      const names = this.#reportAs.get(p) ?? new Set<string>()
-      names.add(name)
-      this.#reportAs.set(p, names)
-      this.#watchParentOf(p)
-    }
-  }
-
   /** The names an event at `path` is reported as: itself if wanted, and the links to it. */
   #namesFor(path: string, type: string): string[] {
-    const others = this.#reportAs.get(path)
     const own = this.#wanted(path) && !this.#isSubdirectory(type, path)
+    const others = this.#reported.othersOf(path, type)
     if (!others) return own ? [path] : []
-    if (type === 'rename') for (const name of [...others]) if (name !== path) this.#trackLink(name)
     return own ? [path, ...others] : [...others]
   }
 
@@ -347,7 +279,7 @@ export class Discovery {
     const watcher = watchDir(dir, { persistent: true }, (type, name) => {
       if (!name) return
       const path = join(dir, name.toString())
-      if (type === 'rename' && this.#linkPaths.has(path)) this.#trackLink(path) // repointed
+      if (type === 'rename' && this.#reported.isLink(path)) this.#reported.track(path) // repointed
       for (const report of this.#namesFor(path, type)) {
         if (type === 'change') this.#events.changedData(report)
         else this.#events.changedName(report)
@@ -396,7 +328,7 @@ export class Discovery {
     // the files it had are stat'ed (a directory of 10,000 other files costs no listing).
     const listed = listedNow(dir)
     const relist = !sameListing(busy.listed, listed)
-    const look = relist ? this.#lookAt(dir) : this.#lookAgain(busy.look)
+    const look = relist ? this.#lookAt(dir) : lookAgain(busy.look)
     if (relist) busy.listed = listed
     if (look === null) {
       this.#stopRaw(entry) // gone: #checkDirectories hands it over to chokidar
@@ -436,36 +368,9 @@ export class Discovery {
     return names.length + data.length > 0
   }
 
-  /** The wanted files directly in `dir` as a stat sees them now, or null when it is gone. */
+  /** The files of `dir` this discovery reports, as a stat sees them now (see busy-looks.ts). */
   #lookAt(dir: string): Map<string, FileLook> | null {
-    let names: string[]
-    try {
-      names = readdirSync(dir)
-    } catch {
-      return null
-    }
-    const look = new Map<string, FileLook>()
-    for (const name of names) {
-      const path = join(dir, name)
-      if (!this.#wanted(path) && !this.#reportAs.has(path)) continue
-      if (look.size >= POLL_MAX_FILES) {
-        look.set(path, { ino: -1, size: -1, mtimeMs: -1 }) // too many: the caller gives up
-        break
-      }
-      const st = statQuietly(path)
-      if (st?.isFile()) look.set(path, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs })
-    }
-    return look
-  }
-
-  /** The files of the last look, stat'ed again (one gone is absent from the new look). */
-  #lookAgain(last: ReadonlyMap<string, FileLook>): Map<string, FileLook> {
-    const look = new Map<string, FileLook>()
-    for (const path of last.keys()) {
-      const st = statQuietly(path)
-      if (st?.isFile()) look.set(path, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs })
-    }
-    return look
+    return lookAt(dir, (path) => this.#wanted(path) || this.#reported.has(path))
   }
 
   /** Stops watching and polling a plainly watched directory. */
