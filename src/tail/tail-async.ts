@@ -31,9 +31,9 @@ import { lookNote } from './generation-search.js'
 import { readHeadSync, statQuietly } from './input-fs.js'
 import { InputSlots } from './input-slots.js'
 import { OpenOutcomes } from './open-outcomes.js'
-import { Pacer } from './pacer.js'
 import type { KeptOpen } from './prescan.js'
 import { ReadBuffers } from './read-buffers.js'
+import { ReadSchedule } from './read-schedule.js'
 import { readSize } from './read-size.js'
 import type { ReaderOptions } from './reader-options.js'
 import type { SourceState } from './source-state.js'
@@ -64,9 +64,8 @@ const HELD_LINE_ROOM = 64 * 1024
 export class AsyncFollower {
   readonly #opts: FollowOptions
   readonly #table: FileTable<number>
-  /** Serialises the work on each name, and on each file: never two reads of one file at once. */
+  /** Serialises the work on each name (each file's reads are serialised by #reads). */
   readonly #nameWork = new Map<string, Promise<void>>()
-  readonly #pumps = new Map<File, { running: Promise<void>; again: boolean; later: boolean }>()
   #closed = false
   /** What the writer and the owner are told about each file. */
   readonly #teller: SourceTeller
@@ -81,10 +80,8 @@ export class AsyncFollower {
   #scan: Promise<void> | null = null
   /** Names each sweep looks at (see sweepBudget). */
   readonly #sweepBudget: number
-  /** When files that keep changing are read (see Pacer), and its timer. */
-  readonly #pacer: Pacer<File>
-  #pacerTimer: NodeJS.Timeout | null = null
-  #pacerDue = 0
+  /** When each file is read: one read at a time, change events folded (see read-schedule.ts). */
+  readonly #reads: ReadSchedule<File>
   /** Files prescan left open for the start-up pass (see start), until it takes them. */
   #kept: Map<string, KeptOpen> | null = null
   /** Events wait for the start-up pass: a file must not be opened before its resume point is set. */
@@ -117,7 +114,13 @@ export class AsyncFollower {
       opts,
     )
     this.#sweepBudget = sweepBudget(opts.pollMs ?? 1000, opts.sweepPerSecond)
-    this.#pacer = new Pacer(opts.foldMs)
+    this.#reads = new ReadSchedule({
+      foldMs: opts.foldMs,
+      limit: opts.limit,
+      read: (file) => this.#readNew(file),
+      readNamed: (file) => this.#readNamed(file),
+      ended: () => this.#slots.wake(), // the file may be parked now
+    })
     this.#buffers = new ReadBuffers(opts.readChunkBytes + HELD_LINE_ROOM)
   }
 
@@ -195,19 +198,7 @@ export class AsyncFollower {
   async changed(path: string): Promise<void> {
     const file = this.#table.fileOf(path)
     if (!file?.handle) return this.resolve(path)
-    return this.#paced(file)
-  }
-
-  /** A change event for `file`: read now, or later with the changes that follow (see Pacer). */
-  #paced(file: File): Promise<void> {
-    const running = this.#pumps.get(file)
-    if (running) {
-      running.later = true
-      return running.running
-    }
-    if (this.#pacer.changed(file, performance.now())) return this.#readNamed(file)
-    this.#armPacer()
-    return Promise.resolve()
+    return this.#reads.changed(file)
   }
 
   /**
@@ -216,26 +207,8 @@ export class AsyncFollower {
    */
   async #readNamed(file: File): Promise<void> {
     if (this.#orphansMayGrow)
-      for (const old of this.#table.orphansNamed(file.path)) await this.#pump(old)
-    return this.#pump(file)
-  }
-
-  /** Arms the timer for the next read put off by the pacer (or an earlier one than armed). */
-  #armPacer(): void {
-    if (this.#closed) return
-    const now = performance.now()
-    const wait = this.#pacer.nextIn(now)
-    if (wait === null) return
-    if (this.#pacerTimer !== null) {
-      if (this.#pacerDue <= now + wait) return
-      clearTimeout(this.#pacerTimer)
-    }
-    this.#pacerDue = now + wait
-    this.#pacerTimer = setTimeout(() => {
-      this.#pacerTimer = null
-      for (const f of this.#pacer.takeDue(performance.now())) void this.#readNamed(f)
-      this.#armPacer()
-    }, wait)
+      for (const old of this.#table.orphansNamed(file.path)) await this.#reads.pump(old)
+    return this.#reads.pump(file)
   }
 
   /**
@@ -260,7 +233,7 @@ export class AsyncFollower {
     for (const file of this.#table.orphans()) {
       this.#orphansMayGrow = true
       const step = FileTable.orphanStep(file, sizeOf(file), this.#opts.quietMs)
-      if (step === 'read') void this.#pump(file)
+      if (step === 'read') void this.#reads.pump(file)
       else if (step === 'retire') void this.#retire(file)
     }
   }
@@ -275,7 +248,7 @@ export class AsyncFollower {
       const pending = [
         ...(this.#scan ? [this.#scan] : []),
         ...this.#nameWork.values(),
-        ...[...this.#pumps.values()].map((p) => p.running),
+        ...this.#reads.running(),
       ]
       if (pending.length === 0) return
       await Promise.allSettled(pending)
@@ -288,7 +261,9 @@ export class AsyncFollower {
    */
   async catchUp(): Promise<void> {
     await forEachLimited([...this.#table.names.keys()], STARTUP_CONCURRENCY, (p) => this.resolve(p))
-    await forEachLimited([...this.#table.orphans()], STARTUP_CONCURRENCY, (f) => this.#pump(f))
+    await forEachLimited([...this.#table.orphans()], STARTUP_CONCURRENCY, (f) =>
+      this.#reads.pump(f),
+    )
   }
 
   /**
@@ -297,7 +272,7 @@ export class AsyncFollower {
    */
   async close(flush: boolean): Promise<void> {
     this.#closed = true
-    if (this.#pacerTimer !== null) clearTimeout(this.#pacerTimer)
+    this.#reads.close()
     await Promise.all([...this.#nameWork.values()])
     await Promise.all([...this.#table.open()].map((f) => this.#release(f, flush)))
     for (const file of flush ? [...this.#table.parkedFiles()] : []) {
@@ -333,7 +308,7 @@ export class AsyncFollower {
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
       this.#orphansMayGrow = true
-      await this.#pump(orphaned) // the rest of the old file first, then the new one
+      await this.#reads.pump(orphaned) // the rest of the old file first, then the new one
     }
     if (step.kind !== 'same' && (movedOn || this.#table.strandedAt(path, st))) {
       // Before the file now at the name: the one a checkpoint recorded there, if it was rotated
@@ -353,9 +328,9 @@ export class AsyncFollower {
     // As in changed(): an old generation's late lines first (the start-up pass reads a.log
     // right after a.log.1; the application may have written to both in between).
     if (this.#orphansMayGrow)
-      for (const old of this.#table.orphansNamed(path)) await this.#pump(old)
+      for (const old of this.#table.orphansNamed(path)) await this.#reads.pump(old)
     if (!grewSince(file, st)) return
-    await this.#pump(file)
+    await this.#reads.pump(file)
   }
 
   /**
@@ -381,8 +356,8 @@ export class AsyncFollower {
    */
   #parkIdle(count: number): number {
     const idle = this.#table
-      .idlest(count + this.#pumps.size)
-      .filter((f) => !this.#pumps.has(f))
+      .idlest(count + this.#reads.reads)
+      .filter((f) => !this.#reads.reading(f))
       .slice(0, count)
     for (const f of idle) this.#slots.close(this.#table.park(f))
     return idle.length
@@ -391,8 +366,8 @@ export class AsyncFollower {
   /** What the directory searches ask of this reader (see AsyncSearchReader). */
   #searchReader(): AsyncSearchReader {
     return {
-      pump: (file) => this.#pump(file),
-      reading: (file) => this.#pumps.has(file),
+      pump: (file) => this.#reads.pump(file),
+      reading: (file) => this.#reads.reading(file),
       readFrom: (fh, file, size) => this.#readFrom(fh, file, size),
       release: (file, flush) => this.#release(file, flush),
       orphanTaken: () => {
@@ -451,54 +426,6 @@ export class AsyncFollower {
     }
   }
 
-  /**
-   * Reads what is new in `file` now. Calls made while a read runs are folded into one more
-   * pass; change events made meanwhile (`later`) into a read the pacer times.
-   */
-  #pump(file: File): Promise<void> {
-    const state = this.#pumps.get(file)
-    if (state) {
-      state.again = true
-      return state.running
-    }
-    const entry = { running: Promise.resolve(), again: false, later: false }
-    entry.running = (async () => {
-      try {
-        do {
-          entry.again = false
-          await this.#opts.limit(() => {
-            this.#pacer.reading(file, performance.now())
-            return this.#readNew(file)
-          })
-        } while (entry.again)
-      } finally {
-        this.#pumps.delete(file)
-        this.#slots.wake() // it may be parked now
-        if (entry.later) void this.#paced(file)
-      }
-    })()
-    this.#pumps.set(file, entry)
-    return entry.running
-  }
-
-  /**
-   * Reads `old` now, from inside another file's read (#readNew), which holds a slot of the
-   * limit already: through #pump it would wait for another slot, which a limit of one never
-   * frees. Left alone while its own pump runs (that read is under way); a pump asked for
-   * meanwhile runs after.
-   */
-  async #readInside(old: File): Promise<void> {
-    if (this.#pumps.has(old)) return
-    const entry = { running: Promise.resolve(), again: false, later: false }
-    this.#pumps.set(old, entry)
-    entry.running = this.#readNew(old).finally(() => {
-      this.#pumps.delete(old)
-      if (entry.again) void this.#pump(old)
-      else if (entry.later) void this.#paced(old)
-    })
-    await entry.running
-  }
-
   async #readNew(file: File): Promise<void> {
     const fh = file.handle
     // Replaced by another file of its identity (see FileTable.rememberCopy): never read again.
@@ -518,7 +445,7 @@ export class AsyncFollower {
         await this.#search.finishFromCopy(file) // copytruncate: the copy's rest first
         // Then the open rotated files of its name: one written over in place meanwhile holds a
         // whole generation between the truncated one and what the name holds now.
-        for (const old of this.#table.orphansNamed(file.path)) await this.#readInside(old)
+        for (const old of this.#table.orphansNamed(file.path)) await this.#reads.readInside(old)
       }
       const rest = look.restart(log)
       if (rest) await sink.write(rest, markOf(file))
@@ -527,8 +454,7 @@ export class AsyncFollower {
       if (skipped) await this.#search.findSkippedGenerations(fh, skipped)
       // Truncated under the read (see Cursor.readStillOurs): the pump looks again, and sees it.
       if (look.change !== 'idle' && (await this.#readFrom(fh, file, look.size))) {
-        const pump = this.#pumps.get(file)
-        if (pump) pump.again = true
+        this.#reads.again(file)
       }
       this.#table.readWorked(file, log)
     } catch (err) {
@@ -585,17 +511,17 @@ export class AsyncFollower {
 
   /** A nameless file has been quiet long enough: one last read, then flush and close. */
   async #retire(file: File): Promise<void> {
-    await this.#pump(file)
+    await this.#reads.pump(file)
     if (file.names === 0) await this.#release(file, true)
   }
 
   /** Flushes the partial line (optionally) and closes the handle; the cursor is remembered. */
   async #release(file: File, flush: boolean): Promise<void> {
-    await this.#pumps.get(file)?.running
+    await this.#reads.whenRead(file)
     const fh = file.handle
     if (fh === null) return
     file.handle = null
-    this.#pacer.forget(file)
+    this.#reads.forget(file)
     this.#table.released(file)
     const rest = flush ? file.cursor.flush() : null
     if (rest) await this.#opts.sink.write(rest, markOf(file))
