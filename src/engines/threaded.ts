@@ -9,29 +9,29 @@
  */
 import { once } from 'node:events'
 import { stat } from 'node:fs/promises'
-import { MessageChannel, type MessagePort } from 'node:worker_threads'
+import { MessageChannel } from 'node:worker_threads'
 import Pool from 'worker-threads-pool'
 import { Labels } from '../format/labels.js'
 import { settleHeap } from '../gc.js'
 import { ProgressBar, wantsProgress } from '../progress/bar.js'
 import { LockedWriter } from '../sink/locked-writer.js'
-import type { SourceMark } from '../sink/sink.js'
 import { sourcesAt } from '../state/checkpointer.js'
 import { type Recovered, recover, resumeMark } from '../state/recover.js'
-import { anotherFile, countLines, identityKey } from '../tail/cursor.js'
 import { Discovery } from '../tail/discovery.js'
 import { inputFileBudget, openFileLimit } from '../tail/fd-budget.js'
 import { SWEEP_NAMES_PER_SECOND } from '../tail/file-table.js'
 import { scanInputs } from '../tail/inputs.js'
 import { prescan, resumePoints } from '../tail/prescan.js'
-import { identityOf, type SourceState } from '../tail/source-state.js'
+import type { SourceState } from '../tail/source-state.js'
 import type { Engine, EngineContext, EngineResult } from './engine.js'
 import { EventBatches } from './event-batches.js'
 import { type OutputChain, outputChain, timestampOptions } from './output-chain.js'
 import { type EventLoopWriter, openFollowOutput, WriterOutput } from './output-wiring.js'
-import { isLent, type WorkerInit } from './protocol.js'
+import { PostedBlocks } from './posted-blocks.js'
+import type { WorkerInit } from './protocol.js'
 import { type Shard, send, startShard, type ThreadEvents } from './reader-threads.js'
 import { shardOf } from './shard.js'
+import { ThreadSources } from './thread-sources.js'
 import { ReaderSummaries, threadedView } from './view.js'
 
 /** A following reader thread's young generation (MiB; see gc.ts). */
@@ -114,20 +114,12 @@ class ThreadedRun {
   readonly #chain: OutputChain | null
   readonly #labels: Labels
   readonly #progress: ProgressBar | null
-  readonly #counted = { bytes: 0, lines: 0 }
-  /** What the threads told us about each file they opened, for checkpoints. */
-  readonly #sources = new Map<string, SourceState>()
-  /**
-   * The reader thread that last told of each source key. Two threads can hold one key: an inode
-   * whose file one thread followed (since deleted, its entry not dropped yet) is a file of
-   * another thread's rotation family now. The newer file is the owner's; the old entry is
-   * stale, and what its thread says of the key (a forget) must not undo the owner's.
-   */
-  readonly #owner = new Map<string, number>()
-  #sourcesSeen = 0
+  /** What the threads told us about each file they opened, for checkpoints (see thread-sources.ts). */
+  readonly #sources: ThreadSources
+  /** top-down: the blocks the threads post to the writer (see posted-blocks.ts). */
+  readonly #posted: PostedBlocks | null
   readonly #failed = new AbortController()
   #failure: Error | null = null
-  readonly #inflightCells = new Int32Array(new SharedArrayBuffer(4))
   readonly #pool: Pool
   readonly #shards: Shard[] = []
   /** The threads were sent 'stop' (each then ends by itself). */
@@ -143,18 +135,27 @@ class ThreadedRun {
     const writer = output.writer
     this.#locked = writer instanceof LockedWriter ? writer : null
     this.#loop = writer instanceof LockedWriter ? null : writer
-    if (this.#locked) this.#locked.ownerOf = (key) => this.#owner.get(key)
-    this.#chain = this.#loop ? outputChain(config, this.#loop) : null
+    const loop = this.#loop
+    this.#chain = loop ? outputChain(config, loop) : null
+    const chain = this.#chain
+    this.#sources = new ThreadSources({
+      forget: loop ? (key) => loop.forget(key) : undefined,
+      note: loop ? (mark) => loop.note(mark) : undefined,
+      opened: chain ? (key, path) => chain.opened(key, path) : undefined,
+      save: () => void this.#output.checkpoints?.save(),
+    })
+    if (this.#locked) this.#locked.ownerOf = (key) => this.#sources.ownerOf(key)
     this.#labels = this.#chain?.labels ?? new Labels(config.labels ?? {})
     this.#progress = this.#loop && wantsProgress(config) ? new ProgressBar() : null
+    this.#posted = this.#chain ? new PostedBlocks(this.#chain.sink, this.#progress) : null
     // The loop writer failing for good ends the run as a thread's failure does.
     if (output.failed.aborted) this.#fail(output.fatal as Error)
     else output.failed.addEventListener('abort', () => this.#fail(output.fatal as Error))
     const checkpoints = output.checkpointer(
       config,
-      (offsets) => sourcesAt(this.#sources, offsets),
+      (offsets) => sourcesAt(this.#sources.states, offsets),
       log,
-      () => this.#sourcesSeen,
+      () => this.#sources.seen,
     )
     this.#pool = new Pool({ max: config.threads })
     this.#summaries = new ReaderSummaries(() => {
@@ -163,7 +164,13 @@ class ThreadedRun {
       return this.#shards.length
     })
     observe?.(
-      threadedView(writer, this.#sources, () => this.#sourcesSeen, checkpoints, this.#summaries),
+      threadedView(
+        writer,
+        this.#sources.states,
+        () => this.#sources.seen,
+        checkpoints,
+        this.#summaries,
+      ),
     )
   }
 
@@ -274,7 +281,7 @@ class ThreadedRun {
         ),
       )
       for (const s of remembered) {
-        this.#sources.set(identityKey(s), s)
+        this.#sources.started(s)
         // With the fingerprint of its offset (see async.ts): the threads' 'source' messages
         // carry the current one, which may already be a truncated file's new first bytes.
         this.#output.writer.note(resumeMark(s))
@@ -324,16 +331,17 @@ class ThreadedRun {
   #startShard(id: number): Promise<Shard> {
     const { config, log } = this.#ctx
     // top-down: the written blocks' memory goes back to the thread (see PostSink in worker.ts).
-    const returns = this.#locked ? null : new MessageChannel()
+    const posted = this.#posted
+    const returns = posted ? new MessageChannel() : null
     returns?.port1.unref()
     const init: Omit<WorkerInit, 'control' | 'port'> = {
       id,
       style: this.#shape.style,
-      sink: this.#locked
-        ? { kind: 'locked', share: this.#locked.share }
+      sink: !posted
+        ? { kind: 'locked', share: (this.#locked as LockedWriter).share }
         : {
             kind: 'post',
-            inflight: this.#inflightCells.buffer as SharedArrayBuffer,
+            inflight: posted.inflight.buffer as SharedArrayBuffer,
             highWaterBytes: postBudgetOf(config.maxLineBytes),
             returns: (returns as MessageChannel).port2,
           },
@@ -354,9 +362,9 @@ class ThreadedRun {
     }
     const events: ThreadEvents = {
       log,
-      block: (bytes, mark) => this.#accept(bytes, mark, returns?.port1 ?? null),
-      source: (key, source) => this.#source(key, source, id),
-      forget: (key) => this.#forget(key, id),
+      block: (bytes, mark) => posted?.accept(bytes, mark, returns?.port1 ?? null),
+      source: (key, source) => this.#sources.told(key, source, id),
+      forget: (key) => this.#sources.forgot(key, id),
       released: (key) => this.#chain?.released(key),
       summary: (thread, summary) => this.#summaries.answer(thread, summary),
       fail: (err) => this.#fail(err),
@@ -364,73 +372,6 @@ class ThreadedRun {
     // A following reader's young generation stays small (see gc.ts): 32 MiB each that V8 grew
     // at start-up and kept was most of a thread's resident memory.
     return startShard(this.#pool, init, config.once ? null : FOLLOW_YOUNG_MB, events)
-  }
-
-  /**
-   * A thread opened a file: recorded for checkpoints, and told to the time order. A key another
-   * thread told of before, or one the state recorded for a file born at another time, is a
-   * deleted file's inode, reused: the loop writer drops the old file's offset first (its note
-   * of the new file is ignored while it has one), or a checkpoint paired the new file with the
-   * old one's offset and fingerprint (the mixed soak, top-down: copies read twice after a
-   * restart, 294 lines; with the state's entry, 12 copies in 200 kills, 2,626 lines).
-   */
-  #source(key: string, source: SourceState, thread: number): void {
-    const owner = this.#owner.get(key)
-    const old = this.#sources.get(key)
-    // Another thread's, or (a source the state recorded, no thread's yet) born at another time.
-    const stale =
-      (owner !== undefined && owner !== thread) ||
-      (old !== undefined && anotherFile(identityOf(old), identityOf(source)))
-    if (stale) this.#loop?.forget(key)
-    this.#owner.set(key, thread)
-    const isNew = !this.#sources.has(key)
-    this.#sources.set(key, source)
-    this.#sourcesSeen++
-    this.#loop?.note(resumeMark(source))
-    this.#chain?.opened(key, source.path)
-    // A file new to the state is recorded at once, not at the next interval (one the start-up
-    // checkpoint has already recorded can wait: 10,000 files opened at start asked for a
-    // checkpoint of 10,000 sources each).
-    if (isNew) void this.#output.checkpoints?.save()
-  }
-
-  /** A thread forgot a file: unless another thread owns its key now (see #owner). */
-  #forget(key: string, thread: number): void {
-    const owner = this.#owner.get(key)
-    if (owner !== undefined && owner !== thread) return
-    this.#owner.delete(key)
-    this.#sources.delete(key)
-    this.#loop?.forget(key)
-  }
-
-  /**
-   * top-down: a block from a thread goes to this thread's writer; the thread waits while it is
-   * behind. A big block's memory goes back to the thread once written (`returns`), where it
-   * holds the thread's next big block: memory the process has touched already, where a new
-   * buffer each time paid a page fault for every 4 KiB (see tail/read-buffers.ts).
-   */
-  #accept(bytes: Uint8Array, mark: SourceMark | undefined, returns: MessagePort | null): void {
-    const cells = this.#inflightCells
-    // Its length now: once written, a lent block's memory goes back to the thread (`done`),
-    // which detaches it here, and a length read then is 0. Read in release(), after a wait
-    // for room, that left the bytes counted in flight for good, and the thread waited for
-    // room that never came (top-down's catch-up stopped in about one run in four).
-    const length = bytes.length
-    const release = () => {
-      Atomics.sub(cells, 0, length)
-      Atomics.notify(cells, 0)
-    }
-    const block = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    if (this.#progress) {
-      this.#counted.bytes += block.length
-      this.#counted.lines += countLines(block)
-      this.#progress.update(this.#counted.bytes, this.#counted.lines)
-    }
-    const memory = bytes.buffer as ArrayBuffer
-    const done = returns && isLent(memory) ? () => returns.postMessage(memory, [memory]) : undefined
-    const full = this.#chain?.sink.write(block, mark, done)
-    if (full) full.then(release, release)
-    else release()
   }
 }
 

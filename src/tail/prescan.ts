@@ -50,6 +50,13 @@ export interface KeepOpen {
   readonly files: Map<string, KeptOpen>
 }
 
+/**
+ * The sources start-up records before the first read: for each input name in `paths`, its file
+ * where it starts (unless it resumes as `remembered` says), then, after an earlier run
+ * (`previousStart`), the older generations beside the names that no state knows (see
+ * unknownGenerations). About 75 lines: the probes, then one loop over the names whose three
+ * cases (cannot be opened, as recorded, new or rewritten) fill the same maps, read in order.
+ */
 export async function prescan(
   paths: readonly string[],
   remembered: readonly SourceState[],
@@ -218,8 +225,7 @@ async function unknownGenerations(
 
 /**
  * One search of `dir` for unknown generations (see unknownGenerations); true if a rename raced
- * it. About 65 lines: the listing, the stats, the opens and each file's verdict read in order,
- * as the followers' searches do (generation-search.ts).
+ * it. The listing, the stats and the opens; what each file found is, startOfOlder decides.
  */
 async function searchDir(
   dir: string,
@@ -269,54 +275,75 @@ async function searchDir(
     // recorded all the same, from 0 with no fingerprint: the search beside its name finds it
     // by identity and reads it once its mode allows. Skipped, it was never read (the
     // selftest lost such a generation on bottom-up: 214 lines).
-    const had = known.get(identityKey(st))
-    // Known and beginning as recorded: the followers resume it. Known by identity only (its
-    // inode freed and reused by a file born since): another file, all of it unread.
-    if (had && sameFile(had, st, head)) continue
-    // A copytruncate copy made before we saw the truncation: it begins as the file we were
-    // reading there did (the same first bytes), and that file's bytes up to our offset are
-    // in the output already: read the copy from there, not again from its start.
-    const original = copiedFrom(path, st, head, remembered)
-    // Born before, written since: a copy written in place over an older file (fs.copyFileSync
-    // and cp keep the inode of the copy there before), found as the copy it is, or not at all
-    // (an old generation written to late is not a new one). Its birth time being old, it was
-    // left out, and the rest of the generation copied while we were down lost (issue 16: the
-    // in-place copy test with SIGKILLs, 117-2,245 lines).
-    // Unless it is a file the state recorded that no longer begins as recorded: written over
-    // since that checkpoint, with a copy of no recorded source, it holds a generation no
-    // checkpoint saw (two copies written in place while we were down: the one between is
-    // there now). All of it is unread (the mixed soak lost such a generation: 226 lines).
-    // And unless the input it is a generation of was truncated while we were down: then a file
-    // written since that begins as no recorded one is a copy written in place of a generation
-    // no checkpoint saw (written, copied over the last copy and truncated while we were down:
-    // the mixed soak lost such a generation on top-down, 150 lines). An old file written to
-    // late beside an input that was not truncated is left alone.
-    if (!original && !bornSince(st, since) && !had && !rewritten.has(rotationFamily(path))) continue
-    // A copy shorter than the offset its original was read to, while that original was still
-    // as recorded at its name: logrotate's copy made before our last reads through the name
-    // (all of it read), or a copy still being written (fs.copyFileSync and cp empty their
-    // target, then write it). The size cannot tell which: left to the followers, who see the
-    // name's truncation and take this as its copy then (its rest read from our offset, or
-    // nothing when it ends before it). Started at its size now, a copy being made was read
-    // again from there (the mixed soak on top-down: 54 lines twice from a copy caught at 0
-    // bytes). An original truncated while we were down had its copy made before: complete.
-    if (original && st.size < original.offset && !rewritten.has(rotationFamily(path))) {
-      note(
-        `${path}: at start-up: a copy of ${original.path} shorter (${st.size} bytes) than its offset ${original.offset}; left to that file's truncation`,
-      )
-      continue
-    }
-    const offset = original ? Math.min(original.offset, st.size) : 0
+    const offset = startOfOlder(path, st, head, known, remembered, since, rewritten, note)
+    if (offset === null) continue
     const source = { ...sourceIdentity(st), path, head: head.toString('base64'), offset }
-    note(
-      `${path}: at start-up: ${original ? `a copy of ${original.path}` : had ? 'not as recorded' : 'an unknown generation'} (${st.size} bytes, ${head.length} first bytes); from byte ${offset}`,
-    )
     const at = found.findIndex((s) => sameIdentity(s, st))
     if (at >= 0) found[at] = source
     else found.push(source)
     known.set(identityKey(st), source)
   }
   return raced
+}
+
+/**
+ * Where start-up reads an older file beside an input name that searchDir found (born or
+ * written since the last start; `st` and `head` from one descriptor), or null to leave it
+ * alone: the decisions of the search, apart from its I/O.
+ */
+function startOfOlder(
+  path: string,
+  st: Stats,
+  head: Buffer,
+  known: ReadonlyMap<string, SourceState>,
+  remembered: readonly SourceState[],
+  since: number,
+  rewritten: ReadonlySet<string>,
+  note: (message: string) => void,
+): number | null {
+  const had = known.get(identityKey(st))
+  // Known and beginning as recorded: the followers resume it. Known by identity only (its
+  // inode freed and reused by a file born since): another file, all of it unread.
+  if (had && sameFile(had, st, head)) return null
+  // A copytruncate copy made before we saw the truncation: it begins as the file we were
+  // reading there did (the same first bytes), and that file's bytes up to our offset are
+  // in the output already: read the copy from there, not again from its start.
+  const original = copiedFrom(path, st, head, remembered)
+  // Born before, written since: a copy written in place over an older file (fs.copyFileSync
+  // and cp keep the inode of the copy there before), found as the copy it is, or not at all
+  // (an old generation written to late is not a new one). Its birth time being old, it was
+  // left out, and the rest of the generation copied while we were down lost (issue 16: the
+  // in-place copy test with SIGKILLs, 117-2,245 lines).
+  // Unless it is a file the state recorded that no longer begins as recorded: written over
+  // since that checkpoint, with a copy of no recorded source, it holds a generation no
+  // checkpoint saw (two copies written in place while we were down: the one between is
+  // there now). All of it is unread (the mixed soak lost such a generation: 226 lines).
+  // And unless the input it is a generation of was truncated while we were down: then a file
+  // written since that begins as no recorded one is a copy written in place of a generation
+  // no checkpoint saw (written, copied over the last copy and truncated while we were down:
+  // the mixed soak lost such a generation on top-down, 150 lines). An old file written to
+  // late beside an input that was not truncated is left alone.
+  if (!original && !bornSince(st, since) && !had && !rewritten.has(rotationFamily(path)))
+    return null
+  // A copy shorter than the offset its original was read to, while that original was still
+  // as recorded at its name: logrotate's copy made before our last reads through the name
+  // (all of it read), or a copy still being written (fs.copyFileSync and cp empty their
+  // target, then write it). The size cannot tell which: left to the followers, who see the
+  // name's truncation and take this as its copy then (its rest read from our offset, or
+  // nothing when it ends before it). Started at its size now, a copy being made was read
+  // again from there (the mixed soak on top-down: 54 lines twice from a copy caught at 0
+  // bytes). An original truncated while we were down had its copy made before: complete.
+  if (original && st.size < original.offset && !rewritten.has(rotationFamily(path))) {
+    note(
+      `${path}: at start-up: a copy of ${original.path} shorter (${st.size} bytes) than its offset ${original.offset}; left to that file's truncation`,
+    )
+    return null
+  }
+  const offset = original ? Math.min(original.offset, st.size) : 0
+  note(
+    `${path}: at start-up: ${original ? `a copy of ${original.path}` : had ? 'not as recorded' : 'an unknown generation'} (${st.size} bytes, ${head.length} first bytes); from byte ${offset}`,
+  )
+  return offset
 }
 
 /**
@@ -333,7 +360,8 @@ const bornSince = (st: Stats, since: number): boolean =>
 /**
  * The source a checkpoint recorded in `path`'s rotation family whose (non-empty) first bytes
  * `head` begins with: `path` is a copy of it. The fingerprint is the only link between a copy
- * and its original, as when a copy is found while running (see finishFromCopy in tail-async-search.ts).
+ * and its original, as when a copy is found while running (see finishFromCopy in
+ * tail-async-search.ts).
  */
 function copiedFrom(
   path: string,
