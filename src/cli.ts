@@ -86,6 +86,11 @@ to a JetStream stream (tls:// for TLS); nats://.../STREAM as the input merges ev
 lines into the output, exactly once. A stream that does not exist is created.
 `
 
+/**
+ * The command line as commander knows it. One long chain on purpose (about 120 lines): the
+ * options in the order --help lists them, one or two lines each; cut into pieces, --help's
+ * order would be spread over several functions.
+ */
 export function buildProgram(): Command {
   return new Command('logmerge')
     .description('Follow many log files and merge their complete lines into one output.')

@@ -94,67 +94,113 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
     events: new EventEmitter(),
     observe: metrics?.observer(job),
   }))
-  const several = running.length > 1
-  let draining = false
-  let signalled = false
-  const drainAll = (why: string) => {
-    if (draining) return
-    draining = true
-    log.info(why)
-    io.notifier?.stopping('draining')
-    for (const r of running) r.stop.abort()
-    // The drain must end: a stuck output (a full disk that never clears) must not hang the stop.
-    // What was not written is not in the checkpoint, so a restart reads it again.
-    setTimeout(() => {
-      log.error(
-        `could not drain within ${run.shutdownTimeoutMs} ms (is an output stuck?); exiting; unwritten lines are read again on restart`,
-      )
-      process.exit(ExitCode.shutdownTimeout)
-    }, run.shutdownTimeoutMs).unref()
-  }
-  const onStop = (signal: NodeJS.Signals) => {
-    if (signalled) {
-      log.warn(`${signal} again: exiting without draining`)
-      process.exit(128 + (signal === 'SIGINT' ? 2 : 15))
-    }
-    signalled = true
-    drainAll(`${signal}: draining and stopping`)
-  }
-  const onHup = () => {
-    log.info(several ? 'SIGHUP: reopening every output' : 'SIGHUP: reopening the output')
-    for (const r of running) r.events.emit('reopen')
-  }
-  let failed = false
-  const onFailed = (r: Running, code: ExitCode) => {
-    failed = true
-    if (!several || draining) return
-    log.error(
-      `job ${r.job.name} failed (exit ${code}): stopping the other jobs; they resume from their checkpoints when logmerge is started again`,
-    )
-    drainAll('draining the other jobs')
-  }
-  process.on('SIGTERM', onStop)
-  process.on('SIGINT', onStop)
-  process.on('SIGHUP', onHup)
-  announceReady(running, io, () => draining || failed)
+  const stopping = new Stopping(run, running, io)
+  stopping.listen()
+  announceReady(running, io, () => stopping.draining || stopping.failed)
   for (const r of running) r.events.once('ready', () => metrics?.ready())
   const follows = run.jobs.some((j) => !j.config.once)
   const stopWatching = follows ? new GarbageWatch().start() : () => {}
   try {
-    const codes = await Promise.all(running.map((r) => runJob(r, onFailed)))
+    const codes = await Promise.all(
+      running.map((r) => runJob(r, (code) => stopping.jobFailed(r, code))),
+    )
     return worstOf(codes)
   } finally {
-    process.off('SIGTERM', onStop)
-    process.off('SIGINT', onStop)
-    process.off('SIGHUP', onHup)
+    stopping.unlisten()
     stopWatching()
     io.notifier?.close()
     await metrics?.close() // the metrics file's last version: every job's final counts
   }
 }
 
+/**
+ * How the daemon stops: SIGTERM or SIGINT drains every job (a second one exits at once);
+ * SIGHUP reopens every job's output; a job that fails for good drains the others. A drain that
+ * does not end within the shutdown timeout exits with its code: what was not written is not in
+ * the checkpoint, so a restart reads it again.
+ */
+class Stopping {
+  readonly #run: Run
+  readonly #running: readonly Running[]
+  readonly #io: DaemonIO
+  #draining = false
+  #signalled = false
+  #failed = false
+  readonly #onStop = (signal: NodeJS.Signals) => this.#stop(signal)
+  readonly #onHup = () => this.#reopen()
+
+  constructor(run: Run, running: readonly Running[], io: DaemonIO) {
+    this.#run = run
+    this.#running = running
+    this.#io = io
+  }
+
+  /** Draining has begun. */
+  get draining(): boolean {
+    return this.#draining
+  }
+
+  /** Some job failed. */
+  get failed(): boolean {
+    return this.#failed
+  }
+
+  listen(): void {
+    process.on('SIGTERM', this.#onStop)
+    process.on('SIGINT', this.#onStop)
+    process.on('SIGHUP', this.#onHup)
+  }
+
+  unlisten(): void {
+    process.off('SIGTERM', this.#onStop)
+    process.off('SIGINT', this.#onStop)
+    process.off('SIGHUP', this.#onHup)
+  }
+
+  /** Job `r` failed with `code`: with several jobs, the others are drained and stopped. */
+  jobFailed(r: Running, code: ExitCode): void {
+    this.#failed = true
+    if (this.#running.length < 2 || this.#draining) return
+    this.#io.log.error(
+      `job ${r.job.name} failed (exit ${code}): stopping the other jobs; they resume from their checkpoints when logmerge is started again`,
+    )
+    this.#drainAll('draining the other jobs')
+  }
+
+  #stop(signal: NodeJS.Signals): void {
+    if (this.#signalled) {
+      this.#io.log.warn(`${signal} again: exiting without draining`)
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15))
+    }
+    this.#signalled = true
+    this.#drainAll(`${signal}: draining and stopping`)
+  }
+
+  #reopen(): void {
+    const several = this.#running.length > 1
+    this.#io.log.info(several ? 'SIGHUP: reopening every output' : 'SIGHUP: reopening the output')
+    for (const r of this.#running) r.events.emit('reopen')
+  }
+
+  #drainAll(why: string): void {
+    if (this.#draining) return
+    this.#draining = true
+    const { log, notifier } = this.#io
+    log.info(why)
+    notifier?.stopping('draining')
+    for (const r of this.#running) r.stop.abort()
+    // The drain must end: a stuck output (a full disk that never clears) must not hang the stop.
+    setTimeout(() => {
+      log.error(
+        `could not drain within ${this.#run.shutdownTimeoutMs} ms (is an output stuck?); exiting; unwritten lines are read again on restart`,
+      )
+      process.exit(ExitCode.shutdownTimeout)
+    }, this.#run.shutdownTimeoutMs).unref()
+  }
+}
+
 /** Runs one job's engine to its end; its exit code (a failure is reported here, one line). */
-async function runJob(r: Running, onFailed: (r: Running, code: ExitCode) => void) {
+async function runJob(r: Running, onFailed: (code: ExitCode) => void) {
   const { config } = r.job
   try {
     // The fleet's centre (a nats:// input) runs on the event loop whatever the engine.
@@ -178,7 +224,7 @@ async function runJob(r: Running, onFailed: (r: Running, code: ExitCode) => void
     return ExitCode.ok
   } catch (err) {
     const code = report(err, r.log)
-    onFailed(r, code)
+    onFailed(code)
     return code
   } finally {
     r.log.debug('job ended')

@@ -26,7 +26,7 @@
  * - A centre that starts without a state adopts what it finds: each host from its first
  *   message there, each generation from its first segment there (earlier ones were purged).
  */
-import { type BatchMeta, positionOf, type Segment } from './frame.js'
+import { type BatchMeta, type GenerationInfo, positionOf, type Segment } from './frame.js'
 
 export interface HostState {
   /** The host's latest run, and the number of the next message expected from it. */
@@ -168,11 +168,7 @@ export class Applier {
     // the applied offset for good. Skipped; a real loss shows in the newer run's messages.
     if (gap && meta.r !== host.run) return { kind: 'stale' }
     if (gap?.lost && !this.#skipLost) {
-      // Nothing of it is taken: a centre started again meets the same gap.
-      if (before && known) {
-        Object.assign(known, before)
-        if (before.from === undefined) delete known.from
-      } else this.hosts.delete(meta.h)
+      this.#undoHost(meta.h, known, before) // a centre started again meets the same gap
       return { kind: 'lost', gap: gap.gap }
     }
     const knownBefore = new Set<string>()
@@ -197,28 +193,7 @@ export class Applier {
       at += seg.n
       const info = meta.g[seg.g]
       const key = genKey(meta.h, seg.g)
-      let gen = this.gens.get(key)
-      if (!gen) {
-        const applied = this.#adopting ? seg.s : (info?.o ?? seg.s)
-        gen = {
-          host: meta.h,
-          id: seg.g,
-          applied,
-          base: applied,
-          path: info?.p ?? '?',
-          label: info?.l ?? '?',
-          ended: false,
-          lastSeq: seq,
-          lastTime: time,
-        }
-        this.gens.set(key, gen)
-      }
-      gen.lastSeq = seq
-      gen.lastTime = time
-      if (info) {
-        gen.path = info.p
-        gen.label = info.l
-      }
+      const gen = this.#genFor(key, meta.h, seg, info, seq, time)
       if (seg.x) {
         if (seg.s > gen.applied) sayGap(key, gen, seg.s)
         if (!gen.ended) actions.push({ kind: 'end', key, gen })
@@ -234,6 +209,52 @@ export class Applier {
     host.lastSeq = seq
     host.lastTime = time
     return { kind: 'apply', actions }
+  }
+
+  /** Nothing of a message is taken: `host` (`known`, as it was `before` it) as it was. */
+  #undoHost(host: string, known: HostState | undefined, before: HostState | null): void {
+    if (before && known) {
+      Object.assign(known, before)
+      if (before.from === undefined) delete known.from
+    } else this.hosts.delete(host)
+  }
+
+  /**
+   * The generation `key` a segment of message `seq` (sent at `time`) is in, made on its first
+   * segment: applied from where the segment starts when adopting, else from where its host
+   * says the generation starts (`info.o`).
+   */
+  #genFor(
+    key: string,
+    host: string,
+    seg: Segment,
+    info: GenerationInfo | undefined,
+    seq: number,
+    time: number,
+  ): GenState {
+    let gen = this.gens.get(key)
+    if (!gen) {
+      const applied = this.#adopting ? seg.s : (info?.o ?? seg.s)
+      gen = {
+        host,
+        id: seg.g,
+        applied,
+        base: applied,
+        path: info?.p ?? '?',
+        label: info?.l ?? '?',
+        ended: false,
+        lastSeq: seq,
+        lastTime: time,
+      }
+      this.gens.set(key, gen)
+    }
+    gen.lastSeq = seq
+    gen.lastTime = time
+    if (info) {
+      gen.path = info.p
+      gen.label = info.l
+    }
+    return gen
   }
 
   #noteEarly(meta: BatchMeta, expected: number, seq: number): void {

@@ -120,7 +120,7 @@ export class CentreCheckpoints {
   }
 
   #state(): CentreState {
-    const { config, fleet, writer, applier } = this.#p
+    const { config, fleet, writer } = this.#p
     const snap = writer.snapshot()
     // Messages whose every line is now in the output are done; the first one that is not is
     // where a restart reads again (the hosts' run numbers as they were before it).
@@ -130,7 +130,33 @@ export class CentreCheckpoints {
       this.reads.shift()
     }
     const resume = this.reads[0]?.seq ?? this.lastRead + 1
+    return {
+      format: CENTRE_FORMAT,
+      version: CENTRE_VERSION,
+      savedAt: new Date().toISOString(),
+      startedAt: this.#p.startedAt.toISOString(),
+      pid: process.pid,
+      output: snap.output && { path: config.output, ...snap.output, size: snap.size },
+      stream: {
+        url: fleet.url.display,
+        name: fleet.url.stream,
+        created: this.#p.created,
+        resume,
+        read: this.lastRead,
+        ...(resume <= this.#p.adoptUntil && { adoptUntil: this.#p.adoptUntil }),
+      },
+      hosts: this.#savedHosts(),
+      generations: this.#savedGenerations(snap.offsets),
+    }
+  }
+
+  /**
+   * Each host as a restart at the resume position must see it: a host with a message not yet
+   * done (see #state) as it was before that message, or not at all when it was new then.
+   */
+  #savedHosts(): Record<string, SavedHost> {
     const hosts: Record<string, SavedHost> = {}
+    const { applier } = this.#p
     for (const [name, h] of applier.hosts) {
       hosts[name] = {
         run: h.run,
@@ -150,6 +176,12 @@ export class CentreCheckpoints {
       if (r.before) hosts[r.host] = { ...h, run: r.before.run, next: r.before.next }
       else delete hosts[r.host]
     }
+    return hosts
+  }
+
+  /** Each generation with the offset the output holds of it (`offsets`, the writer's). */
+  #savedGenerations(offsets: ReadonlyMap<string, number>): Record<string, SavedGen> {
+    const { writer, applier } = this.#p
     const generations: Record<string, SavedGen> = {}
     const forgetBefore = Date.now() - FORGET_ENDED_MS
     for (const [key, g] of applier.gens) {
@@ -161,26 +193,9 @@ export class CentreCheckpoints {
         writer.forget(key)
         continue
       }
-      generations[key] = savedGen(g, snap.offsets.get(key))
+      generations[key] = savedGen(g, offsets.get(key))
     }
-    return {
-      format: CENTRE_FORMAT,
-      version: CENTRE_VERSION,
-      savedAt: new Date().toISOString(),
-      startedAt: this.#p.startedAt.toISOString(),
-      pid: process.pid,
-      output: snap.output && { path: config.output, ...snap.output, size: snap.size },
-      stream: {
-        url: fleet.url.display,
-        name: fleet.url.stream,
-        created: this.#p.created,
-        resume,
-        read: this.lastRead,
-        ...(resume <= this.#p.adoptUntil && { adoptUntil: this.#p.adoptUntil }),
-      },
-      hosts,
-      generations,
-    }
+    return generations
   }
 
   /**

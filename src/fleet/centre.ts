@@ -251,16 +251,7 @@ class Centre {
 
   async #take(m: JsMsg, chain: ReturnType<typeof outputChain>, opened: Set<string>): Promise<void> {
     const seq = m.seq
-    if (seq > this.#lastRead + 1) {
-      const lost = `messages ${this.#lastRead + 1} to ${seq - 1} of stream ${this.#fleet.url.stream} were deleted before the centre read them (stream limits, a purge, or another centre on the same stream)`
-      if (!this.#fleet.skipLost) {
-        const info = await this.#jsm.streams.info(this.#fleet.url.stream).catch(() => null)
-        this.#log.debug(`stream now: ${JSON.stringify(info?.state)}`)
-        this.fail(streamLost(lost))
-        return
-      }
-      this.#log.error(`${lost}; going on (--nats-skip-lost): their lines are not in the output`)
-    }
+    if (seq > this.#lastRead + 1 && !(await this.#passedDeleted(seq))) return
     if (seq <= this.#lastRead) return // the consumer delivered it again
     this.#checkpoints.lastRead = seq
     if (seq > this.#streamLast) this.#streamLast = seq
@@ -317,6 +308,22 @@ class Centre {
       this.#waitingHosts.delete(token)
       waiting()
     }
+  }
+
+  /**
+   * Messages before `seq` and after the last one read are gone from the stream: false (the run
+   * fails) unless --nats-skip-lost says to go on, after saying which.
+   */
+  async #passedDeleted(seq: number): Promise<boolean> {
+    const lost = `messages ${this.#lastRead + 1} to ${seq - 1} of stream ${this.#fleet.url.stream} were deleted before the centre read them (stream limits, a purge, or another centre on the same stream)`
+    if (!this.#fleet.skipLost) {
+      const info = await this.#jsm.streams.info(this.#fleet.url.stream).catch(() => null)
+      this.#log.debug(`stream now: ${JSON.stringify(info?.state)}`)
+      this.fail(streamLost(lost))
+      return false
+    }
+    this.#log.error(`${lost}; going on (--nats-skip-lost): their lines are not in the output`)
+    return true
   }
 
   #act(

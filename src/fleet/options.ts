@@ -80,43 +80,12 @@ export function fleetConfig(
     min: number,
   ) => number,
 ): FleetConfig | null {
-  const urlInputs = inputs.filter((i) => isFleetUrl(i))
-  const out = isFleetUrl(output) ? output : undefined
-  if (urlInputs.length === 0 && out === undefined) {
-    const given = FLEET_OPTION_KEYS.filter((k) => options[k] !== undefined)
-    if (given.length > 0) {
-      throw errors.usage(
-        `${given.map(flagOf).join(', ')} ${given.length === 1 ? 'is' : 'are'} for a nats:// output or input, and this run has neither`,
-        'publish with -o nats://HOST:4222/STREAM, or merge a stream with nats://HOST:4222/STREAM as the input',
-      )
-    }
-    return null
-  }
-  if (out !== undefined && urlInputs.length > 0) {
-    throw errors.usage(
-      'a nats:// input and a nats:// output in one run: logmerge either publishes files to a stream or merges a stream into a file',
-      'run the hosts with -o nats://... and the centre with nats://... as its input',
-    )
-  }
-  if (urlInputs.length > 0 && inputs.length !== 1) {
-    throw errors.usage(
-      `the centre takes one input, the stream: got ${inputs.length} inputs (${inputs.map((i) => (isFleetUrl(i) ? 'a stream' : i)).join(', ')})`,
-      'merge files on the host that has them (logmerge FILES -o nats://...), or run a second job for local files',
-    )
-  }
-  const role = out !== undefined ? 'host' : 'centre'
-  const url = parseFleetUrl(out ?? (urlInputs[0] as string), role === 'host' ? '--output' : 'input')
-  if (role === 'centre') {
-    for (const k of ['hostId'] as const) {
-      if (options[k] !== undefined) {
-        throw errors.usage(
-          `${flagOf(k)} is for a host (a nats:// output); the centre merges every host`,
-        )
-      }
-    }
-  } else if (options.natsSkipLost !== undefined) {
-    throw errors.usage('--nats-skip-lost is for the centre (a nats:// input), not a host')
-  }
+  const role = fleetRole(inputs, output, options)
+  if (role === null) return null
+  const url = parseFleetUrl(
+    (role === 'host' ? output : inputs[0]) as string,
+    role === 'host' ? '--output' : 'input',
+  )
   const hostId = options.hostId ?? hostname()
   if (role === 'host') validateHostId(hostId)
   const path = (p: string | undefined) => (p === undefined ? undefined : resolve(cwd, p))
@@ -152,6 +121,54 @@ export function fleetConfig(
     maxBytes: number('--nats-max-bytes', options.natsMaxBytes, STREAM_DEFAULTS.maxBytes, 1024 ** 2),
     skipLost: options.natsSkipLost ?? false,
   }
+}
+
+/**
+ * Whether this run is a fleet host (a nats:// output), the centre (a nats:// input) or neither
+ * (null); a run that mixes them, or gives one side's flags to the other, is a usage error.
+ */
+function fleetRole(
+  inputs: readonly string[],
+  output: string | undefined,
+  options: FleetOptions,
+): 'host' | 'centre' | null {
+  const urlInputs = inputs.filter((i) => isFleetUrl(i))
+  const out = isFleetUrl(output) ? output : undefined
+  if (urlInputs.length === 0 && out === undefined) {
+    const given = FLEET_OPTION_KEYS.filter((k) => options[k] !== undefined)
+    if (given.length > 0) {
+      throw errors.usage(
+        `${given.map(flagOf).join(', ')} ${given.length === 1 ? 'is' : 'are'} for a nats:// output or input, and this run has neither`,
+        'publish with -o nats://HOST:4222/STREAM, or merge a stream with nats://HOST:4222/STREAM as the input',
+      )
+    }
+    return null
+  }
+  if (out !== undefined && urlInputs.length > 0) {
+    throw errors.usage(
+      'a nats:// input and a nats:// output in one run: logmerge either publishes files to a stream or merges a stream into a file',
+      'run the hosts with -o nats://... and the centre with nats://... as its input',
+    )
+  }
+  if (urlInputs.length > 0 && inputs.length !== 1) {
+    throw errors.usage(
+      `the centre takes one input, the stream: got ${inputs.length} inputs (${inputs.map((i) => (isFleetUrl(i) ? 'a stream' : i)).join(', ')})`,
+      'merge files on the host that has them (logmerge FILES -o nats://...), or run a second job for local files',
+    )
+  }
+  const role = out !== undefined ? 'host' : 'centre'
+  if (role === 'centre') {
+    for (const k of ['hostId'] as const) {
+      if (options[k] !== undefined) {
+        throw errors.usage(
+          `${flagOf(k)} is for a host (a nats:// output); the centre merges every host`,
+        )
+      }
+    }
+  } else if (options.natsSkipLost !== undefined) {
+    throw errors.usage('--nats-skip-lost is for the centre (a nats:// input), not a host')
+  }
+  return role
 }
 
 function validateHostId(id: string): void {

@@ -43,6 +43,8 @@ export type Families = ReturnType<typeof makeFamilies>
  * every exposition; `inputs` (up to --metrics-max-inputs x 9 series a job) only when a value in
  * it changed (`inputsChanged`), and its text is kept in between: an idle daemon with the
  * metrics file writes the same per-input text every second without formatting it again.
+ * One long list on purpose (about 130 lines): every family's name, help and labels in one
+ * place, in the order an exposition prints them (docs/service.md lists the same).
  */
 export function makeFamilies(version: string) {
   const registry = new Registry()
