@@ -4,12 +4,11 @@
  * event-loop writer owns the output. No threads, no lock.
  */
 import { once } from 'node:events'
-import { stat } from 'node:fs/promises'
 import pLimit from 'p-limit'
 import type { Config } from '../config.js'
 import { settleHeap } from '../gc.js'
 import type { Logger } from '../log.js'
-import { ProgressBar, wantsProgress } from '../progress/bar.js'
+import { ProgressBar, totalSize, wantsProgress } from '../progress/bar.js'
 import type { BlockSink } from '../sink/sink.js'
 import type { Checkpointer } from '../state/checkpointer.js'
 import { recover, resumeMark, toRemembered } from '../state/recover.js'
@@ -37,9 +36,7 @@ export async function runAsync({
   events,
   observe,
 }: EngineContext): Promise<EngineResult> {
-  const recovered = config.statePath
-    ? await recover(config.statePath, config.output, log)
-    : { sources: [], previousStart: null }
+  const recovered = await recover(config.statePath, config.output, log)
   const output = await openFollowOutput(config, log)
   const writer = output.writer
   const chain = outputChain(config, writer)
@@ -183,19 +180,6 @@ async function followUntilStopped(
   } finally {
     await discovery.close()
   }
-}
-
-/** The bytes of `paths` now (the progress bar's total); a file gone meanwhile counts 0. */
-async function totalSize(paths: readonly string[]): Promise<number> {
-  const sizes = await Promise.all(
-    paths.map((p) =>
-      stat(p).then(
-        (st) => st.size,
-        () => 0,
-      ),
-    ),
-  )
-  return sizes.reduce((a, b) => a + b, 0)
 }
 
 /** Arrival order with a progress bar: counts the bytes and lines on their way to the writer. */

@@ -8,12 +8,11 @@
  * a silent stall.
  */
 import { once } from 'node:events'
-import { stat } from 'node:fs/promises'
 import { MessageChannel } from 'node:worker_threads'
 import Pool from 'worker-threads-pool'
 import { Labels } from '../format/labels.js'
 import { settleHeap } from '../gc.js'
-import { ProgressBar, wantsProgress } from '../progress/bar.js'
+import { ProgressBar, totalSize, wantsProgress } from '../progress/bar.js'
 import { LockedWriter } from '../sink/locked-writer.js'
 import { sourcesAt } from '../state/checkpointer.js'
 import { type Recovered, recover, resumeMark } from '../state/recover.js'
@@ -58,9 +57,7 @@ async function runThreaded(ctx: EngineContext, shape: ThreadedShape): Promise<En
   // top-down --once --order time does not come here: the merge pulls from every file in turn
   // on the main thread, as on the async engine (engines/index.ts, batch.ts).
   const { config } = ctx
-  const recovered = config.statePath
-    ? await recover(config.statePath, config.output, ctx.log)
-    : { sources: [], previousStart: null }
+  const recovered = await recover(config.statePath, config.output, ctx.log)
   const output = await openThreadedOutput(ctx, shape)
   return new ThreadedRun(ctx, shape, output).run(recovered)
 }
@@ -373,17 +370,4 @@ class ThreadedRun {
     // at start-up and kept was most of a thread's resident memory.
     return startShard(this.#pool, init, config.once ? null : FOLLOW_YOUNG_MB, events)
   }
-}
-
-/** The bytes of `paths` now (the progress bar's total); a file gone meanwhile counts 0. */
-async function totalSize(paths: readonly string[]): Promise<number> {
-  const sizes = await Promise.all(
-    paths.map((p) =>
-      stat(p).then(
-        (st) => st.size,
-        () => 0,
-      ),
-    ),
-  )
-  return sizes.reduce((a, b) => a + b, 0)
 }

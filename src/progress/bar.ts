@@ -4,6 +4,7 @@
  * with --progress onto something that is not a terminal (a file, a pipe to a log), it writes a
  * plain line at most once a second and a last one at the end, since `\r` means nothing there.
  */
+import { stat } from 'node:fs/promises'
 import { renderProgress } from './render.js'
 
 const TERMINAL_EVERY_MS = 100
@@ -23,6 +24,19 @@ export function wantsProgress(
 ): boolean {
   if (!config.once) return false
   return config.progress ?? stream.isTTY === true
+}
+
+/** The bytes of `paths` now (the bar's total); a file gone meanwhile counts 0. */
+export async function totalSize(paths: readonly string[]): Promise<number> {
+  const sizes = await Promise.all(
+    paths.map((p) =>
+      stat(p).then(
+        (st) => st.size,
+        () => 0,
+      ),
+    ),
+  )
+  return sizes.reduce((a, b) => a + b, 0)
 }
 
 export class ProgressBar {

@@ -11,8 +11,14 @@ import { identityOf, type SourceState } from '../tail/source-state.js'
 import type { RememberedSource } from '../tail/tracked.js'
 import { loadState, planOutput, quarantine, removeLeftTemps } from './checkpoint.js'
 
-export async function recover(statePath: string, output: string, log: Logger): Promise<Recovered> {
+/** What a run resumes from: nothing without a state file (`statePath` null). */
+export async function recover(
+  statePath: string | null,
+  output: string,
+  log: Logger,
+): Promise<Recovered> {
   const none: Recovered = { sources: [], previousStart: null }
+  if (statePath === null) return none
   const left = removeLeftTemps(statePath)
   if (left.length > 0)
     log.info(
