@@ -18,13 +18,10 @@ import type { Logger } from '../log.js'
 import { Mutex } from './mutex.js'
 import {
   bytesToKeep,
-  changeMessage,
   checkOutput,
   cutUnfinishedLine,
-  dueToAct,
   isRetryable,
   nextBackoff,
-  type OutputChange,
   openOutputSync,
   RETRYABLE,
   resumedMessage,
@@ -33,6 +30,8 @@ import {
   WRITE_ERROR_CODES,
   writeErrorIndex,
 } from './output-file.js'
+import { heldMessage, type OutputChange, OutputWatch, unheldMessage } from './output-watch.js'
+import { PauseClock } from './pause-clock.js'
 import type { BlockSink, OutputHealth, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const STDOUT_FD = 1
@@ -133,14 +132,11 @@ export class LockedWriter implements BlockSink {
   #reported = false
   #seenSwitches = 0
   #checkpointing = false
-  /** The output went away and cannot be created again (yet): writes wait at the gate. */
-  #held = false
-  /** When the watch first saw the change it has not acted on yet (see dueToAct). */
-  #noticedAt: number | null = null
-  /** Times writing was held (#held), when the one under way began, and the time of past ones. */
-  #holds = 0
-  #heldSince = 0
-  #heldMs = 0
+  /** The watch's decisions from tick to tick (see OutputWatch). */
+  readonly #pathWatch = new OutputWatch()
+  /** Times writing was held: the output went away and cannot be created again (yet); writes
+   * wait at the gate meanwhile. */
+  readonly #holds = new PauseClock()
   /** Every output fd this thread opened and has not closed: it closes them all (a worker
    * closing an fd another thread opened makes Node warn). */
   readonly #opened = new Set<number>()
@@ -513,13 +509,13 @@ export class LockedWriter implements BlockSink {
     const stalls = Atomics.load(this.#cells, CELL.stalls)
     const since = h[HEALTH.pausedSince] as number
     const stalledMs = (h[HEALTH.pausedMs] as number) + (since > 0 ? now - since : 0)
-    const heldMs = this.#heldMs + (this.#held ? now - this.#heldSince : 0)
+    const holds = this.#holds
     return {
       bytes: h[HEALTH.bytes] as number,
       errors: [...h.subarray(HEALTH.errors)],
-      pauses: Math.ceil(stalls / 2) + this.#holds,
-      pausedSeconds: (stalledMs + heldMs) / 1000,
-      paused: stalls % 2 === 1 || this.#held,
+      pauses: Math.ceil(stalls / 2) + holds.count,
+      pausedSeconds: (stalledMs + holds.ms(now)) / 1000,
+      paused: stalls % 2 === 1 || holds.paused,
       queuedBytes: 0,
     }
   }
@@ -631,45 +627,31 @@ export class LockedWriter implements BlockSink {
     } catch {
       return // the fd cannot be stat'ed (the device is failing): the writes will tell
     }
-    if (change === null) this.#noticedAt = null
-    if (change === null && !this.#held) return
-    if (change && !this.#held) {
-      // Acted on at a later tick, unless it is over by then (see dueToAct).
-      if (this.#noticedAt === null) {
-        this.#noticedAt = Date.now()
-        return
-      }
-      if (!dueToAct(change, this.#noticedAt)) return
-    }
-    this.#noticedAt = null
-    // Said once the new file is handed over (or cannot be opened), not before: it says that the
-    // lines written before it went to the old file, and a write between the warning and the
-    // hand-over went there too (see LoopWriter's #announce). Once, not at each tick while held.
-    const warning = change && !this.#held ? changeMessage(path, change) : null
+    const held = this.#holds.paused
+    const due = this.#pathWatch.due(change, held, path)
+    if (!due) return
+    // The warning is said once the new file is handed over (or cannot be opened), not before:
+    // it says that the lines written before it went to the old file, and a write between the
+    // warning and the hand-over went there too (see LoopWriter's #announce).
     let fd: number
     try {
       fd = openOutputSync(path)
     } catch (err) {
-      if (!this.#held) {
-        if (warning) log.warn(warning)
-        log.warn(
-          `cannot create output ${path} again: ${(err as Error).message}; writing is held until it can be (the lines wait in their files)`,
-        )
-        this.#held = true
-        this.#holds++
-        this.#heldSince = Date.now()
+      if (!held) {
+        if (due.warning) log.warn(due.warning)
+        log.warn(heldMessage(path, err as Error))
+        this.#holds.begin()
         Atomics.store(this.#cells, CELL.gate, 1)
       }
       return
     }
-    if (this.#held) {
-      log.warn(`output ${path} could be created again; resumed`)
-      this.#heldMs += Date.now() - this.#heldSince
+    if (held) {
+      log.warn(unheldMessage(path))
+      this.#holds.end()
     }
-    this.#held = false
     this.#requestSwitch(fd)
     // From here every write switches first (see #enter).
-    if (warning) log.warn(warning)
+    if (due.warning) log.warn(due.warning)
   }
 
   /** Main thread: hands `fd` to whoever switches first (this thread, if the lock is free). */
@@ -714,7 +696,7 @@ export class LockedWriter implements BlockSink {
       this.#checkpointing = false
     }
     this.#closeRetired()
-    if (this.#held) return
+    if (this.#holds.paused) return
     Atomics.store(this.#cells, CELL.gate, 0)
     Atomics.notify(this.#cells, CELL.gate)
   }

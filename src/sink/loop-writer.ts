@@ -10,19 +10,18 @@ import { errors, isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import {
   bytesToKeep,
-  changeMessage,
   checkOutput,
   cutUnfinishedLine,
-  dueToAct,
   isRetryable,
   nextBackoff,
-  type OutputChange,
   openOutputAsync,
   resumedMessage,
   stalledMessage,
   WRITE_ERROR_CODES,
   writeErrorIndex,
 } from './output-file.js'
+import { heldMessage, type OutputChange, OutputWatch, unheldMessage } from './output-watch.js'
+import { PauseClock } from './pause-clock.js'
 import type { BlockSink, OutputHealth, Snapshot, SourceMark, SourceStats } from './sink.js'
 
 const writevAsync = promisify(writev)
@@ -103,15 +102,15 @@ export class LoopWriter implements BlockSink {
   #unheld: (() => void)[] = []
   /** A reopen by the watch is under way. */
   #replacing = false
-  /** When the watch first saw the change it has not acted on yet (see dueToAct). */
-  #noticedAt: number | null = null
+  /** The watch's decisions from tick to tick (see OutputWatch). */
+  readonly #watch = new OutputWatch()
   /**
    * The watch's warning about a change (deleted, moved, replaced), said once the new file is
    * the one written to (see #switch), or once it cannot be opened: it says that the lines
    * written before it went to the old file, so none written after it may.
    */
   #announce: string | null = null
-  #watch: NodeJS.Timeout | null = null
+  #watchTimer: NodeJS.Timeout | null = null
   #closed: Promise<void> | null = null
   #failed: Error | null = null
   /** The output is stdout and not a regular file: written through process.stdout. */
@@ -119,9 +118,7 @@ export class LoopWriter implements BlockSink {
   /** For health(): bytes written, failed writes by code, pauses and their time. */
   #bytesOut = 0
   readonly #errors: number[] = WRITE_ERROR_CODES.map(() => 0)
-  #pauses = 0
-  #pausedMs = 0
-  #pausedSince: number | null = null
+  readonly #pauses = new PauseClock()
   readonly #opts: LoopWriterOptions
 
   private constructor(path: string, fd: number, size: number, opts: LoopWriterOptions) {
@@ -163,8 +160,8 @@ export class LoopWriter implements BlockSink {
     const writer = new LoopWriter(path, fd, size, opts)
     writer.#identity = { dev, ino }
     if (opts.watchMs !== undefined) {
-      writer.#watch = setInterval(() => writer.#check(), opts.watchMs)
-      writer.#watch.unref()
+      writer.#watchTimer = setInterval(() => writer.#check(), opts.watchMs)
+      writer.#watchTimer.unref()
     }
     return writer
   }
@@ -237,28 +234,20 @@ export class LoopWriter implements BlockSink {
 
   /** What was written, what failed and how long writing waited (for metrics). */
   health(now = Date.now()): OutputHealth {
-    const since = this.#pausedSince
     return {
       bytes: this.#bytesOut,
       errors: [...this.#errors],
-      pauses: this.#pauses,
-      pausedSeconds: (this.#pausedMs + (since === null ? 0 : now - since)) / 1000,
-      paused: since !== null,
+      pauses: this.#pauses.count,
+      pausedSeconds: this.#pauses.ms(now) / 1000,
+      paused: this.#pauses.paused,
       queuedBytes: this.#queuedBytes,
     }
   }
 
   /** A pause begins or ends with #retrying and #held: counted for health(). */
   #notePause(): void {
-    const paused = this.#retrying !== null || this.#held !== null
-    if (paused === (this.#pausedSince !== null)) return
-    if (paused) {
-      this.#pauses++
-      this.#pausedSince = Date.now()
-    } else {
-      this.#pausedMs += Date.now() - (this.#pausedSince as number)
-      this.#pausedSince = null
-    }
+    if (this.#retrying !== null || this.#held !== null) this.#pauses.begin()
+    else this.#pauses.end()
   }
 
   /**
@@ -330,7 +319,7 @@ export class LoopWriter implements BlockSink {
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      if (this.#watch) clearInterval(this.#watch)
+      if (this.#watchTimer) clearInterval(this.#watchTimer)
       await this.drain()
       this.#releaseSwitchWaiters()
       if (this.#fd !== STDOUT_FD) await closeAsync(this.#fd)
@@ -552,19 +541,10 @@ export class LoopWriter implements BlockSink {
     } catch {
       return // the fd cannot be stat'ed (the device is failing): the writes will tell
     }
-    if (change === null) this.#noticedAt = null
-    if (change === null && this.#held === null) return
-    if (change && this.#held === null) {
-      // Acted on at a later tick, unless it is over by then (see dueToAct).
-      if (this.#noticedAt === null) {
-        this.#noticedAt = Date.now()
-        return
-      }
-      if (!dueToAct(change, this.#noticedAt)) return
-    }
-    this.#noticedAt = null
+    const due = this.#watch.due(change, this.#held !== null, this.path)
+    if (!due) return
     // Said once, not again at each tick while the path cannot be created (see #replace).
-    if (change && this.#held === null) this.#announce = changeMessage(this.path, change)
+    if (due.warning !== null) this.#announce = due.warning
     void this.#replace()
   }
 
@@ -580,7 +560,7 @@ export class LoopWriter implements BlockSink {
     try {
       const fd = await openOutputAsync(this.path)
       if (this.#held !== null) {
-        this.#opts.log.warn(`output ${this.path} could be created again; resumed`)
+        this.#opts.log.warn(unheldMessage(this.path))
         this.#held = null
         this.#notePause()
         for (const resolve of this.#unheld.splice(0)) resolve()
@@ -589,9 +569,7 @@ export class LoopWriter implements BlockSink {
     } catch (err) {
       if (this.#held === null) {
         this.#sayChange()
-        this.#opts.log.warn(
-          `cannot create output ${this.path} again: ${(err as Error).message}; writing is held until it can be (the lines wait in their files)`,
-        )
+        this.#opts.log.warn(heldMessage(this.path, err as Error))
       }
       this.#held = (err as Error).message
       this.#notePause()
