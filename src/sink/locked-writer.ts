@@ -31,9 +31,9 @@ import {
 import { LockedWatch, type LockedWriterWatch, MAIN_WAIT_MS } from './locked-watch.js'
 import { Mutex } from './mutex.js'
 import {
-  bytesToKeep,
-  cutUnfinishedLine,
+  FIRST_BACKOFF_MS,
   isRetryable,
+  leaveMidBlock,
   nextBackoff,
   openOutputSync,
   RETRYABLE,
@@ -47,7 +47,6 @@ export { SLOTS_PER_THREAD } from './locked-share.js'
 export type { LockedWriterWatch } from './locked-watch.js'
 
 const fsyncAsync = promisify(fsync)
-const FIRST_BACKOFF_MS = 50
 
 export class LockedWriter implements BlockSink {
   readonly share: LockedWriterShare
@@ -281,10 +280,9 @@ export class LockedWriter implements BlockSink {
    */
   #leave(block: Buffer, done: number): number {
     const fd = this.#cells[CELL.fd] as number
-    const keep = bytesToKeep(fd, block.subarray(0, done))
+    const keep = leaveMidBlock(fd, block.subarray(0, done), this.#size[0] as number)
     this.#size[0] = (this.#size[0] as number) + keep
     this.#health[HEALTH.bytes] = (this.#health[HEALTH.bytes] as number) + keep
-    cutUnfinishedLine(fd, this.#size[0] as number, done - keep)
     return keep
   }
 

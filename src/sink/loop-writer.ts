@@ -9,10 +9,10 @@ import { promisify } from 'node:util'
 import { errors, isErrno } from '../errors.js'
 import type { Logger } from '../log.js'
 import {
-  bytesToKeep,
   checkOutput,
-  cutUnfinishedLine,
+  FIRST_BACKOFF_MS,
   isRetryable,
+  leaveMidBlock,
   nextBackoff,
   openOutputAsync,
   resumedMessage,
@@ -45,7 +45,6 @@ const SYNC_WRITE_MAX = 2 * 1024 * 1024
 /** After this many bytes written synchronously in a row, the loop gets a turn (see #flushLoop). */
 const YIELD_AFTER_BYTES = 4 * 1024 * 1024
 const STDOUT_FD = 1
-const FIRST_BACKOFF_MS = 50
 
 export interface LoopWriterOptions {
   readonly highWaterBytes: number
@@ -454,11 +453,10 @@ export class LoopWriter implements BlockSink {
     }
     this.#count(batch.slice(0, whole), marks.slice(0, whole), dones.slice(0, whole))
     const head = batch[whole] as Buffer
-    const keep = bytesToKeep(this.#fd, head.subarray(0, left))
+    const keep = leaveMidBlock(this.#fd, head.subarray(0, left), this.#size)
     this.#size += keep
     this.#bytesOut += keep
     this.#queuedBytes -= keep
-    cutUnfinishedLine(this.#fd, this.#size, left - keep)
     return {
       batch: [head.subarray(keep), ...batch.slice(whole + 1)],
       marks: marks.slice(whole),

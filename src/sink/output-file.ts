@@ -41,6 +41,9 @@ export const writeErrorIndex = (code: string | undefined): number => {
   return at === -1 ? WRITE_ERROR_CODES.length - 1 : at
 }
 
+/** The first wait before a failing write is tried again; each next one is twice as long. */
+export const FIRST_BACKOFF_MS = 50
+
 /** The longest wait between two tries of a failing write: a failed write costs one syscall. */
 export const MAX_BACKOFF_MS = 1000
 
@@ -165,6 +168,17 @@ export function cutUnfinishedLine(fd: number, size: number, partial: number): vo
   } catch {
     // The old file is being left anyway; the line is written whole to the new one.
   }
+}
+
+/**
+ * Leaving a file part-way through a block, `written` bytes of it in the file after the `size`
+ * bytes counted: what bytesToKeep says stays (returned, for the caller to count), the rest is
+ * cut off the file (cutUnfinishedLine), which then ends with a whole line.
+ */
+export function leaveMidBlock(fd: number, written: Buffer, size: number): number {
+  const keep = bytesToKeep(fd, written)
+  cutUnfinishedLine(fd, size + keep, written.length - keep)
+  return keep
 }
 
 /** fsync a file being left (its bytes are counted in checkpoints); some files cannot be. */
