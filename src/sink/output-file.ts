@@ -1,12 +1,14 @@
 /**
  * The output file as both writers see it: opening it, telling a fault we wait out (full disk,
- * size limit) from one we die of, and noticing when someone deleted, moved or truncated it
- * behind our back. Pure decisions are kept apart from the fs calls so they can be tested alone.
+ * size limit) from one we die of, stat'ing it for the watch (whose decisions are in
+ * output-watch.ts), and leaving it part-way through a block. Pure decisions are kept apart from
+ * the fs calls so they can be tested alone.
  */
 import { fstatSync, fsyncSync, ftruncateSync, open, openSync, type Stats, statSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { isMainThread } from 'node:worker_threads'
 import { describeErrno, errors, isErrno } from '../errors.js'
+import { type FileFacts, type OutputChange, outputChange } from './output-watch.js'
 
 const openAsync = promisify(open)
 
@@ -38,6 +40,9 @@ export const writeErrorIndex = (code: string | undefined): number => {
   const at = (WRITE_ERROR_CODES as readonly string[]).indexOf(code ?? '')
   return at === -1 ? WRITE_ERROR_CODES.length - 1 : at
 }
+
+/** The first wait before a failing write is tried again; each next one is twice as long. */
+export const FIRST_BACKOFF_MS = 50
 
 /** The longest wait between two tries of a failing write: a failed write costs one syscall. */
 export const MAX_BACKOFF_MS = 1000
@@ -117,72 +122,6 @@ export const isRetryable = (err: unknown): err is NodeJS.ErrnoException =>
 // Deleted, moved or truncated behind our back
 // ---------------------------------------------------------------------------------------------
 
-export interface FileFacts {
-  readonly dev: number
-  readonly ino: number
-  readonly size: number
-  readonly nlink: number
-  readonly isFile: boolean
-}
-
-export type OutputChange =
-  | { readonly kind: 'deleted' | 'moved' | 'replaced' }
-  | { readonly kind: 'truncated'; readonly from: number; readonly to: number }
-
-/**
- * How long a rotation-like change (the output moved away, or another file at its path) waits
- * for its SIGHUP before the watch acts on it itself: logrotate's `create` then its postrotate
- * `kill -HUP` take a shell's start between them, which on a loaded machine outlasted two ticks
- * of a short --poll-interval (a spurious warning in CI). A deletion or truncation is not a
- * rotation: acted on at the second tick.
- */
-export const ROTATION_GRACE_MS = 500
-
-/**
- * Whether the watch acts now on `change`, first seen at `firstSeen` (at an earlier tick): at
- * the second tick that sees it, and for a rotation-like change not before ROTATION_GRACE_MS.
- */
-export function dueToAct(change: OutputChange, firstSeen: number, now = Date.now()): boolean {
-  if (change.kind === 'moved' || change.kind === 'replaced')
-    return now - firstSeen >= ROTATION_GRACE_MS
-  return true
-}
-
-/**
- * The writers' watch acts on a change at the second tick that sees it (see dueToAct):
- * logrotate's `create` followed by its postrotate SIGHUP would otherwise race the watch, which
- * would then warn about a rotation that was announced.
- *
- * Decides, from the open file (`held`, by fstat), the file now at the output's path (`atPath`,
- * by stat; null if there is none) and the bytes we know we wrote (`known`), whether the output
- * must be opened again. A non-regular output (a pipe, /dev/null) is left alone.
- */
-export function outputChange(
-  held: FileFacts,
-  atPath: FileFacts | null,
-  known: number,
-): OutputChange | null {
-  if (!held.isFile) return null
-  if (atPath === null) return { kind: held.nlink === 0 ? 'deleted' : 'moved' }
-  if (atPath.dev !== held.dev || atPath.ino !== held.ino) return { kind: 'replaced' }
-  if (held.size < known) return { kind: 'truncated', from: known, to: held.size }
-  return null
-}
-
-/** The message for a change: what happened, and what happens now. */
-export function changeMessage(path: string, change: OutputChange): string {
-  switch (change.kind) {
-    case 'deleted':
-      return `output ${path} was deleted while open; creating it again (lines written before this warning went with the deleted file)`
-    case 'moved':
-      return `output ${path} was moved away while open; creating it again (the lines so far are in the moved file)`
-    case 'replaced':
-      return `output ${path} was replaced by another file; writing to that file now (the lines so far are in the old one)`
-    case 'truncated':
-      return `output ${path} was truncated by someone else (${change.from} -> ${change.to} bytes); continuing at its end`
-  }
-}
-
 const facts = (st: Stats): FileFacts => ({
   dev: st.dev,
   ino: st.ino,
@@ -229,6 +168,17 @@ export function cutUnfinishedLine(fd: number, size: number, partial: number): vo
   } catch {
     // The old file is being left anyway; the line is written whole to the new one.
   }
+}
+
+/**
+ * Leaving a file part-way through a block, `written` bytes of it in the file after the `size`
+ * bytes counted: what bytesToKeep says stays (returned, for the caller to count), the rest is
+ * cut off the file (cutUnfinishedLine), which then ends with a whole line.
+ */
+export function leaveMidBlock(fd: number, written: Buffer, size: number): number {
+  const keep = bytesToKeep(fd, written)
+  cutUnfinishedLine(fd, size + keep, written.length - keep)
+  return keep
 }
 
 /** fsync a file being left (its bytes are counted in checkpoints); some files cannot be. */

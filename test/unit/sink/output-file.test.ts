@@ -16,12 +16,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Mutex } from '../../../src/sink/mutex.js'
-import {
-  bytesToKeep,
-  cutUnfinishedLine,
-  type FileFacts,
-  outputChange,
-} from '../../../src/sink/output-file.js'
+import { bytesToKeep, cutUnfinishedLine } from '../../../src/sink/output-file.js'
+import { type FileFacts, outputChange } from '../../../src/sink/output-watch.js'
 
 const file = (over: Partial<FileFacts> = {}): FileFacts => ({
   dev: 1,
