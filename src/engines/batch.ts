@@ -6,7 +6,8 @@
  * time (docs/time-order.md).
  */
 
-import { OnceTimeMerge, readBytesFor, readerThreadChoice } from '../batch/merge.js'
+import { readBytesFor, readerThreadChoice } from '../batch/arena-layout.js'
+import { OnceTimeMerge } from '../batch/merge.js'
 import {
   mergePartitioned,
   PartThreads,
