@@ -8,12 +8,8 @@
 
 import { readBytesFor, readerThreadChoice } from '../batch/arena-layout.js'
 import { OnceTimeMerge } from '../batch/merge.js'
-import {
-  mergePartitioned,
-  PartThreads,
-  partBytesFor,
-  partitionThreadsFor,
-} from '../batch/partitioned.js'
+import { PartThreads } from '../batch/part-threads.js'
+import { mergePartitioned, partBytesFor, partitionThreadsFor } from '../batch/partitioned.js'
 import type { Plan } from '../batch/plan.js'
 import { releasePrestarted } from '../batch/prestart.js'
 import type { Config } from '../config.js'
