@@ -62,6 +62,7 @@ class Scenario {
     permissionFlips: { acrossRestart: 0, newFileUnreadable: 0 },
     outputFaults: { episodes: 0, skipped: 0 },
   }
+  /** What is done to logmerge while the writers write (faults.ts). */
   readonly faults: Faults
   #interrupted = false
   /** A passing run in a temp dir of its own (without --keep): nothing to look at afterwards. */
