@@ -188,7 +188,7 @@ export class ThreadFeed implements Feed {
    * Tells the thread to stop and waits for it to end by itself: it looks at STOP between two
    * reads, a few ms apart. Terminated only if it has not ended after STOP_GRACE_MS (a read
    * stuck on a slow disk): terminating a thread at work once aborted Node 20 (see
-   * partitioned.ts).
+   * part-threads.ts).
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {

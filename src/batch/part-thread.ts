@@ -11,7 +11,7 @@ import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { ArenaMemory } from './arena-memory.js'
 import { OnceTimeMerge, type OnceWriter } from './merge.js'
-import type { FromPartThread, PartThreadInit, ToPartThread } from './partitioned.js'
+import type { FromPartThread, PartThreadInit, ToPartThread } from './part-threads.js'
 
 const init = workerData as PartThreadInit
 const port = parentPort

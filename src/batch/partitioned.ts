@@ -1,65 +1,26 @@
 /**
  * The partitioned `--once --order time` merge: the time range is cut into partitions
- * (plan.ts), partition threads merge them side by side (part-thread.ts), and the main
- * thread writes their outputs in partition order, each block with the checkpoint marks the
- * thread's merge gave it. The output is byte for byte the single merge's: a partition is
+ * (plan.ts), partition threads merge them side by side (part-thread.ts, started and stopped
+ * by part-threads.ts), and the main thread writes their outputs in partition order, each
+ * block with the checkpoint marks the thread's merge gave it. The output is byte for byte the single merge's: a partition is
  * written only once its merge shows that it held no time after its bound; the first one that
  * did (a file not sorted after all), or that failed, is left with everything after it to the
  * single merge, which goes on from that partition's start (`fallback`).
  *
  * Memory: a partition's output is held until it is checked, and partitions are handed out at
  * most `threads + AHEAD` ahead of the one being written.
+ *
+ * Also here: when a merge is partitioned at all, in how many threads (partitionThreadsFor),
+ * and how large a partition is (partBytesFor).
  */
 import { availableParallelism } from 'node:os'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
-import { rebuildError, type SerializedError } from '../errors.js'
-import type { OutputFormat } from '../format/formats.js'
+import type { Worker } from 'node:worker_threads'
+import { rebuildError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { SourceMark } from '../sink/sink.js'
-import type { TimestampOptions } from '../time/timestamps.js'
 import { busyCoresNow } from './busy-cores.js'
 import type { OnceWriter, PartSource, PlanSource } from './merge.js'
-import type { Plan } from './plan.js'
-
-/** A partition thread's setup (workerData). */
-export interface PartThreadInit {
-  /** Int32: [0] is set when the merges in progress are to stop (PartThreads.close). */
-  readonly control?: SharedArrayBuffer
-  readonly format: OutputFormat
-  readonly maxLineBytes: number
-  readonly readChunkBytes: number
-  readonly zone?: TimestampOptions['zone']
-}
-
-export type ToPartThread =
-  | {
-      readonly code: 'part'
-      readonly index: number
-      readonly parts: readonly PartSource[]
-      /** The partition's input bytes (the output buffer's first size). */
-      readonly bytes: number
-    }
-  /** An output buffer written: the thread uses it again. */
-  | { readonly code: 'buffer'; readonly buffer: ArrayBuffer }
-
-export type FromPartThread =
-  | {
-      readonly code: 'done'
-      readonly index: number
-      /** The output: blocks ending at `ends` in `buffer`, each with its marks. */
-      readonly buffer: ArrayBuffer
-      readonly ends: readonly number[]
-      readonly marks: readonly (readonly SourceMark[])[]
-      /** The latest time the partition's merge wrote: at most its bound, or it is not used. */
-      readonly maxWritten: number
-      readonly late: number
-      readonly records: number
-      /** A read failed: the single merge reads the partition again and reports it. */
-      readonly failed: boolean
-    }
-  | { readonly code: 'failed'; readonly error: SerializedError }
+import type { FromPartThread, PartThreads, ToPartThread } from './part-threads.js'
+import type { Partition, Plan } from './plan.js'
 
 export interface PartitionedOptions {
   readonly plan: Plan
@@ -84,7 +45,6 @@ export interface PartitionedResult {
   readonly records: number
 }
 
-const THREAD = fileURLToPath(new URL('./part-thread.js', import.meta.url))
 /** Partitions handed out beyond one per thread, ahead of the one being written. */
 const AHEAD = 2
 /** A partition's input bytes. */
@@ -144,201 +104,194 @@ export function partitionThreadsFor(totalBytes: number, env = process.env): numb
 }
 
 /** Merges the plan's partitions in `threads` threads and writes them, in order, to `writer`. */
-export async function mergePartitioned(
+export function mergePartitioned(
   writer: OnceWriter,
   opts: PartitionedOptions,
 ): Promise<PartitionedResult> {
-  const { plan, sources, stop } = opts
-  const partitions = plan.partitions
-  const total = partitions.reduce((n, p) => n + p.bytes, 0)
-  const done = new Map<number, Extract<FromPartThread, { code: 'done' }> & { worker: Worker }>()
-  const idle: Worker[] = []
-  // In an object: set by the threads' events, which TypeScript's narrowing does not see.
-  const thrown = { failure: null as Error | null }
-  let wake: (() => void) | null = null
-  const wakeUp = () => wake?.()
-  let handed = 0
-  let written = 0
-  /** Set once this returns: a thread that answers then gets nothing more (close waits for it). */
-  let ended = false
-  const result = { maxWritten: Number.NEGATIVE_INFINITY, late: 0, records: 0 }
-  let doneBytes = 0
+  return new PartitionedRun(writer, opts).run()
+}
 
-  const partsOf = (index: number): PartSource[] => {
-    const p = partitions[index]
+/** A partition's output as its thread sent it, and the thread (its buffer goes back there). */
+type MergedPart = Extract<FromPartThread, { code: 'done' }> & { readonly worker: Worker }
+
+/**
+ * One partitioned merge: hands partitions to idle threads (handOut), keeps their outputs as
+ * they come, and writes them in partition order (run). The threads' events and the writing
+ * loop share its state; the loop sleeps until an event wakes it.
+ */
+class PartitionedRun {
+  readonly #writer: OnceWriter
+  readonly #opts: PartitionedOptions
+  readonly #partitions: readonly Partition[]
+  /** Outputs of partitions merged and not written yet, by partition. */
+  readonly #done = new Map<number, MergedPart>()
+  readonly #idle: Worker[] = []
+  /** The first failure of a thread: the single merge goes on from the next partition to write. */
+  #failure: Error | null = null
+  #wake: (() => void) | null = null
+  readonly #wakeUp = () => this.#wake?.()
+  /** Partitions handed out, and written (the next to write is #written). */
+  #handed = 0
+  #written = 0
+  /** Set once run returns: a thread that answers then gets nothing more (close waits for it). */
+  #ended = false
+  readonly #result = { maxWritten: Number.NEGATIVE_INFINITY, late: 0, records: 0 }
+  #doneBytes = 0
+  /**
+   * Output buffers with the writer, given back to their thread once written (writes go in
+   * order: every byte handed over before the last queuedBytes is written).
+   */
+  #handedBytes = 0
+  readonly #lent: { buffer: ArrayBuffer; until: number; worker: Worker }[] = []
+
+  constructor(writer: OnceWriter, opts: PartitionedOptions) {
+    this.#writer = writer
+    this.#opts = opts
+    this.#partitions = opts.plan.partitions
+    for (const worker of opts.threads.workers) this.#listen(worker)
+  }
+
+  async run(): Promise<PartitionedResult> {
+    const { stop, log } = this.#opts
+    const total = this.#partitions.reduce((n, p) => n + p.bytes, 0)
+    stop?.addEventListener('abort', this.#wakeUp)
+    try {
+      this.#handOut()
+      while (this.#written < this.#partitions.length) {
+        if (stop?.aborted) return this.#end('stopped')
+        const part = this.#done.get(this.#written)
+        if (part === undefined) {
+          if (this.#failure) {
+            log.warn(
+              `a partition thread failed (${this.#failure.message}); merging the rest in one thread`,
+            )
+            return this.#end('fallback')
+          }
+          await new Promise<void>((resolve) => {
+            this.#wake = resolve
+          })
+          this.#wake = null
+          continue
+        }
+        this.#done.delete(this.#written)
+        if (!this.#usable(part)) return this.#end('fallback')
+        if (!(await this.#write(part))) return this.#end('stopped')
+        if (part.maxWritten > this.#result.maxWritten) this.#result.maxWritten = part.maxWritten
+        this.#result.late += part.late
+        this.#result.records += part.records
+        this.#doneBytes += (this.#partitions[this.#written] as Partition).bytes
+        this.#written++
+        this.#handOut()
+        this.#opts.onProgress?.(this.#doneBytes, total, this.#result.records)
+      }
+      return this.#end('finished')
+    } finally {
+      this.#ended = true
+      stop?.removeEventListener('abort', this.#wakeUp)
+      await this.#opts.threads.close()
+    }
+  }
+
+  #end(outcome: PartitionedResult['outcome']): PartitionedResult {
+    return { outcome, at: this.#written, ...this.#result }
+  }
+
+  /** Takes `worker`'s answers and failures; it starts idle. */
+  #listen(worker: Worker): void {
+    worker.on('message', (msg: FromPartThread) => {
+      if (msg.code === 'done') this.#done.set(msg.index, { ...msg, worker })
+      else this.#failure ??= rebuildError(msg.error)
+      this.#idle.push(worker)
+      this.#handOut()
+      this.#wakeUp()
+    })
+    worker.on('error', (err) => {
+      this.#failure ??= err
+      this.#wakeUp()
+    })
+    worker.on('exit', (code) => {
+      if (code !== 0) this.#failure ??= new Error(`a partition thread exited with code ${code}`)
+      this.#wakeUp()
+    })
+    this.#idle.push(worker)
+  }
+
+  /** Hands the next partitions to idle threads, at most threads + AHEAD past the one to write. */
+  #handOut(): void {
+    const threads = this.#opts.threads
+    while (
+      !this.#ended &&
+      this.#idle.length > 0 &&
+      this.#handed < this.#partitions.length &&
+      this.#handed - this.#written < threads.workers.length + AHEAD
+    ) {
+      const worker = this.#idle.pop() as Worker
+      const msg: ToPartThread = {
+        code: 'part',
+        index: this.#handed,
+        parts: this.#partsOf(this.#handed),
+        bytes: (this.#partitions[this.#handed] as Partition).bytes,
+      }
+      threads.send(worker, msg)
+      this.#handed++
+    }
+  }
+
+  /** Partition `index` as its thread merges it: each source's range of it. */
+  #partsOf(index: number): PartSource[] {
+    const p = this.#partitions[index]
     if (p === undefined) throw new Error(`no partition ${index}`)
-    return sources.map((s, i) => ({
+    const formats = this.#opts.plan.formats
+    return this.#opts.sources.map((s, i) => ({
       fd: s.fd,
       key: s.key,
       path: s.path,
       label: s.label,
       start: p.starts[i] as number,
       end: p.ends[i] as number,
-      format: plan.formats[i] ?? 'auto',
+      format: formats[i] ?? 'auto',
       mtimeMs: s.mtimeMs,
     }))
   }
-  const handOut = () => {
-    while (
-      !ended &&
-      idle.length > 0 &&
-      handed < partitions.length &&
-      handed - written < opts.threads.workers.length + AHEAD
-    ) {
-      const worker = idle.pop() as Worker
-      const msg: ToPartThread = {
-        code: 'part',
-        index: handed,
-        parts: partsOf(handed),
-        bytes: (partitions[handed] as Plan['partitions'][number]).bytes,
-      }
-      opts.threads.send(worker, msg)
-      handed++
-    }
+
+  /** Whether the next partition's output is the single merge's there (see the header). */
+  #usable(part: MergedPart): boolean {
+    const bound = (this.#partitions[this.#written] as Partition).bound
+    if (!part.failed && part.maxWritten <= bound) return true
+    this.#opts.log.debug(
+      `--once --order time: partition ${this.#written} ${part.failed ? 'could not be read' : 'holds times after its bound (a file is not sorted)'}; the single merge goes on from there`,
+    )
+    return false
   }
-  // Output buffers with the writer, given back to their thread once written (writes go in
-  // order: every byte handed over before the last queuedBytes is written).
-  let handedBytes = 0
-  const lent: { buffer: ArrayBuffer; until: number; worker: Worker }[] = []
-  const giveBack = () => {
-    const writtenBytes = handedBytes - writer.queuedBytes
+
+  /** Writes a partition's blocks with their marks; false when the stop came between two. */
+  async #write(part: MergedPart): Promise<boolean> {
+    const stop = this.#opts.stop
+    let from = 0
+    for (let i = 0; i < part.ends.length; i++) {
+      if (stop?.aborted) return false
+      const to = part.ends[i] as number
+      const wait = this.#writer.write(
+        Buffer.from(part.buffer, from, to - from),
+        part.marks[i] ?? [],
+      )
+      this.#handedBytes += to - from
+      from = to
+      if (wait) await wait
+    }
+    this.#lent.push({ buffer: part.buffer, until: this.#handedBytes, worker: part.worker })
+    this.#giveBack()
+    return true
+  }
+
+  /** Gives the output buffers the writer is done with back to their threads. */
+  #giveBack(): void {
+    const writtenBytes = this.#handedBytes - this.#writer.queuedBytes
+    const lent = this.#lent
     while (lent.length > 0 && (lent[0] as (typeof lent)[number]).until <= writtenBytes) {
       const { buffer, worker } = lent.shift() as (typeof lent)[number]
       const msg: ToPartThread = { code: 'buffer', buffer }
-      opts.threads.send(worker, msg, [buffer])
+      this.#opts.threads.send(worker, msg, [buffer])
     }
-  }
-  for (const worker of opts.threads.workers) {
-    worker.on('message', (msg: FromPartThread) => {
-      if (msg.code === 'done') done.set(msg.index, { ...msg, worker })
-      else thrown.failure ??= rebuildError(msg.error)
-      idle.push(worker)
-      handOut()
-      wakeUp()
-    })
-    worker.on('error', (err) => {
-      thrown.failure ??= err
-      wakeUp()
-    })
-    worker.on('exit', (code) => {
-      if (code !== 0) thrown.failure ??= new Error(`a partition thread exited with code ${code}`)
-      wakeUp()
-    })
-    idle.push(worker)
-  }
-  stop?.addEventListener('abort', wakeUp)
-  const end = (outcome: PartitionedResult['outcome']): PartitionedResult => ({
-    outcome,
-    at: written,
-    ...result,
-  })
-  try {
-    handOut()
-    while (written < partitions.length) {
-      if (stop?.aborted) return end('stopped')
-      const part = done.get(written)
-      if (part === undefined) {
-        if (thrown.failure) {
-          opts.log.warn(
-            `a partition thread failed (${thrown.failure.message}); merging the rest in one thread`,
-          )
-          return end('fallback')
-        }
-        await new Promise<void>((resolve) => {
-          wake = resolve
-        })
-        wake = null
-        continue
-      }
-      done.delete(written)
-      const bound = (partitions[written] as Plan['partitions'][number]).bound
-      if (part.failed || part.maxWritten > bound) {
-        opts.log.debug(
-          `--once --order time: partition ${written} ${part.failed ? 'could not be read' : 'holds times after its bound (a file is not sorted)'}; the single merge goes on from there`,
-        )
-        return end('fallback')
-      }
-      let from = 0
-      for (let i = 0; i < part.ends.length; i++) {
-        if (stop?.aborted) return end('stopped')
-        const to = part.ends[i] as number
-        const wait = writer.write(Buffer.from(part.buffer, from, to - from), part.marks[i] ?? [])
-        handedBytes += to - from
-        from = to
-        if (wait) await wait
-      }
-      lent.push({ buffer: part.buffer, until: handedBytes, worker: part.worker })
-      giveBack()
-      if (part.maxWritten > result.maxWritten) result.maxWritten = part.maxWritten
-      result.late += part.late
-      result.records += part.records
-      doneBytes += (partitions[written] as Plan['partitions'][number]).bytes
-      written++
-      handOut()
-      opts.onProgress?.(doneBytes, total, result.records)
-    }
-    return end('finished')
-  } finally {
-    ended = true
-    stop?.removeEventListener('abort', wakeUp)
-    await opts.threads.close()
   }
 }
-
-/**
- * The partition threads.
- *
- * Closing stops them in two steps. `worker.terminate()` on a thread in the middle of a merge
- * crashed the process once in a test run (Node 20 aborts in NodePlatform::ForIsolate: a
- * background compile of the thread's hot code asked for its isolate while it was being torn
- * down). So a thread at work is first told to stop (a shared flag its merge looks at between
- * rounds, milliseconds apart) and waited for; only an idle thread is terminated, after a short
- * pause for compiles still running.
- */
-export class PartThreads {
-  readonly workers: readonly Worker[]
-  /** Int32: [0] set to 1 to stop the merges in progress (part-thread.ts). */
-  readonly #control: Int32Array
-  /** Workers with a partition not answered yet, and how to learn when they answer. */
-  readonly #busy = new Map<Worker, Promise<void>>()
-  readonly #answered = new Map<Worker, () => void>()
-
-  constructor(count: number, init: PartThreadInit) {
-    const control = new SharedArrayBuffer(4)
-    this.#control = new Int32Array(control)
-    this.workers = Array.from({ length: count }, () => {
-      const worker = new Worker(THREAD, { workerData: { ...init, control } })
-      const settle = () => {
-        this.#busy.delete(worker)
-        this.#answered.get(worker)?.()
-        this.#answered.delete(worker)
-      }
-      worker.on('message', settle)
-      worker.on('exit', settle)
-      return worker
-    })
-  }
-
-  /** Hands `worker` a partition (it answers with one message). */
-  send(worker: Worker, msg: ToPartThread, transfer?: ArrayBuffer[]): void {
-    if (msg.code === 'part') {
-      this.#busy.set(worker, new Promise<void>((resolve) => this.#answered.set(worker, resolve)))
-    }
-    worker.postMessage(msg, transfer)
-  }
-
-  async close(): Promise<void> {
-    Atomics.store(this.#control, 0, 1)
-    const busy = [...this.#busy.values()]
-    if (busy.length > 0) {
-      await Promise.race([Promise.all(busy), sleep(CLOSE_WAIT_MS)])
-    }
-    await sleep(COMPILE_GRACE_MS)
-    await Promise.all(this.workers.map((w) => w.terminate()))
-  }
-}
-
-/** How long close() waits for threads to stop their merges before terminating them anyway. */
-const CLOSE_WAIT_MS = 2000
-/** The pause before terminating idle threads (background compiles still running). */
-const COMPILE_GRACE_MS = 20

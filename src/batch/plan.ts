@@ -2,9 +2,9 @@
  * The plan of a partitioned `--once --order time` merge (partitioned.ts): cut the time range
  * at bounds T1 < T2 < ... so that partition p holds, in every file, the records with times in
  * (T(p-1), T(p)]. For files that are each sorted, those are one contiguous byte range per file,
- * found by a binary search on the file, and merging the partitions one after another gives
- * exactly the merge of the whole files: every record of partition p comes before every record
- * of p+1. So the partitions can be merged in parallel and written in order.
+ * found by a binary search on the file (probed-file.ts), and merging the partitions one after
+ * another gives exactly the merge of the whole files: every record of partition p comes before
+ * every record of p+1. So the partitions can be merged in parallel and written in order.
  *
  * The plan assumes sorted files; it does not check them (that would mean reading them). The
  * merge of each partition checks what the assumption gives: every time it wrote is at most its
@@ -18,7 +18,6 @@
  * are so uneven that a partition would be far larger than asked (memory: a partition is held
  * until it is checked).
  */
-import { readSync } from 'node:fs'
 import {
   type LineFormat,
   LineTimes,
@@ -27,6 +26,7 @@ import {
   type TimestampOptions,
 } from '../time/timestamps.js'
 import type { PlanSource } from './merge.js'
+import { boundaryIn, ProbedFile, Unplannable } from './probed-file.js'
 import { SourceReader } from './source-reader.js'
 
 export interface PlanOptions {
@@ -61,145 +61,13 @@ export interface Plan {
   readonly partitions: readonly Partition[]
 }
 
-/** Bytes a probe of the binary search reads at once (more when a line is longer). */
-const WINDOW_BYTES = 4096
 /** Samples of the time range are at least this far apart. */
 const MIN_SAMPLE_STEP = 256
-/** Below this much left, the binary search reads the range line by line. */
-const SCAN_BYTES = 4096
-/** A probe that finds no timestamp in this many bytes gives the plan up. */
-const PROBE_LIMIT = 4 * 1024 * 1024
 /** What detection reads first (see formatOf). */
 const DETECT_BYTES = 64 * 1024
 /** Detection reads at most this many blocks to find a file's first whole line. */
 const DETECT_READS = 8
 const NEWLINE = 0x0a
-
-/** A file without a timestamp where a probe looked for one: no plan. */
-class Unplannable extends Error {}
-
-/**
- * A file as the binary search reads it: lines at any offset, through a window of the file
- * (a probe reads a few lines; the last steps read on from the same window).
- */
-class ProbedFile {
-  readonly #fd: number
-  readonly #times: LineTimes
-  readonly #maxLineBytes: number
-  #buf = Buffer.allocUnsafe(WINDOW_BYTES)
-  /** The file offset of #buf[0] and how many bytes of it are the file's. */
-  #at = 0
-  #len = 0
-
-  constructor(fd: number, times: LineTimes, maxLineBytes: number) {
-    this.#fd = fd
-    this.#times = times
-    this.#maxLineBytes = maxLineBytes
-  }
-
-  /**
-   * The first line starting in [from, limit) whose time parses (`from` a line start): its
-   * offset, time and the offset just past it; null when none does.
-   */
-  leaderFrom(from: number, limit: number): { at: number; time: number; next: number } | null {
-    let at = from
-    while (at < limit) {
-      const end = this.#lineEnd(at)
-      if (end < 0) return null
-      const time = this.#scan(at - this.#at, end - this.#at)
-      if (!Number.isNaN(time)) return { at, time, next: end + 1 }
-      at = end + 1
-      if (at - from > PROBE_LIMIT) throw new Unplannable()
-    }
-    return null
-  }
-
-  /**
-   * The time of the line at #buf[start, end) as the merge reads it: its first piece at
-   * --max-line-bytes, and followed by a newline. When the line is cut there, or is the file's
-   * last without a newline, the parser would see other bytes after it here; it gets a copy.
-   */
-  #scan(start: number, end: number): number {
-    const cut = Math.min(end, start + this.#maxLineBytes - 1)
-    if (cut < this.#len && this.#buf[cut] === NEWLINE)
-      return this.#times.scan(this.#buf, start, cut)
-    const line = Buffer.allocUnsafe(cut - start + 1)
-    this.#buf.copy(line, 0, start, cut)
-    line[cut - start] = NEWLINE
-    return this.#times.scan(line, 0, cut - start)
-  }
-
-  /** The first line start at or after `offset` (`offset` itself when it is `lineStart`), or -1. */
-  lineStartFrom(offset: number, lineStart: number): number {
-    if (offset <= lineStart) return lineStart
-    const end = this.#lineEnd(offset - 1)
-    return end < 0 ? -1 : end + 1
-  }
-
-  /**
-   * The file offset of the first newline at or after `at` (or the file's end, for a last line
-   * without one), with the bytes from `at` to it in the window; -1 at the end of the file.
-   */
-  #lineEnd(at: number): number {
-    if (at < this.#at || at >= this.#at + this.#len) this.#fill(at)
-    if (this.#len === 0) return -1
-    for (;;) {
-      const nl = this.#buf.indexOf(NEWLINE, at - this.#at)
-      if (nl >= 0 && nl < this.#len) return this.#at + nl
-      // The line goes on past the window: start the window at the line, larger if need be.
-      const had = this.#at + this.#len - at
-      if (had > PROBE_LIMIT) throw new Unplannable()
-      if (at > this.#at) this.#fill(at)
-      else if (!this.#grow()) return this.#at + this.#len // the last line, no newline
-      if (this.#at + this.#len - at === had) return this.#at + this.#len
-    }
-  }
-
-  #fill(at: number): void {
-    this.#at = at
-    this.#len = readSync(this.#fd, this.#buf, 0, this.#buf.length, at)
-  }
-
-  /** Doubles the window, read on; false at the end of the file. */
-  #grow(): boolean {
-    const grown = Buffer.allocUnsafe(this.#buf.length * 2)
-    this.#buf.copy(grown, 0, 0, this.#len)
-    this.#buf = grown
-    const n = readSync(this.#fd, grown, this.#len, grown.length - this.#len, this.#at + this.#len)
-    this.#len += n
-    return n > 0
-  }
-}
-
-/**
- * The offset of the first line in [lo, hi) whose time is after `bound`, or `hi` when none is
- * (`lo` a line start). A binary search that is exact for a sorted file.
- */
-function boundaryIn(file: ProbedFile, bound: number, lo: number, hi: number): number {
-  const start = lo
-  let answer = hi
-  while (hi - lo > SCAN_BYTES) {
-    const half = lo + Math.floor((hi - lo) / 2)
-    const mid = file.lineStartFrom(half, start)
-    const leader = mid < 0 || mid >= hi ? null : file.leaderFrom(mid, hi)
-    if (leader === null) {
-      hi = half // no leader starts in [half, hi)
-    } else if (leader.time > bound) {
-      answer = leader.at
-      hi = half // none in [mid, leader.at) either
-    } else {
-      lo = leader.next
-    }
-  }
-  let at = lo
-  while (at < hi) {
-    const leader = file.leaderFrom(at, hi)
-    if (leader === null) break
-    if (leader.time > bound) return leader.at
-    at = leader.next
-  }
-  return answer
-}
 
 /**
  * The format the single merge would find for `source`: the given one, or what detection makes
@@ -285,83 +153,126 @@ function samples(
 /** Plans the partitions of a merge of `sources`, or null (see above). */
 export function planPartitions(sources: readonly PlanSource[], opts: PlanOptions): Plan | null {
   try {
-    const formats: TimestampFormat[] = []
-    const files: (ProbedFile | null)[] = []
-    for (const s of sources) {
-      if (s.size <= s.start) {
-        formats.push(opts.timestampFormat ?? 'auto')
-        files.push(null)
-        continue
-      }
-      const format = formatOf(s, opts)
-      if (format === null || format === 'auto' || format === 'rfc3164') return null
-      formats.push(format)
-      files.push(
-        new ProbedFile(
-          s.fd,
-          new LineTimes(format as LineFormat, timestampsOf(s, opts)),
-          opts.maxLineBytes,
-        ),
-      )
-    }
-    const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.start), 0)
-    const bounds: number[] = []
-    let taken = 0
-    let seen = 0
-    for (const [time, bytes] of samples(
-      files,
+    const probed = probeFiles(sources, opts)
+    if (probed === null) return null
+    const partitions = partitionsAt(
+      boundsOf(probed.files, sources, opts),
+      probed.files,
       sources,
-      Math.max(MIN_SAMPLE_STEP, Math.floor(opts.partBytes / 4)),
-    )) {
-      taken += bytes
-      seen += bytes
-      const last = bounds.at(-1) ?? Number.NEGATIVE_INFINITY
-      // A bound every partBytes, none leaving a last partition of less than half of that.
-      if (taken >= opts.partBytes && total - seen >= opts.partBytes / 2 && time > last) {
-        bounds.push(time)
-        taken = 0
-      }
-    }
-    const partitions: Partition[] = []
-    let starts = sources.map((s) => s.start)
-    const maxPart = opts.maxPartBytes ?? 8 * opts.partBytes
-    /** The bytes of file i in [from, to), counted up to its size when planned. */
-    const within = (i: number, from: number, to: number) => {
-      const size = (sources[i] as PlanSource).size
-      return Math.min(to, size) - Math.min(from, size)
-    }
-    for (const bound of bounds) {
-      const ends = sources.map((s, i) => {
-        const start = starts[i] as number
-        const file = files[i]
-        if (start === Number.POSITIVE_INFINITY || !file) return Number.POSITIVE_INFINITY
-        // No record after the bound in the rest of the file: this partition reads it to its
-        // end, lines written meanwhile included (as the single merge would), later ones none
-        // of it. An end at the planned size could cut a line that is still being written.
-        const end = boundaryIn(file, bound, start, s.size)
-        return end >= s.size ? Number.POSITIVE_INFINITY : end
-      })
-      const bytes = ends.reduce((n, end, i) => n + within(i, starts[i] as number, end), 0)
-      if (ends.some((end, i) => end < (starts[i] as number)) || bytes > maxPart) return null
-      if (bytes > 0) {
-        partitions.push({ bound, starts, ends, bytes })
-        starts = ends
-      }
-    }
-    const bytes = sources.reduce(
-      (n, _, i) => n + within(i, starts[i] as number, Number.POSITIVE_INFINITY),
-      0,
+      opts,
     )
-    if (bytes > maxPart) return null
-    partitions.push({
-      bound: Number.POSITIVE_INFINITY,
-      starts,
-      ends: sources.map(() => Number.POSITIVE_INFINITY),
-      bytes,
-    })
-    return { formats, partitions }
+    return partitions === null ? null : { formats: probed.formats, partitions }
   } catch (err) {
     if (err instanceof Unplannable) return null
     throw err
   }
+}
+
+/**
+ * Each file's format and the file as the binary search reads it (null for a file with nothing
+ * to merge); null when a file's format does not allow a plan (see above).
+ */
+function probeFiles(
+  sources: readonly PlanSource[],
+  opts: PlanOptions,
+): { formats: TimestampFormat[]; files: (ProbedFile | null)[] } | null {
+  const formats: TimestampFormat[] = []
+  const files: (ProbedFile | null)[] = []
+  for (const s of sources) {
+    if (s.size <= s.start) {
+      formats.push(opts.timestampFormat ?? 'auto')
+      files.push(null)
+      continue
+    }
+    const format = formatOf(s, opts)
+    if (format === null || format === 'auto' || format === 'rfc3164') return null
+    formats.push(format)
+    files.push(
+      new ProbedFile(
+        s.fd,
+        new LineTimes(format as LineFormat, timestampsOf(s, opts)),
+        opts.maxLineBytes,
+      ),
+    )
+  }
+  return { formats, files }
+}
+
+/**
+ * The partitions' bounds, from samples of every file's times: a bound every partBytes, none
+ * leaving a last partition of less than half of that.
+ */
+function boundsOf(
+  files: readonly (ProbedFile | null)[],
+  sources: readonly PlanSource[],
+  opts: PlanOptions,
+): number[] {
+  const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.start), 0)
+  const bounds: number[] = []
+  let taken = 0
+  let seen = 0
+  for (const [time, bytes] of samples(
+    files,
+    sources,
+    Math.max(MIN_SAMPLE_STEP, Math.floor(opts.partBytes / 4)),
+  )) {
+    taken += bytes
+    seen += bytes
+    const last = bounds.at(-1) ?? Number.NEGATIVE_INFINITY
+    if (taken >= opts.partBytes && total - seen >= opts.partBytes / 2 && time > last) {
+      bounds.push(time)
+      taken = 0
+    }
+  }
+  return bounds
+}
+
+/**
+ * The partitions the bounds cut, each file's range found by its binary search, and the last
+ * one to every file's end; null when one would hold more than maxPartBytes.
+ */
+function partitionsAt(
+  bounds: readonly number[],
+  files: readonly (ProbedFile | null)[],
+  sources: readonly PlanSource[],
+  opts: PlanOptions,
+): Partition[] | null {
+  const partitions: Partition[] = []
+  let starts = sources.map((s) => s.start)
+  const maxPart = opts.maxPartBytes ?? 8 * opts.partBytes
+  /** The bytes of file i in [from, to), counted up to its size when planned. */
+  const within = (i: number, from: number, to: number) => {
+    const size = (sources[i] as PlanSource).size
+    return Math.min(to, size) - Math.min(from, size)
+  }
+  for (const bound of bounds) {
+    const ends = sources.map((s, i) => {
+      const start = starts[i] as number
+      const file = files[i]
+      if (start === Number.POSITIVE_INFINITY || !file) return Number.POSITIVE_INFINITY
+      // No record after the bound in the rest of the file: this partition reads it to its
+      // end, lines written meanwhile included (as the single merge would), later ones none
+      // of it. An end at the planned size could cut a line that is still being written.
+      const end = boundaryIn(file, bound, start, s.size)
+      return end >= s.size ? Number.POSITIVE_INFINITY : end
+    })
+    const bytes = ends.reduce((n, end, i) => n + within(i, starts[i] as number, end), 0)
+    if (ends.some((end, i) => end < (starts[i] as number)) || bytes > maxPart) return null
+    if (bytes > 0) {
+      partitions.push({ bound, starts, ends, bytes })
+      starts = ends
+    }
+  }
+  const bytes = sources.reduce(
+    (n, _, i) => n + within(i, starts[i] as number, Number.POSITIVE_INFINITY),
+    0,
+  )
+  if (bytes > maxPart) return null
+  partitions.push({
+    bound: Number.POSITIVE_INFINITY,
+    starts,
+    ends: sources.map(() => Number.POSITIVE_INFINITY),
+    bytes,
+  })
+  return partitions
 }

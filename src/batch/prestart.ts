@@ -15,7 +15,7 @@
  * The merge takes the thread if it chooses a reader thread after all (takePrestarted);
  * whatever did not take it lets it go before the process ends (releasePrestarted): the thread
  * is asked to end and ends by itself, never terminated while it may still be loading (see
- * partitioned.ts for what terminating a busy thread once did to Node 20).
+ * part-threads.ts for what terminating a busy thread once did to Node 20).
  */
 import { statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'

@@ -6,13 +6,10 @@
  * time (docs/time-order.md).
  */
 
-import { OnceTimeMerge, readBytesFor, readerThreadChoice } from '../batch/merge.js'
-import {
-  mergePartitioned,
-  PartThreads,
-  partBytesFor,
-  partitionThreadsFor,
-} from '../batch/partitioned.js'
+import { readBytesFor, readerThreadChoice } from '../batch/arena-layout.js'
+import { OnceTimeMerge, type PlanSource } from '../batch/merge.js'
+import { PartThreads } from '../batch/part-threads.js'
+import { mergePartitioned, partBytesFor, partitionThreadsFor } from '../batch/partitioned.js'
 import type { Plan } from '../batch/plan.js'
 import { releasePrestarted } from '../batch/prestart.js'
 import type { Config } from '../config.js'
@@ -23,15 +20,16 @@ import { ProgressBar, wantsProgress } from '../progress/bar.js'
 import type { LoopWriter } from '../sink/loop-writer.js'
 import { recover } from '../state/recover.js'
 import { scanInputs } from '../tail/inputs.js'
+import type { SourceState } from '../tail/source-state.js'
 import type { EngineContext, EngineResult } from './engine.js'
 import { timestampOptions } from './output-chain.js'
 import { openLoopOutput } from './output-wiring.js'
 
 /**
- * The batch merge's run, from the state file to the last checkpoint. Kept whole (about 75
- * lines) because it shows the order that exactly-once and the reader thread depend on: the
- * merge opens and the first checkpoint is saved before a byte is merged, the partitions go
- * first, the prestarted reader thread is released after the merge closes.
+ * The batch merge's run, from the state file to the last checkpoint. Its steps are in the
+ * order that exactly-once and the reader thread depend on: the merge opens and the first
+ * checkpoint is saved before a byte is merged, the partitions go first, the prestarted reader
+ * thread is released after the merge closes.
  */
 export async function runOnceTime({
   config,
@@ -39,15 +37,9 @@ export async function runOnceTime({
   stop,
   events,
 }: EngineContext): Promise<EngineResult> {
-  const recovered = config.statePath
-    ? await recover(config.statePath, config.output, log)
-    : { sources: [], previousStart: null }
+  const recovered = await recover(config.statePath, config.output, log)
   const output = await openLoopOutput(config, log)
   const writer = output.writer
-  const exclude = config.output === '-' ? undefined : config.output
-  const paths = await scanInputs(config.inputs, exclude)
-  const labels = new Labels(config.labels ?? {})
-  labels.addInitial(paths)
   const progress = wantsProgress(config) ? new ProgressBar() : null
   /** Both merges report input bytes done of the total, and records written. */
   const onProgress = progress
@@ -56,20 +48,7 @@ export async function runOnceTime({
         progress.update(done, records)
       }
     : undefined
-  const merge = new OnceTimeMerge({
-    paths,
-    from: config.from,
-    maxLineBytes: config.maxLineBytes,
-    readChunkBytes: config.readChunkBytes,
-    format: config.format ?? 'raw',
-    labels,
-    timestampFormat: config.timestampFormat,
-    zone: timestampOptions(config).zone,
-    resume: recovered.sources,
-    log,
-    readerThread: readerThreadChoice(),
-    onProgress,
-  })
+  const merge = await newMerge(config, log, recovered.sources, onProgress)
   const checkpoints = output.checkpointer(config, (offsets) => merge.checkpoint(offsets), log)
   const stopReopening = output.reopenOnRequest(events, config.output, log)
   let late = 0
@@ -93,12 +72,7 @@ export async function runOnceTime({
       }
     }
     progress?.finish()
-    late += merge.late
-    if (late > 0) {
-      log.info(
-        `--order time: ${late} records came after a later one (their file's own times go back)`,
-      )
-    }
+    reportLate(late + merge.late, log)
     await writer.drain()
     if (!output.fatal) await checkpoints?.stop()
   } finally {
@@ -109,7 +83,43 @@ export async function runOnceTime({
   return { unreadable: merge.unreadable }
 }
 
-/** More files than this: no partitions (see mergeInPartitions). */
+/** The merge of every input the command line names (the output excluded), not opened yet. */
+async function newMerge(
+  config: Config,
+  log: Logger,
+  resume: readonly SourceState[],
+  onProgress: ((done: number, total: number, records: number) => void) | undefined,
+): Promise<OnceTimeMerge> {
+  const exclude = config.output === '-' ? undefined : config.output
+  const paths = await scanInputs(config.inputs, exclude)
+  const labels = new Labels(config.labels ?? {})
+  labels.addInitial(paths)
+  return new OnceTimeMerge({
+    paths,
+    from: config.from,
+    maxLineBytes: config.maxLineBytes,
+    readChunkBytes: config.readChunkBytes,
+    format: config.format ?? 'raw',
+    labels,
+    timestampFormat: config.timestampFormat,
+    zone: timestampOptions(config).zone,
+    resume,
+    log,
+    readerThread: readerThreadChoice(),
+    onProgress,
+  })
+}
+
+/** Records written after a later one (both merges count them), said once at the end. */
+function reportLate(late: number, log: Logger): void {
+  if (late > 0) {
+    log.info(
+      `--order time: ${late} records came after a later one (their file's own times go back)`,
+    )
+  }
+}
+
+/** More files than this: no partitions (see partitionThreadsWanted). */
 const PARTITION_MAX_FILES = 64
 
 /** What each partition thread's reads ask for (its slots: 2 per file, made per partition). */
@@ -119,8 +129,7 @@ const PART_READ_BYTES = 256 * 1024
  * The partitioned merge (batch/partitioned.ts), when the machine and the inputs allow it: returns
  * `finished` (true: all written; false: stopped), or undefined when the single merge is to do
  * the rest (no plan, or a partition it could not take), set to go on where the partitions
- * ended. Kept whole (about 70 lines): each early return is one reason the partitions do not
- * apply, said in the debug log, and reads best as one list.
+ * ended.
  */
 async function mergeInPartitions(
   merge: OnceTimeMerge,
@@ -132,40 +141,14 @@ async function mergeInPartitions(
 ): Promise<{ finished?: boolean; late: number }> {
   const sources = merge.planSources
   const total = sources.reduce((n, s) => n + Math.max(0, s.size - s.start), 0)
-  const threads = partitionThreadsFor(total)
-  if (threads < 2 || sources.length < 2) return { late: 0 }
-  // json writes a record longer than the merge joins (1 MiB) or holds (8 MiB) as several
-  // objects, cut where its reads happen to end: partitions read from other places.
-  // Many files: each thread's read slots would take as much memory as the single merge's.
-  if (config.format === 'json' || sources.length > PARTITION_MAX_FILES) {
-    log.debug(
-      `--once --order time: no partitions (${config.format === 'json' ? '--format json' : `more than ${PARTITION_MAX_FILES} files`}); one merge`,
-    )
-    return { late: 0 }
-  }
-  const zone = timestampOptions(config).zone
+  const threads = partitionThreadsWanted(sources.length, total, config, log)
+  if (threads === 0) return { late: 0 }
   const planStart = performance.now()
-  let plan: Plan | null
-  try {
-    const { planPartitions } = await import('../batch/plan.js')
-    plan = planPartitions(sources, {
-      readBytes: readBytesFor(config.readChunkBytes, sources.length),
-      maxLineBytes: config.maxLineBytes,
-      ...(config.timestampFormat === undefined ? {} : { timestampFormat: config.timestampFormat }),
-      ...(zone === undefined ? {} : { zone }),
-      partBytes: partBytesFor(),
-    })
-  } catch (err) {
-    // A read error while planning: the single merge reads and reports it.
-    log.debug(`--once --order time: no partitions (${(err as Error).message}); one merge`)
-    plan = null
-  }
-  if (plan === null || plan.partitions.length < 2) {
-    log.debug('--once --order time: no partitions (see batch/plan.ts); one merge')
-    return { late: 0 }
-  }
+  const plan = await planFor(sources, config, log)
+  if (plan === null) return { late: 0 }
   // Only now: a thread terminated while it still loads its modules risks the crash that
   // PartThreads.close avoids for threads at work (and without a plan none is needed).
+  const zone = timestampOptions(config).zone
   const pool = new PartThreads(threads, {
     format: config.format ?? 'raw',
     maxLineBytes: config.maxLineBytes,
@@ -190,6 +173,55 @@ async function mergeInPartitions(
   }
   collectGarbage() // gc.ts
   return { finished: result.outcome === 'finished', late: result.late }
+}
+
+/**
+ * How many partition threads to merge `total` bytes of `files` files with: 0 (one merge) when
+ * the machine or the inputs do not allow partitions; each reason that is not plain from the
+ * sizes is said in the debug log.
+ */
+function partitionThreadsWanted(files: number, total: number, config: Config, log: Logger): number {
+  const threads = partitionThreadsFor(total)
+  if (threads < 2 || files < 2) return 0
+  // json writes a record longer than the merge joins (1 MiB) or holds (8 MiB) as several
+  // objects, cut where its reads happen to end: partitions read from other places.
+  // Many files: each thread's read slots would take as much memory as the single merge's.
+  if (config.format === 'json' || files > PARTITION_MAX_FILES) {
+    log.debug(
+      `--once --order time: no partitions (${config.format === 'json' ? '--format json' : `more than ${PARTITION_MAX_FILES} files`}); one merge`,
+    )
+    return 0
+  }
+  return threads
+}
+
+/** The plan of the partitions (batch/plan.ts, loaded only now), or null: one merge. */
+async function planFor(
+  sources: readonly PlanSource[],
+  config: Config,
+  log: Logger,
+): Promise<Plan | null> {
+  const zone = timestampOptions(config).zone
+  let plan: Plan | null
+  try {
+    const { planPartitions } = await import('../batch/plan.js')
+    plan = planPartitions(sources, {
+      readBytes: readBytesFor(config.readChunkBytes, sources.length),
+      maxLineBytes: config.maxLineBytes,
+      ...(config.timestampFormat === undefined ? {} : { timestampFormat: config.timestampFormat }),
+      ...(zone === undefined ? {} : { zone }),
+      partBytes: partBytesFor(),
+    })
+  } catch (err) {
+    // A read error while planning: the single merge reads and reports it.
+    log.debug(`--once --order time: no partitions (${(err as Error).message}); one merge`)
+    plan = null
+  }
+  if (plan === null || plan.partitions.length < 2) {
+    log.debug('--once --order time: no partitions (see batch/plan.ts); one merge')
+    return null
+  }
+  return plan
 }
 
 /**

@@ -105,28 +105,61 @@ const EXAMPLES = 10
 
 export function checkOutput(output: Buffer, written: readonly WrittenStream[]): CheckResult {
   const streams = new Map(written.map((w) => [w.writer, new StreamTally(w)]))
-  const corrupt: string[] = []
-  let corruptCount = 0
+  const read = tallyOutput(output, streams)
+  const tallies = [...streams.values()]
+  const result = summary(
+    tallies.map((t) => t.finish()),
+    tallies,
+    read,
+  )
+  const held =
+    result.lost === 0 &&
+    result.duplicated === 0 &&
+    result.outOfOrder.withinGeneration === 0 &&
+    result.outOfOrder.acrossGenerations === 0 &&
+    result.corrupt === 0
+  return { ...result, held }
+}
+
+/** What reading the output found besides each writer's lines (those go to their tallies). */
+interface OutputRead {
+  readonly outputLines: number
+  readonly corrupt: number
+  /** The first EXAMPLES corrupt lines, shortened. */
+  readonly corruptExamples: string[]
+}
+
+/** Gives each line of `output` to its writer's tally; counts the lines and the corrupt ones. */
+function tallyOutput(output: Buffer, streams: ReadonlyMap<number, StreamTally>): OutputRead {
+  const corruptExamples: string[] = []
+  let corrupt = 0
   let outputLines = 0
   for (const text of linesOf(output)) {
     outputLines++
     const line = parseLine(text.line)
     const tally = line ? streams.get(line.writer) : undefined
     if (!line || !tally?.accepts(line) || !text.complete) {
-      corruptCount++
-      if (corrupt.length < EXAMPLES) corrupt.push(shorten(text.line, text.complete))
+      corrupt++
+      if (corruptExamples.length < EXAMPLES) corruptExamples.push(shorten(text.line, text.complete))
       continue
     }
     tally.see(line)
   }
-  const checks = [...streams.values()].map((t) => t.finish())
+  return { outputLines, corrupt, corruptExamples }
+}
+
+/** The check's counts, incidents and examples, summed over the writers (`checks`, `tallies`). */
+function summary(
+  checks: readonly StreamCheck[],
+  tallies: readonly StreamTally[],
+  read: OutputRead,
+): Omit<CheckResult, 'held'> {
   const sum = (f: (c: StreamCheck) => number) => checks.reduce((n, c) => n + f(c), 0)
-  const tallies = [...streams.values()]
   const examples = (pick: (t: StreamTally) => SeqRun[]) => tallies.flatMap(pick).slice(0, EXAMPLES)
   const incidents = (pick: (t: StreamTally) => SeqRun[]) =>
     tallies.reduce((n, t) => n + pick(t).length, 0)
-  const result = {
-    outputLines,
+  return {
+    outputLines: read.outputLines,
     written: sum((c) => c.written),
     delivered: sum((c) => c.delivered),
     lost: sum((c) => c.lost),
@@ -136,7 +169,7 @@ export function checkOutput(output: Buffer, written: readonly WrittenStream[]): 
       acrossGenerations: sum((c) => c.outOfOrderAcrossGenerations),
       lateWritesAcrossGenerations: sum((c) => c.lateWritesAcrossGenerations),
     },
-    corrupt: corruptCount,
+    corrupt: read.corrupt,
     copytruncateRace: {
       written: sum((c) => c.raceWritten),
       lost: sum((c) => c.raceLost),
@@ -154,16 +187,9 @@ export function checkOutput(output: Buffer, written: readonly WrittenStream[]): 
       duplicated: examples((t) => t.duplicatedRuns),
       withinGeneration: examples((t) => t.withinRuns),
       acrossGenerations: examples((t) => t.acrossRuns),
-      corrupt,
+      corrupt: read.corruptExamples,
     },
   }
-  const held =
-    result.lost === 0 &&
-    result.duplicated === 0 &&
-    result.outOfOrder.withinGeneration === 0 &&
-    result.outOfOrder.acrossGenerations === 0 &&
-    result.corrupt === 0
-  return { ...result, held }
 }
 
 /** The lines of `output`; a last line without its newline comes with complete: false. */
