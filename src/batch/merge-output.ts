@@ -19,8 +19,20 @@ import type { SourceMark } from '../sink/sink.js'
 import type { CopyArena } from './arena.js'
 import { type ArenaLayout, layOutArena } from './arena-layout.js'
 import type { ArenaMemory } from './arena-memory.js'
-import type { OnceWriter } from './merge.js'
 import type { OnceSource } from './once-source.js'
+
+/** The writer the merge writes to (LoopWriter). */
+export interface OnceWriter {
+  /** Queues `block`, which the writer may hold until written (see queuedBytes). */
+  write(block: Buffer, marks?: readonly SourceMark[]): Promise<void> | undefined
+  note(mark: SourceMark): void
+  /** Bytes queued and not yet written: the newest ones handed over, as writes go in order. */
+  readonly queuedBytes: number
+  /** Resolves once everything queued so far is written. */
+  drain(): Promise<void>
+  /** Resolves once at most `bytes` are queued (the writer writes a long queue a part at a time). */
+  drainTo(bytes: number): Promise<void>
+}
 
 export class MergeOutput {
   readonly arena: CopyArena

@@ -28,29 +28,18 @@ import type { Labels } from '../format/labels.js'
 import { collectGarbage } from '../gc.js'
 import type { Logger } from '../log.js'
 import { TimeOrder } from '../order/time-order.js'
-import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../tail/source-state.js'
 import type { TimestampFormat, TimestampOptions } from '../time/timestamps.js'
 import type { CopyArena } from './arena.js'
 import { type ArenaLayout, arenaLayout } from './arena-layout.js'
 import type { ArenaMemory } from './arena-memory.js'
 import { type Feed, InlineFeed, ThreadFeed } from './feed.js'
+import type { OnceWriter } from './merge-output.js'
 import { MergeOutput } from './merge-output.js'
 import { newSource, type OnceSource, openInput, type SourceInit } from './once-source.js'
 import type { ReaderInit, ReadResult } from './source-reader.js'
 
-/** The writer the merge writes to (LoopWriter). */
-export interface OnceWriter {
-  /** Queues `block`, which the writer may hold until written (see queuedBytes). */
-  write(block: Buffer, marks?: readonly SourceMark[]): Promise<void> | undefined
-  note(mark: SourceMark): void
-  /** Bytes queued and not yet written: the newest ones handed over, as writes go in order. */
-  readonly queuedBytes: number
-  /** Resolves once everything queued so far is written. */
-  drain(): Promise<void>
-  /** Resolves once at most `bytes` are queued (the writer writes a long queue a part at a time). */
-  drainTo(bytes: number): Promise<void>
-}
+export type { OnceWriter }
 
 export interface OnceTimeOptions {
   readonly paths: readonly string[]

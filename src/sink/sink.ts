@@ -97,3 +97,12 @@ export interface BlockSink {
   /** The source `key` is gone for good (finished, then not found on disk): drop its offset. */
   forget?(key: string): void
 }
+
+/** A writer the blocking shell can call: it returns once the block is taken. */
+export interface SyncSink {
+  write(block: Buffer, mark?: SourceMark): void
+  /** A source starts at `mark.offset` with nothing written yet (for checkpoints). */
+  note?(mark: SourceMark): void
+  /** The source `key` is gone for good: drop its offset (see BlockSink.forget). */
+  forget?(key: string): void
+}

@@ -6,6 +6,7 @@
  */
 import { fstatSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import type { SyncSink } from '../sink/sink.js'
 import type { FileTable } from './file-table.js'
 import type { SearchHow } from './generation-rules.js'
 import { CopySearch, MissingScan, type SkippedSearch } from './generation-search.js'
@@ -19,7 +20,6 @@ import {
 import type { SyncInputSlots } from './input-slots.js'
 import type { ReaderOptions } from './reader-options.js'
 import type { SourceTeller } from './source-teller.js'
-import type { SyncSink } from './tail-sync.js'
 import { markOf, type NameSet, openedFile, type Tracked } from './tracked.js'
 
 type File = Tracked<number>

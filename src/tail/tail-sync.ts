@@ -8,7 +8,7 @@
 import { fstatSync, readSync, type Stats, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { isSystemError } from '../errors.js'
-import type { SourceMark } from '../sink/sink.js'
+import type { SyncSink } from '../sink/sink.js'
 import { identityKey } from './cursor.js'
 import { checkReadFault } from './fault.js'
 import { inputFileBudget } from './fd-budget.js'
@@ -32,15 +32,6 @@ import {
   type TableSummary,
   type Tracked,
 } from './tracked.js'
-
-/** A writer the blocking shell can call: it returns once the block is taken. */
-export interface SyncSink {
-  write(block: Buffer, mark?: SourceMark): void
-  /** A source starts at `mark.offset` with nothing written yet (for checkpoints). */
-  note?(mark: SourceMark): void
-  /** The source `key` is gone for good: drop its offset (see BlockSink.forget). */
-  forget?(key: string): void
-}
 
 /** The blocking shell's options: the shared ones (see reader-options.ts) and its writer. */
 export interface SyncFollowOptions extends ReaderOptions {
