@@ -5,6 +5,10 @@
  *
  *   node --cpu-prof --cpu-prof-dir=bench/out/prof bin/logmerge --once a.log b.log -o out
  *   node bench/cpuprofile-top.mjs bench/out/prof/CPU.*.cpuprofile [--top 20]
+ *   node bench/cpuprofile-top.mjs --from 2500 --to 22500 PROFILE   # a window (ms after the start)
+ *
+ * --from/--to keep the samples taken in that window only: a following daemon's idle cost
+ * without its start-up, say.
  */
 
 import { readFileSync } from 'node:fs'
@@ -68,7 +72,7 @@ function label(f) {
  * @param {Profile} profile
  * @returns {{ totalMs: number, self: Map<string, number>, inclusive: Map<string, number> }}
  */
-export function summarize(profile) {
+export function summarize(profile, fromMs = 0, toMs = Number.POSITIVE_INFINITY) {
   /** @type {Map<number, ProfileNode>} */
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   /** @type {Map<number, number>} */
@@ -78,7 +82,10 @@ export function summarize(profile) {
   const self = new Map()
   /** @type {Map<string, number>} */
   const inclusive = new Map()
+  let at = 0
   profile.samples.forEach((id, i) => {
+    at += (profile.timeDeltas[i] ?? 0) / 1000
+    if (at < fromMs || at >= toMs) return
     const dt = (profile.timeDeltas[i + 1] ?? profile.timeDeltas[i] ?? 0) / 1000
     const node = byId.get(id)
     if (!node) return
@@ -86,8 +93,8 @@ export function summarize(profile) {
     self.set(own, (self.get(own) ?? 0) + dt)
     /** @type {Set<string>} */
     const seen = new Set()
-    for (let at = /** @type {number | undefined} */ (id); at !== undefined; at = parent.get(at)) {
-      const n = byId.get(at)
+    for (let up = /** @type {number | undefined} */ (id); up !== undefined; up = parent.get(up)) {
+      const n = byId.get(up)
       if (!n) break
       const l = label(n.callFrame)
       if (seen.has(l)) continue // recursion: count once per sample
@@ -95,7 +102,8 @@ export function summarize(profile) {
       inclusive.set(l, (inclusive.get(l) ?? 0) + dt)
     }
   })
-  return { totalMs: (profile.endTime - profile.startTime) / 1000, self, inclusive }
+  const totalMs = Math.min(toMs, (profile.endTime - profile.startTime) / 1000) - fromMs
+  return { totalMs, self, inclusive }
 }
 
 /** @param {string[]} argv */
@@ -103,11 +111,19 @@ function main(argv) {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { top: { type: 'string', default: '20' } },
+    options: {
+      top: { type: 'string', default: '20' },
+      from: { type: 'string', default: '0' },
+      to: { type: 'string' },
+    },
   })
   const top = Number(values.top) || 20
   for (const path of positionals) {
-    const { totalMs, self, inclusive } = summarize(JSON.parse(readFileSync(path, 'utf8')))
+    const { totalMs, self, inclusive } = summarize(
+      JSON.parse(readFileSync(path, 'utf8')),
+      Number(values.from),
+      values.to === undefined ? undefined : Number(values.to),
+    )
     /** @param {Map<string, number>} m */
     const rows = (m) =>
       [...m.entries()]
