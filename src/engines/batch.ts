@@ -40,6 +40,8 @@ export async function runOnceTime({
   const recovered = await recover(config.statePath, config.output, log)
   const output = await openLoopOutput(config, log)
   const writer = output.writer
+  const paths = await scanInputs(config.inputs, config.output === '-' ? undefined : config.output)
+  // After the scan: the bar's clock starts here, so its rate is the merge's.
   const progress = wantsProgress(config) ? new ProgressBar() : null
   /** Both merges report input bytes done of the total, and records written. */
   const onProgress = progress
@@ -48,7 +50,7 @@ export async function runOnceTime({
         progress.update(done, records)
       }
     : undefined
-  const merge = await newMerge(config, log, recovered.sources, onProgress)
+  const merge = newMerge(config, log, paths, recovered.sources, onProgress)
   const checkpoints = output.checkpointer(config, (offsets) => merge.checkpoint(offsets), log)
   const stopReopening = output.reopenOnRequest(events, config.output, log)
   let late = 0
@@ -83,15 +85,14 @@ export async function runOnceTime({
   return { unreadable: merge.unreadable }
 }
 
-/** The merge of every input the command line names (the output excluded), not opened yet. */
-async function newMerge(
+/** The merge of `paths` (what the inputs name now, the output excluded), not opened yet. */
+function newMerge(
   config: Config,
   log: Logger,
+  paths: readonly string[],
   resume: readonly SourceState[],
   onProgress: ((done: number, total: number, records: number) => void) | undefined,
-): Promise<OnceTimeMerge> {
-  const exclude = config.output === '-' ? undefined : config.output
-  const paths = await scanInputs(config.inputs, exclude)
+): OnceTimeMerge {
   const labels = new Labels(config.labels ?? {})
   labels.addInitial(paths)
   return new OnceTimeMerge({

@@ -80,12 +80,9 @@ export function fleetConfig(
     min: number,
   ) => number,
 ): FleetConfig | null {
-  const role = fleetRole(inputs, output, options)
-  if (role === null) return null
-  const url = parseFleetUrl(
-    (role === 'host' ? output : inputs[0]) as string,
-    role === 'host' ? '--output' : 'input',
-  )
+  const side = fleetSide(inputs, output, options)
+  if (side === null) return null
+  const { role, url } = side
   const hostId = options.hostId ?? hostname()
   if (role === 'host') validateHostId(hostId)
   const path = (p: string | undefined) => (p === undefined ? undefined : resolve(cwd, p))
@@ -125,13 +122,14 @@ export function fleetConfig(
 
 /**
  * Whether this run is a fleet host (a nats:// output), the centre (a nats:// input) or neither
- * (null); a run that mixes them, or gives one side's flags to the other, is a usage error.
+ * (null), with its stream's URL; a run that mixes them, or gives one side's flags to the
+ * other, is a usage error (a malformed URL is said before a flag of the wrong side).
  */
-function fleetRole(
+function fleetSide(
   inputs: readonly string[],
   output: string | undefined,
   options: FleetOptions,
-): 'host' | 'centre' | null {
+): { role: 'host' | 'centre'; url: FleetUrl } | null {
   const urlInputs = inputs.filter((i) => isFleetUrl(i))
   const out = isFleetUrl(output) ? output : undefined
   if (urlInputs.length === 0 && out === undefined) {
@@ -157,6 +155,7 @@ function fleetRole(
     )
   }
   const role = out !== undefined ? 'host' : 'centre'
+  const url = parseFleetUrl(out ?? (urlInputs[0] as string), role === 'host' ? '--output' : 'input')
   if (role === 'centre') {
     for (const k of ['hostId'] as const) {
       if (options[k] !== undefined) {
@@ -168,7 +167,7 @@ function fleetRole(
   } else if (options.natsSkipLost !== undefined) {
     throw errors.usage('--nats-skip-lost is for the centre (a nats:// input), not a host')
   }
-  return role
+  return { role, url }
 }
 
 function validateHostId(id: string): void {

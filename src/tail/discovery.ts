@@ -122,7 +122,12 @@ export class Discovery {
     this.#log = opts.log
     this.#pollMs = opts.pollMs ?? DEFAULT_POLL_MS
     this.#busyEvents = opts.busyEvents ?? BUSY_EVENTS
-    this.#polled = new PolledRoots(this.#wanted, events.changedName, opts.log, this.#pollMs)
+    this.#polled = new PolledRoots(
+      this.#wanted,
+      (path) => events.changedName(path),
+      opts.log,
+      this.#pollMs,
+    )
   }
 
   /**
