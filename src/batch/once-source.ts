@@ -5,13 +5,14 @@
  * the file the checkpoint saw (the same identity, and it still starts with the same bytes);
  * any other file starts where --from says.
  */
-import { fstatSync, openSync, readSync } from 'node:fs'
+import { fstatSync, openSync } from 'node:fs'
 import { describeErrno } from '../errors.js'
 import { labelPrefix, type SourceInfo } from '../format/formats.js'
 import type { Logger } from '../log.js'
 import { FileOffsets } from '../order/file-offsets.js'
-import { FINGERPRINT_BYTES, identityKey } from '../tail/cursor.js'
+import { identityKey } from '../tail/cursor.js'
 import { lineStartBeforeSync } from '../tail/from-end.js'
+import { readHeadSync } from '../tail/input-fs.js'
 import { type SourceState, sourceIdentity } from '../tail/source-state.js'
 import type { TimestampFormat } from '../time/timestamps.js'
 
@@ -90,8 +91,7 @@ export function openInput(
     return null
   }
   const st = fstatSync(fd, { bigint: false })
-  const buf = Buffer.alloc(FINGERPRINT_BYTES)
-  const head = buf.subarray(0, readSync(fd, buf, 0, FINGERPRINT_BYTES, 0))
+  const head = readHeadSync(fd)
   const key = identityKey(st)
   const known = resume.find((r) => identityKey(r) === key)
   const startOffset =

@@ -4,17 +4,17 @@
  * not read yet, so the selftest truncates only once this is true: any line missing afterwards
  * is then logmerge's loss, not the truncation's.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { closeSync, fstatSync, openSync } from 'node:fs'
 import { loadState } from '../state/checkpoint.js'
-import { FINGERPRINT_BYTES, headsAgree } from '../tail/cursor.js'
+import { headsAgree } from '../tail/cursor.js'
+import { readHeadSync } from '../tail/input-fs.js'
 
 export function isCommitted(statePath: string, path: string): boolean {
   const fd = openSync(path, 'r')
   let file: { dev: number; ino: number; size: number; head: Buffer }
   try {
     const st = fstatSync(fd)
-    const buf = Buffer.alloc(FINGERPRINT_BYTES)
-    const head = buf.subarray(0, readSync(fd, buf, 0, FINGERPRINT_BYTES, 0))
+    const head = readHeadSync(fd)
     file = { dev: st.dev, ino: st.ino, size: st.size, head }
   } finally {
     closeSync(fd)

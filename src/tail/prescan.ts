@@ -4,15 +4,21 @@
  * killed before its first checkpoint would leave bytes in the output that no state accounts for
  * (read again from the start: duplicates; or, with --from end, skipped: lost).
  */
-import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs'
+import { closeSync, fstatSync, openSync, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { errors, isErrno } from '../errors.js'
-import { closeFd, fstatFd, listDir, openFd, pread, statPath } from './async-fs.js'
-import { anotherFile, FINGERPRINT_BYTES, headsAgree, identityKey, sameIdentity } from './cursor.js'
+import { closeFd, fstatFd, listDir, openFd, readHead, statPath } from './async-fs.js'
+import { anotherFile, headsAgree, identityKey, sameIdentity } from './cursor.js'
 import { lineStartBeforeSync } from './from-end.js'
 import { SEARCH_ATTEMPTS } from './generation-search.js'
-import { changedSince, directoryStamp, INPUT_OPEN_FLAGS, statQuietly } from './input-fs.js'
+import {
+  changedSince,
+  directoryStamp,
+  INPUT_OPEN_FLAGS,
+  readHeadSync,
+  statQuietly,
+} from './input-fs.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
 import { identityOf, type SourceState, sourceIdentity } from './source-state.js'
 
@@ -176,8 +182,7 @@ function probe(
   try {
     const st = fstatSync(fd)
     if (!st.isFile()) return null
-    const buf = Buffer.alloc(FINGERPRINT_BYTES)
-    const head = buf.subarray(0, readSync(fd, buf, 0, FINGERPRINT_BYTES, 0))
+    const head = readHeadSync(fd)
     const lineStart = wantsLineStart(st) ? lineStartBeforeSync(fd, st.size) : 0
     if (keep && keep.files.size < keep.max && !keep.files.has(path)) {
       keep.files.set(path, { fd, stats: st, head })
@@ -260,8 +265,7 @@ async function searchDir(
       try {
         // As for the names: identity and first bytes from one descriptor, never a mix.
         st = await fstatFd(fd)
-        const buf = Buffer.alloc(FINGERPRINT_BYTES)
-        head = buf.subarray(0, await pread(fd, buf, 0, FINGERPRINT_BYTES, 0))
+        head = await readHead(fd)
         // Its size after its first bytes: a copy being made grows between the two (the soak
         // saw 0 bytes and then 64 first bytes: fs.copyFileSync had emptied it, then written).
         if (st.isFile()) st = await fstatFd(fd)
