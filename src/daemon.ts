@@ -10,7 +10,7 @@ import type { EngineView } from './engines/engine.js'
 import { engines } from './engines/index.js'
 import { ExitCode, LogmergeError } from './errors.js'
 import { prepareFleet } from './fleet/options.js'
-import { GarbageWatch } from './gc.js'
+import { capYoungGeneration, GarbageWatch } from './gc.js'
 import { checkOutputNotInput, checkOutputWritable } from './guard.js'
 import type { Job, Run } from './jobs.js'
 import type { Logger } from './log.js'
@@ -99,6 +99,7 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
   announceReady(running, io, () => stopping.draining || stopping.failed)
   for (const r of running) r.events.once('ready', () => metrics?.ready())
   const follows = run.jobs.some((j) => !j.config.once)
+  const stopCapping = follows ? capYoungGeneration() : () => {}
   const stopWatching = follows ? new GarbageWatch().start() : () => {}
   try {
     const codes = await Promise.all(
@@ -107,6 +108,7 @@ export async function runJobs(run: Run, io: DaemonIO): Promise<ExitCode> {
     return worstOf(codes)
   } finally {
     stopping.unlisten()
+    stopCapping()
     stopWatching()
     io.notifier?.close()
     await metrics?.close() // the metrics file's last version: every job's final counts

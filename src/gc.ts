@@ -1,13 +1,14 @@
 /**
  * The heap of a following daemon, and a full garbage collection at two moments.
  *
- * A daemon that follows files keeps its young generation small once started (settleHeap):
- * V8 grows it to 32 MiB (two 16 MiB halves) under the allocation of a start-up or a busy
- * spell and never gives it back while idle, which was a third of the resident memory of
- * 10,000 idle files. Its objects are short-lived (reads, events, promises), so a 2 MiB young
+ * A daemon that follows files keeps its young generation small (capYoungGeneration, and the
+ * reader threads' resourceLimits): V8 grows it to 32 MiB (two 16 MiB halves) under the
+ * allocation of a start-up or a busy spell and gives it back only when it collects while
+ * little is allocated, which was a third of the resident memory of 10,000 idle files in their
+ * first seconds. Its objects are short-lived (reads, events, promises), so a small young
  * generation costs little; the batch merge of `--once --order time` keeps V8's sizing.
  *
- * The full collections (besides V8's own, and watchGarbage's for a daemon that idles):
+ * The full collections (besides V8's own, and GarbageWatch's for a daemon that idles):
  *
  * - At the end of `--once --order time`, to work around a Node bug that can keep the process
  *   from ever exiting (nodejs/node#54918, open in Node 20): when the event loop is empty, the
@@ -17,33 +18,80 @@
  *   on 3 small files, 11 runs in 100 of the version before this one hung at exit, 0 in 100 with
  *   this collection (and 0 in 100 in either reader mode). After a full collection the heap is
  *   far from its limit, so the compiles still running find room.
- * - Once a follow run's start-up pass is done (each reader thread too). Opening 10,000 files
- *   leaves the young generation grown to its largest (32 MiB) and the old one full of the
- *   start-up's garbage, and a daemon that then idles never collects either: measured, 135 MiB
- *   resident with 10,000 idle files, 92 MiB after this one collection (a live heap of 14 MiB).
+ * - Once a follow run's start-up pass is done (settleHeap; each reader thread too). Opening
+ *   10,000 files leaves the old generation full of the start-up's garbage, and a daemon that
+ *   then idles does not collect it for seconds: measured, 135 MiB resident with 10,000 idle
+ *   files, 92 MiB after one collection (a live heap of 14 MiB), 80 MiB after two with the young
+ *   generation capped.
  *
  * `--expose-gc` set at run time is the usual way to reach gc() without a command-line flag
  * (bin/logmerge runs through its shebang, which cannot portably pass one).
  */
+import { PerformanceObserver } from 'node:perf_hooks'
 import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
 /**
+ * A follow run's young generation grows to FOLLOW_YOUNG_BYTES and no further: V8 would grow it
+ * to 32 MiB under the allocation of a start-up of 10,000 files and give that back only in a
+ * full collection made once allocation has been low for some seconds (so 5-10 s after
+ * "ready", in the first seconds an operator looks at). Measured on 10,000 files (async, Node
+ * 20): resident 80 MiB 1.5 s after ready, against 108 MiB uncapped and 92 MiB with an 8 MiB cap;
+ * ready after 780-840 ms, against 760-920 uncapped (5 runs each: no difference in the noise).
+ * The cap is the growth factor set to 1 once the young generation has reached it, looked at
+ * after each young collection; returns what stops looking. A flag is the process's: from then
+ * on the reader threads' young generations do not grow either (their own cap, resourceLimits
+ * in threaded.ts, is 4 MiB of young generation, about 1 MiB a half).
+ */
+export function capYoungGeneration(): () => void {
+  capping = true
+  const observer = new PerformanceObserver(capYoung)
+  observer.observe({ entryTypes: ['gc'] })
+  capYoung()
+  return () => {
+    capping = false
+    observer.disconnect()
+  }
+}
+
+/**
+ * A new thread's heap can set the process's growth factor back to V8's least, 2 (seen on Node
+ * 20: the thread engines' main thread grew its young generation to 16 MiB within 150 ms of its
+ * threads' start, in a stretch of synchronous work). Called when a reader thread is online; the
+ * thread engines also begin their own start-up work once all are (threaded.ts), so that the
+ * look after each young collection catches a growth from there.
+ */
+export function capYoungAgain(): void {
+  if (capping) capYoung()
+}
+
+/** Between capYoungGeneration and its stop. */
+let capping = false
+
+function capYoung(): void {
+  if (youngBytes() >= FOLLOW_YOUNG_BYTES) setFlagsFromString('--semi-space-growth-factor=1')
+}
+
+/** A follow run's young generation at most (bytes, both halves): 2 MiB a half. */
+const FOLLOW_YOUNG_BYTES = 4 * 1024 * 1024
+
+/**
  * Once a follow run's start-up pass is done: the young generation stays at the size a full
- * collection leaves it (1 MiB a half), and that collection is made now. The start-up itself
- * keeps V8's sizing: with a 1 MiB young generation, opening 10,000 files spent a third of its
- * time collecting. The thread's GarbageWatch looks again SETTLE_LOOK_MS later, when little is
- * allocated any more (see GarbageWatch).
+ * collection leaves it (512 KiB a half), and the start-up's garbage is collected now. Two
+ * collections: the first frees the start-up's objects, and only the second gives back the
+ * pages the first left empty (its sweep must be done first): measured on 10,000 files, 52.8 MiB
+ * of heap committed after the first, 24.5 after the second; resident 82 MiB instead of 109
+ * until a collection V8 makes by itself 5-10 s later. The main thread's watch counts the heap's
+ * growth from here on (GarbageWatch).
  */
 export function settleHeap(): void {
   setFlagsFromString('--semi-space-growth-factor=1')
   collectGarbage()
-  const soon = Date.now() + SETTLE_LOOK_MS
-  for (const watch of watches) watch.lookBy(soon)
+  collectGarbage()
+  const used = getHeapStatistics().used_heap_size
+  for (const watch of watches) watch.settled(used)
 }
 
-/** How long after the end of start-up a thread's GarbageWatch looks (ms). */
-const SETTLE_LOOK_MS = 5_000
 /** This thread's GarbageWatches (module state is per thread). */
 const watches = new Set<GarbageWatch>()
 
@@ -53,21 +101,18 @@ export function collectGarbage(): void {
   gc()
 }
 
-/** Garbage a following thread may sit on before watchGarbage collects it (bytes). */
+/** Garbage a following thread may sit on before its GarbageWatch collects it (bytes). */
 const GARBAGE_BYTES = 8 * 1024 * 1024
-/** How often watchGarbage looks (ms). */
+/** How often a GarbageWatch looks (ms). */
 const GARBAGE_CHECK_MS = 10_000
-/** How often start()'s timer asks check() whether a look is due (lookBy may bring one forward). */
-const LOOK_TICK_MS = 1_000
-
-/** A young generation holding more than this (bytes, both halves) is given back when idle. */
-const YOUNG_BYTES = 4 * 1024 * 1024
 /**
- * Tries to give the young generation back at consecutive looks; after that many that gave
- * nothing back, one try every YOUNG_RETRY_LOOKS looks (see check).
+ * The first look after the end of start-up (ms): the first checkpoint after it, which writes
+ * every source (10,000 files: 17 MiB of heap in the thread engines' main thread), is done by
+ * then, and its garbage is collected at once instead of up to GARBAGE_CHECK_MS later.
  */
-const YOUNG_TRIES = 3
-const YOUNG_RETRY_LOOKS = 6
+const SETTLED_LOOK_MS = 2_000
+/** How often start()'s timer asks check() whether a look is due (settled() brings one forward). */
+const LOOK_TICK_MS = 1_000
 
 /** Bytes the young generation holds now (committed, both halves). */
 function youngBytes(): number {
@@ -75,49 +120,42 @@ function youngBytes(): number {
 }
 
 /**
- * A full collection when the heap grew by GARBAGE_BYTES since the last one, looked at every
- * GARBAGE_CHECK_MS. V8 collects the old generation when it nears a limit that grows with the
- * heap, so a daemon that was busy and then idles keeps what the busy spell left (the threads
- * engine's main thread: 70 MiB of heap for 14 MiB of live objects after 10,000 files had
- * reported in). An idle heap does not grow, so an idle daemon pays for the look only.
- *
- * Also one when the young generation is still at the size a busy spell grew it to (32 MiB after
- * a start-up of 10,000 files): V8 gives it back only in a full collection made while little is
- * allocated, which the one at the end of start-up (settleHeap) is not. Left to V8, it was given
- * back within 20 s in about half the runs; the others idled at 112 MiB resident instead of 82.
- * A try at the first look may come while start-up still allocates; after YOUNG_TRIES tries in
- * a row that gave nothing back, one every YOUNG_RETRY_LOOKS looks (a full collection of 20 MiB
- * of heap costs some 30 ms: not every 10 s for ever).
+ * A full collection when the heap grew by GARBAGE_BYTES since the last one (or since the end
+ * of start-up, settleHeap), looked at every GARBAGE_CHECK_MS. V8 collects the old generation
+ * when it nears a limit that grows with the heap, so a daemon that was busy and then idles
+ * keeps what the busy spell left (the threads engine's main thread: 70 MiB of heap for 14 MiB
+ * of live objects after 10,000 files had reported in). An idle heap does not grow, so an idle
+ * daemon pays for the look only: the watch counted from its own start once, and so collected
+ * the start-up's live objects again at its first look (20 ms of CPU in an idle daemon's
+ * first 10 s).
  */
 export class GarbageWatch {
-  #base = getHeapStatistics().used_heap_size
+  readonly #used: () => number
+  readonly #collect: () => void
+  #base: number
   #nextAt = Date.now() + GARBAGE_CHECK_MS
-  /** Looks left before the young generation may be tried again. */
-  #youngWait = 0
-  /** Tries in a row that gave nothing back. */
-  #youngFailed = 0
 
-  constructor() {
+  /** `heap` replaces the heap's used bytes and the collection (tests). */
+  constructor(heap?: { used: () => number; collect: () => void }) {
+    this.#used = heap?.used ?? (() => getHeapStatistics().used_heap_size)
+    this.#collect = heap?.collect ?? collectGarbage
+    this.#base = this.#used()
     watches.add(this)
   }
 
-  /** The next look no later than `at` (ms since epoch). */
-  lookBy(at: number): void {
-    this.#nextAt = Math.min(this.#nextAt, at)
+  /** The heap was collected at the end of start-up and holds `used` bytes now. */
+  settled(used: number): void {
+    this.#base = used
+    this.#nextAt = Date.now() + SETTLED_LOOK_MS
   }
 
   /** For a thread that never returns to its event loop (Atomics.wait): call it now and then. */
   check(now = Date.now()): void {
     if (now < this.#nextAt) return
     this.#nextAt = now + GARBAGE_CHECK_MS
-    const grew = getHeapStatistics().used_heap_size - this.#base >= GARBAGE_BYTES
-    const young = this.#youngWait-- <= 0 && youngBytes() > YOUNG_BYTES
-    if (!grew && !young) return
-    collectGarbage()
-    this.#base = getHeapStatistics().used_heap_size
-    const kept = young && youngBytes() > YOUNG_BYTES
-    this.#youngFailed = kept ? this.#youngFailed + 1 : 0
-    this.#youngWait = this.#youngFailed >= YOUNG_TRIES ? YOUNG_RETRY_LOOKS : 0
+    if (this.#used() - this.#base < GARBAGE_BYTES) return
+    this.#collect()
+    this.#base = this.#used()
   }
 
   /** Looks on a timer (unref'd); returns what stops it. */

@@ -15,6 +15,7 @@ import {
 } from 'node:worker_threads'
 import type Pool from 'worker-threads-pool'
 import { LogmergeError, rebuildError } from '../errors.js'
+import { capYoungAgain } from '../gc.js'
 import type { Logger } from '../log.js'
 import type { SourceMark } from '../sink/sink.js'
 import type { SourceState } from '../tail/source-state.js'
@@ -39,6 +40,8 @@ export interface Shard {
   readonly done: Promise<readonly string[]>
   /** Resolves once the thread has made its start-up pass ('started'). */
   readonly started: Promise<void>
+  /** Resolves once the thread runs (its heap is made: see capYoungAgain). */
+  readonly online: Promise<void>
   /** Resolves once the thread's modules are loaded ('loaded'). */
   readonly loaded: Promise<void>
   /** Resolves once the thread has exited (terminating it if it has not within a moment). */
@@ -103,6 +106,7 @@ export async function startShard(
       (err, w) => (err ? reject(err) : resolve(w)),
     ),
   )
+  const online = once(worker, 'online').then(() => capYoungAgain())
   const started = signal()
   const loaded = signal()
   const done = listen(init.id, worker, port1, events, started.resolve, loaded.resolve)
@@ -121,6 +125,7 @@ export async function startShard(
     done,
     started: started.promise,
     loaded: loaded.promise,
+    online,
     exited,
   }
 }

@@ -197,6 +197,11 @@ class ThreadedRun {
         this.#shards.push(shard)
         if (!together) await Promise.race([shard.loaded, once(this.#failed.signal, 'abort')])
       }
+      // Each thread's heap, once made, lets the young generation of this one grow again
+      // (capYoungAgain, gc.ts): its start-up work begins once they are all made (10,000 files:
+      // 134 MiB resident after ready instead of 151-155, ready no later).
+      const online = Promise.all(this.#shards.map((s) => s.online))
+      await Promise.race([online, once(this.#failed.signal, 'abort')])
       if (this.#failure) throw this.#failure
       const batches = new EventBatches((path) => this.#route(path))
       discovery = await this.#discover(batches)
