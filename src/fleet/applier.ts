@@ -19,6 +19,13 @@
  * - Order: a host numbers its messages per run. A message whose number is past the next one
  *   expected came before an earlier one that failed (a stream leader changed in between): it
  *   is skipped, because the host sends everything from the failed message on again, in order.
+ *   But a host sends number n only once every number up to n - WINDOW is acknowledged
+ *   (sender.ts): number n of the run the centre follows while it still waits for n - WINDOW
+ *   or an earlier one means that one was stored and is not in the stream any more (a server
+ *   lost it). That is verdict `missing` (exit 9), or with `skipLost` the wait is given up, said
+ *   at error level, and the gaps it leaves are said as losses (above). Before this rule the
+ *   centre skipped every later message of that run as early, without a word, until a newer
+ *   run showed the gap.
  *   Numbers below the next expected are replays, handled by the offsets. A message of an older
  *   run (sent before a restart, stored late) is handled by the offsets alone, and skipped if it
  *   would leave a gap (the newer run sends those bytes again); a newer run is taken from its
@@ -26,7 +33,7 @@
  * - A centre that starts without a state adopts what it finds: each host from its first
  *   message there, each generation from its first segment there (earlier ones were purged).
  */
-import { type BatchMeta, type GenerationInfo, positionOf, type Segment } from './frame.js'
+import { type BatchMeta, type GenerationInfo, positionOf, type Segment, WINDOW } from './frame.js'
 
 export interface HostState {
   /** The host's latest run, and the number of the next message expected from it. */
@@ -83,6 +90,18 @@ export type Verdict =
   | { readonly kind: 'stale' }
   /** Bytes of a generation the centre followed from its start never came (see Gaps). */
   | { readonly kind: 'lost'; readonly gap: Gap }
+  /** Messages of the run the centre follows that cannot come any more (see Order). */
+  | { readonly kind: 'missing'; readonly missing: Missing }
+
+/** Number `expected` of a host's run never came, though number `got` did (see Order). */
+export interface Missing {
+  readonly host: string
+  readonly run: string
+  readonly expected: number
+  readonly got: number
+  /** The run's messages skipped as early while waiting (stream messages), if any. */
+  readonly early: Early | null
+}
 
 export interface Gap {
   readonly host: string
@@ -122,6 +141,7 @@ export class Applier {
   /** Gaps said so far (once per generation). */
   readonly #gapSaid = new Set<string>()
   readonly #onGap: (gap: Gap, lost: boolean) => void
+  readonly #onMissing: (missing: Missing) => void
   readonly #skipLost: boolean
   readonly #now: () => number
   /** Per host: its messages skipped as early since it last had one taken. */
@@ -131,7 +151,8 @@ export class Applier {
    * `adopting`: the centre started without a state (or a checkpoint was saved before that
    * start's replay was over): see the module comment. Default: when there is no state.
    * `onGap`: a gap written past (once per generation); `lost` when it is a loss, said only with
-   * `skipLost` (without it a loss is verdict `lost` instead).
+   * `skipLost` (without it a loss is verdict `lost` instead). `onMissing`: with `skipLost`,
+   * a message number given up (without it, verdict `missing`).
    */
   constructor(
     saved: { hosts: Map<string, HostState>; gens: Map<string, GenState> } | null,
@@ -139,6 +160,7 @@ export class Applier {
     adopting = saved === null,
     skipLost = false,
     now: () => number = Date.now,
+    onMissing: (missing: Missing) => void = () => {},
   ) {
     this.hosts = saved?.hosts ?? new Map()
     this.gens = saved?.gens ?? new Map()
@@ -146,6 +168,7 @@ export class Applier {
     this.#onGap = onGap
     this.#skipLost = skipLost
     this.#now = now
+    this.#onMissing = onMissing
   }
 
   /** The start-up replay of a centre without state is over: from now on, nothing is adopted. */
@@ -155,6 +178,12 @@ export class Applier {
 
   take(seq: number, time: number, meta: BatchMeta, data: Buffer): Verdict {
     const known = this.hosts.get(meta.h)
+    const missing = this.#missingBefore(meta)
+    if (missing !== null && known) {
+      if (!this.#skipLost) return { kind: 'missing', missing }
+      this.#onMissing(missing)
+      known.next = meta.c // taken below as the next expected; the gaps it leaves are losses
+    }
     const before = known ? { ...known } : null
     const host = this.#hostFor(meta)
     if (host === null) {
@@ -255,6 +284,21 @@ export class Applier {
       gen.label = info.l
     }
     return gen
+  }
+
+  /** The number of the run the centre follows that cannot come any more (see Order). */
+  #missingBefore(meta: BatchMeta): Missing | null {
+    const known = this.hosts.get(meta.h)
+    if (!known || this.#adopting || meta.r !== known.run) return null
+    if (meta.c < known.next + WINDOW) return null
+    const early = this.#early.get(meta.h) ?? null
+    return {
+      host: meta.h,
+      run: meta.r,
+      expected: known.next,
+      got: meta.c,
+      early: early?.run === meta.r ? early : null,
+    }
   }
 
   #noteEarly(meta: BatchMeta, expected: number, seq: number): void {

@@ -23,12 +23,12 @@ import type { EngineContext, EngineResult } from '../engines/engine.js'
 import { outputChain } from '../engines/output-chain.js'
 import type { Logger } from '../log.js'
 import { LoopWriter } from '../sink/loop-writer.js'
-import { type Action, Applier, type Gap } from './applier.js'
+import { type Action, Applier, type Gap, type Missing } from './applier.js'
 import { CentreCheckpoints } from './centre-checkpoint.js'
 import { startPoint, streamLost } from './centre-recover.js'
 import { type CentreState, tablesOf } from './centre-state.js'
 import { connectFleet, natsError, startupRetry } from './connect.js'
-import { decodeBatch } from './frame.js'
+import { decodeBatch, WINDOW } from './frame.js'
 import type { FleetConfig } from './options.js'
 import { ensureStream } from './stream.js'
 import { StreamReader } from './stream-reader.js'
@@ -111,6 +111,11 @@ class Centre {
           : log.info(`${describeGap(gap)} (begun before this centre knew the host); going on`),
       from <= this.#adoptUntil,
       fleet.skipLost,
+      Date.now,
+      (missing) =>
+        log.error(
+          `${describeMissing(missing)}; going on (--nats-skip-lost): the lines they held are not in the output`,
+        ),
     )
     this.#checkpoints = new CentreCheckpoints(
       {
@@ -286,6 +291,15 @@ class Centre {
       this.#checkpoints.reads.push({ seq, host: meta.h, before, writes: [] })
       return
     }
+    if (verdict.kind === 'missing') {
+      this.#checkpoints.lastRead = seq - 1 // as for 'lost': a restart meets it again
+      this.fail(
+        streamLost(
+          `stream ${this.#fleet.url.stream} message ${seq}: ${describeMissing(verdict.missing)}`,
+        ),
+      )
+      return
+    }
     if (verdict.kind === 'lost') {
       // Not read: a checkpoint resumes at this message, and a restart meets the gap again.
       this.#checkpoints.lastRead = seq - 1
@@ -359,6 +373,12 @@ class Centre {
 }
 
 /** A gap in words, with the host's messages skipped as early before it (the likely cause). */
+function describeMissing(m: Missing): string {
+  const e = m.early
+  const early = e ? ` (stream messages ${e.firstSeq}-${e.lastSeq} were skipped waiting for it)` : ''
+  return `${m.host} run ${m.run}: its message number ${m.got} came, but number ${m.expected} never did${early}; the host sends a number only once every number ${WINDOW} or more before it is acknowledged, so the stream had number ${m.expected} and lost it (a server that lost its store?)`
+}
+
 function describeGap(gap: Gap): string {
   const e = gap.early
   const early = e

@@ -16,6 +16,14 @@ const NEWLINE = 0x0a
 
 export const FRAME_VERSION = 1
 
+/**
+ * Messages a host has sent and not had acknowledged, at most (sender.ts): it sends its number
+ * n only once every number up to n - WINDOW is acknowledged, so a centre that meets number n of
+ * a run still waiting for a number n - WINDOW or below knows that one was stored and is gone
+ * (applier.ts).
+ */
+export const WINDOW = 32
+
 export interface Segment {
   /** Generation id (see generations.ts). */
   readonly g: string

@@ -21,12 +21,11 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import { LogmergeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { natsError } from './connect.js'
+import { WINDOW } from './frame.js'
 import type { FleetConfig } from './options.js'
 import { needed, type Packer, type Sent } from './packer.js'
 import { ensureStream } from './stream.js'
 
-/** Messages sent and not yet acknowledged, at most. */
-export const WINDOW = 32
 const PUBLISH_TIMEOUT_MS = 10_000
 const FIRST_BACKOFF_MS = 100
 const MAX_BACKOFF_MS = 5000

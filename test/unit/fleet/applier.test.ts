@@ -186,6 +186,67 @@ describe('applier', () => {
       expect(said).toEqual([[3, 6, true]])
     })
 
+    /** Run A's messages 0..n-1, a line each of generation A.0; `gone` never reach the centre. */
+    const run = (n: number, gone: number[]) =>
+      Array.from({ length: n }, (_, c) => c)
+        .filter((c) => !gone.includes(c))
+        .map((c) => seg(A, c, `${A}.0`, c * 3, `${String(c).padStart(2, '0')}\n`))
+
+    test('number n of the run while n - 32 is still awaited: that one was acknowledged and is gone (missing), not skipped as early for ever', () => {
+      const a = new Applier({ hosts: new Map(), gens: new Map() })
+      const verdicts = run(40, [1]).map(([meta, data], i) => a.take(i + 1, 0, meta, data))
+      // Numbers 2-32 may come before a resent number 1 (the host sends 33 only once 1 is
+      // acknowledged): skipped as early. Number 33 proves 1 was stored and lost.
+      expect(verdicts.slice(0, 32).map((v) => v.kind)).toEqual(['apply', ...Array(31).fill('early')])
+      const v = verdicts[32]
+      expect(v?.kind === 'missing' && v.missing).toEqual({
+        host: 'h',
+        run: A,
+        expected: 1,
+        got: 33,
+        early: { run: A, expected: 1, count: 31, firstSeq: 2, lastSeq: 32 },
+      })
+      // Nothing of it taken: a centre started again meets it again.
+      expect(a.hosts.get('h')).toMatchObject({ run: A, next: 1 })
+    })
+
+    test('numbers up to 31 past the awaited one are only early (a resend may still bring it)', () => {
+      const a = new Applier({ hosts: new Map(), gens: new Map() })
+      const kinds = run(33, [1]).map(([meta, data], i) => a.take(i + 1, 0, meta, data).kind)
+      expect(kinds).not.toContain('missing')
+      // The resend comes, then every later number again: all written once, in order.
+      let out = ''
+      for (const [meta, data] of run(33, []).slice(1)) {
+        const v = a.take(100 + meta.c, 0, meta, data)
+        if (v.kind === 'apply') for (const x of v.actions) if (x.kind === 'write') out += x.bytes
+      }
+      expect(out.split('\n').length - 1).toBe(32)
+      expect(out.startsWith('01\n02\n')).toBe(true)
+    })
+
+    test('with --nats-skip-lost the wait is given up: said, and the gap it leaves said as a loss', () => {
+      const missing: [number, number][] = []
+      const gaps: [number, number, boolean][] = []
+      const a = new Applier(
+        { hosts: new Map(), gens: new Map() },
+        (gap, lost) => gaps.push([gap.from, gap.to, lost]),
+        false,
+        true,
+        Date.now,
+        (m) => missing.push([m.expected, m.got]),
+      )
+      const out = written(a, run(40, [1]))
+      expect(missing).toEqual([[1, 33]])
+      expect(gaps).toEqual([[3, 99, true]])
+      expect(out).toBe('00\n33\n34\n35\n36\n37\n38\n39\n')
+    })
+
+    test('a centre adopting a stream (no state) does not apply the rule', () => {
+      const a = new Applier(null)
+      const kinds = run(40, [1]).map(([meta, data], i) => a.take(i + 1, 0, meta, data).kind)
+      expect(kinds).not.toContain('missing')
+    })
+
     test('a generation begun before the centre took the host (no state, stream purged before) is not a loss', () => {
       const said: [number, number, boolean][] = []
       const a = new Applier(null, (gap, lost) => said.push([gap.from, gap.to, lost]))
