@@ -197,7 +197,10 @@ describe('applier', () => {
       const verdicts = run(40, [1]).map(([meta, data], i) => a.take(i + 1, 0, meta, data))
       // Numbers 2-32 may come before a resent number 1 (the host sends 33 only once 1 is
       // acknowledged): skipped as early. Number 33 proves 1 was stored and lost.
-      expect(verdicts.slice(0, 32).map((v) => v.kind)).toEqual(['apply', ...Array(31).fill('early')])
+      expect(verdicts.slice(0, 32).map((v) => v.kind)).toEqual([
+        'apply',
+        ...Array(31).fill('early'),
+      ])
       const v = verdicts[32]
       expect(v?.kind === 'missing' && v.missing).toEqual({
         host: 'h',
