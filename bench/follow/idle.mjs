@@ -11,7 +11,10 @@
  *   2. 2 s later (1 s with --quick), a 20 s window (3 s with --quick) with nothing written: CPU = utime+stime
  *      from /proc/<pid>/stat over the window in % of one core (and the largest 1-s share);
  *      VmRSS (largest of the 1-s samples, and the last: what an idle daemon settles at, its
- *      heap given back), VmHWM, threads and open fds from /proc.
+ *      heap given back), VmHWM, threads and open fds from /proc. Then the CPU of a second
+ *      window as long (skipped with --quick): an idle daemon once the one-off collections of
+ *      its first seconds (V8's memory reducer, some 8 s after the last full collection, in
+ *      each thread's heap) are over.
  *   3. SIGTERM: exit code and time (SIGKILL after 15 s).
  *
  * Parked (N = 2,000 files under an open-file limit of 1,024; 600 under 256 with --quick):
@@ -102,6 +105,13 @@ async function idleCase(ctx, subject, n, windowMs) {
     }
     const windowS = (performance.now() - w0) / 1000
     const cpuPercent = ((prev - c0) / windowS) * 100
+    let laterCpuPercent = null
+    if (!ctx.quick && r.alive()) {
+      const l0 = performance.now()
+      await sleep(windowMs)
+      const c = cpuSeconds(r.pid)
+      if (c !== null) laterCpuPercent = ((c - prev) / ((performance.now() - l0) / 1000)) * 100
+    }
     const end = samples[samples.length - 1]
     const max = (/** @type {(s: ReturnType<typeof readStatus>) => number | null} */ f) => {
       const xs = samples.map(f).filter((x) => x !== null)
@@ -118,6 +128,7 @@ async function idleCase(ctx, subject, n, windowMs) {
       cpuPercent,
       cpuPercentPerSecond: perSecond.map((x) => Math.round(x * 10) / 10),
       cpuPercentMax1s: perSecond.length > 0 ? Math.max(...perSecond) : null,
+      laterCpuPercent,
       rssKiBMax: max((s) => s.rssKiB),
       rssKiBEnd: end?.rssKiB ?? null,
       hwmKiB: end?.hwmKiB ?? null,
@@ -289,6 +300,7 @@ function idleMarkdown(rs, ps, n, windowMs, parked) {
       'probe delivery p50 / max ms',
       'CPU % of a core',
       'max 1-s CPU %',
+      'CPU % the next window',
       'RSS MiB (VmRSS max)',
       'RSS MiB at the end',
       'VmHWM MiB',
@@ -298,7 +310,7 @@ function idleMarkdown(rs, ps, n, windowMs, parked) {
     ],
     rs.map((r) =>
       r.error
-        ? [r.subject, `**${r.error}**`, '', '', '', '', '', '', '', '', '']
+        ? [r.subject, `**${r.error}**`, '', '', '', '', '', '', '', '', '', '']
         : [
             r.subject,
             r.following.followingAtMs === null
@@ -307,6 +319,7 @@ function idleMarkdown(rs, ps, n, windowMs, parked) {
             `${fmt(r.following.deliveryP50Ms, 1)} / ${fmt(r.following.deliveryMaxMs, 0)}`,
             cell(r.cpuPercent, bCpu, r.kind, 2),
             fmt(r.cpuPercentMax1s, 1),
+            fmt(r.laterCpuPercent, 2),
             cell(mib(r.rssKiBMax), bRss, r.kind, 0),
             fmt(mib(r.rssKiBEnd), 0),
             fmt(mib(r.hwmKiB), 0),
@@ -333,7 +346,7 @@ function idleMarkdown(rs, ps, n, windowMs, parked) {
     ],
     ps.map((r) =>
       r.error
-        ? [r.subject, `**${r.error}**`, '', '', '', '', '', '', '', '', '']
+        ? [r.subject, `**${r.error}**`, '', '', '', '', '', '', '', '', '', '']
         : [
             r.subject,
             r.limitSeen ?? r.limit,
