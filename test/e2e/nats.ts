@@ -287,3 +287,80 @@ export async function replyHold(to: NatsNode): Promise<ReplyHold> {
     },
   }
 }
+
+/**
+ * A TCP relay to a node that swallows one publish of a client and answers it itself, as if
+ * the stream had stored it: the client's `nth` (from 1) PUB or HPUB to a subject matching
+ * `subject` never reaches the server, and the client gets a JetStream acknowledgement for it
+ * on its reply subject. To the host that message is acknowledged; to the centre it is a
+ * message the stream lost (a server that lost what it had acknowledged).
+ */
+export interface PubDrop {
+  readonly address: string
+  /** The subject and reply subject of the publish swallowed, once it has been. */
+  readonly dropped: () => { subject: string; reply: string } | null
+  close(): Promise<void>
+}
+
+export async function pubDrop(to: NatsNode, subject: RegExp, nth: number): Promise<PubDrop> {
+  const port = await freePort()
+  const open = new Set<Socket>()
+  let seen = 0
+  let dropped: { subject: string; reply: string } | null = null
+  const server = createServer((client) => {
+    const upstream = createConnection(to.port, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      open.add(s)
+      s.on('error', () => {})
+      s.on('close', () => {
+        open.delete(s)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    upstream.on('data', (d) => client.write(d))
+    /** The client's reply subscription (`SUB _INBOX.x.* sid`): where a forged answer goes. */
+    let inboxSid: string | null = null
+    let pending = Buffer.alloc(0)
+    client.on('data', (d: Buffer) => {
+      pending = Buffer.concat([pending, d])
+      for (;;) {
+        const eol = pending.indexOf('\r\n')
+        if (eol < 0) return
+        const line = pending.subarray(0, eol).toString('latin1')
+        const words = line.split(' ')
+        const verb = words[0]?.toUpperCase()
+        let size = eol + 2
+        if (verb === 'PUB' || verb === 'HPUB') size += Number(words[words.length - 1]) + 2
+        if (pending.length < size) return // the rest of the payload is on its way
+        const unit = pending.subarray(0, size)
+        pending = pending.subarray(size)
+        if (verb === 'SUB' && words[1]?.startsWith('_INBOX.') && words[1].endsWith('.*')) {
+          inboxSid = words[words.length - 1] ?? null
+        }
+        const pub = verb === 'PUB' || verb === 'HPUB'
+        const reply =
+          verb === 'PUB' ? words.length === 4 && words[2] : words.length === 5 && words[2]
+        if (pub && words[1] && subject.test(words[1]) && reply && inboxSid !== null) {
+          seen++
+          if (seen === nth) {
+            dropped = { subject: words[1], reply }
+            const ack = JSON.stringify({ stream: 'LOGS', seq: 1 })
+            client.write(`MSG ${reply} ${inboxSid} ${ack.length}\r\n${ack}\r\n`)
+            continue
+          }
+        }
+        upstream.write(unit)
+      }
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  return {
+    address: `127.0.0.1:${port}`,
+    dropped: () => dropped,
+    close: async () => {
+      for (const s of open) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
