@@ -15,7 +15,10 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
-/** @returns {Map<number, { subject: string, time: number, payload: Buffer }>} */
+/**
+ * @param {string} dir
+ * @returns {Map<number, { subject: string, time: number, payload: Buffer }>}
+ */
 export function readStore(dir) {
   const out = new Map()
   for (const f of readdirSync(dir).filter((x) => x.endsWith('.blk'))) {
@@ -41,7 +44,11 @@ export function readStore(dir) {
   return out
 }
 
-/** The BatchMeta of a logmerge message (src/fleet/frame.ts), or null. */
+/**
+ * The BatchMeta of a logmerge message (src/fleet/frame.ts), or null.
+ * @param {Buffer} payload
+ * @returns {{ h: string, r: string, c: number, s: { g: string, s: number, e: number, x?: 1 }[] } | null}
+ */
 export function metaOf(payload) {
   if (payload.length < 8 || payload.subarray(0, 4).toString() !== 'LMF1') return null
   const n = payload.readUInt32BE(4)
