@@ -44,14 +44,14 @@ import { runInNewContext } from 'node:vm'
  * in threaded.ts, is 4 MiB of young generation, about 1 MiB a half).
  */
 export function capYoungGeneration(): () => void {
-  capping = true
   const observer = new PerformanceObserver(capYoung)
   observer.observe({ entryTypes: ['gc'] })
-  capYoung()
-  return () => {
-    capping = false
+  stopCapping = () => {
+    stopCapping = null
     observer.disconnect()
   }
+  capYoung()
+  return () => stopCapping?.()
 }
 
 /**
@@ -62,11 +62,15 @@ export function capYoungGeneration(): () => void {
  * look after each young collection catches a growth from there.
  */
 export function capYoungAgain(): void {
-  if (capping) capYoung()
+  if (stopCapping) capYoung()
 }
 
-/** Between capYoungGeneration and its stop. */
-let capping = false
+/**
+ * Stops capYoungGeneration's look after each young collection; null when none is under way.
+ * settleHeap stops it: from the end of start-up the growth factor stays 1, and a look at every
+ * young collection of a busy daemon would be work on its hot path.
+ */
+let stopCapping: (() => void) | null = null
 
 function capYoung(): void {
   if (youngBytes() >= FOLLOW_YOUNG_BYTES) setFlagsFromString('--semi-space-growth-factor=1')
@@ -85,6 +89,7 @@ const FOLLOW_YOUNG_BYTES = 4 * 1024 * 1024
  * growth from here on (GarbageWatch).
  */
 export function settleHeap(): void {
+  stopCapping?.()
   setFlagsFromString('--semi-space-growth-factor=1')
   collectGarbage()
   collectGarbage()

@@ -38,14 +38,15 @@ test('a message the stream acknowledged and lost stops the centre with exit 9 (n
     join(tmp, 'h.state.json'),
     ...quick,
   ])
-  const centre = spawnLogmerge([
+  const centreArgs = [
     `nats://${nats.address}/LOGS`,
     '-o',
     out,
     '--state',
     join(tmp, 'centre.state.json'),
     ...quick,
-  ])
+  ]
+  const centre = spawnLogmerge(centreArgs)
   const first = uniqueLines('first', 3)
   for (const line of first) {
     appendFileSync(file, `${line}\n`)
@@ -69,14 +70,7 @@ test('a message the stream acknowledged and lost stops the centre with exit 9 (n
   await relay.close()
   // Started again, the centre meets the same message and stops again: the loss is not
   // forgotten by a restart.
-  const again = spawnLogmerge([
-    `nats://${nats.address}/LOGS`,
-    '-o',
-    out,
-    '--state',
-    join(tmp, 'centre.state.json'),
-    ...quick,
-  ])
+  const again = spawnLogmerge(centreArgs)
   expect(await again.exited).toEqual({ code: 9, signal: null })
   expect(again.stderr()).toMatch(/number 4 never did/)
 })

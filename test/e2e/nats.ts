@@ -252,8 +252,35 @@ export interface ReplyHold {
 }
 
 export async function replyHold(to: NatsNode): Promise<ReplyHold> {
-  const port = await freePort()
   let holding = false
+  const relay = await tcpRelay(to, (client, upstream) => {
+    client.on('data', (d) => upstream.write(d))
+    upstream.on('data', (d) => {
+      if (!holding) client.write(d)
+    })
+  })
+  return {
+    address: relay.address,
+    hold: () => {
+      holding = true
+    },
+    letGo: () => {
+      holding = false
+      relay.dropConnections()
+    },
+    close: relay.close,
+  }
+}
+
+/**
+ * A TCP relay on a free loopback port to `to`: each client connection gets its own connection
+ * to the node, and `pair` decides what goes across; closing either side closes both.
+ */
+async function tcpRelay(
+  to: NatsNode,
+  pair: (client: Socket, upstream: Socket) => void,
+): Promise<{ address: string; dropConnections(): void; close(): Promise<void> }> {
+  const port = await freePort()
   const open = new Set<Socket>()
   const server = createServer((client) => {
     const upstream = createConnection(to.port, '127.0.0.1')
@@ -266,23 +293,17 @@ export async function replyHold(to: NatsNode): Promise<ReplyHold> {
         upstream.destroy()
       })
     }
-    client.on('data', (d) => upstream.write(d))
-    upstream.on('data', (d) => {
-      if (!holding) client.write(d)
-    })
+    pair(client, upstream)
   })
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  const dropConnections = () => {
+    for (const s of open) s.destroy()
+  }
   return {
     address: `127.0.0.1:${port}`,
-    hold: () => {
-      holding = true
-    },
-    letGo: () => {
-      holding = false
-      for (const s of open) s.destroy()
-    },
+    dropConnections,
     close: async () => {
-      for (const s of open) s.destroy()
+      dropConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
@@ -303,21 +324,9 @@ export interface PubDrop {
 }
 
 export async function pubDrop(to: NatsNode, subject: RegExp, nth: number): Promise<PubDrop> {
-  const port = await freePort()
-  const open = new Set<Socket>()
   let seen = 0
   let dropped: { subject: string; reply: string } | null = null
-  const server = createServer((client) => {
-    const upstream = createConnection(to.port, '127.0.0.1')
-    for (const s of [client, upstream]) {
-      open.add(s)
-      s.on('error', () => {})
-      s.on('close', () => {
-        open.delete(s)
-        client.destroy()
-        upstream.destroy()
-      })
-    }
+  const relay = await tcpRelay(to, (client, upstream) => {
     upstream.on('data', (d) => client.write(d))
     /** The client's reply subscription (`SUB _INBOX.x.* sid`): where a forged answer goes. */
     let inboxSid: string | null = null
@@ -354,13 +363,5 @@ export async function pubDrop(to: NatsNode, subject: RegExp, nth: number): Promi
       }
     })
   })
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-  return {
-    address: `127.0.0.1:${port}`,
-    dropped: () => dropped,
-    close: async () => {
-      for (const s of open) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    },
-  }
+  return { address: relay.address, dropped: () => dropped, close: relay.close }
 }
