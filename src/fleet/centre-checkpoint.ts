@@ -80,6 +80,8 @@ export class CentreCheckpoints {
   #lastPurge = 0
   /** Every message up to this one is deleted. */
   #purged: number
+  /** The output is closing: no checkpoint starts any more (see stop). */
+  #stopped = false
 
   constructor(parts: CentreParts, lastRead: number) {
     this.#p = parts
@@ -98,10 +100,21 @@ export class CentreCheckpoints {
     return this.#running
   }
 
+  /**
+   * Waits for the checkpoint under way and starts none after it: the output is about to be
+   * closed. A checkpoint asked for later (the interval's, a leader switch's) would fsync a
+   * closed descriptor ("cannot save state ...: EBADF", seen after an exit 9), or, had the
+   * descriptor number been reused, record offsets of an output never synced.
+   */
+  stop(): Promise<void> {
+    this.#stopped = true
+    return this.#running
+  }
+
   async #saveNow(): Promise<void> {
     const { config, writer, log } = this.#p
     const path = config.statePath
-    if (!path) return
+    if (!path || this.#stopped) return
     const changes = this.#changes + writer.changes
     // Nothing new to record; the purge behind the last one may still be due.
     if (changes === this.#savedChanges) return this.#purge(this.#savedResume)
@@ -212,7 +225,7 @@ export class CentreCheckpoints {
     let next = from
     let failure: Error | null = null
     const deleting = async () => {
-      while (failure === null && next < upTo) {
+      while (failure === null && next < upTo && !this.#stopped) {
         const seq = next++
         try {
           await jsm.streams.deleteMessage(fleet.url.stream, seq, false)

@@ -220,6 +220,7 @@ class Centre {
       ended.removeEventListener('abort', onEnd)
       if (timer) clearInterval(timer)
       reader.stop()
+      await this.#checkpoints.stop()
       await this.#writer.close()
     }
     if (this.#fatal) throw this.#fatal
