@@ -15,7 +15,7 @@ import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark, SyncSink } from '../sink/sink.js'
 import { toRemembered } from '../state/recover.js'
 import { ReadBuffers } from '../tail/read-buffers.js'
-import { sourceIdentity } from '../tail/source-state.js'
+import { base64Of, sourceIdentity } from '../tail/source-state.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower } from '../tail/tail-sync.js'
 import type { Tracked } from '../tail/tracked.js'
@@ -146,7 +146,7 @@ function onRelease(file: Tracked<unknown>): void {
 /** Tells the main thread about each file opened, for its checkpoints. */
 function onSource(file: Tracked<unknown>): void {
   formatter?.open(file.key, file.path)
-  const head = file.cursor.head.toString('base64')
+  const head = base64Of(file.cursor.head)
   const source = {
     ...sourceIdentity(file.cursor.identity),
     path: file.path,

@@ -17,6 +17,7 @@ import { replaceFile } from '../atomic-file.js'
 import type { SourceStats } from '../sink/sink.js'
 import type { Identity } from '../tail/cursor.js'
 import type { SourceState } from '../tail/source-state.js'
+import { sourceLine } from './source-texts.js'
 
 export const STATE_FORMAT = 'logmerge-state'
 export const STATE_VERSION = 1
@@ -159,6 +160,11 @@ function checkSource(v: unknown, i: number): SourceState {
   }
 }
 
+/**
+ * The state file's text: the fields at the top level one per line, each source on a line of its
+ * own (a grep for a path shows the whole record; a record unchanged since the last checkpoint
+ * keeps its line, source-texts.ts).
+ */
 export function encodeState(
   output: OutputState | null,
   sources: readonly SourceState[],
@@ -167,17 +173,21 @@ export function encodeState(
   pid = process.pid,
   writer?: unknown,
 ): string {
-  const state: State = {
-    format: STATE_FORMAT,
-    version: STATE_VERSION,
-    savedAt: now.toISOString(),
-    startedAt: startedAt.toISOString(),
-    output,
-    sources,
-    pid,
-    ...(writer !== undefined && { writer }),
-  }
-  return `${JSON.stringify(state, null, 1)}\n`
+  const top = JSON.stringify(
+    {
+      format: STATE_FORMAT,
+      version: STATE_VERSION,
+      savedAt: now.toISOString(),
+      startedAt: startedAt.toISOString(),
+      output,
+    },
+    null,
+    1,
+  )
+  const list = sources.length === 0 ? '[]' : `[\n  ${sources.map(sourceLine).join(',\n  ')}\n ]`
+  const rest = JSON.stringify({ pid, ...(writer !== undefined && { writer }) }, null, 1)
+  // top ends in "\n}", rest begins with "{\n": the sources go between, in State's order.
+  return `${top.slice(0, -2)},\n "sources": ${list},\n${rest.slice(2)}\n`
 }
 
 /** Atomically replaces the state file (temp file written whole, fsync, rename: replaceFile). */

@@ -39,3 +39,16 @@ export const sourceIdentity = (
   ino: id.ino,
   ...(id.birthtimeMs ? { born: id.birthtimeMs } : {}),
 })
+
+/** Base64 of the fingerprints seen (a file's fingerprint is replaced, never changed in place). */
+const base64s = new WeakMap<Uint8Array, string>()
+
+/** `bytes` in base64, computed once per fingerprint object. */
+export function base64Of(bytes: Uint8Array): string {
+  let text = base64s.get(bytes)
+  if (text === undefined) {
+    text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+    base64s.set(bytes, text)
+  }
+  return text
+}
