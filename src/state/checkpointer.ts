@@ -5,9 +5,9 @@
  */
 import type { Logger } from '../log.js'
 import type { Snapshot } from '../sink/sink.js'
-import type { SourceState } from '../tail/source-state.js'
+import { identityKey } from '../tail/cursor.js'
+import { base64Of, type SourceState } from '../tail/source-state.js'
 import { encodeState, type OutputState, saveState } from './checkpoint.js'
-import { RecordsAt, SavedRecords } from './source-texts.js'
 
 export interface Checkpointable {
   /** Output size, its identity, and each source's offset, taken at one instant. */
@@ -27,9 +27,6 @@ export interface CheckpointTaken {
   readonly seconds: number
 }
 
-/** sourcesAt's records, the same objects while unchanged (one table: `told` holds each source once). */
-const recordsAt = new RecordsAt()
-
 /**
  * The reader-thread engines' sources for a checkpoint: each source the writer has an offset for
  * (`offsets`, from one snapshot), as its thread last described it (`told`, from the threads'
@@ -47,7 +44,7 @@ export function sourcesAt(
   for (const [key, offset] of offsets) {
     const known = told.get(key)
     if (!known) return null
-    out.push(recordsAt.at(known, offset))
+    out.push({ ...known, offset })
   }
   return out
 }
@@ -93,8 +90,6 @@ export class Checkpointer {
   #periodicFrom = 0
   /** A checkpoint is being taken. */
   #saving = false
-  /** Each source's record as last saved, given again while it is the same (source-texts.ts). */
-  readonly #records = new SavedRecords()
 
   constructor(path: string, output: string, from: Checkpointable, log: Logger) {
     this.path = path
@@ -177,7 +172,14 @@ export class Checkpointer {
     }
     if (this.#putOffSince !== null) this.#log.forget('checkpoint-put-off')
     this.#putOffSince = null
-    const sources = known.map((s) => this.#records.of(s, snap))
+    const sources = known.map((s) => {
+      const key = identityKey(s)
+      const stats = snap.stats.get(key)
+      // The fingerprint that goes with the offset, where the writer keeps it (SourceMark.head).
+      const head = snap.heads?.get(key)
+      const withHead = head ? { ...s, head: base64Of(head) } : s
+      return stats ? { ...withHead, stats } : withHead
+    })
     const costMs = sources.length * CHECKPOINT_MS_PER_SOURCE
     try {
       await this.#from.fsync()

@@ -11,7 +11,7 @@
 import { dirname } from 'node:path'
 import { Cursor, type Identity, identityKey, sameIdentity } from './cursor.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
-import { base64Of, type SourceState, sourceIdentity } from './source-state.js'
+import { base64Of, type SourceState } from './source-state.js'
 import type { Tracked } from './tracked.js'
 
 export class FileIndex<H> {
@@ -27,11 +27,6 @@ export class FileIndex<H> {
   readonly #missingAt = new Map<string, Set<Tracked<H>>>()
   readonly #missingPath = new Map<Tracked<H>, string>()
   readonly #orphanSet = new Set<Tracked<H>>()
-  /**
-   * Each file's record in the last checkpoint, given again while it is the same (the same
-   * object: the checkpointer's encoding of it is kept with it; see src/state/source-texts.ts).
-   */
-  readonly #records = new WeakMap<Tracked<H>, { identity: Identity; record: SourceState }>()
   /** Where the sweep goes on from (a live iterator: names added meanwhile are met too). */
   #sweepAt: Iterator<[string, string | null]> = new Map<string, string | null>().entries()
 
@@ -220,21 +215,12 @@ export class FileIndex<H> {
     for (const [key, f] of this.files) {
       const offset = offsets.get(key)
       if (offset === undefined) continue
+      // Literals, not spreads (sourceIdentity's fields, in its order): 10,000 sources each
+      // checkpoint, and a spread of a conditional spread took the slow way in V8.
+      const { dev, ino, birthtimeMs: born } = f.cursor.identity
+      const path = f.path
       const head = base64Of(f.cursor.head)
-      const last = this.#records.get(f)
-      if (
-        last &&
-        last.identity === f.cursor.identity &&
-        last.record.offset === offset &&
-        last.record.path === f.path &&
-        last.record.head === head
-      ) {
-        out.push(last.record)
-        continue
-      }
-      const record = { ...sourceIdentity(f.cursor.identity), path: f.path, head, offset }
-      this.#records.set(f, { identity: f.cursor.identity, record })
-      out.push(record)
+      out.push(born ? { dev, ino, born, path, head, offset } : { dev, ino, path, head, offset })
     }
     return out
   }
