@@ -87,17 +87,39 @@ const FOLLOW_YOUNG_BYTES = 4 * 1024 * 1024
  * of heap committed after the first, 24.5 after the second; resident 82 MiB instead of 109
  * until a collection V8 makes by itself 5-10 s later. The main thread's watch counts the heap's
  * growth from here on (GarbageWatch). The engines save a checkpoint just before (where the
- * start-up pass left every file): the first one after start-up made every source's record
- * anew (10,000 files: ~100 ms and 7 MiB of strings and buffers), and made after "ready" its
- * garbage stayed until V8's memory reducer some 10 s later.
+ * start-up pass left every file), so that its garbage (10,000 files: a record of each, some
+ * 5-10 MiB of objects, strings and buffers) goes with the start-up's: a daemon on which nothing
+ * is written then has nothing more to collect.
  */
 export function settleHeap(): void {
   stopCapping?.()
   setFlagsFromString('--semi-space-growth-factor=1')
-  collectGarbage()
-  collectGarbage()
+  collectTwice()
   const used = getHeapStatistics().used_heap_size
   for (const watch of watches) watch.settled(used)
+}
+
+/**
+ * Two full collections: the first frees, the second gives back the pages the first left
+ * empty (see settleHeap).
+ */
+function collectTwice(): void {
+  collectGarbage()
+  collectGarbage()
+}
+
+/**
+ * A checkpoint was saved. The first one after the end of start-up (the engines save one just
+ * before it; this one comes when the first lines have moved offsets) leaves the garbage of a
+ * record of every file (10,000 files: 5-10 MiB of strings and arrays; 17 MiB in the thread
+ * engines' main thread), in use until its state file is written: this thread's watches look
+ * right after it (at their next tick). A look at a set time after start-up (2 s) came while
+ * that checkpoint was still being written, so its garbage stayed until V8's memory reducer
+ * some 8 s later (RSS 91 MiB instead of 78-79 in between; async, 10,000 files). Later
+ * checkpoints leave theirs to the watches' usual looks.
+ */
+export function checkpointSaved(): void {
+  for (const watch of watches) watch.checkpointSaved()
 }
 
 /** This thread's GarbageWatches (module state is per thread). */
@@ -113,12 +135,6 @@ export function collectGarbage(): void {
 const GARBAGE_BYTES = 8 * 1024 * 1024
 /** How often a GarbageWatch looks (ms). */
 const GARBAGE_CHECK_MS = 10_000
-/**
- * The first look after the end of start-up (ms): the first checkpoint after it, which writes
- * every source (10,000 files: 17 MiB of heap in the thread engines' main thread), is done by
- * then, and its garbage is collected at once instead of up to GARBAGE_CHECK_MS later.
- */
-const SETTLED_LOOK_MS = 2_000
 /** How often start()'s timer asks check() whether a look is due (settled() brings one forward). */
 const LOOK_TICK_MS = 1_000
 
@@ -142,11 +158,13 @@ export class GarbageWatch {
   readonly #collect: () => void
   #base: number
   #nextAt = Date.now() + GARBAGE_CHECK_MS
+  /** The first checkpoint after the end of start-up is still to come (see checkpointSaved). */
+  #afterCheckpoint = false
 
   /** `heap` replaces the heap's used bytes and the collection (tests). */
   constructor(heap?: { used: () => number; collect: () => void }) {
     this.#used = heap?.used ?? (() => getHeapStatistics().used_heap_size)
-    this.#collect = heap?.collect ?? collectGarbage
+    this.#collect = heap?.collect ?? collectTwice
     this.#base = this.#used()
     watches.add(this)
   }
@@ -154,7 +172,15 @@ export class GarbageWatch {
   /** The heap was collected at the end of start-up and holds `used` bytes now. */
   settled(used: number): void {
     this.#base = used
-    this.#nextAt = Date.now() + SETTLED_LOOK_MS
+    this.#nextAt = Date.now() + GARBAGE_CHECK_MS
+    this.#afterCheckpoint = true
+  }
+
+  /** See checkpointSaved: the first one after settled() brings the next look forward. */
+  checkpointSaved(now = Date.now()): void {
+    if (!this.#afterCheckpoint) return
+    this.#afterCheckpoint = false
+    this.#nextAt = Math.min(this.#nextAt, now)
   }
 
   /** For a thread that never returns to its event loop (Atomics.wait): call it now and then. */

@@ -3,6 +3,7 @@
  * writer, then an fsync of the output, then an atomic replacement of the state file; never two
  * at once. A failed checkpoint is a warning (the previous one still holds), not the end.
  */
+import { checkpointSaved } from '../gc.js'
 import type { Logger } from '../log.js'
 import type { Snapshot } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
@@ -188,6 +189,7 @@ export class Checkpointer {
       this.#savedChanges = changes
       this.#currentAt = began
       snap.onSaved?.()
+      checkpointSaved() // its garbage, collected soon after the first one (gc.ts)
       this.#log.forget('checkpoint')
       this.#tell(true, t0, costMs)
     } catch (err) {
