@@ -183,11 +183,27 @@ export function encodeState(
     null,
     1,
   )
-  const lines = sources.map((s) => JSON.stringify(s))
+  const lines = sources.map(lineOf)
   const list = lines.length === 0 ? '[]' : `[\n  ${lines.join(',\n  ')}\n ]`
   const rest = JSON.stringify({ pid, ...(writer !== undefined && { writer }) }, null, 1)
   // top ends in "\n}", rest begins with "{\n": the sources go between, in State's order.
   return `${top.slice(0, -2)},\n "sources": ${list},\n${rest.slice(2)}\n`
+}
+
+/** Where a record keeps its line of the state file (see lineOf). */
+const LINE = Symbol('state file line')
+
+/**
+ * A source's line in the state file, made once per record object and kept on it (records are
+ * never changed: a change is a new record; FileIndex.checkpoint gives an unchanged file's
+ * record again, Tracked.saved). Not enumerable, so neither JSON nor a comparison sees it.
+ */
+function lineOf(s: SourceState): string {
+  const kept = (s as { [LINE]?: string })[LINE]
+  if (kept !== undefined) return kept
+  const line = JSON.stringify(s)
+  Object.defineProperty(s, LINE, { value: line })
+  return line
 }
 
 /** Atomically replaces the state file (temp file written whole, fsync, rename: replaceFile). */

@@ -5,9 +5,9 @@
  */
 import { checkpointSaved } from '../gc.js'
 import type { Logger } from '../log.js'
-import type { Snapshot } from '../sink/sink.js'
+import type { Snapshot, SourceStats } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
-import { base64Of, type SourceState } from '../tail/source-state.js'
+import type { SourceState } from '../tail/source-state.js'
 import { encodeState, type OutputState, saveState } from './checkpoint.js'
 
 export interface Checkpointable {
@@ -45,9 +45,63 @@ export function sourcesAt(
   for (const [key, offset] of offsets) {
     const known = told.get(key)
     if (!known) return null
-    out.push({ ...known, offset })
+    out.push(recordAt(known, offset))
   }
   return out
+}
+
+/** Where a thread's description keeps its last record (see recordAt). */
+const AT = Symbol('record at an offset')
+
+/**
+ * `known` at `offset`: the record made last time while the offset is the same (a description
+ * is replaced, never changed, when its thread tells of a change), so that an unchanged source
+ * keeps its record and that record its line of the state file (checkpoint.ts). Kept on the
+ * description, not enumerable.
+ */
+function recordAt(known: SourceState, offset: number): SourceState {
+  const last = (known as { [AT]?: SourceState })[AT]
+  if (last !== undefined && last.offset === offset) return last
+  const record = { ...known, offset }
+  Object.defineProperty(known, AT, { value: record, writable: true })
+  return record
+}
+
+/** Where a reader's record keeps the record last saved for it (see savedRecord). */
+const SAVED = Symbol('record saved')
+
+/**
+ * A reader's record with what the writer holds of that source at the snapshot's offset: its
+ * fingerprint (Snapshot.heads) and its stats. The one made last time while both are the same
+ * (compared by value: the thread engines' snapshot copies them out of shared memory each
+ * time), so that an unchanged source keeps its record, and the record its line of the state
+ * file (checkpoint.ts). Kept on the reader's record, not enumerable.
+ */
+function savedRecord(s: SourceState, snap: Pick<Snapshot, 'heads' | 'stats'>): SourceState {
+  const key = identityKey(s)
+  const stats = snap.stats.get(key)
+  // The fingerprint that goes with the offset, where the writer keeps it (SourceMark.head).
+  // Not base64Of: the thread engines' fingerprints are new objects each snapshot.
+  const bytes = snap.heads?.get(key)
+  const head = bytes
+    ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')
+    : s.head
+  const last = (s as { [SAVED]?: SourceState })[SAVED]
+  if (last !== undefined && last.head === head && sameStats(last.stats, stats)) return last
+  if (head === s.head && !stats) return s
+  const record = stats ? { ...s, head, stats } : { ...s, head }
+  Object.defineProperty(s, SAVED, { value: record, writable: true })
+  return record
+}
+
+/** The same counts (every field: a count added to SourceStats is compared too). */
+function sameStats(a: SourceStats | undefined, b: SourceStats | undefined): boolean {
+  if (a === b) return true
+  if (a === undefined || b === undefined) return false
+  const keys = Object.keys(a) as (keyof SourceStats)[]
+  if (keys.length !== Object.keys(b).length) return false
+  for (const k of keys) if (a[k] !== b[k]) return false
+  return true
 }
 
 /** How long checkpoints may be put off for an undescribed source before a warning. */
@@ -173,14 +227,7 @@ export class Checkpointer {
     }
     if (this.#putOffSince !== null) this.#log.forget('checkpoint-put-off')
     this.#putOffSince = null
-    const sources = known.map((s) => {
-      const key = identityKey(s)
-      const stats = snap.stats.get(key)
-      // The fingerprint that goes with the offset, where the writer keeps it (SourceMark.head).
-      const head = snap.heads?.get(key)
-      const withHead = head ? { ...s, head: base64Of(head) } : s
-      return stats ? { ...withHead, stats } : withHead
-    })
+    const sources = known.map((s) => savedRecord(s, snap))
     const costMs = sources.length * CHECKPOINT_MS_PER_SOURCE
     try {
       await this.#from.fsync()

@@ -162,6 +162,7 @@ export class FileIndex<H> {
       missed: 0,
       parked: false,
       closedAt: how.finished ? Date.now() : null,
+      saved: null,
     }
     const replaced = this.files.get(tracked.key)
     this.files.set(tracked.key, tracked)
@@ -215,12 +216,30 @@ export class FileIndex<H> {
     for (const [key, f] of this.files) {
       const offset = offsets.get(key)
       if (offset === undefined) continue
-      // Literals, not spreads (sourceIdentity's fields, in its order): 10,000 sources each
-      // checkpoint, and a spread of a conditional spread took the slow way in V8.
+      const head = base64Of(f.cursor.head)
+      const last = f.saved
+      // The same record while it is the same (Tracked.saved); an identity is never changed in
+      // place (a new cursor brings its own), so the last record's fields say it all.
+      if (last && last.offset === offset && last.head === head && last.path === f.path) {
+        const id = f.cursor.identity
+        if (
+          last.ino === id.ino &&
+          last.dev === id.dev &&
+          last.born === (id.birthtimeMs || undefined)
+        ) {
+          out.push(last)
+          continue
+        }
+      }
+      // Literals, not spreads (sourceIdentity's fields, in its order): a spread of a
+      // conditional spread took V8's slow way, 10,000 times a checkpoint.
       const { dev, ino, birthtimeMs: born } = f.cursor.identity
       const path = f.path
-      const head = base64Of(f.cursor.head)
-      out.push(born ? { dev, ino, born, path, head, offset } : { dev, ino, path, head, offset })
+      const record = born
+        ? { dev, ino, born, path, head, offset }
+        : { dev, ino, path, head, offset }
+      f.saved = record
+      out.push(record)
     }
     return out
   }

@@ -7,6 +7,7 @@
 import type { SourceMark } from '../sink/sink.js'
 import type { Cursor, CursorCounts, Identity } from './cursor.js'
 import { identityKey } from './cursor.js'
+import type { SourceState } from './source-state.js'
 
 export interface Tracked<H> {
   readonly key: string
@@ -32,6 +33,12 @@ export interface Tracked<H> {
    * replacedByStat).
    */
   closedAt: number | null
+  /**
+   * Its record in the last checkpoint (FileIndex.checkpoint), given again while nothing in it
+   * changed: the checkpoint of 10,000 quiet files then makes no new objects for them, and the
+   * state file's line of each is kept with its record (src/state/checkpoint.ts).
+   */
+  saved: SourceState | null
 }
 
 /** Where `file` stands: its offset safe to checkpoint, and how it is doing. */

@@ -306,3 +306,47 @@ test("sourcesAt: each source at the writer's offset; put off (null) while one is
   ).toBeNull()
   expect(sourcesAt(told, new Map())).toEqual([])
 })
+
+test('a record unchanged since the last checkpoint is given again, and any change still shows: offset, writer fingerprint, stats', async () => {
+  const reader: SourceState = { ...source, offset: 0 }
+  const w = { head: Buffer.from('ab'), stats: { lines: 1 }, offset: 5, changes: 0 }
+  const seen: SourceState[][] = []
+  const from: Checkpointable = {
+    // New maps and new objects each snapshot, as the thread engines' shared slots give them.
+    snapshot: (): Snapshot => ({
+      size: 10,
+      output: { dev: 7, ino: 8 },
+      offsets: new Map([['1:10', w.offset]]),
+      heads: new Map([['1:10', Buffer.from(w.head)]]),
+      stats: new Map([
+        ['1:10', { linesSplit: 0, truncations: 0, pendingBytes: 0, lastActivity: 3, ...w.stats }],
+      ]),
+    }),
+    sources: (offsets) => sourcesAt(new Map([['1:10', reader]]), offsets),
+    fsync: async () => {},
+    changes: () => w.changes,
+  }
+  const cp = new Checkpointer(statePath, '/out.log', from, log)
+  const take = async () => {
+    w.changes++
+    await cp.save()
+    const state = saved()
+    seen.push([...state.sources])
+    return state.sources[0]
+  }
+  const b64 = (t: string) => Buffer.from(t).toString('base64')
+  expect(await take()).toMatchObject({ offset: 5, head: b64('ab'), stats: { lines: 1 } })
+  expect(await take()).toMatchObject({ offset: 5, head: b64('ab'), stats: { lines: 1 } })
+  w.head = Buffer.from('abc')
+  expect(await take()).toMatchObject({ offset: 5, head: b64('abc'), stats: { lines: 1 } })
+  w.stats = { lines: 2 }
+  expect(await take()).toMatchObject({ offset: 5, head: b64('abc'), stats: { lines: 2 } })
+  w.offset = 9
+  expect(await take()).toMatchObject({ offset: 9, head: b64('abc'), stats: { lines: 2 } })
+  // The same record object twice in a row (nothing changed), seen through sourcesAt.
+  const first = sourcesAt(new Map([['1:10', reader]]), new Map([['1:10', 9]]))?.[0]
+  expect(sourcesAt(new Map([['1:10', reader]]), new Map([['1:10', 9]]))?.[0]).toBe(first)
+  expect(sourcesAt(new Map([['1:10', reader]]), new Map([['1:10', 10]]))?.[0]).not.toBe(first)
+  // The state file's text has no trace of what the records keep for reuse.
+  expect(readFileSync(statePath, 'utf8')).not.toMatch(/Symbol|record saved/)
+})
