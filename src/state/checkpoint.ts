@@ -16,7 +16,7 @@ import { basename, dirname, join } from 'node:path'
 import { replaceFile } from '../atomic-file.js'
 import type { SourceStats } from '../sink/sink.js'
 import type { Identity } from '../tail/cursor.js'
-import type { SourceState } from '../tail/source-state.js'
+import { KEEPS_LINE, type SourceState } from '../tail/source-state.js'
 
 export const STATE_FORMAT = 'logmerge-state'
 export const STATE_VERSION = 1
@@ -190,19 +190,16 @@ export function encodeState(
   return `${top.slice(0, -2)},\n "sources": ${list},\n${rest.slice(2)}\n`
 }
 
-/** Where a record keeps its line of the state file (see lineOf). */
-const LINE = Symbol('state file line')
-
 /**
- * A source's line in the state file, made once per record object and kept on it (records are
- * never changed: a change is a new record; FileIndex.checkpoint gives an unchanged file's
- * record again, Tracked.saved). Not enumerable, so neither JSON nor a comparison sees it.
+ * A source's line in the state file: kept on a record that is given again while unchanged
+ * (KEEPS_LINE, FileIndex.checkpoint's records), made anew for the others.
  */
 function lineOf(s: SourceState): string {
-  const kept = (s as { [LINE]?: string })[LINE]
+  if (!(KEEPS_LINE in s)) return JSON.stringify(s)
+  const kept = (s as { [KEEPS_LINE]?: string })[KEEPS_LINE]
   if (kept !== undefined) return kept
   const line = JSON.stringify(s)
-  Object.defineProperty(s, LINE, { value: line })
+  ;(s as { [KEEPS_LINE]?: string })[KEEPS_LINE] = line
   return line
 }
 

@@ -5,7 +5,7 @@
  */
 import { checkpointSaved } from '../gc.js'
 import type { Logger } from '../log.js'
-import type { Snapshot, SourceStats } from '../sink/sink.js'
+import type { Snapshot } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
 import type { SourceState } from '../tail/source-state.js'
 import { encodeState, type OutputState, saveState } from './checkpoint.js'
@@ -45,37 +45,16 @@ export function sourcesAt(
   for (const [key, offset] of offsets) {
     const known = told.get(key)
     if (!known) return null
-    out.push(recordAt(known, offset))
+    out.push({ ...known, offset })
   }
   return out
 }
 
-/** Where a thread's description keeps its last record (see recordAt). */
-const AT = Symbol('record at an offset')
-
-/**
- * `known` at `offset`: the record made last time while the offset is the same (a description
- * is replaced, never changed, when its thread tells of a change), so that an unchanged source
- * keeps its record and that record its line of the state file (checkpoint.ts). Kept on the
- * description, not enumerable.
- */
-function recordAt(known: SourceState, offset: number): SourceState {
-  const last = (known as { [AT]?: SourceState })[AT]
-  if (last !== undefined && last.offset === offset) return last
-  const record = { ...known, offset }
-  Object.defineProperty(known, AT, { value: record, writable: true })
-  return record
-}
-
-/** Where a reader's record keeps the record last saved for it (see savedRecord). */
-const SAVED = Symbol('record saved')
-
 /**
  * A reader's record with what the writer holds of that source at the snapshot's offset: its
- * fingerprint (Snapshot.heads) and its stats. The one made last time while both are the same
- * (compared by value: the thread engines' snapshot copies them out of shared memory each
- * time), so that an unchanged source keeps its record, and the record its line of the state
- * file (checkpoint.ts). Kept on the reader's record, not enumerable.
+ * fingerprint (Snapshot.heads) and its stats. The reader's record itself when the fingerprint
+ * is the same and there are no stats (a quiet file on the async engines: then a record unchanged
+ * since the last checkpoint is the same object, its line of the state file kept, checkpoint.ts).
  */
 function savedRecord(s: SourceState, snap: Pick<Snapshot, 'heads' | 'stats'>): SourceState {
   const key = identityKey(s)
@@ -86,22 +65,8 @@ function savedRecord(s: SourceState, snap: Pick<Snapshot, 'heads' | 'stats'>): S
   const head = bytes
     ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')
     : s.head
-  const last = (s as { [SAVED]?: SourceState })[SAVED]
-  if (last !== undefined && last.head === head && sameStats(last.stats, stats)) return last
   if (head === s.head && !stats) return s
-  const record = stats ? { ...s, head, stats } : { ...s, head }
-  Object.defineProperty(s, SAVED, { value: record, writable: true })
-  return record
-}
-
-/** The same counts (every field: a count added to SourceStats is compared too). */
-function sameStats(a: SourceStats | undefined, b: SourceStats | undefined): boolean {
-  if (a === b) return true
-  if (a === undefined || b === undefined) return false
-  const keys = Object.keys(a) as (keyof SourceStats)[]
-  if (keys.length !== Object.keys(b).length) return false
-  for (const k of keys) if (a[k] !== b[k]) return false
-  return true
+  return stats ? { ...s, head, stats } : { ...s, head }
 }
 
 /** How long checkpoints may be put off for an undescribed source before a warning. */

@@ -11,7 +11,7 @@
 import { dirname } from 'node:path'
 import { Cursor, type Identity, identityKey, sameIdentity } from './cursor.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
-import { base64Of, type SourceState } from './source-state.js'
+import { base64Of, keepsItsLine, type SourceState } from './source-state.js'
 import type { Tracked } from './tracked.js'
 
 export class FileIndex<H> {
@@ -238,7 +238,7 @@ export class FileIndex<H> {
       const record = born
         ? { dev, ino, born, path, head, offset }
         : { dev, ino, path, head, offset }
-      f.saved = record
+      f.saved = keepsItsLine(record)
       out.push(record)
     }
     return out

@@ -52,3 +52,16 @@ export function base64Of(bytes: Uint8Array): string {
   }
   return text
 }
+
+/**
+ * Where a record that is given again while unchanged (FileIndex.checkpoint's, Tracked.saved)
+ * keeps its line of the state file (src/state/checkpoint.ts): set up not enumerable, so neither
+ * JSON nor a comparison sees it.
+ */
+export const KEEPS_LINE = Symbol('keeps its state-file line')
+
+/** `record`, set up to keep its line of the state file (see KEEPS_LINE). */
+export function keepsItsLine<T extends SourceState>(record: T): T {
+  Object.defineProperty(record, KEEPS_LINE, { value: undefined, writable: true })
+  return record
+}

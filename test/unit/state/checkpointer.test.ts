@@ -307,7 +307,7 @@ test("sourcesAt: each source at the writer's offset; put off (null) while one is
   expect(sourcesAt(told, new Map())).toEqual([])
 })
 
-test('a record unchanged since the last checkpoint is given again, and any change still shows: offset, writer fingerprint, stats', async () => {
+test('every change shows in the next checkpoint: offset, writer fingerprint, stats (new objects each snapshot)', async () => {
   const reader: SourceState = { ...source, offset: 0 }
   const w = { head: Buffer.from('ab'), stats: { lines: 1 }, offset: 5, changes: 0 }
   const seen: SourceState[][] = []
@@ -343,10 +343,5 @@ test('a record unchanged since the last checkpoint is given again, and any chang
   expect(await take()).toMatchObject({ offset: 5, head: b64('abc'), stats: { lines: 2 } })
   w.offset = 9
   expect(await take()).toMatchObject({ offset: 9, head: b64('abc'), stats: { lines: 2 } })
-  // The same record object twice in a row (nothing changed), seen through sourcesAt.
-  const first = sourcesAt(new Map([['1:10', reader]]), new Map([['1:10', 9]]))?.[0]
-  expect(sourcesAt(new Map([['1:10', reader]]), new Map([['1:10', 9]]))?.[0]).toBe(first)
-  expect(sourcesAt(new Map([['1:10', reader]]), new Map([['1:10', 10]]))?.[0]).not.toBe(first)
-  // The state file's text has no trace of what the records keep for reuse.
-  expect(readFileSync(statePath, 'utf8')).not.toMatch(/Symbol|record saved/)
+  expect(seen).toHaveLength(5)
 })

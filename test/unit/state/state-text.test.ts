@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from 'vitest'
 import { decodeState, encodeState } from '../../../src/state/checkpoint.js'
-import { base64Of, type SourceState } from '../../../src/tail/source-state.js'
+import { base64Of, keepsItsLine, type SourceState } from '../../../src/tail/source-state.js'
 
 const a: SourceState = { dev: 1, ino: 10, born: 5.5, path: '/l/a "q".log', head: 'YQ==', offset: 2 }
 const b: SourceState = {
@@ -54,5 +54,17 @@ describe('base64Of', () => {
       Buffer.from('hello').toString('base64'),
     )
     expect(base64Of(Buffer.alloc(0))).toBe('')
+  })
+})
+
+describe('a record that keeps its line (keepsItsLine)', () => {
+  test('its line is its JSON, the same each checkpoint; the symbol shows nowhere', () => {
+    const kept = keepsItsLine({ ...a })
+    const first = encodeState(null, [kept, b], new Date(0), new Date(0), 1)
+    expect(encodeState(null, [kept, b], new Date(0), new Date(0), 1)).toBe(first)
+    expect(first).toContain(`  ${JSON.stringify(a)},`)
+    expect(kept).toEqual(a)
+    expect(Object.keys(kept)).toEqual(Object.keys(a))
+    expect(decodeState(first).sources).toEqual([a, b])
   })
 })
