@@ -7,6 +7,8 @@
  *   node bench/trickle.mjs                                  # 10,000 files, 4 lines/s, 20 s
  *   node bench/trickle.mjs --engine threads --runs 2
  *   node bench/trickle.mjs --logmerge /tmp/base --logmerge . # A/B, runs alternate
+ *   node bench/trickle.mjs --warm        # every file written to once first (a daemon that has
+ *                                        # run a while: every source has stats in the writer)
  *
  * DIR (bench/out/trickle) holds N files of one line each. Each run: logmerge 'DIR/in/*.log' -o
  * DIR/out.log --from end --state DIR/state.json; following once a probe line appended to one
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '20' },
     engine: { type: 'string', default: 'async' },
     runs: { type: 'string', default: '2' },
+    warm: { type: 'boolean', default: false },
     logmerge: { type: 'string', multiple: true },
   },
 })
@@ -61,6 +64,14 @@ async function run(root) {
     await sleep(50)
   }
   const following = (Date.now() - started) / 1000
+  if (values.warm) {
+    for (let i = 0; i < N; i++) appendFileSync(name(i), `warm ${i}\n`)
+    const until = Date.now() + 60_000
+    while ((readFileSync(out, 'utf8').match(/^warm /gm) ?? []).length < N) {
+      if (Date.now() > until) throw new Error(`${root}: the warm-up lines not all out after 60 s`)
+      await sleep(200)
+    }
+  }
   await sleep(3000)
   const cpu0 = cpuSeconds(pid) ?? 0
   const t0 = performance.now()
@@ -106,7 +117,7 @@ for (let r = 0; r < Number(values.runs); r++) {
   }
 }
 console.log(
-  `### trickle: ${N.toLocaleString('en')} files, ${RATE} lines/s to random ones for ${SECONDS} s (--engine ${values.engine})\n`,
+  `### trickle: ${N.toLocaleString('en')} files${values.warm ? ', each written to once first' : ''}, ${RATE} lines/s to random ones for ${SECONDS} s (--engine ${values.engine})\n`,
 )
 console.log(
   markdownTable(

@@ -169,7 +169,7 @@ async function followUntilStopped(
     await follower.findRotated(paths)
     await follower.start(paths, run.kept.files)
     // Where the start-up pass left every file, saved before "ready" (see settleHeap in gc.ts).
-    await run.checkpoints?.save()
+    if (!ended.aborted) await run.checkpoints?.save()
     run.checkpoints?.start(config.checkpointIntervalMs)
     events.emit('ready')
     settleHeap() // the start-up's garbage, before following (gc.ts)

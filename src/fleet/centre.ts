@@ -220,7 +220,8 @@ class Centre {
       ended.removeEventListener('abort', onEnd)
       if (timer) clearInterval(timer)
       reader.stop()
-      await this.#checkpoints.stop()
+      // A failed save has said so already; the output is closed whatever happened to it.
+      await this.#checkpoints.stop().catch(() => {})
       await this.#writer.close()
     }
     if (this.#fatal) throw this.#fatal

@@ -5,9 +5,9 @@
  */
 import { checkpointSaved } from '../gc.js'
 import type { Logger } from '../log.js'
-import type { Snapshot } from '../sink/sink.js'
+import type { Snapshot, SourceStats } from '../sink/sink.js'
 import { identityKey } from '../tail/cursor.js'
-import type { SourceState } from '../tail/source-state.js'
+import { base64Of, KEEPS_LINE, keepsItsLine, type SourceState } from '../tail/source-state.js'
 import { encodeState, type OutputState, saveState } from './checkpoint.js'
 
 export interface Checkpointable {
@@ -50,23 +50,45 @@ export function sourcesAt(
   return out
 }
 
+/** Where a record that keeps its line keeps the record made from it last (see savedRecord). */
+const SAVED = Symbol('record saved')
+
+interface Saved {
+  readonly head: string
+  readonly stats: SourceStats | undefined
+  readonly record: SourceState
+}
+
 /**
  * A reader's record with what the writer holds of that source at the snapshot's offset: its
  * fingerprint (Snapshot.heads) and its stats. The reader's record itself when the fingerprint
- * is the same and there are no stats (a quiet file on the async engines: then a record unchanged
- * since the last checkpoint is the same object, its line of the state file kept, checkpoint.ts).
+ * is the same and there are no stats. For a record given again while unchanged (KEEPS_LINE:
+ * the event-loop engines' FileIndex records), the record made last time, line and all, while
+ * the fingerprint and the writer's stats object are the same: the writer keeps a source's
+ * stats object until its next write, and every source written to since start, or restored from
+ * a state file, has one. The thread engines' records and stats are new each snapshot: made
+ * anew, nothing kept.
  */
 function savedRecord(s: SourceState, snap: Pick<Snapshot, 'heads' | 'stats'>): SourceState {
   const key = identityKey(s)
   const stats = snap.stats.get(key)
-  // The fingerprint that goes with the offset, where the writer keeps it (SourceMark.head).
-  // Not base64Of: the thread engines' fingerprints are new objects each snapshot.
+  const kept = KEEPS_LINE in s
+  // The fingerprint that goes with the offset, where the writer keeps it (SourceMark.head):
+  // the cursor's own on the event-loop engines (base64 made once), a copy out of shared memory
+  // each snapshot on the thread engines.
   const bytes = snap.heads?.get(key)
-  const head = bytes
-    ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')
-    : s.head
+  const head = !bytes
+    ? s.head
+    : kept
+      ? base64Of(bytes)
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')
   if (head === s.head && !stats) return s
-  return stats ? { ...s, head, stats } : { ...s, head }
+  if (!kept) return stats ? { ...s, head, stats } : { ...s, head }
+  const last = (s as { [SAVED]?: Saved })[SAVED]
+  if (last !== undefined && last.head === head && last.stats === stats) return last.record
+  const record = keepsItsLine(stats ? { ...s, head, stats } : { ...s, head })
+  Object.defineProperty(s, SAVED, { value: { head, stats, record }, writable: true })
+  return record
 }
 
 /** How long checkpoints may be put off for an undescribed source before a warning. */

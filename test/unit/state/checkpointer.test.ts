@@ -20,7 +20,7 @@ import {
   PUT_OFF_WARN_MS,
   sourcesAt,
 } from '../../../src/state/checkpointer.js'
-import type { SourceState } from '../../../src/tail/source-state.js'
+import { keepsItsLine, type SourceState } from '../../../src/tail/source-state.js'
 
 let dir: string
 let statePath: string
@@ -344,4 +344,47 @@ test('every change shows in the next checkpoint: offset, writer fingerprint, sta
   w.offset = 9
   expect(await take()).toMatchObject({ offset: 9, head: b64('abc'), stats: { lines: 2 } })
   expect(seen).toHaveLength(5)
+})
+
+test('a record given again while unchanged (keepsItsLine): the writer stats and fingerprint it is saved with follow every change', async () => {
+  const reader = keepsItsLine({ ...source, offset: 5 })
+  const stats1 = { lines: 1, linesSplit: 0, truncations: 0, pendingBytes: 0, lastActivity: 3 }
+  const w = { head: Buffer.from('ab'), stats: stats1, changes: 0 }
+  const from: Checkpointable = {
+    snapshot: (): Snapshot => ({
+      size: 10,
+      output: { dev: 7, ino: 8 },
+      offsets: new Map([['1:10', 5]]),
+      heads: new Map([['1:10', w.head]]),
+      // The writer keeps a source's stats object until its next write.
+      stats: new Map([['1:10', w.stats]]),
+    }),
+    sources: () => [reader],
+    fsync: async () => {},
+    changes: () => w.changes,
+  }
+  const cp = new Checkpointer(statePath, '/out.log', from, log)
+  const take = async () => {
+    w.changes++
+    await cp.save()
+    return saved().sources[0]
+  }
+  const b64 = (t: string) => Buffer.from(t).toString('base64')
+  expect(await take()).toEqual({ ...source, offset: 5, head: b64('ab'), stats: stats1 })
+  const text = readFileSync(statePath, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"ino"'))
+  expect(await take()).toEqual({ ...source, offset: 5, head: b64('ab'), stats: stats1 })
+  expect(
+    readFileSync(statePath, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"ino"')),
+  ).toEqual(text)
+  w.stats = { ...stats1, lines: 2 }
+  expect(await take()).toEqual({ ...source, offset: 5, head: b64('ab'), stats: w.stats })
+  w.head = Buffer.from('abc')
+  expect(await take()).toEqual({ ...source, offset: 5, head: b64('abc'), stats: w.stats })
+  w.head = Buffer.from(source.head, 'base64')
+  w.stats = undefined as unknown as typeof stats1
+  expect(await take()).toEqual({ ...source, offset: 5 })
 })
