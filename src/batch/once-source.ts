@@ -13,7 +13,7 @@ import { FileOffsets } from '../order/file-offsets.js'
 import { identityKey } from '../tail/cursor.js'
 import { lineStartBeforeSync } from '../tail/from-end.js'
 import { readHeadSync } from '../tail/input-fs.js'
-import { type SourceState, sourceIdentity } from '../tail/source-state.js'
+import { type SourceState, sourceRecord } from '../tail/source-state.js'
 import type { TimestampFormat } from '../time/timestamps.js'
 
 export interface OnceSource {
@@ -103,7 +103,7 @@ export function openInput(
   return {
     fd,
     key,
-    state: { ...sourceIdentity(st), path, head: head.toString('base64'), offset: startOffset },
+    state: sourceRecord(st, path, head.toString('base64'), startOffset),
     startOffset,
     size: st.size,
     mtimeMs: st.mtimeMs,

@@ -15,7 +15,7 @@ import { LockedWriter } from '../sink/locked-writer.js'
 import type { SourceMark, SyncSink } from '../sink/sink.js'
 import { toRemembered } from '../state/recover.js'
 import { ReadBuffers } from '../tail/read-buffers.js'
-import { base64Of, sourceIdentity } from '../tail/source-state.js'
+import { base64Of, sourceRecord } from '../tail/source-state.js'
 import { AsyncFollower } from '../tail/tail-async.js'
 import { SyncFollower } from '../tail/tail-sync.js'
 import type { Tracked } from '../tail/tracked.js'
@@ -147,12 +147,7 @@ function onRelease(file: Tracked<unknown>): void {
 function onSource(file: Tracked<unknown>): void {
   formatter?.open(file.key, file.path)
   const head = base64Of(file.cursor.head)
-  const source = {
-    ...sourceIdentity(file.cursor.identity),
-    path: file.path,
-    head,
-    offset: file.cursor.committedOffset,
-  }
+  const source = sourceRecord(file.cursor.identity, file.path, head, file.cursor.committedOffset)
   post({ code: 'source', key: file.key, source })
 }
 

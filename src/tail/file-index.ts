@@ -11,7 +11,7 @@
 import { dirname } from 'node:path'
 import { Cursor, type Identity, identityKey, sameIdentity } from './cursor.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
-import { base64Of, keepsItsLine, type SourceState } from './source-state.js'
+import { base64Of, keepsItsLine, type SourceState, sourceRecord } from './source-state.js'
 import type { Tracked } from './tracked.js'
 
 export class FileIndex<H> {
@@ -218,26 +218,12 @@ export class FileIndex<H> {
       if (offset === undefined) continue
       const head = base64Of(f.cursor.head)
       const last = f.saved
-      // The same record while it is the same (Tracked.saved); an identity is never changed in
-      // place (a new cursor brings its own), so the last record's fields say it all.
+      // The same record while it is the same (Tracked.saved): its identity is the file's key.
       if (last && last.offset === offset && last.head === head && last.path === f.path) {
-        const id = f.cursor.identity
-        if (
-          last.ino === id.ino &&
-          last.dev === id.dev &&
-          last.born === (id.birthtimeMs || undefined)
-        ) {
-          out.push(last)
-          continue
-        }
+        out.push(last)
+        continue
       }
-      // Literals, not spreads (sourceIdentity's fields, in its order): a spread of a
-      // conditional spread took V8's slow way, 10,000 times a checkpoint.
-      const { dev, ino, birthtimeMs: born } = f.cursor.identity
-      const path = f.path
-      const record = born
-        ? { dev, ino, born, path, head, offset }
-        : { dev, ino, path, head, offset }
+      const record = sourceRecord(f.cursor.identity, f.path, head, offset)
       f.saved = keepsItsLine(record)
       out.push(record)
     }

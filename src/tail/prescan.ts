@@ -20,7 +20,7 @@ import {
   statQuietly,
 } from './input-fs.js'
 import { isRotatedSibling, rotationFamily } from './rotation.js'
-import { identityOf, type SourceState, sourceIdentity } from './source-state.js'
+import { identityOf, type SourceState, sourceIdentity, sourceRecord } from './source-state.js'
 
 /**
  * The sources to resume: the recorded ones, with what prescan found taking the place of a
@@ -107,7 +107,7 @@ export async function prescan(
       // lost such generations (336-512 lines). A file we never had a chance to see under
       // --from end is the exception: where it starts cannot be read.
       if (!had && (from === 'start' || isNew(path, st))) {
-        fresh.push({ ...sourceIdentity(st), path, head: '', offset: 0 })
+        fresh.push(sourceRecord(st, path, '', 0))
         known.set(key, fresh[fresh.length - 1] as SourceState)
       }
       continue
@@ -129,7 +129,7 @@ export async function prescan(
       note(
         `${path}: at start-up: not as recorded (${head.length} first bytes); from byte ${offset}`,
       )
-    fresh.push({ ...sourceIdentity(st), path, head: head.toString('base64'), offset })
+    fresh.push(sourceRecord(st, path, head.toString('base64'), offset))
     known.set(key, fresh[fresh.length - 1] as SourceState)
   }
   if (previousStart !== null)
@@ -281,7 +281,7 @@ async function searchDir(
     // selftest lost such a generation on bottom-up: 214 lines).
     const offset = startOfOlder(path, st, head, known, remembered, since, rewritten, note)
     if (offset === null) continue
-    const source = { ...sourceIdentity(st), path, head: head.toString('base64'), offset }
+    const source = sourceRecord(st, path, head.toString('base64'), offset)
     const at = found.findIndex((s) => sameIdentity(s, st))
     if (at >= 0) found[at] = source
     else found.push(source)

@@ -307,6 +307,15 @@ test("sourcesAt: each source at the writer's offset; put off (null) while one is
   expect(sourcesAt(told, new Map())).toEqual([])
 })
 
+/** One more checkpoint of a changed writer (`w.changes` moved): the state's first source. */
+async function checkpointOnce(cp: Checkpointer, w: { changes: number }) {
+  w.changes++
+  await cp.save()
+  return saved().sources[0]
+}
+
+const b64 = (t: string) => Buffer.from(t).toString('base64')
+
 test('every change shows in the next checkpoint: offset, writer fingerprint, stats (new objects each snapshot)', async () => {
   const reader: SourceState = { ...source, offset: 0 }
   const w = { head: Buffer.from('ab'), stats: { lines: 1 }, offset: 5, changes: 0 }
@@ -326,15 +335,12 @@ test('every change shows in the next checkpoint: offset, writer fingerprint, sta
     fsync: async () => {},
     changes: () => w.changes,
   }
-  const cp = new Checkpointer(statePath, '/out.log', from, log)
   const take = async () => {
-    w.changes++
-    await cp.save()
-    const state = saved()
-    seen.push([...state.sources])
-    return state.sources[0]
+    const first = await checkpointOnce(cp, w)
+    seen.push([...saved().sources])
+    return first
   }
-  const b64 = (t: string) => Buffer.from(t).toString('base64')
+  const cp = new Checkpointer(statePath, '/out.log', from, log)
   expect(await take()).toMatchObject({ offset: 5, head: b64('ab'), stats: { lines: 1 } })
   expect(await take()).toMatchObject({ offset: 5, head: b64('ab'), stats: { lines: 1 } })
   w.head = Buffer.from('abc')
@@ -364,12 +370,7 @@ test('a record given again while unchanged (keepsItsLine): the writer stats and 
     changes: () => w.changes,
   }
   const cp = new Checkpointer(statePath, '/out.log', from, log)
-  const take = async () => {
-    w.changes++
-    await cp.save()
-    return saved().sources[0]
-  }
-  const b64 = (t: string) => Buffer.from(t).toString('base64')
+  const take = () => checkpointOnce(cp, w)
   expect(await take()).toEqual({ ...source, offset: 5, head: b64('ab'), stats: stats1 })
   const text = readFileSync(statePath, 'utf8')
     .split('\n')
