@@ -41,7 +41,9 @@ import { runInNewContext } from 'node:vm'
  * The cap is the growth factor set to 1 once the young generation has reached it, looked at
  * after each young collection; returns what stops looking. A flag is the process's: from then
  * on the reader threads' young generations do not grow either (their own cap, resourceLimits
- * in threaded.ts, is 4 MiB of young generation, about 1 MiB a half).
+ * in threaded.ts, is 4 MiB of young generation, about 1 MiB a half). Node 24's V8 grows an
+ * uncapped young generation to 128 MiB; with the cap it passes 4 MiB only while an incremental
+ * marking is under way (up to 10.5 MiB seen) and is back at 4 MiB when the marking ends.
  */
 export function capYoungGeneration(): () => void {
   const observer = new PerformanceObserver(capYoung)

@@ -91,6 +91,23 @@ describe('the young generation of a follow run', () => {
       import { Worker } from 'node:worker_threads'
       const young = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size
       /**
+       * The young generation at rest: two readings 300 ms apart that agree (at most 10 tries).
+       * Node 24's V8 lets it pass its capacity while an incremental marking is under way (4.75
+       * to 10.5 MiB seen with the cap at 4, in a third of the runs) and gives that back when the
+       * marking ends; Node 20 and 22 do not. A cap that does not hold stays large at rest (32
+       * MiB on Node 20 and 22, 128 on 24: V8 gives it back only after some seconds of idling).
+       */
+      async function youngAtRest() {
+        let last = young()
+        for (let i = 0; i < 10; i++) {
+          await new Promise((r) => setTimeout(r, 300))
+          const now = young()
+          if (now === last) break
+          last = now
+        }
+        return last
+      }
+      /**
        * Allocates objects that survive a while, as a start-up's tables do, returning to the
        * event loop now and then as a start-up does (the cap looks after young collections,
        * from the event loop).
@@ -122,15 +139,15 @@ describe('the young generation of a follow run', () => {
   }
 
   it('grows to 32 MiB or more without the cap (what the cap is for)', async () => {
-    const out = await inChild('await allocate(); console.log(young())')
-    expect(Number(out)).toBeGreaterThanOrEqual(32 * MiB)
+    const out = await inChild('await allocate(); console.log(await youngAtRest())')
+    expect(Number(out), out).toBeGreaterThanOrEqual(32 * MiB)
   })
 
   it('stays within 4 MiB with the cap', async () => {
     const out = await inChild(
-      'const stop = gc.capYoungGeneration(); await allocate(); console.log(young()); stop()',
+      'const stop = gc.capYoungGeneration(); await allocate(); console.log(await youngAtRest()); stop()',
     )
-    expect(Number(out)).toBeLessThanOrEqual(4 * MiB)
+    expect(Number(out), out).toBeLessThanOrEqual(4 * MiB)
   })
 
   /**
@@ -144,18 +161,19 @@ describe('the young generation of a follow run', () => {
   const threadStarts = (again: boolean) => `
     const stop = gc.capYoungGeneration()
     await allocate()
-    const before = young()
+    const before = await youngAtRest()
     const w = new Worker('setTimeout(() => {}, 200)', { eval: true })
     await new Promise((r) => w.once('online', r))
     ${again ? 'gc.capYoungAgain()' : ''}
     allocateSync()
-    console.log(before, young())
+    console.log(before, await youngAtRest())
     stop()
   `
 
   it('stays within 4 MiB when a thread starts, with capYoungAgain once it is online', async () => {
-    const [before, after] = (await inChild(threadStarts(true))).split(' ').map(Number)
-    expect(before).toBeLessThanOrEqual(4 * MiB)
-    expect(after).toBeLessThanOrEqual(4 * MiB)
+    const out = await inChild(threadStarts(true))
+    const [before, after] = out.split(' ').map(Number)
+    expect(before, out).toBeLessThanOrEqual(4 * MiB)
+    expect(after, out).toBeLessThanOrEqual(4 * MiB)
   })
 })
