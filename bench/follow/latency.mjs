@@ -16,7 +16,7 @@
  * beside the main one, so at 100 lines/s the compiles of the per-line path come over the
  * first half minute, and on a 2-core machine the compile thread, the main thread and this
  * bench's 1 ms poll take turns for the cores: the main thread waits 1-4 ms now and then
- * (2026-12-08: async with `--no-opt` had p99 0.60 ms over the first 10 s against 1.60-1.85 ms
+ * (2026-12-08: async with `--no-opt` had p99 0.62-0.88 ms over the first 10 s against 1.60-1.85 ms
  * with it, the same p50; measured inside the follower, the wait lies between the change event
  * and the write).
  */
