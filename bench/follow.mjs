@@ -18,7 +18,8 @@
  *              million lines, lines/s, exactly once and in order per writer
  *   rotation   4 writers x 2,000 lines/s for 15 s, mv-rotation every 5,000 lines: CPU-s,
  *              exactly once and in order
- *   latency    one writer at 100 lines/s: append-to-output p50/p99/max (with a state file)
+ *   latency    one writer at 100 lines/s for 40 s: append-to-output p50/p99/max (with a state
+ *              file) over the first 10 s (just started) and the last 10 s (following 30 s)
  *   catchup    a daemon `--from start` on 4 x 128 MiB (state file, following): MiB/s until the
  *              output holds everything, beside `tail -F -n +1` and `cat` (the ceiling)
  *
