@@ -76,6 +76,10 @@ describe('several jobs in one daemon', () => {
         ),
       )
     }
+    // "ready" comes once every job has saved its first checkpoint; with --from start the lines
+    // can reach the outputs before that (an fsync on a busy disk took seconds in CI), and a
+    // SIGTERM before "ready" rightly never says it (systemd would see a failed start).
+    await waitFor(() => lm.stderr().includes('ready: following'), { proc: lm, what: 'ready' })
     await stop(lm)
     for (const name of names) {
       expectMerged(completeLines(join(tmp, 'out', `${name}.log`)), journals.get(name) as Journal)
@@ -85,7 +89,7 @@ describe('several jobs in one daemon', () => {
       expect(existsSync(join(tmp, 'state', `${name}.log.logmerge-state.json`))).toBe(true)
     }
     const stderr = linesOf(lm.stderr())
-    expect(stderr).toContain('logmerge: info: ready: following: 3 jobs (web, db, sys)')
+    expect(stderr, lm.stderr()).toContain('logmerge: info: ready: following: 3 jobs (web, db, sys)')
     expect(stderr).toContain('logmerge: info: SIGTERM: draining and stopping')
 
     // `status --config`: every job's state, found through the file alone.
