@@ -11,7 +11,7 @@ import type { Config } from '../config.js'
 import type { Publisher } from '../fleet/publisher.js'
 import type { Logger } from '../log.js'
 import { LoopWriter } from '../sink/loop-writer.js'
-import type { Snapshot } from '../sink/sink.js'
+import type { Snapshot, StateLines } from '../sink/sink.js'
 import { Checkpointer } from '../state/checkpointer.js'
 import type { SourceState } from '../tail/source-state.js'
 
@@ -78,13 +78,15 @@ export class WriterOutput<W extends CheckpointedWriter> {
   /**
    * The checkpointer of this writer (null without a state file), kept in `checkpoints`:
    * `sources` names the sources at the writer's offsets; `moreChanges` counts changes the
-   * writer does not see (the thread engines' 'source' messages).
+   * writer does not see (the thread engines' 'source' messages); `stateLines`, when given,
+   * takes a checkpoint's lines in place of snapshot and sources (Checkpointable.stateLines).
    */
   checkpointer(
     config: Config,
     sources: (offsets: ReadonlyMap<string, number>) => SourceState[] | null,
     log: Logger,
     moreChanges: () => number = () => 0,
+    stateLines?: () => StateLines | null,
   ): Checkpointer | null {
     if (!config.statePath) return null
     const writer = this.writer
@@ -96,6 +98,7 @@ export class WriterOutput<W extends CheckpointedWriter> {
         sources,
         fsync: this.#fsync,
         changes: () => writer.changes + moreChanges(),
+        ...(stateLines && { stateLines }),
       },
       log,
     )

@@ -14,7 +14,7 @@ import { Labels } from '../format/labels.js'
 import { settleHeap } from '../gc.js'
 import { ProgressBar, totalSize, wantsProgress } from '../progress/bar.js'
 import { LockedWriter } from '../sink/locked-writer.js'
-import { sourcesAt } from '../state/checkpointer.js'
+import { sourcesAt, toldLines } from '../state/checkpointer.js'
 import { type Recovered, recover, resumeMark } from '../state/recover.js'
 import { Discovery } from '../tail/discovery.js'
 import { inputFileBudget, openFileLimit } from '../tail/fd-budget.js'
@@ -148,11 +148,14 @@ class ThreadedRun {
     // The loop writer failing for good ends the run as a thread's failure does.
     if (output.failed.aborted) this.#fail(output.fatal as Error)
     else output.failed.addEventListener('abort', () => this.#fail(output.fatal as Error))
+    const locked = this.#locked
+    const lines = toldLines(this.#sources.states)
     const checkpoints = output.checkpointer(
       config,
       (offsets) => sourcesAt(this.#sources.states, offsets),
       log,
       () => this.#sources.seen,
+      locked ? () => locked.stateLines(lines) : undefined,
     )
     this.#pool = new Pool({ max: config.threads })
     this.#summaries = new ReaderSummaries(() => {

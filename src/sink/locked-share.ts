@@ -14,8 +14,14 @@ export const STDOUT_FD = 1
 /** Source offsets recorded per thread (a region each); more files than this in one thread are
  * followed but not checkpointed (a warning says so). */
 export const SLOTS_PER_THREAD = 16384
-/** A slot: device, inode, offset, in use, then the stats (SourceStats' six numbers). */
-export const SLOT = 10
+/**
+ * A slot: device, inode, offset, in use, then the stats (SourceStats' six numbers), then its
+ * version: a count that moves at every record into the slot and never goes back, freed or not
+ * (SourceSlots.stateLines makes a source's state-file line again only when it moved).
+ */
+export const SLOT = 11
+/** Where a slot's version is (see SLOT). */
+export const SLOT_VERSION = 10
 /** Bytes a slot's fingerprint takes in LockedWriterShare.heads: its length + 1, then 64 bytes. */
 export const HEAD_CELL = 65
 

@@ -39,8 +39,8 @@ import {
   RETRYABLE,
   writeErrorIndex,
 } from './output-file.js'
-import type { BlockSink, OutputHealth, Snapshot, SourceMark } from './sink.js'
-import { SourceSlots } from './source-slots.js'
+import type { BlockSink, OutputHealth, Snapshot, SourceMark, StateLines } from './sink.js'
+import { type LineMaker, SourceSlots } from './source-slots.js'
 
 export type { LockedWriterShare } from './locked-share.js'
 export { SLOTS_PER_THREAD } from './locked-share.js'
@@ -62,6 +62,8 @@ export class LockedWriter implements BlockSink {
   #closed = false
   /** The last snapshot taken, served while a writer holds the lock through an outage. */
   #last: Snapshot | null = null
+  /** The last stateLines taken (see there). */
+  #lastLines: StateLines | null = null
 
   /**
    * Main thread: the reader thread that owns a source key now (the last to tell of a file at
@@ -124,20 +126,49 @@ export class LockedWriter implements BlockSink {
     }
     try {
       const { offsets, stats, heads } = this.#sources.read(this.ownerOf)
-      const fd = this.#cells[CELL.fd] as number
-      // Closed (the run is over; the metrics take a last look): the fd may be another file's
-      // now, the identity is the last snapshot's.
-      const output =
-        this.share.path === '-'
-          ? null
-          : this.#closed
-            ? (this.#last?.output ?? null)
-            : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
+      const { output } = this.#outputNow()
       this.#last = { size: this.#size[0] as number, output, offsets, stats, heads }
       return this.#last
     } finally {
       this.#mutex.unlock()
     }
+  }
+
+  /**
+   * What a checkpoint of the thread engines saves, taken under the lock as snapshot() is: the
+   * output's size and identity, and the state file's line of every source at its offset within
+   * that size, made by `maker` (SourceSlots.stateLines: made again only for sources that moved).
+   * Null when a source has no basis yet. While a writer holds the lock through a full disk, the
+   * last one taken (see snapshot).
+   */
+  stateLines<B extends object>(maker: LineMaker<B>): StateLines | null {
+    if (!this.#mutex.lockFor(MAIN_WAIT_MS)) {
+      if (this.#lastLines) return this.#lastLines
+      this.#mutex.lock()
+    }
+    try {
+      const lines = this.#sources.stateLines(maker, this.ownerOf)
+      if (lines === null) return null
+      const { output } = this.#outputNow()
+      this.#lastLines = { size: this.#size[0] as number, output, lines }
+      return this.#lastLines
+    } finally {
+      this.#mutex.unlock()
+    }
+  }
+
+  /** Under the lock: the output's identity now (null for stdout). */
+  #outputNow(): { output: Snapshot['output'] } {
+    const fd = this.#cells[CELL.fd] as number
+    // Closed (the run is over; the metrics take a last look): the fd may be another file's
+    // now, the identity is the last snapshot's.
+    const output =
+      this.share.path === '-'
+        ? null
+        : this.#closed
+          ? (this.#last?.output ?? this.#lastLines?.output ?? null)
+          : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
+    return { output }
   }
 
   /** A source starts at `mark.offset` with nothing written yet. */

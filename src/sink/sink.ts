@@ -79,6 +79,16 @@ export interface Snapshot {
   readonly onSaved?: () => void
 }
 
+/**
+ * A checkpoint as the locked writer takes it for the thread engines (LockedWriter.stateLines):
+ * the output at one instant and the state file's line of each source in it.
+ */
+export interface StateLines {
+  readonly size: number
+  readonly output: Snapshot['output']
+  readonly lines: readonly string[]
+}
+
 export interface BlockSink {
   /**
    * Queues `block` (whole lines, ending in a newline). Returns a promise when the writer is

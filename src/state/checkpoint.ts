@@ -172,6 +172,18 @@ export function encodeState(
   pid = process.pid,
   writer?: unknown,
 ): string {
+  return encodeStateLines(output, sources.map(sourceLine), startedAt, now, pid, writer)
+}
+
+/** encodeState with each source's line made already (sourceLine's, or the thread engines'). */
+export function encodeStateLines(
+  output: OutputState | null,
+  lines: readonly string[],
+  startedAt: Date,
+  now = new Date(),
+  pid = process.pid,
+  writer?: unknown,
+): string {
   const top = JSON.stringify(
     {
       format: STATE_FORMAT,
@@ -183,7 +195,6 @@ export function encodeState(
     null,
     1,
   )
-  const lines = sources.map(lineOf)
   const list = lines.length === 0 ? '[]' : `[\n  ${lines.join(',\n  ')}\n ]`
   const rest = JSON.stringify({ pid, ...(writer !== undefined && { writer }) }, null, 1)
   // top ends in "\n}", rest begins with "{\n": the sources go between, in State's order.
@@ -194,7 +205,7 @@ export function encodeState(
  * A source's line in the state file: kept on a record that is given again while unchanged
  * (KEEPS_LINE, FileIndex.checkpoint's records), made anew for the others.
  */
-function lineOf(s: SourceState): string {
+export function sourceLine(s: SourceState): string {
   if (!(KEEPS_LINE in s)) return JSON.stringify(s)
   const kept = (s as { [KEEPS_LINE]?: string })[KEEPS_LINE]
   if (kept !== undefined) return kept

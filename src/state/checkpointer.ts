@@ -5,10 +5,11 @@
  */
 import { checkpointSaved } from '../gc.js'
 import type { Logger } from '../log.js'
-import type { Snapshot, SourceStats } from '../sink/sink.js'
+import type { Snapshot, SourceStats, StateLines } from '../sink/sink.js'
+import type { LineMaker } from '../sink/source-slots.js'
 import { identityKey } from '../tail/cursor.js'
 import { base64Of, KEEPS_LINE, keepsItsLine, type SourceState } from '../tail/source-state.js'
-import { encodeState, type OutputState, saveState } from './checkpoint.js'
+import { encodeStateLines, type OutputState, saveState, sourceLine } from './checkpoint.js'
 
 export interface Checkpointable {
   /** Output size, its identity, and each source's offset, taken at one instant. */
@@ -19,6 +20,20 @@ export interface Checkpointable {
   fsync(): Promise<void>
   /** A count that moves whenever anything a checkpoint records may have changed. */
   changes(): number
+  /**
+   * The thread engines' locked writer: snapshot and sources in one, each source's line made
+   * again only when it moved (LockedWriter.stateLines, with toldLines). Null: not now (as
+   * sources). When given, snapshot and sources are not used for checkpoints.
+   */
+  stateLines?(): StateLines | null
+}
+
+/** What one checkpoint saves, as taken (see Checkpointer.#take). */
+interface Taken {
+  readonly output: OutputState | null
+  readonly lines: readonly string[]
+  readonly writer?: unknown
+  readonly onSaved?: () => void
 }
 
 /** One checkpoint taken (or that failed), for metrics. */
@@ -48,6 +63,23 @@ export function sourcesAt(
     out.push({ ...known, offset })
   }
   return out
+}
+
+/**
+ * The thread engines' sources for a checkpoint taken line by line (LockedWriter.stateLines):
+ * each source as its thread last described it (`told`), at its slot's offset, with its slot's
+ * fingerprint and stats: sourcesAt's record as savedRecord completes it, field for field.
+ */
+export function toldLines(told: ReadonlyMap<string, SourceState>): LineMaker<SourceState> {
+  return {
+    basis: (key) => told.get(key),
+    line: (desc, offset, bytes, stats) => {
+      const head = bytes
+        ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')
+        : desc.head
+      return JSON.stringify({ ...desc, offset, head, stats })
+    },
+  }
 }
 
 /** Where a record that keeps its line keeps the record made from it last (see savedRecord). */
@@ -192,14 +224,8 @@ export class Checkpointer {
     }
     const began = Date.now()
     const t0 = performance.now()
-    const snap = this.#from.snapshot()
-    const output: OutputState | null = snap.output && {
-      path: this.#output,
-      ...snap.output,
-      size: snap.size,
-    }
-    const known = this.#from.sources(snap.offsets)
-    if (known === null) {
+    const taken = this.#take()
+    if (taken === null) {
       // Put off until the readers have described every source, which takes a message or two.
       // For longer, something counts a source nobody will describe: say so, as checkpoints
       // that silently stop make every crash from then on resume from an old state.
@@ -214,15 +240,21 @@ export class Checkpointer {
     }
     if (this.#putOffSince !== null) this.#log.forget('checkpoint-put-off')
     this.#putOffSince = null
-    const sources = known.map((s) => savedRecord(s, snap))
-    const costMs = sources.length * CHECKPOINT_MS_PER_SOURCE
+    const costMs = taken.lines.length * CHECKPOINT_MS_PER_SOURCE
     try {
       await this.#from.fsync()
-      const text = encodeState(output, sources, this.#startedAt, undefined, undefined, snap.writer)
+      const text = encodeStateLines(
+        taken.output,
+        taken.lines,
+        this.#startedAt,
+        undefined,
+        undefined,
+        taken.writer,
+      )
       await saveState(this.path, text)
       this.#savedChanges = changes
       this.#currentAt = began
-      snap.onSaved?.()
+      taken.onSaved?.()
       checkpointSaved() // its garbage, collected soon after the first one (gc.ts)
       this.#log.forget('checkpoint')
       this.#tell(true, t0, costMs)
@@ -232,6 +264,25 @@ export class Checkpointer {
         `cannot save state ${this.path}: ${(err as Error).message}; will retry`,
       )
       this.#tell(false, t0, costMs)
+    }
+  }
+
+  /** The output at one instant and every source's line at its offset; null: put off. */
+  #take(): Taken | null {
+    const at = (output: Snapshot['output'], size: number): OutputState | null =>
+      output && { path: this.#output, ...output, size }
+    if (this.#from.stateLines) {
+      const got = this.#from.stateLines()
+      return got && { output: at(got.output, got.size), lines: got.lines }
+    }
+    const snap = this.#from.snapshot()
+    const known = this.#from.sources(snap.offsets)
+    if (known === null) return null
+    return {
+      output: at(snap.output, snap.size),
+      lines: known.map((s) => sourceLine(savedRecord(s, snap))),
+      writer: snap.writer,
+      onSaved: snap.onSaved,
     }
   }
 

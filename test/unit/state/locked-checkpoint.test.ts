@@ -2,7 +2,8 @@
  * The reader-thread engines' checkpoints, composed as engines/threaded.ts composes them: a
  * LockedWriter whose slots real worker threads fill (attached to the same shared memory, loading
  * the compiled dist/ as the engines do), the 'source' and 'forget' messages those threads send,
- * sourcesAt, and the Checkpointer saving a real state file. The rule: every saved entry's
+ * the checkpoint's lines (LockedWriter.stateLines with toldLines), and the Checkpointer saving a
+ * real state file. The rule: every saved entry's
  * identity, fingerprint and offset come from one file at one moment, and checkpoints never stop.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -16,7 +17,7 @@ import { silentLogger } from '../../../src/log.js'
 import { LockedWriter } from '../../../src/sink/locked-writer.js'
 import type { Snapshot } from '../../../src/sink/sink.js'
 import { decodeState } from '../../../src/state/checkpoint.js'
-import { Checkpointer, sourcesAt } from '../../../src/state/checkpointer.js'
+import { Checkpointer, sourcesAt, toldLines } from '../../../src/state/checkpointer.js'
 import type { SourceState } from '../../../src/tail/source-state.js'
 
 const dist = (p: string) => pathToFileURL(join(import.meta.dirname, '../../../dist', p)).href
@@ -73,6 +74,7 @@ function readerThread(
 /** The main thread's side, as threaded.ts has it: what the threads told, and the checkpointer. */
 function mainThread(writer: LockedWriter, statePath: string) {
   const told = new Map<string, SourceState>()
+  const lines = toldLines(told)
   let seen = 0
   const checkpoints = new Checkpointer(
     statePath,
@@ -82,6 +84,7 @@ function mainThread(writer: LockedWriter, statePath: string) {
       sources: (offsets) => sourcesAt(told, offsets),
       fsync: () => writer.sync(),
       changes: () => writer.changes + seen,
+      stateLines: () => writer.stateLines(lines),
     },
     silentLogger,
   )
