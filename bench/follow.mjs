@@ -126,7 +126,7 @@ const load = () => {
 }
 
 /**
- * @param {{ engines: string[], quick: boolean, extraArgs: string[], only?: string | undefined, logmerge?: string[] | undefined, peers?: string | undefined, files?: number[] | undefined, keep?: boolean | undefined, dir?: string | undefined }} opts
+ * @param {{ engines: string[], quick: boolean, extraArgs: string[], only?: string | undefined, logmerge?: string[] | undefined, peers?: string | undefined, files?: number[] | undefined, keep?: boolean | undefined, dir?: string | undefined, bytesEach?: number | undefined }} opts
  */
 export async function follow(opts) {
   const only = parseOnly(opts.only)
@@ -145,6 +145,7 @@ export async function follow(opts) {
     subjects,
     quick: opts.quick,
     files: opts.files,
+    bytesEach: opts.bytesEach,
     root,
     nofile: hardNofile(),
     keep: opts.keep ?? false,

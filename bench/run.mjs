@@ -70,7 +70,8 @@ Benchmarks: ${Object.keys(BENCHMARKS).join(', ')} (default: all)
                  idle: 100 and 1,000 files, 5 s window)
   --runs N       catchup, checkpoint: runs of each variant, best one kept (default 3);
                  fleet: rounds of throughput runs (default 1; 3 with --logmerge)
-  --size SIZE    catchup, checkpoint: bytes per input file (default 128M; 8M with --quick);
+  --size SIZE    catchup, checkpoint, follow's catchup: bytes per input file (default 128M;
+                 8M with --quick);
                  fleet: bytes per host file (4 files; default 25M, i.e. 1,000,000 lines)
   --seconds S    latency, throughput: how long to append (default 10; 2 with --quick)
   --rate N       latency: lines appended per second (default 100)

@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * catchup: a daemon started on logs that are already there (or after downtime) catching up
- * while following. 4 files of 128 MiB (8 MiB with --quick; ../catchup.mjs's generated inputs
+ * while following. 4 files of 128 MiB (8 MiB with --quick, --size each; ../catchup.mjs's generated inputs
  * under bench/out/catchup-<bytes>/, made once and reused) are followed from their start:
  * logmerge `--from start` with its state file (the default, beside the output), not --once;
  * `tail -q -n +1 -F f1 f2 f3 f4 >> out`; rsyslog imfile with freshStartTail off; the npm
@@ -118,7 +118,7 @@ async function catCase(ctx, inputs, total) {
 
 /** @param {import('./context.mjs').FollowContext} ctx */
 export async function catchup(ctx) {
-  const bytesEach = ctx.quick ? QUICK_BYTES : FULL_BYTES
+  const bytesEach = ctx.bytesEach ?? (ctx.quick ? QUICK_BYTES : FULL_BYTES)
   const files = await ensureInputs(bytesEach)
   const inputs = files.map((f) => f.path)
   const total = files.reduce((s, f) => s + f.bytes, 0)

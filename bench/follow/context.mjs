@@ -13,6 +13,7 @@ import { join } from 'node:path'
  * @property {import('./subjects.mjs').Subject[]} subjects  logmerge rows first, then peers
  * @property {boolean} quick
  * @property {number[] | undefined} files  --files: the burst's N (and idle's N: the largest)
+ * @property {number | undefined} bytesEach  --size: catchup's bytes per input file
  * @property {string} root                 bench/out/follow
  * @property {number} nofile               the open-file limit followers get (the hard limit)
  * @property {boolean} keep                keep case directories (--keep)
