@@ -27,6 +27,15 @@ export class FileIndex<H> {
   readonly #missingAt = new Map<string, Set<Tracked<H>>>()
   readonly #missingPath = new Map<Tracked<H>, string>()
   readonly #orphanSet = new Set<Tracked<H>>()
+  /**
+   * Open files that left a name for another input name (logrotate's rename to a.log.1 when the
+   * directory, or a glob matching a.log.1, is the input), and when: like an orphan, such a file
+   * may still grow (an application writes to the fd it opened before the rename), and its late
+   * lines must come before the new file's at the name it left (see orphansNamed). Without
+   * this, a.log.1 being followed made it no orphan, and a late line came after the new a.log's
+   * next one (test/e2e/follow.test.ts's rotation through the directory, once, in CI).
+   */
+  readonly #movedAway = new Map<Tracked<H>, number>()
   /** Where the sweep goes on from (a live iterator: names added meanwhile are met too). */
   #sweepAt: Iterator<[string, string | null]> = new Map<string, string | null>().entries()
 
@@ -47,10 +56,28 @@ export class FileIndex<H> {
    * lines in one come after the new a.log's.
    */
   *orphansNamed(path: string): Generator<Tracked<H>> {
-    for (const f of [...this.#orphanSet]) {
+    const away = [...this.#movedAway.keys()].filter((f) => f.names > 0 && f.handle !== null)
+    for (const f of [...this.#orphanSet, ...away]) {
       if (f.path === path || (rotationFamily(f.path) === path && isRotatedSibling(f.path, path)))
         yield f
     }
+  }
+
+  /**
+   * True while a file that left a name for another input name may still grow: for `quietMs`
+   * after it left (see #movedAway); the older ones, and files closed or replaced, are dropped.
+   */
+  awayMayGrow(quietMs: number, now = Date.now()): boolean {
+    for (const [f, at] of this.#movedAway) {
+      if (now - at >= quietMs || f.handle === null || !this.holds(f)) this.#movedAway.delete(f)
+    }
+    return this.#movedAway.size > 0
+  }
+
+  /** The open file `key` left a name and keeps another (see #movedAway). */
+  protected leftForAnother(key: string): void {
+    const file = this.files.get(key)
+    if (file && file.handle !== null) this.#movedAway.set(file, Date.now())
   }
 
   /**

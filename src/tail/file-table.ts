@@ -183,6 +183,7 @@ export class FileTable<H> extends GenerationTable<H> {
     }
     const orphaned = prevKey ? this.unname(prevKey) : null
     if (orphaned) this.count(path).rotations++
+    else if (prevKey) this.leftForAnother(prevKey)
     this.names.set(path, null)
     if (!key) return { step: { kind: 'none' }, orphaned }
     const known = this.files.get(key)

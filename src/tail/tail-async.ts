@@ -229,7 +229,7 @@ export class AsyncFollower {
     // A bounded number of names a tick, going round (see SWEEP_NAMES_PER_SECOND).
     for (const [path, key] of this.#table.sweepNames(this.#sweepBudget))
       if (this.#table.sweepSaw(key, statQuietly(path))) void this.resolve(path)
-    this.#orphansMayGrow = false
+    this.#orphansMayGrow = this.#table.awayMayGrow(this.#opts.quietMs)
     for (const file of this.#table.orphans()) {
       this.#orphansMayGrow = true
       const step = FileTable.orphanStep(file, sizeOf(file), this.#opts.quietMs)
@@ -304,6 +304,7 @@ export class AsyncFollower {
     const movedOn = this.#table.movedOn(path, st)
     const was = this.#table.names.get(path)
     const { step, orphaned } = this.#table.look(path, st)
+    if (this.#table.awayMayGrow(this.#opts.quietMs)) this.#orphansMayGrow = true
     if (step.kind !== 'same') this.#opts.log.debug(lookNote(path, was, st, step.kind, movedOn))
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)

@@ -121,6 +121,7 @@ export class SyncFollower {
     const movedOn = this.#table.movedOn(path, st)
     const was = this.#table.names.get(path)
     const { step, orphaned } = this.#table.look(path, st)
+    if (this.#table.awayMayGrow(this.#opts.quietMs)) this.#orphansMayGrow = true
     if (step.kind !== 'same') this.#opts.log.debug(lookNote(path, was, st, step.kind, movedOn))
     if (orphaned) {
       this.#opts.log.info(`${path}: rotated or removed; reading the old file to its end`)
@@ -197,7 +198,7 @@ export class SyncFollower {
       this.resolve(path)
       grew ||= before !== this.#table.fileOf(path)?.cursor.offset
     }
-    this.#orphansMayGrow = false
+    this.#orphansMayGrow = this.#table.awayMayGrow(this.#opts.quietMs)
     for (const file of [...this.#table.orphans()]) {
       this.#orphansMayGrow = true
       const step = FileTable.orphanStep(file, sizeOf(file), this.#opts.quietMs)
