@@ -126,7 +126,7 @@ export class LockedWriter implements BlockSink {
     }
     try {
       const { offsets, stats, heads } = this.#sources.read(this.ownerOf)
-      const { output } = this.#outputNow()
+      const output = this.#outputNow()
       this.#last = { size: this.#size[0] as number, output, offsets, stats, heads }
       return this.#last
     } finally {
@@ -149,7 +149,7 @@ export class LockedWriter implements BlockSink {
     try {
       const lines = this.#sources.stateLines(maker, this.ownerOf)
       if (lines === null) return null
-      const { output } = this.#outputNow()
+      const output = this.#outputNow()
       this.#lastLines = { size: this.#size[0] as number, output, lines }
       return this.#lastLines
     } finally {
@@ -158,17 +158,13 @@ export class LockedWriter implements BlockSink {
   }
 
   /** Under the lock: the output's identity now (null for stdout). */
-  #outputNow(): { output: Snapshot['output'] } {
-    const fd = this.#cells[CELL.fd] as number
+  #outputNow(): Snapshot['output'] {
+    if (this.share.path === '-') return null
     // Closed (the run is over; the metrics take a last look): the fd may be another file's
     // now, the identity is the last snapshot's.
-    const output =
-      this.share.path === '-'
-        ? null
-        : this.#closed
-          ? (this.#last?.output ?? this.#lastLines?.output ?? null)
-          : (({ dev, ino }) => ({ dev, ino }))(fstatSync(fd))
-    return { output }
+    if (this.#closed) return this.#last?.output ?? this.#lastLines?.output ?? null
+    const { dev, ino } = fstatSync(this.#cells[CELL.fd] as number)
+    return { dev, ino }
   }
 
   /** A source starts at `mark.offset` with nothing written yet. */

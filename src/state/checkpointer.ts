@@ -73,14 +73,14 @@ export function sourcesAt(
 export function toldLines(told: ReadonlyMap<string, SourceState>): LineMaker<SourceState> {
   return {
     basis: (key) => told.get(key),
-    line: (desc, offset, bytes, stats) => {
-      const head = bytes
-        ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')
-        : desc.head
-      return JSON.stringify({ ...desc, offset, head, stats })
-    },
+    line: (desc, offset, bytes, stats) =>
+      JSON.stringify({ ...desc, offset, head: bytes ? base64Now(bytes) : desc.head, stats }),
   }
 }
+
+/** `bytes` in base64, made each time (for fingerprints read out of shared memory). */
+const base64Now = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')
 
 /** Where a record that keeps its line keeps the record made from it last (see savedRecord). */
 const SAVED = Symbol('record saved')
@@ -109,11 +109,7 @@ function savedRecord(s: SourceState, snap: Pick<Snapshot, 'heads' | 'stats'>): S
   // the cursor's own on the event-loop engines (base64 made once), a copy out of shared memory
   // each snapshot on the thread engines.
   const bytes = snap.heads?.get(key)
-  const head = !bytes
-    ? s.head
-    : kept
-      ? base64Of(bytes)
-      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')
+  const head = !bytes ? s.head : kept ? base64Of(bytes) : base64Now(bytes)
   if (head === s.head && !stats) return s
   if (!kept) return stats ? { ...s, head, stats } : { ...s, head }
   const last = (s as { [SAVED]?: Saved })[SAVED]

@@ -56,6 +56,8 @@ export class FileIndex<H> {
    * lines in one come after the new a.log's.
    */
   *orphansNamed(path: string): Generator<Tracked<H>> {
+    // Copies: reading one may retire it. A file away once that lost its last name since is
+    // an orphan now (in both: given once).
     const away = [...this.#movedAway.keys()].filter((f) => f.names > 0 && f.handle !== null)
     for (const f of [...this.#orphanSet, ...away]) {
       if (f.path === path || (rotationFamily(f.path) === path && isRotatedSibling(f.path, path)))

@@ -79,30 +79,24 @@ test('line by line, the thread engines checkpoint what the records made before: 
       const offsets = new Map<string, number>()
       let seen = 0
       const changes = () => main.changes + seen
-      const before = new Checkpointer(
-        join(dir, `before-${run}.json`),
-        'out',
-        {
-          snapshot: () => main.snapshot(),
-          sources: (o) => sourcesAt(told, o),
-          fsync: async () => {},
-          changes,
-        },
-        silentLogger,
-      )
-      const lines = toldLines(told)
-      const now = new Checkpointer(
-        join(dir, `now-${run}.json`),
-        'out',
-        {
-          snapshot: () => main.snapshot(),
-          sources: (o) => sourcesAt(told, o),
-          fsync: async () => {},
-          changes,
-          stateLines: () => main.stateLines(lines),
-        },
-        silentLogger,
-      )
+      /** A checkpointer of `main` saving to `<name>-<run>.json`, line by line when asked. */
+      const checkpointer = (name: string, byLines: boolean) => {
+        const lines = toldLines(told)
+        return new Checkpointer(
+          join(dir, `${name}-${run}.json`),
+          'out',
+          {
+            snapshot: () => main.snapshot(),
+            sources: (o) => sourcesAt(told, o),
+            fsync: async () => {},
+            changes: () => main.changes + seen,
+            ...(byLines && { stateLines: () => main.stateLines(lines) }),
+          },
+          silentLogger,
+        )
+      }
+      const before = checkpointer('before', false)
+      const now = checkpointer('now', true)
       const compare = async () => {
         await before.save()
         await now.save()
